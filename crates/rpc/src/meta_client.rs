@@ -1,0 +1,179 @@
+//! A client for the metadata service that finds the leader by itself.
+//!
+//! Requests go to the last known leader; a `NOT_LEADER` answer (with a hint)
+//! or an unreachable server moves on to the hinted or next server, with a
+//! short back-off, until the request's deadline. Every request carries a
+//! client id and a request id so the state machine can deduplicate retries.
+
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use shardline_proto::v1::{meta_request, ErrorCode as WireCode, MetaRequest, MetaResponse};
+use shardline_types::ErrorCode;
+
+use crate::{Frame, Pool, RpcError};
+
+/// An error from the metadata service, or the failure to reach it.
+#[derive(Debug, thiserror::Error)]
+pub enum MetaCallError {
+    #[error("metadata service: {message}")]
+    Service { code: ErrorCode, message: String },
+    #[error("metadata service unreachable: {0}")]
+    Unreachable(String),
+    #[error(transparent)]
+    Rpc(#[from] RpcError),
+}
+
+impl MetaCallError {
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            MetaCallError::Service { code, .. } => *code,
+            _ => ErrorCode::Unavailable,
+        }
+    }
+}
+
+/// Map a wire error code to the domain code.
+pub fn code_from_wire(code: i32) -> ErrorCode {
+    match WireCode::try_from(code).unwrap_or(WireCode::Internal) {
+        WireCode::NotFound => ErrorCode::NotFound,
+        WireCode::AlreadyExists => ErrorCode::AlreadyExists,
+        WireCode::NotADirectory => ErrorCode::NotADirectory,
+        WireCode::IsADirectory => ErrorCode::IsADirectory,
+        WireCode::NotEmpty => ErrorCode::NotEmpty,
+        WireCode::NotLeader => ErrorCode::NotLeader,
+        WireCode::StaleEpoch => ErrorCode::StaleEpoch,
+        WireCode::Unavailable => ErrorCode::Unavailable,
+        WireCode::InvalidArgument => ErrorCode::InvalidArgument,
+        WireCode::Corrupt => ErrorCode::Corrupt,
+        WireCode::NoSpace => ErrorCode::NoSpace,
+        WireCode::PermissionDenied => ErrorCode::PermissionDenied,
+        WireCode::NameTooLong => ErrorCode::NameTooLong,
+        WireCode::Internal | WireCode::Unspecified => ErrorCode::Internal,
+    }
+}
+
+/// Map a domain error code to the wire code.
+pub fn code_to_wire(code: ErrorCode) -> WireCode {
+    match code {
+        ErrorCode::NotFound => WireCode::NotFound,
+        ErrorCode::AlreadyExists => WireCode::AlreadyExists,
+        ErrorCode::NotADirectory => WireCode::NotADirectory,
+        ErrorCode::IsADirectory => WireCode::IsADirectory,
+        ErrorCode::NotEmpty => WireCode::NotEmpty,
+        ErrorCode::NotLeader => WireCode::NotLeader,
+        ErrorCode::StaleEpoch => WireCode::StaleEpoch,
+        ErrorCode::Unavailable => WireCode::Unavailable,
+        ErrorCode::InvalidArgument => WireCode::InvalidArgument,
+        ErrorCode::Corrupt => WireCode::Corrupt,
+        ErrorCode::NoSpace => WireCode::NoSpace,
+        ErrorCode::Internal => WireCode::Internal,
+        ErrorCode::PermissionDenied => WireCode::PermissionDenied,
+        ErrorCode::NameTooLong => WireCode::NameTooLong,
+    }
+}
+
+/// Leader-seeking metadata client. Cheap to share behind an `Arc`.
+pub struct MetaClient {
+    addrs: Vec<String>,
+    leader: AtomicUsize,
+    client_id: u64,
+    next_request: AtomicU64,
+    pool: Pool,
+    deadline: Duration,
+}
+
+impl MetaClient {
+    /// `addrs`: every metadata server's address. `deadline`: how long one
+    /// request may keep retrying (leader elections take a second or two).
+    pub fn new(addrs: Vec<String>, deadline: Duration) -> Self {
+        MetaClient {
+            addrs,
+            leader: AtomicUsize::new(0),
+            client_id: rand_u64(),
+            next_request: AtomicU64::new(1),
+            pool: Pool::new(Duration::from_secs(1), Duration::from_secs(10)),
+            deadline,
+        }
+    }
+
+    pub fn addrs(&self) -> &[String] {
+        &self.addrs
+    }
+
+    /// Send one request (retrying across servers) and return the response
+    /// body, or the service's error.
+    pub async fn call(&self, body: meta_request::Body) -> Result<MetaResponse, MetaCallError> {
+        let req = MetaRequest {
+            client_id: self.client_id,
+            request_id: self.next_request.fetch_add(1, Ordering::Relaxed),
+            body: Some(body),
+        };
+        let frame = Frame::from_message(&req, Bytes::new());
+        let start = Instant::now();
+        let mut backoff = Duration::from_millis(20);
+        let mut last_err = String::from("no metadata servers configured");
+        let mut idx = self.leader.load(Ordering::Relaxed) % self.addrs.len().max(1);
+        while !self.addrs.is_empty() {
+            let addr = &self.addrs[idx];
+            match self.pool.call(addr, &frame).await {
+                Ok(resp) => {
+                    let resp: MetaResponse = resp.decode()?;
+                    match &resp.error {
+                        None => {
+                            self.leader.store(idx, Ordering::Relaxed);
+                            return Ok(resp);
+                        }
+                        Some(e) => {
+                            let code = code_from_wire(e.code);
+                            if !code.retryable() {
+                                self.leader.store(idx, Ordering::Relaxed);
+                                return Err(MetaCallError::Service { code, message: e.message.clone() });
+                            }
+                            last_err = e.message.clone();
+                            match self.addrs.iter().position(|a| !e.leader_hint.is_empty() && *a == e.leader_hint) {
+                                Some(hinted) if hinted != idx => {
+                                    idx = hinted;
+                                    continue;
+                                }
+                                _ => idx = (idx + 1) % self.addrs.len(),
+                            }
+                        }
+                    }
+                }
+                Err(e) => {
+                    last_err = e.to_string();
+                    self.pool.forget(addr);
+                    idx = (idx + 1) % self.addrs.len();
+                }
+            }
+            if start.elapsed() > self.deadline {
+                return Err(MetaCallError::Unreachable(last_err));
+            }
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(Duration::from_millis(300));
+        }
+        Err(MetaCallError::Unreachable(last_err))
+    }
+
+    /// Send a request to one specific server, without redirects (for status
+    /// queries and tests).
+    pub async fn call_one(&self, addr: &str, body: meta_request::Body) -> Result<MetaResponse, MetaCallError> {
+        let req = MetaRequest { client_id: self.client_id, request_id: self.next_request.fetch_add(1, Ordering::Relaxed), body: Some(body) };
+        let resp: MetaResponse = self.pool.call(addr, &Frame::from_message(&req, Bytes::new())).await?.decode()?;
+        if let Some(e) = &resp.error {
+            return Err(MetaCallError::Service { code: code_from_wire(e.code), message: e.message.clone() });
+        }
+        Ok(resp)
+    }
+}
+
+fn rand_u64() -> u64 {
+    use std::collections::hash_map::RandomState;
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = RandomState::new().build_hasher();
+    h.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0));
+    h.write_u32(std::process::id());
+    h.finish()
+}

@@ -1,0 +1,138 @@
+//! Client side: a pool of idle connections per address.
+//!
+//! A call checks out a connection (or dials a new one), sends one request,
+//! reads one response and returns the connection. A connection that failed
+//! mid-call is dropped, never reused.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use tokio::io::{BufReader, BufWriter};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::TcpStream;
+
+use crate::frame::{read_frame, write_frame, Frame};
+use crate::RpcError;
+
+struct Conn {
+    r: BufReader<OwnedReadHalf>,
+    w: BufWriter<OwnedWriteHalf>,
+}
+
+/// Connection pool; cheap to share behind an `Arc`.
+pub struct Pool {
+    idle: Mutex<HashMap<String, Vec<Conn>>>,
+    connect_timeout: Duration,
+    request_timeout: Duration,
+    max_idle_per_addr: usize,
+}
+
+impl Pool {
+    pub fn new(connect_timeout: Duration, request_timeout: Duration) -> Self {
+        Pool {
+            idle: Mutex::new(HashMap::new()),
+            connect_timeout,
+            request_timeout,
+            max_idle_per_addr: 32,
+        }
+    }
+
+    /// Send `request` to `addr` and wait for its response.
+    pub async fn call(&self, addr: &str, request: &Frame) -> Result<Frame, RpcError> {
+        self.call_with_timeout(addr, request, self.request_timeout).await
+    }
+
+    /// As [`Pool::call`] with an explicit timeout for this request.
+    pub async fn call_with_timeout(&self, addr: &str, request: &Frame, timeout: Duration) -> Result<Frame, RpcError> {
+        let mut conn = match self.checkout(addr) {
+            Some(c) => c,
+            None => self.dial(addr).await?,
+        };
+        let io = async {
+            write_frame(&mut conn.w, request).await?;
+            read_frame(&mut conn.r).await
+        };
+        let result = match tokio::time::timeout(timeout, io).await {
+            Err(_) => return Err(RpcError::Timeout { addr: addr.to_string(), millis: timeout.as_millis() as u64 }),
+            Ok(Err(e)) => return Err(RpcError::Io { addr: addr.to_string(), source: e }),
+            Ok(Ok(None)) => {
+                return Err(RpcError::Io {
+                    addr: addr.to_string(),
+                    source: std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "peer closed the connection"),
+                })
+            }
+            Ok(Ok(Some(f))) => f,
+        };
+        self.checkin(addr, conn);
+        Ok(result)
+    }
+
+    /// Forget idle connections to `addr` (after it restarted, say).
+    pub fn forget(&self, addr: &str) {
+        self.idle.lock().unwrap_or_else(|e| e.into_inner()).remove(addr);
+    }
+
+    fn checkout(&self, addr: &str) -> Option<Conn> {
+        self.idle.lock().unwrap_or_else(|e| e.into_inner()).get_mut(addr).and_then(|v| v.pop())
+    }
+
+    fn checkin(&self, addr: &str, conn: Conn) {
+        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        let list = idle.entry(addr.to_string()).or_default();
+        if list.len() < self.max_idle_per_addr {
+            list.push(conn);
+        }
+    }
+
+    async fn dial(&self, addr: &str) -> Result<Conn, RpcError> {
+        let stream = match tokio::time::timeout(self.connect_timeout, TcpStream::connect(addr)).await {
+            Err(_) => {
+                return Err(RpcError::Timeout { addr: addr.to_string(), millis: self.connect_timeout.as_millis() as u64 })
+            }
+            Ok(Err(e)) => return Err(RpcError::Connect { addr: addr.to_string(), source: e }),
+            Ok(Ok(s)) => s,
+        };
+        let _ = stream.set_nodelay(true);
+        let (r, w) = stream.into_split();
+        Ok(Conn { r: BufReader::with_capacity(256 << 10, r), w: BufWriter::with_capacity(256 << 10, w) })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::server::{serve, Handler};
+    use std::sync::Arc;
+
+    struct Echo;
+    impl Handler for Echo {
+        async fn handle(&self, request: Frame) -> Frame {
+            Frame::new(request.payload, request.header)
+        }
+    }
+
+    #[tokio::test]
+    async fn calls_reuse_connections_and_swap_parts() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        tokio::spawn(serve(listener, Arc::new(Echo)));
+        let pool = Pool::new(Duration::from_secs(2), Duration::from_secs(5));
+        for i in 0..3u8 {
+            let resp = pool.call(&addr, &Frame::new(vec![i], vec![7u8; 200_000])).await.unwrap();
+            assert_eq!(resp.header.len(), 200_000);
+            assert_eq!(&resp.payload[..], &[i]);
+        }
+        assert_eq!(pool.idle.lock().unwrap().get(&addr).map(|v| v.len()), Some(1));
+    }
+
+    #[tokio::test]
+    async fn refused_connection_is_unavailable() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        drop(listener);
+        let pool = Pool::new(Duration::from_secs(2), Duration::from_secs(5));
+        let err = pool.call(&addr, &Frame::default()).await.unwrap_err();
+        assert!(err.is_unavailable(), "{err}");
+    }
+}
