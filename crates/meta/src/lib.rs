@@ -1,1 +1,22 @@
-//! shardline-meta
+//! The metadata service: a Raft-replicated namespace.
+//!
+//! Layers, bottom up: [`namespace`] and [`registry`] are plain values;
+//! [`state_machine`] applies wire requests to them deterministically;
+//! [`raft_store`] keeps the Raft log durable in redb; [`node`] is the one
+//! Ready loop; [`transport`] carries Raft messages to peers; [`service`]
+//! answers requests (mutations through the log, queries through ReadIndex);
+//! [`server`] wires it together.
+
+pub mod error;
+pub mod namespace;
+pub mod node;
+pub mod raft_store;
+pub mod registry;
+pub mod server;
+pub mod service;
+pub mod state_machine;
+pub mod transport;
+pub mod wire;
+
+pub use error::MetaError;
+pub use server::{run, MetaConfig};

@@ -1,0 +1,76 @@
+//! Configuration and start-up of one metadata server.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use shardline_types::Layout;
+
+use crate::node::{Node, Shared};
+use crate::raft_store::RaftStore;
+use crate::service::MetaService;
+use crate::state_machine::StateMachine;
+use crate::transport::Peers;
+use crate::MetaError;
+
+/// One metadata server's configuration.
+#[derive(Debug, Clone)]
+pub struct MetaConfig {
+    /// This server's Raft id (1-based, unique among metadata servers).
+    pub id: u64,
+    /// Folder holding the Raft log and state (`raft.redb`).
+    pub dir: PathBuf,
+    /// Address to listen on for clients, data servers and peers.
+    pub listen: String,
+    /// Every metadata server (including this one): id → address.
+    pub peers: HashMap<u64, String>,
+    /// The root directory's layout policy (all servers must agree).
+    pub layout: Layout,
+    /// Placement groups in the map.
+    pub pg_count: u32,
+    /// Raft tick; elections time out after 10–20 ticks.
+    pub tick: Duration,
+    /// A data server silent for this long is reported down.
+    pub down_after: Duration,
+}
+
+impl MetaConfig {
+    pub fn validate(&self) -> Result<(), MetaError> {
+        self.layout.validate().map_err(|e| MetaError::Config(e.to_string()))?;
+        if !self.peers.contains_key(&self.id) {
+            return Err(MetaError::Config(format!("peer list does not include this server's id {}", self.id)));
+        }
+        if self.pg_count == 0 {
+            return Err(MetaError::Config("pg_count must be at least 1".into()));
+        }
+        Ok(())
+    }
+}
+
+/// Run a metadata server until the process ends.
+pub async fn run(cfg: MetaConfig) -> Result<(), MetaError> {
+    cfg.validate()?;
+    std::fs::create_dir_all(&cfg.dir)?;
+    let mut voters: Vec<u64> = cfg.peers.keys().copied().collect();
+    voters.sort_unstable();
+    let store = RaftStore::open(&cfg.dir.join("raft.redb"), &voters)?;
+    let listener = tokio::net::TcpListener::bind(&cfg.listen).await?;
+    let peers = Peers::start(cfg.id, cfg.peers.clone(), &tokio::runtime::Handle::current());
+    let shared = Arc::new(Shared::default());
+    let sm = StateMachine::new(cfg.layout, cfg.pg_count);
+    let node = Node::new(cfg.id, store, sm, peers, shared.clone())?;
+    let (tx, rx) = std::sync::mpsc::channel();
+    let tick = cfg.tick;
+    let raft_thread = std::thread::Builder::new().name("raft".into()).spawn(move || node.run(rx, tick))?;
+    let service = Arc::new(MetaService::new(tx, shared, cfg.down_after, cfg.layout.data_shards as usize, cfg.listen.clone()));
+    tracing::info!(id = cfg.id, addr = %cfg.listen, "metadata server listening");
+    let serve = tokio::spawn(shardline_rpc::serve(listener, service));
+    // The Raft thread only ends on a storage failure; that ends the server.
+    let result = tokio::task::spawn_blocking(move || raft_thread.join()).await;
+    serve.abort();
+    match result {
+        Ok(Ok(r)) => r,
+        _ => Err(MetaError::Store("raft thread panicked".into())),
+    }
+}
