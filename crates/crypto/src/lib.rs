@@ -1,1 +1,38 @@
-//! shardline-crypto
+//! Shardline's end-to-end encryption: everything that touches a key lives here.
+//!
+//! This crate owns the key hierarchy and chunk sealing described in DESIGN.md
+//! ("Encryption at rest"):
+//!
+//! - [`Kek`] — the key-encryption key. A development key provider is a small
+//!   text key file ([`Kek::load`], [`Kek::load_or_create`]); the KEK wraps and
+//!   unwraps per-file data keys ([`Kek::wrap`], [`Kek::unwrap`]).
+//! - [`Dek`] — a random per-file data key, zeroized on drop. The metadata
+//!   service only ever stores it wrapped.
+//! - [`seal_chunk`] / [`seal_chunk_padded`] / [`open_chunk`] — XChaCha20-Poly1305
+//!   sealing of one chunk, bound by [`ChunkAad`] to its file, chunk index,
+//!   chunk version and key id, so a shard moved anywhere else fails to open.
+//!
+//! Sealed layout: `nonce(24) || ciphertext || tag(16)`; see [`SEAL_OVERHEAD`].
+//! No type here prints key material: every `Debug` impl redacts keys.
+
+mod aad;
+mod dek;
+mod error;
+mod kek;
+mod keyfile;
+mod seal;
+
+pub use aad::{ChunkAad, AAD_FORMAT_VERSION, SUITE_XCHACHA20_POLY1305};
+pub use dek::Dek;
+pub use error::CryptoError;
+pub use kek::{Kek, WRAPPED_DEK_LEN};
+pub use seal::{open_chunk, seal_chunk, seal_chunk_padded};
+
+/// Length of the XChaCha20-Poly1305 nonce that prefixes every sealed blob.
+pub const NONCE_LEN: usize = 24;
+/// Length of the Poly1305 tag that ends every sealed blob.
+pub const TAG_LEN: usize = 16;
+/// Bytes a sealed chunk adds to its plaintext: nonce + tag.
+pub const SEAL_OVERHEAD: usize = NONCE_LEN + TAG_LEN;
+/// Length of every symmetric key (KEK and DEK), in bytes.
+pub const KEY_LEN: usize = 32;

@@ -1,0 +1,380 @@
+//! The client handle and namespace operations by path.
+
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use shardline_crypto::{Dek, Kek};
+use shardline_erasure::Codec;
+use shardline_proto::v1 as pb;
+use shardline_proto::v1::meta_request::Body;
+use shardline_proto::v1::meta_response::Body as RBody;
+use shardline_rpc::{MetaClient, Pool};
+use shardline_types::{ShardKey, ROOT_INO};
+
+use crate::paths::{components, split_parent};
+use crate::placement::PlacementView;
+use crate::reader::FileReader;
+use crate::shard_io;
+use crate::writer::{FileWriter, RenameOnFinish};
+use crate::ClientError;
+
+/// How to reach a cluster and how hard to push it.
+#[derive(Debug, Clone)]
+pub struct ClientConfig {
+    /// Every metadata server's address.
+    pub meta_addrs: Vec<String>,
+    /// The key-encryption key file (never sent anywhere).
+    pub key_file: PathBuf,
+    /// Chunks written concurrently by one writer.
+    pub write_parallelism: usize,
+    /// Chunks read ahead by one reader.
+    pub read_parallelism: usize,
+    /// How long a metadata request keeps retrying through leader changes.
+    pub meta_deadline: Duration,
+    /// Per shard request timeout.
+    pub shard_timeout: Duration,
+}
+
+impl ClientConfig {
+    pub fn new(meta_addrs: Vec<String>, key_file: PathBuf) -> Self {
+        ClientConfig {
+            meta_addrs,
+            key_file,
+            write_parallelism: 4,
+            read_parallelism: 6,
+            meta_deadline: Duration::from_secs(15),
+            shard_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// What one open file needs to read or write chunks.
+pub(crate) struct FileCtx {
+    pub ino: u64,
+    pub chunk_size: usize,
+    pub codec: Codec,
+    pub dek: Dek,
+    pub key_id: String,
+}
+
+pub(crate) struct Inner {
+    pub cfg: ClientConfig,
+    pub meta: MetaClient,
+    pub pool: Pool,
+    pub kek: Kek,
+    placement: RwLock<Arc<PlacementView>>,
+}
+
+impl Inner {
+    pub fn placement(&self) -> Arc<PlacementView> {
+        self.placement.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    pub async fn refresh_placement(&self) -> Result<Arc<PlacementView>, ClientError> {
+        let resp = self.meta.call(Body::GetPlacement(pb::GetPlacement {})).await?;
+        let Some(RBody::Placement(map)) = resp.body else { return Err(unexpected()) };
+        let view = Arc::new(PlacementView::from_wire(&map));
+        *self.placement.write().unwrap_or_else(|e| e.into_inner()) = view.clone();
+        Ok(view)
+    }
+
+    pub async fn getattr(&self, ino: u64) -> Result<pb::Attr, ClientError> {
+        attr_of(self.meta.call(Body::Getattr(pb::GetAttr { ino })).await?)
+    }
+
+    pub async fn unlink_at(&self, parent: u64, name: &str) -> Result<(), ClientError> {
+        let resp = self.meta.call(Body::Unlink(pb::Unlink { parent, name: name.to_string() })).await?;
+        if let Some(RBody::Released(r)) = resp.body {
+            self.release(r);
+        }
+        Ok(())
+    }
+
+    /// Delete the shards of chunks no file refers to any more, in the
+    /// background. Best effort: scrub and GC collect whatever this misses.
+    pub fn release(self: &Inner, released: pb::Released) {
+        if released.chunks.is_empty() {
+            return;
+        }
+        let view = self.placement();
+        let width = self.placement().groups_width_hint();
+        let pool_calls: Vec<(String, ShardKey)> = released
+            .chunks
+            .iter()
+            .flat_map(|c| {
+                let targets = view.targets(c.pg, width).unwrap_or_default();
+                targets.into_iter().enumerate().map(move |(i, addr)| {
+                    (addr, ShardKey { file_id: released.file_id, chunk_index: c.index, version: c.version, shard_index: i as u32 })
+                })
+            })
+            .collect();
+        let pool = Pool::new(Duration::from_secs(1), Duration::from_secs(5));
+        if let Ok(handle) = tokio::runtime::Handle::try_current() {
+            handle.spawn(async move {
+                for (addr, key) in pool_calls {
+                    let _ = shard_io::delete(&pool, &addr, &key).await;
+                }
+            });
+        }
+    }
+}
+
+fn unexpected() -> ClientError {
+    ClientError::Internal("unexpected response from the metadata service".into())
+}
+
+fn attr_of(resp: pb::MetaResponse) -> Result<pb::Attr, ClientError> {
+    match resp.body {
+        Some(RBody::Attr(a)) => Ok(a),
+        _ => Err(unexpected()),
+    }
+}
+
+/// Kind of a namespace entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileKind {
+    File,
+    Directory,
+    Symlink,
+}
+
+impl FileKind {
+    fn from_wire(k: i32) -> Self {
+        match pb::FileKind::try_from(k) {
+            Ok(pb::FileKind::Directory) => FileKind::Directory,
+            Ok(pb::FileKind::Symlink) => FileKind::Symlink,
+            _ => FileKind::File,
+        }
+    }
+}
+
+/// A file's attributes.
+#[derive(Debug, Clone)]
+pub struct FileStat {
+    pub ino: u64,
+    pub kind: FileKind,
+    pub size: u64,
+    pub mode: u32,
+    pub nlink: u32,
+    pub mtime_ns: i64,
+    /// "K+M".
+    pub ec: String,
+    pub chunk_size: u32,
+    pub encrypted: bool,
+}
+
+impl FileStat {
+    fn from_wire(a: &pb::Attr) -> Self {
+        let l = a.layout.clone().unwrap_or_default();
+        FileStat {
+            ino: a.ino,
+            kind: FileKind::from_wire(a.kind),
+            size: a.size,
+            mode: a.mode,
+            nlink: a.nlink,
+            mtime_ns: a.mtime_ns,
+            ec: format!("{}+{}", l.data_shards, l.parity_shards),
+            chunk_size: l.chunk_size,
+            encrypted: a.key.is_some(),
+        }
+    }
+}
+
+/// One directory entry.
+#[derive(Debug, Clone)]
+pub struct DirEntry {
+    pub name: String,
+    pub ino: u64,
+    pub kind: FileKind,
+}
+
+/// A connection to a Shardline cluster. Cheap to clone.
+#[derive(Clone)]
+pub struct Client {
+    inner: Arc<Inner>,
+}
+
+impl Client {
+    /// Load the key and fetch the placement map.
+    pub async fn connect(cfg: ClientConfig) -> Result<Client, ClientError> {
+        let kek = Kek::load(&cfg.key_file)?;
+        let inner = Arc::new(Inner {
+            meta: MetaClient::new(cfg.meta_addrs.clone(), cfg.meta_deadline),
+            pool: Pool::new(Duration::from_secs(2), cfg.shard_timeout),
+            kek,
+            placement: RwLock::new(Arc::new(PlacementView::default())),
+            cfg,
+        });
+        inner.refresh_placement().await?;
+        Ok(Client { inner })
+    }
+
+    /// Re-read the placement map (after servers joined, say).
+    pub async fn refresh_placement(&self) -> Result<u64, ClientError> {
+        Ok(self.inner.refresh_placement().await?.epoch)
+    }
+
+    async fn resolve_parts(&self, parts: &[&str]) -> Result<pb::Attr, ClientError> {
+        let mut attr = self.inner.getattr(ROOT_INO).await?;
+        for name in parts {
+            attr = attr_of(self.inner.meta.call(Body::Lookup(pb::Lookup { parent: attr.ino, name: name.to_string() })).await?)?;
+        }
+        Ok(attr)
+    }
+
+    async fn parent_dir(&self, parts: &[&str]) -> Result<u64, ClientError> {
+        let attr = self.resolve_parts(parts).await?;
+        if FileKind::from_wire(attr.kind) != FileKind::Directory {
+            return Err(ClientError::NotADirectory);
+        }
+        Ok(attr.ino)
+    }
+
+    pub async fn stat(&self, path: &str) -> Result<FileStat, ClientError> {
+        Ok(FileStat::from_wire(&self.resolve_parts(&components(path)?).await?))
+    }
+
+    pub async fn mkdir(&self, path: &str) -> Result<FileStat, ClientError> {
+        let (parent, name) = split_parent(path)?;
+        let parent = self.parent_dir(&parent).await?;
+        let resp = self.inner.meta.call(Body::Mkdir(pb::Mkdir { parent, name: name.to_string(), mode: 0o755, ..Default::default() })).await?;
+        Ok(FileStat::from_wire(&attr_of(resp)?))
+    }
+
+    /// Every entry of a directory, in name order.
+    pub async fn list(&self, path: &str) -> Result<Vec<DirEntry>, ClientError> {
+        let dir = self.resolve_parts(&components(path)?).await?;
+        if FileKind::from_wire(dir.kind) != FileKind::Directory {
+            return Err(ClientError::NotADirectory);
+        }
+        let mut out = Vec::new();
+        let mut after = String::new();
+        loop {
+            let resp = self.inner.meta.call(Body::Readdir(pb::ReadDir { ino: dir.ino, after: after.clone(), limit: 1000 })).await?;
+            let Some(RBody::Entries(page)) = resp.body else { return Err(unexpected()) };
+            for e in page.entries {
+                after = e.name.clone();
+                out.push(DirEntry { name: e.name, ino: e.ino, kind: FileKind::from_wire(e.kind) });
+            }
+            if !page.more {
+                return Ok(out);
+            }
+        }
+    }
+
+    /// Remove a file or an empty directory.
+    pub async fn remove(&self, path: &str) -> Result<(), ClientError> {
+        let (parent_parts, name) = split_parent(path)?;
+        let parent = self.parent_dir(&parent_parts).await?;
+        let target = attr_of(self.inner.meta.call(Body::Lookup(pb::Lookup { parent, name: name.to_string() })).await?)?;
+        if FileKind::from_wire(target.kind) == FileKind::Directory {
+            self.inner.meta.call(Body::Rmdir(pb::Rmdir { parent, name: name.to_string() })).await?;
+            return Ok(());
+        }
+        self.inner.unlink_at(parent, name).await
+    }
+
+    /// Atomically rename `from` to `to` (replacing a file there).
+    pub async fn rename(&self, from: &str, to: &str) -> Result<(), ClientError> {
+        let (fp, fname) = split_parent(from)?;
+        let (tp, tname) = split_parent(to)?;
+        let parent = self.parent_dir(&fp).await?;
+        let new_parent = self.parent_dir(&tp).await?;
+        let resp = self
+            .inner
+            .meta
+            .call(Body::Rename(pb::Rename { parent, name: fname.to_string(), new_parent, new_name: tname.to_string() }))
+            .await?;
+        if let Some(RBody::Released(r)) = resp.body {
+            self.inner.release(r);
+        }
+        Ok(())
+    }
+
+    /// Start writing a file at `path`. The data goes to a hidden temporary
+    /// file that replaces `path` atomically when the writer finishes, so a
+    /// failed write never leaves a half-written file under that name.
+    pub async fn create(&self, path: &str) -> Result<FileWriter, ClientError> {
+        let (parent_parts, name) = split_parent(path)?;
+        if name.len() > 200 {
+            return Err(ClientError::Meta(shardline_rpc::MetaCallError::Service {
+                code: shardline_types::ErrorCode::NameTooLong,
+                message: "file name too long".into(),
+            }));
+        }
+        let parent = self.parent_dir(&parent_parts).await?;
+        let tmp_name = format!(".{name}.shardline-{:016x}.tmp", rand::random::<u64>());
+        let dek = Dek::generate();
+        let key = pb::WrappedKey {
+            kek_id: self.inner.kek.id().to_string(),
+            kek_version: self.inner.kek.version(),
+            suite: pb::CipherSuite::Xchacha20Poly1305 as i32,
+            wrapped: self.inner.kek.wrap(&dek),
+        };
+        let resp = self
+            .inner
+            .meta
+            .call(Body::Create(pb::Create {
+                parent,
+                name: tmp_name.clone(),
+                mode: 0o644,
+                uid: 0,
+                gid: 0,
+                key: Some(key),
+                exclusive: true,
+            }))
+            .await?;
+        let attr = attr_of(resp)?;
+        let ctx = self.file_ctx(&attr, dek)?;
+        let rename = RenameOnFinish { parent, tmp_name, name: name.to_string() };
+        Ok(FileWriter::new(self.inner.clone(), Arc::new(ctx), Some(rename)))
+    }
+
+    /// Write a whole buffer as the file at `path`.
+    pub async fn write_file(&self, path: &str, data: &[u8]) -> Result<u64, ClientError> {
+        let mut w = self.create(path).await?;
+        w.write(data).await?;
+        w.finish().await
+    }
+
+    /// Open a file for reading (a snapshot of its committed chunks).
+    pub async fn open(&self, path: &str) -> Result<FileReader, ClientError> {
+        let attr = self.resolve_parts(&components(path)?).await?;
+        if FileKind::from_wire(attr.kind) != FileKind::File {
+            return Err(ClientError::NotAFile);
+        }
+        let resp = self.inner.meta.call(Body::GetChunks(pb::GetChunks { ino: attr.ino })).await?;
+        let Some(RBody::Chunks(list)) = resp.body else { return Err(unexpected()) };
+        let attr = list.attr.ok_or_else(unexpected)?;
+        let wrapped = attr.key.as_ref().ok_or_else(|| ClientError::Corrupt { file_id: attr.ino, detail: "file has no data key".into() })?;
+        if wrapped.kek_id != self.inner.kek.id() {
+            return Err(ClientError::Corrupt {
+                file_id: attr.ino,
+                detail: format!("file key is wrapped by key {:?}, this client holds {:?}", wrapped.kek_id, self.inner.kek.id()),
+            });
+        }
+        if wrapped.suite != pb::CipherSuite::Xchacha20Poly1305 as i32 {
+            return Err(ClientError::Corrupt { file_id: attr.ino, detail: format!("unsupported cipher suite {}", wrapped.suite) });
+        }
+        let dek = self.inner.kek.unwrap(&wrapped.wrapped)?;
+        let ctx = self.file_ctx(&attr, dek)?;
+        Ok(FileReader::new(self.inner.clone(), Arc::new(ctx), attr.size, list.chunks))
+    }
+
+    /// Read a whole file.
+    pub async fn read_file(&self, path: &str) -> Result<Vec<u8>, ClientError> {
+        self.open(path).await?.read_all().await
+    }
+
+    fn file_ctx(&self, attr: &pb::Attr, dek: Dek) -> Result<FileCtx, ClientError> {
+        let l = attr.layout.clone().ok_or_else(|| ClientError::Corrupt { file_id: attr.ino, detail: "file has no layout".into() })?;
+        Ok(FileCtx {
+            ino: attr.ino,
+            chunk_size: l.chunk_size as usize,
+            codec: Codec::new(l.data_shards as usize, l.parity_shards as usize)?,
+            dek,
+            key_id: self.inner.kek.id().to_string(),
+        })
+    }
+}

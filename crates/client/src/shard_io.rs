@@ -1,0 +1,62 @@
+//! Shard requests to data servers.
+
+use bytes::Bytes;
+use shardline_proto::v1 as pb;
+use shardline_proto::v1::data_request::Body;
+use shardline_rpc::{code_from_wire, Frame, Pool};
+use shardline_types::{ErrorCode, ShardKey};
+
+/// Why one shard request failed (the caller decides whether another shard
+/// can stand in).
+#[derive(Debug, Clone)]
+pub struct ShardError {
+    pub code: ErrorCode,
+    pub detail: String,
+}
+
+impl std::fmt::Display for ShardError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.detail)
+    }
+}
+
+fn wire_id(k: &ShardKey) -> pb::ShardId {
+    pb::ShardId { file_id: k.file_id, chunk_index: k.chunk_index, version: k.version, shard_index: k.shard_index }
+}
+
+async fn call(pool: &Pool, addr: &str, body: Body, payload: Bytes) -> Result<(pb::DataResponse, Bytes), ShardError> {
+    let req = pb::DataRequest { body: Some(body) };
+    let resp = pool
+        .call(addr, &Frame::from_message(&req, payload))
+        .await
+        .map_err(|e| ShardError { code: ErrorCode::Unavailable, detail: e.to_string() })?;
+    let msg: pb::DataResponse =
+        resp.decode().map_err(|e| ShardError { code: ErrorCode::Corrupt, detail: format!("bad response from {addr}: {e}") })?;
+    if let Some(e) = &msg.error {
+        return Err(ShardError { code: code_from_wire(e.code), detail: format!("{addr}: {}", e.message) });
+    }
+    Ok((msg, resp.payload))
+}
+
+/// Store a shard durably.
+pub async fn put(pool: &Pool, addr: &str, key: &ShardKey, data: Bytes, epoch: u64) -> Result<(), ShardError> {
+    let crc = crc32c::crc32c(&data);
+    call(pool, addr, Body::Put(pb::PutShard { id: Some(wire_id(key)), crc32c: crc, epoch }), data).await.map(|_| ())
+}
+
+/// Fetch a shard and check its CRC32C end to end.
+pub async fn get(pool: &Pool, addr: &str, key: &ShardKey, epoch: u64) -> Result<Bytes, ShardError> {
+    let (msg, payload) = call(pool, addr, Body::Get(pb::GetShard { id: Some(wire_id(key)), epoch }), Bytes::new()).await?;
+    let Some(pb::data_response::Body::Get(ok)) = msg.body else {
+        return Err(ShardError { code: ErrorCode::Corrupt, detail: format!("{addr}: response without shard") });
+    };
+    if crc32c::crc32c(&payload) != ok.crc32c {
+        return Err(ShardError { code: ErrorCode::Corrupt, detail: format!("{addr}: shard failed its checksum") });
+    }
+    Ok(payload)
+}
+
+/// Delete a shard (missing is fine).
+pub async fn delete(pool: &Pool, addr: &str, key: &ShardKey) -> Result<(), ShardError> {
+    call(pool, addr, Body::Delete(pb::DeleteShard { id: Some(wire_id(key)) }), Bytes::new()).await.map(|_| ())
+}

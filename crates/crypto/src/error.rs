@@ -1,0 +1,51 @@
+//! The crate's one error type.
+
+use std::path::PathBuf;
+
+/// Everything that can go wrong loading keys, wrapping DEKs or opening chunks.
+///
+/// Messages never contain key material or plaintext.
+#[derive(Debug, thiserror::Error)]
+pub enum CryptoError {
+    /// The key file does not exist.
+    #[error("key file {path} does not exist")]
+    KeyFileMissing { path: PathBuf },
+
+    /// Reading, creating or syncing the key file failed.
+    #[error("{action} key file {path}: {source}")]
+    KeyFileIo {
+        action: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// The key file is accessible to group or others; it must be mode 0600 (or stricter).
+    #[error("key file {path} has mode {mode:04o}; refusing a key readable or writable by group/others (chmod 600 it)")]
+    KeyFileInsecure { path: PathBuf, mode: u32 },
+
+    /// The key file is not a well-formed `shardline-kek v1` file.
+    #[error("key file {path} is malformed at line {line}: {reason}")]
+    KeyFileMalformed {
+        path: PathBuf,
+        line: usize,
+        reason: String,
+    },
+
+    /// A sealed chunk is shorter than nonce + tag.
+    #[error("sealed chunk is truncated: {len} bytes, need at least {min}")]
+    Truncated { len: usize, min: usize },
+
+    /// A sealed chunk failed authentication: wrong key, wrong file/chunk/version,
+    /// or corrupted bytes.
+    #[error("sealed chunk failed authentication (wrong key, wrong location or corrupted data)")]
+    ChunkAuthFailed,
+
+    /// A wrapped DEK has the wrong length.
+    #[error("wrapped DEK has {len} bytes, expected {expected}")]
+    WrappedDekLength { len: usize, expected: usize },
+
+    /// A wrapped DEK failed to authenticate under this KEK.
+    #[error("wrapped DEK failed authentication under KEK {kek_id} version {kek_version}")]
+    UnwrapFailed { kek_id: String, kek_version: u32 },
+}

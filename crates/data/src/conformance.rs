@@ -1,0 +1,247 @@
+//! The conformance suite every [`ShardStore`] must pass.
+//!
+//! A backend provides a [`Harness`] (how to open it on a directory and how to
+//! damage a stored shard on disk) and instantiates the suite with
+//! `conformance_tests!(MyHarness)`, which generates one `#[test]` per case.
+
+use std::path::Path;
+
+use shardline_types::ShardKey;
+
+use crate::{DataError, ShardStore};
+
+/// How the suite drives one backend.
+pub(crate) trait Harness {
+    type Store: ShardStore;
+    /// Open (or reopen) the store kept under `dir`.
+    fn open(dir: &Path, capacity_bytes: Option<u64>) -> Self::Store;
+    /// Flip one payload byte of `key`'s shard on disk, behind the store's back.
+    fn flip_payload_byte(dir: &Path, key: &ShardKey);
+}
+
+pub(crate) fn key(file_id: u64, shard_index: u32) -> ShardKey {
+    ShardKey {
+        file_id,
+        chunk_index: 2,
+        version: 3,
+        shard_index,
+    }
+}
+
+pub(crate) fn payload(seed: u8, len: usize) -> (Vec<u8>, u32) {
+    let data: Vec<u8> = (0..len)
+        .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
+        .collect();
+    let crc = crc32c::crc32c(&data);
+    (data, crc)
+}
+
+pub(crate) fn put_get_round_trip<H: Harness>(dir: &Path) {
+    let s = H::open(dir, None);
+    for (i, len) in [0usize, 1, 4096, 1 << 20].into_iter().enumerate() {
+        let (data, crc) = payload(i as u8, len);
+        s.put(&key(1, i as u32), &data, crc).unwrap();
+        assert_eq!(
+            s.get(&key(1, i as u32)).unwrap(),
+            (data, crc),
+            "length {len}"
+        );
+    }
+}
+
+pub(crate) fn overwrite_is_idempotent<H: Harness>(dir: &Path) {
+    let s = H::open(dir, None);
+    let (data, crc) = payload(7, 5000);
+    s.put(&key(1, 0), &data, crc).unwrap();
+    let once = s.usage();
+    s.put(&key(1, 0), &data, crc).unwrap();
+    assert_eq!(s.usage().used_bytes, once.used_bytes);
+    assert_eq!(s.usage().shard_count, 1);
+    assert_eq!(s.get(&key(1, 0)).unwrap(), (data, crc));
+    let (other, other_crc) = payload(8, 100);
+    s.put(&key(1, 0), &other, other_crc).unwrap();
+    assert_eq!(s.get(&key(1, 0)).unwrap(), (other, other_crc));
+    assert_eq!(s.usage().shard_count, 1);
+}
+
+pub(crate) fn get_missing_is_not_found<H: Harness>(dir: &Path) {
+    let s = H::open(dir, None);
+    assert!(matches!(s.get(&key(1, 0)), Err(DataError::NotFound)));
+    let (data, crc) = payload(1, 10);
+    s.put(&key(1, 0), &data, crc).unwrap();
+    assert!(matches!(s.get(&key(1, 1)), Err(DataError::NotFound)));
+    assert!(matches!(
+        s.get(&ShardKey {
+            version: 4,
+            ..key(1, 0)
+        }),
+        Err(DataError::NotFound)
+    ));
+}
+
+pub(crate) fn flipped_byte_is_corrupt<H: Harness>(dir: &Path) {
+    let s = H::open(dir, None);
+    let (data, crc) = payload(3, 10_000);
+    s.put(&key(1, 0), &data, crc).unwrap();
+    H::flip_payload_byte(dir, &key(1, 0));
+    assert!(matches!(s.get(&key(1, 0)), Err(DataError::Corrupt(_))));
+    // A reopened store must not trust it either.
+    drop(s);
+    assert!(matches!(
+        H::open(dir, None).get(&key(1, 0)),
+        Err(DataError::Corrupt(_))
+    ));
+}
+
+pub(crate) fn wrong_crc_is_refused<H: Harness>(dir: &Path) {
+    let s = H::open(dir, None);
+    let (data, crc) = payload(4, 2000);
+    let before = s.usage();
+    let err = s.put(&key(1, 0), &data, crc ^ 1).unwrap_err();
+    assert!(matches!(err, DataError::ChecksumMismatch { .. }), "{err}");
+    assert!(matches!(s.get(&key(1, 0)), Err(DataError::NotFound)));
+    assert_eq!(s.list().unwrap(), vec![]);
+    assert_eq!(s.usage().used_bytes, before.used_bytes);
+    assert_eq!(s.usage().shard_count, 0);
+    // An existing shard survives a refused overwrite.
+    s.put(&key(1, 0), &data, crc).unwrap();
+    let (other, other_crc) = payload(5, 2000);
+    assert!(s
+        .put(&key(1, 0), &other, other_crc.wrapping_add(1))
+        .is_err());
+    assert_eq!(s.get(&key(1, 0)).unwrap(), (data, crc));
+}
+
+pub(crate) fn delete_removes<H: Harness>(dir: &Path) {
+    let s = H::open(dir, None);
+    let (data, crc) = payload(6, 300);
+    s.put(&key(1, 0), &data, crc).unwrap();
+    s.put(&key(1, 1), &data, crc).unwrap();
+    assert!(s.delete(&key(1, 0)).unwrap());
+    assert!(!s.delete(&key(1, 0)).unwrap());
+    assert!(!s.delete(&key(9, 9)).unwrap());
+    assert!(matches!(s.get(&key(1, 0)), Err(DataError::NotFound)));
+    assert_eq!(s.get(&key(1, 1)).unwrap(), (data, crc));
+}
+
+pub(crate) fn list_returns_sorted_keys<H: Harness>(dir: &Path) {
+    let s = H::open(dir, None);
+    assert_eq!(s.list().unwrap(), vec![]);
+    let mut want = Vec::new();
+    for f in (0..20u64).rev() {
+        let k = ShardKey {
+            file_id: f,
+            chunk_index: f * 7,
+            version: 1,
+            shard_index: (f % 6) as u32,
+        };
+        let (data, crc) = payload(f as u8, 64);
+        s.put(&k, &data, crc).unwrap();
+        want.push(k);
+    }
+    want.sort();
+    assert_eq!(s.list().unwrap(), want);
+    s.delete(&want[3]).unwrap();
+    want.remove(3);
+    assert_eq!(s.list().unwrap(), want);
+}
+
+pub(crate) fn usage_counts<H: Harness>(dir: &Path) {
+    let s = H::open(dir, None);
+    let empty = s.usage();
+    assert_eq!((empty.used_bytes, empty.shard_count), (0, 0));
+    assert!(empty.capacity_bytes > 0);
+    let (a, a_crc) = payload(1, 1000);
+    let (b, b_crc) = payload(2, 3000);
+    s.put(&key(1, 0), &a, a_crc).unwrap();
+    s.put(&key(1, 1), &b, b_crc).unwrap();
+    let two = s.usage();
+    assert_eq!(two.shard_count, 2);
+    assert!(two.used_bytes >= 4000, "{two:?}");
+    assert!(two.capacity_bytes >= two.used_bytes);
+    s.delete(&key(1, 1)).unwrap();
+    let one = s.usage();
+    assert_eq!(one.shard_count, 1);
+    assert!(
+        one.used_bytes >= 1000 && one.used_bytes < two.used_bytes,
+        "{one:?}"
+    );
+    s.delete(&key(1, 0)).unwrap();
+    assert_eq!((s.usage().used_bytes, s.usage().shard_count), (0, 0));
+}
+
+pub(crate) fn capacity_limit_is_no_space<H: Harness>(dir: &Path) {
+    let cap = 10_000;
+    let s = H::open(dir, Some(cap));
+    assert_eq!(s.usage().capacity_bytes, cap);
+    let (data, crc) = payload(1, 3000);
+    let mut stored = 0;
+    let err = loop {
+        match s.put(&key(1, stored), &data, crc) {
+            Ok(()) => stored += 1,
+            Err(e) => break e,
+        }
+        assert!(stored < 10, "capacity never enforced");
+    };
+    assert!(matches!(err, DataError::NoSpace { .. }), "{err}");
+    assert!(stored >= 1, "a 3000-byte shard should fit in {cap} bytes");
+    let full = s.usage();
+    assert!(full.used_bytes <= cap);
+    assert_eq!(full.shard_count, u64::from(stored));
+    assert!(matches!(s.get(&key(1, stored)), Err(DataError::NotFound)));
+    assert_eq!(s.list().unwrap().len(), stored as usize);
+    // Overwriting in place needs no extra room; deleting frees room.
+    s.put(&key(1, 0), &data, crc).unwrap();
+    s.delete(&key(1, 0)).unwrap();
+    s.put(&key(1, stored), &data, crc).unwrap();
+    assert_eq!(s.get(&key(1, stored)).unwrap(), (data, crc));
+}
+
+pub(crate) fn reopen_sees_existing_shards<H: Harness>(dir: &Path) {
+    let (data, crc) = payload(9, 7777);
+    let before = {
+        let s = H::open(dir, None);
+        for i in 0..5 {
+            s.put(&key(2, i), &data, crc).unwrap();
+        }
+        s.delete(&key(2, 4)).unwrap();
+        s.usage()
+    };
+    let s = H::open(dir, None);
+    let after = s.usage();
+    assert_eq!(
+        (after.used_bytes, after.shard_count),
+        (before.used_bytes, before.shard_count)
+    );
+    assert_eq!(
+        s.list().unwrap(),
+        (0..4).map(|i| key(2, i)).collect::<Vec<_>>()
+    );
+    for i in 0..4 {
+        assert_eq!(s.get(&key(2, i)).unwrap(), (data.clone(), crc));
+    }
+}
+
+/// Generate one `#[test]` per conformance case for a [`Harness`].
+macro_rules! conformance_tests {
+    ($harness:ty) => {
+        $crate::conformance::conformance_tests!(@cases $harness;
+            put_get_round_trip, overwrite_is_idempotent, get_missing_is_not_found,
+            flipped_byte_is_corrupt, wrong_crc_is_refused, delete_removes,
+            list_returns_sorted_keys, usage_counts, capacity_limit_is_no_space,
+            reopen_sees_existing_shards);
+    };
+    (@cases $harness:ty; $($case:ident),* $(,)?) => {
+        mod conformance {
+            use super::*;
+            $(
+                #[test]
+                fn $case() {
+                    let dir = tempfile::tempdir().unwrap();
+                    $crate::conformance::$case::<$harness>(dir.path());
+                }
+            )*
+        }
+    };
+}
+pub(crate) use conformance_tests;

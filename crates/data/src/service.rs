@@ -1,0 +1,198 @@
+//! The request handler: `DataRequest` frames in, `DataResponse` frames out.
+//!
+//! Wire types stop here: requests are converted to [`ShardKey`]s and store
+//! calls, which run on the blocking pool; every failure, including a frame
+//! that does not decode, becomes an error response, never a panic.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use shardline_proto::v1::{self, data_request, data_response, DataRequest, DataResponse};
+use shardline_rpc::{code_to_wire, Frame, Handler};
+use shardline_types::{ErrorCode, ShardKey};
+use tracing::Instrument;
+
+use crate::{DataError, ShardStore};
+
+/// Serves shard requests from a [`ShardStore`].
+pub struct DataService<S: ShardStore> {
+    store: Arc<S>,
+}
+
+impl<S: ShardStore> DataService<S> {
+    pub fn new(store: Arc<S>) -> Self {
+        DataService { store }
+    }
+
+    /// The store behind the service.
+    pub fn store(&self) -> &Arc<S> {
+        &self.store
+    }
+
+    async fn execute(
+        &self,
+        op: Op,
+        payload: Bytes,
+    ) -> Result<(data_response::Body, Bytes), DataError> {
+        match op {
+            Op::Put { key, crc32c } => {
+                self.blocking(move |s| s.put(&key, &payload, crc32c))
+                    .await?;
+                Ok((data_response::Body::Put(v1::PutShardOk {}), Bytes::new()))
+            }
+            Op::Get { key } => {
+                let (data, crc32c) = self.blocking(move |s| s.get(&key)).await?;
+                Ok((
+                    data_response::Body::Get(v1::GetShardOk { crc32c }),
+                    Bytes::from(data),
+                ))
+            }
+            Op::Delete { key } => {
+                let existed = self.blocking(move |s| s.delete(&key)).await?;
+                Ok((
+                    data_response::Body::Delete(v1::DeleteShardOk { existed }),
+                    Bytes::new(),
+                ))
+            }
+        }
+    }
+
+    /// Run a store call on the blocking pool.
+    async fn blocking<T: Send + 'static>(
+        &self,
+        op: impl FnOnce(&S) -> Result<T, DataError> + Send + 'static,
+    ) -> Result<T, DataError> {
+        let store = self.store.clone();
+        tokio::task::spawn_blocking(move || op(&store))
+            .await
+            .map_err(|e| DataError::Internal(format!("shard store task failed: {e}")))?
+    }
+}
+
+impl<S: ShardStore> Handler for DataService<S> {
+    async fn handle(&self, request: Frame) -> Frame {
+        let result = match Op::decode(&request) {
+            Ok(op) => {
+                let span = op.span();
+                async {
+                    let result = self.execute(op, request.payload).await;
+                    if let Err(e) = &result {
+                        report(e);
+                    }
+                    result
+                }
+                .instrument(span)
+                .await
+            }
+            Err(e) => {
+                report(&e);
+                Err(e)
+            }
+        };
+        match result {
+            Ok((body, payload)) => Frame::from_message(
+                &DataResponse {
+                    error: None,
+                    body: Some(body),
+                },
+                payload,
+            ),
+            Err(e) => Frame::from_message(
+                &DataResponse {
+                    error: Some(wire_error(&e)),
+                    body: None,
+                },
+                Bytes::new(),
+            ),
+        }
+    }
+}
+
+/// A request, converted from its wire form.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Op {
+    Put { key: ShardKey, crc32c: u32 },
+    Get { key: ShardKey },
+    Delete { key: ShardKey },
+}
+
+impl Op {
+    fn decode(request: &Frame) -> Result<Op, DataError> {
+        let req: DataRequest = request
+            .decode()
+            .map_err(|e| DataError::InvalidArgument(format!("decode data request: {e}")))?;
+        // The epoch check arrives with placement-aware requests.
+        match req.body {
+            None => Err(DataError::InvalidArgument(
+                "data request has no body".into(),
+            )),
+            Some(data_request::Body::Put(p)) => Ok(Op::Put {
+                key: shard_key(p.id)?,
+                crc32c: p.crc32c,
+            }),
+            Some(data_request::Body::Get(g)) => Ok(Op::Get {
+                key: shard_key(g.id)?,
+            }),
+            Some(data_request::Body::Delete(d)) => Ok(Op::Delete {
+                key: shard_key(d.id)?,
+            }),
+        }
+    }
+
+    fn span(&self) -> tracing::Span {
+        match self {
+            Op::Put { key, .. } => op_span("put", key),
+            Op::Get { key } => op_span("get", key),
+            Op::Delete { key } => op_span("delete", key),
+        }
+    }
+}
+
+/// Convert a wire shard id, which must be present.
+fn shard_key(id: Option<v1::ShardId>) -> Result<ShardKey, DataError> {
+    let id = id.ok_or_else(|| DataError::InvalidArgument("request has no shard id".into()))?;
+    Ok(ShardKey {
+        file_id: id.file_id,
+        chunk_index: id.chunk_index,
+        version: id.version,
+        shard_index: id.shard_index,
+    })
+}
+
+fn op_span(op: &'static str, key: &ShardKey) -> tracing::Span {
+    tracing::debug_span!(
+        "shard",
+        op,
+        file_id = key.file_id,
+        chunk = key.chunk_index,
+        version = key.version,
+        shard = key.shard_index
+    )
+}
+
+/// The error as it crosses the wire.
+pub fn wire_error(e: &DataError) -> v1::Error {
+    v1::Error {
+        code: code_to_wire(e.code()) as i32,
+        message: e.chain(),
+        retryable: e.retryable(),
+        leader_hint: String::new(),
+    }
+}
+
+/// Errors are handled here (answered), so this is where they are logged:
+/// damage on disk and failing I/O need a human; the rest is the caller's.
+fn report(e: &DataError) {
+    match e.code() {
+        ErrorCode::Corrupt if matches!(e, DataError::Corrupt(_)) => {
+            tracing::warn!(error = %e.chain(), "stored shard failed verification")
+        }
+        ErrorCode::Internal => tracing::error!(error = %e.chain(), "shard request failed"),
+        ErrorCode::NoSpace => tracing::warn!("shard refused: out of space"),
+        _ => tracing::debug!(error = %e.chain(), "shard request refused"),
+    }
+}
+
+#[cfg(test)]
+#[path = "service_tests.rs"]
+mod tests;
