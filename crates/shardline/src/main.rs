@@ -1,1 +1,122 @@
-fn main() {}
+//! `shardline`: the one binary — servers (`meta`, `data`), a local cluster
+//! (`up`), the main job (`demo`), file commands and `admin`.
+
+mod cluster_file;
+mod cmd_admin;
+mod cmd_demo;
+mod cmd_files;
+mod cmd_servers;
+mod cmd_up;
+mod local_cluster;
+mod loopback;
+mod synthetic;
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+use shardline_client::{Client, ClientConfig};
+
+#[derive(Parser)]
+#[command(name = "shardline", version, about = "Encrypted, erasure-coded distributed file system for AI training data")]
+struct Cli {
+    /// Cluster file written by `shardline up` (default: ./shardline-data/cluster.toml).
+    #[arg(long, global = true, env = "SHARDLINE_CLUSTER")]
+    cluster: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Start a local cluster (separate processes on loopback) in the foreground.
+    Up(cmd_up::UpArgs),
+    /// The main job: start a fresh local cluster, write and read back synthetic
+    /// training shards, verify every byte, report throughput beside loopback.
+    Demo(cmd_demo::DemoArgs),
+    /// Run a metadata server.
+    Meta(cmd_servers::MetaArgs),
+    /// Run a data server.
+    Data(cmd_servers::DataArgs),
+    /// Copy a local file into the cluster.
+    Put { local: PathBuf, path: String },
+    /// Copy a file out of the cluster ("-" writes to stdout).
+    Get { path: String, local: PathBuf },
+    /// List a directory.
+    Ls {
+        path: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show a file's attributes.
+    Stat {
+        path: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove a file or an empty directory.
+    Rm { path: String },
+    /// Create a directory.
+    Mkdir { path: String },
+    /// Operate the cluster.
+    Admin {
+        #[command(subcommand)]
+        command: cmd_admin::AdminCmd,
+    },
+}
+
+fn init_logging(default: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("SHARDLINE_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+}
+
+fn cluster_path(cli: &Option<PathBuf>) -> PathBuf {
+    cli.clone().unwrap_or_else(|| PathBuf::from("shardline-data/cluster.toml"))
+}
+
+async fn connect(cluster: &Option<PathBuf>) -> Result<Client> {
+    let path = cluster_path(cluster);
+    let file = cluster_file::ClusterFile::load(&path).context("no cluster to talk to (start one with `shardline up`, or pass --cluster)")?;
+    let client = Client::connect(ClientConfig::new(file.meta_addrs(), file.key_file.clone()))
+        .await
+        .with_context(|| format!("connect to the cluster in {}", path.display()))?;
+    Ok(client)
+}
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Cmd::Up(args) => {
+            init_logging("info");
+            cmd_up::run(args).await
+        }
+        Cmd::Demo(args) => {
+            init_logging("warn");
+            cmd_demo::run(args).await
+        }
+        Cmd::Meta(args) => {
+            init_logging("info");
+            cmd_servers::run_meta(args).await
+        }
+        Cmd::Data(args) => {
+            init_logging("info");
+            cmd_servers::run_data(args).await
+        }
+        Cmd::Admin { command } => {
+            init_logging("warn");
+            cmd_admin::run(command, &cli.cluster).await
+        }
+        other => {
+            init_logging("warn");
+            cmd_files::run(other, &cli.cluster).await
+        }
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,90 @@
+//! File commands: put, get, ls, stat, rm, mkdir.
+
+use std::io::{Read, Write};
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use shardline_client::FileKind;
+
+use crate::{connect, Cmd};
+
+fn kind_name(k: FileKind) -> &'static str {
+    match k {
+        FileKind::File => "file",
+        FileKind::Directory => "dir",
+        FileKind::Symlink => "symlink",
+    }
+}
+
+pub async fn run(cmd: Cmd, cluster: &Option<PathBuf>) -> Result<()> {
+    let client = connect(cluster).await?;
+    match cmd {
+        Cmd::Put { local, path } => {
+            let mut f = std::fs::File::open(&local).with_context(|| format!("open {}", local.display()))?;
+            let mut w = client.create(&path).await.with_context(|| format!("create {path}"))?;
+            let mut buf = vec![0u8; 4 << 20];
+            loop {
+                let n = f.read(&mut buf).with_context(|| format!("read {}", local.display()))?;
+                if n == 0 {
+                    break;
+                }
+                w.write(&buf[..n]).await.with_context(|| format!("write {path}"))?;
+            }
+            let size = w.finish().await.with_context(|| format!("write {path}"))?;
+            println!("{path}: {size} bytes");
+        }
+        Cmd::Get { path, local } => {
+            let reader = client.open(&path).await.with_context(|| format!("open {path}"))?;
+            let mut out: Box<dyn Write> = if local.as_os_str() == "-" {
+                Box::new(std::io::stdout().lock())
+            } else {
+                Box::new(std::fs::File::create(&local).with_context(|| format!("create {}", local.display()))?)
+            };
+            let mut write_err = None;
+            reader
+                .for_each_chunk(6, |_, bytes| {
+                    if write_err.is_none() {
+                        write_err = out.write_all(&bytes).err();
+                    }
+                    Ok(())
+                })
+                .await
+                .with_context(|| format!("read {path}"))?;
+            if let Some(e) = write_err {
+                return Err(e).with_context(|| format!("write {}", local.display()));
+            }
+            out.flush()?;
+        }
+        Cmd::Ls { path, json } => {
+            let entries = client.list(&path).await.with_context(|| format!("list {path}"))?;
+            if json {
+                let v: Vec<_> = entries.iter().map(|e| serde_json::json!({"name": e.name, "ino": e.ino, "kind": kind_name(e.kind)})).collect();
+                println!("{}", serde_json::to_string_pretty(&v)?);
+            } else {
+                for e in entries {
+                    let suffix = if e.kind == FileKind::Directory { "/" } else { "" };
+                    println!("{}{suffix}", e.name);
+                }
+            }
+        }
+        Cmd::Stat { path, json } => {
+            let s = client.stat(&path).await.with_context(|| format!("stat {path}"))?;
+            if json {
+                println!(
+                    "{}",
+                    serde_json::json!({"ino": s.ino, "kind": kind_name(s.kind), "size": s.size, "mode": format!("{:o}", s.mode),
+                        "nlink": s.nlink, "mtime_ns": s.mtime_ns, "ec": s.ec, "chunk_size": s.chunk_size, "encrypted": s.encrypted})
+                );
+            } else {
+                println!("  kind: {}\n  size: {}\n  inode: {}\n  mode: {:o}\n  links: {}\n  layout: RS {}, {} KiB chunks\n  encrypted: {}",
+                    kind_name(s.kind), s.size, s.ino, s.mode, s.nlink, s.ec, s.chunk_size >> 10, s.encrypted);
+            }
+        }
+        Cmd::Rm { path } => client.remove(&path).await.with_context(|| format!("remove {path}"))?,
+        Cmd::Mkdir { path } => {
+            client.mkdir(&path).await.with_context(|| format!("mkdir {path}"))?;
+        }
+        _ => unreachable!("dispatched elsewhere"),
+    }
+    Ok(())
+}

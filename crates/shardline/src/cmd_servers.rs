@@ -1,0 +1,147 @@
+//! `shardline meta` and `shardline data`: run one server in the foreground,
+//! with a `pid` file in its folder while it runs.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use shardline_types::Layout;
+
+#[derive(Args)]
+pub struct MetaArgs {
+    /// This server's id (1-based).
+    #[arg(long)]
+    id: u64,
+    /// Folder for the Raft log and state.
+    #[arg(long)]
+    dir: PathBuf,
+    /// Address to listen on.
+    #[arg(long)]
+    listen: String,
+    /// Every metadata server as ID=ADDR, comma-separated (including this one).
+    #[arg(long)]
+    peers: String,
+    /// Erasure code of the root directory's layout.
+    #[arg(long, default_value = "4+2")]
+    ec: String,
+    /// Plaintext bytes per chunk.
+    #[arg(long, default_value_t = 4 << 20)]
+    chunk_size: u32,
+    /// Placement groups.
+    #[arg(long, default_value_t = 64)]
+    pg_count: u32,
+    /// Raft tick in milliseconds (elections take 10–20 ticks).
+    #[arg(long, default_value_t = 100)]
+    tick_ms: u64,
+    /// Report a data server down after this long without a heartbeat.
+    #[arg(long, default_value_t = 5000)]
+    down_after_ms: u64,
+}
+
+#[derive(Args)]
+pub struct DataArgs {
+    /// This server's id (1-based, stable across restarts).
+    #[arg(long)]
+    id: u64,
+    /// Folder for the shards.
+    #[arg(long)]
+    dir: PathBuf,
+    /// Address to listen on.
+    #[arg(long)]
+    listen: String,
+    /// Address clients dial (default: the listen address).
+    #[arg(long)]
+    advertise: Option<String>,
+    /// Metadata servers' addresses, comma-separated.
+    #[arg(long)]
+    meta: String,
+    /// Heartbeat interval in milliseconds.
+    #[arg(long, default_value_t = 1000)]
+    heartbeat_ms: u64,
+    /// Bytes this server may hold (default: the disk's free space).
+    #[arg(long)]
+    capacity: Option<u64>,
+}
+
+/// Removes the pid file when the server stops.
+struct PidFile(PathBuf);
+
+impl PidFile {
+    fn create(dir: &Path) -> Result<PidFile> {
+        std::fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
+        if let Some(pid) = crate::local_cluster::running_pid(dir) {
+            if pid != std::process::id() as i32 {
+                bail!("another server (pid {pid}) is running in {}", dir.display());
+            }
+        }
+        let path = dir.join("pid");
+        std::fs::write(&path, format!("{}\n", std::process::id())).with_context(|| format!("write {}", path.display()))?;
+        Ok(PidFile(path))
+    }
+}
+
+impl Drop for PidFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// Resolves when SIGTERM or SIGINT arrives.
+pub async fn shutdown_signal() {
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => return std::future::pending().await,
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+}
+
+fn parse_peers(s: &str) -> Result<HashMap<u64, String>> {
+    s.split(',')
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            let (id, addr) = p.split_once('=').with_context(|| format!("peer {p:?} is not ID=ADDR"))?;
+            Ok((id.parse().with_context(|| format!("peer id {id:?}"))?, addr.to_string()))
+        })
+        .collect()
+}
+
+pub async fn run_meta(a: MetaArgs) -> Result<()> {
+    let layout = Layout { chunk_size: a.chunk_size, ..Layout::default() }.with_ec(&a.ec)?;
+    let cfg = shardline_meta::MetaConfig {
+        id: a.id,
+        dir: a.dir.clone(),
+        listen: a.listen,
+        peers: parse_peers(&a.peers)?,
+        layout,
+        pg_count: a.pg_count,
+        tick: Duration::from_millis(a.tick_ms),
+        down_after: Duration::from_millis(a.down_after_ms),
+    };
+    let _pid = PidFile::create(&a.dir)?;
+    tokio::select! {
+        r = shardline_meta::run(cfg) => r.context("metadata server failed"),
+        _ = shutdown_signal() => Ok(()),
+    }
+}
+
+pub async fn run_data(a: DataArgs) -> Result<()> {
+    let cfg = shardline_data::DataConfig {
+        id: a.id,
+        dir: a.dir.clone(),
+        advertise: a.advertise.unwrap_or_else(|| a.listen.clone()),
+        listen: a.listen,
+        meta_addrs: a.meta.split(',').filter(|s| !s.is_empty()).map(String::from).collect(),
+        heartbeat_interval: Duration::from_millis(a.heartbeat_ms),
+        capacity_bytes: a.capacity,
+    };
+    let _pid = PidFile::create(&a.dir)?;
+    tokio::select! {
+        r = shardline_data::run(cfg) => r.context("data server failed"),
+        _ = shutdown_signal() => Ok(()),
+    }
+}

@@ -1,0 +1,93 @@
+//! `shardline up`: a local cluster in the foreground until Ctrl-C/SIGTERM.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Result;
+use clap::Args;
+use shardline_types::Layout;
+
+use crate::cmd_servers::shutdown_signal;
+use crate::local_cluster::{LocalCluster, Spec};
+
+#[derive(Args)]
+pub struct UpArgs {
+    /// Folder holding every server's data, the key file and cluster.toml.
+    #[arg(long, default_value = "./shardline-data")]
+    pub data_dir: PathBuf,
+    /// Metadata servers (Raft replicas).
+    #[arg(long, default_value_t = 3)]
+    pub meta: usize,
+    /// Data servers.
+    #[arg(long, default_value_t = 6)]
+    pub data: usize,
+    /// Erasure code K+M of the root directory.
+    #[arg(long, default_value = "4+2")]
+    pub ec: String,
+    /// Plaintext bytes per chunk.
+    #[arg(long, default_value_t = 4 << 20)]
+    pub chunk_size: u32,
+    /// Loopback address the servers bind.
+    #[arg(long, default_value = "127.0.0.1")]
+    pub host: String,
+    /// Bytes each data server may hold (default: the disk's free space).
+    #[arg(long)]
+    pub data_capacity: Option<u64>,
+}
+
+impl UpArgs {
+    pub fn spec(&self) -> Result<Spec> {
+        let layout = Layout { chunk_size: self.chunk_size, ..Layout::default() }.with_ec(&self.ec)?;
+        if self.data < layout.width() {
+            anyhow::bail!("EC {} needs at least {} data servers, --data is {}", layout.ec(), layout.width(), self.data);
+        }
+        if self.meta == 0 {
+            anyhow::bail!("--meta must be at least 1");
+        }
+        if !self.host.starts_with("127.") {
+            anyhow::bail!("a local cluster binds loopback addresses only (127.x.y.z), not {}", self.host);
+        }
+        Ok(Spec {
+            dir: self.data_dir.clone(),
+            meta: self.meta,
+            data: self.data,
+            layout,
+            pg_count: 64,
+            host: self.host.clone(),
+            data_capacity: self.data_capacity,
+        })
+    }
+}
+
+pub async fn run(args: UpArgs) -> Result<()> {
+    let spec = args.spec()?;
+    let mut cluster = LocalCluster::start(&spec)?;
+    tokio::select! {
+        r = cluster.wait_ready(Duration::from_secs(60)) => r?,
+        _ = shutdown_signal() => { cluster.stop(); return Ok(()); }
+    }
+    let f = &cluster.file;
+    println!("shardline cluster ready: {} metadata + {} data servers, EC {}, {} KiB chunks, encrypted", f.meta.len(), f.data.len(), f.ec, f.chunk_size >> 10);
+    for n in &f.meta {
+        println!("  meta-{} {}  {}", n.id, n.addr, n.dir.display());
+    }
+    for n in &f.data {
+        println!("  data-{} {}  {}", n.id, n.addr, n.dir.display());
+    }
+    println!("cluster file: {}  (export SHARDLINE_CLUSTER={0})", cluster.cluster_path.display());
+    println!("Ctrl-C stops the cluster.");
+    let mut tick = tokio::time::interval(Duration::from_millis(200));
+    loop {
+        tokio::select! {
+            _ = shutdown_signal() => break,
+            _ = tick.tick() => {
+                for (name, status) in cluster.reap() {
+                    tracing::warn!("{name} exited ({status})");
+                }
+            }
+        }
+    }
+    println!("stopping cluster");
+    cluster.stop();
+    Ok(())
+}

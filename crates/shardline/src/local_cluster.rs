@@ -1,0 +1,219 @@
+//! A local cluster of real processes: `shardline meta` and `shardline data`
+//! children of this process, on loopback ports, all under one folder.
+//! Used by `shardline up` and `shardline demo`.
+
+use std::net::TcpListener;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use shardline_crypto::Kek;
+use shardline_proto::v1 as pb;
+use shardline_rpc::MetaClient;
+use shardline_types::Layout;
+
+use crate::cluster_file::{ClusterFile, Node, CLUSTER_FILE_VERSION};
+
+/// What to start.
+#[derive(Debug, Clone)]
+pub struct Spec {
+    pub dir: PathBuf,
+    pub meta: usize,
+    pub data: usize,
+    pub layout: Layout,
+    pub pg_count: u32,
+    /// Loopback address the servers bind (127.0.0.x).
+    pub host: String,
+    /// Bytes each data server may hold (None: the disk's free space).
+    pub data_capacity: Option<u64>,
+}
+
+/// Running children; stopped on drop.
+pub struct LocalCluster {
+    pub file: ClusterFile,
+    pub cluster_path: PathBuf,
+    children: Vec<(String, Child)>,
+}
+
+fn free_port(host: &str) -> Result<u16> {
+    let l = TcpListener::bind((host, 0)).with_context(|| format!("bind a free port on {host}"))?;
+    Ok(l.local_addr()?.port())
+}
+
+/// Create the cluster file and key file on first start; reuse them after.
+fn prepare(spec: &Spec) -> Result<ClusterFile> {
+    std::fs::create_dir_all(&spec.dir).with_context(|| format!("create {}", spec.dir.display()))?;
+    let dir = spec.dir.canonicalize()?;
+    let path = dir.join("cluster.toml");
+    if path.exists() {
+        let file = ClusterFile::load(&path)?;
+        if file.meta.len() != spec.meta || file.data.len() != spec.data || file.ec != spec.layout.ec() {
+            tracing::warn!(
+                "{} already describes {} meta / {} data servers with EC {}; using it as it is",
+                path.display(),
+                file.meta.len(),
+                file.data.len(),
+                file.ec
+            );
+        }
+        Kek::load(&file.key_file).context("load the cluster's key file")?;
+        return Ok(file);
+    }
+    let key_file = dir.join("kek.key");
+    Kek::load_or_create(&key_file).context("create the key-encryption key file")?;
+    let node = |kind: &str, id: u64| -> Result<Node> {
+        Ok(Node { id, addr: format!("{}:{}", spec.host, free_port(&spec.host)?), dir: dir.join(format!("{kind}-{id}")) })
+    };
+    let meta = (1..=spec.meta as u64).map(|i| node("meta", i)).collect::<Result<Vec<_>>>()?;
+    let data = (1..=spec.data as u64).map(|i| node("data", i)).collect::<Result<Vec<_>>>()?;
+    let file = ClusterFile {
+        version: CLUSTER_FILE_VERSION,
+        ec: spec.layout.ec(),
+        chunk_size: spec.layout.chunk_size,
+        pg_count: spec.pg_count,
+        key_file,
+        meta,
+        data,
+    };
+    file.validate()?;
+    file.save(&path)?;
+    Ok(file)
+}
+
+/// The pid recorded in `dir/pid`, if that process is still alive.
+pub fn running_pid(dir: &Path) -> Option<i32> {
+    let pid: i32 = std::fs::read_to_string(dir.join("pid")).ok()?.trim().parse().ok()?;
+    // SAFETY: kill with signal 0 only checks that the process exists.
+    let alive = unsafe { libc::kill(pid, 0) } == 0;
+    alive.then_some(pid)
+}
+
+impl LocalCluster {
+    /// Prepare the folder and start every server. Call from the main thread:
+    /// children are bound to the spawning thread's life (PR_SET_PDEATHSIG).
+    pub fn start(spec: &Spec) -> Result<LocalCluster> {
+        let file = prepare(spec)?;
+        for n in file.meta.iter().chain(&file.data) {
+            if let Some(pid) = running_pid(&n.dir) {
+                bail!("a server is already running in {} (pid {pid}); stop that cluster first", n.dir.display());
+            }
+        }
+        let exe = std::env::current_exe().context("find the shardline executable")?;
+        let mut cluster = LocalCluster { cluster_path: file.key_file.with_file_name("cluster.toml"), file, children: Vec::new() };
+        let layout = cluster.file.layout()?;
+        for n in cluster.file.meta.clone() {
+            let mut cmd = Command::new(&exe);
+            cmd.arg("meta")
+                .args(["--id", &n.id.to_string(), "--listen", &n.addr, "--peers", &cluster.file.peers_arg()])
+                .args(["--ec", &layout.ec(), "--chunk-size", &layout.chunk_size.to_string()])
+                .args(["--pg-count", &cluster.file.pg_count.to_string(), "--down-after-ms", "3000"])
+                .arg("--dir")
+                .arg(&n.dir);
+            cluster.spawn(format!("meta-{}", n.id), cmd, &n.dir)?;
+        }
+        for n in cluster.file.data.clone() {
+            let mut cmd = Command::new(&exe);
+            cmd.arg("data")
+                .args(["--id", &n.id.to_string(), "--listen", &n.addr, "--meta", &cluster.file.meta_addrs().join(",")])
+                .args(["--heartbeat-ms", "500"])
+                .arg("--dir")
+                .arg(&n.dir);
+            if let Some(c) = spec.data_capacity {
+                cmd.args(["--capacity", &c.to_string()]);
+            }
+            cluster.spawn(format!("data-{}", n.id), cmd, &n.dir)?;
+        }
+        Ok(cluster)
+    }
+
+    fn spawn(&mut self, name: String, mut cmd: Command, dir: &Path) -> Result<()> {
+        std::fs::create_dir_all(dir)?;
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(dir.join("log"))?;
+        cmd.stdin(Stdio::null()).stdout(log.try_clone()?).stderr(log);
+        // SAFETY: prctl is async-signal-safe; it only asks the kernel to
+        // SIGKILL this child when the spawning thread exits, so no server
+        // outlives a crashed `up`, `demo` or test.
+        unsafe {
+            cmd.pre_exec(|| {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let child = cmd.spawn().with_context(|| format!("start {name}"))?;
+        self.children.push((name, child));
+        Ok(())
+    }
+
+    /// Wait until a leader is elected, every data server heartbeats and the
+    /// placement map exists.
+    pub async fn wait_ready(&mut self, timeout: Duration) -> Result<()> {
+        let meta = MetaClient::new(self.file.meta_addrs(), Duration::from_secs(1));
+        let start = Instant::now();
+        let mut last = String::from("no answer yet");
+        while start.elapsed() < timeout {
+            for (name, status) in self.reap() {
+                bail!("{name} exited during start-up ({status}); see its log file");
+            }
+            for addr in self.file.meta_addrs() {
+                let Ok(resp) = meta.call_one(&addr, pb::meta_request::Body::Status(pb::GetStatus {})).await else { continue };
+                let Some(pb::meta_response::Body::Status(st)) = resp.body else { continue };
+                if st.meta.first().map(|m| m.role.as_str()) != Some("leader") {
+                    continue;
+                }
+                let up = st.data.iter().filter(|d| d.state == "up").count();
+                last = format!("{up}/{} data servers up, {} placement groups", self.file.data.len(), st.pgs_total);
+                if up == self.file.data.len() && st.pgs_total > 0 && st.pgs_healthy == st.pgs_total {
+                    return Ok(());
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        bail!("cluster not ready after {:?}: {last}", timeout)
+    }
+
+    /// Children that exited since the last call, with how they ended.
+    pub fn reap(&mut self) -> Vec<(String, String)> {
+        let mut gone = Vec::new();
+        self.children.retain_mut(|(name, child)| match child.try_wait() {
+            Ok(Some(status)) => {
+                gone.push((name.clone(), status.to_string()));
+                false
+            }
+            _ => true,
+        });
+        gone
+    }
+
+    /// SIGTERM every child, wait for them, SIGKILL stragglers.
+    pub fn stop(&mut self) {
+        for (_, child) in &self.children {
+            // SAFETY: signalling our own child by pid.
+            unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+        }
+        let deadline = Instant::now() + Duration::from_secs(10);
+        for (_, child) in &mut self.children {
+            loop {
+                match child.try_wait() {
+                    Ok(Some(_)) | Err(_) => break,
+                    Ok(None) if Instant::now() > deadline => {
+                        let _ = child.kill();
+                        let _ = child.wait();
+                        break;
+                    }
+                    Ok(None) => std::thread::sleep(Duration::from_millis(20)),
+                }
+            }
+        }
+        self.children.clear();
+    }
+}
+
+impl Drop for LocalCluster {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
