@@ -14,14 +14,23 @@ use crate::shard_io;
 use crate::ClientError;
 
 /// Fetch, verify and decrypt a committed chunk; returns its plaintext.
-pub(crate) async fn read_chunk(inner: &Arc<Inner>, ctx: &Arc<FileCtx>, chunk: &pb::Chunk) -> Result<Bytes, ClientError> {
+pub(crate) async fn read_chunk(
+    inner: &Arc<Inner>,
+    ctx: &Arc<FileCtx>,
+    chunk: &pb::Chunk,
+) -> Result<Bytes, ClientError> {
     let k = ctx.codec.data_shards();
     let width = k + ctx.codec.parity_shards();
     let sealed_len = chunk.sealed_len as usize;
     let cell = ctx.codec.cell_size(sealed_len);
     let view = inner.placement();
     let targets = view.targets(chunk.pg, width)?;
-    let key = |i: usize| ShardKey { file_id: ctx.ino, chunk_index: chunk.index, version: chunk.version, shard_index: i as u32 };
+    let key = |i: usize| ShardKey {
+        file_id: ctx.ino,
+        chunk_index: chunk.index,
+        version: chunk.version,
+        shard_index: i as u32,
+    };
 
     let mut slots: Vec<Option<Bytes>> = vec![None; width];
     let mut have = 0;
@@ -54,7 +63,13 @@ pub(crate) async fn read_chunk(inner: &Arc<Inner>, ctx: &Arc<FileCtx>, chunk: &p
         }
     }
     if have < k {
-        return Err(ClientError::Unavailable { file_id: ctx.ino, chunk_index: chunk.index, have, need: k, detail: failures.join("; ") });
+        return Err(ClientError::Unavailable {
+            file_id: ctx.ino,
+            chunk_index: chunk.index,
+            have,
+            need: k,
+            detail: failures.join("; "),
+        });
     }
     let ctx = ctx.clone();
     let (index, version) = (chunk.index, chunk.version);

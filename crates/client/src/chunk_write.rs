@@ -14,7 +14,13 @@ use crate::ClientError;
 
 /// Write `plaintext` as a new version of chunk `index` of the file and
 /// commit it with the file's size becoming at least `new_size`.
-pub(crate) async fn write_chunk(inner: &Arc<Inner>, ctx: &Arc<FileCtx>, index: u64, plaintext: Bytes, new_size: u64) -> Result<(), ClientError> {
+pub(crate) async fn write_chunk(
+    inner: &Arc<Inner>,
+    ctx: &Arc<FileCtx>,
+    index: u64,
+    plaintext: Bytes,
+    new_size: u64,
+) -> Result<(), ClientError> {
     let version = loop {
         let v = rand::random::<u64>();
         if v != 0 {
@@ -38,12 +44,10 @@ pub(crate) async fn write_chunk(inner: &Arc<Inner>, ctx: &Arc<FileCtx>, index: u
     let targets = view.targets(pg, shards.len())?;
     let epoch = view.epoch;
     let key = |i: usize| ShardKey { file_id: ctx.ino, chunk_index: index, version, shard_index: i as u32 };
-    let results = join_all(
-        shards.into_iter().enumerate().map(|(i, s)| {
-            let (pool, addr, k) = (&inner.pool, &targets[i], key(i));
-            async move { shard_io::put(pool, addr, &k, s, epoch).await }
-        }),
-    )
+    let results = join_all(shards.into_iter().enumerate().map(|(i, s)| {
+        let (pool, addr, k) = (&inner.pool, &targets[i], key(i));
+        async move { shard_io::put(pool, addr, &k, s, epoch).await }
+    }))
     .await;
     if let Some((i, e)) = results.iter().enumerate().find_map(|(i, r)| r.as_ref().err().map(|e| (i, e.clone()))) {
         // Nothing was committed: the written shards are garbage; drop them.
@@ -51,13 +55,19 @@ pub(crate) async fn write_chunk(inner: &Arc<Inner>, ctx: &Arc<FileCtx>, index: u
         for j in written {
             let _ = shard_io::delete(&inner.pool, &targets[j], &key(j)).await;
         }
-        let detail = if e.code == shardline_types::ErrorCode::NoSpace { format!("no space left: {e}") } else { e.to_string() };
+        let detail =
+            if e.code == shardline_types::ErrorCode::NoSpace { format!("no space left: {e}") } else { e.to_string() };
         return Err(ClientError::WriteFailed { file_id: ctx.ino, chunk_index: index, shard_index: i, detail });
     }
     let chunk = pb::Chunk { index, version, sealed_len: sealed_len as u32, pg };
     let resp = inner
         .meta
-        .call(pb::meta_request::Body::CommitChunk(pb::CommitChunk { ino: ctx.ino, chunk: Some(chunk), new_size, epoch }))
+        .call(pb::meta_request::Body::CommitChunk(pb::CommitChunk {
+            ino: ctx.ino,
+            chunk: Some(chunk),
+            new_size,
+            epoch,
+        }))
         .await?;
     if let Some(pb::meta_response::Body::Released(r)) = resp.body {
         inner.release(r);

@@ -73,7 +73,9 @@ impl Inner {
 
     pub async fn refresh_placement(&self) -> Result<Arc<PlacementView>, ClientError> {
         let resp = self.meta.call(Body::GetPlacement(pb::GetPlacement {})).await?;
-        let Some(RBody::Placement(map)) = resp.body else { return Err(unexpected()) };
+        let Some(RBody::Placement(map)) = resp.body else {
+            return Err(unexpected());
+        };
         let view = Arc::new(PlacementView::from_wire(&map));
         *self.placement.write().unwrap_or_else(|e| e.into_inner()) = view.clone();
         Ok(view)
@@ -105,7 +107,15 @@ impl Inner {
             .flat_map(|c| {
                 let targets = view.targets(c.pg, width).unwrap_or_default();
                 targets.into_iter().enumerate().map(move |(i, addr)| {
-                    (addr, ShardKey { file_id: released.file_id, chunk_index: c.index, version: c.version, shard_index: i as u32 })
+                    (
+                        addr,
+                        ShardKey {
+                            file_id: released.file_id,
+                            chunk_index: c.index,
+                            version: c.version,
+                            shard_index: i as u32,
+                        },
+                    )
                 })
             })
             .collect();
@@ -166,7 +176,7 @@ pub struct FileStat {
 
 impl FileStat {
     fn from_wire(a: &pb::Attr) -> Self {
-        let l = a.layout.clone().unwrap_or_default();
+        let l = a.layout.unwrap_or_default();
         FileStat {
             ino: a.ino,
             kind: FileKind::from_wire(a.kind),
@@ -218,7 +228,9 @@ impl Client {
     async fn resolve_parts(&self, parts: &[&str]) -> Result<pb::Attr, ClientError> {
         let mut attr = self.inner.getattr(ROOT_INO).await?;
         for name in parts {
-            attr = attr_of(self.inner.meta.call(Body::Lookup(pb::Lookup { parent: attr.ino, name: name.to_string() })).await?)?;
+            attr = attr_of(
+                self.inner.meta.call(Body::Lookup(pb::Lookup { parent: attr.ino, name: name.to_string() })).await?,
+            )?;
         }
         Ok(attr)
     }
@@ -238,7 +250,11 @@ impl Client {
     pub async fn mkdir(&self, path: &str) -> Result<FileStat, ClientError> {
         let (parent, name) = split_parent(path)?;
         let parent = self.parent_dir(&parent).await?;
-        let resp = self.inner.meta.call(Body::Mkdir(pb::Mkdir { parent, name: name.to_string(), mode: 0o755, ..Default::default() })).await?;
+        let resp = self
+            .inner
+            .meta
+            .call(Body::Mkdir(pb::Mkdir { parent, name: name.to_string(), mode: 0o755, ..Default::default() }))
+            .await?;
         Ok(FileStat::from_wire(&attr_of(resp)?))
     }
 
@@ -251,8 +267,14 @@ impl Client {
         let mut out = Vec::new();
         let mut after = String::new();
         loop {
-            let resp = self.inner.meta.call(Body::Readdir(pb::ReadDir { ino: dir.ino, after: after.clone(), limit: 1000 })).await?;
-            let Some(RBody::Entries(page)) = resp.body else { return Err(unexpected()) };
+            let resp = self
+                .inner
+                .meta
+                .call(Body::Readdir(pb::ReadDir { ino: dir.ino, after: after.clone(), limit: 1000 }))
+                .await?;
+            let Some(RBody::Entries(page)) = resp.body else {
+                return Err(unexpected());
+            };
             for e in page.entries {
                 after = e.name.clone();
                 out.push(DirEntry { name: e.name, ino: e.ino, kind: FileKind::from_wire(e.kind) });
@@ -345,17 +367,29 @@ impl Client {
             return Err(ClientError::NotAFile);
         }
         let resp = self.inner.meta.call(Body::GetChunks(pb::GetChunks { ino: attr.ino })).await?;
-        let Some(RBody::Chunks(list)) = resp.body else { return Err(unexpected()) };
+        let Some(RBody::Chunks(list)) = resp.body else {
+            return Err(unexpected());
+        };
         let attr = list.attr.ok_or_else(unexpected)?;
-        let wrapped = attr.key.as_ref().ok_or_else(|| ClientError::Corrupt { file_id: attr.ino, detail: "file has no data key".into() })?;
+        let wrapped = attr
+            .key
+            .as_ref()
+            .ok_or_else(|| ClientError::Corrupt { file_id: attr.ino, detail: "file has no data key".into() })?;
         if wrapped.kek_id != self.inner.kek.id() {
             return Err(ClientError::Corrupt {
                 file_id: attr.ino,
-                detail: format!("file key is wrapped by key {:?}, this client holds {:?}", wrapped.kek_id, self.inner.kek.id()),
+                detail: format!(
+                    "file key is wrapped by key {:?}, this client holds {:?}",
+                    wrapped.kek_id,
+                    self.inner.kek.id()
+                ),
             });
         }
         if wrapped.suite != pb::CipherSuite::Xchacha20Poly1305 as i32 {
-            return Err(ClientError::Corrupt { file_id: attr.ino, detail: format!("unsupported cipher suite {}", wrapped.suite) });
+            return Err(ClientError::Corrupt {
+                file_id: attr.ino,
+                detail: format!("unsupported cipher suite {}", wrapped.suite),
+            });
         }
         let dek = self.inner.kek.unwrap(&wrapped.wrapped)?;
         let ctx = self.file_ctx(&attr, dek)?;
@@ -368,7 +402,9 @@ impl Client {
     }
 
     fn file_ctx(&self, attr: &pb::Attr, dek: Dek) -> Result<FileCtx, ClientError> {
-        let l = attr.layout.clone().ok_or_else(|| ClientError::Corrupt { file_id: attr.ino, detail: "file has no layout".into() })?;
+        let l = attr
+            .layout
+            .ok_or_else(|| ClientError::Corrupt { file_id: attr.ino, detail: "file has no layout".into() })?;
         Ok(FileCtx {
             ino: attr.ino,
             chunk_size: l.chunk_size as usize,

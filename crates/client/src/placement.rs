@@ -23,11 +23,7 @@ impl PlacementView {
                 *slot = g.targets.clone();
             }
         }
-        PlacementView {
-            epoch: map.epoch,
-            groups,
-            addrs: map.servers.iter().map(|s| (s.id, s.addr.clone())).collect(),
-        }
+        PlacementView { epoch: map.epoch, groups, addrs: map.servers.iter().map(|s| (s.id, s.addr.clone())).collect() }
     }
 
     /// Targets per group (k+m of the cluster's layout).
@@ -49,13 +45,22 @@ impl PlacementView {
 
     /// The addresses of a PG's targets, in shard order; `width` of them.
     pub fn targets(&self, pg: u32, width: usize) -> Result<Vec<String>, ClientError> {
-        let group = self.groups.get(pg as usize).ok_or_else(|| ClientError::NoPlacement(format!("no placement group {pg}")))?;
+        let group =
+            self.groups.get(pg as usize).ok_or_else(|| ClientError::NoPlacement(format!("no placement group {pg}")))?;
         if group.len() < width {
-            return Err(ClientError::NoPlacement(format!("placement group {pg} has {} targets, need {width}", group.len())));
+            return Err(ClientError::NoPlacement(format!(
+                "placement group {pg} has {} targets, need {width}",
+                group.len()
+            )));
         }
         group[..width]
             .iter()
-            .map(|id| self.addrs.get(id).cloned().ok_or_else(|| ClientError::NoPlacement(format!("data server {id} has no address"))))
+            .map(|id| {
+                self.addrs
+                    .get(id)
+                    .cloned()
+                    .ok_or_else(|| ClientError::NoPlacement(format!("data server {id} has no address")))
+            })
             .collect()
     }
 }

@@ -30,8 +30,9 @@ async fn call(pool: &Pool, addr: &str, body: Body, payload: Bytes) -> Result<(pb
         .call(addr, &Frame::from_message(&req, payload))
         .await
         .map_err(|e| ShardError { code: ErrorCode::Unavailable, detail: e.to_string() })?;
-    let msg: pb::DataResponse =
-        resp.decode().map_err(|e| ShardError { code: ErrorCode::Corrupt, detail: format!("bad response from {addr}: {e}") })?;
+    let msg: pb::DataResponse = resp
+        .decode()
+        .map_err(|e| ShardError { code: ErrorCode::Corrupt, detail: format!("bad response from {addr}: {e}") })?;
     if let Some(e) = &msg.error {
         return Err(ShardError { code: code_from_wire(e.code), detail: format!("{addr}: {}", e.message) });
     }
@@ -46,7 +47,8 @@ pub async fn put(pool: &Pool, addr: &str, key: &ShardKey, data: Bytes, epoch: u6
 
 /// Fetch a shard and check its CRC32C end to end.
 pub async fn get(pool: &Pool, addr: &str, key: &ShardKey, epoch: u64) -> Result<Bytes, ShardError> {
-    let (msg, payload) = call(pool, addr, Body::Get(pb::GetShard { id: Some(wire_id(key)), epoch }), Bytes::new()).await?;
+    let (msg, payload) =
+        call(pool, addr, Body::Get(pb::GetShard { id: Some(wire_id(key)), epoch }), Bytes::new()).await?;
     let Some(pb::data_response::Body::Get(ok)) = msg.body else {
         return Err(ShardError { code: ErrorCode::Corrupt, detail: format!("{addr}: response without shard") });
     };

@@ -35,7 +35,16 @@ impl FileWriter {
     pub(crate) fn new(inner: Arc<Inner>, ctx: Arc<FileCtx>, rename: Option<RenameOnFinish>) -> Self {
         let max_inflight = inner.cfg.write_parallelism.max(1);
         let chunk = ctx.chunk_size;
-        FileWriter { inner, ctx, buf: BytesMut::with_capacity(chunk), next_index: 0, inflight: JoinSet::new(), max_inflight, rename, failed: false }
+        FileWriter {
+            inner,
+            ctx,
+            buf: BytesMut::with_capacity(chunk),
+            next_index: 0,
+            inflight: JoinSet::new(),
+            max_inflight,
+            rename,
+            failed: false,
+        }
     }
 
     /// The file's inode number.
@@ -101,7 +110,12 @@ impl FileWriter {
             let resp = self
                 .inner
                 .meta
-                .call(pb::meta_request::Body::Rename(pb::Rename { parent: r.parent, name: r.tmp_name, new_parent: r.parent, new_name: r.name }))
+                .call(pb::meta_request::Body::Rename(pb::Rename {
+                    parent: r.parent,
+                    name: r.tmp_name,
+                    new_parent: r.parent,
+                    new_name: r.name,
+                }))
                 .await?;
             if let Some(pb::meta_response::Body::Released(rel)) = resp.body {
                 self.inner.release(rel);

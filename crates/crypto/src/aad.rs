@@ -43,12 +43,7 @@ mod tests {
 
     #[test]
     fn encoding_is_fixed_width_and_length_prefixed() {
-        let aad = ChunkAad {
-            file_id: 1,
-            chunk_index: 2,
-            version: 3,
-            key_id: "kek",
-        };
+        let aad = ChunkAad { file_id: 1, chunk_index: 2, version: 3, key_id: "kek" };
         let enc = aad.encode();
         assert_eq!(enc.len(), 2 + 32 + 3);
         assert_eq!(&enc[..2], &[1, 1]);

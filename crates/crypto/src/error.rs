@@ -26,11 +26,7 @@ pub enum CryptoError {
 
     /// The key file is not a well-formed `shardline-kek v1` file.
     #[error("key file {path} is malformed at line {line}: {reason}")]
-    KeyFileMalformed {
-        path: PathBuf,
-        line: usize,
-        reason: String,
-    },
+    KeyFileMalformed { path: PathBuf, line: usize, reason: String },
 
     /// A sealed chunk is shorter than nonce + tag.
     #[error("sealed chunk is truncated: {len} bytes, need at least {min}")]

@@ -25,11 +25,7 @@ impl Kek {
     pub fn generate(id: &str) -> Kek {
         let mut key = [0u8; KEY_LEN];
         OsRng.fill_bytes(&mut key);
-        Kek {
-            id: id.to_owned(),
-            version: 1,
-            key,
-        }
+        Kek { id: id.to_owned(), version: 1, key }
     }
 
     /// The KEK id recorded beside every DEK it wraps.
@@ -64,27 +60,17 @@ impl Kek {
     /// and key). Any other KEK, or any altered byte, fails.
     pub fn unwrap(&self, wrapped: &[u8]) -> Result<Dek, CryptoError> {
         if wrapped.len() != WRAPPED_DEK_LEN {
-            return Err(CryptoError::WrappedDekLength {
-                len: wrapped.len(),
-                expected: WRAPPED_DEK_LEN,
-            });
+            return Err(CryptoError::WrappedDekLength { len: wrapped.len(), expected: WRAPPED_DEK_LEN });
         }
         let (nonce, rest) = wrapped.split_at(NONCE_LEN);
         let (ct, tag) = rest.split_at(KEY_LEN);
-        let failed = || CryptoError::UnwrapFailed {
-            kek_id: self.id.clone(),
-            kek_version: self.version,
-        };
+        let failed = || CryptoError::UnwrapFailed { kek_id: self.id.clone(), kek_version: self.version };
         let nonce = XNonce::try_from(nonce).map_err(|_| failed())?;
         let tag = Tag::try_from(tag).map_err(|_| failed())?;
         let mut key = [0u8; KEY_LEN];
-        let result = InOutBuf::new(ct, &mut key)
-            .map_err(|_| failed())
-            .and_then(|buf| {
-                self.cipher()
-                    .decrypt_inout_detached(&nonce, &self.wrap_aad(), buf, &tag)
-                    .map_err(|_| failed())
-            });
+        let result = InOutBuf::new(ct, &mut key).map_err(|_| failed()).and_then(|buf| {
+            self.cipher().decrypt_inout_detached(&nonce, &self.wrap_aad(), buf, &tag).map_err(|_| failed())
+        });
         let dek = result.map(|()| Dek::from_bytes(key));
         key.zeroize();
         dek
@@ -114,11 +100,7 @@ impl Drop for Kek {
 
 impl std::fmt::Debug for Kek {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Kek")
-            .field("id", &self.id)
-            .field("version", &self.version)
-            .field("key", &"<redacted>")
-            .finish()
+        f.debug_struct("Kek").field("id", &self.id).field("version", &self.version).field("key", &"<redacted>").finish()
     }
 }
 
@@ -140,27 +122,16 @@ mod tests {
     fn unwrap_with_other_kek_fails() {
         let dek = Dek::generate();
         let wrapped = Kek::generate("kek-a").wrap(&dek);
-        assert!(matches!(
-            Kek::generate("kek-a").unwrap(&wrapped),
-            Err(CryptoError::UnwrapFailed { .. })
-        ));
+        assert!(matches!(Kek::generate("kek-a").unwrap(&wrapped), Err(CryptoError::UnwrapFailed { .. })));
     }
 
     #[test]
     fn unwrap_binds_id_and_version() {
         let kek = Kek::generate("kek-a");
         let wrapped = kek.wrap(&Dek::generate());
-        let renamed = Kek {
-            id: "kek-b".into(),
-            version: kek.version,
-            key: kek.key,
-        };
+        let renamed = Kek { id: "kek-b".into(), version: kek.version, key: kek.key };
         assert!(renamed.unwrap(&wrapped).is_err());
-        let bumped = Kek {
-            id: kek.id.clone(),
-            version: 2,
-            key: kek.key,
-        };
+        let bumped = Kek { id: kek.id.clone(), version: 2, key: kek.key };
         assert!(bumped.unwrap(&wrapped).is_err());
     }
 
@@ -174,20 +145,13 @@ mod tests {
             assert!(kek.unwrap(&bad).is_err(), "flip at {i} accepted");
         }
         for len in 0..wrapped.len() {
-            assert!(matches!(
-                kek.unwrap(&wrapped[..len]),
-                Err(CryptoError::WrappedDekLength { .. })
-            ));
+            assert!(matches!(kek.unwrap(&wrapped[..len]), Err(CryptoError::WrappedDekLength { .. })));
         }
     }
 
     #[test]
     fn debug_redacts_key() {
-        let kek = Kek {
-            id: "kek-a".into(),
-            version: 1,
-            key: [0xcd; KEY_LEN],
-        };
+        let kek = Kek { id: "kek-a".into(), version: 1, key: [0xcd; KEY_LEN] };
         let shown = format!("{kek:?}");
         assert!(shown.contains("kek-a") && shown.contains("<redacted>"));
         assert!(!shown.contains("cd") && !shown.contains("205"));

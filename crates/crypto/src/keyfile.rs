@@ -40,17 +40,11 @@ impl Kek {
     /// Load the KEK from `path`. Fails clearly if the file is missing,
     /// malformed, or accessible to group or others.
     pub fn load(path: &Path) -> Result<Kek, CryptoError> {
-        let io = |action, source| CryptoError::KeyFileIo {
-            action,
-            path: path.to_owned(),
-            source,
-        };
+        let io = |action, source| CryptoError::KeyFileIo { action, path: path.to_owned(), source };
         let file = match File::open(path) {
             Ok(f) => f,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Err(CryptoError::KeyFileMissing {
-                    path: path.to_owned(),
-                })
+                return Err(CryptoError::KeyFileMissing { path: path.to_owned() })
             }
             Err(e) => return Err(io("open", e)),
         };
@@ -60,15 +54,10 @@ impl Kek {
         }
         let mode = meta.permissions().mode() & 0o7777;
         if mode & 0o077 != 0 {
-            return Err(CryptoError::KeyFileInsecure {
-                path: path.to_owned(),
-                mode,
-            });
+            return Err(CryptoError::KeyFileInsecure { path: path.to_owned(), mode });
         }
         let mut text = Zeroizing::new(Vec::new());
-        file.take(MAX_KEY_FILE_LEN + 1)
-            .read_to_end(&mut text)
-            .map_err(|e| io("read", e))?;
+        file.take(MAX_KEY_FILE_LEN + 1).read_to_end(&mut text).map_err(|e| io("read", e))?;
         if text.len() as u64 > MAX_KEY_FILE_LEN {
             return Err(malformed(path, 0, "file is too large to be a key file"));
         }
@@ -78,17 +67,10 @@ impl Kek {
 
 /// Write a fresh KEK to `path` without ever replacing an existing file.
 fn create(path: &Path) -> Result<Kek, CryptoError> {
-    let io = |action, source| CryptoError::KeyFileIo {
-        action,
-        path: path.to_owned(),
-        source,
-    };
-    let name = path.file_name().ok_or_else(|| {
-        io(
-            "create",
-            std::io::Error::new(std::io::ErrorKind::InvalidInput, "path has no file name"),
-        )
-    })?;
+    let io = |action, source| CryptoError::KeyFileIo { action, path: path.to_owned(), source };
+    let name = path
+        .file_name()
+        .ok_or_else(|| io("create", std::io::Error::new(std::io::ErrorKind::InvalidInput, "path has no file name")))?;
     let kek = Kek::generate(&format!("kek-{}", random_hex(8)));
     let text = render(&kek);
 
@@ -113,11 +95,7 @@ fn create(path: &Path) -> Result<Kek, CryptoError> {
 
 /// Create `path` exclusively with mode 0600, write `bytes`, fsync.
 fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let mut file = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)?;
+    let mut file = OpenOptions::new().write(true).create_new(true).mode(0o600).open(path)?;
     file.write_all(bytes)?;
     file.sync_all()
 }
@@ -157,20 +135,14 @@ fn hex_digit(nibble: u8) -> char {
 }
 
 fn malformed(path: &Path, line: usize, reason: &str) -> CryptoError {
-    CryptoError::KeyFileMalformed {
-        path: PathBuf::from(path),
-        line,
-        reason: reason.to_owned(),
-    }
+    CryptoError::KeyFileMalformed { path: PathBuf::from(path), line, reason: reason.to_owned() }
 }
 
 /// Parse the exact four-line format; anything else is an error that names the
 /// line but never echoes its contents (it may hold key bytes).
 fn parse(path: &Path, raw: &[u8]) -> Result<Kek, CryptoError> {
     let text = std::str::from_utf8(raw).map_err(|_| malformed(path, 0, "not UTF-8 text"))?;
-    let body = text
-        .strip_suffix('\n')
-        .ok_or_else(|| malformed(path, 0, "file does not end with a newline"))?;
+    let body = text.strip_suffix('\n').ok_or_else(|| malformed(path, 0, "file does not end with a newline"))?;
     let lines: Vec<&str> = body.split('\n').collect();
     if lines.len() != 4 {
         return Err(malformed(path, 0, "expected exactly 4 lines"));
@@ -181,13 +153,7 @@ fn parse(path: &Path, raw: &[u8]) -> Result<Kek, CryptoError> {
     let id = lines[1]
         .strip_prefix("id = ")
         .filter(|id| valid_id(id))
-        .ok_or_else(|| {
-            malformed(
-                path,
-                2,
-                "expected `id = <1-128 chars of A-Z a-z 0-9 . _ : ->`",
-            )
-        })?;
+        .ok_or_else(|| malformed(path, 2, "expected `id = <1-128 chars of A-Z a-z 0-9 . _ : ->`"))?;
     let version = lines[2]
         .strip_prefix("version = ")
         .and_then(parse_version)
@@ -198,25 +164,15 @@ fn parse(path: &Path, raw: &[u8]) -> Result<Kek, CryptoError> {
     let mut key = [0u8; KEY_LEN];
     if !decode_hex(hex, &mut key) {
         key.zeroize();
-        return Err(malformed(
-            path,
-            4,
-            "expected `key = <64 lowercase hex digits>`",
-        ));
+        return Err(malformed(path, 4, "expected `key = <64 lowercase hex digits>`"));
     }
-    Ok(Kek {
-        id: id.to_owned(),
-        version,
-        key,
-    })
+    Ok(Kek { id: id.to_owned(), version, key })
 }
 
 fn valid_id(id: &str) -> bool {
     !id.is_empty()
         && id.len() <= MAX_ID_LEN
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-'))
+        && id.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-'))
 }
 
 fn parse_version(s: &str) -> Option<u32> {
@@ -283,10 +239,7 @@ mod tests {
 
         let garbled = dir.path().join("garbled");
         write_private(&garbled, b"not a key\n").expect("write");
-        assert!(matches!(
-            Kek::load_or_create(&garbled),
-            Err(CryptoError::KeyFileMalformed { .. })
-        ));
+        assert!(matches!(Kek::load_or_create(&garbled), Err(CryptoError::KeyFileMalformed { .. })));
         assert_eq!(fs::read(&garbled).expect("read"), b"not a key\n");
     }
 
@@ -317,22 +270,14 @@ mod tests {
     fn render_parse_round_trip() {
         let kek = Kek::generate("kek-x.y_z:1");
         let back = parse(Path::new("k"), render(&kek).as_bytes()).expect("parse");
-        assert_eq!(
-            (back.id(), back.version(), back.key),
-            (kek.id(), 1, kek.key)
-        );
+        assert_eq!((back.id(), back.version(), back.key), (kek.id(), 1, kek.key));
     }
 
     #[test]
     fn garbled_files_are_rejected_without_echoing_contents() {
         let key = "ab".repeat(32);
         let good = format!("shardline-kek v1\nid = k1\nversion = 3\nkey = {key}\n");
-        assert_eq!(
-            parse(Path::new("k"), good.as_bytes())
-                .expect("good")
-                .version(),
-            3
-        );
+        assert_eq!(parse(Path::new("k"), good.as_bytes()).expect("good").version(), 3);
         let bad = [
             String::new(),
             good.trim_end().to_owned(),

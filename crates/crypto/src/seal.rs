@@ -22,17 +22,9 @@ pub fn seal_chunk(dek: &Dek, aad: &ChunkAad, plaintext: &[u8]) -> Vec<u8> {
 /// # Panics
 /// If `padded_len < plaintext.len() + SEAL_OVERHEAD` (a caller bug), or if the
 /// plaintext exceeds XChaCha20-Poly1305's 256 GiB message limit.
-pub fn seal_chunk_padded(
-    dek: &Dek,
-    aad: &ChunkAad,
-    plaintext: &[u8],
-    padded_len: usize,
-) -> Vec<u8> {
+pub fn seal_chunk_padded(dek: &Dek, aad: &ChunkAad, plaintext: &[u8], padded_len: usize) -> Vec<u8> {
     let sealed_len = plaintext.len() + SEAL_OVERHEAD;
-    assert!(
-        padded_len >= sealed_len,
-        "padded_len {padded_len} is smaller than the sealed length {sealed_len}"
-    );
+    assert!(padded_len >= sealed_len, "padded_len {padded_len} is smaller than the sealed length {sealed_len}");
     // Zeroed allocation (calloc) doubles as the padding.
     let mut out = vec![0u8; padded_len];
     let (nonce_buf, rest) = out.split_at_mut(NONCE_LEN);
@@ -55,10 +47,7 @@ pub fn seal_chunk_padded(
 /// byte differs from sealing time.
 pub fn open_chunk(dek: &Dek, aad: &ChunkAad, sealed: &[u8]) -> Result<Vec<u8>, CryptoError> {
     if sealed.len() < SEAL_OVERHEAD {
-        return Err(CryptoError::Truncated {
-            len: sealed.len(),
-            min: SEAL_OVERHEAD,
-        });
+        return Err(CryptoError::Truncated { len: sealed.len(), min: SEAL_OVERHEAD });
     }
     let (nonce, rest) = sealed.split_at(NONCE_LEN);
     let (ct, tag) = rest.split_at(rest.len() - TAG_LEN);
@@ -66,9 +55,7 @@ pub fn open_chunk(dek: &Dek, aad: &ChunkAad, sealed: &[u8]) -> Result<Vec<u8>, C
     let tag = Tag::try_from(tag).map_err(|_| CryptoError::ChunkAuthFailed)?;
     let mut out = vec![0u8; ct.len()];
     let buf = InOutBuf::new(ct, &mut out).map_err(|_| CryptoError::ChunkAuthFailed)?;
-    dek.cipher()
-        .decrypt_inout_detached(&nonce, &aad.encode(), buf, &tag)
-        .map_err(|_| CryptoError::ChunkAuthFailed)?;
+    dek.cipher().decrypt_inout_detached(&nonce, &aad.encode(), buf, &tag).map_err(|_| CryptoError::ChunkAuthFailed)?;
     Ok(out)
 }
 
@@ -76,12 +63,7 @@ pub fn open_chunk(dek: &Dek, aad: &ChunkAad, sealed: &[u8]) -> Result<Vec<u8>, C
 mod tests {
     use super::*;
 
-    const AAD: ChunkAad<'static> = ChunkAad {
-        file_id: 7,
-        chunk_index: 3,
-        version: 2,
-        key_id: "kek-test",
-    };
+    const AAD: ChunkAad<'static> = ChunkAad { file_id: 7, chunk_index: 3, version: 2, key_id: "kek-test" };
 
     fn sample(len: usize) -> Vec<u8> {
         (0..len).map(|i| (i * 31 % 251) as u8).collect()
@@ -119,22 +101,13 @@ mod tests {
         let sealed = seal_chunk(&dek, &AAD, b"hello chunk");
         let wrong = [
             ChunkAad { file_id: 8, ..AAD },
-            ChunkAad {
-                chunk_index: 4,
-                ..AAD
-            },
+            ChunkAad { chunk_index: 4, ..AAD },
             ChunkAad { version: 1, ..AAD },
-            ChunkAad {
-                key_id: "kek-other",
-                ..AAD
-            },
+            ChunkAad { key_id: "kek-other", ..AAD },
         ];
         for aad in wrong {
             assert!(
-                matches!(
-                    open_chunk(&dek, &aad, &sealed),
-                    Err(CryptoError::ChunkAuthFailed)
-                ),
+                matches!(open_chunk(&dek, &aad, &sealed), Err(CryptoError::ChunkAuthFailed)),
                 "{aad:?} must not open"
             );
         }
@@ -143,10 +116,7 @@ mod tests {
     #[test]
     fn wrong_dek_fails() {
         let sealed = seal_chunk(&Dek::generate(), &AAD, b"hello chunk");
-        assert!(matches!(
-            open_chunk(&Dek::generate(), &AAD, &sealed),
-            Err(CryptoError::ChunkAuthFailed)
-        ));
+        assert!(matches!(open_chunk(&Dek::generate(), &AAD, &sealed), Err(CryptoError::ChunkAuthFailed)));
     }
 
     #[test]
@@ -156,10 +126,7 @@ mod tests {
         for i in 0..sealed.len() {
             let mut bad = sealed.clone();
             bad[i] ^= 0x01;
-            assert!(
-                open_chunk(&dek, &AAD, &bad).is_err(),
-                "flip at byte {i} accepted"
-            );
+            assert!(open_chunk(&dek, &AAD, &bad).is_err(), "flip at byte {i} accepted");
         }
     }
 

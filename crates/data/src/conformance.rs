@@ -20,18 +20,11 @@ pub(crate) trait Harness {
 }
 
 pub(crate) fn key(file_id: u64, shard_index: u32) -> ShardKey {
-    ShardKey {
-        file_id,
-        chunk_index: 2,
-        version: 3,
-        shard_index,
-    }
+    ShardKey { file_id, chunk_index: 2, version: 3, shard_index }
 }
 
 pub(crate) fn payload(seed: u8, len: usize) -> (Vec<u8>, u32) {
-    let data: Vec<u8> = (0..len)
-        .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
-        .collect();
+    let data: Vec<u8> = (0..len).map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed)).collect();
     let crc = crc32c::crc32c(&data);
     (data, crc)
 }
@@ -41,11 +34,7 @@ pub(crate) fn put_get_round_trip<H: Harness>(dir: &Path) {
     for (i, len) in [0usize, 1, 4096, 1 << 20].into_iter().enumerate() {
         let (data, crc) = payload(i as u8, len);
         s.put(&key(1, i as u32), &data, crc).unwrap();
-        assert_eq!(
-            s.get(&key(1, i as u32)).unwrap(),
-            (data, crc),
-            "length {len}"
-        );
+        assert_eq!(s.get(&key(1, i as u32)).unwrap(), (data, crc), "length {len}");
     }
 }
 
@@ -70,13 +59,7 @@ pub(crate) fn get_missing_is_not_found<H: Harness>(dir: &Path) {
     let (data, crc) = payload(1, 10);
     s.put(&key(1, 0), &data, crc).unwrap();
     assert!(matches!(s.get(&key(1, 1)), Err(DataError::NotFound)));
-    assert!(matches!(
-        s.get(&ShardKey {
-            version: 4,
-            ..key(1, 0)
-        }),
-        Err(DataError::NotFound)
-    ));
+    assert!(matches!(s.get(&ShardKey { version: 4, ..key(1, 0) }), Err(DataError::NotFound)));
 }
 
 pub(crate) fn flipped_byte_is_corrupt<H: Harness>(dir: &Path) {
@@ -87,10 +70,7 @@ pub(crate) fn flipped_byte_is_corrupt<H: Harness>(dir: &Path) {
     assert!(matches!(s.get(&key(1, 0)), Err(DataError::Corrupt(_))));
     // A reopened store must not trust it either.
     drop(s);
-    assert!(matches!(
-        H::open(dir, None).get(&key(1, 0)),
-        Err(DataError::Corrupt(_))
-    ));
+    assert!(matches!(H::open(dir, None).get(&key(1, 0)), Err(DataError::Corrupt(_))));
 }
 
 pub(crate) fn wrong_crc_is_refused<H: Harness>(dir: &Path) {
@@ -106,9 +86,7 @@ pub(crate) fn wrong_crc_is_refused<H: Harness>(dir: &Path) {
     // An existing shard survives a refused overwrite.
     s.put(&key(1, 0), &data, crc).unwrap();
     let (other, other_crc) = payload(5, 2000);
-    assert!(s
-        .put(&key(1, 0), &other, other_crc.wrapping_add(1))
-        .is_err());
+    assert!(s.put(&key(1, 0), &other, other_crc.wrapping_add(1)).is_err());
     assert_eq!(s.get(&key(1, 0)).unwrap(), (data, crc));
 }
 
@@ -129,12 +107,7 @@ pub(crate) fn list_returns_sorted_keys<H: Harness>(dir: &Path) {
     assert_eq!(s.list().unwrap(), vec![]);
     let mut want = Vec::new();
     for f in (0..20u64).rev() {
-        let k = ShardKey {
-            file_id: f,
-            chunk_index: f * 7,
-            version: 1,
-            shard_index: (f % 6) as u32,
-        };
+        let k = ShardKey { file_id: f, chunk_index: f * 7, version: 1, shard_index: (f % 6) as u32 };
         let (data, crc) = payload(f as u8, 64);
         s.put(&k, &data, crc).unwrap();
         want.push(k);
@@ -162,10 +135,7 @@ pub(crate) fn usage_counts<H: Harness>(dir: &Path) {
     s.delete(&key(1, 1)).unwrap();
     let one = s.usage();
     assert_eq!(one.shard_count, 1);
-    assert!(
-        one.used_bytes >= 1000 && one.used_bytes < two.used_bytes,
-        "{one:?}"
-    );
+    assert!(one.used_bytes >= 1000 && one.used_bytes < two.used_bytes, "{one:?}");
     s.delete(&key(1, 0)).unwrap();
     assert_eq!((s.usage().used_bytes, s.usage().shard_count), (0, 0));
 }
@@ -209,14 +179,8 @@ pub(crate) fn reopen_sees_existing_shards<H: Harness>(dir: &Path) {
     };
     let s = H::open(dir, None);
     let after = s.usage();
-    assert_eq!(
-        (after.used_bytes, after.shard_count),
-        (before.used_bytes, before.shard_count)
-    );
-    assert_eq!(
-        s.list().unwrap(),
-        (0..4).map(|i| key(2, i)).collect::<Vec<_>>()
-    );
+    assert_eq!((after.used_bytes, after.shard_count), (before.used_bytes, before.shard_count));
+    assert_eq!(s.list().unwrap(), (0..4).map(|i| key(2, i)).collect::<Vec<_>>());
     for i in 0..4 {
         assert_eq!(s.get(&key(2, i)).unwrap(), (data.clone(), crc));
     }

@@ -11,12 +11,7 @@ use crate::DataError;
 /// Write `parts` to `tmp` (created new), fsync it, rename it over `dest` and
 /// fsync the directory, so that a crash leaves `dest` whole or untouched.
 /// On failure the temporary file is removed.
-pub(crate) fn replace_durably(
-    dir: &Path,
-    tmp: &Path,
-    dest: &Path,
-    parts: &[&[u8]],
-) -> Result<(), DataError> {
+pub(crate) fn replace_durably(dir: &Path, tmp: &Path, dest: &Path, parts: &[&[u8]]) -> Result<(), DataError> {
     let written = (|| {
         let mut f = OpenOptions::new()
             .write(true)
@@ -24,8 +19,7 @@ pub(crate) fn replace_durably(
             .open(tmp)
             .map_err(|e| io_err("create temporary shard file", e))?;
         for part in parts {
-            f.write_all(part)
-                .map_err(|e| io_err("write shard file", e))?;
+            f.write_all(part).map_err(|e| io_err("write shard file", e))?;
         }
         f.sync_all().map_err(|e| io_err("sync shard file", e))?;
         fs::rename(tmp, dest).map_err(|e| io_err("rename shard file into place", e))
@@ -40,9 +34,7 @@ pub(crate) fn replace_durably(
 
 /// Make a directory's entries (creations, renames, removals) durable.
 pub(crate) fn sync_dir(dir: &Path) -> Result<(), DataError> {
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(|e| DataError::io("sync shard directory", e))
+    File::open(dir).and_then(|d| d.sync_all()).map_err(|e| DataError::io("sync shard directory", e))
 }
 
 /// Bytes available to unprivileged users on the file system holding `path`.
@@ -54,10 +46,7 @@ pub(crate) fn available_bytes(path: &Path) -> Result<u64, DataError> {
     // call, and `st` points to writable memory sized for a `statvfs`.
     let rc = unsafe { libc::statvfs(c_path.as_ptr(), st.as_mut_ptr()) };
     if rc != 0 {
-        return Err(DataError::io(
-            "query file system free space",
-            io::Error::last_os_error(),
-        ));
+        return Err(DataError::io("query file system free space", io::Error::last_os_error()));
     }
     // SAFETY: statvfs returned 0, so it initialised every field of `st`.
     let st = unsafe { st.assume_init() };
@@ -70,10 +59,7 @@ pub(crate) fn available_bytes(path: &Path) -> Result<u64, DataError> {
 /// Map a write-path I/O error, turning a full disk into [`DataError::NoSpace`].
 fn io_err(context: &'static str, e: io::Error) -> DataError {
     if e.raw_os_error() == Some(libc::ENOSPC) {
-        DataError::NoSpace {
-            needed: 0,
-            available: 0,
-        }
+        DataError::NoSpace { needed: 0, available: 0 }
     } else {
         DataError::io(context, e)
     }

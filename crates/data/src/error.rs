@@ -85,17 +85,9 @@ mod tests {
     #[test]
     fn io_chain_includes_the_cause() {
         let e = DataError::io("read shard header", io::Error::from_raw_os_error(libc::EIO));
-        assert!(
-            e.chain().starts_with("read shard header: "),
-            "{}",
-            e.chain()
-        );
+        assert!(e.chain().starts_with("read shard header: "), "{}", e.chain());
         assert_eq!(e.code(), ErrorCode::Internal);
-        assert!(DataError::ChecksumMismatch {
-            expected: 1,
-            actual: 2
-        }
-        .retryable());
+        assert!(DataError::ChecksumMismatch { expected: 1, actual: 2 }.retryable());
         assert!(!DataError::NotFound.retryable());
     }
 }

@@ -69,32 +69,22 @@ impl FileStore {
         let mut stale = 0u64;
         store.scan(|dir, name, key| match key {
             Some(_) => {
-                let len = fs::metadata(dir.join(name))
-                    .map_err(|e| DataError::io("stat shard file", e))?
-                    .len();
+                let len = fs::metadata(dir.join(name)).map_err(|e| DataError::io("stat shard file", e))?.len();
                 acct.used_bytes += len;
                 acct.shard_count += 1;
                 Ok(())
             }
             None if name.ends_with(TMP_SUFFIX) => {
-                fs::remove_file(dir.join(name))
-                    .map_err(|e| DataError::io("remove stale temporary file", e))?;
+                fs::remove_file(dir.join(name)).map_err(|e| DataError::io("remove stale temporary file", e))?;
                 stale += 1;
                 Ok(())
             }
             None => Ok(()),
         })?;
         if stale > 0 {
-            tracing::info!(
-                count = stale,
-                "removed temporary files left by an interrupted write"
-            );
+            tracing::info!(count = stale, "removed temporary files left by an interrupted write");
         }
-        tracing::debug!(
-            shards = acct.shard_count,
-            used_bytes = acct.used_bytes,
-            "opened file store"
-        );
+        tracing::debug!(shards = acct.shard_count, used_bytes = acct.used_bytes, "opened file store");
         *store.acct.lock().unwrap_or_else(|e| e.into_inner()) = acct;
         Ok(store)
     }
@@ -102,9 +92,7 @@ impl FileStore {
     /// Where the shard for `key` lives: (its directory, its path).
     pub fn shard_path(&self, key: &ShardKey) -> (PathBuf, PathBuf) {
         let name = key.file_name();
-        let dir = self
-            .shards
-            .join(format!("{:02x}", crc32c::crc32c(name.as_bytes()) & 0xff));
+        let dir = self.shards.join(format!("{:02x}", crc32c::crc32c(name.as_bytes()) & 0xff));
         let path = dir.join(name);
         (dir, path)
     }
@@ -138,9 +126,7 @@ impl FileStore {
         let h = shardline_types::placement::mix64(
             key.file_id ^ key.chunk_index.rotate_left(17) ^ key.version.rotate_left(34),
         ) ^ u64::from(key.shard_index);
-        self.stripes[(h % STRIPES as u64) as usize]
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
+        self.stripes[(h % STRIPES as u64) as usize].lock().unwrap_or_else(|e| e.into_inner())
     }
 
     fn acct(&self) -> MutexGuard<'_, Accounting> {
@@ -155,17 +141,12 @@ impl FileStore {
         };
         let mut acct = self.acct();
         let available = match self.capacity_limit {
-            Some(cap) => cap
-                .saturating_add(old_len)
-                .saturating_sub(acct.used_bytes + acct.reserved),
+            Some(cap) => cap.saturating_add(old_len).saturating_sub(acct.used_bytes + acct.reserved),
             // Free space does not yet reflect writes in flight.
             None => fs_free.saturating_sub(acct.reserved),
         };
         if new_len > available {
-            return Err(DataError::NoSpace {
-                needed: new_len,
-                available,
-            });
+            return Err(DataError::NoSpace { needed: new_len, available });
         }
         acct.reserved += new_len;
         Ok(())
@@ -176,17 +157,9 @@ impl ShardStore for FileStore {
     fn put(&self, key: &ShardKey, data: &[u8], crc32c: u32) -> Result<(), DataError> {
         let actual = crc32c::crc32c(data);
         if actual != crc32c {
-            return Err(DataError::ChecksumMismatch {
-                expected: crc32c,
-                actual,
-            });
+            return Err(DataError::ChecksumMismatch { expected: crc32c, actual });
         }
-        let header = ShardHeader {
-            key: *key,
-            payload_len: data.len() as u64,
-            payload_crc: crc32c,
-        }
-        .encode();
+        let header = ShardHeader { key: *key, payload_len: data.len() as u64, payload_crc: crc32c }.encode();
         let new_len = header.len() as u64 + data.len() as u64;
         let _key_lock = self.stripe(key);
         let (dir, path) = self.shard_path(key);
@@ -215,14 +188,10 @@ impl ShardStore for FileStore {
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(DataError::NotFound),
             Err(e) => return Err(DataError::io("open shard file", e)),
         };
-        let file_len = f
-            .metadata()
-            .map_err(|e| DataError::io("stat shard file", e))?
-            .len();
+        let file_len = f.metadata().map_err(|e| DataError::io("stat shard file", e))?.len();
         let mut head = [0u8; HEADER_LEN_V1];
         let head_len = (HEADER_LEN_V1 as u64).min(file_len) as usize;
-        f.read_exact(&mut head[..head_len])
-            .map_err(|e| DataError::io("read shard header", e))?;
+        f.read_exact(&mut head[..head_len]).map_err(|e| DataError::io("read shard header", e))?;
         let (header, header_len) = ShardHeader::decode(&head[..head_len])?;
         if header.key != *key {
             return Err(DataError::Corrupt("header names a different shard".into()));
@@ -234,11 +203,9 @@ impl ShardStore for FileStore {
                 header.payload_len
             )));
         }
-        let len = usize::try_from(header.payload_len)
-            .map_err(|_| DataError::Corrupt("payload too large".into()))?;
+        let len = usize::try_from(header.payload_len).map_err(|_| DataError::Corrupt("payload too large".into()))?;
         let mut data = vec![0u8; len];
-        f.read_exact(&mut data)
-            .map_err(|e| DataError::io("read shard payload", e))?;
+        f.read_exact(&mut data).map_err(|e| DataError::io("read shard payload", e))?;
         let actual = crc32c::crc32c(&data);
         if actual != header.payload_crc {
             return Err(DataError::Corrupt(format!(

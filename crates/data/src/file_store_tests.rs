@@ -27,11 +27,7 @@ impl Harness for FileHarness {
 conformance_tests!(FileHarness);
 
 fn flip_byte_at(path: &Path, at: u64) {
-    let mut f = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(path)
-        .unwrap();
+    let mut f = OpenOptions::new().read(true).write(true).open(path).unwrap();
     let mut b = [0u8; 1];
     f.seek(SeekFrom::Start(at)).unwrap();
     f.read_exact(&mut b).unwrap();
@@ -54,10 +50,7 @@ fn files_under(dir: &Path) -> Vec<PathBuf> {
 }
 
 fn tmp_files(dir: &Path) -> usize {
-    files_under(dir)
-        .iter()
-        .filter(|p| p.to_string_lossy().ends_with(".tmp"))
-        .count()
+    files_under(dir).iter().filter(|p| p.to_string_lossy().ends_with(".tmp")).count()
 }
 
 #[test]
@@ -69,17 +62,11 @@ fn layout_is_shards_hash_dir_file_name() {
     let files = files_under(dir.path());
     assert_eq!(files.len(), 1);
     let rel = files[0].strip_prefix(dir.path()).unwrap();
-    let parts: Vec<_> = rel
-        .iter()
-        .map(|p| p.to_string_lossy().into_owned())
-        .collect();
+    let parts: Vec<_> = rel.iter().map(|p| p.to_string_lossy().into_owned()).collect();
     assert_eq!(parts[0], "shards");
     assert_eq!(parts[1].len(), 2);
     assert_eq!(parts[2], key(1, 0).file_name());
-    assert_eq!(
-        fs::metadata(&files[0]).unwrap().len(),
-        HEADER_LEN_V1 as u64 + 100
-    );
+    assert_eq!(fs::metadata(&files[0]).unwrap().len(), HEADER_LEN_V1 as u64 + 100);
     assert_eq!(&fs::read(&files[0]).unwrap()[..4], b"SLSH");
 }
 
@@ -90,11 +77,7 @@ fn stale_temporary_files_are_removed_at_open() {
     let (data, crc) = payload(1, 100);
     s.put(&key(1, 0), &data, crc).unwrap();
     let (sub, _) = s.shard_path(&key(1, 1));
-    fs::write(
-        sub.join(format!("{}.3.tmp", key(1, 1).file_name())),
-        b"half a shard",
-    )
-    .unwrap();
+    fs::write(sub.join(format!("{}.3.tmp", key(1, 1).file_name())), b"half a shard").unwrap();
     drop(s);
     assert_eq!(tmp_files(dir.path()), 1);
     let s = FileStore::open(dir.path(), None).unwrap();
@@ -108,10 +91,7 @@ fn no_space_leaves_no_file_behind() {
     let dir = tempfile::tempdir().unwrap();
     let s = FileStore::open(dir.path(), Some(1000)).unwrap();
     let (data, crc) = payload(1, 2000);
-    assert!(matches!(
-        s.put(&key(1, 0), &data, crc),
-        Err(DataError::NoSpace { .. })
-    ));
+    assert!(matches!(s.put(&key(1, 0), &data, crc), Err(DataError::NoSpace { .. })));
     assert!(files_under(dir.path()).is_empty());
     assert_eq!(s.usage().used_bytes, 0);
 }
@@ -127,10 +107,7 @@ fn damaged_header_or_length_is_corrupt() {
     // A header bit.
     flip_byte_at(&s.shard_path(&key(1, 0)).1, 10);
     // A truncated payload.
-    let f = OpenOptions::new()
-        .write(true)
-        .open(s.shard_path(&key(1, 1)).1)
-        .unwrap();
+    let f = OpenOptions::new().write(true).open(s.shard_path(&key(1, 1)).1).unwrap();
     f.set_len(HEADER_LEN_V1 as u64 + 499).unwrap();
     // A file shorter than a header.
     fs::write(s.shard_path(&key(1, 2)).1, b"SLSH").unwrap();
@@ -138,14 +115,9 @@ fn damaged_header_or_length_is_corrupt() {
     let (from, to) = (s.shard_path(&key(1, 3)).1, s.shard_path(&key(1, 4)));
     fs::copy(&from, &to.1).unwrap();
     for i in 0..3 {
-        assert!(
-            matches!(s.get(&key(1, i)), Err(DataError::Corrupt(_))),
-            "shard {i}"
-        );
+        assert!(matches!(s.get(&key(1, i)), Err(DataError::Corrupt(_))), "shard {i}");
     }
-    assert!(
-        matches!(s.get(&key(1, 4)), Err(DataError::Corrupt(m)) if m.contains("different shard"))
-    );
+    assert!(matches!(s.get(&key(1, 4)), Err(DataError::Corrupt(m)) if m.contains("different shard")));
     assert_eq!(s.get(&key(1, 3)).unwrap(), (data, crc));
 }
 
@@ -159,9 +131,7 @@ fn concurrent_puts_never_overrun_the_capacity() {
             let s = s.clone();
             std::thread::spawn(move || {
                 let (data, crc) = payload(t as u8, 1000);
-                (0..5)
-                    .filter(|i| s.put(&key(t, *i), &data, crc).is_ok())
-                    .count()
+                (0..5).filter(|i| s.put(&key(t, *i), &data, crc).is_ok()).count()
             })
         })
         .collect();

@@ -24,12 +24,7 @@ pub struct Identity {
 }
 
 /// Register, then heartbeat every `interval`, forever.
-pub async fn heartbeat_loop<S: ShardStore>(
-    meta: MetaClient,
-    me: Identity,
-    store: Arc<S>,
-    interval: Duration,
-) {
+pub async fn heartbeat_loop<S: ShardStore>(meta: MetaClient, me: Identity, store: Arc<S>, interval: Duration) {
     loop {
         register(&meta, &me, &store, interval).await;
         loop {
@@ -44,10 +39,7 @@ pub async fn heartbeat_loop<S: ShardStore>(
             match meta.call(meta_request::Body::Heartbeat(beat)).await {
                 Ok(_) => tracing::trace!(node = me.id, "heartbeat sent"),
                 Err(e) if e.code() == ErrorCode::NotFound => {
-                    tracing::warn!(
-                        node = me.id,
-                        "metadata service does not know this server; registering again"
-                    );
+                    tracing::warn!(node = me.id, "metadata service does not know this server; registering again");
                     break;
                 }
                 Err(e) => tracing::warn!(node = me.id, error = %e, "heartbeat failed"),
@@ -58,35 +50,21 @@ pub async fn heartbeat_loop<S: ShardStore>(
 
 /// Register until the metadata service accepts, backing off up to `interval`
 /// (at least a second) between attempts.
-async fn register<S: ShardStore>(
-    meta: &MetaClient,
-    me: &Identity,
-    store: &Arc<S>,
-    interval: Duration,
-) {
+async fn register<S: ShardStore>(meta: &MetaClient, me: &Identity, store: &Arc<S>, interval: Duration) {
     let max_backoff = interval.max(Duration::from_secs(1));
     let mut backoff = Duration::from_millis(100).min(max_backoff);
     let mut attempts = 0u64;
     loop {
         attempts += 1;
         let usage = usage_of(store).await;
-        let req = RegisterDataServer {
-            id: me.id,
-            addr: me.advertise.clone(),
-            capacity_bytes: usage.capacity_bytes,
-        };
+        let req = RegisterDataServer { id: me.id, addr: me.advertise.clone(), capacity_bytes: usage.capacity_bytes };
         match meta.call(meta_request::Body::Register(req)).await {
             Ok(resp) => {
                 let epoch = match resp.body {
                     Some(shardline_proto::v1::meta_response::Body::Registered(r)) => r.epoch,
                     _ => 0,
                 };
-                tracing::info!(
-                    node = me.id,
-                    epoch,
-                    attempts,
-                    "registered with the metadata service"
-                );
+                tracing::info!(node = me.id, epoch, attempts, "registered with the metadata service");
                 return;
             }
             Err(e) => log_register_failure(me.id, attempts, &e),
@@ -108,7 +86,5 @@ fn log_register_failure(node: NodeId, attempts: u64, e: &MetaCallError) {
 
 async fn usage_of<S: ShardStore>(store: &Arc<S>) -> Usage {
     let store = store.clone();
-    tokio::task::spawn_blocking(move || store.usage())
-        .await
-        .unwrap_or_default()
+    tokio::task::spawn_blocking(move || store.usage()).await.unwrap_or_default()
 }

@@ -76,9 +76,7 @@ impl DataConfig {
 /// `cfg.listen`, register and heartbeat, serve.
 pub async fn run(cfg: DataConfig) -> Result<(), DataError> {
     cfg.validate()?;
-    let listener = TcpListener::bind(&cfg.listen)
-        .await
-        .map_err(|e| DataError::io("bind the listen address", e))?;
+    let listener = TcpListener::bind(&cfg.listen).await.map_err(|e| DataError::io("bind the listen address", e))?;
     run_with_listener(cfg, listener).await
 }
 
@@ -100,16 +98,8 @@ pub async fn run_with_listener(cfg: DataConfig, listener: TcpListener) -> Result
         "data server listening"
     );
     let meta = MetaClient::new(cfg.meta_addrs.clone(), META_CALL_DEADLINE);
-    let me = Identity {
-        id: cfg.id,
-        advertise: cfg.advertise.clone(),
-    };
-    tokio::spawn(heartbeat_loop(
-        meta,
-        me,
-        store.clone(),
-        cfg.heartbeat_interval,
-    ));
+    let me = Identity { id: cfg.id, advertise: cfg.advertise.clone() };
+    tokio::spawn(heartbeat_loop(meta, me, store.clone(), cfg.heartbeat_interval));
     shardline_rpc::serve(listener, Arc::new(DataService::new(store))).await;
     Ok(())
 }

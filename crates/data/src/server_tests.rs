@@ -25,30 +25,20 @@ impl Handler for FakeMeta {
         let mut seen = self.seen.lock().unwrap();
         let resp = match req.body {
             Some(meta_request::Body::Register(r)) => {
-                assert_eq!(
-                    (r.id, r.addr.as_str(), r.capacity_bytes),
-                    (7, "10.0.0.7:7100", 1 << 30)
-                );
+                assert_eq!((r.id, r.addr.as_str(), r.capacity_bytes), (7, "10.0.0.7:7100", 1 << 30));
                 seen.push("register");
-                MetaResponse {
-                    error: None,
-                    body: Some(meta_response::Body::Registered(v1::Registered { epoch: 3 })),
-                }
+                MetaResponse { error: None, body: Some(meta_response::Body::Registered(v1::Registered { epoch: 3 })) }
             }
             Some(meta_request::Body::Heartbeat(h)) => {
                 assert_eq!((h.id, h.capacity_bytes, h.shard_count), (7, 1 << 30, 0));
                 seen.push("heartbeat");
-                let error =
-                    (seen.iter().filter(|s| **s == "heartbeat").count() == 2).then(|| v1::Error {
-                        code: code_to_wire(ErrorCode::NotFound) as i32,
-                        message: "unknown data server".into(),
-                        retryable: false,
-                        leader_hint: String::new(),
-                    });
-                MetaResponse {
-                    error,
-                    body: Some(meta_response::Body::Empty(v1::Empty {})),
-                }
+                let error = (seen.iter().filter(|s| **s == "heartbeat").count() == 2).then(|| v1::Error {
+                    code: code_to_wire(ErrorCode::NotFound) as i32,
+                    message: "unknown data server".into(),
+                    retryable: false,
+                    leader_hint: String::new(),
+                });
+                MetaResponse { error, body: Some(meta_response::Body::Empty(v1::Empty {})) }
             }
             _ => panic!("unexpected request"),
         };
@@ -74,20 +64,11 @@ async fn registers_heartbeats_and_re_registers_when_forgotten() {
         capacity_bytes: Some(1 << 30),
     };
     assert!(cfg.validate().is_err(), "empty listen address accepted");
-    let cfg = DataConfig {
-        listen: "127.0.0.1:0".into(),
-        ..cfg
-    };
+    let cfg = DataConfig { listen: "127.0.0.1:0".into(), ..cfg };
     let listener = TcpListener::bind(&cfg.listen).await.unwrap();
     tokio::spawn(run_with_listener(cfg, listener));
 
-    let want = [
-        "register",
-        "heartbeat",
-        "heartbeat",
-        "register",
-        "heartbeat",
-    ];
+    let want = ["register", "heartbeat", "heartbeat", "register", "heartbeat"];
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     loop {
         let seen = fake.seen.lock().unwrap().clone();

@@ -29,30 +29,19 @@ impl<S: ShardStore> DataService<S> {
         &self.store
     }
 
-    async fn execute(
-        &self,
-        op: Op,
-        payload: Bytes,
-    ) -> Result<(data_response::Body, Bytes), DataError> {
+    async fn execute(&self, op: Op, payload: Bytes) -> Result<(data_response::Body, Bytes), DataError> {
         match op {
             Op::Put { key, crc32c } => {
-                self.blocking(move |s| s.put(&key, &payload, crc32c))
-                    .await?;
+                self.blocking(move |s| s.put(&key, &payload, crc32c)).await?;
                 Ok((data_response::Body::Put(v1::PutShardOk {}), Bytes::new()))
             }
             Op::Get { key } => {
                 let (data, crc32c) = self.blocking(move |s| s.get(&key)).await?;
-                Ok((
-                    data_response::Body::Get(v1::GetShardOk { crc32c }),
-                    Bytes::from(data),
-                ))
+                Ok((data_response::Body::Get(v1::GetShardOk { crc32c }), Bytes::from(data)))
             }
             Op::Delete { key } => {
                 let existed = self.blocking(move |s| s.delete(&key)).await?;
-                Ok((
-                    data_response::Body::Delete(v1::DeleteShardOk { existed }),
-                    Bytes::new(),
-                ))
+                Ok((data_response::Body::Delete(v1::DeleteShardOk { existed }), Bytes::new()))
             }
         }
     }
@@ -90,20 +79,8 @@ impl<S: ShardStore> Handler for DataService<S> {
             }
         };
         match result {
-            Ok((body, payload)) => Frame::from_message(
-                &DataResponse {
-                    error: None,
-                    body: Some(body),
-                },
-                payload,
-            ),
-            Err(e) => Frame::from_message(
-                &DataResponse {
-                    error: Some(wire_error(&e)),
-                    body: None,
-                },
-                Bytes::new(),
-            ),
+            Ok((body, payload)) => Frame::from_message(&DataResponse { error: None, body: Some(body) }, payload),
+            Err(e) => Frame::from_message(&DataResponse { error: Some(wire_error(&e)), body: None }, Bytes::new()),
         }
     }
 }
@@ -118,24 +95,14 @@ enum Op {
 
 impl Op {
     fn decode(request: &Frame) -> Result<Op, DataError> {
-        let req: DataRequest = request
-            .decode()
-            .map_err(|e| DataError::InvalidArgument(format!("decode data request: {e}")))?;
+        let req: DataRequest =
+            request.decode().map_err(|e| DataError::InvalidArgument(format!("decode data request: {e}")))?;
         // The epoch check arrives with placement-aware requests.
         match req.body {
-            None => Err(DataError::InvalidArgument(
-                "data request has no body".into(),
-            )),
-            Some(data_request::Body::Put(p)) => Ok(Op::Put {
-                key: shard_key(p.id)?,
-                crc32c: p.crc32c,
-            }),
-            Some(data_request::Body::Get(g)) => Ok(Op::Get {
-                key: shard_key(g.id)?,
-            }),
-            Some(data_request::Body::Delete(d)) => Ok(Op::Delete {
-                key: shard_key(d.id)?,
-            }),
+            None => Err(DataError::InvalidArgument("data request has no body".into())),
+            Some(data_request::Body::Put(p)) => Ok(Op::Put { key: shard_key(p.id)?, crc32c: p.crc32c }),
+            Some(data_request::Body::Get(g)) => Ok(Op::Get { key: shard_key(g.id)? }),
+            Some(data_request::Body::Delete(d)) => Ok(Op::Delete { key: shard_key(d.id)? }),
         }
     }
 
@@ -151,12 +118,7 @@ impl Op {
 /// Convert a wire shard id, which must be present.
 fn shard_key(id: Option<v1::ShardId>) -> Result<ShardKey, DataError> {
     let id = id.ok_or_else(|| DataError::InvalidArgument("request has no shard id".into()))?;
-    Ok(ShardKey {
-        file_id: id.file_id,
-        chunk_index: id.chunk_index,
-        version: id.version,
-        shard_index: id.shard_index,
-    })
+    Ok(ShardKey { file_id: id.file_id, chunk_index: id.chunk_index, version: id.version, shard_index: id.shard_index })
 }
 
 fn op_span(op: &'static str, key: &ShardKey) -> tracing::Span {

@@ -19,15 +19,8 @@ async fn start(capacity: Option<u64>) -> Server {
     let store = Arc::new(FileStore::open(dir.path(), capacity).unwrap());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap().to_string();
-    tokio::spawn(shardline_rpc::serve(
-        listener,
-        Arc::new(DataService::new(store)),
-    ));
-    Server {
-        addr,
-        pool: Pool::new(Duration::from_secs(2), Duration::from_secs(10)),
-        _dir: dir,
-    }
+    tokio::spawn(shardline_rpc::serve(listener, Arc::new(DataService::new(store))));
+    Server { addr, pool: Pool::new(Duration::from_secs(2), Duration::from_secs(10)), _dir: dir }
 }
 
 impl Server {
@@ -43,33 +36,19 @@ impl Server {
 }
 
 fn id(shard_index: u32) -> Option<ShardId> {
-    Some(ShardId {
-        file_id: 42,
-        chunk_index: 3,
-        version: 1,
-        shard_index,
-    })
+    Some(ShardId { file_id: 42, chunk_index: 3, version: 1, shard_index })
 }
 
 fn put(shard_index: u32, crc32c: u32) -> data_request::Body {
-    data_request::Body::Put(v1::PutShard {
-        id: id(shard_index),
-        crc32c,
-        epoch: 1,
-    })
+    data_request::Body::Put(v1::PutShard { id: id(shard_index), crc32c, epoch: 1 })
 }
 
 fn get(shard_index: u32) -> data_request::Body {
-    data_request::Body::Get(v1::GetShard {
-        id: id(shard_index),
-        epoch: 1,
-    })
+    data_request::Body::Get(v1::GetShard { id: id(shard_index), epoch: 1 })
 }
 
 fn error_code(resp: &DataResponse) -> Option<WireCode> {
-    resp.error
-        .as_ref()
-        .map(|e| WireCode::try_from(e.code).unwrap())
+    resp.error.as_ref().map(|e| WireCode::try_from(e.code).unwrap())
 }
 
 #[tokio::test]
@@ -84,27 +63,14 @@ async fn put_get_delete_over_the_wire() {
 
     let (resp, payload) = srv.call(get(0), Bytes::new()).await;
     assert_eq!(resp.error, None);
-    assert_eq!(
-        resp.body,
-        Some(data_response::Body::Get(v1::GetShardOk { crc32c: crc }))
-    );
+    assert_eq!(resp.body, Some(data_response::Body::Get(v1::GetShardOk { crc32c: crc })));
     assert_eq!(payload, data);
 
     let del = data_request::Body::Delete(v1::DeleteShard { id: id(0) });
     let (resp, _) = srv.call(del, Bytes::new()).await;
-    assert_eq!(
-        resp.body,
-        Some(data_response::Body::Delete(v1::DeleteShardOk {
-            existed: true
-        }))
-    );
+    assert_eq!(resp.body, Some(data_response::Body::Delete(v1::DeleteShardOk { existed: true })));
     let (resp, _) = srv.call(del, Bytes::new()).await;
-    assert_eq!(
-        resp.body,
-        Some(data_response::Body::Delete(v1::DeleteShardOk {
-            existed: false
-        }))
-    );
+    assert_eq!(resp.body, Some(data_response::Body::Delete(v1::DeleteShardOk { existed: false })));
 
     let (resp, payload) = srv.call(get(0), Bytes::new()).await;
     assert_eq!(error_code(&resp), Some(WireCode::NotFound));
@@ -119,27 +85,12 @@ async fn bad_requests_get_error_responses() {
     let (resp, _) = srv.raw(Frame::new(vec![0xffu8; 17], Bytes::new())).await;
     assert_eq!(error_code(&resp), Some(WireCode::InvalidArgument));
     // No body; no shard id.
-    let (resp, _) = srv
-        .raw(Frame::from_message(
-            &DataRequest { body: None },
-            Bytes::new(),
-        ))
-        .await;
+    let (resp, _) = srv.raw(Frame::from_message(&DataRequest { body: None }, Bytes::new())).await;
     assert_eq!(error_code(&resp), Some(WireCode::InvalidArgument));
-    let (resp, _) = srv
-        .call(
-            data_request::Body::Get(v1::GetShard { id: None, epoch: 0 }),
-            Bytes::new(),
-        )
-        .await;
+    let (resp, _) = srv.call(data_request::Body::Get(v1::GetShard { id: None, epoch: 0 }), Bytes::new()).await;
     assert_eq!(error_code(&resp), Some(WireCode::InvalidArgument));
     // A payload that does not match its checksum is refused and not stored.
-    let (resp, _) = srv
-        .call(
-            put(1, 0x1234_5678),
-            Bytes::from_static(b"damaged in transit"),
-        )
-        .await;
+    let (resp, _) = srv.call(put(1, 0x1234_5678), Bytes::from_static(b"damaged in transit")).await;
     assert_eq!(error_code(&resp), Some(WireCode::Corrupt));
     assert!(resp.error.unwrap().retryable);
     let (resp, _) = srv.call(get(1), Bytes::new()).await;

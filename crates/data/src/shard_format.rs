@@ -68,9 +68,7 @@ impl ShardHeader {
         }
         match u16_at(buf, 4) {
             1 => decode_v1(buf),
-            v => Err(DataError::Corrupt(format!(
-                "unknown shard format version {v}"
-            ))),
+            v => Err(DataError::Corrupt(format!("unknown shard format version {v}"))),
         }
     }
 }
@@ -91,11 +89,7 @@ fn decode_v1(buf: &[u8]) -> Result<(ShardHeader, usize), DataError> {
         version: u64_at(buf, 40),
         shard_index: u32_at(buf, 20),
     };
-    let header = ShardHeader {
-        key,
-        payload_len: u64_at(buf, 8),
-        payload_crc: u32_at(buf, 16),
-    };
+    let header = ShardHeader { key, payload_len: u64_at(buf, 8), payload_crc: u32_at(buf, 16) };
     Ok((header, HEADER_LEN_V1))
 }
 
@@ -128,12 +122,7 @@ mod tests {
 
     fn header() -> ShardHeader {
         ShardHeader {
-            key: ShardKey {
-                file_id: 9,
-                chunk_index: 3,
-                version: 7,
-                shard_index: 5,
-            },
+            key: ShardKey { file_id: 9, chunk_index: 3, version: 7, shard_index: 5 },
             payload_len: 1234,
             payload_crc: 0xdead_beef,
         }
@@ -142,10 +131,7 @@ mod tests {
     #[test]
     fn round_trips() {
         let enc = header().encode();
-        assert_eq!(
-            ShardHeader::decode(&enc).unwrap(),
-            (header(), HEADER_LEN_V1)
-        );
+        assert_eq!(ShardHeader::decode(&enc).unwrap(), (header(), HEADER_LEN_V1));
     }
 
     #[test]
@@ -167,15 +153,10 @@ mod tests {
     fn short_or_foreign_input_is_corrupt() {
         let enc = header().encode();
         for len in [0, 3, 7, 8, 63] {
-            assert!(matches!(
-                ShardHeader::decode(&enc[..len]),
-                Err(DataError::Corrupt(_))
-            ));
+            assert!(matches!(ShardHeader::decode(&enc[..len]), Err(DataError::Corrupt(_))));
         }
         let mut v2 = enc;
         v2[4] = 2;
-        assert!(
-            matches!(ShardHeader::decode(&v2), Err(DataError::Corrupt(m)) if m.contains("version 2"))
-        );
+        assert!(matches!(ShardHeader::decode(&v2), Err(DataError::Corrupt(m)) if m.contains("version 2")));
     }
 }

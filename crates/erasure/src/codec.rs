@@ -27,26 +27,15 @@ impl Codec {
     /// A codec with `data_shards` (k ≥ 1) data cells and `parity_shards`
     /// (m ≥ 1) parity cells, k+m ≤ 256.
     pub fn new(data_shards: usize, parity_shards: usize) -> Result<Codec, ErasureError> {
-        let invalid = |reason: String| ErasureError::InvalidParams {
-            data_shards,
-            parity_shards,
-            reason,
-        };
+        let invalid = |reason: String| ErasureError::InvalidParams { data_shards, parity_shards, reason };
         if data_shards == 0 || parity_shards == 0 {
-            return Err(invalid(
-                "need at least one data and one parity shard".into(),
-            ));
+            return Err(invalid("need at least one data and one parity shard".into()));
         }
         if data_shards + parity_shards > 256 {
             return Err(invalid("k+m must be at most 256 over GF(2^8)".into()));
         }
-        let rs =
-            ReedSolomon::new(data_shards, parity_shards).map_err(|e| invalid(e.to_string()))?;
-        Ok(Codec {
-            k: data_shards,
-            m: parity_shards,
-            rs,
-        })
+        let rs = ReedSolomon::new(data_shards, parity_shards).map_err(|e| invalid(e.to_string()))?;
+        Ok(Codec { k: data_shards, m: parity_shards, rs })
     }
 
     /// k, the number of data cells.
@@ -71,15 +60,10 @@ impl Codec {
     pub fn encode(&self, padded: Bytes) -> Result<Vec<Bytes>, ErasureError> {
         let len = padded.len();
         if len == 0 || len % self.k != 0 {
-            return Err(ErasureError::BadPaddedLength {
-                len,
-                data_shards: self.k,
-            });
+            return Err(ErasureError::BadPaddedLength { len, data_shards: self.k });
         }
         let cell = len / self.k;
-        let mut shards: Vec<Bytes> = (0..self.k)
-            .map(|i| padded.slice(i * cell..(i + 1) * cell))
-            .collect();
+        let mut shards: Vec<Bytes> = (0..self.k).map(|i| padded.slice(i * cell..(i + 1) * cell)).collect();
         let mut parity = vec![vec![0u8; cell]; self.m];
         self.rs.encode_sep(&shards, &mut parity)?;
         shards.extend(parity.into_iter().map(Bytes::from));
@@ -91,18 +75,11 @@ impl Codec {
     ///
     /// When all k data cells are present this is plain concatenation; otherwise
     /// the missing data cells are reconstructed from exactly k present shards.
-    pub fn decode(
-        &self,
-        shards: Vec<Option<Bytes>>,
-        sealed_len: usize,
-    ) -> Result<Vec<u8>, ErasureError> {
+    pub fn decode(&self, shards: Vec<Option<Bytes>>, sealed_len: usize) -> Result<Vec<u8>, ErasureError> {
         let cell = self.check_shards(&shards)?;
         let capacity = cell * self.k;
         if sealed_len > capacity {
-            return Err(ErasureError::SealedLenTooLarge {
-                sealed_len,
-                capacity,
-            });
+            return Err(ErasureError::SealedLenTooLarge { sealed_len, capacity });
         }
         if shards[..self.k].iter().all(Option::is_some) {
             return Ok(concat_prefix(shards.iter().flatten(), sealed_len));
@@ -136,10 +113,7 @@ impl Codec {
     fn check_shards<T: AsRef<[u8]>>(&self, shards: &[Option<T>]) -> Result<usize, ErasureError> {
         let expected = self.k + self.m;
         if shards.len() != expected {
-            return Err(ErasureError::WrongShardCount {
-                have: shards.len(),
-                expected,
-            });
+            return Err(ErasureError::WrongShardCount { have: shards.len(), expected });
         }
         let mut cell = None;
         let mut have = 0;
@@ -148,11 +122,7 @@ impl Codec {
             let len = shard.as_ref().len();
             let expected = *cell.get_or_insert(len);
             if len != expected || len == 0 {
-                return Err(ErasureError::ShardSizeMismatch {
-                    index,
-                    len,
-                    expected,
-                });
+                return Err(ErasureError::ShardSizeMismatch { index, len, expected });
             }
             have += 1;
         }
@@ -164,10 +134,7 @@ impl Codec {
 }
 
 /// The first `len` bytes of the concatenation of `cells`.
-fn concat_prefix<'a, T: AsRef<[u8]> + 'a>(
-    cells: impl Iterator<Item = &'a T>,
-    len: usize,
-) -> Vec<u8> {
+fn concat_prefix<'a, T: AsRef<[u8]> + 'a>(cells: impl Iterator<Item = &'a T>, len: usize) -> Vec<u8> {
     let mut out = Vec::with_capacity(len);
     for cell in cells {
         let need = len - out.len();

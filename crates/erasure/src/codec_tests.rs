@@ -4,9 +4,7 @@ use super::*;
 
 /// Deterministic non-trivial "sealed" bytes.
 fn sealed(len: usize) -> Vec<u8> {
-    (0..len)
-        .map(|i| (i.wrapping_mul(7919) >> 3) as u8)
-        .collect()
+    (0..len).map(|i| (i.wrapping_mul(7919) >> 3) as u8).collect()
 }
 
 /// What the client does: pad the sealed chunk to k * cell and encode.
@@ -24,10 +22,7 @@ fn codec() -> Codec {
 #[test]
 fn invalid_params_rejected() {
     for (k, m) in [(0, 2), (4, 0), (200, 57)] {
-        assert!(matches!(
-            Codec::new(k, m),
-            Err(ErasureError::InvalidParams { .. })
-        ));
+        assert!(matches!(Codec::new(k, m), Err(ErasureError::InvalidParams { .. })));
     }
     assert!(Codec::new(1, 1).is_ok());
     assert!(Codec::new(200, 56).is_ok());
@@ -57,9 +52,7 @@ fn round_trip_awkward_sizes() {
         assert_eq!(shards.len(), 6);
         let cell = c.cell_size(len);
         assert!(shards.iter().all(|s| s.len() == cell));
-        let out = c
-            .decode(shards.into_iter().map(Some).collect(), len)
-            .expect("decode");
+        let out = c.decode(shards.into_iter().map(Some).collect(), len).expect("decode");
         assert_eq!(out, data, "len {len}");
     }
 }
@@ -101,23 +94,14 @@ fn three_missing_is_too_few_shards() {
     for i in [0, 3, 5] {
         slots[i] = None;
     }
-    assert!(matches!(
-        c.decode(slots, 1000),
-        Err(ErasureError::TooFewShards { have: 3, need: 4 })
-    ));
-    assert!(matches!(
-        c.decode(vec![None; 6], 10),
-        Err(ErasureError::TooFewShards { have: 0, need: 4 })
-    ));
+    assert!(matches!(c.decode(slots, 1000), Err(ErasureError::TooFewShards { have: 3, need: 4 })));
+    assert!(matches!(c.decode(vec![None; 6], 10), Err(ErasureError::TooFewShards { have: 0, need: 4 })));
 }
 
 #[test]
 fn rebuild_restores_exactly_the_lost_shards() {
     let c = codec();
-    let original: Vec<Vec<u8>> = encode(&c, &sealed(5000))
-        .iter()
-        .map(|s| s.to_vec())
-        .collect();
+    let original: Vec<Vec<u8>> = encode(&c, &sealed(5000)).iter().map(|s| s.to_vec()).collect();
     let mut losses: Vec<Vec<usize>> = (0..6).map(|a| vec![a]).collect();
     for a in 0..6 {
         for b in a + 1..6 {
@@ -137,10 +121,7 @@ fn rebuild_restores_exactly_the_lost_shards() {
     three[0] = None;
     three[1] = None;
     three[4] = None;
-    assert!(matches!(
-        c.rebuild(&mut three),
-        Err(ErasureError::TooFewShards { have: 3, need: 4 })
-    ));
+    assert!(matches!(c.rebuild(&mut three), Err(ErasureError::TooFewShards { have: 3, need: 4 })));
 }
 
 #[test]
@@ -150,59 +131,32 @@ fn mismatched_shard_lengths_are_errors() {
     let mut slots: Vec<Option<Bytes>> = shards.iter().cloned().map(Some).collect();
     slots[0] = None;
     slots[2] = Some(shards[2].slice(1..));
-    assert!(matches!(
-        c.decode(slots, 1000),
-        Err(ErasureError::ShardSizeMismatch { index: 2, .. })
-    ));
+    assert!(matches!(c.decode(slots, 1000), Err(ErasureError::ShardSizeMismatch { index: 2, .. })));
 
     let mut vecs: Vec<Option<Vec<u8>>> = shards.iter().map(|s| Some(s.to_vec())).collect();
     vecs[1] = None;
     if let Some(v) = vecs[5].as_mut() {
         v.push(0);
     }
-    assert!(matches!(
-        c.rebuild(&mut vecs),
-        Err(ErasureError::ShardSizeMismatch { index: 5, .. })
-    ));
+    assert!(matches!(c.rebuild(&mut vecs), Err(ErasureError::ShardSizeMismatch { index: 5, .. })));
 
     let empty: Vec<Option<Bytes>> = vec![Some(Bytes::new()); 6];
-    assert!(matches!(
-        c.decode(empty, 0),
-        Err(ErasureError::ShardSizeMismatch { .. })
-    ));
+    assert!(matches!(c.decode(empty, 0), Err(ErasureError::ShardSizeMismatch { .. })));
 }
 
 #[test]
 fn bad_inputs_are_errors_not_panics() {
     let c = codec();
     for len in [0, 1, 63, 65, 258] {
-        assert!(matches!(
-            c.encode(Bytes::from(vec![0u8; len])),
-            Err(ErasureError::BadPaddedLength { .. })
-        ));
+        assert!(matches!(c.encode(Bytes::from(vec![0u8; len])), Err(ErasureError::BadPaddedLength { .. })));
     }
     let shards = encode(&c, &sealed(100));
     let slots: Vec<Option<Bytes>> = shards.iter().cloned().map(Some).collect();
-    assert!(matches!(
-        c.decode(slots[..5].to_vec(), 100),
-        Err(ErasureError::WrongShardCount {
-            have: 5,
-            expected: 6
-        })
-    ));
-    assert!(matches!(
-        c.decode(slots.clone(), 4 * 64 + 1),
-        Err(ErasureError::SealedLenTooLarge { .. })
-    ));
+    assert!(matches!(c.decode(slots[..5].to_vec(), 100), Err(ErasureError::WrongShardCount { have: 5, expected: 6 })));
+    assert!(matches!(c.decode(slots.clone(), 4 * 64 + 1), Err(ErasureError::SealedLenTooLarge { .. })));
     let mut degraded = slots;
     degraded[1] = None;
-    assert!(matches!(
-        c.decode(degraded, 4 * 64 + 1),
-        Err(ErasureError::SealedLenTooLarge { .. })
-    ));
+    assert!(matches!(c.decode(degraded, 4 * 64 + 1), Err(ErasureError::SealedLenTooLarge { .. })));
     let mut vecs: Vec<Option<Vec<u8>>> = vec![None; 7];
-    assert!(matches!(
-        c.rebuild(&mut vecs),
-        Err(ErasureError::WrongShardCount { .. })
-    ));
+    assert!(matches!(c.rebuild(&mut vecs), Err(ErasureError::WrongShardCount { .. })));
 }

@@ -5,11 +5,7 @@
 pub enum ErasureError {
     /// The (k, m) layout cannot be coded.
     #[error("invalid erasure layout {data_shards}+{parity_shards}: {reason}")]
-    InvalidParams {
-        data_shards: usize,
-        parity_shards: usize,
-        reason: String,
-    },
+    InvalidParams { data_shards: usize, parity_shards: usize, reason: String },
 
     /// The shard slice does not have exactly k+m slots.
     #[error("expected {expected} shard slots (k+m), got {have}")]
@@ -21,16 +17,10 @@ pub enum ErasureError {
 
     /// A present shard's length differs from the others (or is zero).
     #[error("shard {index} has {len} bytes, expected {expected} like the others")]
-    ShardSizeMismatch {
-        index: usize,
-        len: usize,
-        expected: usize,
-    },
+    ShardSizeMismatch { index: usize, len: usize, expected: usize },
 
     /// The padded buffer handed to `encode` cannot be split into k equal, non-empty cells.
-    #[error(
-        "padded chunk of {len} bytes cannot be split into {data_shards} equal non-empty cells"
-    )]
+    #[error("padded chunk of {len} bytes cannot be split into {data_shards} equal non-empty cells")]
     BadPaddedLength { len: usize, data_shards: usize },
 
     /// The caller asked for more bytes than the data cells hold.

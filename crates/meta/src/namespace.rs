@@ -84,6 +84,9 @@ pub struct Released {
 
 pub const MAX_NAME_LEN: usize = 255;
 
+/// One page of a directory listing: (name, inode, kind) entries and whether more follow.
+pub type DirPage = (Vec<(String, Ino, Kind)>, bool);
+
 #[derive(Debug, Clone)]
 pub struct Namespace {
     inodes: BTreeMap<Ino, Inode>,
@@ -143,7 +146,7 @@ impl Namespace {
 
     /// Up to `limit` entries with names strictly after `after`, and whether
     /// more follow.
-    pub fn readdir(&self, ino: Ino, after: &str, limit: usize) -> OpResult<(Vec<(String, Ino, Kind)>, bool)> {
+    pub fn readdir(&self, ino: Ino, after: &str, limit: usize) -> OpResult<DirPage> {
         let entries = self.dir(ino)?;
         let limit = limit.clamp(1, 10_000);
         let mut out = Vec::new();
@@ -242,7 +245,9 @@ impl Namespace {
     }
 
     fn drop_link(&mut self, ino: Ino, now: i64) -> Released {
-        let Some(inode) = self.inodes.get_mut(&ino) else { return Released::default() };
+        let Some(inode) = self.inodes.get_mut(&ino) else {
+            return Released::default();
+        };
         inode.nlink = inode.nlink.saturating_sub(1);
         inode.ctime_ns = now;
         if inode.nlink > 0 {
@@ -334,7 +339,8 @@ impl Namespace {
 
     /// Switch a chunk to a newly written version; returns the replaced one.
     pub fn commit_chunk(&mut self, ino: Ino, chunk: ChunkRef, new_size: u64, now: i64) -> OpResult<Released> {
-        let inode = self.inodes.get_mut(&ino).ok_or_else(|| OpError::new(ErrorCode::NotFound, format!("no inode {ino}")))?;
+        let inode =
+            self.inodes.get_mut(&ino).ok_or_else(|| OpError::new(ErrorCode::NotFound, format!("no inode {ino}")))?;
         if inode.kind != Kind::Regular {
             return Err(OpError::new(ErrorCode::IsADirectory, "not a regular file"));
         }
@@ -365,7 +371,12 @@ mod tests {
     use super::*;
 
     fn attrs() -> NewInode {
-        NewInode { mode: 0o644, uid: 1, gid: 1, key: Some(FileKey { kek_id: "k".into(), kek_version: 1, suite: 1, wrapped: vec![1] }) }
+        NewInode {
+            mode: 0o644,
+            uid: 1,
+            gid: 1,
+            key: Some(FileKey { kek_id: "k".into(), kek_version: 1, suite: 1, wrapped: vec![1] }),
+        }
     }
 
     #[test]

@@ -73,7 +73,13 @@ pub struct Node {
 }
 
 impl Node {
-    pub fn new(id: u64, store: RaftStore, sm: StateMachine, peers: Peers, shared: Arc<Shared>) -> Result<Self, MetaError> {
+    pub fn new(
+        id: u64,
+        store: RaftStore,
+        sm: StateMachine,
+        peers: Peers,
+        shared: Arc<Shared>,
+    ) -> Result<Self, MetaError> {
         let cfg = raft::Config {
             id,
             election_tick: 10,
@@ -273,7 +279,9 @@ impl Node {
                 let _ = r.send(resp.clone());
             }
         }
-        for (_, batch) in self.reads_to_index.drain().chain(self.reads_waiting.drain(..).map(|(i, b)| (i.to_le_bytes().to_vec(), b))) {
+        for (_, batch) in
+            self.reads_to_index.drain().chain(self.reads_waiting.drain(..).map(|(i, b)| (i.to_le_bytes().to_vec(), b)))
+        {
             for (_, r) in batch {
                 let _ = r.send(resp.clone());
             }

@@ -120,6 +120,7 @@ mod tests {
     use super::*;
     use raft::Storage;
 
+    #[allow(clippy::field_reassign_with_default)]
     fn entry(index: u64, term: u64, data: &[u8]) -> Entry {
         let mut e = Entry::default();
         e.index = index;
@@ -129,6 +130,7 @@ mod tests {
     }
 
     #[test]
+    #[allow(clippy::field_reassign_with_default)] // protobuf 2 structs carry private fields
     fn survives_reopen_and_truncates_conflicts() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("raft.redb");

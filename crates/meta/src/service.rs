@@ -18,10 +18,10 @@ use shardline_rpc::{Frame, Handler};
 use shardline_types::ErrorCode;
 use tokio::sync::oneshot;
 
+use crate::namespace::OpError;
 use crate::node::{unavailable, Input, NodeStatus, Shared};
 use crate::state_machine::is_mutation;
 use crate::wire::{error_response, ok};
-use crate::namespace::OpError;
 
 struct Liveness {
     seen: Instant,
@@ -41,7 +41,13 @@ pub struct MetaService {
 }
 
 impl MetaService {
-    pub fn new(loop_tx: Sender<Input>, shared: Arc<Shared>, down_after: Duration, data_shards: usize, self_addr: String) -> Self {
+    pub fn new(
+        loop_tx: Sender<Input>,
+        shared: Arc<Shared>,
+        down_after: Duration,
+        data_shards: usize,
+        self_addr: String,
+    ) -> Self {
         MetaService {
             loop_tx: Mutex::new(loop_tx),
             shared,
@@ -73,7 +79,9 @@ impl MetaService {
         if !self.send(Input::Status { reply: tx }) {
             return unavailable("metadata server is shutting down");
         }
-        let Ok(st) = rx.await else { return unavailable("metadata server is shutting down") };
+        let Ok(st) = rx.await else {
+            return unavailable("metadata server is shutting down");
+        };
         let me = pb::MetaServerInfo {
             id: st.id,
             addr: self.self_addr.clone(),
@@ -88,7 +96,9 @@ impl MetaService {
             let mut up = std::collections::HashSet::new();
             for s in &st.placement.servers {
                 let (state, used, cap, shards) = match live.get(&s.id) {
-                    Some(l) if l.seen.elapsed() < self.down_after => ("up", l.used_bytes, l.capacity_bytes, l.shard_count),
+                    Some(l) if l.seen.elapsed() < self.down_after => {
+                        ("up", l.used_bytes, l.capacity_bytes, l.shard_count)
+                    }
                     Some(l) => ("down", l.used_bytes, l.capacity_bytes, l.shard_count),
                     None if self.started.elapsed() < self.down_after => ("unknown", 0, s.capacity_bytes, 0),
                     None => ("down", 0, s.capacity_bytes, 0),
@@ -125,7 +135,12 @@ impl MetaService {
         let mut live = self.liveness.lock().unwrap_or_else(|e| e.into_inner());
         live.insert(
             hb.id,
-            Liveness { seen: Instant::now(), used_bytes: hb.used_bytes, capacity_bytes: hb.capacity_bytes, shard_count: hb.shard_count },
+            Liveness {
+                seen: Instant::now(),
+                used_bytes: hb.used_bytes,
+                capacity_bytes: hb.capacity_bytes,
+                shard_count: hb.shard_count,
+            },
         );
         let _ = leader;
         ok(RBody::Empty(pb::Empty {}))
@@ -150,7 +165,12 @@ impl MetaService {
             Body::Status(_) => self.status().await,
             Body::Heartbeat(hb) => {
                 // Liveness is tracked by the leader; others redirect.
-                let resp = self.ask(|reply| Input::Read { req: pb::MetaRequest { body: Some(Body::GetPlacement(pb::GetPlacement {})), ..req.clone() }, reply }).await;
+                let resp = self
+                    .ask(|reply| Input::Read {
+                        req: pb::MetaRequest { body: Some(Body::GetPlacement(pb::GetPlacement {})), ..req.clone() },
+                        reply,
+                    })
+                    .await;
                 if resp.error.is_some() {
                     return resp;
                 }

@@ -40,13 +40,18 @@ pub fn is_mutation(body: &Body) -> bool {
 
 impl StateMachine {
     pub fn new(layout: Layout, pg_count: u32) -> Self {
-        StateMachine { ns: Namespace::new(layout), registry: Registry::new(layout.width(), pg_count), recent: BTreeMap::new() }
+        StateMachine {
+            ns: Namespace::new(layout),
+            registry: Registry::new(layout.width(), pg_count),
+            recent: BTreeMap::new(),
+        }
     }
 
     /// Apply one committed mutation. A retried request (same client and
     /// request id) gets the original response back.
     pub fn apply(&mut self, req: &pb::MetaRequest, now: i64) -> pb::MetaResponse {
-        if let Some(resp) = self.recent.get(&req.client_id).and_then(|q| q.iter().find(|(id, _)| *id == req.request_id)) {
+        if let Some(resp) = self.recent.get(&req.client_id).and_then(|q| q.iter().find(|(id, _)| *id == req.request_id))
+        {
             return resp.1.clone();
         }
         let resp = match self.apply_body(req.body.as_ref(), now) {
@@ -81,8 +86,14 @@ impl StateMachine {
                 ok(RBody::Released(released_to_wire(&ns.rename(c.parent, &c.name, c.new_parent, &c.new_name, now)?)))
             }
             Some(Body::CommitChunk(c)) => {
-                let chunk = c.chunk.as_ref().ok_or_else(|| OpError::new(ErrorCode::InvalidArgument, "missing chunk"))?;
-                ok(RBody::Released(released_to_wire(&ns.commit_chunk(c.ino, chunk_from_wire(chunk), c.new_size, now)?)))
+                let chunk =
+                    c.chunk.as_ref().ok_or_else(|| OpError::new(ErrorCode::InvalidArgument, "missing chunk"))?;
+                ok(RBody::Released(released_to_wire(&ns.commit_chunk(
+                    c.ino,
+                    chunk_from_wire(chunk),
+                    c.new_size,
+                    now,
+                )?)))
             }
             Some(Body::Register(r)) => {
                 let epoch = self.registry.register(r.id, &r.addr, r.capacity_bytes);
@@ -106,7 +117,8 @@ impl StateMachine {
             Some(Body::Lookup(l)) => ok(RBody::Attr(attr_to_wire(ns.lookup(l.parent, &l.name)?))),
             Some(Body::Getattr(g)) => ok(RBody::Attr(attr_to_wire(ns.get(g.ino)?))),
             Some(Body::Readdir(r)) => {
-                let (entries, more) = ns.readdir(r.ino, &r.after, if r.limit == 0 { 1000 } else { r.limit as usize })?;
+                let (entries, more) =
+                    ns.readdir(r.ino, &r.after, if r.limit == 0 { 1000 } else { r.limit as usize })?;
                 ok(RBody::Entries(pb::DirEntries {
                     entries: entries
                         .into_iter()

@@ -19,7 +19,12 @@ pub fn kind_to_wire(k: Kind) -> pb::FileKind {
 }
 
 pub fn key_from_wire(k: Option<&pb::WrappedKey>) -> Option<FileKey> {
-    k.map(|k| FileKey { kek_id: k.kek_id.clone(), kek_version: k.kek_version, suite: k.suite, wrapped: k.wrapped.clone() })
+    k.map(|k| FileKey {
+        kek_id: k.kek_id.clone(),
+        kek_version: k.kek_version,
+        suite: k.suite,
+        wrapped: k.wrapped.clone(),
+    })
 }
 
 pub fn attr_to_wire(i: &Inode) -> pb::Attr {

@@ -14,7 +14,7 @@ pub mod pool;
 pub mod server;
 
 pub use error::RpcError;
-pub use meta_client::{code_from_wire, code_to_wire, MetaCallError, MetaClient};
 pub use frame::{read_frame, write_frame, Frame, MAX_HEADER_LEN, MAX_PAYLOAD_LEN};
+pub use meta_client::{code_from_wire, code_to_wire, MetaCallError, MetaClient};
 pub use pool::Pool;
 pub use server::{serve, Handler};

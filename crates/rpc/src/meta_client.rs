@@ -160,7 +160,11 @@ impl MetaClient {
     /// Send a request to one specific server, without redirects (for status
     /// queries and tests).
     pub async fn call_one(&self, addr: &str, body: meta_request::Body) -> Result<MetaResponse, MetaCallError> {
-        let req = MetaRequest { client_id: self.client_id, request_id: self.next_request.fetch_add(1, Ordering::Relaxed), body: Some(body) };
+        let req = MetaRequest {
+            client_id: self.client_id,
+            request_id: self.next_request.fetch_add(1, Ordering::Relaxed),
+            body: Some(body),
+        };
         let resp: MetaResponse = self.pool.call(addr, &Frame::from_message(&req, Bytes::new())).await?.decode()?;
         if let Some(e) = &resp.error {
             return Err(MetaCallError::Service { code: code_from_wire(e.code), message: e.message.clone() });

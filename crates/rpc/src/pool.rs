@@ -30,12 +30,7 @@ pub struct Pool {
 
 impl Pool {
     pub fn new(connect_timeout: Duration, request_timeout: Duration) -> Self {
-        Pool {
-            idle: Mutex::new(HashMap::new()),
-            connect_timeout,
-            request_timeout,
-            max_idle_per_addr: 32,
-        }
+        Pool { idle: Mutex::new(HashMap::new()), connect_timeout, request_timeout, max_idle_per_addr: 32 }
     }
 
     /// Send `request` to `addr` and wait for its response.
@@ -88,7 +83,10 @@ impl Pool {
     async fn dial(&self, addr: &str) -> Result<Conn, RpcError> {
         let stream = match tokio::time::timeout(self.connect_timeout, TcpStream::connect(addr)).await {
             Err(_) => {
-                return Err(RpcError::Timeout { addr: addr.to_string(), millis: self.connect_timeout.as_millis() as u64 })
+                return Err(RpcError::Timeout {
+                    addr: addr.to_string(),
+                    millis: self.connect_timeout.as_millis() as u64,
+                })
             }
             Ok(Err(e)) => return Err(RpcError::Connect { addr: addr.to_string(), source: e }),
             Ok(Ok(s)) => s,

@@ -42,13 +42,17 @@ pub struct Node {
 impl ClusterFile {
     pub fn load(path: &Path) -> Result<Self> {
         let text = std::fs::read_to_string(path).with_context(|| format!("read cluster file {}", path.display()))?;
-        let file: ClusterFile = toml::from_str(&text).with_context(|| format!("parse cluster file {}", path.display()))?;
+        let file: ClusterFile =
+            toml::from_str(&text).with_context(|| format!("parse cluster file {}", path.display()))?;
         file.validate().with_context(|| format!("check cluster file {}", path.display()))?;
         Ok(file)
     }
 
     pub fn save(&self, path: &Path) -> Result<()> {
-        let text = format!("# Written by `shardline up`. Clients use it via --cluster or SHARDLINE_CLUSTER.\n{}", toml::to_string_pretty(self)?);
+        let text = format!(
+            "# Written by `shardline up`. Clients use it via --cluster or SHARDLINE_CLUSTER.\n{}",
+            toml::to_string_pretty(self)?
+        );
         let tmp = path.with_extension("toml.tmp");
         std::fs::write(&tmp, text).with_context(|| format!("write {}", tmp.display()))?;
         std::fs::rename(&tmp, path).with_context(|| format!("rename into {}", path.display()))?;

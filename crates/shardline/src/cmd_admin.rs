@@ -53,22 +53,41 @@ async fn status(file: &ClusterFile, json: bool) -> Result<()> {
     let data: Vec<_> = st
         .data
         .iter()
-        .map(|d| serde_json::json!({"id": d.id, "address": d.addr, "state": d.state, "used_bytes": d.used_bytes,
-            "capacity_bytes": d.capacity_bytes, "shards": d.shard_count}))
+        .map(|d| {
+            serde_json::json!({"id": d.id, "address": d.addr, "state": d.state, "used_bytes": d.used_bytes,
+            "capacity_bytes": d.capacity_bytes, "shards": d.shard_count})
+        })
         .collect();
     let pgs = serde_json::json!({"total": st.pgs_total, "healthy": st.pgs_healthy, "degraded": st.pgs_degraded,
         "unavailable": st.pgs_unavailable, "epoch": st.epoch});
     if json {
-        println!("{}", serde_json::to_string_pretty(&serde_json::json!({"meta": metas, "data": data, "placement_groups": pgs}))?);
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({"meta": metas, "data": data, "placement_groups": pgs}))?
+        );
         return Ok(());
     }
     println!("metadata servers:");
     for m in &metas {
-        println!("  {:>3}  {:<22} {:<12} term {}", m["id"], m["address"].as_str().unwrap_or(""), m["role"].as_str().unwrap_or(""), m["term"]);
+        println!(
+            "  {:>3}  {:<22} {:<12} term {}",
+            m["id"],
+            m["address"].as_str().unwrap_or(""),
+            m["role"].as_str().unwrap_or(""),
+            m["term"]
+        );
     }
     println!("data servers:");
     for d in &st.data {
-        println!("  {:>3}  {:<22} {:<8} {:>12} used / {:>14} capacity, {} shards", d.id, d.addr, d.state, human(d.used_bytes), human(d.capacity_bytes), d.shard_count);
+        println!(
+            "  {:>3}  {:<22} {:<8} {:>12} used / {:>14} capacity, {} shards",
+            d.id,
+            d.addr,
+            d.state,
+            human(d.used_bytes),
+            human(d.capacity_bytes),
+            d.shard_count
+        );
     }
     println!(
         "placement groups (epoch {}): {} total, {} healthy, {} degraded, {} unavailable",
@@ -85,6 +104,9 @@ pub fn human(b: u64) -> String {
         v /= 1024.0;
         i += 1;
     }
-    if i == 0 { format!("{b} B") } else { format!("{v:.1} {}", U[i]) }
+    if i == 0 {
+        format!("{b} B")
+    } else {
+        format!("{v:.1} {}", U[i])
+    }
 }
-

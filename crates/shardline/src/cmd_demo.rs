@@ -105,10 +105,26 @@ pub async fn run(a: DemoArgs) -> Result<()> {
             })
         );
     } else {
-        println!("shardline demo: {} files, {} bytes, RS {} over {} data servers, XChaCha20-Poly1305", a.files, a.size, layout.ec(), spec.data);
+        println!(
+            "shardline demo: {} files, {} bytes, RS {} over {} data servers, XChaCha20-Poly1305",
+            a.files,
+            a.size,
+            layout.ec(),
+            spec.data
+        );
         println!("  loopback TCP  {:>9.1} MB/s  (baseline, 4 streams, same run)", loop_mbps);
-        println!("  write         {:>9.1} MB/s  {:>5.1}% of loopback  ({:.2} s)", write.mbps(), 100.0 * write.mbps() / loop_mbps, write.secs);
-        println!("  read          {:>9.1} MB/s  {:>5.1}% of loopback  ({:.2} s)", read.mbps(), 100.0 * read.mbps() / loop_mbps, read.secs);
+        println!(
+            "  write         {:>9.1} MB/s  {:>5.1}% of loopback  ({:.2} s)",
+            write.mbps(),
+            100.0 * write.mbps() / loop_mbps,
+            write.secs
+        );
+        println!(
+            "  read          {:>9.1} MB/s  {:>5.1}% of loopback  ({:.2} s)",
+            read.mbps(),
+            100.0 * read.mbps() / loop_mbps,
+            read.secs
+        );
         println!("  verified      {}", if verified { "every byte read back matches" } else { "NO" });
     }
     if !verified {
@@ -130,14 +146,21 @@ enum Direction {
     Read,
 }
 
-async fn run_phase(client: &Client, pattern: &Pattern, sizes: &[u64], parallel: usize, dir: Direction) -> Result<Phase> {
+async fn run_phase(
+    client: &Client,
+    pattern: &Pattern,
+    sizes: &[u64],
+    parallel: usize,
+    dir: Direction,
+) -> Result<Phase> {
     let start = Instant::now();
     let next = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let failed = Arc::new(AtomicBool::new(false));
     let sizes = Arc::new(sizes.to_vec());
     let mut workers = JoinSet::new();
     for _ in 0..parallel.max(1) {
-        let (client, pattern, next, sizes, failed) = (client.clone(), pattern.clone(), next.clone(), sizes.clone(), failed.clone());
+        let (client, pattern, next, sizes, failed) =
+            (client.clone(), pattern.clone(), next.clone(), sizes.clone(), failed.clone());
         workers.spawn(async move {
             let mut bytes = 0u64;
             loop {

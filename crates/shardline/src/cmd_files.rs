@@ -35,30 +35,49 @@ pub async fn run(cmd: Cmd, cluster: &Option<PathBuf>) -> Result<()> {
         }
         Cmd::Get { path, local } => {
             let reader = client.open(&path).await.with_context(|| format!("open {path}"))?;
-            let mut out: Box<dyn Write> = if local.as_os_str() == "-" {
+            let to_stdout = local.as_os_str() == "-";
+            // Write beside the target and rename on success, so a failed read
+            // never leaves a file with wrong or missing bytes under that name.
+            let partial = local.with_file_name(format!(
+                ".{}.partial",
+                local.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
+            ));
+            let mut out: Box<dyn Write> = if to_stdout {
                 Box::new(std::io::stdout().lock())
             } else {
-                Box::new(std::fs::File::create(&local).with_context(|| format!("create {}", local.display()))?)
+                Box::new(std::fs::File::create(&partial).with_context(|| format!("create {}", partial.display()))?)
             };
             let mut write_err = None;
-            reader
+            let read = reader
                 .for_each_chunk(6, |_, bytes| {
                     if write_err.is_none() {
                         write_err = out.write_all(&bytes).err();
                     }
                     Ok(())
                 })
-                .await
-                .with_context(|| format!("read {path}"))?;
-            if let Some(e) = write_err {
-                return Err(e).with_context(|| format!("write {}", local.display()));
+                .await;
+            let flushed = out.flush();
+            drop(out);
+            let result = read.with_context(|| format!("read {path}")).and_then(|_| match write_err {
+                Some(e) => Err(e).with_context(|| format!("write {}", local.display())),
+                None => flushed.with_context(|| format!("write {}", local.display())),
+            });
+            if to_stdout {
+                return result;
             }
-            out.flush()?;
+            if let Err(e) = result {
+                let _ = std::fs::remove_file(&partial);
+                return Err(e);
+            }
+            std::fs::rename(&partial, &local).with_context(|| format!("move into {}", local.display()))?;
         }
         Cmd::Ls { path, json } => {
             let entries = client.list(&path).await.with_context(|| format!("list {path}"))?;
             if json {
-                let v: Vec<_> = entries.iter().map(|e| serde_json::json!({"name": e.name, "ino": e.ino, "kind": kind_name(e.kind)})).collect();
+                let v: Vec<_> = entries
+                    .iter()
+                    .map(|e| serde_json::json!({"name": e.name, "ino": e.ino, "kind": kind_name(e.kind)}))
+                    .collect();
                 println!("{}", serde_json::to_string_pretty(&v)?);
             } else {
                 for e in entries {

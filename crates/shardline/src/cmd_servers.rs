@@ -77,7 +77,8 @@ impl PidFile {
             }
         }
         let path = dir.join("pid");
-        std::fs::write(&path, format!("{}\n", std::process::id())).with_context(|| format!("write {}", path.display()))?;
+        std::fs::write(&path, format!("{}\n", std::process::id()))
+            .with_context(|| format!("write {}", path.display()))?;
         Ok(PidFile(path))
     }
 }

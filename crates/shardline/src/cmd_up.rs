@@ -67,7 +67,13 @@ pub async fn run(args: UpArgs) -> Result<()> {
         _ = shutdown_signal() => { cluster.stop(); return Ok(()); }
     }
     let f = &cluster.file;
-    println!("shardline cluster ready: {} metadata + {} data servers, EC {}, {} KiB chunks, encrypted", f.meta.len(), f.data.len(), f.ec, f.chunk_size >> 10);
+    println!(
+        "shardline cluster ready: {} metadata + {} data servers, EC {}, {} KiB chunks, encrypted",
+        f.meta.len(),
+        f.data.len(),
+        f.ec,
+        f.chunk_size >> 10
+    );
     for n in &f.meta {
         println!("  meta-{} {}  {}", n.id, n.addr, n.dir.display());
     }

@@ -64,7 +64,11 @@ fn prepare(spec: &Spec) -> Result<ClusterFile> {
     let key_file = dir.join("kek.key");
     Kek::load_or_create(&key_file).context("create the key-encryption key file")?;
     let node = |kind: &str, id: u64| -> Result<Node> {
-        Ok(Node { id, addr: format!("{}:{}", spec.host, free_port(&spec.host)?), dir: dir.join(format!("{kind}-{id}")) })
+        Ok(Node {
+            id,
+            addr: format!("{}:{}", spec.host, free_port(&spec.host)?),
+            dir: dir.join(format!("{kind}-{id}")),
+        })
     };
     let meta = (1..=spec.meta as u64).map(|i| node("meta", i)).collect::<Result<Vec<_>>>()?;
     let data = (1..=spec.data as u64).map(|i| node("data", i)).collect::<Result<Vec<_>>>()?;
@@ -101,7 +105,8 @@ impl LocalCluster {
             }
         }
         let exe = std::env::current_exe().context("find the shardline executable")?;
-        let mut cluster = LocalCluster { cluster_path: file.key_file.with_file_name("cluster.toml"), file, children: Vec::new() };
+        let mut cluster =
+            LocalCluster { cluster_path: file.key_file.with_file_name("cluster.toml"), file, children: Vec::new() };
         let layout = cluster.file.layout()?;
         for n in cluster.file.meta.clone() {
             let mut cmd = Command::new(&exe);
@@ -155,12 +160,16 @@ impl LocalCluster {
         let start = Instant::now();
         let mut last = String::from("no answer yet");
         while start.elapsed() < timeout {
-            for (name, status) in self.reap() {
+            if let Some((name, status)) = self.reap().into_iter().next() {
                 bail!("{name} exited during start-up ({status}); see its log file");
             }
             for addr in self.file.meta_addrs() {
-                let Ok(resp) = meta.call_one(&addr, pb::meta_request::Body::Status(pb::GetStatus {})).await else { continue };
-                let Some(pb::meta_response::Body::Status(st)) = resp.body else { continue };
+                let Ok(resp) = meta.call_one(&addr, pb::meta_request::Body::Status(pb::GetStatus {})).await else {
+                    continue;
+                };
+                let Some(pb::meta_response::Body::Status(st)) = resp.body else {
+                    continue;
+                };
                 if st.meta.first().map(|m| m.role.as_str()) != Some("leader") {
                     continue;
                 }

@@ -66,7 +66,8 @@ enum Cmd {
 }
 
 fn init_logging(default: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("SHARDLINE_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let filter = tracing_subscriber::EnvFilter::try_from_env("SHARDLINE_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
 }
 
@@ -76,7 +77,8 @@ fn cluster_path(cli: &Option<PathBuf>) -> PathBuf {
 
 async fn connect(cluster: &Option<PathBuf>) -> Result<Client> {
     let path = cluster_path(cluster);
-    let file = cluster_file::ClusterFile::load(&path).context("no cluster to talk to (start one with `shardline up`, or pass --cluster)")?;
+    let file = cluster_file::ClusterFile::load(&path)
+        .context("no cluster to talk to (start one with `shardline up`, or pass --cluster)")?;
     let client = Client::connect(ClientConfig::new(file.meta_addrs(), file.key_file.clone()))
         .await
         .with_context(|| format!("connect to the cluster in {}", path.display()))?;

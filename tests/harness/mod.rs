@@ -1,0 +1,222 @@
+//! A real local cluster for black-box tests: `shardline up` as a child
+//! process (which starts 3 meta + 6 data server processes), on a loopback
+//! address of the test's own, in a temporary folder. Everything is stopped
+//! when the harness drops, even when the test fails.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_shardline");
+/// Small chunks so that "several chunks" stays small and fast.
+pub const CHUNK: usize = 64 << 10;
+
+pub struct TestCluster {
+    pub dir: tempfile::TempDir,
+    pub host: String,
+    up: Option<Child>,
+}
+
+impl TestCluster {
+    /// Start a cluster on 127.0.0.`octet` (one octet per test keeps tests apart).
+    pub fn start(octet: u8) -> TestCluster {
+        let dir = tempfile::Builder::new().prefix("shardline-test-").tempdir().expect("temp dir");
+        let mut c = TestCluster { dir, host: format!("127.0.0.{octet}"), up: None };
+        c.up();
+        c
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("cluster")
+    }
+
+    pub fn cluster_file(&self) -> PathBuf {
+        self.data_dir().join("cluster.toml")
+    }
+
+    /// Start `shardline up` and wait for its "ready" line.
+    pub fn up(&mut self) {
+        assert!(self.up.is_none(), "cluster already running");
+        let mut child = Command::new(BIN)
+            .args(["up", "--chunk-size", &CHUNK.to_string(), "--host", &self.host, "--data-dir"])
+            .arg(self.data_dir())
+            .env("SHARDLINE_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn shardline up");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if line.contains("cluster ready") {
+                    let _ = tx.send(());
+                }
+            }
+        });
+        self.up = Some(child);
+        if rx.recv_timeout(Duration::from_secs(90)).is_err() {
+            self.stop();
+            panic!("cluster did not become ready");
+        }
+    }
+
+    /// SIGTERM `shardline up` (which stops its servers) and wait for it.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.up.take() {
+            // SAFETY: signalling our own child.
+            unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = child.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    pub fn restart(&mut self) {
+        self.stop();
+        self.up();
+    }
+
+    /// Run the CLI against this cluster.
+    pub fn cli(&self, args: &[&str]) -> Output {
+        Command::new(BIN)
+            .arg("--cluster")
+            .arg(self.cluster_file())
+            .args(args)
+            .env("SHARDLINE_LOG", "warn")
+            .output()
+            .expect("run shardline")
+    }
+
+    /// Run the CLI and require success.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.cli(args);
+        assert!(out.status.success(), "shardline {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    pub fn put_bytes(&self, path: &str, data: &[u8]) {
+        let local = self.dir.path().join(format!("put-{}", rand_suffix()));
+        std::fs::write(&local, data).expect("write local file");
+        self.ok(&["put", local.to_str().expect("utf-8 path"), path]);
+        let _ = std::fs::remove_file(local);
+    }
+
+    /// Read a file back through the CLI; Err carries the CLI's stderr.
+    pub fn get_bytes(&self, path: &str) -> Result<Vec<u8>, String> {
+        let local = self.dir.path().join(format!("get-{}", rand_suffix()));
+        let out = self.cli(&["get", path, local.to_str().expect("utf-8 path")]);
+        if !out.status.success() {
+            assert!(!local.exists(), "a failed get left a file behind");
+            return Err(String::from_utf8_lossy(&out.stderr).into_owned());
+        }
+        let data = std::fs::read(&local).expect("read local copy");
+        let _ = std::fs::remove_file(local);
+        Ok(data)
+    }
+
+    fn node_dir(&self, kind: &str, id: u64) -> PathBuf {
+        self.data_dir().join(format!("{kind}-{id}"))
+    }
+
+    /// SIGKILL one data server and wait until it is gone.
+    pub fn kill_data(&self, id: u64) {
+        let dir = self.node_dir("data", id);
+        let pid: i32 = std::fs::read_to_string(dir.join("pid")).expect("pid file").trim().parse().expect("pid");
+        // SAFETY: killing a server process this test started.
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+        wait_gone(pid);
+    }
+
+    /// Every regular file under the data servers' folders.
+    pub fn data_files(&self) -> Vec<PathBuf> {
+        let mut out = Vec::new();
+        for entry in std::fs::read_dir(self.data_dir()).expect("read cluster dir").flatten() {
+            if entry.file_name().to_string_lossy().starts_with("data-") {
+                walk(&entry.path(), &mut out);
+            }
+        }
+        out
+    }
+
+    /// Every regular file under the whole cluster folder.
+    pub fn all_files(&self) -> Vec<PathBuf> {
+        let mut out = Vec::new();
+        walk(&self.data_dir(), &mut out);
+        out
+    }
+}
+
+impl Drop for TestCluster {
+    fn drop(&mut self) {
+        self.stop();
+        // Belt and braces: no server outlives the test.
+        for f in self.all_files() {
+            if f.file_name().is_some_and(|n| n == "pid") {
+                if let Ok(pid) = std::fs::read_to_string(&f).unwrap_or_default().trim().parse::<i32>() {
+                    // SAFETY: killing a server process this test started.
+                    unsafe { libc::kill(pid, libc::SIGKILL) };
+                }
+            }
+        }
+    }
+}
+
+fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in rd.flatten() {
+        let p = e.path();
+        match e.file_type() {
+            Ok(t) if t.is_dir() => walk(&p, out),
+            Ok(t) if t.is_file() => out.push(p),
+            _ => {}
+        }
+    }
+}
+
+/// Wait until a process has exited (gone, or a zombie awaiting its parent).
+pub fn wait_gone(pid: i32) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+            Err(_) => return,
+            Ok(stat) => {
+                let state = stat.rsplit(')').next().and_then(|s| s.split_whitespace().next());
+                if state == Some("Z") || state == Some("X") {
+                    return;
+                }
+            }
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    panic!("process {pid} did not exit");
+}
+
+fn rand_suffix() -> String {
+    format!("{:016x}", rand::random::<u64>())
+}
+
+/// Deterministic, incompressible test content.
+pub fn content(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8
+        })
+        .collect()
+}
