@@ -73,7 +73,7 @@ fn flipped_bytes_in_shard_files_are_caught_and_served_from_parity() {
             continue;
         }
         let mut bytes = std::fs::read(&f).unwrap();
-        let at = bytes.len() - 100;
+        let at = harness::PAYLOAD_BYTE;
         bytes[at] ^= 0x40;
         std::fs::write(&f, bytes).unwrap();
         flipped += 1;

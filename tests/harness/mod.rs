@@ -14,18 +14,30 @@ use std::time::{Duration, Instant};
 pub const BIN: &str = env!("CARGO_BIN_EXE_shardline");
 /// Small chunks so that "several chunks" stays small and fast.
 pub const CHUNK: usize = 64 << 10;
+/// A byte offset inside every shard file's payload, in both on-disk formats
+/// (v1: 64-byte header; v2: 4 KiB header, payload padded to 4 KiB), for
+/// tests that flip bits in shard files (shards of 64 KiB chunks are ~16 KiB).
+pub const PAYLOAD_BYTE: usize = 4096 + 100;
 
 pub struct TestCluster {
     pub dir: tempfile::TempDir,
     pub host: String,
+    /// Extra flags for `shardline up` (e.g. --data 8).
+    pub up_args: Vec<String>,
     up: Option<Child>,
 }
 
 impl TestCluster {
     /// Start a cluster on 127.0.0.`octet` (one octet per test keeps tests apart).
     pub fn start(octet: u8) -> TestCluster {
+        Self::start_with(octet, &[])
+    }
+
+    /// Start with extra `shardline up` flags.
+    pub fn start_with(octet: u8, up_args: &[&str]) -> TestCluster {
         let dir = tempfile::Builder::new().prefix("shardline-test-").tempdir().expect("temp dir");
-        let mut c = TestCluster { dir, host: format!("127.0.0.{octet}"), up: None };
+        let up_args = up_args.iter().map(|s| s.to_string()).collect();
+        let mut c = TestCluster { dir, host: format!("127.0.0.{octet}"), up_args, up: None };
         c.up();
         c
     }
@@ -44,6 +56,7 @@ impl TestCluster {
         let mut child = Command::new(BIN)
             .args(["up", "--chunk-size", &CHUNK.to_string(), "--host", &self.host, "--data-dir"])
             .arg(self.data_dir())
+            .args(&self.up_args)
             .env("SHARDLINE_LOG", "warn")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -136,6 +149,49 @@ impl TestCluster {
         // SAFETY: killing a server process this test started.
         unsafe { libc::kill(pid, libc::SIGKILL) };
         wait_gone(pid);
+    }
+
+    /// `admin status --json`, parsed.
+    pub fn status(&self) -> serde_json::Value {
+        serde_json::from_str(&self.ok(&["admin", "status", "--json"])).expect("status JSON")
+    }
+
+    /// Poll `admin status` until `done` holds (the cluster reports progress
+    /// as it repairs); panics with the last status after `timeout`.
+    pub fn wait_status(&self, timeout: Duration, done: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
+        let start = Instant::now();
+        loop {
+            let out = self.cli(&["admin", "status", "--json"]);
+            if let Ok(v) = serde_json::from_slice::<serde_json::Value>(&out.stdout) {
+                if done(&v) {
+                    return v;
+                }
+                if start.elapsed() > timeout {
+                    panic!("cluster did not reach the expected state: {v:#}");
+                }
+            } else if start.elapsed() > timeout {
+                panic!("no status: {}", String::from_utf8_lossy(&out.stderr));
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    /// Shard files of live data servers: (server id, file name, path).
+    pub fn shard_files(&self) -> Vec<(u64, String, PathBuf)> {
+        let mut out = Vec::new();
+        for entry in std::fs::read_dir(self.data_dir()).expect("read cluster dir").flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let Some(id) = name.strip_prefix("data-").and_then(|n| n.parse::<u64>().ok()) else { continue };
+            let mut files = Vec::new();
+            walk(&entry.path().join("shards"), &mut files);
+            for f in files {
+                let fname = f.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+                if fname.split('-').count() == 4 && !fname.ends_with(".tmp") {
+                    out.push((id, fname, f));
+                }
+            }
+        }
+        out
     }
 
     /// Every regular file under the data servers' folders.

@@ -10,8 +10,8 @@ use shardline_proto::v1 as pb;
 use shardline_types::ShardKey;
 
 use crate::client::{FileCtx, Inner};
-use crate::shard_io;
 use crate::ClientError;
+use shardline_rpc::shard_client as shard_io;
 
 /// Fetch, verify and decrypt a committed chunk; returns its plaintext.
 pub(crate) async fn read_chunk(
@@ -19,12 +19,26 @@ pub(crate) async fn read_chunk(
     ctx: &Arc<FileCtx>,
     chunk: &pb::Chunk,
 ) -> Result<Bytes, ClientError> {
+    match read_once(inner, ctx, chunk).await {
+        // The map moved under us (a server failed and its groups were
+        // remapped): refresh once and read from the new targets.
+        Err((_, true)) => {
+            inner.refresh_placement().await?;
+            read_once(inner, ctx, chunk).await.map_err(|(e, _)| e)
+        }
+        other => other.map_err(|(e, _)| e),
+    }
+}
+
+/// One attempt; on failure also says whether a server reported a stale epoch.
+async fn read_once(inner: &Arc<Inner>, ctx: &Arc<FileCtx>, chunk: &pb::Chunk) -> Result<Bytes, (ClientError, bool)> {
     let k = ctx.codec.data_shards();
     let width = k + ctx.codec.parity_shards();
     let sealed_len = chunk.sealed_len as usize;
     let cell = ctx.codec.cell_size(sealed_len);
     let view = inner.placement();
-    let targets = view.targets(chunk.pg, width)?;
+    let targets = view.targets(chunk.pg, width).map_err(|e| (e, false))?;
+    let mut stale = false;
     let key = |i: usize| ShardKey {
         file_id: ctx.ino,
         chunk_index: chunk.index,
@@ -53,6 +67,7 @@ pub(crate) async fn read_chunk(
             }
             Ok(bytes) => failures.push(format!("shard {i}: {} bytes, expected {cell}", bytes.len())),
             Err(e) => {
+                stale |= e.code == shardline_types::ErrorCode::StaleEpoch;
                 tracing::debug!(file_id = ctx.ino, chunk = chunk.index, shard = i, error = %e, "shard read failed; trying parity");
                 failures.push(format!("shard {i}: {e}"));
             }
@@ -63,13 +78,14 @@ pub(crate) async fn read_chunk(
         }
     }
     if have < k {
-        return Err(ClientError::Unavailable {
+        let e = ClientError::Unavailable {
             file_id: ctx.ino,
             chunk_index: chunk.index,
             have,
             need: k,
             detail: failures.join("; "),
-        });
+        };
+        return Err((e, stale));
     }
     let ctx = ctx.clone();
     let (index, version) = (chunk.index, chunk.version);
@@ -82,5 +98,6 @@ pub(crate) async fn read_chunk(
         })
     })
     .await
-    .map_err(|e| ClientError::Internal(format!("decode task: {e}")))?
+    .map_err(|e| (ClientError::Internal(format!("decode task: {e}")), false))?
+    .map_err(|e| (e, false))
 }

@@ -1,15 +1,22 @@
 //! Write one chunk: seal, erasure-code, send k+m shards in parallel, commit.
+//!
+//! The chunk is sealed and coded once; if a target is down or the map moved
+//! (stale epoch), the same shards are sent again to the refreshed placement
+//! until the write window closes. Re-sending identical bytes under the same
+//! shard key is idempotent, and nothing is visible before the commit.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use bytes::Bytes;
 use futures::future::join_all;
 use shardline_crypto::{seal_chunk_padded, ChunkAad, SEAL_OVERHEAD};
 use shardline_proto::v1 as pb;
-use shardline_types::ShardKey;
+use shardline_rpc::shard_client as shard_io;
+use shardline_rpc::MetaCallError;
+use shardline_types::{ErrorCode, ShardKey};
 
 use crate::client::{FileCtx, Inner};
-use crate::shard_io;
 use crate::ClientError;
 
 /// Write `plaintext` as a new version of chunk `index` of the file and
@@ -39,38 +46,92 @@ pub(crate) async fn write_chunk(
         .await
         .map_err(|e| ClientError::Internal(format!("encode task: {e}")))??
     };
-    let view = inner.placement();
-    let pg = view.pg_for(ctx.ino, index)?;
-    let targets = view.targets(pg, shards.len())?;
-    let epoch = view.epoch;
+    let ec = (ctx.codec.data_shards() as u32, ctx.codec.parity_shards() as u32);
     let key = |i: usize| ShardKey { file_id: ctx.ino, chunk_index: index, version, shard_index: i as u32 };
-    let results = join_all(shards.into_iter().enumerate().map(|(i, s)| {
-        let (pool, addr, k) = (&inner.pool, &targets[i], key(i));
-        async move { shard_io::put(pool, addr, &k, s, epoch).await }
-    }))
-    .await;
-    if let Some((i, e)) = results.iter().enumerate().find_map(|(i, r)| r.as_ref().err().map(|e| (i, e.clone()))) {
-        // Nothing was committed: the written shards are garbage; drop them.
-        let written: Vec<usize> = results.iter().enumerate().filter(|(_, r)| r.is_ok()).map(|(i, _)| i).collect();
-        for j in written {
-            let _ = shard_io::delete(&inner.pool, &targets[j], &key(j)).await;
-        }
-        let detail =
-            if e.code == shardline_types::ErrorCode::NoSpace { format!("no space left: {e}") } else { e.to_string() };
-        return Err(ClientError::WriteFailed { file_id: ctx.ino, chunk_index: index, shard_index: i, detail });
-    }
-    let chunk = pb::Chunk { index, version, sealed_len: sealed_len as u32, pg };
-    let resp = inner
-        .meta
-        .call(pb::meta_request::Body::CommitChunk(pb::CommitChunk {
-            ino: ctx.ino,
-            chunk: Some(chunk),
-            new_size,
-            epoch,
+    let deadline = Instant::now() + inner.cfg.write_retry_window;
+    let mut written: Vec<(String, ShardKey)> = Vec::new();
+    loop {
+        let view = inner.placement();
+        let pg = view.pg_for(ctx.ino, index)?;
+        let targets = view.targets(pg, shards.len())?;
+        let epoch = view.epoch;
+        let results = join_all(shards.iter().enumerate().map(|(i, s)| {
+            let (pool, addr, k, s) = (&inner.pool, &targets[i], key(i), s.clone());
+            async move { shard_io::put(pool, addr, &k, s, epoch, ec).await }
         }))
-        .await?;
-    if let Some(pb::meta_response::Body::Released(r)) = resp.body {
-        inner.release(r);
+        .await;
+        for (i, r) in results.iter().enumerate() {
+            if r.is_ok() && !written.iter().any(|(a, k)| *a == targets[i] && *k == key(i)) {
+                written.push((targets[i].clone(), key(i)));
+            }
+        }
+        let failure = results.iter().enumerate().find_map(|(i, r)| r.as_ref().err().map(|e| (i, e.clone())));
+        let retry_reason = match failure {
+            None => {
+                let chunk = pb::Chunk { index, version, sealed_len: sealed_len as u32, pg };
+                let commit = pb::CommitChunk { ino: ctx.ino, chunk: Some(chunk), new_size, epoch: view.epoch };
+                match inner.meta.call(pb::meta_request::Body::CommitChunk(commit)).await {
+                    Ok(resp) => {
+                        if let Some(pb::meta_response::Body::Released(r)) = resp.body {
+                            inner.release(r);
+                        }
+                        // Shards left on targets that are no longer in the
+                        // chunk's group are garbage; drop them.
+                        let keep: Vec<(String, ShardKey)> =
+                            targets.iter().enumerate().map(|(i, a)| (a.clone(), key(i))).collect();
+                        discard(inner, written.into_iter().filter(|w| !keep.contains(w)).collect());
+                        return Ok(());
+                    }
+                    Err(MetaCallError::Service { code: ErrorCode::StaleEpoch, message }) => message,
+                    Err(e) => {
+                        discard(inner, written);
+                        return Err(e.into());
+                    }
+                }
+            }
+            Some((i, e)) => {
+                let retry = matches!(e.code, ErrorCode::Unavailable | ErrorCode::StaleEpoch | ErrorCode::Corrupt);
+                if !retry || Instant::now() > deadline {
+                    discard(inner, written);
+                    let detail =
+                        if e.code == ErrorCode::NoSpace { format!("no space left: {e}") } else { e.to_string() };
+                    return Err(ClientError::WriteFailed {
+                        file_id: ctx.ino,
+                        chunk_index: index,
+                        shard_index: i,
+                        detail,
+                    });
+                }
+                e.detail
+            }
+        };
+        if Instant::now() > deadline {
+            discard(inner, written);
+            return Err(ClientError::WriteFailed {
+                file_id: ctx.ino,
+                chunk_index: index,
+                shard_index: 0,
+                detail: format!("placement kept changing: {retry_reason}"),
+            });
+        }
+        tracing::debug!(file_id = ctx.ino, chunk = index, reason = %retry_reason, "retrying chunk write on a fresh map");
+        let before = view.epoch;
+        let fresh = inner.refresh_placement().await?;
+        if fresh.epoch == before {
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
     }
-    Ok(())
+}
+
+/// Delete shards nothing will ever refer to, in the background.
+fn discard(inner: &Arc<Inner>, shards: Vec<(String, ShardKey)>) {
+    if shards.is_empty() {
+        return;
+    }
+    let inner = inner.clone();
+    tokio::spawn(async move {
+        for (addr, key) in shards {
+            let _ = shard_io::delete(&inner.pool, &addr, &key).await;
+        }
+    });
 }

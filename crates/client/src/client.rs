@@ -15,9 +15,9 @@ use shardline_types::{ShardKey, ROOT_INO};
 use crate::paths::{components, split_parent};
 use crate::placement::PlacementView;
 use crate::reader::FileReader;
-use crate::shard_io;
 use crate::writer::{FileWriter, RenameOnFinish};
 use crate::ClientError;
+use shardline_rpc::shard_client as shard_io;
 
 /// How to reach a cluster and how hard to push it.
 #[derive(Debug, Clone)]
@@ -34,6 +34,9 @@ pub struct ClientConfig {
     pub meta_deadline: Duration,
     /// Per shard request timeout.
     pub shard_timeout: Duration,
+    /// How long a chunk write keeps retrying while the placement map moves
+    /// away from a failed server.
+    pub write_retry_window: Duration,
 }
 
 impl ClientConfig {
@@ -45,6 +48,7 @@ impl ClientConfig {
             read_parallelism: 6,
             meta_deadline: Duration::from_secs(15),
             shard_timeout: Duration::from_secs(10),
+            write_retry_window: Duration::from_secs(20),
         }
     }
 }
@@ -79,6 +83,19 @@ impl Inner {
         let view = Arc::new(PlacementView::from_wire(&map));
         *self.placement.write().unwrap_or_else(|e| e.into_inner()) = view.clone();
         Ok(view)
+    }
+
+    /// A fresh random data key for a new file, and its KEK-wrapped form for
+    /// the metadata service.
+    pub(crate) fn new_file_key(&self) -> (Dek, pb::WrappedKey) {
+        let dek = Dek::generate();
+        let key = pb::WrappedKey {
+            kek_id: self.kek.id().to_string(),
+            kek_version: self.kek.version(),
+            suite: pb::CipherSuite::Xchacha20Poly1305 as i32,
+            wrapped: self.kek.wrap(&dek),
+        };
+        (dek, key)
     }
 
     pub async fn getattr(&self, ino: u64) -> Result<pb::Attr, ClientError> {
@@ -130,11 +147,11 @@ impl Inner {
     }
 }
 
-fn unexpected() -> ClientError {
+pub(crate) fn unexpected() -> ClientError {
     ClientError::Internal("unexpected response from the metadata service".into())
 }
 
-fn attr_of(resp: pb::MetaResponse) -> Result<pb::Attr, ClientError> {
+pub(crate) fn attr_of(resp: pb::MetaResponse) -> Result<pb::Attr, ClientError> {
     match resp.body {
         Some(RBody::Attr(a)) => Ok(a),
         _ => Err(unexpected()),
@@ -150,7 +167,7 @@ pub enum FileKind {
 }
 
 impl FileKind {
-    fn from_wire(k: i32) -> Self {
+    pub(crate) fn from_wire(k: i32) -> Self {
         match pb::FileKind::try_from(k) {
             Ok(pb::FileKind::Directory) => FileKind::Directory,
             Ok(pb::FileKind::Symlink) => FileKind::Symlink,
@@ -218,6 +235,10 @@ impl Client {
         });
         inner.refresh_placement().await?;
         Ok(Client { inner })
+    }
+
+    pub(crate) fn inner(&self) -> &Arc<Inner> {
+        &self.inner
     }
 
     /// Re-read the placement map (after servers joined, say).
@@ -327,13 +348,7 @@ impl Client {
         }
         let parent = self.parent_dir(&parent_parts).await?;
         let tmp_name = format!(".{name}.shardline-{:016x}.tmp", rand::random::<u64>());
-        let dek = Dek::generate();
-        let key = pb::WrappedKey {
-            kek_id: self.inner.kek.id().to_string(),
-            kek_version: self.inner.kek.version(),
-            suite: pb::CipherSuite::Xchacha20Poly1305 as i32,
-            wrapped: self.inner.kek.wrap(&dek),
-        };
+        let (dek, key) = self.inner.new_file_key();
         let resp = self
             .inner
             .meta

@@ -16,10 +16,10 @@ pub mod chunk_read;
 pub mod chunk_write;
 pub mod client;
 pub mod error;
+pub mod inode_api;
 pub mod paths;
 pub mod placement;
 pub mod reader;
-pub mod shard_io;
 pub mod writer;
 
 pub use client::{Client, ClientConfig, DirEntry, FileKind, FileStat};

@@ -1,35 +1,25 @@
-//! Small POSIX helpers: durable replace, directory fsync, free space.
+//! Small POSIX helpers: durable file creation, directory fsync, free space.
 
 use std::ffi::CString;
-use std::fs::{self, File, OpenOptions};
+use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
 use crate::DataError;
 
-/// Write `parts` to `tmp` (created new), fsync it, rename it over `dest` and
-/// fsync the directory, so that a crash leaves `dest` whole or untouched.
-/// On failure the temporary file is removed.
-pub(crate) fn replace_durably(dir: &Path, tmp: &Path, dest: &Path, parts: &[&[u8]]) -> Result<(), DataError> {
-    let written = (|| {
-        let mut f = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(tmp)
-            .map_err(|e| io_err("create temporary shard file", e))?;
-        for part in parts {
-            f.write_all(part).map_err(|e| io_err("write shard file", e))?;
-        }
-        f.sync_all().map_err(|e| io_err("sync shard file", e))?;
-        fs::rename(tmp, dest).map_err(|e| io_err("rename shard file into place", e))
-    })();
-    if let Err(e) = written {
-        // Best effort: a leftover is removed at the next open anyway.
-        let _ = fs::remove_file(tmp);
-        return Err(e);
+/// Create `tmp` (which must not exist), write `parts` to it and fsync it.
+/// The caller renames it into place and removes it on failure.
+pub(crate) fn write_new_file(tmp: &Path, parts: &[&[u8]]) -> Result<(), DataError> {
+    let mut f = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(tmp)
+        .map_err(|e| write_err("create temporary shard file", e))?;
+    for part in parts {
+        f.write_all(part).map_err(|e| write_err("write shard file", e))?;
     }
-    sync_dir(dir)
+    f.sync_all().map_err(|e| write_err("sync shard file", e))
 }
 
 /// Make a directory's entries (creations, renames, removals) durable.
@@ -57,7 +47,7 @@ pub(crate) fn available_bytes(path: &Path) -> Result<u64, DataError> {
 }
 
 /// Map a write-path I/O error, turning a full disk into [`DataError::NoSpace`].
-fn io_err(context: &'static str, e: io::Error) -> DataError {
+pub(crate) fn write_err(context: &'static str, e: io::Error) -> DataError {
     if e.raw_os_error() == Some(libc::ENOSPC) {
         DataError::NoSpace { needed: 0, available: 0 }
     } else {

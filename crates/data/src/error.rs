@@ -34,6 +34,13 @@ pub enum DataError {
         #[source]
         source: io::Error,
     },
+    /// The request was made with an older placement map than this server
+    /// has seen; the sender should refresh its map.
+    #[error("stale placement epoch {request} (this server has seen {current})")]
+    StaleEpoch { request: u64, current: u64 },
+    /// A peer or the metadata service could not help (rebuild, scrub).
+    #[error("unavailable: {0}")]
+    Unavailable(String),
     /// A bug or a lost blocking task.
     #[error("internal error: {0}")]
     Internal(String),
@@ -53,6 +60,8 @@ impl DataError {
             DataError::NoSpace { .. } => ErrorCode::NoSpace,
             DataError::InvalidArgument(_) | DataError::Config(_) => ErrorCode::InvalidArgument,
             DataError::Io { .. } | DataError::Internal(_) => ErrorCode::Internal,
+            DataError::StaleEpoch { .. } => ErrorCode::StaleEpoch,
+            DataError::Unavailable(_) => ErrorCode::Unavailable,
         }
     }
 

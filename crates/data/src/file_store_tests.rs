@@ -1,14 +1,13 @@
 //! [`FileStore`] tests: the conformance suite plus file-specific cases.
 
 use std::fs::{self, OpenOptions};
-use std::io::{Read, Seek, SeekFrom, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use shardline_types::ShardKey;
 
 use super::*;
-use crate::conformance::{conformance_tests, key, payload, Harness};
+use crate::conformance::{conformance_tests, files_under, flip_byte_at, key, payload, Harness};
 use crate::shard_format::HEADER_LEN_V1;
 
 struct FileHarness;
@@ -25,29 +24,6 @@ impl Harness for FileHarness {
 }
 
 conformance_tests!(FileHarness);
-
-fn flip_byte_at(path: &Path, at: u64) {
-    let mut f = OpenOptions::new().read(true).write(true).open(path).unwrap();
-    let mut b = [0u8; 1];
-    f.seek(SeekFrom::Start(at)).unwrap();
-    f.read_exact(&mut b).unwrap();
-    f.seek(SeekFrom::Start(at)).unwrap();
-    f.write_all(&[b[0] ^ 0x40]).unwrap();
-    f.sync_all().unwrap();
-}
-
-fn files_under(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    for entry in fs::read_dir(dir).unwrap() {
-        let p = entry.unwrap().path();
-        if p.is_dir() {
-            out.extend(files_under(&p));
-        } else {
-            out.push(p);
-        }
-    }
-    out
-}
 
 fn tmp_files(dir: &Path) -> usize {
     files_under(dir).iter().filter(|p| p.to_string_lossy().ends_with(".tmp")).count()

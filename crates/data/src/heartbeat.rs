@@ -8,10 +8,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use shardline_proto::v1::{meta_request, Heartbeat, RegisterDataServer};
+use std::sync::atomic::Ordering;
+
+use shardline_proto::v1::{meta_request, meta_response, Heartbeat, RegisterDataServer};
 use shardline_rpc::{MetaCallError, MetaClient};
 use shardline_types::{ErrorCode, NodeId};
 
+use crate::node_state::NodeState;
 use crate::{ShardStore, Usage};
 
 /// Who this server is, as the metadata service should know it.
@@ -21,12 +24,21 @@ pub struct Identity {
     pub id: NodeId,
     /// The address clients should dial.
     pub advertise: String,
+    /// Failure domain (rack) label; empty for none.
+    pub rack: String,
 }
 
-/// Register, then heartbeat every `interval`, forever.
-pub async fn heartbeat_loop<S: ShardStore>(meta: MetaClient, me: Identity, store: Arc<S>, interval: Duration) {
+/// Register, then heartbeat every `interval`, forever. Each reply carries
+/// the newest placement epoch and this server's rebuild tasks.
+pub async fn heartbeat_loop<S: ShardStore + ?Sized>(
+    node: Arc<NodeState>,
+    me: Identity,
+    store: Arc<S>,
+    interval: Duration,
+) {
+    let meta = &node.meta;
     loop {
-        register(&meta, &me, &store, interval).await;
+        register(meta, &me, &store, interval).await;
         loop {
             tokio::time::sleep(interval).await;
             let usage = usage_of(&store).await;
@@ -35,9 +47,17 @@ pub async fn heartbeat_loop<S: ShardStore>(meta: MetaClient, me: Identity, store
                 used_bytes: usage.used_bytes,
                 capacity_bytes: usage.capacity_bytes,
                 shard_count: usage.shard_count,
+                rebuild_chunks_done: node.progress.chunks_done.load(Ordering::Relaxed),
+                rebuild_chunks_total: node.progress.chunks_total.load(Ordering::Relaxed),
+                rebuild_bytes: node.progress.bytes.load(Ordering::Relaxed),
             };
             match meta.call(meta_request::Body::Heartbeat(beat)).await {
-                Ok(_) => tracing::trace!(node = me.id, "heartbeat sent"),
+                Ok(resp) => {
+                    if let Some(meta_response::Body::Heartbeat(reply)) = resp.body {
+                        node.observe_epoch(reply.epoch);
+                        crate::rebuild::start_tasks(&node, &store, &reply.rebuild);
+                    }
+                }
                 Err(e) if e.code() == ErrorCode::NotFound => {
                     tracing::warn!(node = me.id, "metadata service does not know this server; registering again");
                     break;
@@ -50,14 +70,19 @@ pub async fn heartbeat_loop<S: ShardStore>(meta: MetaClient, me: Identity, store
 
 /// Register until the metadata service accepts, backing off up to `interval`
 /// (at least a second) between attempts.
-async fn register<S: ShardStore>(meta: &MetaClient, me: &Identity, store: &Arc<S>, interval: Duration) {
+async fn register<S: ShardStore + ?Sized>(meta: &MetaClient, me: &Identity, store: &Arc<S>, interval: Duration) {
     let max_backoff = interval.max(Duration::from_secs(1));
     let mut backoff = Duration::from_millis(100).min(max_backoff);
     let mut attempts = 0u64;
     loop {
         attempts += 1;
         let usage = usage_of(store).await;
-        let req = RegisterDataServer { id: me.id, addr: me.advertise.clone(), capacity_bytes: usage.capacity_bytes };
+        let req = RegisterDataServer {
+            id: me.id,
+            addr: me.advertise.clone(),
+            capacity_bytes: usage.capacity_bytes,
+            rack: me.rack.clone(),
+        };
         match meta.call(meta_request::Body::Register(req)).await {
             Ok(resp) => {
                 let epoch = match resp.body {
@@ -84,7 +109,7 @@ fn log_register_failure(node: NodeId, attempts: u64, e: &MetaCallError) {
     }
 }
 
-async fn usage_of<S: ShardStore>(store: &Arc<S>) -> Usage {
+async fn usage_of<S: ShardStore + ?Sized>(store: &Arc<S>) -> Usage {
     let store = store.clone();
     tokio::task::spawn_blocking(move || store.usage()).await.unwrap_or_default()
 }

@@ -8,10 +8,16 @@
 //! Code map:
 //! - [`store`]: the [`ShardStore`] trait every storage backend implements
 //!   (synchronous; the service calls it from blocking tasks).
-//! - [`file_store`]: the portable backend, one file per shard, written
-//!   tmp → fsync → rename → fsync dir, in the on-disk format of
-//!   [`shard_format`]. An io_uring / `O_DIRECT` backend will sit beside it
-//!   behind the same trait and pass the same conformance suite.
+//! - [`file_store`]: the portable backend, one file per shard through
+//!   buffered I/O, in the on-disk format of [`shard_format`] (version 1).
+//! - [`uring_store`]: the flash backend, the same files read and written with
+//!   `O_DIRECT` through io_uring on a dedicated thread (`uring_thread.rs`,
+//!   `aligned_buf.rs`), in format version 2 (4 KiB-aligned payload).
+//! - `store_core.rs` + `shard_dir.rs`: what both backends share: directory
+//!   layout, per-key locks, space accounting and the tmp → fsync → rename →
+//!   fsync dir protocol. Both pass the conformance suite (`conformance.rs`)
+//!   and read each other's files.
+//! - [`store_kind`]: [`StoreKind`] (`auto`, `uring`, `file`) and [`open_store`].
 //! - [`service`]: [`DataService`], the request handler: wire messages in,
 //!   store calls out, errors as stable wire codes.
 //! - [`heartbeat`]: registration with the metadata service and heartbeats.
@@ -19,13 +25,24 @@
 
 pub mod error;
 pub mod file_store;
+pub mod gc;
 pub mod heartbeat;
+pub mod node_state;
+pub mod peer_rebuild;
+pub mod rebuild;
+pub mod scrub;
 pub mod server;
 pub mod service;
 pub mod shard_format;
 pub mod store;
+pub mod store_kind;
+pub mod uring_store;
 
+mod aligned_buf;
 mod disk;
+mod shard_dir;
+mod store_core;
+mod uring_thread;
 
 #[cfg(test)]
 mod conformance;
@@ -35,3 +52,5 @@ pub use file_store::FileStore;
 pub use server::{run, run_with_listener, DataConfig};
 pub use service::DataService;
 pub use store::{ShardStore, Usage};
+pub use store_kind::{open_store, StoreKind};
+pub use uring_store::{uring_available, UringStore};

@@ -9,7 +9,8 @@ use shardline_types::NodeId;
 use tokio::net::TcpListener;
 
 use crate::heartbeat::{heartbeat_loop, Identity};
-use crate::{DataError, DataService, FileStore, ShardStore};
+use crate::node_state::NodeState;
+use crate::{open_store, DataError, DataService, ShardStore, StoreKind};
 
 /// How long one metadata call may keep retrying before the loop tries again.
 const META_CALL_DEADLINE: Duration = Duration::from_secs(5);
@@ -32,6 +33,23 @@ pub struct DataConfig {
     pub heartbeat_interval: Duration,
     /// Bytes this server may store; `None` means the file system's free space.
     pub capacity_bytes: Option<u64>,
+    /// Failure domain (rack) label: placement never puts two shards of a
+    /// chunk in one rack while enough racks exist. Empty for none.
+    pub rack: String,
+    /// Rebuild throttle in bytes per second.
+    pub rebuild_rate: u64,
+    /// How often to scrub every shard in the background (`None`: only on
+    /// request, `shardline admin scrub`).
+    pub scrub_interval: Option<Duration>,
+    /// How often to collect garbage in the background (`None`: only on request).
+    pub gc_interval: Option<Duration>,
+    /// Shards younger than this are never garbage-collected (writes in flight).
+    pub gc_grace: Duration,
+    /// Shard store backend: `Auto` (the default) uses io_uring with
+    /// `O_DIRECT` when the kernel allows it and the portable file store
+    /// otherwise; `Uring` or `File` force one (`Uring` fails to start without
+    /// io_uring). Both read the same data directory.
+    pub store: StoreKind,
 }
 
 impl Default for DataConfig {
@@ -45,6 +63,12 @@ impl Default for DataConfig {
             meta_addrs: vec!["127.0.0.1:7000".into()],
             heartbeat_interval: Duration::from_secs(1),
             capacity_bytes: None,
+            rack: String::new(),
+            rebuild_rate: 200 << 20,
+            scrub_interval: Some(Duration::from_secs(24 * 3600)),
+            gc_interval: Some(Duration::from_secs(600)),
+            gc_grace: Duration::from_secs(600),
+            store: StoreKind::Auto,
         }
     }
 }
@@ -84,11 +108,10 @@ pub async fn run(cfg: DataConfig) -> Result<(), DataError> {
 /// `cfg.listen` is ignored.
 pub async fn run_with_listener(cfg: DataConfig, listener: TcpListener) -> Result<(), DataError> {
     cfg.validate()?;
-    let (dir, capacity) = (cfg.dir.clone(), cfg.capacity_bytes);
-    let store = tokio::task::spawn_blocking(move || FileStore::open(&dir, capacity))
+    let (kind, dir, capacity) = (cfg.store, cfg.dir.clone(), cfg.capacity_bytes);
+    let store = tokio::task::spawn_blocking(move || open_store(kind, &dir, capacity))
         .await
         .map_err(|e| DataError::Internal(format!("open task failed: {e}")))??;
-    let store = Arc::new(store);
     let usage = store.usage();
     tracing::info!(
         node = cfg.id,
@@ -98,10 +121,39 @@ pub async fn run_with_listener(cfg: DataConfig, listener: TcpListener) -> Result
         "data server listening"
     );
     let meta = MetaClient::new(cfg.meta_addrs.clone(), META_CALL_DEADLINE);
-    let me = Identity { id: cfg.id, advertise: cfg.advertise.clone() };
-    tokio::spawn(heartbeat_loop(meta, me, store.clone(), cfg.heartbeat_interval));
-    shardline_rpc::serve(listener, Arc::new(DataService::new(store))).await;
+    let node = Arc::new(NodeState::new(cfg.id, meta, cfg.rebuild_rate));
+    let me = Identity { id: cfg.id, advertise: cfg.advertise.clone(), rack: cfg.rack.clone() };
+    tokio::spawn(heartbeat_loop(node.clone(), me, store.clone(), cfg.heartbeat_interval));
+    if let Some(every) = cfg.scrub_interval {
+        tokio::spawn(background(every, node.clone(), store.clone(), |node, store| async move {
+            crate::scrub::scrub(&node, &store).await.map(|r| format!("{r:?}"))
+        }));
+    }
+    if let Some(every) = cfg.gc_interval {
+        let grace = cfg.gc_grace;
+        tokio::spawn(background(every, node.clone(), store.clone(), move |node, store| async move {
+            crate::gc::collect(&node, &store, grace).await.map(|r| format!("{r:?}"))
+        }));
+    }
+    shardline_rpc::serve(listener, Arc::new(DataService::with_node(store, node))).await;
     Ok(())
+}
+
+/// Run `job` every `every`, logging failures (they are retried next time).
+async fn background<F, Fut>(every: Duration, node: Arc<NodeState>, store: Arc<dyn ShardStore>, job: F)
+where
+    F: Fn(Arc<NodeState>, Arc<dyn ShardStore>) -> Fut,
+    Fut: std::future::Future<Output = Result<String, DataError>>,
+{
+    let mut tick = tokio::time::interval(every);
+    tick.tick().await; // the first tick is immediate; skip it
+    loop {
+        tick.tick().await;
+        match job(node.clone(), store.clone()).await {
+            Ok(summary) => tracing::debug!(%summary, "background pass done"),
+            Err(e) => tracing::warn!(error = %e, "background pass failed"),
+        }
+    }
 }
 
 #[cfg(test)]

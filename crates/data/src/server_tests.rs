@@ -25,7 +25,7 @@ impl Handler for FakeMeta {
         let mut seen = self.seen.lock().unwrap();
         let resp = match req.body {
             Some(meta_request::Body::Register(r)) => {
-                assert_eq!((r.id, r.addr.as_str(), r.capacity_bytes), (7, "10.0.0.7:7100", 1 << 30));
+                assert_eq!((r.id, r.addr.as_str(), r.capacity_bytes), (7, "127.0.0.7:7100", 1 << 30));
                 seen.push("register");
                 MetaResponse { error: None, body: Some(meta_response::Body::Registered(v1::Registered { epoch: 3 })) }
             }
@@ -58,10 +58,12 @@ async fn registers_heartbeats_and_re_registers_when_forgotten() {
         id: 7,
         dir: dir.path().join("data"),
         listen: String::new(),
-        advertise: "10.0.0.7:7100".into(),
+        advertise: "127.0.0.7:7100".into(),
         meta_addrs: vec![meta_addr],
         heartbeat_interval: Duration::from_millis(20),
         capacity_bytes: Some(1 << 30),
+        store: StoreKind::Auto,
+        ..DataConfig::default()
     };
     assert!(cfg.validate().is_err(), "empty listen address accepted");
     let cfg = DataConfig { listen: "127.0.0.1:0".into(), ..cfg };

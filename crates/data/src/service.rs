@@ -12,16 +12,37 @@ use shardline_rpc::{code_to_wire, Frame, Handler};
 use shardline_types::{ErrorCode, ShardKey};
 use tracing::Instrument;
 
+use crate::node_state::NodeState;
 use crate::{DataError, ShardStore};
 
-/// Serves shard requests from a [`ShardStore`].
-pub struct DataService<S: ShardStore> {
+/// Serves shard requests from a [`ShardStore`] (a concrete store, or
+/// `dyn ShardStore` when the backend is chosen at run time).
+pub struct DataService<S: ShardStore + ?Sized> {
     store: Arc<S>,
+    /// The running server's cluster state (epoch, peers); `None` for a bare
+    /// store service, which cannot scrub or collect garbage.
+    node: Option<Arc<NodeState>>,
 }
 
-impl<S: ShardStore> DataService<S> {
+impl<S: ShardStore + ?Sized> DataService<S> {
     pub fn new(store: Arc<S>) -> Self {
-        DataService { store }
+        DataService { store, node: None }
+    }
+
+    /// A service that also checks epochs and can scrub and collect garbage.
+    pub fn with_node(store: Arc<S>, node: Arc<NodeState>) -> Self {
+        DataService { store, node: Some(node) }
+    }
+
+    fn node(&self) -> Result<&Arc<NodeState>, DataError> {
+        self.node.as_ref().ok_or_else(|| DataError::InvalidArgument("this server is not part of a cluster".into()))
+    }
+
+    fn check_epoch(&self, epoch: u64) -> Result<(), DataError> {
+        match &self.node {
+            Some(n) => n.check_epoch(epoch),
+            None => Ok(()),
+        }
     }
 
     /// The store behind the service.
@@ -31,17 +52,28 @@ impl<S: ShardStore> DataService<S> {
 
     async fn execute(&self, op: Op, payload: Bytes) -> Result<(data_response::Body, Bytes), DataError> {
         match op {
-            Op::Put { key, crc32c } => {
+            Op::Put { key, crc32c, epoch } => {
+                self.check_epoch(epoch)?;
                 self.blocking(move |s| s.put(&key, &payload, crc32c)).await?;
                 Ok((data_response::Body::Put(v1::PutShardOk {}), Bytes::new()))
             }
-            Op::Get { key } => {
+            Op::Get { key, epoch } => {
+                self.check_epoch(epoch)?;
                 let (data, crc32c) = self.blocking(move |s| s.get(&key)).await?;
                 Ok((data_response::Body::Get(v1::GetShardOk { crc32c }), Bytes::from(data)))
             }
             Op::Delete { key } => {
                 let existed = self.blocking(move |s| s.delete(&key)).await?;
                 Ok((data_response::Body::Delete(v1::DeleteShardOk { existed }), Bytes::new()))
+            }
+            Op::Scrub => {
+                let report = crate::scrub::scrub(self.node()?, &self.store).await?;
+                Ok((data_response::Body::Scrub(report), Bytes::new()))
+            }
+            Op::Gc { grace_ms } => {
+                let grace = std::time::Duration::from_millis(grace_ms);
+                let report = crate::gc::collect(self.node()?, &self.store, grace).await?;
+                Ok((data_response::Body::Gc(report), Bytes::new()))
             }
         }
     }
@@ -58,7 +90,7 @@ impl<S: ShardStore> DataService<S> {
     }
 }
 
-impl<S: ShardStore> Handler for DataService<S> {
+impl<S: ShardStore + ?Sized> Handler for DataService<S> {
     async fn handle(&self, request: Frame) -> Frame {
         let result = match Op::decode(&request) {
             Ok(op) => {
@@ -88,29 +120,34 @@ impl<S: ShardStore> Handler for DataService<S> {
 /// A request, converted from its wire form.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Op {
-    Put { key: ShardKey, crc32c: u32 },
-    Get { key: ShardKey },
+    Put { key: ShardKey, crc32c: u32, epoch: u64 },
+    Get { key: ShardKey, epoch: u64 },
     Delete { key: ShardKey },
+    Scrub,
+    Gc { grace_ms: u64 },
 }
 
 impl Op {
     fn decode(request: &Frame) -> Result<Op, DataError> {
         let req: DataRequest =
             request.decode().map_err(|e| DataError::InvalidArgument(format!("decode data request: {e}")))?;
-        // The epoch check arrives with placement-aware requests.
         match req.body {
             None => Err(DataError::InvalidArgument("data request has no body".into())),
-            Some(data_request::Body::Put(p)) => Ok(Op::Put { key: shard_key(p.id)?, crc32c: p.crc32c }),
-            Some(data_request::Body::Get(g)) => Ok(Op::Get { key: shard_key(g.id)? }),
+            Some(data_request::Body::Put(p)) => Ok(Op::Put { key: shard_key(p.id)?, crc32c: p.crc32c, epoch: p.epoch }),
+            Some(data_request::Body::Get(g)) => Ok(Op::Get { key: shard_key(g.id)?, epoch: g.epoch }),
             Some(data_request::Body::Delete(d)) => Ok(Op::Delete { key: shard_key(d.id)? }),
+            Some(data_request::Body::Scrub(_)) => Ok(Op::Scrub),
+            Some(data_request::Body::Gc(g)) => Ok(Op::Gc { grace_ms: g.grace_ms }),
         }
     }
 
     fn span(&self) -> tracing::Span {
         match self {
             Op::Put { key, .. } => op_span("put", key),
-            Op::Get { key } => op_span("get", key),
+            Op::Get { key, .. } => op_span("get", key),
             Op::Delete { key } => op_span("delete", key),
+            Op::Scrub => tracing::info_span!("scrub"),
+            Op::Gc { .. } => tracing::info_span!("gc"),
         }
     }
 }

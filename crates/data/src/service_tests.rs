@@ -40,7 +40,7 @@ fn id(shard_index: u32) -> Option<ShardId> {
 }
 
 fn put(shard_index: u32, crc32c: u32) -> data_request::Body {
-    data_request::Body::Put(v1::PutShard { id: id(shard_index), crc32c, epoch: 1 })
+    data_request::Body::Put(v1::PutShard { id: id(shard_index), crc32c, epoch: 1, ..Default::default() })
 }
 
 fn get(shard_index: u32) -> data_request::Body {

@@ -41,4 +41,10 @@ pub trait ShardStore: Send + Sync + 'static {
 
     /// Current space accounting (cheap: no data reads).
     fn usage(&self) -> Usage;
+
+    /// When the shard was last written, if the backend knows (garbage
+    /// collection leaves young shards alone: their write may be in flight).
+    fn modified(&self, _key: &ShardKey) -> Option<std::time::SystemTime> {
+        None
+    }
 }

@@ -3,10 +3,43 @@
 //! Every mutation takes the time as an argument (assigned by the leader when
 //! it proposed the command), so replicas applying the same log reach the
 //! same state. No I/O here; the Raft layer feeds it committed commands.
+//!
+//! This file holds the inode table and the directory operations; further
+//! `impl Namespace` blocks live beside it: `namespace_attrs.rs` (setattr,
+//! truncate, layout policy), `namespace_links.rs` (hard links, symlinks),
+//! `namespace_xattr.rs` (extended attributes), `namespace_open.rs` (open
+//! counts keeping unlinked files alive).
+//!
+//! Truncation keeps the chunk that straddles the new size with its old bytes
+//! past that size. Readers never return them (they stop at the size), but a
+//! later extension would: the client must rewrite that chunk (zeroed past the
+//! size) when it truncates to a size that is not a chunk boundary.
 
 use std::collections::BTreeMap;
 
 use shardline_types::{ErrorCode, Ino, Layout, ROOT_INO};
+
+#[path = "namespace_attrs.rs"]
+mod attrs;
+#[path = "namespace_links.rs"]
+mod links;
+#[cfg(test)]
+#[path = "namespace_model_tests.rs"]
+mod model_tests;
+#[path = "namespace_open.rs"]
+mod open;
+#[cfg(test)]
+#[path = "namespace_ops_tests.rs"]
+mod ops_tests;
+#[cfg(test)]
+#[path = "namespace_tests.rs"]
+mod tests;
+#[path = "namespace_xattr.rs"]
+mod xattr;
+
+pub use attrs::{SetAttrs, MAX_FILE_SIZE};
+pub use links::MAX_SYMLINK_LEN;
+pub use xattr::{XattrMode, MAX_XATTR_NAME_LEN, MAX_XATTR_TOTAL, MAX_XATTR_VALUE_LEN};
 
 /// An operation's failure: a stable code and a message without file names.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -64,6 +97,10 @@ pub struct Inode {
     pub layout: Layout,
     pub key: Option<FileKey>,
     pub chunks: BTreeMap<u64, ChunkRef>,
+    /// Symlinks: the target (empty for other kinds).
+    pub target: Vec<u8>,
+    /// Extended attributes, by name.
+    pub xattrs: BTreeMap<String, Vec<u8>>,
 }
 
 /// Attributes for a new inode.
@@ -91,13 +128,24 @@ pub type DirPage = (Vec<(String, Ino, Kind)>, bool);
 pub struct Namespace {
     inodes: BTreeMap<Ino, Inode>,
     dirs: BTreeMap<Ino, BTreeMap<String, Ino>>,
+    /// Each directory's parent (directories have exactly one; the root none).
+    dir_parent: BTreeMap<Ino, Ino>,
+    /// How many opens each file has (absent: none). A file whose last link
+    /// goes while it is open stays, with nlink 0, until the last release.
+    open: BTreeMap<Ino, u32>,
     next_ino: Ino,
 }
 
 impl Namespace {
     /// A namespace holding only the root directory, with `layout` as its policy.
     pub fn new(layout: Layout) -> Self {
-        let mut ns = Namespace { inodes: BTreeMap::new(), dirs: BTreeMap::new(), next_ino: ROOT_INO + 1 };
+        let mut ns = Namespace {
+            inodes: BTreeMap::new(),
+            dirs: BTreeMap::new(),
+            dir_parent: BTreeMap::new(),
+            open: BTreeMap::new(),
+            next_ino: ROOT_INO + 1,
+        };
         ns.inodes.insert(
             ROOT_INO,
             Inode {
@@ -114,6 +162,8 @@ impl Namespace {
                 layout,
                 key: None,
                 chunks: BTreeMap::new(),
+                target: Vec::new(),
+                xattrs: BTreeMap::new(),
             },
         );
         ns.dirs.insert(ROOT_INO, BTreeMap::new());
@@ -191,6 +241,7 @@ impl Namespace {
         let layout = self.get(parent)?.layout;
         let ino = self.insert(parent, name, Kind::Directory, NewInode { key: None, ..attrs }, layout, now);
         self.dirs.insert(ino, BTreeMap::new());
+        self.dir_parent.insert(ino, parent);
         if let Some(p) = self.inodes.get_mut(&parent) {
             p.nlink += 1;
         }
@@ -216,6 +267,8 @@ impl Namespace {
                 layout,
                 key: attrs.key,
                 chunks: BTreeMap::new(),
+                target: Vec::new(),
+                xattrs: BTreeMap::new(),
             },
         );
         if let Some(entries) = self.dirs.get_mut(&parent) {
@@ -244,17 +297,27 @@ impl Namespace {
         Ok(self.drop_link(ino, now))
     }
 
+    /// Drop one link; the inode goes (and its chunks are released) when
+    /// no link and no open remains.
     fn drop_link(&mut self, ino: Ino, now: i64) -> Released {
         let Some(inode) = self.inodes.get_mut(&ino) else {
             return Released::default();
         };
         inode.nlink = inode.nlink.saturating_sub(1);
         inode.ctime_ns = now;
-        if inode.nlink > 0 {
+        self.remove_if_unreferenced(ino)
+    }
+
+    /// Remove a non-directory inode with no links and no opens.
+    fn remove_if_unreferenced(&mut self, ino: Ino) -> Released {
+        let referenced = self.inodes.get(&ino).is_none_or(|i| i.nlink > 0) || self.open.contains_key(&ino);
+        if referenced {
             return Released::default();
         }
-        let inode = self.inodes.remove(&ino).unwrap_or_else(|| unreachable!("present above"));
-        Released { file_id: ino, chunks: inode.chunks.into_values().collect() }
+        match self.inodes.remove(&ino) {
+            Some(inode) => Released { file_id: ino, chunks: inode.chunks.into_values().collect() },
+            None => Released::default(),
+        }
     }
 
     pub fn rmdir(&mut self, parent: Ino, name: &str, now: i64) -> OpResult<()> {
@@ -263,6 +326,7 @@ impl Namespace {
             return Err(OpError::new(ErrorCode::NotEmpty, "directory not empty"));
         }
         self.dirs.remove(&ino);
+        self.dir_parent.remove(&ino);
         self.inodes.remove(&ino);
         if let Some(entries) = self.dirs.get_mut(&parent) {
             entries.remove(name);
@@ -302,6 +366,9 @@ impl Namespace {
         if let Some(entries) = self.dirs.get_mut(&new_parent) {
             entries.insert(new_name.to_string(), ino);
         }
+        if kind == Kind::Directory {
+            self.dir_parent.insert(ino, new_parent);
+        }
         if kind == Kind::Directory && parent != new_parent {
             if let Some(p) = self.inodes.get_mut(&parent) {
                 p.nlink = p.nlink.saturating_sub(1);
@@ -318,15 +385,13 @@ impl Namespace {
         Ok(released)
     }
 
-    /// Whether `dir` is an ancestor of `ino`.
+    /// Whether `dir` is an ancestor of the directory `ino`.
     fn is_ancestor(&self, dir: Ino, ino: Ino) -> bool {
-        // Directories have exactly one parent; walk up from `ino` by search.
+        // Directories have exactly one parent: walk up from `ino`. The walk
+        // is bounded by the number of directories, as the tree has no cycles.
         let mut cur = ino;
-        for _ in 0..4096 {
-            if cur == ROOT_INO {
-                return false;
-            }
-            let Some(parent) = self.dirs.iter().find(|(_, e)| e.values().any(|&c| c == cur)).map(|(p, _)| *p) else {
+        for _ in 0..=self.dir_parent.len() {
+            let Some(&parent) = self.dir_parent.get(&cur) else {
                 return false;
             };
             if parent == dir {
@@ -335,6 +400,28 @@ impl Namespace {
             cur = parent;
         }
         false
+    }
+
+    /// Chunks placed in `pg`, in (file, chunk index) order after `after`.
+    pub fn chunks_in_pg(&self, pg: u32, after: (Ino, u64), limit: usize) -> (Vec<(&Inode, ChunkRef)>, bool) {
+        let mut out = Vec::new();
+        for (_, inode) in self.inodes.range(after.0..) {
+            for c in inode.chunks.values() {
+                if c.pg != pg || (inode.ino, c.index) <= after {
+                    continue;
+                }
+                if out.len() == limit {
+                    return (out, true);
+                }
+                out.push((inode, *c));
+            }
+        }
+        (out, false)
+    }
+
+    /// Whether this chunk version is the one a file refers to.
+    pub fn is_live(&self, file: Ino, chunk_index: u64, version: u64) -> bool {
+        self.inodes.get(&file).and_then(|i| i.chunks.get(&chunk_index)).is_some_and(|c| c.version == version)
     }
 
     /// Switch a chunk to a newly written version; returns the replaced one.
@@ -364,99 +451,4 @@ fn check_name(name: &str) -> OpResult<()> {
         return Err(OpError::new(ErrorCode::NameTooLong, "file name too long"));
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn attrs() -> NewInode {
-        NewInode {
-            mode: 0o644,
-            uid: 1,
-            gid: 1,
-            key: Some(FileKey { kek_id: "k".into(), kek_version: 1, suite: 1, wrapped: vec![1] }),
-        }
-    }
-
-    #[test]
-    fn create_lookup_unlink() {
-        let mut ns = Namespace::new(Layout::default());
-        let f = ns.create(ROOT_INO, "a", attrs(), true, 5).unwrap();
-        assert_eq!(ns.lookup(ROOT_INO, "a").unwrap().ino, f.ino);
-        assert_eq!(ns.create(ROOT_INO, "a", attrs(), true, 6).unwrap_err().code, ErrorCode::AlreadyExists);
-        assert_eq!(ns.create(ROOT_INO, "a", attrs(), false, 6).unwrap().ino, f.ino);
-        let c = ChunkRef { index: 0, version: 9, sealed_len: 50, pg: 3 };
-        ns.commit_chunk(f.ino, c, 10, 7).unwrap();
-        let r = ns.unlink(ROOT_INO, "a", 8).unwrap();
-        assert_eq!(r.chunks, vec![c]);
-        assert_eq!(ns.lookup(ROOT_INO, "a").unwrap_err().code, ErrorCode::NotFound);
-        assert!(ns.get(f.ino).is_err());
-    }
-
-    #[test]
-    fn commit_replaces_version_and_grows_size() {
-        let mut ns = Namespace::new(Layout::default());
-        let f = ns.create(ROOT_INO, "a", attrs(), true, 1).unwrap();
-        let v1 = ChunkRef { index: 1, version: 1, sealed_len: 50, pg: 0 };
-        let v2 = ChunkRef { version: 2, ..v1 };
-        let cs = Layout::default().chunk_size as u64;
-        assert!(ns.commit_chunk(f.ino, v1, cs + 10, 2).unwrap().chunks.is_empty());
-        assert_eq!(ns.commit_chunk(f.ino, v2, cs + 5, 3).unwrap().chunks, vec![v1]);
-        assert_eq!(ns.get(f.ino).unwrap().size, cs + 10);
-        assert_eq!(ns.commit_chunk(f.ino, v2, cs, 3).unwrap_err().code, ErrorCode::InvalidArgument);
-    }
-
-    #[test]
-    fn directories() {
-        let mut ns = Namespace::new(Layout::default());
-        let d = ns.mkdir(ROOT_INO, "d", attrs(), 1).unwrap();
-        ns.create(d.ino, "x", attrs(), true, 1).unwrap();
-        assert_eq!(ns.rmdir(ROOT_INO, "d", 2).unwrap_err().code, ErrorCode::NotEmpty);
-        assert_eq!(ns.unlink(ROOT_INO, "d", 2).unwrap_err().code, ErrorCode::IsADirectory);
-        assert_eq!(ns.lookup(d.ino, "x").map(|i| i.kind).unwrap(), Kind::Regular);
-        let x = ns.lookup(d.ino, "x").unwrap().ino;
-        assert_eq!(ns.create(x, "y", attrs(), true, 1).unwrap_err().code, ErrorCode::NotADirectory);
-        ns.unlink(d.ino, "x", 3).unwrap();
-        ns.rmdir(ROOT_INO, "d", 4).unwrap();
-        assert_eq!(ns.get(ROOT_INO).unwrap().nlink, 2);
-    }
-
-    #[test]
-    fn readdir_pages_in_name_order() {
-        let mut ns = Namespace::new(Layout::default());
-        for i in 0..25 {
-            ns.create(ROOT_INO, &format!("f{i:02}"), attrs(), true, 1).unwrap();
-        }
-        let (page, more) = ns.readdir(ROOT_INO, "", 10).unwrap();
-        assert!(more);
-        assert_eq!(page[0].0, "f00");
-        let (page, more) = ns.readdir(ROOT_INO, "f19", 10).unwrap();
-        assert!(!more);
-        assert_eq!(page.iter().map(|e| e.0.as_str()).collect::<Vec<_>>(), ["f20", "f21", "f22", "f23", "f24"]);
-    }
-
-    #[test]
-    fn rename_replaces_and_refuses_cycles() {
-        let mut ns = Namespace::new(Layout::default());
-        let a = ns.create(ROOT_INO, "a", attrs(), true, 1).unwrap();
-        ns.create(ROOT_INO, "b", attrs(), true, 1).unwrap();
-        ns.rename(ROOT_INO, "a", ROOT_INO, "b", 2).unwrap();
-        assert_eq!(ns.lookup(ROOT_INO, "b").unwrap().ino, a.ino);
-        assert!(ns.lookup(ROOT_INO, "a").is_err());
-        let d = ns.mkdir(ROOT_INO, "d", attrs(), 1).unwrap();
-        let e = ns.mkdir(d.ino, "e", attrs(), 1).unwrap();
-        assert_eq!(ns.rename(ROOT_INO, "d", e.ino, "d2", 3).unwrap_err().code, ErrorCode::InvalidArgument);
-        assert_eq!(ns.rename(ROOT_INO, "b", ROOT_INO, "d", 3).unwrap_err().code, ErrorCode::IsADirectory);
-    }
-
-    #[test]
-    fn bad_names_are_refused() {
-        let mut ns = Namespace::new(Layout::default());
-        for bad in ["", ".", "..", "a/b"] {
-            assert_eq!(ns.create(ROOT_INO, bad, attrs(), true, 1).unwrap_err().code, ErrorCode::InvalidArgument);
-        }
-        let long = "x".repeat(256);
-        assert_eq!(ns.create(ROOT_INO, &long, attrs(), true, 1).unwrap_err().code, ErrorCode::NameTooLong);
-    }
 }

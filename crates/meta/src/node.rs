@@ -57,6 +57,8 @@ pub struct NodeStatus {
 pub struct Shared {
     /// The current leader's id (0 when unknown).
     pub leader: AtomicU64,
+    /// When this server last became leader (None while it is not).
+    pub leader_since: std::sync::Mutex<Option<Instant>>,
 }
 
 pub struct Node {
@@ -198,8 +200,13 @@ impl Node {
         let mut ready = self.raw.ready();
         if let Some(ss) = ready.ss() {
             self.shared.leader.store(ss.leader_id, Ordering::Relaxed);
+            let mut since = self.shared.leader_since.lock().unwrap_or_else(|e| e.into_inner());
             if ss.raft_state != StateRole::Leader {
+                *since = None;
+                drop(since);
                 self.fail_pending();
+            } else if since.is_none() {
+                *since = Some(Instant::now());
             }
         }
         if !ready.messages().is_empty() {
@@ -220,7 +227,7 @@ impl Node {
         }
         let mut light = self.raw.advance(ready);
         if let Some(commit) = light.commit_index() {
-            self.store.set_commit(commit)?;
+            self.store.set_commit(commit);
         }
         self.peers.send(light.take_messages());
         self.apply(light.take_committed_entries())?;

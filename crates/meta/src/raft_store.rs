@@ -99,11 +99,11 @@ impl RaftStore {
         Ok(())
     }
 
-    /// Record a new commit index (from a LightReady).
-    pub fn set_commit(&self, commit: u64) -> Result<(), MetaError> {
-        let mut hs = self.mem.rl().hard_state().clone();
-        hs.commit = commit;
-        self.persist(&[], Some(&hs))
+    /// Record a new commit index (from a LightReady). Only in memory: the
+    /// next hard-state write carries it, and a commit index lost in a crash
+    /// is learned again from the leader (Raft does not need it durable).
+    pub fn set_commit(&self, commit: u64) {
+        let _ = self.mem.wl().commit_to(commit);
     }
 
     pub fn save_conf_state(&self, cs: &ConfState) -> Result<(), MetaError> {

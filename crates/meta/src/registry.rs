@@ -1,18 +1,21 @@
 //! The data-server registry and the placement-group map, as plain values.
 //!
-//! Registration is replicated through Raft; the map is recomputed (by the
-//! pure functions in `shardline_types::placement`) whenever the set of
-//! registered servers changes, and every change bumps the epoch.
+//! Registration and up/down changes are replicated through Raft. Every change
+//! of the server set recomputes the map with stable slots
+//! (`shardline_types::placement::rebalance`); every slot that changes hands
+//! becomes a rebuild task for its new target, and the epoch goes up.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
-use shardline_types::{build_groups, NodeId};
+use shardline_types::{rebalance, Candidate, NodeId};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServerRecord {
     pub id: NodeId,
     pub addr: String,
     pub capacity_bytes: u64,
+    pub rack: String,
+    pub down: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -22,12 +25,25 @@ pub struct Registry {
     width: usize,
     pg_count: u32,
     groups: Vec<Vec<NodeId>>,
+    /// (pg, shard index) → the server that must rebuild that shard.
+    rebuilding: BTreeMap<(u32, u32), NodeId>,
+    /// The epoch at which each group's targets last changed: a chunk placed
+    /// with an older map may have missed the new target and is refused.
+    pg_epochs: Vec<u64>,
 }
 
 impl Registry {
     /// `width`: shards per chunk (k+m) of the cluster's layout.
     pub fn new(width: usize, pg_count: u32) -> Self {
-        Registry { servers: BTreeMap::new(), epoch: 0, width, pg_count, groups: Vec::new() }
+        Registry {
+            servers: BTreeMap::new(),
+            epoch: 0,
+            width,
+            pg_count,
+            groups: Vec::new(),
+            rebuilding: BTreeMap::new(),
+            pg_epochs: Vec::new(),
+        }
     }
 
     pub fn epoch(&self) -> u64 {
@@ -52,26 +68,89 @@ impl Registry {
             self.pg_count
         }
     }
+    /// The epoch at which `pg`'s targets last changed (None: no such group).
+    pub fn pg_epoch(&self, pg: u32) -> Option<u64> {
+        self.pg_epochs.get(pg as usize).copied()
+    }
+
+    pub fn rebuilding(&self) -> &BTreeMap<(u32, u32), NodeId> {
+        &self.rebuilding
+    }
+
+    /// Rebuild tasks assigned to `server`.
+    pub fn tasks_for(&self, server: NodeId) -> Vec<(u32, u32)> {
+        self.rebuilding.iter().filter(|(_, &s)| s == server).map(|(k, _)| *k).collect()
+    }
 
     /// Add or update a server; returns the (possibly new) epoch.
-    pub fn register(&mut self, id: NodeId, addr: &str, capacity_bytes: u64) -> u64 {
-        let record = ServerRecord { id, addr: addr.to_string(), capacity_bytes };
+    pub fn register(&mut self, id: NodeId, addr: &str, capacity_bytes: u64, rack: &str) -> u64 {
+        let record = ServerRecord { id, addr: addr.to_string(), capacity_bytes, rack: rack.to_string(), down: false };
         match self.servers.insert(id, record.clone()) {
-            Some(old) if old.addr == record.addr => {}
-            Some(_) => self.epoch += 1,
-            None => {
-                self.epoch += 1;
-                self.rebuild();
-            }
+            Some(old) if old.addr == record.addr && old.rack == record.rack && !old.down => {}
+            Some(old) if old.addr == record.addr && old.rack == record.rack => self.remap(),
+            _ => self.remap(),
         }
         self.epoch
     }
 
-    fn rebuild(&mut self) {
-        let ids: Vec<NodeId> = self.servers.keys().copied().collect();
-        if let Ok(groups) = build_groups(&ids, self.pg_count, self.width) {
-            self.groups = groups;
+    /// Mark servers down or up again, and remap.
+    pub fn set_state(&mut self, down: &[NodeId], up: &[NodeId]) -> u64 {
+        let mut changed = false;
+        for id in down {
+            if let Some(s) = self.servers.get_mut(id) {
+                changed |= !s.down;
+                s.down = true;
+            }
         }
+        for id in up {
+            if let Some(s) = self.servers.get_mut(id) {
+                changed |= s.down;
+                s.down = false;
+            }
+        }
+        if changed {
+            self.remap();
+        }
+        self.epoch
+    }
+
+    /// A target finished rebuilding its shard of a group.
+    pub fn rebuild_done(&mut self, server: NodeId, pg: u32, shard: u32) -> bool {
+        if self.rebuilding.get(&(pg, shard)) == Some(&server) {
+            self.rebuilding.remove(&(pg, shard));
+            self.epoch += 1;
+            return true;
+        }
+        false
+    }
+
+    fn remap(&mut self) {
+        self.epoch += 1;
+        let up: Vec<Candidate> =
+            self.servers.values().filter(|s| !s.down).map(|s| Candidate { id: s.id, rack: s.rack.clone() }).collect();
+        if self.groups.is_empty() && up.len() < self.width {
+            return;
+        }
+        let first = self.groups.is_empty();
+        let new = rebalance(&self.groups, &up, self.width, self.pg_count);
+        if first {
+            self.pg_epochs = vec![self.epoch; new.len()];
+        } else {
+            for (pg, (old, new)) in self.groups.iter().zip(&new).enumerate() {
+                for (slot, (a, b)) in old.iter().zip(new).enumerate() {
+                    if a != b {
+                        self.rebuilding.insert((pg as u32, slot as u32), *b);
+                        self.pg_epochs[pg] = self.epoch;
+                    }
+                }
+            }
+        }
+        self.groups = new;
+    }
+
+    /// Down servers and group members by id, for health counts.
+    pub fn down_set(&self) -> BTreeSet<NodeId> {
+        self.servers.values().filter(|s| s.down).map(|s| s.id).collect()
     }
 }
 
@@ -82,13 +161,53 @@ mod tests {
     #[test]
     fn map_appears_once_enough_servers_register() {
         let mut r = Registry::new(3, 8);
-        r.register(1, "a", 0);
-        r.register(2, "b", 0);
+        r.register(1, "a", 0, "");
+        r.register(2, "b", 0, "");
         assert_eq!(r.pg_count(), 0);
-        let e = r.register(3, "c", 0);
+        let e = r.register(3, "c", 0, "");
         assert_eq!(r.pg_count(), 8);
         assert!(r.groups().iter().all(|g| g.len() == 3));
-        assert_eq!(r.register(3, "c", 10), e, "same address: no new epoch");
-        assert!(r.register(3, "c2", 10) > e);
+        assert_eq!(r.register(3, "c", 10, ""), e, "same address: no new epoch");
+        assert!(r.register(3, "c2", 10, "") > e);
+        assert!(r.rebuilding().is_empty(), "the first map needs no rebuild");
+    }
+
+    #[test]
+    fn a_down_server_hands_its_slots_to_others_as_rebuild_tasks() {
+        let mut r = Registry::new(3, 16);
+        for i in 1..=5 {
+            r.register(i, &format!("s{i}"), 0, "");
+        }
+        // Servers 4 and 5 joined an existing map: they took over some slots.
+        let joined: Vec<_> = r.rebuilding().iter().map(|(k, v)| (*k, *v)).collect();
+        assert!(!joined.is_empty() && joined.iter().all(|(_, s)| *s >= 4));
+        for ((pg, slot), s) in joined {
+            assert!(r.rebuild_done(s, pg, slot));
+        }
+        let held: usize = r.groups().iter().filter(|g| g.contains(&2)).count();
+        let e = r.set_state(&[2], &[]);
+        assert!(r.groups().iter().all(|g| !g.contains(&2) && g.len() == 3));
+        assert_eq!(r.rebuilding().len(), held);
+        let ((pg, slot), target) = r.rebuilding().iter().next().map(|(k, v)| (*k, *v)).unwrap();
+        assert_eq!(r.groups()[pg as usize][slot as usize], target);
+        assert!(!r.rebuild_done(99, pg, slot));
+        assert!(r.rebuild_done(target, pg, slot));
+        assert!(r.epoch() > e);
+    }
+}
+#[cfg(test)]
+mod join_tests {
+    use super::*;
+
+    #[test]
+    fn late_joiners_get_slots() {
+        let mut r = Registry::new(6, 64);
+        for i in [3, 4, 5, 6, 7, 8, 1, 2] {
+            r.register(i, &format!("s{i}"), 0, "");
+        }
+        for id in 1..=8 {
+            let n = r.groups().iter().filter(|g| g.contains(&id)).count();
+            assert!(n > 20, "server {id} in {n} groups: {:?}", r.groups());
+        }
     }
 }

@@ -63,8 +63,15 @@ pub async fn run(cfg: MetaConfig) -> Result<(), MetaError> {
     let (tx, rx) = std::sync::mpsc::channel();
     let tick = cfg.tick;
     let raft_thread = std::thread::Builder::new().name("raft".into()).spawn(move || node.run(rx, tick))?;
-    let service =
-        Arc::new(MetaService::new(tx, shared, cfg.down_after, cfg.layout.data_shards as usize, cfg.listen.clone()));
+    let service = Arc::new(MetaService::new(
+        cfg.id,
+        tx,
+        shared,
+        cfg.down_after,
+        cfg.layout.data_shards as usize,
+        cfg.listen.clone(),
+    ));
+    tokio::spawn(service.clone().monitor());
     tracing::info!(id = cfg.id, addr = %cfg.listen, "metadata server listening");
     let serve = tokio::spawn(shardline_rpc::serve(listener, service));
     // The Raft thread only ends on a storage failure; that ends the server.

@@ -2,10 +2,12 @@
 //!
 //! Mutations go through the Raft log, queries through ReadIndex (so they are
 //! linearizable), Raft traffic straight to the loop. Data-server heartbeats
-//! stay in the leader's memory: liveness is soft state, not log entries.
+//! are soft state in the leader's memory; the leader's [`MetaService::monitor`]
+//! turns missed or resumed heartbeats into replicated up/down changes, which
+//! remap placement groups and hand out rebuild tasks.
 
 use std::collections::HashMap;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::Sender;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -23,25 +25,28 @@ use crate::node::{unavailable, Input, NodeStatus, Shared};
 use crate::state_machine::is_mutation;
 use crate::wire::{error_response, ok};
 
+/// Client id the leader uses for its own proposals.
+const MONITOR_CLIENT_ID: u64 = u64::MAX;
+
 struct Liveness {
     seen: Instant,
-    used_bytes: u64,
-    capacity_bytes: u64,
-    shard_count: u64,
+    report: pb::Heartbeat,
 }
 
 pub struct MetaService {
+    id: u64,
     loop_tx: Mutex<Sender<Input>>,
     shared: Arc<Shared>,
     liveness: Mutex<HashMap<u64, Liveness>>,
-    started: Instant,
     down_after: Duration,
     data_shards: usize,
     self_addr: String,
+    monitor_seq: AtomicU64,
 }
 
 impl MetaService {
     pub fn new(
+        id: u64,
         loop_tx: Sender<Input>,
         shared: Arc<Shared>,
         down_after: Duration,
@@ -49,13 +54,14 @@ impl MetaService {
         self_addr: String,
     ) -> Self {
         MetaService {
+            id,
             loop_tx: Mutex::new(loop_tx),
             shared,
             liveness: Mutex::new(HashMap::new()),
-            started: Instant::now(),
             down_after,
             data_shards,
             self_addr,
+            monitor_seq: AtomicU64::new(0),
         }
     }
 
@@ -74,14 +80,21 @@ impl MetaService {
         }
     }
 
-    async fn status(&self) -> pb::MetaResponse {
+    async fn node_status(&self) -> Option<NodeStatus> {
         let (tx, rx) = oneshot::channel::<NodeStatus>();
         if !self.send(Input::Status { reply: tx }) {
-            return unavailable("metadata server is shutting down");
+            return None;
         }
-        let Ok(st) = rx.await else {
-            return unavailable("metadata server is shutting down");
-        };
+        rx.await.ok()
+    }
+
+    /// How long this server has been leader (None when it is not).
+    fn leader_for(&self) -> Option<Duration> {
+        self.shared.leader_since.lock().unwrap_or_else(|e| e.into_inner()).map(|t| t.elapsed())
+    }
+
+    async fn status(&self) -> pb::MetaResponse {
+        let Some(st) = self.node_status().await else { return unavailable("metadata server is shutting down") };
         let me = pb::MetaServerInfo {
             id: st.id,
             addr: self.self_addr.clone(),
@@ -91,59 +104,88 @@ impl MetaService {
             applied_index: st.applied,
         };
         let mut status = pb::ClusterStatus { meta: vec![me], epoch: st.placement.epoch, ..Default::default() };
-        if st.role == "leader" {
-            let live = self.liveness.lock().unwrap_or_else(|e| e.into_inner());
-            let mut up = std::collections::HashSet::new();
-            for s in &st.placement.servers {
-                let (state, used, cap, shards) = match live.get(&s.id) {
-                    Some(l) if l.seen.elapsed() < self.down_after => {
-                        ("up", l.used_bytes, l.capacity_bytes, l.shard_count)
-                    }
-                    Some(l) => ("down", l.used_bytes, l.capacity_bytes, l.shard_count),
-                    None if self.started.elapsed() < self.down_after => ("unknown", 0, s.capacity_bytes, 0),
-                    None => ("down", 0, s.capacity_bytes, 0),
-                };
-                if state != "down" {
-                    up.insert(s.id);
-                }
-                status.data.push(pb::DataServerInfo {
-                    id: s.id,
-                    addr: s.addr.clone(),
-                    state: state.into(),
-                    used_bytes: used,
-                    capacity_bytes: cap,
-                    shard_count: shards,
-                });
+        if st.role != "leader" {
+            return ok(RBody::Status(status));
+        }
+        let live = self.liveness.lock().unwrap_or_else(|e| e.into_inner());
+        let mut available = std::collections::HashSet::new();
+        for s in &st.placement.servers {
+            let mut info = s.clone();
+            if let Some(l) = live.get(&s.id) {
+                info.used_bytes = l.report.used_bytes;
+                info.capacity_bytes = l.report.capacity_bytes;
+                info.shard_count = l.report.shard_count;
+                info.rebuild_chunks_done = l.report.rebuild_chunks_done;
+                info.rebuild_chunks_total = l.report.rebuild_chunks_total;
+                info.rebuild_bytes = l.report.rebuild_bytes;
             }
-            for g in &st.placement.groups {
-                let alive = g.targets.iter().filter(|t| up.contains(t)).count();
-                status.pgs_total += 1;
-                if alive == g.targets.len() {
-                    status.pgs_healthy += 1;
-                } else if alive >= self.data_shards {
-                    status.pgs_degraded += 1;
-                } else {
-                    status.pgs_unavailable += 1;
-                }
+            let heard = live.get(&s.id).is_some_and(|l| l.seen.elapsed() < self.down_after);
+            if s.state == "up" && !heard {
+                info.state = "unresponsive".into();
+            }
+            if info.state == "up" {
+                available.insert(s.id);
+            }
+            status.data.push(info);
+        }
+        for g in &st.placement.groups {
+            let serving = g
+                .targets
+                .iter()
+                .enumerate()
+                .filter(|(i, t)| available.contains(t) && !g.rebuilding.contains(&(*i as u32)));
+            let serving = serving.count();
+            status.pgs_total += 1;
+            status.rebuilds_pending += g.rebuilding.len() as u32;
+            if serving == g.targets.len() {
+                status.pgs_healthy += 1;
+            } else if serving >= self.data_shards {
+                status.pgs_degraded += 1;
+            } else {
+                status.pgs_unavailable += 1;
             }
         }
         ok(RBody::Status(status))
     }
 
-    fn heartbeat(&self, hb: &pb::Heartbeat) -> pb::MetaResponse {
-        let leader = self.shared.leader.load(Ordering::Relaxed);
-        let mut live = self.liveness.lock().unwrap_or_else(|e| e.into_inner());
-        live.insert(
-            hb.id,
-            Liveness {
-                seen: Instant::now(),
-                used_bytes: hb.used_bytes,
-                capacity_bytes: hb.capacity_bytes,
-                shard_count: hb.shard_count,
-            },
-        );
-        let _ = leader;
-        ok(RBody::Empty(pb::Empty {}))
+    /// On the leader: mark servers down after `down_after` without a
+    /// heartbeat, and up again when they come back. Runs forever.
+    pub async fn monitor(self: Arc<Self>) {
+        let mut tick = tokio::time::interval(Duration::from_millis(250));
+        loop {
+            tick.tick().await;
+            // A new leader first waits a full timeout so every live server
+            // has had the chance to heartbeat to it.
+            if self.leader_for().is_none_or(|d| d <= self.down_after) {
+                continue;
+            }
+            let Some(st) = self.node_status().await else { return };
+            let (mut down, mut up) = (Vec::new(), Vec::new());
+            {
+                let live = self.liveness.lock().unwrap_or_else(|e| e.into_inner());
+                for s in &st.placement.servers {
+                    let heard = live.get(&s.id).is_some_and(|l| l.seen.elapsed() < self.down_after);
+                    match (s.state.as_str(), heard) {
+                        ("up", false) => down.push(s.id),
+                        ("down", true) => up.push(s.id),
+                        _ => {}
+                    }
+                }
+            }
+            if down.is_empty() && up.is_empty() {
+                continue;
+            }
+            tracing::warn!(?down, ?up, "data server state changed; remapping placement groups");
+            let req = pb::MetaRequest {
+                client_id: MONITOR_CLIENT_ID ^ self.id,
+                request_id: rand_request_id(&self.monitor_seq),
+                body: Some(Body::SetServerState(pb::SetServerState { down, up })),
+            };
+            let resp = self.ask(|reply| Input::Propose { req, reply }).await;
+            if let Some(e) = resp.error {
+                tracing::info!(error = %e.message, "could not record data server state change");
+            }
+        }
     }
 
     async fn dispatch(&self, req: pb::MetaRequest) -> pb::MetaResponse {
@@ -164,22 +206,26 @@ impl MetaService {
             }
             Body::Status(_) => self.status().await,
             Body::Heartbeat(hb) => {
-                // Liveness is tracked by the leader; others redirect.
-                let resp = self
-                    .ask(|reply| Input::Read {
-                        req: pb::MetaRequest { body: Some(Body::GetPlacement(pb::GetPlacement {})), ..req.clone() },
-                        reply,
-                    })
-                    .await;
-                if resp.error.is_some() {
-                    return resp;
+                // Answered by the leader (ReadIndex confirms it), which keeps
+                // liveness; the reply carries the epoch and rebuild tasks.
+                let hb = *hb;
+                let resp = self.ask(|reply| Input::Read { req, reply }).await;
+                if resp.error.is_none() {
+                    let mut live = self.liveness.lock().unwrap_or_else(|e| e.into_inner());
+                    live.insert(hb.id, Liveness { seen: Instant::now(), report: hb });
                 }
-                self.heartbeat(hb)
+                resp
             }
             b if is_mutation(b) => self.ask(|reply| Input::Propose { req, reply }).await,
             _ => self.ask(|reply| Input::Read { req, reply }).await,
         }
     }
+}
+
+fn rand_request_id(seq: &AtomicU64) -> u64 {
+    let t =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0);
+    t ^ seq.fetch_add(1, Ordering::Relaxed).rotate_left(48)
 }
 
 impl Handler for MetaService {

@@ -35,8 +35,21 @@ pub fn is_mutation(body: &Body) -> bool {
             | Body::Rename(_)
             | Body::CommitChunk(_)
             | Body::Register(_)
+            | Body::SetServerState(_)
+            | Body::RebuildDone(_)
+            | Body::SetAttr(_)
+            | Body::Link(_)
+            | Body::Symlink(_)
+            | Body::SetXattr(_)
+            | Body::RemoveXattr(_)
+            | Body::Open(_)
+            | Body::Release(_)
+            | Body::SetLayout(_)
     )
 }
+
+/// Inodes statfs reports as the total: there is no fixed limit.
+const FILES_TOTAL: u64 = 1 << 32;
 
 impl StateMachine {
     pub fn new(layout: Layout, pg_count: u32) -> Self {
@@ -96,8 +109,44 @@ impl StateMachine {
                 )?)))
             }
             Some(Body::Register(r)) => {
-                let epoch = self.registry.register(r.id, &r.addr, r.capacity_bytes);
+                let epoch = self.registry.register(r.id, &r.addr, r.capacity_bytes, &r.rack);
                 ok(RBody::Registered(pb::Registered { epoch }))
+            }
+            Some(Body::SetServerState(s)) => {
+                self.registry.set_state(&s.down, &s.up);
+                ok(RBody::Empty(pb::Empty {}))
+            }
+            Some(Body::RebuildDone(d)) => {
+                self.registry.rebuild_done(d.server, d.pg, d.shard_index);
+                ok(RBody::Empty(pb::Empty {}))
+            }
+            Some(Body::SetAttr(c)) => {
+                let (attr, released) = ns.set_attr(c.ino, &set_attrs_from_wire(c, now), now)?;
+                ok(RBody::AttrReleased(pb::AttrReleased {
+                    attr: Some(attr_to_wire(&attr)),
+                    released: Some(released_to_wire(&released)),
+                }))
+            }
+            Some(Body::Link(c)) => ok(RBody::Attr(attr_to_wire(&ns.link(c.ino, c.new_parent, &c.new_name, now)?))),
+            Some(Body::Symlink(c)) => {
+                let attrs = NewInode { mode: c.mode, uid: c.uid, gid: c.gid, key: None };
+                ok(RBody::Attr(attr_to_wire(&ns.symlink(c.parent, &c.name, &c.target, attrs, now)?)))
+            }
+            Some(Body::SetXattr(c)) => {
+                ns.set_xattr(c.ino, &c.name, &c.value, xattr_mode_from_wire(c.mode)?, now)?;
+                ok(RBody::Empty(pb::Empty {}))
+            }
+            Some(Body::RemoveXattr(c)) => {
+                ns.remove_xattr(c.ino, &c.name, now)?;
+                ok(RBody::Empty(pb::Empty {}))
+            }
+            Some(Body::Open(c)) => ok(RBody::Attr(attr_to_wire(&ns.open(c.ino)?))),
+            Some(Body::Release(c)) => ok(RBody::Released(released_to_wire(&ns.release(c.ino)?))),
+            Some(Body::SetLayout(c)) => {
+                let layout =
+                    c.layout.as_ref().ok_or_else(|| OpError::new(ErrorCode::InvalidArgument, "missing layout"))?;
+                let width = self.registry.width();
+                ok(RBody::Attr(attr_to_wire(&ns.set_layout(c.ino, layout_from_wire(layout), width, now)?)))
             }
             _ => return Err(OpError::new(ErrorCode::InvalidArgument, "not a mutation")),
         })
@@ -135,8 +184,66 @@ impl StateMachine {
                 }))
             }
             Some(Body::GetPlacement(_)) => ok(RBody::Placement(self.placement_map())),
+            Some(Body::ListPgChunks(l)) => {
+                let limit = if l.limit == 0 { 1000 } else { l.limit.min(10_000) as usize };
+                let (chunks, more) = ns.chunks_in_pg(l.pg, (l.after_file, l.after_chunk), limit);
+                ok(RBody::PgChunks(pb::PgChunks {
+                    chunks: chunks
+                        .into_iter()
+                        .map(|(inode, c)| pb::PgChunk {
+                            file_id: inode.ino,
+                            chunk_index: c.index,
+                            version: c.version,
+                            sealed_len: c.sealed_len,
+                            data_shards: inode.layout.data_shards,
+                            parity_shards: inode.layout.parity_shards,
+                        })
+                        .collect(),
+                    more,
+                }))
+            }
+            Some(Body::Readlink(r)) => ok(RBody::LinkTarget(pb::LinkTarget { target: ns.readlink(r.ino)?.to_vec() })),
+            Some(Body::GetXattr(g)) => {
+                ok(RBody::XattrValue(pb::XattrValue { value: ns.get_xattr(g.ino, &g.name)?.to_vec() }))
+            }
+            Some(Body::ListXattr(l)) => ok(RBody::XattrNames(pb::XattrNames { names: ns.list_xattr(l.ino)? })),
+            Some(Body::Statfs(_)) => ok(RBody::FsStats(self.fs_stats())),
+            Some(Body::CheckLive(c)) => ok(RBody::Liveness(pb::Liveness {
+                live: c.chunks.iter().map(|v| ns.is_live(v.file_id, v.chunk_index, v.version)).collect(),
+            })),
+            Some(Body::Heartbeat(h)) => ok(RBody::Heartbeat(pb::HeartbeatReply {
+                epoch: self.registry.epoch(),
+                rebuild: self
+                    .registry
+                    .tasks_for(h.id)
+                    .into_iter()
+                    .map(|(pg, shard_index)| pb::RebuildTask { pg, shard_index })
+                    .collect(),
+            })),
             _ => return Err(OpError::new(ErrorCode::InvalidArgument, "not a query")),
         })
+    }
+
+    /// File-system usage for statfs: the registered capacity of every data
+    /// server that is not down, as usable bytes under the root's k/(k+m).
+    /// Free is reported equal to total: live usage arrives in heartbeats,
+    /// which are the leader's soft state and not part of this replicated
+    /// state (the service may refine it there).
+    pub fn fs_stats(&self) -> pb::FsStats {
+        let raw: u64 =
+            self.registry.servers().filter(|s| !s.down).map(|s| s.capacity_bytes).fold(0, u64::saturating_add);
+        let root = self.ns.get(shardline_types::ROOT_INO).map(|i| i.layout).unwrap_or_default();
+        let usable = (u128::from(raw) * u128::from(root.data_shards) / (root.width().max(1) as u128)) as u64;
+        let files = self.ns.inode_count() as u64;
+        pb::FsStats {
+            total_bytes: usable,
+            free_bytes: usable,
+            raw_capacity_bytes: raw,
+            files,
+            files_free: FILES_TOTAL.saturating_sub(files),
+            name_max: crate::namespace::MAX_NAME_LEN as u32,
+            block_size: 4096,
+        }
     }
 
     pub fn placement_map(&self) -> pb::PlacementMap {
@@ -148,22 +255,30 @@ impl StateMachine {
                 .groups()
                 .iter()
                 .enumerate()
-                .map(|(i, g)| pb::PlacementGroup { id: i as u32, targets: g.clone() })
+                .map(|(i, g)| pb::PlacementGroup {
+                    id: i as u32,
+                    targets: g.clone(),
+                    rebuilding: r.rebuilding().keys().filter(|(pg, _)| *pg == i as u32).map(|(_, s)| *s).collect(),
+                })
                 .collect(),
             servers: r
                 .servers()
                 .map(|s| pb::DataServerInfo {
                     id: s.id,
                     addr: s.addr.clone(),
-                    state: String::new(),
-                    used_bytes: 0,
+                    state: if s.down { "down".into() } else { "up".into() },
                     capacity_bytes: s.capacity_bytes,
-                    shard_count: 0,
+                    rack: s.rack.clone(),
+                    ..Default::default()
                 })
                 .collect(),
         }
     }
 }
+
+#[cfg(test)]
+#[path = "state_machine_posix_tests.rs"]
+mod posix_tests;
 
 #[cfg(test)]
 mod tests {

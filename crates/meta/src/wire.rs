@@ -4,7 +4,9 @@ use shardline_proto::v1 as pb;
 use shardline_rpc::code_to_wire;
 use shardline_types::Layout;
 
-use crate::namespace::{ChunkRef, FileKey, Inode, Kind, OpError, Released};
+use shardline_types::ErrorCode;
+
+use crate::namespace::{ChunkRef, FileKey, Inode, Kind, OpError, Released, SetAttrs, XattrMode};
 
 pub fn layout_to_wire(l: &Layout) -> pb::Layout {
     pb::Layout { chunk_size: l.chunk_size, data_shards: l.data_shards, parity_shards: l.parity_shards }
@@ -59,6 +61,31 @@ pub fn chunk_from_wire(c: &pb::Chunk) -> ChunkRef {
 
 pub fn released_to_wire(r: &Released) -> pb::Released {
     pb::Released { file_id: r.file_id, chunks: r.chunks.iter().map(chunk_to_wire).collect() }
+}
+
+pub fn layout_from_wire(l: &pb::Layout) -> Layout {
+    Layout { chunk_size: l.chunk_size, data_shards: l.data_shards, parity_shards: l.parity_shards }
+}
+
+/// A SetAttr request's changes; `*_now` become the leader's time `now`.
+pub fn set_attrs_from_wire(s: &pb::SetAttr, now: i64) -> SetAttrs {
+    SetAttrs {
+        mode: s.mode,
+        uid: s.uid,
+        gid: s.gid,
+        size: s.size,
+        atime_ns: if s.atime_now { Some(now) } else { s.atime_ns },
+        mtime_ns: if s.mtime_now { Some(now) } else { s.mtime_ns },
+    }
+}
+
+pub fn xattr_mode_from_wire(mode: i32) -> Result<XattrMode, OpError> {
+    match pb::XattrMode::try_from(mode) {
+        Ok(pb::XattrMode::Any) => Ok(XattrMode::Any),
+        Ok(pb::XattrMode::Create) => Ok(XattrMode::Create),
+        Ok(pb::XattrMode::Replace) => Ok(XattrMode::Replace),
+        Err(_) => Err(OpError::new(ErrorCode::InvalidArgument, "unknown xattr mode")),
+    }
 }
 
 pub fn error_response(e: &OpError) -> pb::MetaResponse {

@@ -12,6 +12,7 @@ pub mod frame;
 pub mod meta_client;
 pub mod pool;
 pub mod server;
+pub mod shard_client;
 
 pub use error::RpcError;
 pub use frame::{read_frame, write_frame, Frame, MAX_HEADER_LEN, MAX_PAYLOAD_LEN};

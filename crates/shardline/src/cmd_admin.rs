@@ -1,5 +1,6 @@
 //! `shardline admin`: cluster operations.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -17,13 +18,91 @@ pub enum AdminCmd {
         #[arg(long)]
         json: bool,
     },
+    /// Check every shard's CRC on every data server now; rebuild bad ones.
+    Scrub {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Delete shards of chunk versions no file refers to any more.
+    Gc {
+        /// Leave shards younger than this alone (writes in flight).
+        #[arg(long, default_value_t = 600_000)]
+        grace_ms: u64,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 pub async fn run(cmd: AdminCmd, cluster: &Option<PathBuf>) -> Result<()> {
     let file = ClusterFile::load(&crate::cluster_path(cluster))?;
     match cmd {
         AdminCmd::Status { json } => status(&file, json).await,
+        AdminCmd::Scrub { json } => {
+            let totals = on_every_data_server(&file, pb::data_request::Body::Scrub(pb::Scrub {})).await?;
+            report("scrub", &totals, &["checked", "corrupt", "repaired", "unrepairable"], json)
+        }
+        AdminCmd::Gc { grace_ms, json } => {
+            let body = pb::data_request::Body::Gc(pb::CollectGarbage { grace_ms });
+            let totals = on_every_data_server(&file, body).await?;
+            report("gc", &totals, &["examined", "deleted", "deleted_bytes"], json)
+        }
     }
+}
+
+fn report(what: &str, totals: &BTreeMap<&'static str, u64>, keys: &[&str], json: bool) -> Result<()> {
+    if json {
+        println!("{}", serde_json::to_string(totals)?);
+    } else {
+        let parts: Vec<String> = keys.iter().map(|k| format!("{} {k}", totals.get(k).copied().unwrap_or(0))).collect();
+        println!("{what}: {}", parts.join(", "));
+    }
+    if totals.get("unrepairable").copied().unwrap_or(0) > 0 {
+        bail!("some shards could not be repaired");
+    }
+    Ok(())
+}
+
+/// Send one request to every data server in the map; add up the reports.
+async fn on_every_data_server(file: &ClusterFile, body: pb::data_request::Body) -> Result<BTreeMap<&'static str, u64>> {
+    let meta = MetaClient::new(file.meta_addrs(), Duration::from_secs(5));
+    let resp = meta.call(pb::meta_request::Body::GetPlacement(pb::GetPlacement {})).await?;
+    let Some(pb::meta_response::Body::Placement(map)) = resp.body else { bail!("no placement map") };
+    let pool = shardline_rpc::Pool::new(Duration::from_secs(2), Duration::from_secs(3600));
+    let mut totals = BTreeMap::new();
+    let req = pb::DataRequest { body: Some(body) };
+    for s in map.servers.iter().filter(|s| s.state == "up") {
+        let frame = shardline_rpc::Frame::from_message(&req, bytes::Bytes::new());
+        let resp: pb::DataResponse = match pool.call(&s.addr, &frame).await {
+            Ok(f) => f.decode()?,
+            Err(e) => {
+                eprintln!("data server {} ({}): {e}", s.id, s.addr);
+                *totals.entry("unreachable").or_insert(0) += 1;
+                continue;
+            }
+        };
+        if let Some(e) = resp.error {
+            bail!("data server {}: {}", s.id, e.message);
+        }
+        match resp.body {
+            Some(pb::data_response::Body::Scrub(r)) => {
+                for (k, v) in [
+                    ("checked", r.checked),
+                    ("corrupt", r.corrupt),
+                    ("repaired", r.repaired),
+                    ("unrepairable", r.unrepairable),
+                ] {
+                    *totals.entry(k).or_insert(0) += v;
+                }
+            }
+            Some(pb::data_response::Body::Gc(r)) => {
+                for (k, v) in [("examined", r.examined), ("deleted", r.deleted), ("deleted_bytes", r.deleted_bytes)] {
+                    *totals.entry(k).or_insert(0) += v;
+                }
+            }
+            _ => bail!("data server {}: unexpected answer", s.id),
+        }
+    }
+    Ok(totals)
 }
 
 async fn status(file: &ClusterFile, json: bool) -> Result<()> {
@@ -55,11 +134,13 @@ async fn status(file: &ClusterFile, json: bool) -> Result<()> {
         .iter()
         .map(|d| {
             serde_json::json!({"id": d.id, "address": d.addr, "state": d.state, "used_bytes": d.used_bytes,
-            "capacity_bytes": d.capacity_bytes, "shards": d.shard_count})
+            "capacity_bytes": d.capacity_bytes, "shards": d.shard_count, "rack": d.rack,
+            "rebuild_chunks_done": d.rebuild_chunks_done, "rebuild_chunks_total": d.rebuild_chunks_total,
+            "rebuild_bytes": d.rebuild_bytes})
         })
         .collect();
     let pgs = serde_json::json!({"total": st.pgs_total, "healthy": st.pgs_healthy, "degraded": st.pgs_degraded,
-        "unavailable": st.pgs_unavailable, "epoch": st.epoch});
+        "unavailable": st.pgs_unavailable, "rebuilds_pending": st.rebuilds_pending, "epoch": st.epoch});
     if json {
         println!(
             "{}",
@@ -93,6 +174,19 @@ async fn status(file: &ClusterFile, json: bool) -> Result<()> {
         "placement groups (epoch {}): {} total, {} healthy, {} degraded, {} unavailable",
         st.epoch, st.pgs_total, st.pgs_healthy, st.pgs_degraded, st.pgs_unavailable
     );
+    if st.rebuilds_pending > 0 {
+        println!("rebuilding: {} shard slots pending", st.rebuilds_pending);
+        for d in st.data.iter().filter(|d| d.rebuild_chunks_total > d.rebuild_chunks_done) {
+            let pct = 100.0 * d.rebuild_chunks_done as f64 / d.rebuild_chunks_total.max(1) as f64;
+            println!(
+                "  data-{}: {}/{} chunks ({pct:.0}%), {} rebuilt",
+                d.id,
+                d.rebuild_chunks_done,
+                d.rebuild_chunks_total,
+                human(d.rebuild_bytes)
+            );
+        }
+    }
     Ok(())
 }
 

@@ -63,6 +63,25 @@ pub struct DataArgs {
     /// Bytes this server may hold (default: the disk's free space).
     #[arg(long)]
     capacity: Option<u64>,
+    /// Shard store: auto (io_uring with O_DIRECT when the kernel allows it,
+    /// else buffered files), uring, or file.
+    #[arg(long, default_value = "auto")]
+    store: shardline_data::StoreKind,
+    /// Failure-domain label (rack); shards of a chunk avoid sharing one.
+    #[arg(long, default_value = "")]
+    rack: String,
+    /// Rebuild throttle in MB/s.
+    #[arg(long, default_value_t = 200)]
+    rebuild_rate_mb: u64,
+    /// Background scrub interval in seconds (0: only `admin scrub`).
+    #[arg(long, default_value_t = 86_400)]
+    scrub_interval_s: u64,
+    /// Background garbage-collection interval in seconds (0: only `admin gc`).
+    #[arg(long, default_value_t = 600)]
+    gc_interval_s: u64,
+    /// Shards younger than this many seconds are never garbage-collected.
+    #[arg(long, default_value_t = 600)]
+    gc_grace_s: u64,
 }
 
 /// Removes the pid file when the server stops.
@@ -139,6 +158,12 @@ pub async fn run_data(a: DataArgs) -> Result<()> {
         meta_addrs: a.meta.split(',').filter(|s| !s.is_empty()).map(String::from).collect(),
         heartbeat_interval: Duration::from_millis(a.heartbeat_ms),
         capacity_bytes: a.capacity,
+        store: a.store,
+        rack: a.rack,
+        rebuild_rate: a.rebuild_rate_mb.saturating_mul(1_000_000),
+        scrub_interval: (a.scrub_interval_s > 0).then(|| Duration::from_secs(a.scrub_interval_s)),
+        gc_interval: (a.gc_interval_s > 0).then(|| Duration::from_secs(a.gc_interval_s)),
+        gc_grace: Duration::from_secs(a.gc_grace_s),
     };
     let _pid = PidFile::create(&a.dir)?;
     tokio::select! {

@@ -12,4 +12,4 @@ pub mod placement;
 pub use error::ErrorCode;
 pub use ids::{Ino, NodeId, ShardKey, ROOT_INO};
 pub use layout::{Layout, LayoutError};
-pub use placement::{build_groups, pg_of, PlacementError};
+pub use placement::{build_groups, pg_of, rebalance, Candidate, PlacementError};

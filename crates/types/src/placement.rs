@@ -48,10 +48,103 @@ pub fn build_groups(servers: &[NodeId], pg_count: u32, width: usize) -> Result<V
         .collect())
 }
 
+/// A server as placement sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Candidate {
+    pub id: NodeId,
+    /// Failure domain; servers with the same non-empty rack never share a
+    /// group while enough racks exist.
+    pub rack: String,
+}
+
+fn score(pg: u32, server: NodeId) -> u64 {
+    mix64(mix64(pg as u64 ^ 0x5047) ^ server)
+}
+
+/// Recompute every group with stable slots: a member that is still among
+/// the group's best `width` up servers keeps its slot (so its shard index
+/// does not move); vacated slots get the best remaining candidates, avoiding
+/// racks already in the group when possible. With fewer candidates than
+/// `width`, members that are no longer candidates keep their slots (the
+/// group runs degraded rather than shrinking).
+pub fn rebalance(current: &[Vec<NodeId>], up: &[Candidate], width: usize, pg_count: u32) -> Vec<Vec<NodeId>> {
+    (0..pg_count)
+        .map(|pg| {
+            let mut ranked: Vec<&Candidate> = up.iter().collect();
+            ranked.sort_by_key(|c| std::cmp::Reverse((score(pg, c.id), c.id)));
+            // The ideal set: best-scoring, one per rack first, then the rest.
+            let mut ideal: Vec<&Candidate> = Vec::new();
+            for c in &ranked {
+                if ideal.len() < width && (c.rack.is_empty() || !ideal.iter().any(|i| i.rack == c.rack)) {
+                    ideal.push(c);
+                }
+            }
+            for c in &ranked {
+                if ideal.len() < width && !ideal.iter().any(|i| i.id == c.id) {
+                    ideal.push(c);
+                }
+            }
+            let old = current.get(pg as usize).cloned().unwrap_or_default();
+            let mut group: Vec<Option<NodeId>> = (0..width).map(|i| old.get(i).copied()).collect();
+            for slot in group.iter_mut() {
+                if let Some(id) = *slot {
+                    if !ideal.iter().any(|c| c.id == id) && ideal.len() >= width {
+                        *slot = None;
+                    }
+                }
+            }
+            let present: Vec<NodeId> = group.iter().flatten().copied().collect();
+            let mut fill = ideal.iter().map(|c| c.id).filter(|id| !present.contains(id));
+            group.into_iter().map(|s| s.or_else(|| fill.next()).unwrap_or(0)).filter(|&id| id != 0).collect()
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::collections::HashSet;
+
+    fn cands(ids: impl IntoIterator<Item = u64>) -> Vec<Candidate> {
+        ids.into_iter().map(|id| Candidate { id, rack: String::new() }).collect()
+    }
+
+    #[test]
+    fn rebalance_from_empty_fills_every_group() {
+        let g = rebalance(&[], &cands(1..=8), 6, 32);
+        assert_eq!(g.len(), 32);
+        assert!(g.iter().all(|g| g.len() == 6 && g.iter().collect::<HashSet<_>>().len() == 6));
+    }
+
+    #[test]
+    fn a_down_server_is_replaced_in_place_and_nothing_else_moves() {
+        let before = rebalance(&[], &cands(1..=8), 6, 64);
+        let after = rebalance(&before, &cands((1..=8).filter(|&i| i != 3)), 6, 64);
+        for (b, a) in before.iter().zip(&after) {
+            assert!(!a.contains(&3));
+            for (slot, (x, y)) in b.iter().zip(a).enumerate() {
+                if *x != 3 {
+                    assert_eq!(x, y, "slot {slot} moved without cause");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn too_few_up_servers_keep_the_old_member() {
+        let before = rebalance(&[], &cands(1..=6), 6, 8);
+        let after = rebalance(&before, &cands(1..=5), 6, 8);
+        assert_eq!(before, after);
+    }
+
+    #[test]
+    fn racks_are_spread() {
+        let servers: Vec<Candidate> = (1..=12).map(|id| Candidate { id, rack: format!("r{}", id % 6) }).collect();
+        for g in rebalance(&[], &servers, 6, 64) {
+            let racks: HashSet<u64> = g.iter().map(|id| id % 6).collect();
+            assert_eq!(racks.len(), 6, "two shards in one rack: {g:?}");
+        }
+    }
 
     #[test]
     fn groups_have_distinct_servers_and_balance() {

@@ -1,9 +1,10 @@
-//! Shard requests to data servers.
+//! Shard requests to data servers (used by clients, and by data servers
+//! rebuilding shards from their peers).
 
+use crate::{code_from_wire, Frame, Pool};
 use bytes::Bytes;
 use shardline_proto::v1 as pb;
 use shardline_proto::v1::data_request::Body;
-use shardline_rpc::{code_from_wire, Frame, Pool};
 use shardline_types::{ErrorCode, ShardKey};
 
 /// Why one shard request failed (the caller decides whether another shard
@@ -20,7 +21,7 @@ impl std::fmt::Display for ShardError {
     }
 }
 
-fn wire_id(k: &ShardKey) -> pb::ShardId {
+pub fn wire_id(k: &ShardKey) -> pb::ShardId {
     pb::ShardId { file_id: k.file_id, chunk_index: k.chunk_index, version: k.version, shard_index: k.shard_index }
 }
 
@@ -39,10 +40,18 @@ async fn call(pool: &Pool, addr: &str, body: Body, payload: Bytes) -> Result<(pb
     Ok((msg, resp.payload))
 }
 
-/// Store a shard durably.
-pub async fn put(pool: &Pool, addr: &str, key: &ShardKey, data: Bytes, epoch: u64) -> Result<(), ShardError> {
+/// Store a shard durably. `ec` is the chunk's (k, m), kept with the shard.
+pub async fn put(
+    pool: &Pool,
+    addr: &str,
+    key: &ShardKey,
+    data: Bytes,
+    epoch: u64,
+    ec: (u32, u32),
+) -> Result<(), ShardError> {
     let crc = crc32c::crc32c(&data);
-    call(pool, addr, Body::Put(pb::PutShard { id: Some(wire_id(key)), crc32c: crc, epoch }), data).await.map(|_| ())
+    let put = pb::PutShard { id: Some(wire_id(key)), crc32c: crc, epoch, data_shards: ec.0, parity_shards: ec.1 };
+    call(pool, addr, Body::Put(put), data).await.map(|_| ())
 }
 
 /// Fetch a shard and check its CRC32C end to end.

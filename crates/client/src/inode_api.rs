@@ -1,0 +1,448 @@
+//! Namespace operations by inode number, for the FUSE mount.
+//!
+//! [`Client::inodes`] gives an [`Inodes`] handle (owned, cheap to clone, no
+//! lifetimes) whose calls map one to one onto metadata requests. Chunks a
+//! call releases (unlink, rename over a file, truncate, last release of an
+//! unlinked file) have their shards deleted in the background.
+//!
+//! Not here yet: reading and writing by inode (the FUSE layer needs a reader
+//! and a writer opened from an inode and its wrapped key), and client leases
+//! so that a crashed client's opens are released.
+
+use std::sync::Arc;
+
+use shardline_proto::v1 as pb;
+use shardline_proto::v1::meta_request::Body;
+use shardline_proto::v1::meta_response::Body as RBody;
+use shardline_types::Layout;
+
+use crate::client::{attr_of, unexpected, Inner};
+use crate::{Client, ClientError, DirEntry, FileKind};
+
+/// Every attribute of an inode.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InodeAttr {
+    pub ino: u64,
+    pub kind: FileKind,
+    /// Permission bits (0o7777); the kind gives the file type.
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
+    /// Bytes; for a symlink, the length of its target.
+    pub size: u64,
+    pub nlink: u32,
+    pub atime_ns: i64,
+    pub mtime_ns: i64,
+    pub ctime_ns: i64,
+    /// Files: their layout. Directories: the policy new entries inherit.
+    pub layout: Layout,
+    /// Whether the file has a wrapped data key.
+    pub encrypted: bool,
+}
+
+impl InodeAttr {
+    pub(crate) fn from_wire(a: &pb::Attr) -> Self {
+        let l = a.layout.unwrap_or_default();
+        InodeAttr {
+            ino: a.ino,
+            kind: FileKind::from_wire(a.kind),
+            mode: a.mode,
+            uid: a.uid,
+            gid: a.gid,
+            size: a.size,
+            nlink: a.nlink,
+            atime_ns: a.atime_ns,
+            mtime_ns: a.mtime_ns,
+            ctime_ns: a.ctime_ns,
+            layout: Layout { chunk_size: l.chunk_size, data_shards: l.data_shards, parity_shards: l.parity_shards },
+            encrypted: a.key.is_some(),
+        }
+    }
+}
+
+/// A time to set: a given instant, or the metadata leader's clock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SetTime {
+    Now,
+    /// Nanoseconds since the Unix epoch.
+    At(i64),
+}
+
+/// Which attributes `setattr` changes (`None`: left as it is).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SetAttrRequest {
+    pub mode: Option<u32>,
+    pub uid: Option<u32>,
+    pub gid: Option<u32>,
+    /// Truncate or extend a regular file. A shrink drops the chunks wholly
+    /// past the new size; the chunk straddling it keeps its old bytes beyond
+    /// the size, which readers do not return (see the module notes in the
+    /// metadata service: extending again needs that chunk rewritten).
+    pub size: Option<u64>,
+    pub atime: Option<SetTime>,
+    pub mtime: Option<SetTime>,
+}
+
+impl SetAttrRequest {
+    fn to_wire(&self, ino: u64) -> pb::SetAttr {
+        let at = |t: Option<SetTime>| match t {
+            Some(SetTime::At(ns)) => Some(ns),
+            _ => None,
+        };
+        pb::SetAttr {
+            ino,
+            mode: self.mode,
+            uid: self.uid,
+            gid: self.gid,
+            size: self.size,
+            atime_ns: at(self.atime),
+            mtime_ns: at(self.mtime),
+            atime_now: self.atime == Some(SetTime::Now),
+            mtime_now: self.mtime == Some(SetTime::Now),
+        }
+    }
+}
+
+/// What `setxattr` requires of an existing attribute.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum XattrMode {
+    /// Create or replace.
+    #[default]
+    Any,
+    /// Fail with AlreadyExists when it exists (XATTR_CREATE).
+    Create,
+    /// Fail with NotFound when it is missing (XATTR_REPLACE).
+    Replace,
+}
+
+impl XattrMode {
+    fn to_wire(self) -> pb::XattrMode {
+        match self {
+            XattrMode::Any => pb::XattrMode::Any,
+            XattrMode::Create => pb::XattrMode::Create,
+            XattrMode::Replace => pb::XattrMode::Replace,
+        }
+    }
+}
+
+/// File-system usage (bytes are usable bytes under the root layout).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FsStats {
+    pub total_bytes: u64,
+    /// Currently equal to `total_bytes` (live usage is not replicated).
+    pub free_bytes: u64,
+    pub raw_capacity_bytes: u64,
+    /// Inodes in use.
+    pub files: u64,
+    /// Inodes that may still be created (statfs's f_files is files + this).
+    pub files_free: u64,
+    pub name_max: u32,
+    pub block_size: u32,
+}
+
+impl FsStats {
+    fn from_wire(s: &pb::FsStats) -> Self {
+        FsStats {
+            total_bytes: s.total_bytes,
+            free_bytes: s.free_bytes,
+            raw_capacity_bytes: s.raw_capacity_bytes,
+            files: s.files,
+            files_free: s.files_free,
+            name_max: s.name_max,
+            block_size: s.block_size,
+        }
+    }
+}
+
+/// One page of a directory.
+#[derive(Debug, Clone, Default)]
+pub struct DirPage {
+    pub entries: Vec<DirEntry>,
+    /// Whether entries follow the last one (ask again with it as `after`).
+    pub more: bool,
+}
+
+/// Chunks a response released, if any.
+fn take_released(resp: &mut pb::MetaResponse) -> Option<pb::Released> {
+    match resp.body.as_mut() {
+        Some(RBody::Released(r)) => Some(std::mem::take(r)),
+        Some(RBody::AttrReleased(r)) => r.released.take(),
+        _ => None,
+    }
+}
+
+/// Namespace operations by inode. Obtain with [`Client::inodes`].
+#[derive(Clone)]
+pub struct Inodes {
+    inner: Arc<Inner>,
+}
+
+impl Client {
+    /// The inode-level namespace API (for the FUSE mount).
+    pub fn inodes(&self) -> Inodes {
+        Inodes { inner: self.inner().clone() }
+    }
+}
+
+impl Inodes {
+    async fn call(&self, body: Body) -> Result<pb::MetaResponse, ClientError> {
+        let mut resp = self.inner.meta.call(body).await?;
+        if let Some(released) = take_released(&mut resp) {
+            self.inner.release(released);
+        }
+        Ok(resp)
+    }
+
+    async fn attr(&self, body: Body) -> Result<InodeAttr, ClientError> {
+        Ok(InodeAttr::from_wire(&attr_of(self.call(body).await?)?))
+    }
+
+    pub async fn lookup(&self, parent: u64, name: &str) -> Result<InodeAttr, ClientError> {
+        self.attr(Body::Lookup(pb::Lookup { parent, name: name.to_string() })).await
+    }
+
+    pub async fn getattr(&self, ino: u64) -> Result<InodeAttr, ClientError> {
+        self.attr(Body::Getattr(pb::GetAttr { ino })).await
+    }
+
+    /// Change attributes; ctime becomes the leader's time.
+    pub async fn setattr(&self, ino: u64, req: &SetAttrRequest) -> Result<InodeAttr, ClientError> {
+        let resp = self.call(Body::SetAttr(req.to_wire(ino))).await?;
+        match resp.body {
+            Some(RBody::AttrReleased(pb::AttrReleased { attr: Some(a), .. })) => Ok(InodeAttr::from_wire(&a)),
+            _ => Err(unexpected()),
+        }
+    }
+
+    /// Up to `limit` entries (0: the server's default) with names after `after`.
+    pub async fn readdir(&self, ino: u64, after: &str, limit: u32) -> Result<DirPage, ClientError> {
+        let resp = self.call(Body::Readdir(pb::ReadDir { ino, after: after.to_string(), limit })).await?;
+        let Some(RBody::Entries(page)) = resp.body else {
+            return Err(unexpected());
+        };
+        Ok(DirPage {
+            entries: page
+                .entries
+                .into_iter()
+                .map(|e| DirEntry { name: e.name, ino: e.ino, kind: FileKind::from_wire(e.kind) })
+                .collect(),
+            more: page.more,
+        })
+    }
+
+    pub async fn mkdir(
+        &self,
+        parent: u64,
+        name: &str,
+        mode: u32,
+        uid: u32,
+        gid: u32,
+    ) -> Result<InodeAttr, ClientError> {
+        self.attr(Body::Mkdir(pb::Mkdir { parent, name: name.to_string(), mode, uid, gid })).await
+    }
+
+    /// Create a regular file with a fresh wrapped data key. Not exclusive and
+    /// already there: the existing file's attributes (its key is kept).
+    pub async fn create(
+        &self,
+        parent: u64,
+        name: &str,
+        mode: u32,
+        uid: u32,
+        gid: u32,
+        exclusive: bool,
+    ) -> Result<InodeAttr, ClientError> {
+        let (_dek, key) = self.inner.new_file_key();
+        self.attr(Body::Create(pb::Create {
+            parent,
+            name: name.to_string(),
+            mode,
+            uid,
+            gid,
+            key: Some(key),
+            exclusive,
+        }))
+        .await
+    }
+
+    pub async fn unlink(&self, parent: u64, name: &str) -> Result<(), ClientError> {
+        self.call(Body::Unlink(pb::Unlink { parent, name: name.to_string() })).await.map(drop)
+    }
+
+    pub async fn rmdir(&self, parent: u64, name: &str) -> Result<(), ClientError> {
+        self.call(Body::Rmdir(pb::Rmdir { parent, name: name.to_string() })).await.map(drop)
+    }
+
+    /// Atomically move `parent/name` to `new_parent/new_name`, replacing a
+    /// file or an empty directory there.
+    pub async fn rename(&self, parent: u64, name: &str, new_parent: u64, new_name: &str) -> Result<(), ClientError> {
+        let body =
+            Body::Rename(pb::Rename { parent, name: name.to_string(), new_parent, new_name: new_name.to_string() });
+        self.call(body).await.map(drop)
+    }
+
+    /// A hard link to a file or symlink (directories: PermissionDenied).
+    pub async fn link(&self, ino: u64, new_parent: u64, new_name: &str) -> Result<InodeAttr, ClientError> {
+        self.attr(Body::Link(pb::Link { ino, new_parent, new_name: new_name.to_string() })).await
+    }
+
+    pub async fn symlink(
+        &self,
+        parent: u64,
+        name: &str,
+        target: &[u8],
+        uid: u32,
+        gid: u32,
+    ) -> Result<InodeAttr, ClientError> {
+        let body = Body::Symlink(pb::Symlink {
+            parent,
+            name: name.to_string(),
+            target: target.to_vec(),
+            mode: 0o777,
+            uid,
+            gid,
+        });
+        self.attr(body).await
+    }
+
+    pub async fn readlink(&self, ino: u64) -> Result<Vec<u8>, ClientError> {
+        match self.call(Body::Readlink(pb::Readlink { ino })).await?.body {
+            Some(RBody::LinkTarget(t)) => Ok(t.target),
+            _ => Err(unexpected()),
+        }
+    }
+
+    pub async fn setxattr(&self, ino: u64, name: &str, value: &[u8], mode: XattrMode) -> Result<(), ClientError> {
+        let body = Body::SetXattr(pb::SetXattr {
+            ino,
+            name: name.to_string(),
+            value: value.to_vec(),
+            mode: mode.to_wire() as i32,
+        });
+        self.call(body).await.map(drop)
+    }
+
+    /// A missing attribute is NotFound (ENODATA for the mount).
+    pub async fn getxattr(&self, ino: u64, name: &str) -> Result<Vec<u8>, ClientError> {
+        match self.call(Body::GetXattr(pb::GetXattr { ino, name: name.to_string() })).await?.body {
+            Some(RBody::XattrValue(v)) => Ok(v.value),
+            _ => Err(unexpected()),
+        }
+    }
+
+    pub async fn listxattr(&self, ino: u64) -> Result<Vec<String>, ClientError> {
+        match self.call(Body::ListXattr(pb::ListXattr { ino })).await?.body {
+            Some(RBody::XattrNames(n)) => Ok(n.names),
+            _ => Err(unexpected()),
+        }
+    }
+
+    pub async fn removexattr(&self, ino: u64, name: &str) -> Result<(), ClientError> {
+        self.call(Body::RemoveXattr(pb::RemoveXattr { ino, name: name.to_string() })).await.map(drop)
+    }
+
+    pub async fn statfs(&self) -> Result<FsStats, ClientError> {
+        match self.call(Body::Statfs(pb::Statfs {})).await?.body {
+            Some(RBody::FsStats(s)) => Ok(FsStats::from_wire(&s)),
+            _ => Err(unexpected()),
+        }
+    }
+
+    /// Count an open of a file: if it is unlinked while open it stays
+    /// readable by inode until the matching [`Inodes::release`].
+    pub async fn open(&self, ino: u64) -> Result<InodeAttr, ClientError> {
+        self.attr(Body::Open(pb::Open { ino })).await
+    }
+
+    pub async fn release(&self, ino: u64) -> Result<(), ClientError> {
+        self.call(Body::Release(pb::Release { ino })).await.map(drop)
+    }
+
+    /// Set a directory's layout policy for entries created in it from now on.
+    pub async fn set_layout(&self, ino: u64, layout: Layout) -> Result<InodeAttr, ClientError> {
+        let layout = pb::Layout {
+            chunk_size: layout.chunk_size,
+            data_shards: layout.data_shards,
+            parity_shards: layout.parity_shards,
+        };
+        self.attr(Body::SetLayout(pb::SetLayout { ino, layout: Some(layout) })).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn attr_from_wire_keeps_every_field() {
+        let wire = pb::Attr {
+            ino: 42,
+            kind: pb::FileKind::Symlink as i32,
+            mode: 0o777,
+            uid: 3,
+            gid: 4,
+            size: 9,
+            nlink: 2,
+            atime_ns: 5,
+            mtime_ns: 6,
+            ctime_ns: 7,
+            layout: Some(pb::Layout { chunk_size: 8192, data_shards: 3, parity_shards: 1 }),
+            key: None,
+        };
+        let a = InodeAttr::from_wire(&wire);
+        assert_eq!(
+            a,
+            InodeAttr {
+                ino: 42,
+                kind: FileKind::Symlink,
+                mode: 0o777,
+                uid: 3,
+                gid: 4,
+                size: 9,
+                nlink: 2,
+                atime_ns: 5,
+                mtime_ns: 6,
+                ctime_ns: 7,
+                layout: Layout { chunk_size: 8192, data_shards: 3, parity_shards: 1 },
+                encrypted: false,
+            }
+        );
+    }
+
+    #[test]
+    fn setattr_request_maps_now_and_unset_fields() {
+        let req = SetAttrRequest {
+            size: Some(10),
+            atime: Some(SetTime::Now),
+            mtime: Some(SetTime::At(77)),
+            ..Default::default()
+        };
+        let w = req.to_wire(5);
+        assert_eq!((w.ino, w.size, w.mode, w.uid, w.gid), (5, Some(10), None, None, None));
+        assert_eq!((w.atime_ns, w.atime_now, w.mtime_ns, w.mtime_now), (None, true, Some(77), false));
+        let none = SetAttrRequest::default().to_wire(1);
+        assert_eq!(none, pb::SetAttr { ino: 1, ..Default::default() });
+        assert_eq!(XattrMode::Replace.to_wire(), pb::XattrMode::Replace);
+        assert_eq!(XattrMode::default().to_wire(), pb::XattrMode::Any);
+    }
+
+    #[test]
+    fn released_chunks_are_taken_from_either_response() {
+        let chunk = pb::Chunk { index: 1, version: 2, sealed_len: 3, pg: 4 };
+        let released = pb::Released { chunks: vec![chunk], file_id: 9 };
+        let mut plain = pb::MetaResponse { error: None, body: Some(RBody::Released(released.clone())) };
+        assert_eq!(take_released(&mut plain), Some(released.clone()));
+        let mut with_attr = pb::MetaResponse {
+            error: None,
+            body: Some(RBody::AttrReleased(pb::AttrReleased {
+                attr: Some(pb::Attr { ino: 9, ..Default::default() }),
+                released: Some(released.clone()),
+            })),
+        };
+        assert_eq!(take_released(&mut with_attr), Some(released));
+        // The attributes are still there for the caller.
+        assert!(matches!(with_attr.body, Some(RBody::AttrReleased(pb::AttrReleased { attr: Some(_), .. }))));
+        let mut empty = pb::MetaResponse { error: None, body: Some(RBody::Empty(pb::Empty {})) };
+        assert_eq!(take_released(&mut empty), None);
+    }
+}

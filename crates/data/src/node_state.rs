@@ -1,0 +1,111 @@
+//! What a running data server knows beyond its disk: the newest placement
+//! epoch, a cached placement map, its peers, and rebuild progress.
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use shardline_proto::v1 as pb;
+use shardline_rpc::{MetaClient, Pool};
+use shardline_types::NodeId;
+
+use crate::DataError;
+
+/// Cumulative rebuild progress, reported in heartbeats.
+#[derive(Default)]
+pub struct RebuildProgress {
+    pub chunks_done: AtomicU64,
+    pub chunks_total: AtomicU64,
+    pub bytes: AtomicU64,
+}
+
+pub struct NodeState {
+    pub id: NodeId,
+    pub meta: MetaClient,
+    /// Connections to peer data servers (rebuild and scrub read from them).
+    pub peers: Pool,
+    /// Rebuild throttle, bytes per second.
+    pub rebuild_rate: u64,
+    pub progress: RebuildProgress,
+    /// Rebuild tasks (pg, shard index) being worked on now.
+    pub running: Mutex<HashSet<(u32, u32)>>,
+    epoch: AtomicU64,
+    placement: RwLock<Option<Arc<pb::PlacementMap>>>,
+}
+
+impl NodeState {
+    pub fn new(id: NodeId, meta: MetaClient, rebuild_rate: u64) -> Self {
+        NodeState {
+            id,
+            meta,
+            peers: Pool::new(Duration::from_secs(2), Duration::from_secs(30)),
+            rebuild_rate: rebuild_rate.max(1 << 20),
+            progress: RebuildProgress::default(),
+            running: Mutex::new(HashSet::new()),
+            epoch: AtomicU64::new(0),
+            placement: RwLock::new(None),
+        }
+    }
+
+    /// The newest placement epoch this server has seen.
+    pub fn epoch(&self) -> u64 {
+        self.epoch.load(Ordering::Relaxed)
+    }
+
+    /// Record an epoch learned from the metadata service.
+    pub fn observe_epoch(&self, epoch: u64) {
+        self.epoch.fetch_max(epoch, Ordering::Relaxed);
+    }
+
+    /// Refuse requests made with a map older than the newest seen. Epoch 0
+    /// means "unspecified" (tools and tests) and is let through.
+    pub fn check_epoch(&self, request: u64) -> Result<(), DataError> {
+        let current = self.epoch();
+        if request != 0 && request < current {
+            return Err(DataError::StaleEpoch { request, current });
+        }
+        Ok(())
+    }
+
+    /// The placement map, refreshed when older than the newest epoch seen.
+    pub async fn placement(&self) -> Result<Arc<pb::PlacementMap>, DataError> {
+        if let Some(map) = self.placement.read().unwrap_or_else(|e| e.into_inner()).clone() {
+            if map.epoch >= self.epoch() {
+                return Ok(map);
+            }
+        }
+        let resp = self
+            .meta
+            .call(pb::meta_request::Body::GetPlacement(pb::GetPlacement {}))
+            .await
+            .map_err(|e| DataError::Unavailable(format!("fetch the placement map: {e}")))?;
+        let Some(pb::meta_response::Body::Placement(map)) = resp.body else {
+            return Err(DataError::Unavailable("metadata service sent no placement map".into()));
+        };
+        self.observe_epoch(map.epoch);
+        let map = Arc::new(map);
+        *self.placement.write().unwrap_or_else(|e| e.into_inner()) = Some(map.clone());
+        Ok(map)
+    }
+
+    /// Addresses of a group's targets in shard order.
+    pub fn targets(map: &pb::PlacementMap, pg: u32) -> Result<Vec<String>, DataError> {
+        let group = map
+            .groups
+            .iter()
+            .find(|g| g.id == pg)
+            .ok_or_else(|| DataError::Unavailable(format!("no placement group {pg}")))?;
+        group
+            .targets
+            .iter()
+            .map(|id| {
+                map.servers
+                    .iter()
+                    .find(|s| s.id == *id)
+                    .map(|s| s.addr.clone())
+                    .ok_or_else(|| DataError::Unavailable(format!("data server {id} has no address")))
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,103 @@
+//! Rebuild tasks handed out by the metadata service: "rebuild shard index
+//! `s` of every chunk in placement group `pg` here". Each task pages through
+//! the group's chunks, rebuilds the shards this server lacks from peers,
+//! throttled to the configured rate, and reports completion.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use shardline_proto::v1 as pb;
+use shardline_types::ShardKey;
+
+use crate::node_state::NodeState;
+use crate::peer_rebuild::rebuild_shard;
+use crate::ShardStore;
+
+/// Start the tasks not already running.
+pub fn start_tasks<S: ShardStore + ?Sized>(node: &Arc<NodeState>, store: &Arc<S>, tasks: &[pb::RebuildTask]) {
+    for t in tasks {
+        let key = (t.pg, t.shard_index);
+        if !node.running.lock().unwrap_or_else(|e| e.into_inner()).insert(key) {
+            continue;
+        }
+        let (node, store) = (node.clone(), store.clone());
+        tokio::spawn(async move {
+            let result = run_task(&node, &store, key.0, key.1).await;
+            node.running.lock().unwrap_or_else(|e| e.into_inner()).remove(&key);
+            match result {
+                Ok(n) => tracing::info!(node = node.id, pg = key.0, shard = key.1, chunks = n, "rebuild finished"),
+                Err(e) => {
+                    tracing::warn!(node = node.id, pg = key.0, shard = key.1, error = %e, "rebuild incomplete; will retry")
+                }
+            }
+        });
+    }
+}
+
+async fn run_task<S: ShardStore + ?Sized>(
+    node: &NodeState,
+    store: &Arc<S>,
+    pg: u32,
+    shard: u32,
+) -> Result<u64, crate::DataError> {
+    let start = Instant::now();
+    let mut bytes_here = 0u64;
+    let (mut after_file, mut after_chunk) = (0u64, 0u64);
+    let mut chunks = 0u64;
+    let mut failures = Vec::new();
+    loop {
+        let req = pb::ListPgChunks { pg, after_file, after_chunk, limit: 256 };
+        let resp = node
+            .meta
+            .call(pb::meta_request::Body::ListPgChunks(req))
+            .await
+            .map_err(|e| crate::DataError::Unavailable(format!("list the group's chunks: {e}")))?;
+        let Some(pb::meta_response::Body::PgChunks(page)) = resp.body else {
+            return Err(crate::DataError::Unavailable("metadata service sent no chunk list".into()));
+        };
+        node.progress.chunks_total.fetch_add(page.chunks.len() as u64, Ordering::Relaxed);
+        for c in &page.chunks {
+            (after_file, after_chunk) = (c.file_id, c.chunk_index);
+            chunks += 1;
+            let key =
+                ShardKey { file_id: c.file_id, chunk_index: c.chunk_index, version: c.version, shard_index: shard };
+            if store.modified(&key).is_some() {
+                node.progress.chunks_done.fetch_add(1, Ordering::Relaxed);
+                continue;
+            }
+            let map = node.placement().await?;
+            let targets = NodeState::targets(&map, pg)?;
+            let (k, m) = (c.data_shards as usize, c.parity_shards as usize);
+            match rebuild_shard(node, store, key, k, m, &targets).await {
+                Ok(n) => {
+                    bytes_here += n as u64;
+                    node.progress.bytes.fetch_add(n as u64, Ordering::Relaxed);
+                    node.progress.chunks_done.fetch_add(1, Ordering::Relaxed);
+                    throttle(bytes_here, start, node.rebuild_rate).await;
+                }
+                Err(e) => failures.push(format!("file {} chunk {}: {e}", c.file_id, c.chunk_index)),
+            }
+        }
+        if !page.more {
+            break;
+        }
+    }
+    if !failures.is_empty() {
+        return Err(crate::DataError::Unavailable(format!("{} chunks not rebuilt: {}", failures.len(), failures[0])));
+    }
+    let done = pb::RebuildDone { server: node.id, pg, shard_index: shard };
+    node.meta
+        .call(pb::meta_request::Body::RebuildDone(done))
+        .await
+        .map_err(|e| crate::DataError::Unavailable(format!("report the rebuild: {e}")))?;
+    Ok(chunks)
+}
+
+/// Sleep as long as needed to keep `bytes` since `start` under `rate`/s.
+async fn throttle(bytes: u64, start: Instant, rate: u64) {
+    let due = Duration::from_secs_f64(bytes as f64 / rate as f64);
+    if let Some(wait) = due.checked_sub(start.elapsed()) {
+        tokio::time::sleep(wait).await;
+    }
+}

@@ -1,0 +1,165 @@
+//! State-machine tests of the POSIX requests: dispatch, retries, statfs.
+
+use shardline_proto::v1 as pb;
+use shardline_proto::v1::meta_request::Body;
+use shardline_proto::v1::meta_response::Body as RBody;
+use shardline_rpc::code_to_wire;
+use shardline_types::{ErrorCode, Layout, ROOT_INO};
+
+use super::{is_mutation, StateMachine};
+
+fn req(client_id: u64, request_id: u64, body: Body) -> pb::MetaRequest {
+    pb::MetaRequest { client_id, request_id, body: Some(body) }
+}
+
+fn create(sm: &mut StateMachine, name: &str, id: u64) -> pb::Attr {
+    let body = Body::Create(pb::Create {
+        parent: ROOT_INO,
+        name: name.into(),
+        mode: 0o644,
+        key: Some(pb::WrappedKey { kek_id: "k".into(), kek_version: 1, suite: 1, wrapped: vec![1] }),
+        exclusive: true,
+        ..Default::default()
+    });
+    match sm.apply(&req(1, id, body), 1).body {
+        Some(RBody::Attr(a)) => a,
+        other => panic!("create: {other:?}"),
+    }
+}
+
+fn code_of(resp: &pb::MetaResponse) -> Option<i32> {
+    resp.error.as_ref().map(|e| e.code)
+}
+
+fn wire(code: ErrorCode) -> Option<i32> {
+    Some(code_to_wire(code) as i32)
+}
+
+#[test]
+fn retried_link_returns_the_original_outcome() {
+    let mut sm = StateMachine::new(Layout::default(), 16);
+    let f = create(&mut sm, "f", 1);
+    let link = || req(9, 5, Body::Link(pb::Link { ino: f.ino, new_parent: ROOT_INO, new_name: "g".into() }));
+    let first = sm.apply(&link(), 2);
+    let Some(RBody::Attr(a)) = &first.body else { panic!("link: {first:?}") };
+    assert_eq!(a.nlink, 2);
+    // The retry is not a second link (no EEXIST, nlink stays 2).
+    assert_eq!(sm.apply(&link(), 3), first);
+    assert_eq!(sm.ns.get(f.ino).unwrap().nlink, 2);
+    // A new request id is a new operation.
+    let again = req(9, 6, Body::Link(pb::Link { ino: f.ino, new_parent: ROOT_INO, new_name: "g".into() }));
+    assert_eq!(code_of(&sm.apply(&again, 4)), wire(ErrorCode::AlreadyExists));
+}
+
+#[test]
+fn retried_setattr_returns_the_original_outcome() {
+    let mut sm = StateMachine::new(Layout { chunk_size: 4096, data_shards: 4, parity_shards: 2 }, 16);
+    let f = create(&mut sm, "f", 1);
+    for i in 0..3u64 {
+        let commit = Body::CommitChunk(pb::CommitChunk {
+            ino: f.ino,
+            chunk: Some(pb::Chunk { index: i, version: 7, sealed_len: 10, pg: 1 }),
+            new_size: (i + 1) * 4096,
+            epoch: 0,
+        });
+        assert!(sm.apply(&req(1, 10 + i, commit), 2).error.is_none());
+    }
+    let truncate =
+        || req(4, 1, Body::SetAttr(pb::SetAttr { ino: f.ino, size: Some(100), mtime_now: true, ..Default::default() }));
+    let first = sm.apply(&truncate(), 50);
+    let Some(RBody::AttrReleased(r)) = &first.body else { panic!("setattr: {first:?}") };
+    let attr = r.attr.as_ref().unwrap();
+    assert_eq!((attr.size, attr.mtime_ns, attr.ctime_ns), (100, 50, 50));
+    let released = r.released.as_ref().unwrap();
+    assert_eq!(released.file_id, f.ino);
+    assert_eq!(released.chunks.iter().map(|c| c.index).collect::<Vec<_>>(), [1, 2]);
+    // Meanwhile the file grows again; the retry must not truncate it anew.
+    let grow = Body::SetAttr(pb::SetAttr { ino: f.ino, size: Some(9000), ..Default::default() });
+    assert!(sm.apply(&req(4, 2, grow), 60).error.is_none());
+    assert_eq!(sm.apply(&truncate(), 70), first);
+    assert_eq!(sm.ns.get(f.ino).unwrap().size, 9000);
+}
+
+#[test]
+fn posix_requests_dispatch_and_classify() {
+    let mut sm = StateMachine::new(Layout::default(), 16);
+    let f = create(&mut sm, "f", 1);
+    let mutations = [
+        Body::SetAttr(pb::SetAttr { ino: f.ino, mode: Some(0o600), ..Default::default() }),
+        Body::Symlink(pb::Symlink { parent: ROOT_INO, name: "s".into(), target: b"f".to_vec(), ..Default::default() }),
+        Body::SetXattr(pb::SetXattr {
+            ino: f.ino,
+            name: "user.k".into(),
+            value: b"v".to_vec(),
+            mode: pb::XattrMode::Create as i32,
+        }),
+        Body::Open(pb::Open { ino: f.ino }),
+        Body::Release(pb::Release { ino: f.ino }),
+        Body::SetLayout(pb::SetLayout {
+            ino: ROOT_INO,
+            layout: Some(pb::Layout { chunk_size: 1 << 20, data_shards: 4, parity_shards: 2 }),
+        }),
+        Body::Link(pb::Link { ino: f.ino, new_parent: ROOT_INO, new_name: "g".into() }),
+        Body::RemoveXattr(pb::RemoveXattr { ino: f.ino, name: "user.k".into() }),
+    ];
+    for (i, body) in mutations.into_iter().enumerate() {
+        assert!(is_mutation(&body), "{body:?}");
+        let resp = sm.apply(&req(2, i as u64, body), 5);
+        assert!(resp.error.is_none(), "{resp:?}");
+    }
+    let s = sm.ns.lookup(ROOT_INO, "s").unwrap().ino;
+    let reads = [
+        Body::Readlink(pb::Readlink { ino: s }),
+        Body::GetXattr(pb::GetXattr { ino: f.ino, name: "user.k".into() }),
+        Body::ListXattr(pb::ListXattr { ino: f.ino }),
+        Body::Statfs(pb::Statfs {}),
+    ];
+    for body in &reads {
+        assert!(!is_mutation(body), "{body:?}");
+    }
+    let read = |sm: &StateMachine, body: &Body| sm.read(&req(3, 0, body.clone()));
+    assert_eq!(read(&sm, &reads[0]).body, Some(RBody::LinkTarget(pb::LinkTarget { target: b"f".to_vec() })));
+    // The attribute was removed: NotFound, with the distinct message.
+    let missing = read(&sm, &reads[1]);
+    assert_eq!(code_of(&missing), wire(ErrorCode::NotFound));
+    assert_eq!(missing.error.unwrap().message, "no such attribute");
+    assert_eq!(read(&sm, &reads[2]).body, Some(RBody::XattrNames(pb::XattrNames { names: vec![] })));
+    assert_eq!(sm.ns.get(ROOT_INO).unwrap().layout.chunk_size, 1 << 20);
+    // An unknown xattr mode and a missing layout are refused.
+    let bad_mode = Body::SetXattr(pb::SetXattr { ino: f.ino, name: "user.k".into(), value: vec![], mode: 9 });
+    assert_eq!(code_of(&sm.apply(&req(2, 100, bad_mode), 6)), wire(ErrorCode::InvalidArgument));
+    let no_layout = Body::SetLayout(pb::SetLayout { ino: ROOT_INO, layout: None });
+    assert_eq!(code_of(&sm.apply(&req(2, 101, no_layout), 6)), wire(ErrorCode::InvalidArgument));
+    // A layout wider than the placement groups (4+2 → width 6) is refused.
+    let wide = Body::SetLayout(pb::SetLayout {
+        ino: ROOT_INO,
+        layout: Some(pb::Layout { chunk_size: 1 << 20, data_shards: 6, parity_shards: 2 }),
+    });
+    assert_eq!(code_of(&sm.apply(&req(2, 102, wide), 6)), wire(ErrorCode::InvalidArgument));
+}
+
+#[test]
+fn statfs_sums_capacity_of_servers_that_are_up() {
+    let mut sm = StateMachine::new(Layout::default(), 16);
+    let gib = 1u64 << 30;
+    for id in 1..=6 {
+        let reg = Body::Register(pb::RegisterDataServer {
+            id,
+            addr: format!("127.0.0.{id}:1"),
+            capacity_bytes: 6 * gib,
+            rack: format!("r{id}"),
+        });
+        assert!(sm.apply(&req(5, id, reg), 1).error.is_none());
+    }
+    create(&mut sm, "f", 1);
+    let down = Body::SetServerState(pb::SetServerState { down: vec![6], up: vec![] });
+    assert!(sm.apply(&req(5, 100, down), 2).error.is_none());
+    let Some(RBody::FsStats(st)) = sm.read(&req(3, 0, Body::Statfs(pb::Statfs {}))).body else { panic!("statfs") };
+    // Five servers up, 30 GiB raw; 4+2 keeps two thirds usable.
+    assert_eq!(st.raw_capacity_bytes, 30 * gib);
+    assert_eq!(st.total_bytes, 20 * gib);
+    assert_eq!(st.free_bytes, st.total_bytes);
+    assert_eq!(st.files, 2);
+    assert_eq!(st.files + st.files_free, 1 << 32);
+    assert_eq!(st.name_max, 255);
+}

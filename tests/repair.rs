@@ -1,0 +1,181 @@
+//! Failure, repair, scrub, capacity and garbage collection on a real
+//! cluster of separate processes.
+
+mod harness;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use harness::{content, TestCluster, CHUNK};
+
+/// (file, chunk, version) → shard indexes present on live servers, and the
+/// servers holding them.
+fn shard_census(c: &TestCluster, dead: &[u64]) -> BTreeMap<String, (BTreeSet<u32>, BTreeSet<u64>)> {
+    let mut census: BTreeMap<String, (BTreeSet<u32>, BTreeSet<u64>)> = BTreeMap::new();
+    for (server, name, _) in c.shard_files() {
+        if dead.contains(&server) {
+            continue;
+        }
+        let (chunk, shard) = name.rsplit_once('-').unwrap();
+        let entry = census.entry(chunk.to_string()).or_default();
+        entry.0.insert(u32::from_str_radix(shard, 16).unwrap());
+        entry.1.insert(server);
+    }
+    census
+}
+
+fn healthy(v: &serde_json::Value) -> bool {
+    let pgs = &v["placement_groups"];
+    pgs["total"].as_u64().unwrap_or(0) > 0 && pgs["healthy"] == pgs["total"] && pgs["rebuilds_pending"] == 0
+}
+
+#[test]
+fn repair_restores_every_shard_and_survives_two_more_failures() {
+    let c = TestCluster::start_with(21, &["--data", "8"]);
+    let files: Vec<(String, Vec<u8>)> =
+        (0..6).map(|i| (format!("/r{i}"), content(7 * CHUNK / 2 + i * 333, 300 + i as u64))).collect();
+    for (p, d) in &files {
+        c.put_bytes(p, d);
+    }
+    let chunks_written = shard_census(&c, &[]).len();
+    assert_eq!(chunks_written, 6 * 4, "6 files x 4 chunks");
+
+    c.kill_data(1);
+    c.kill_data(2);
+    for (p, d) in &files {
+        assert_eq!(&c.get_bytes(p).unwrap(), d, "{p} right after two failures");
+    }
+    let start = std::time::Instant::now();
+    let rebuilt_bytes = |v: &serde_json::Value| -> u64 {
+        v["data"].as_array().unwrap().iter().map(|d| d["rebuild_bytes"].as_u64().unwrap_or(0)).sum()
+    };
+    // Rebuild progress reaches the leader with the next heartbeat.
+    let v = c.wait_status(Duration::from_secs(90), |v| {
+        healthy(v)
+            && v["data"].as_array().unwrap().iter().filter(|d| d["state"] == "down").count() == 2
+            && rebuilt_bytes(v) > 0
+    });
+    let rebuilt = rebuilt_bytes(&v);
+    eprintln!(
+        "repair: {rebuilt} bytes rebuilt, cluster healthy {:.1} s after the failures (includes the 3 s failure timeout)",
+        start.elapsed().as_secs_f64()
+    );
+    assert!(rebuilt > 0);
+
+    // Shard by shard: every chunk has all 6 shards on 6 distinct live servers.
+    let census = shard_census(&c, &[1, 2]);
+    assert_eq!(census.len(), chunks_written);
+    for (chunk, (shards, servers)) in &census {
+        assert_eq!(shards.len(), 6, "chunk {chunk} has shards {shards:?}");
+        assert_eq!(servers.len(), 6, "chunk {chunk} on servers {servers:?}");
+    }
+
+    c.kill_data(3);
+    c.kill_data(4);
+    for (p, d) in &files {
+        assert_eq!(&c.get_bytes(p).unwrap(), d, "{p} after four failures with repair in between");
+    }
+}
+
+#[test]
+fn scrub_finds_and_repairs_bit_rot_and_reads_stay_correct() {
+    let c = TestCluster::start(22);
+    let data = content(6 * CHUNK, 9);
+    c.put_bytes("/rot", &data);
+    let mut flipped = 0;
+    for (i, (_, _, path)) in c.shard_files().into_iter().enumerate() {
+        if i % 5 == 0 {
+            let mut bytes = std::fs::read(&path).unwrap();
+            let at = harness::PAYLOAD_BYTE + (i * 37) % 1000;
+            bytes[at] ^= 0x08;
+            std::fs::write(&path, bytes).unwrap();
+            flipped += 1;
+        }
+    }
+    assert!(flipped >= 6);
+    assert_eq!(c.get_bytes("/rot").unwrap(), data, "reads are right while shards are rotten");
+    let report: serde_json::Value = serde_json::from_str(&c.ok(&["admin", "scrub", "--json"])).unwrap();
+    assert_eq!(report["corrupt"], flipped, "{report}");
+    assert_eq!(report["repaired"], flipped, "{report}");
+    let again: serde_json::Value = serde_json::from_str(&c.ok(&["admin", "scrub", "--json"])).unwrap();
+    assert_eq!(again["corrupt"], 0, "{again}");
+    assert_eq!(again["checked"], 6 * 6);
+    assert_eq!(c.get_bytes("/rot").unwrap(), data);
+}
+
+#[test]
+fn a_data_server_killed_mid_write_never_exposes_a_torn_file() {
+    let c = TestCluster::start_with(23, &["--data", "7"]);
+    let data = content(400 * CHUNK, 77);
+    let local = c.dir.path().join("big");
+    std::fs::write(&local, &data).unwrap();
+    let mut put = std::process::Command::new(harness::BIN)
+        .arg("--cluster")
+        .arg(c.cluster_file())
+        .args(["put", local.to_str().unwrap(), "/big"])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Kill a server once the write has started committing chunks.
+    c.wait_status(Duration::from_secs(30), |v| {
+        v["data"].as_array().unwrap().iter().map(|d| d["shards"].as_u64().unwrap_or(0)).sum::<u64>() > 60
+    });
+    c.kill_data(2);
+    let status = put.wait().unwrap();
+    match c.get_bytes("/big") {
+        Ok(read) => {
+            assert!(status.success(), "the file is visible, so the put must have succeeded");
+            assert_eq!(read, data, "a completed write reads back exactly");
+        }
+        Err(e) => {
+            assert!(!status.success(), "put reported success but the file does not read: {e}");
+            assert!(e.contains("not found") || e.contains("No such") || e.contains("no such"), "{e}");
+        }
+    }
+}
+
+#[test]
+fn a_full_disk_is_enospc_and_files_already_written_still_read() {
+    let c = TestCluster::start_with(24, &["--data-capacity", "400000"]);
+    let small = content(CHUNK, 1);
+    c.put_bytes("/small", &small);
+    let local = c.dir.path().join("huge");
+    std::fs::write(&local, content(40 * CHUNK, 2)).unwrap();
+    let out = c.cli(&["put", local.to_str().unwrap(), "/huge"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("no space"), "ENOSPC expected: {err}");
+    assert!(c.get_bytes("/huge").is_err(), "a failed write is not visible");
+    assert_eq!(c.get_bytes("/small").unwrap(), small);
+}
+
+#[test]
+fn garbage_collection_deletes_orphan_shards_and_keeps_live_ones() {
+    let mut c = TestCluster::start(25);
+    let data = content(2 * CHUNK, 5);
+    c.put_bytes("/keep", &data);
+    let live = c.shard_files();
+    assert_eq!(live.len(), 12);
+    // Forge orphans: copies of live shards under a version no file refers to.
+    for (_, name, path) in live.iter().take(3) {
+        let mut parts: Vec<&str> = name.split('-').collect();
+        parts[2] = "00000000deadbeef";
+        let forged = parts.join("-");
+        // Shards live in the subdirectory named by their name's CRC32C.
+        let subdir = format!("{:02x}", crc32c::crc32c(forged.as_bytes()) & 0xff);
+        let shards_root = path.parent().unwrap().parent().unwrap();
+        std::fs::copy(path, shards_root.join(subdir).join(forged)).unwrap();
+    }
+    assert_eq!(c.shard_files().len(), 15);
+    // Data servers index their shards when they start; forged files join
+    // the index on the next start, as a crashed writer's shards would.
+    c.restart();
+    let report: serde_json::Value = serde_json::from_str(&c.ok(&["admin", "gc", "--grace-ms", "0", "--json"])).unwrap();
+    assert_eq!(report["deleted"], 3, "{report}");
+    assert_eq!(c.shard_files().len(), 12);
+    assert_eq!(c.get_bytes("/keep").unwrap(), data);
+    // Overwriting a file releases the old version's shards.
+    c.put_bytes("/keep", b"new");
+    c.ok(&["admin", "gc", "--grace-ms", "0"]);
+    assert_eq!(c.shard_files().len(), 6);
+}
