@@ -64,21 +64,7 @@ impl ShardStore for FileStore {
         Ok((data, crc))
     }
 
-    fn delete(&self, key: &ShardKey) -> Result<bool, DataError> {
-        self.core.delete(key)
-    }
-
-    fn list(&self) -> Result<Vec<ShardKey>, DataError> {
-        self.core.list()
-    }
-
-    fn usage(&self) -> Usage {
-        self.core.usage()
-    }
-
-    fn modified(&self, key: &ShardKey) -> Option<std::time::SystemTime> {
-        self.core.modified(key)
-    }
+    crate::store_core::delegate_to_core!();
 }
 
 #[cfg(test)]

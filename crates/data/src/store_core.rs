@@ -209,3 +209,26 @@ impl StoreCore {
         Ok(())
     }
 }
+
+/// The `ShardStore` methods every store answers from its `core: StoreCore`
+/// field alike (deletion, listing, accounting, ages).
+macro_rules! delegate_to_core {
+    () => {
+        fn delete(&self, key: &ShardKey) -> Result<bool, DataError> {
+            self.core.delete(key)
+        }
+
+        fn list(&self) -> Result<Vec<ShardKey>, DataError> {
+            self.core.list()
+        }
+
+        fn usage(&self) -> Usage {
+            self.core.usage()
+        }
+
+        fn modified(&self, key: &ShardKey) -> Option<std::time::SystemTime> {
+            self.core.modified(key)
+        }
+    };
+}
+pub(crate) use delegate_to_core;
