@@ -179,3 +179,76 @@ fn garbage_collection_deletes_orphan_shards_and_keeps_live_ones() {
     c.ok(&["admin", "gc", "--grace-ms", "0"]);
     assert_eq!(c.shard_files().len(), 6);
 }
+
+/// Kills a child process when dropped.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn a_server_with_two_disks_never_holds_two_shards_of_one_chunk() {
+    let c = TestCluster::start(26);
+    let cluster: toml::Value = toml::from_str(&std::fs::read_to_string(c.cluster_file()).unwrap()).unwrap();
+    let metas: Vec<String> =
+        cluster["meta"].as_array().unwrap().iter().map(|m| m["addr"].as_str().unwrap().to_string()).collect();
+    let port = || std::net::TcpListener::bind("127.0.0.26:0").unwrap().local_addr().unwrap().port();
+    let (p7, p8) = (port(), port());
+    let (d7, d8) = (c.dir.path().join("disk-a"), c.dir.path().join("disk-b"));
+    let _server = KillOnDrop(
+        std::process::Command::new(harness::BIN)
+            .args(["data", "--id", "7", "--listen", &format!("127.0.0.26:{p7}"), "--heartbeat-ms", "500"])
+            .arg("--dir")
+            .arg(&d7)
+            .arg("--target")
+            .arg(format!("8:127.0.0.26:{p8}:{}", d8.display()))
+            .args(["--meta", &metas.join(",")])
+            .env("SHARDLINE_LOG", "warn")
+            .spawn()
+            .unwrap(),
+    );
+    c.wait_status(Duration::from_secs(60), |v| {
+        v["data"].as_array().unwrap().iter().filter(|d| d["state"] == "up").count() == 8 && healthy(v)
+    });
+    let files: Vec<(String, Vec<u8>)> = (0..8).map(|i| (format!("/m{i}"), content(3 * CHUNK, 900 + i))).collect();
+    for (p, d) in &files {
+        c.put_bytes(p, d);
+    }
+    let mut per_chunk: BTreeMap<String, BTreeSet<&str>> = BTreeMap::new();
+    let mut on_new_disks = 0;
+    for dir in [&d7, &d8] {
+        let mut found = Vec::new();
+        walk_files(dir, &mut found);
+        for f in found {
+            let name = f.file_name().unwrap().to_string_lossy().into_owned();
+            if let Some((chunk, _)) = name.rsplit_once('-').filter(|_| name.split('-').count() == 4) {
+                let disk = if dir == &d7 { "a" } else { "b" };
+                per_chunk.entry(chunk.to_string()).or_default().insert(disk);
+                on_new_disks += 1;
+            }
+        }
+    }
+    assert!(on_new_disks > 0, "the two-disk server holds no shards");
+    for (chunk, disks) in per_chunk {
+        assert_eq!(disks.len(), 1, "chunk {chunk} has shards on both disks of one server");
+    }
+    for (p, d) in &files {
+        assert_eq!(&c.get_bytes(p).unwrap(), d);
+    }
+}
+
+fn walk_files(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
+    let Ok(rd) = std::fs::read_dir(dir) else { return };
+    for e in rd.flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            walk_files(&p, out);
+        } else {
+            out.push(p);
+        }
+    }
+}

@@ -276,3 +276,77 @@ pub fn content(len: usize, seed: u64) -> Vec<u8> {
         })
         .collect()
 }
+
+/// Metadata-server helpers (tests/meta_*.rs): kill, wipe and restart one
+/// `shardline meta` process outside `shardline up`.
+impl TestCluster {
+    pub fn meta_dir(&self, id: u64) -> PathBuf {
+        self.node_dir("meta", id)
+    }
+
+    /// SIGKILL one metadata server (from its pid file) and wait until it is gone.
+    pub fn kill_meta(&self, id: u64) {
+        let dir = self.meta_dir(id);
+        let pid: i32 = std::fs::read_to_string(dir.join("pid")).expect("meta pid file").trim().parse().expect("pid");
+        // SAFETY: killing a server process this test started.
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+        wait_gone(pid);
+    }
+
+    /// Start `shardline meta --id <id>` with the arguments `shardline up`
+    /// gives it (read back from cluster.toml), logging at info level to its
+    /// folder's `log`. The environment is inherited (e.g.
+    /// SHARDLINE_META_SNAPSHOT_EVERY). Drop kills it through its pid file.
+    pub fn start_meta(&self, id: u64, extra: &[&str]) -> Child {
+        let text = std::fs::read_to_string(self.cluster_file()).expect("read cluster.toml");
+        let file: toml::Value = toml::from_str(&text).expect("parse cluster.toml");
+        let metas = file["meta"].as_array().expect("meta servers");
+        let peers: Vec<String> = metas
+            .iter()
+            .map(|m| format!("{}={}", m["id"].as_integer().expect("id"), m["addr"].as_str().expect("addr")))
+            .collect();
+        let me = metas.iter().find(|m| m["id"].as_integer() == Some(id as i64)).expect("meta server in cluster.toml");
+        let dir = self.meta_dir(id);
+        std::fs::create_dir_all(&dir).expect("create meta dir");
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(dir.join("log")).expect("open log");
+        Command::new(BIN)
+            .args(["meta", "--id", &id.to_string(), "--listen", me["addr"].as_str().expect("addr")])
+            .args(["--peers", &peers.join(",")])
+            .args(["--ec", file["ec"].as_str().expect("ec")])
+            .args(["--chunk-size", &file["chunk_size"].as_integer().expect("chunk_size").to_string()])
+            .args(["--pg-count", &file["pg_count"].as_integer().expect("pg_count").to_string()])
+            .args(["--down-after-ms", "3000"])
+            .arg("--key-file")
+            .arg(self.data_dir().join("meta.key"))
+            .arg("--dir")
+            .arg(&dir)
+            .args(extra)
+            .env("SHARDLINE_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("clone log"))
+            .stderr(log)
+            .spawn()
+            .expect("spawn shardline meta")
+    }
+
+    /// The metadata servers as `admin status --json` reports them.
+    pub fn meta_status(&self) -> Vec<serde_json::Value> {
+        let out = self.cli(&["admin", "status", "--json"]);
+        serde_json::from_slice::<serde_json::Value>(&out.stdout)
+            .ok()
+            .and_then(|v| v["meta"].as_array().cloned())
+            .unwrap_or_default()
+    }
+
+    /// The id of the metadata leader, waiting up to `timeout` for one.
+    pub fn meta_leader(&self, timeout: Duration) -> u64 {
+        let start = Instant::now();
+        loop {
+            if let Some(id) = self.meta_status().iter().find(|m| m["role"] == "leader").and_then(|m| m["id"].as_u64()) {
+                return id;
+            }
+            assert!(start.elapsed() < timeout, "no metadata leader: {:?}", self.meta_status());
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}

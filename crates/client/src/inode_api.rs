@@ -5,9 +5,8 @@
 //! call releases (unlink, rename over a file, truncate, last release of an
 //! unlinked file) have their shards deleted in the background.
 //!
-//! Not here yet: reading and writing by inode (the FUSE layer needs a reader
-//! and a writer opened from an inode and its wrapped key), and client leases
-//! so that a crashed client's opens are released.
+//! Reading and writing by inode is [`crate::file_handle`]. Not here yet:
+//! client leases, so that a crashed client's opens are released.
 
 use std::sync::Arc;
 

@@ -15,7 +15,9 @@
 pub mod chunk_read;
 pub mod chunk_write;
 pub mod client;
+mod dirty_chunk;
 pub mod error;
+pub mod file_handle;
 pub mod inode_api;
 pub mod paths;
 pub mod placement;
@@ -24,5 +26,6 @@ pub mod writer;
 
 pub use client::{Client, ClientConfig, DirEntry, FileKind, FileStat};
 pub use error::ClientError;
+pub use file_handle::FileHandle;
 pub use reader::FileReader;
 pub use writer::FileWriter;

@@ -87,7 +87,7 @@ impl Kek {
         aad
     }
 
-    fn cipher(&self) -> XChaCha20Poly1305 {
+    pub(crate) fn cipher(&self) -> XChaCha20Poly1305 {
         XChaCha20Poly1305::new((&self.key).into())
     }
 }

@@ -16,6 +16,7 @@
 //! No type here prints key material: every `Debug` impl redacts keys.
 
 mod aad;
+mod blob;
 mod dek;
 mod error;
 mod kek;
@@ -23,6 +24,7 @@ mod keyfile;
 mod seal;
 
 pub use aad::{ChunkAad, AAD_FORMAT_VERSION, SUITE_XCHACHA20_POLY1305};
+pub use blob::{open_blob, seal_blob};
 pub use dek::Dek;
 pub use error::CryptoError;
 pub use kek::{Kek, WRAPPED_DEK_LEN};

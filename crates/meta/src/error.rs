@@ -10,6 +10,10 @@ pub enum MetaError {
     CorruptEntry(String),
     #[error("i/o: {0}")]
     Io(#[from] std::io::Error),
+    #[error("corrupt snapshot: {0}")]
+    CorruptSnapshot(String),
+    #[error("metadata at rest: {0}")]
+    AtRest(String),
     #[error("invalid configuration: {0}")]
     Config(String),
 }

@@ -7,13 +7,17 @@
 //! answers requests (mutations through the log, queries through ReadIndex);
 //! [`server`] wires it together.
 
+pub mod at_rest;
 pub mod error;
+pub mod log_cache;
+pub mod membership;
 pub mod namespace;
 pub mod node;
 pub mod raft_store;
 pub mod registry;
 pub mod server;
 pub mod service;
+pub mod snapshot;
 pub mod state_machine;
 pub mod transport;
 pub mod wire;

@@ -31,6 +31,8 @@ mod open;
 #[cfg(test)]
 #[path = "namespace_ops_tests.rs"]
 mod ops_tests;
+#[path = "namespace_snapshot.rs"]
+mod snapshot;
 #[cfg(test)]
 #[path = "namespace_tests.rs"]
 mod tests;

@@ -5,6 +5,12 @@
 //! messages → advance → apply what the LightReady committed. Proposals and
 //! ReadIndex requests that arrive together are handled in one round, so one
 //! fsync covers a whole batch.
+//!
+//! Every `snapshot_every` applied entries the loop snapshots the state
+//! machine (`snapshot.rs`), stores it and compacts the log behind it, keeping
+//! half an interval of entries for followers that are only a little behind.
+//! A follower further behind receives the snapshot, and the loop replaces its
+//! state machine with it.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -14,15 +20,17 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use prost::Message as _;
 use protobuf::Message as PbMessage;
-use raft::prelude::{ConfChange, Entry, EntryType, Message, Snapshot};
-use raft::storage::MemStorage;
-use raft::{RawNode, StateRole};
+use raft::prelude::{ConfChange, Entry, EntryType, Message, MessageType, Snapshot, SnapshotMetadata};
+use raft::{RawNode, SnapshotStatus, StateRole, Storage};
 use shardline_proto::v1 as pb;
 use shardline_rpc::code_to_wire;
 use shardline_types::ErrorCode;
 use tokio::sync::oneshot;
 
+use crate::log_cache::LogCache;
+use crate::membership;
 use crate::raft_store::RaftStore;
+use crate::snapshot;
 use crate::state_machine::StateMachine;
 use crate::transport::Peers;
 use crate::MetaError;
@@ -34,10 +42,28 @@ pub type Reply = oneshot::Sender<pb::MetaResponse>;
 
 /// What the service asks of the loop.
 pub enum Input {
-    Propose { req: pb::MetaRequest, reply: Reply },
-    Read { req: pb::MetaRequest, reply: Reply },
+    Propose {
+        req: pb::MetaRequest,
+        reply: Reply,
+    },
+    Read {
+        req: pb::MetaRequest,
+        reply: Reply,
+    },
     Raft(Vec<Message>),
-    Status { reply: oneshot::Sender<NodeStatus> },
+    Status {
+        reply: oneshot::Sender<NodeStatus>,
+    },
+    /// Whether the transport delivered a snapshot to this peer.
+    SnapshotSent {
+        peer: u64,
+        delivered: bool,
+    },
+    /// Add or remove a metadata server (leader only).
+    ConfChange {
+        change: pb::MetaMembershipChange,
+        reply: Reply,
+    },
 }
 
 /// One metadata server's own view, for `admin status`.
@@ -63,7 +89,7 @@ pub struct Shared {
 
 pub struct Node {
     id: u64,
-    raw: RawNode<MemStorage>,
+    raw: RawNode<LogCache>,
     store: RaftStore,
     sm: StateMachine,
     peers: Peers,
@@ -72,6 +98,15 @@ pub struct Node {
     reads_to_index: HashMap<Vec<u8>, Vec<(pb::MetaRequest, Reply)>>,
     reads_waiting: Vec<(u64, Vec<(pb::MetaRequest, Reply)>)>,
     read_seq: u64,
+    /// Take a snapshot every this many applied entries.
+    snapshot_every: u64,
+    /// Index of the latest snapshot (taken or received).
+    snapshot_index: u64,
+    /// The proposed membership change's log index and its waiting client.
+    pending_conf: Option<(u64, Reply)>,
+    /// Snapshot at the next opportunity (after a membership change, so a
+    /// new member is in the snapshot it will be sent).
+    snapshot_soon: bool,
 }
 
 impl Node {
@@ -79,9 +114,21 @@ impl Node {
         id: u64,
         store: RaftStore,
         sm: StateMachine,
-        peers: Peers,
+        mut peers: Peers,
         shared: Arc<Shared>,
+        snapshot_every: u64,
     ) -> Result<Self, MetaError> {
+        let mut sm = sm;
+        let snap = store.snapshot();
+        let snapshot_index = snap.get_metadata().index;
+        if snapshot_index > 0 {
+            let (restored, members) = snapshot::decode(&snap.data)?;
+            sm = restored;
+            for (id, addr) in members {
+                peers.set(id, addr);
+            }
+            tracing::info!(id, index = snapshot_index, "state machine restored from snapshot");
+        }
         let cfg = raft::Config {
             id,
             election_tick: 10,
@@ -90,11 +137,12 @@ impl Node {
             max_inflight_msgs: 256,
             check_quorum: true,
             pre_vote: true,
+            applied: snapshot_index,
             ..Default::default()
         };
         cfg.validate()?;
         let logger = slog::Logger::root(slog::Discard, slog::o!());
-        let raw = RawNode::new(&cfg, store.mem(), &logger)?;
+        let raw = RawNode::new(&cfg, store.cache(), &logger)?;
         Ok(Node {
             id,
             raw,
@@ -106,6 +154,10 @@ impl Node {
             reads_to_index: HashMap::new(),
             reads_waiting: Vec::new(),
             read_seq: 0,
+            snapshot_every: snapshot_every.max(1),
+            snapshot_index,
+            pending_conf: None,
+            snapshot_soon: false,
         })
     }
 
@@ -140,7 +192,14 @@ impl Node {
     fn handle(&mut self, input: Input, reads: &mut Vec<(pb::MetaRequest, Reply)>) {
         match input {
             Input::Raft(msgs) => {
-                for m in msgs {
+                let last = self.raw.raft.raft_log.last_index();
+                for mut m in msgs {
+                    // A server that lost its log (wiped, then re-added) may
+                    // hear a commit index beyond it; raft-rs would panic. A
+                    // lower commit hint is always safe.
+                    if m.get_msg_type() == MessageType::MsgHeartbeat && m.commit > last {
+                        m.commit = last;
+                    }
                     // Messages from unknown or stale peers are refused by raft.
                     let _ = self.raw.step(m);
                 }
@@ -167,6 +226,11 @@ impl Node {
                     reads.push((req, reply));
                 }
             }
+            Input::SnapshotSent { peer, delivered } => {
+                let status = if delivered { SnapshotStatus::Finish } else { SnapshotStatus::Failure };
+                self.raw.report_snapshot(peer, status);
+            }
+            Input::ConfChange { change, reply } => self.propose_conf_change(change, reply),
             Input::Status { reply } => {
                 let r = &self.raw.raft;
                 let _ = reply.send(NodeStatus {
@@ -213,7 +277,7 @@ impl Node {
             self.peers.send(ready.take_messages());
         }
         if *ready.snapshot() != Snapshot::default() {
-            return Err(MetaError::Store("snapshots are not supported by this version".into()));
+            self.install_snapshot(ready.snapshot())?;
         }
         for rs in ready.take_read_states() {
             if let Some(batch) = self.reads_to_index.remove(&rs.request_ctx) {
@@ -233,6 +297,44 @@ impl Node {
         self.apply(light.take_committed_entries())?;
         self.raw.advance_apply();
         self.serve_reads();
+        self.maybe_snapshot()
+    }
+
+    /// A snapshot from the leader: persist it, then replace the state machine.
+    fn install_snapshot(&mut self, snap: &Snapshot) -> Result<(), MetaError> {
+        let index = snap.get_metadata().index;
+        let (sm, members) = snapshot::decode(&snap.data)?;
+        self.store.apply_snapshot(snap)?;
+        self.sm = sm;
+        for (id, addr) in members {
+            self.peers.set(id, addr);
+        }
+        self.snapshot_index = index;
+        tracing::info!(id = self.id, index, "installed snapshot from the leader");
+        Ok(())
+    }
+
+    /// Every `snapshot_every` applied entries: snapshot the state machine
+    /// and compact the log, keeping half an interval of entries.
+    #[allow(clippy::field_reassign_with_default)] // protobuf 2 structs carry private fields
+    fn maybe_snapshot(&mut self) -> Result<(), MetaError> {
+        let applied = self.raw.raft.raft_log.applied;
+        if applied <= self.snapshot_index
+            || (!self.snapshot_soon && applied < self.snapshot_index + self.snapshot_every)
+        {
+            return Ok(());
+        }
+        self.snapshot_soon = false;
+        let started = Instant::now();
+        let mut meta = SnapshotMetadata::default();
+        meta.index = applied;
+        meta.term = self.raw.store().term(applied)?;
+        meta.set_conf_state(self.raw.store().rl().conf_state.clone());
+        let data = snapshot::encode(&self.sm, &self.peers.members());
+        let len = data.len();
+        self.store.save_snapshot(meta, data, applied.saturating_sub(self.snapshot_every / 2))?;
+        self.snapshot_index = applied;
+        tracing::info!(id = self.id, index = applied, bytes = len, took = ?started.elapsed(), "snapshot taken");
         Ok(())
     }
 
@@ -256,11 +358,53 @@ impl Node {
                     let cs = self.raw.apply_conf_change(&cc)?;
                     self.store.save_conf_state(&cs)?;
                 }
-                EntryType::EntryConfChangeV2 => {
-                    let cc = raft::prelude::ConfChangeV2::parse_from_bytes(&entry.data)?;
-                    let cs = self.raw.apply_conf_change(&cc)?;
-                    self.store.save_conf_state(&cs)?;
+                EntryType::EntryConfChangeV2 => self.apply_membership(&entry)?,
+            }
+        }
+        Ok(())
+    }
+
+    /// Propose adding or removing one metadata server. One change at a time.
+    fn propose_conf_change(&mut self, change: pb::MetaMembershipChange, reply: Reply) {
+        if self.raw.raft.state != StateRole::Leader {
+            let _ = reply.send(self.not_leader());
+            return;
+        }
+        if self.pending_conf.is_some() {
+            let _ = reply.send(unavailable("another membership change is in progress"));
+            return;
+        }
+        let voters = self.raw.raft.prs().conf().to_conf_state().voters;
+        match membership::conf_change(&change, &voters) {
+            Err(e) => {
+                let _ = reply.send(crate::wire::error_response(&e));
+            }
+            Ok(cc) => match self.raw.propose_conf_change(change.addr.clone().into_bytes(), cc) {
+                Ok(()) => self.pending_conf = Some((self.raw.raft.raft_log.last_index(), reply)),
+                Err(e) => {
+                    let _ = reply.send(unavailable(&format!("propose membership change: {e}")));
                 }
+            },
+        }
+    }
+
+    /// A committed membership change: apply it to Raft, the transport and
+    /// the durable member list, and answer the client that proposed it.
+    fn apply_membership(&mut self, entry: &Entry) -> Result<(), MetaError> {
+        let cc = raft::prelude::ConfChangeV2::parse_from_bytes(&entry.data)?;
+        match self.raw.apply_conf_change(&cc) {
+            Ok(cs) => self.store.save_conf_state(&cs)?,
+            // Committed but invalid (e.g. removing the last voter): every
+            // server skips it the same way.
+            Err(e) => tracing::warn!(id = self.id, error = %e, "ignored an invalid membership change"),
+        }
+        let addr = String::from_utf8(entry.context.to_vec()).unwrap_or_default();
+        membership::update_peers(&mut self.peers, &cc, addr);
+        self.store.save_members(&self.peers.members())?;
+        self.snapshot_soon = true;
+        if self.pending_conf.as_ref().is_some_and(|(i, _)| *i == entry.index) {
+            if let Some((_, reply)) = self.pending_conf.take() {
+                let _ = reply.send(membership::members_response(&self.raw, &self.peers));
             }
         }
         Ok(())
@@ -281,6 +425,9 @@ impl Node {
     /// that still commits later is deduplicated when the client retries.
     fn fail_pending(&mut self) {
         let resp = self.not_leader();
+        if let Some((_, reply)) = self.pending_conf.take() {
+            let _ = reply.send(resp.clone());
+        }
         for (_, replies) in self.pending_writes.drain() {
             for r in replies {
                 let _ = r.send(resp.clone());

@@ -1,74 +1,107 @@
-//! Durable Raft log and hard state in redb, mirrored into raft-rs's
-//! `MemStorage` (which raft-rs reads from).
+//! Durable Raft log, hard state and snapshots in redb, mirrored into the
+//! [`LogCache`] that raft-rs reads from. Log entries and snapshot data are
+//! sealed under the server key ([`AtRest`]); hard and conf state are not
+//! sensitive and stay plain.
 //!
 //! Every `persist` is one redb write transaction, committed with fsync before
 //! the Ready loop sends persisted messages or advances. On open, the log is
-//! loaded back so the node restarts with everything it acknowledged.
+//! loaded back so the node restarts with everything it acknowledged: the
+//! latest snapshot plus the log after it.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
-use protobuf::Message as PbMessage;
-use raft::prelude::{ConfState, Entry, HardState};
-use raft::storage::MemStorage;
-use redb::{Database, ReadableTable, TableDefinition};
+use prost::Message as _;
+use shardline_proto::v1 as pb;
 
+use protobuf::Message as PbMessage;
+use raft::prelude::{ConfState, Entry, HardState, Snapshot, SnapshotMetadata};
+use redb::{Database, ReadableTable, ReadableTableMetadata, TableDefinition};
+
+use crate::at_rest::AtRest;
+use crate::log_cache::LogCache;
 use crate::MetaError;
 
-const ENTRIES: TableDefinition<u64, &[u8]> = TableDefinition::new("raft_entries_v1");
+/// Format 1: raw entry bytes (read once, migrated to v2 on open).
+const ENTRIES_V1: TableDefinition<u64, &[u8]> = TableDefinition::new("raft_entries_v1");
+/// Format 2: each entry as an [`AtRest`] value of row ("entry", index).
+const ENTRIES: TableDefinition<u64, &[u8]> = TableDefinition::new("raft_entries_v2");
 const STATE: TableDefinition<&str, &[u8]> = TableDefinition::new("raft_state_v1");
 const HARD_STATE: &str = "hard_state";
 const CONF_STATE: &str = "conf_state";
+/// (index, term) of the last compacted entry: 16 bytes, little-endian.
+const LOG_OFFSET: &str = "log_offset";
+/// The latest snapshot's raft-rs metadata (index, term, conf state).
+const SNAPSHOT_META: &str = "snapshot_meta";
+/// The latest snapshot's data, an [`AtRest`] value of row ("snapshot", index).
+const SNAPSHOT_DATA: &str = "snapshot_data";
+/// Metadata servers learned from membership changes (`pb::MetaMembers`).
+const MEMBERS: &str = "members";
 
 pub struct RaftStore {
     db: Database,
-    mem: MemStorage,
+    cache: LogCache,
+    at_rest: AtRest,
 }
 
 impl RaftStore {
     /// Open (or create) the store at `path`. A new store starts with
     /// `voters` as its configuration.
-    pub fn open(path: &Path, voters: &[u64]) -> Result<Self, MetaError> {
+    pub fn open(path: &Path, voters: &[u64], at_rest: AtRest) -> Result<Self, MetaError> {
         let db = Database::create(path)?;
-        let mem = MemStorage::new();
         let txn = db.begin_write()?;
         {
             txn.open_table(ENTRIES)?;
             txn.open_table(STATE)?;
         }
         txn.commit()?;
+        migrate_v1_entries(&db, &at_rest)?;
 
+        let cache = LogCache::default();
         let txn = db.begin_read()?;
         let state = txn.open_table(STATE)?;
         let conf = match state.get(CONF_STATE)? {
             Some(v) => ConfState::parse_from_bytes(v.value())?,
             None => ConfState::from((voters.to_vec(), vec![])),
         };
-        let hard = match state.get(HARD_STATE)? {
-            Some(v) => Some(HardState::parse_from_bytes(v.value())?),
-            None => None,
-        };
-        let mut entries = Vec::new();
-        for row in txn.open_table(ENTRIES)?.iter()? {
-            let (_, v) = row?;
-            entries.push(Entry::parse_from_bytes(v.value())?);
+        {
+            let mut core = cache.wl();
+            if let Some(v) = state.get(HARD_STATE)? {
+                core.hard_state = HardState::parse_from_bytes(v.value())?;
+            }
+            if let Some(v) = state.get(LOG_OFFSET)? {
+                core.offset = decode_offset(v.value())?;
+            }
+            if let Some(v) = state.get(SNAPSHOT_META)? {
+                let meta = SnapshotMetadata::parse_from_bytes(v.value())?;
+                let stored =
+                    state.get(SNAPSHOT_DATA)?.ok_or_else(|| MetaError::Store("snapshot data missing".into()))?;
+                let data = at_rest.open("snapshot", meta.index, stored.value())?;
+                core.snapshot.set_metadata(meta);
+                core.snapshot.data = data.into();
+            }
+            let mut entries = Vec::new();
+            for row in txn.open_table(ENTRIES)?.range(core.offset.0 + 1..)? {
+                let (k, v) = row?;
+                entries.push(Entry::parse_from_bytes(&at_rest.open("entry", k.value(), v.value())?)?);
+            }
+            core.append(&entries)?;
+            core.conf_state = conf.clone();
         }
         drop(state);
-        {
-            let mut core = mem.wl();
-            core.set_conf_state(conf.clone());
-            core.append(&entries)?;
-            if let Some(hs) = hard {
-                core.set_hardstate(hs);
-            }
-        }
-        let store = RaftStore { db, mem };
+        let store = RaftStore { db, cache, at_rest };
         store.save_conf_state(&conf)?;
         Ok(store)
     }
 
     /// The storage raft-rs reads (shares state with this store).
-    pub fn mem(&self) -> MemStorage {
-        self.mem.clone()
+    pub fn cache(&self) -> LogCache {
+        self.cache.clone()
+    }
+
+    /// The latest snapshot (index 0 and no data when there is none).
+    pub fn snapshot(&self) -> Snapshot {
+        self.cache.rl().snapshot.clone()
     }
 
     /// Durably append `entries` (replacing any conflicting suffix) and save
@@ -84,17 +117,17 @@ impl RaftStore {
                 table.retain_in(first.index.., |_, _| false)?;
             }
             for e in entries {
-                table.insert(e.index, e.write_to_bytes()?.as_slice())?;
+                table.insert(e.index, self.at_rest.seal("entry", e.index, &e.write_to_bytes()?).as_slice())?;
             }
             if let Some(hs) = hard_state {
                 txn.open_table(STATE)?.insert(HARD_STATE, hs.write_to_bytes()?.as_slice())?;
             }
         }
         txn.commit()?;
-        let mut core = self.mem.wl();
+        let mut core = self.cache.wl();
         core.append(entries)?;
         if let Some(hs) = hard_state {
-            core.set_hardstate(hs.clone());
+            core.hard_state = hs.clone();
         }
         Ok(())
     }
@@ -103,16 +136,138 @@ impl RaftStore {
     /// next hard-state write carries it, and a commit index lost in a crash
     /// is learned again from the leader (Raft does not need it durable).
     pub fn set_commit(&self, commit: u64) {
-        let _ = self.mem.wl().commit_to(commit);
+        let mut core = self.cache.wl();
+        core.hard_state.commit = core.hard_state.commit.max(commit);
     }
 
     pub fn save_conf_state(&self, cs: &ConfState) -> Result<(), MetaError> {
         let txn = self.db.begin_write()?;
         txn.open_table(STATE)?.insert(CONF_STATE, cs.write_to_bytes()?.as_slice())?;
         txn.commit()?;
-        self.mem.wl().set_conf_state(cs.clone());
+        self.cache.wl().conf_state = cs.clone();
         Ok(())
     }
+
+    /// Remember every member's address (membership changes outlive the log).
+    pub fn save_members(&self, members: &BTreeMap<u64, String>) -> Result<(), MetaError> {
+        let list = pb::MetaMembers {
+            voters: members.iter().map(|(&id, addr)| pb::MetaMember { id, addr: addr.clone() }).collect(),
+        };
+        let txn = self.db.begin_write()?;
+        txn.open_table(STATE)?.insert(MEMBERS, list.encode_to_vec().as_slice())?;
+        txn.commit()?;
+        Ok(())
+    }
+
+    /// The members saved by [`RaftStore::save_members`] (empty if none).
+    pub fn members(&self) -> Result<BTreeMap<u64, String>, MetaError> {
+        let txn = self.db.begin_read()?;
+        let state = txn.open_table(STATE)?;
+        let Some(v) = state.get(MEMBERS)? else { return Ok(BTreeMap::new()) };
+        let list = pb::MetaMembers::decode(v.value()).map_err(|e| MetaError::Store(format!("decode members: {e}")))?;
+        Ok(list.voters.into_iter().map(|m| (m.id, m.addr)).collect())
+    }
+
+    /// Store a snapshot this server took of its own state at `meta.index`,
+    /// and compact the log up to `compact_to` (≤ `meta.index`).
+    #[allow(clippy::field_reassign_with_default)] // protobuf 2 structs carry private fields
+    pub fn save_snapshot(&self, meta: SnapshotMetadata, data: Vec<u8>, compact_to: u64) -> Result<(), MetaError> {
+        let (to, mut hs) = {
+            let core = self.cache.rl();
+            (compact_to.max(core.offset.0).min(core.last_index()), core.hard_state.clone())
+        };
+        let term =
+            raft::Storage::term(&self.cache, to).map_err(|e| MetaError::Store(format!("compact to {to}: {e}")))?;
+        let offset = (to, term);
+        // The commit index must cover the snapshot when the server restarts.
+        hs.commit = hs.commit.max(meta.index);
+        let mut snap = Snapshot::default();
+        snap.data = data.into();
+        snap.set_metadata(meta);
+        self.write_snapshot(&snap, offset, &hs, false)?;
+        let mut core = self.cache.wl();
+        core.compact(offset.0)?;
+        core.hard_state.commit = hs.commit;
+        core.snapshot = snap;
+        Ok(())
+    }
+
+    /// Replace the whole log with a snapshot received from the leader.
+    pub fn apply_snapshot(&self, snap: &Snapshot) -> Result<(), MetaError> {
+        let meta = snap.get_metadata();
+        let mut hs = self.cache.rl().hard_state.clone();
+        hs.commit = hs.commit.max(meta.index);
+        hs.term = hs.term.max(meta.term);
+        self.write_snapshot(snap, (meta.index, meta.term), &hs, true)?;
+        self.cache.wl().install_snapshot(snap.clone());
+        Ok(())
+    }
+
+    fn write_snapshot(&self, snap: &Snapshot, offset: (u64, u64), hs: &HardState, all: bool) -> Result<(), MetaError> {
+        let meta = snap.get_metadata();
+        let sealed = self.at_rest.seal("snapshot", meta.index, &snap.data);
+        let txn = self.db.begin_write()?;
+        {
+            let mut state = txn.open_table(STATE)?;
+            state.insert(SNAPSHOT_META, meta.write_to_bytes()?.as_slice())?;
+            state.insert(SNAPSHOT_DATA, sealed.as_slice())?;
+            state.insert(LOG_OFFSET, encode_offset(offset).as_slice())?;
+            state.insert(HARD_STATE, hs.write_to_bytes()?.as_slice())?;
+            if all {
+                state.insert(CONF_STATE, meta.get_conf_state().write_to_bytes()?.as_slice())?;
+            }
+            let mut entries = txn.open_table(ENTRIES)?;
+            if all {
+                entries.retain(|_, _| false)?;
+            } else {
+                entries.retain_in(..=offset.0, |_, _| false)?;
+            }
+        }
+        txn.commit()?;
+        Ok(())
+    }
+}
+
+fn encode_offset((index, term): (u64, u64)) -> [u8; 16] {
+    let mut out = [0u8; 16];
+    out[..8].copy_from_slice(&index.to_le_bytes());
+    out[8..].copy_from_slice(&term.to_le_bytes());
+    out
+}
+
+fn decode_offset(v: &[u8]) -> Result<(u64, u64), MetaError> {
+    let bad = || MetaError::Store("log offset is not 16 bytes".into());
+    let index = v.get(..8).and_then(|b| b.try_into().ok()).map(u64::from_le_bytes).ok_or_else(bad)?;
+    let term = v.get(8..16).and_then(|b| b.try_into().ok()).map(u64::from_le_bytes).ok_or_else(bad)?;
+    Ok((index, term))
+}
+
+/// Move a format-1 log (plain entries) into the format-2 table, sealed.
+fn migrate_v1_entries(db: &Database, at_rest: &AtRest) -> Result<(), MetaError> {
+    let txn = db.begin_write()?;
+    let rows = match txn.open_table(ENTRIES_V1) {
+        Ok(t) if !t.is_empty()? => {
+            let mut rows = Vec::new();
+            for row in t.iter()? {
+                let (k, v) = row?;
+                rows.push((k.value(), at_rest.seal("entry", k.value(), v.value())));
+            }
+            rows
+        }
+        _ => Vec::new(),
+    };
+    if rows.is_empty() {
+        return Ok(()); // dropping txn aborts it: nothing was changed
+    }
+    {
+        let mut table = txn.open_table(ENTRIES)?;
+        for (k, v) in &rows {
+            table.insert(*k, v.as_slice())?;
+        }
+    }
+    txn.delete_table(ENTRIES_V1)?;
+    txn.commit()?;
+    Ok(())
 }
 
 #[cfg(test)]
@@ -135,7 +290,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("raft.redb");
         {
-            let s = RaftStore::open(&path, &[1, 2, 3]).unwrap();
+            let s = RaftStore::open(&path, &[1, 2, 3], AtRest::plain()).unwrap();
             let mut hs = HardState::default();
             hs.term = 2;
             hs.commit = 2;
@@ -143,8 +298,8 @@ mod tests {
             // A new leader overwrites index 3 onwards.
             s.persist(&[entry(3, 2, b"C")], None).unwrap();
         }
-        let s = RaftStore::open(&path, &[9]).unwrap();
-        let mem = s.mem();
+        let s = RaftStore::open(&path, &[9], AtRest::plain()).unwrap();
+        let mem = s.cache();
         assert_eq!(mem.last_index().unwrap(), 3);
         assert_eq!(mem.term(3).unwrap(), 2);
         let st = mem.initial_state().unwrap();

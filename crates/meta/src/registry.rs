@@ -9,6 +9,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use shardline_types::{rebalance, Candidate, NodeId};
 
+#[path = "registry_snapshot.rs"]
+mod snapshot;
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServerRecord {
     pub id: NodeId,

@@ -2,16 +2,17 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use shardline_types::Layout;
 
-use crate::node::{Node, Shared};
+use crate::at_rest::AtRest;
+use crate::node::{Input, Node, Shared};
 use crate::raft_store::RaftStore;
 use crate::service::MetaService;
 use crate::state_machine::StateMachine;
-use crate::transport::Peers;
+use crate::transport::{Peers, SnapshotFailed};
 use crate::MetaError;
 
 /// One metadata server's configuration.
@@ -33,13 +34,30 @@ pub struct MetaConfig {
     pub tick: Duration,
     /// A data server silent for this long is reported down.
     pub down_after: Duration,
+    /// The metadata servers' shared key file (`shardline-kek v1` format,
+    /// mode 0600): log entries and snapshots are sealed under it at rest.
+    /// None stores them in the clear (development only).
+    pub key_file: Option<PathBuf>,
+    /// Snapshot the state machine and compact the log every this many
+    /// applied entries.
+    pub snapshot_every: u64,
+    /// Join a running cluster: a new store starts with no members (so this
+    /// server never campaigns) and waits to be added with
+    /// `shardline admin meta add`.
+    pub join: bool,
 }
+
+/// Default for [`MetaConfig::snapshot_every`].
+pub const DEFAULT_SNAPSHOT_EVERY: u64 = 10_000;
 
 impl MetaConfig {
     pub fn validate(&self) -> Result<(), MetaError> {
         self.layout.validate().map_err(|e| MetaError::Config(e.to_string()))?;
         if !self.peers.contains_key(&self.id) {
             return Err(MetaError::Config(format!("peer list does not include this server's id {}", self.id)));
+        }
+        if self.snapshot_every == 0 {
+            return Err(MetaError::Config("snapshot_every must be at least 1".into()));
         }
         if self.pg_count == 0 {
             return Err(MetaError::Config("pg_count must be at least 1".into()));
@@ -52,15 +70,25 @@ impl MetaConfig {
 pub async fn run(cfg: MetaConfig) -> Result<(), MetaError> {
     cfg.validate()?;
     std::fs::create_dir_all(&cfg.dir)?;
-    let mut voters: Vec<u64> = cfg.peers.keys().copied().collect();
+    let mut voters: Vec<u64> = if cfg.join { Vec::new() } else { cfg.peers.keys().copied().collect() };
     voters.sort_unstable();
-    let store = RaftStore::open(&cfg.dir.join("raft.redb"), &voters)?;
+    let at_rest = AtRest::load(cfg.key_file.as_deref())?;
+    if !at_rest.is_sealed() {
+        tracing::warn!(id = cfg.id, "no server key file: metadata is stored unencrypted");
+    }
+    let store = RaftStore::open(&cfg.dir.join("raft.redb"), &voters, at_rest)?;
     let listener = tokio::net::TcpListener::bind(&cfg.listen).await?;
-    let peers = Peers::start(cfg.id, cfg.peers.clone(), &tokio::runtime::Handle::current());
+    let (tx, rx) = std::sync::mpsc::channel();
+    let failed_tx = Mutex::new(tx.clone());
+    let on_snapshot_failed: SnapshotFailed = Arc::new(move |peer, delivered| {
+        let _ = failed_tx.lock().unwrap_or_else(|e| e.into_inner()).send(Input::SnapshotSent { peer, delivered });
+    });
+    let mut addrs = cfg.peers.clone();
+    addrs.extend(store.members()?);
+    let peers = Peers::start(cfg.id, addrs, &tokio::runtime::Handle::current(), on_snapshot_failed);
     let shared = Arc::new(Shared::default());
     let sm = StateMachine::new(cfg.layout, cfg.pg_count);
-    let node = Node::new(cfg.id, store, sm, peers, shared.clone())?;
-    let (tx, rx) = std::sync::mpsc::channel();
+    let node = Node::new(cfg.id, store, sm, peers, shared.clone(), cfg.snapshot_every)?;
     let tick = cfg.tick;
     let raft_thread = std::thread::Builder::new().name("raft".into()).spawn(move || node.run(rx, tick))?;
     let service = Arc::new(MetaService::new(

@@ -205,6 +205,10 @@ impl MetaService {
                 ok(RBody::Empty(pb::Empty {}))
             }
             Body::Status(_) => self.status().await,
+            Body::MetaMembership(change) => {
+                let change = change.clone();
+                self.ask(|reply| Input::ConfChange { change, reply }).await
+            }
             Body::Heartbeat(hb) => {
                 // Answered by the leader (ReadIndex confirms it), which keeps
                 // liveness; the reply carries the epoch and rebuild tasks.
@@ -231,7 +235,13 @@ fn rand_request_id(seq: &AtomicU64) -> u64 {
 impl Handler for MetaService {
     async fn handle(&self, request: Frame) -> Frame {
         let resp = match request.decode::<pb::MetaRequest>() {
-            Ok(req) => self.dispatch(req).await,
+            Ok(mut req) => {
+                // A snapshot message rides in the payload of a Raft batch.
+                if let (Some(Body::Raft(batch)), false) = (req.body.as_mut(), request.payload.is_empty()) {
+                    batch.messages.push(request.payload.to_vec());
+                }
+                self.dispatch(req).await
+            }
             Err(e) => error_response(&OpError::new(ErrorCode::InvalidArgument, format!("undecodable request: {e}"))),
         };
         Frame::from_message(&resp, bytes::Bytes::new())

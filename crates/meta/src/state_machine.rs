@@ -276,6 +276,9 @@ impl StateMachine {
     }
 }
 
+#[path = "state_machine_snapshot.rs"]
+mod snapshot;
+
 #[cfg(test)]
 #[path = "state_machine_posix_tests.rs"]
 mod posix_tests;

@@ -31,12 +31,36 @@ pub enum AdminCmd {
         #[arg(long)]
         json: bool,
     },
+    /// Add or remove metadata servers (Raft membership changes).
+    Meta {
+        #[command(subcommand)]
+        command: MetaCmd,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum MetaCmd {
+    /// Add a metadata server, started beforehand with `shardline meta --join`.
+    Add {
+        /// The new server's id (unused by current members).
+        #[arg(long)]
+        id: u64,
+        /// The address it listens on.
+        #[arg(long)]
+        addr: String,
+    },
+    /// Remove a metadata server from the cluster.
+    Remove {
+        #[arg(long)]
+        id: u64,
+    },
 }
 
 pub async fn run(cmd: AdminCmd, cluster: &Option<PathBuf>) -> Result<()> {
     let file = ClusterFile::load(&crate::cluster_path(cluster))?;
     match cmd {
         AdminCmd::Status { json } => status(&file, json).await,
+        AdminCmd::Meta { command } => meta_membership(&file, command).await,
         AdminCmd::Scrub { json } => {
             let totals = on_every_data_server(&file, pb::data_request::Body::Scrub(pb::Scrub {})).await?;
             report("scrub", &totals, &["checked", "corrupt", "repaired", "unrepairable"], json)
@@ -103,6 +127,24 @@ async fn on_every_data_server(file: &ClusterFile, body: pb::data_request::Body) 
         }
     }
     Ok(totals)
+}
+
+/// Propose one membership change to the metadata leader; print the members after it.
+async fn meta_membership(file: &ClusterFile, cmd: MetaCmd) -> Result<()> {
+    let change = match cmd {
+        MetaCmd::Add { id, addr } => pb::MetaMembershipChange { id, addr, remove: false },
+        MetaCmd::Remove { id } => pb::MetaMembershipChange { id, addr: String::new(), remove: true },
+    };
+    let meta = MetaClient::new(file.meta_addrs(), Duration::from_secs(10));
+    let resp = meta.call(pb::meta_request::Body::MetaMembership(change)).await?;
+    let Some(pb::meta_response::Body::MetaMembers(m)) = resp.body else {
+        bail!("unexpected reply to a membership change")
+    };
+    println!("metadata servers:");
+    for v in &m.voters {
+        println!("  {} {}", v.id, v.addr);
+    }
+    Ok(())
 }
 
 async fn status(file: &ClusterFile, json: bool) -> Result<()> {

@@ -6,18 +6,17 @@
 //! reports throughput beside the loopback bandwidth measured in the same run.
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use shardline_client::{Client, ClientConfig};
 use shardline_types::Layout;
-use tokio::task::JoinSet;
 
 use crate::local_cluster::{LocalCluster, Spec};
 use crate::synthetic::Pattern;
+use crate::workload::{round1, round3};
+use crate::workload::{run_phase, Direction};
 
 #[derive(Args)]
 pub struct DemoArgs {
@@ -39,17 +38,6 @@ pub struct DemoArgs {
     /// Keep the cluster's folder here instead of a temporary one.
     #[arg(long)]
     data_dir: Option<PathBuf>,
-}
-
-struct Phase {
-    bytes: u64,
-    secs: f64,
-}
-
-impl Phase {
-    fn mbps(&self) -> f64 {
-        self.bytes as f64 / self.secs / 1e6
-    }
 }
 
 pub async fn run(a: DemoArgs) -> Result<()> {
@@ -85,9 +73,9 @@ pub async fn run(a: DemoArgs) -> Result<()> {
     let pattern = Pattern::new(0x5348_4152_444c_494e);
     let sizes: Vec<u64> = (0..a.files).map(|i| a.size / a.files + u64::from(i < a.size % a.files)).collect();
     say(&format!("writing {} files, {} in total…", a.files, crate::cmd_admin::human(a.size)));
-    let write = run_phase(&client, &pattern, &sizes, a.parallel, Direction::Write).await?;
+    let write = run_phase("/train", &client, &pattern, &sizes, a.parallel, Direction::Write).await?;
     say("reading them back and verifying every byte…");
-    let read = run_phase(&client, &pattern, &sizes, a.parallel, Direction::Read).await?;
+    let read = run_phase("/train", &client, &pattern, &sizes, a.parallel, Direction::Read).await?;
     cluster.stop();
     drop(tmp);
 
@@ -131,101 +119,4 @@ pub async fn run(a: DemoArgs) -> Result<()> {
         bail!("read back {} of {} bytes", read.bytes, a.size);
     }
     Ok(())
-}
-
-fn round1(x: f64) -> f64 {
-    (x * 10.0).round() / 10.0
-}
-fn round3(x: f64) -> f64 {
-    (x * 1000.0).round() / 1000.0
-}
-
-#[derive(Clone, Copy, PartialEq)]
-enum Direction {
-    Write,
-    Read,
-}
-
-async fn run_phase(
-    client: &Client,
-    pattern: &Pattern,
-    sizes: &[u64],
-    parallel: usize,
-    dir: Direction,
-) -> Result<Phase> {
-    let start = Instant::now();
-    let next = Arc::new(std::sync::atomic::AtomicU64::new(0));
-    let failed = Arc::new(AtomicBool::new(false));
-    let sizes = Arc::new(sizes.to_vec());
-    let mut workers = JoinSet::new();
-    for _ in 0..parallel.max(1) {
-        let (client, pattern, next, sizes, failed) =
-            (client.clone(), pattern.clone(), next.clone(), sizes.clone(), failed.clone());
-        workers.spawn(async move {
-            let mut bytes = 0u64;
-            loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                if i as usize >= sizes.len() || failed.load(Ordering::Relaxed) {
-                    return Ok::<u64, anyhow::Error>(bytes);
-                }
-                let path = format!("/train/shard-{i:05}.bin");
-                let r = match dir {
-                    Direction::Write => write_one(&client, &pattern, &path, i, sizes[i as usize]).await,
-                    Direction::Read => read_one(&client, &pattern, &path, i, sizes[i as usize]).await,
-                };
-                match r {
-                    Ok(n) => bytes += n,
-                    Err(e) => {
-                        failed.store(true, Ordering::Relaxed);
-                        return Err(e);
-                    }
-                }
-            }
-        });
-    }
-    let mut total = 0;
-    while let Some(r) = workers.join_next().await {
-        total += r.context("worker task")??;
-    }
-    Ok(Phase { bytes: total, secs: start.elapsed().as_secs_f64() })
-}
-
-async fn write_one(client: &Client, pattern: &Pattern, path: &str, file: u64, size: u64) -> Result<u64> {
-    let mut w = client.create(path).await.with_context(|| format!("create {path}"))?;
-    let mut buf = vec![0u8; 4 << 20];
-    let mut off = 0u64;
-    while off < size {
-        let n = (size - off).min(buf.len() as u64) as usize;
-        pattern.fill(file, off, &mut buf[..n]);
-        w.write(&buf[..n]).await.with_context(|| format!("write {path}"))?;
-        off += n as u64;
-    }
-    let written = w.finish().await.with_context(|| format!("finish {path}"))?;
-    if written != size {
-        bail!("{path}: size is {written} after writing {size} bytes");
-    }
-    Ok(size)
-}
-
-async fn read_one(client: &Client, pattern: &Pattern, path: &str, file: u64, size: u64) -> Result<u64> {
-    let reader = client.open(path).await.with_context(|| format!("open {path}"))?;
-    if reader.size() != size {
-        bail!("{path}: size {} but {size} were written", reader.size());
-    }
-    let mut off = 0u64;
-    let mut bad = None;
-    reader
-        .for_each_chunk(6, |_, bytes| {
-            if bad.is_none() && !pattern.matches(file, off, &bytes) {
-                bad = Some(off);
-            }
-            off += bytes.len() as u64;
-            Ok(())
-        })
-        .await
-        .with_context(|| format!("read {path}"))?;
-    if let Some(at) = bad {
-        bail!("{path}: wrong bytes in the chunk at offset {at}");
-    }
-    Ok(off)
 }

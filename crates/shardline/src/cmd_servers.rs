@@ -38,6 +38,18 @@ pub struct MetaArgs {
     /// Report a data server down after this long without a heartbeat.
     #[arg(long, default_value_t = 5000)]
     down_after_ms: u64,
+    /// The metadata servers' shared key file (0600): the Raft log and
+    /// snapshots are encrypted at rest with it. Without it they are stored
+    /// in the clear.
+    #[arg(long, env = "SHARDLINE_META_KEY_FILE")]
+    key_file: Option<PathBuf>,
+    /// Snapshot the namespace and compact the Raft log every this many entries.
+    #[arg(long, env = "SHARDLINE_META_SNAPSHOT_EVERY", default_value_t = shardline_meta::server::DEFAULT_SNAPSHOT_EVERY)]
+    snapshot_every: u64,
+    /// Join a running cluster: start with no members and wait to be added
+    /// with `shardline admin meta add` (an empty folder catches up by snapshot).
+    #[arg(long)]
+    join: bool,
 }
 
 #[derive(Args)]
@@ -54,6 +66,11 @@ pub struct DataArgs {
     /// Address clients dial (default: the listen address).
     #[arg(long)]
     advertise: Option<String>,
+    /// More disks of this server, each a target of its own: ID:ADDR:DIR
+    /// (repeatable). Targets of one server form one failure domain, so no
+    /// two shards of a chunk land on the same server.
+    #[arg(long = "target", value_name = "ID:ADDR:DIR")]
+    targets: Vec<String>,
     /// Metadata servers' addresses, comma-separated.
     #[arg(long)]
     meta: String,
@@ -141,6 +158,9 @@ pub async fn run_meta(a: MetaArgs) -> Result<()> {
         pg_count: a.pg_count,
         tick: Duration::from_millis(a.tick_ms),
         down_after: Duration::from_millis(a.down_after_ms),
+        key_file: a.key_file,
+        snapshot_every: a.snapshot_every,
+        join: a.join,
     };
     let _pid = PidFile::create(&a.dir)?;
     tokio::select! {
@@ -149,25 +169,47 @@ pub async fn run_meta(a: MetaArgs) -> Result<()> {
     }
 }
 
+/// Parse `ID:ADDR:DIR` (the address itself contains a colon).
+fn parse_target(s: &str) -> Result<(u64, String, PathBuf)> {
+    let mut parts = s.splitn(4, ':');
+    let (Some(id), Some(host), Some(port), Some(dir)) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
+        bail!("--target {s:?} is not ID:HOST:PORT:DIR");
+    };
+    Ok((id.parse().with_context(|| format!("target id {id:?}"))?, format!("{host}:{port}"), PathBuf::from(dir)))
+}
+
 pub async fn run_data(a: DataArgs) -> Result<()> {
-    let cfg = shardline_data::DataConfig {
+    let extra = a.targets.iter().map(|t| parse_target(t)).collect::<Result<Vec<_>>>()?;
+    // Several disks: their shared failure domain is this server.
+    let rack = if extra.is_empty() || !a.rack.is_empty() { a.rack.clone() } else { format!("server-{}", a.id) };
+    let primary = shardline_data::DataConfig {
         id: a.id,
         dir: a.dir.clone(),
-        advertise: a.advertise.unwrap_or_else(|| a.listen.clone()),
-        listen: a.listen,
+        advertise: a.advertise.clone().unwrap_or_else(|| a.listen.clone()),
+        listen: a.listen.clone(),
         meta_addrs: a.meta.split(',').filter(|s| !s.is_empty()).map(String::from).collect(),
         heartbeat_interval: Duration::from_millis(a.heartbeat_ms),
         capacity_bytes: a.capacity,
         store: a.store,
-        rack: a.rack,
+        rack,
         rebuild_rate: a.rebuild_rate_mb.saturating_mul(1_000_000),
         scrub_interval: (a.scrub_interval_s > 0).then(|| Duration::from_secs(a.scrub_interval_s)),
         gc_interval: (a.gc_interval_s > 0).then(|| Duration::from_secs(a.gc_interval_s)),
         gc_grace: Duration::from_secs(a.gc_grace_s),
     };
+    let mut configs = vec![primary.clone()];
+    for (id, addr, dir) in extra {
+        configs.push(shardline_data::DataConfig { id, advertise: addr.clone(), listen: addr, dir, ..primary.clone() });
+    }
     let _pid = PidFile::create(&a.dir)?;
+    let mut targets = tokio::task::JoinSet::new();
+    for cfg in configs {
+        let id = cfg.id;
+        targets
+            .spawn(async move { shardline_data::run(cfg).await.with_context(|| format!("data target {id} failed")) });
+    }
     tokio::select! {
-        r = shardline_data::run(cfg) => r.context("data server failed"),
+        Some(r) = targets.join_next() => r.context("data target task")?,
         _ = shutdown_signal() => Ok(()),
     }
 }

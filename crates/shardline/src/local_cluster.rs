@@ -16,6 +16,9 @@ use shardline_types::Layout;
 
 use crate::cluster_file::{ClusterFile, Node, CLUSTER_FILE_VERSION};
 
+/// The metadata servers' key file, next to `cluster.toml`.
+pub const META_KEY_FILE: &str = "meta.key";
+
 /// What to start.
 #[derive(Debug, Clone)]
 pub struct Spec {
@@ -108,12 +111,17 @@ impl LocalCluster {
         let mut cluster =
             LocalCluster { cluster_path: file.key_file.with_file_name("cluster.toml"), file, children: Vec::new() };
         let layout = cluster.file.layout()?;
+        // The metadata servers' shared key (their storage is sealed with it).
+        let meta_key = cluster.cluster_path.with_file_name(META_KEY_FILE);
+        Kek::load_or_create(&meta_key).context("create the metadata servers' key file")?;
         for n in cluster.file.meta.clone() {
             let mut cmd = Command::new(&exe);
             cmd.arg("meta")
                 .args(["--id", &n.id.to_string(), "--listen", &n.addr, "--peers", &cluster.file.peers_arg()])
                 .args(["--ec", &layout.ec(), "--chunk-size", &layout.chunk_size.to_string()])
                 .args(["--pg-count", &cluster.file.pg_count.to_string(), "--down-after-ms", "3000"])
+                .arg("--key-file")
+                .arg(&meta_key)
                 .arg("--dir")
                 .arg(&n.dir);
             cluster.spawn(format!("meta-{}", n.id), cmd, &n.dir)?;
@@ -195,6 +203,15 @@ impl LocalCluster {
             _ => true,
         });
         gone
+    }
+
+    /// SIGKILL one child (e.g. "data-3") and reap it, as a crash would.
+    pub fn kill(&mut self, name: &str) -> Result<()> {
+        let Some(pos) = self.children.iter().position(|(n, _)| n == name) else { bail!("no running server {name}") };
+        let (_, mut child) = self.children.remove(pos);
+        child.kill().with_context(|| format!("kill {name}"))?;
+        child.wait().with_context(|| format!("reap {name}"))?;
+        Ok(())
     }
 
     /// SIGTERM every child, wait for them, SIGKILL stragglers.

@@ -3,13 +3,16 @@
 
 mod cluster_file;
 mod cmd_admin;
+mod cmd_bench;
 mod cmd_demo;
 mod cmd_files;
+mod cmd_mount;
 mod cmd_servers;
 mod cmd_up;
 mod local_cluster;
 mod loopback;
 mod synthetic;
+mod workload;
 
 use std::path::PathBuf;
 
@@ -34,10 +37,15 @@ enum Cmd {
     /// The main job: start a fresh local cluster, write and read back synthetic
     /// training shards, verify every byte, report throughput beside loopback.
     Demo(cmd_demo::DemoArgs),
+    /// Measure throughput and metadata rates beside this machine's own
+    /// limits (loopback TCP, memcpy, cipher, erasure code), in one run.
+    Bench(cmd_bench::BenchArgs),
     /// Run a metadata server.
     Meta(cmd_servers::MetaArgs),
     /// Run a data server.
     Data(cmd_servers::DataArgs),
+    /// Mount the cluster as a POSIX file system (foreground; Ctrl-C unmounts).
+    Mount(cmd_mount::MountArgs),
     /// Copy a local file into the cluster.
     Put { local: PathBuf, path: String },
     /// Copy a file out of the cluster ("-" writes to stdout).
@@ -97,6 +105,10 @@ async fn main() -> std::process::ExitCode {
             init_logging("warn");
             cmd_demo::run(args).await
         }
+        Cmd::Bench(args) => {
+            init_logging("warn");
+            cmd_bench::run(args).await
+        }
         Cmd::Meta(args) => {
             init_logging("info");
             cmd_servers::run_meta(args).await
@@ -104,6 +116,10 @@ async fn main() -> std::process::ExitCode {
         Cmd::Data(args) => {
             init_logging("info");
             cmd_servers::run_data(args).await
+        }
+        Cmd::Mount(args) => {
+            cmd_mount::init_logging();
+            cmd_mount::run(args, &cli.cluster).await
         }
         Cmd::Admin { command } => {
             init_logging("warn");

@@ -1,0 +1,500 @@
+//! Reading and writing a file by inode, at any offset (for the FUSE mount).
+//!
+//! A [`FileHandle`] holds a snapshot of the file's committed chunk list, taken
+//! when it is opened (close-to-open consistency), and the bytes written
+//! through it that are not committed yet:
+//! - **dirty** chunks, written in part: on [`FileHandle::flush`] each is laid
+//!   over the chunk's current bytes (read-modify-write) and committed as a
+//!   new version;
+//! - a chunk that a write fills completely is encoded at once (sequential
+//!   writes are pipelined, up to the client's write parallelism in flight);
+//!   versions of one chunk commit in the order they were written.
+//!
+//! Reads see the handle's own writes (dirty, then queued, then committed
+//! bytes); holes read as zeros. Sequential reads prefetch the next chunks
+//! concurrently. A failed background commit is reported by the next write,
+//! flush or fsync. Truncation rewrites the chunk straddling the new size so
+//! that no stale bytes survive past it. Everything is owned (`Arc` inside).
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use bytes::Bytes;
+use shardline_erasure::Codec;
+use shardline_proto::v1 as pb;
+use shardline_proto::v1::meta_request::Body;
+use shardline_proto::v1::meta_response::Body as RBody;
+use tokio::sync::{watch, OnceCell, Semaphore};
+
+use crate::chunk_read::read_chunk;
+use crate::chunk_write::write_chunk;
+use crate::client::{unexpected, FileCtx, Inner};
+use crate::dirty_chunk::DirtyChunk;
+use crate::inode_api::{InodeAttr, Inodes, SetAttrRequest};
+use crate::{Client, ClientError, FileKind};
+
+/// Dirty chunks kept before a write flushes them all (bounds memory for
+/// random writes).
+const MAX_DIRTY_CHUNKS: usize = 64;
+/// Decrypted chunks kept per handle (at least; more for small chunks).
+const CACHE_BYTES: usize = 64 << 20;
+
+type Slot = Arc<OnceCell<Bytes>>;
+
+struct State {
+    /// The file's size as this handle sees it (including unflushed writes).
+    size: u64,
+    /// The size in the committed snapshot.
+    committed_size: u64,
+    chunks: Arc<BTreeMap<u64, pb::Chunk>>,
+    dirty: BTreeMap<u64, DirtyChunk>,
+    /// Whole chunk versions waiting to commit, oldest first, per chunk.
+    queued: BTreeMap<u64, VecDeque<(Bytes, u64)>>,
+    outstanding: usize,
+    /// Chunks committed after the snapshot (index → commit sequence).
+    stale: BTreeMap<u64, u64>,
+    commit_seq: u64,
+    /// Decrypted committed chunks (index → version, bytes).
+    cache: BTreeMap<u64, (u64, Slot)>,
+    error: Option<ClientError>,
+    last_read_end: u64,
+}
+
+struct Shared {
+    inner: Arc<Inner>,
+    ctx: Arc<FileCtx>,
+    state: Mutex<State>,
+    permits: Semaphore,
+    done: watch::Sender<u64>,
+    max_outstanding: usize,
+    max_cached: usize,
+}
+
+/// An open file, readable and writable at any offset. Cheap to clone; all
+/// clones share buffers and snapshot.
+#[derive(Clone)]
+pub struct FileHandle {
+    s: Arc<Shared>,
+}
+
+/// The attributes and chunk list of a file, from the metadata service.
+async fn get_chunks(inner: &Inner, ino: u64) -> Result<(pb::Attr, Vec<pb::Chunk>), ClientError> {
+    let resp = inner.meta.call(Body::GetChunks(pb::GetChunks { ino })).await?;
+    let Some(RBody::Chunks(list)) = resp.body else {
+        return Err(unexpected());
+    };
+    Ok((list.attr.ok_or_else(unexpected)?, list.chunks))
+}
+
+/// What reading and writing the file needs: layout, codec and unwrapped key.
+fn file_ctx(inner: &Inner, attr: &pb::Attr) -> Result<FileCtx, ClientError> {
+    let corrupt = |detail: String| ClientError::Corrupt { file_id: attr.ino, detail };
+    let wrapped = attr.key.as_ref().ok_or_else(|| corrupt("file has no data key".into()))?;
+    if wrapped.kek_id != inner.kek.id() {
+        return Err(corrupt(format!(
+            "file key is wrapped by key {:?}, this client holds {:?}",
+            wrapped.kek_id,
+            inner.kek.id()
+        )));
+    }
+    if wrapped.suite != pb::CipherSuite::Xchacha20Poly1305 as i32 {
+        return Err(corrupt(format!("unsupported cipher suite {}", wrapped.suite)));
+    }
+    let l = attr.layout.ok_or_else(|| corrupt("file has no layout".into()))?;
+    if l.chunk_size == 0 {
+        return Err(corrupt("zero chunk size".into()));
+    }
+    Ok(FileCtx {
+        ino: attr.ino,
+        chunk_size: l.chunk_size as usize,
+        codec: Codec::new(l.data_shards as usize, l.parity_shards as usize)?,
+        dek: inner.kek.unwrap(&wrapped.wrapped)?,
+        key_id: inner.kek.id().to_string(),
+    })
+}
+
+impl FileHandle {
+    /// Open the regular file `ino`: its key, layout and committed chunks now.
+    pub async fn open(client: &Client, ino: u64) -> Result<FileHandle, ClientError> {
+        let inner = client.inner().clone();
+        let (attr, chunks) = get_chunks(&inner, ino).await?;
+        if FileKind::from_wire(attr.kind) != FileKind::File {
+            return Err(ClientError::NotAFile);
+        }
+        let ctx = Arc::new(file_ctx(&inner, &attr)?);
+        let parallel = inner.cfg.write_parallelism.max(1);
+        let max_cached = (CACHE_BYTES / ctx.chunk_size).max(inner.cfg.read_parallelism + 2);
+        let state = State {
+            size: attr.size,
+            committed_size: attr.size,
+            chunks: Arc::new(chunks.into_iter().map(|c| (c.index, c)).collect()),
+            dirty: BTreeMap::new(),
+            queued: BTreeMap::new(),
+            outstanding: 0,
+            stale: BTreeMap::new(),
+            commit_seq: 0,
+            cache: BTreeMap::new(),
+            error: None,
+            last_read_end: 0,
+        };
+        let s = Shared {
+            inner,
+            ctx,
+            state: Mutex::new(state),
+            permits: Semaphore::new(parallel),
+            done: watch::Sender::new(0),
+            max_outstanding: parallel * 2,
+            max_cached,
+        };
+        Ok(FileHandle { s: Arc::new(s) })
+    }
+
+    pub fn ino(&self) -> u64 {
+        self.s.ctx.ino
+    }
+
+    pub fn chunk_size(&self) -> usize {
+        self.s.ctx.chunk_size
+    }
+
+    /// The size including writes not yet flushed.
+    pub fn size(&self) -> u64 {
+        self.s.lock().size
+    }
+
+    /// Whether writes are buffered or committing.
+    pub fn has_unflushed(&self) -> bool {
+        let st = self.s.lock();
+        !st.dirty.is_empty() || st.outstanding > 0
+    }
+
+    /// Take a fresh snapshot of the committed chunks (close-to-open: call on
+    /// open when nothing is buffered). The size becomes the committed one.
+    pub async fn refresh(&self) -> Result<(), ClientError> {
+        self.s.refresh(true).await
+    }
+
+    /// Up to `len` bytes from `offset` (fewer at the end of the file).
+    pub async fn read_at(&self, offset: u64, len: usize) -> Result<Bytes, ClientError> {
+        let cs = self.s.ctx.chunk_size as u64;
+        let (size, sequential) = {
+            let mut st = self.s.lock();
+            let seq = offset == st.last_read_end || offset == 0;
+            st.last_read_end = offset + len as u64;
+            (st.size, seq)
+        };
+        if offset >= size || len == 0 {
+            return Ok(Bytes::new());
+        }
+        let end = (offset + len as u64).min(size);
+        let (first, last) = (offset / cs, (end - 1) / cs);
+        if sequential {
+            self.s.prefetch(last + 1, self.s.inner.cfg.read_parallelism as u64);
+        }
+        // The part of chunk `idx` inside [offset, end) (shorter if the file
+        // shrank meanwhile).
+        let part = |idx: u64, chunk: Bytes| {
+            let cstart = idx * cs;
+            let from = (offset.saturating_sub(cstart) as usize).min(chunk.len());
+            let to = ((end - cstart) as usize).clamp(from, chunk.len());
+            chunk.slice(from..to)
+        };
+        if first == last {
+            return Ok(part(first, self.s.chunk_bytes(first).await?));
+        }
+        let mut out = Vec::with_capacity((end - offset) as usize);
+        for idx in first..=last {
+            out.extend_from_slice(&part(idx, self.s.chunk_bytes(idx).await?));
+        }
+        Ok(Bytes::from(out))
+    }
+
+    /// Write `data` at `offset` (extending the file as needed). Returns once
+    /// the bytes are buffered; whole chunks start committing at once.
+    pub async fn write_at(&self, offset: u64, data: &[u8]) -> Result<(), ClientError> {
+        let cs = self.s.ctx.chunk_size as u64;
+        let end = offset.checked_add(data.len() as u64).ok_or(ClientError::InvalidPath("offset overflow"))?;
+        let mut too_dirty = false;
+        {
+            let mut st = self.s.lock();
+            if let Some(e) = st.error.take() {
+                return Err(e);
+            }
+            st.size = st.size.max(end);
+            let mut pos = offset;
+            while pos < end {
+                let idx = pos / cs;
+                let cstart = idx * cs;
+                let take = ((cstart + cs).min(end) - pos) as usize;
+                let from = (pos - offset) as usize;
+                let d = st.dirty.entry(idx).or_default();
+                d.write((pos - cstart) as usize, &data[from..from + take]);
+                if d.covers(cs as usize) {
+                    let full = st.dirty.remove(&idx).unwrap_or_default().overlay(&[], cs as usize);
+                    self.s.enqueue(&mut st, idx, Bytes::from(full), cstart + cs);
+                }
+                pos += take as u64;
+            }
+            too_dirty |= st.dirty.len() > MAX_DIRTY_CHUNKS;
+        }
+        if too_dirty {
+            self.s.submit_dirty().await?;
+        }
+        self.s.wait_outstanding(self.s.max_outstanding).await;
+        Ok(())
+    }
+
+    /// Commit everything written so far and wait for it; reports the first
+    /// write error since the last flush.
+    pub async fn flush(&self) -> Result<(), ClientError> {
+        self.s.submit_dirty().await?;
+        self.s.wait_outstanding(0).await;
+        if let Some(e) = self.s.lock().error.take() {
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    /// Change attributes through this handle. A size change flushes first;
+    /// a shrink rewrites the chunk straddling the new size, cut to it (so a
+    /// later extension reads zeros there, not old bytes).
+    pub async fn set_attr(&self, inodes: &Inodes, req: &SetAttrRequest) -> Result<InodeAttr, ClientError> {
+        let Some(new_size) = req.size else {
+            return inodes.setattr(self.ino(), req).await;
+        };
+        self.flush().await?;
+        self.s.refresh(true).await?;
+        let cs = self.s.ctx.chunk_size as u64;
+        let (committed, straddle) = {
+            let st = self.s.lock();
+            (st.committed_size, st.chunks.get(&(new_size / cs)).cloned())
+        };
+        if new_size < committed && new_size % cs != 0 {
+            if let Some(chunk) = straddle {
+                let plain = self.s.committed_bytes(chunk.index).await?;
+                let keep = ((new_size % cs) as usize).min(plain.len());
+                write_chunk(&self.s.inner, &self.s.ctx, chunk.index, plain.slice(..keep), new_size).await?;
+            }
+        }
+        let attr = inodes.setattr(self.ino(), req).await?;
+        {
+            let mut st = self.s.lock();
+            st.size = attr.size;
+            st.dirty.clear();
+        }
+        self.s.refresh(true).await?;
+        Ok(attr)
+    }
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Re-read the committed chunk list. `reset_size`: the handle's size
+    /// becomes the committed size (else it only grows to it).
+    async fn refresh(&self, reset_size: bool) -> Result<(), ClientError> {
+        let seq = self.lock().commit_seq;
+        let (attr, chunks) = get_chunks(&self.inner, self.ctx.ino).await?;
+        let mut st = self.lock();
+        let chunks: BTreeMap<u64, pb::Chunk> = chunks.into_iter().map(|c| (c.index, c)).collect();
+        st.cache.retain(|idx, (v, _)| chunks.get(idx).is_some_and(|c| c.version == *v));
+        st.stale.retain(|_, s| *s > seq);
+        st.chunks = Arc::new(chunks);
+        st.committed_size = attr.size;
+        if reset_size && st.dirty.is_empty() && st.outstanding == 0 {
+            st.size = attr.size;
+        } else {
+            st.size = st.size.max(attr.size);
+        }
+        Ok(())
+    }
+
+    /// Queue a whole version of chunk `idx`; it commits after the versions
+    /// queued before it.
+    fn enqueue(self: &Arc<Self>, st: &mut State, idx: u64, bytes: Bytes, new_size: u64) {
+        let q = st.queued.entry(idx).or_default();
+        q.push_back((bytes.clone(), new_size));
+        st.outstanding += 1;
+        if q.len() == 1 {
+            self.spawn_commit(idx, bytes, new_size);
+        }
+    }
+
+    fn spawn_commit(self: &Arc<Self>, idx: u64, bytes: Bytes, new_size: u64) {
+        let me = self.clone();
+        tokio::spawn(async move {
+            let permit = me.permits.acquire().await;
+            let result = write_chunk(&me.inner, &me.ctx, idx, bytes, new_size).await;
+            drop(permit);
+            let next = {
+                let mut st = me.lock();
+                st.commit_seq += 1;
+                let seq = st.commit_seq;
+                st.stale.insert(idx, seq);
+                st.outstanding -= 1;
+                if let Err(e) = result {
+                    tracing::warn!(file_id = me.ctx.ino, chunk = idx, error = %e, "chunk commit failed");
+                    st.error.get_or_insert(e);
+                }
+                let q = st.queued.entry(idx).or_default();
+                q.pop_front();
+                let next = q.front().cloned();
+                if next.is_none() {
+                    st.queued.remove(&idx);
+                }
+                next
+            };
+            if let Some((b, n)) = next {
+                me.spawn_commit(idx, b, n);
+            }
+            me.done.send_modify(|c| *c += 1);
+        });
+    }
+
+    /// Wait until at most `max` chunk versions are queued or committing.
+    async fn wait_outstanding(&self, max: usize) {
+        let mut rx = self.done.subscribe();
+        loop {
+            if self.lock().outstanding <= max {
+                return;
+            }
+            if rx.changed().await.is_err() {
+                return;
+            }
+        }
+    }
+
+    /// Queue every dirty chunk, each laid over its current bytes.
+    async fn submit_dirty(self: &Arc<Self>) -> Result<(), ClientError> {
+        let cs = self.ctx.chunk_size as u64;
+        let indices: Vec<u64> = self.lock().dirty.keys().copied().collect();
+        for idx in indices {
+            // The chunk's bytes underneath, unless the write covers them all
+            // or a queued version (taken under the lock below) supplies them.
+            let needs_base = {
+                let st = self.lock();
+                let extent = extent(st.size, idx, cs);
+                match st.dirty.get(&idx) {
+                    None => continue,
+                    Some(d) => !d.covers(extent) && !st.queued.contains_key(&idx),
+                }
+            };
+            let base = if needs_base { Some(self.committed_bytes(idx).await?) } else { None };
+            let mut st = self.lock();
+            let Some(d) = st.dirty.remove(&idx) else { continue };
+            let extent = extent(st.size, idx, cs);
+            if extent == 0 {
+                continue;
+            }
+            let under = match st.queued.get(&idx).and_then(|q| q.back()) {
+                Some((b, _)) => b.clone(),
+                None => base.clone().unwrap_or_default(),
+            };
+            let bytes = Bytes::from(d.overlay(&under, extent));
+            let new_size = st.size;
+            self.enqueue(&mut st, idx, bytes, new_size);
+        }
+        Ok(())
+    }
+
+    /// Chunk `idx` as this handle sees it, `extent` bytes long.
+    async fn chunk_bytes(self: &Arc<Self>, idx: u64) -> Result<Bytes, ClientError> {
+        let cs = self.ctx.chunk_size as u64;
+        let dirty = {
+            let st = self.lock();
+            let extent = extent(st.size, idx, cs);
+            let queued = st.queued.get(&idx).and_then(|q| q.back()).map(|(b, _)| b.clone());
+            match (st.dirty.get(&idx), queued) {
+                (Some(d), _) if d.covers(extent) => return Ok(Bytes::from(d.overlay(&[], extent))),
+                (Some(d), Some(q)) => return Ok(Bytes::from(d.overlay(&q, extent))),
+                (None, Some(q)) => return Ok(Bytes::from(DirtyChunk::default().overlay(&q, extent))),
+                (d, None) => d.cloned(),
+            }
+        };
+        let base = self.committed_bytes(idx).await?;
+        let extent = extent(self.lock().size, idx, cs);
+        let d = dirty.unwrap_or_default();
+        if d.is_empty() && base.len() == extent {
+            return Ok(base);
+        }
+        Ok(Bytes::from(d.overlay(&base, extent)))
+    }
+
+    /// The committed bytes of chunk `idx` (zeros for a hole), cut to the
+    /// committed size.
+    async fn committed_bytes(self: &Arc<Self>, idx: u64) -> Result<Bytes, ClientError> {
+        if self.lock().stale.contains_key(&idx) {
+            self.refresh(false).await?;
+        }
+        let cs = self.ctx.chunk_size as u64;
+        let (chunk, slot, valid) = {
+            let mut st = self.lock();
+            let valid = extent(st.committed_size, idx, cs);
+            let Some(chunk) = st.chunks.get(&idx).cloned() else {
+                return Ok(Bytes::from(vec![0u8; valid]));
+            };
+            let slot = self.slot(&mut st, &chunk);
+            (chunk, slot, valid)
+        };
+        let (inner, ctx) = (self.inner.clone(), self.ctx.clone());
+        let plain = slot.get_or_try_init(|| async move { read_chunk(&inner, &ctx, &chunk).await }).await?.clone();
+        if plain.len() >= valid {
+            return Ok(plain.slice(..valid));
+        }
+        let mut v = plain.to_vec();
+        v.resize(valid, 0);
+        Ok(Bytes::from(v))
+    }
+
+    /// The cache slot of a committed chunk version, evicting the oldest.
+    fn slot(&self, st: &mut State, chunk: &pb::Chunk) -> Slot {
+        if let Some((v, s)) = st.cache.get(&chunk.index) {
+            if *v == chunk.version {
+                return s.clone();
+            }
+        }
+        let slot: Slot = Arc::new(OnceCell::new());
+        st.cache.insert(chunk.index, (chunk.version, slot.clone()));
+        while st.cache.len() > self.max_cached {
+            // Keep the chunks around the one just asked for.
+            let first = *st.cache.keys().next().unwrap_or(&0);
+            let last = *st.cache.keys().next_back().unwrap_or(&0);
+            let evict = if chunk.index.abs_diff(first) >= chunk.index.abs_diff(last) { first } else { last };
+            st.cache.remove(&evict);
+        }
+        slot
+    }
+
+    /// Start reading chunks `from..from+count` in the background.
+    fn prefetch(self: &Arc<Self>, from: u64, count: u64) {
+        let mut st = self.lock();
+        let cs = self.ctx.chunk_size as u64;
+        let n_chunks = st.committed_size.div_ceil(cs);
+        for idx in from..(from + count).min(n_chunks) {
+            if st.dirty.contains_key(&idx) || st.queued.contains_key(&idx) || st.stale.contains_key(&idx) {
+                continue;
+            }
+            let Some(chunk) = st.chunks.get(&idx).cloned() else { continue };
+            if st
+                .cache
+                .get(&idx)
+                .is_some_and(|(v, s)| *v == chunk.version && (s.initialized() || Arc::strong_count(s) > 1))
+            {
+                continue;
+            }
+            let slot = self.slot(&mut st, &chunk);
+            let (inner, ctx) = (self.inner.clone(), self.ctx.clone());
+            tokio::spawn(async move {
+                // Errors are left for the real read to meet (and retry).
+                let _ = slot.get_or_try_init(|| async move { read_chunk(&inner, &ctx, &chunk).await }).await;
+            });
+        }
+    }
+}
+
+/// Bytes of chunk `idx` below `size`.
+fn extent(size: u64, idx: u64, cs: u64) -> usize {
+    size.saturating_sub(idx * cs).min(cs) as usize
+}

@@ -1,0 +1,212 @@
+//! Attributes for the kernel and the permission rules the mount enforces
+//! itself (chmod/chown/utimens ownership, access(2)). Pure functions.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use fuser::{FileAttr, FileType, INodeNo};
+use shardline_client::inode_api::InodeAttr;
+use shardline_client::FileKind;
+
+/// st_blksize: the preferred I/O size (also the mount's max_write).
+pub const BLOCK_SIZE: u32 = 1 << 20;
+
+pub fn file_type(kind: FileKind) -> FileType {
+    match kind {
+        FileKind::File => FileType::RegularFile,
+        FileKind::Directory => FileType::Directory,
+        FileKind::Symlink => FileType::Symlink,
+    }
+}
+
+pub fn time_of(ns: i64) -> SystemTime {
+    if ns >= 0 {
+        UNIX_EPOCH + Duration::from_nanos(ns as u64)
+    } else {
+        UNIX_EPOCH - Duration::from_nanos(ns.unsigned_abs())
+    }
+}
+
+pub fn ns_of(t: SystemTime) -> i64 {
+    match t.duration_since(UNIX_EPOCH) {
+        Ok(d) => i64::try_from(d.as_nanos()).unwrap_or(i64::MAX),
+        Err(e) => -i64::try_from(e.duration().as_nanos()).unwrap_or(i64::MAX),
+    }
+}
+
+/// The kernel's view of an inode; `size` overrides the committed size
+/// while this mount has the file open with unflushed writes.
+pub fn file_attr(a: &InodeAttr, size: Option<u64>) -> FileAttr {
+    let size = size.unwrap_or(a.size);
+    FileAttr {
+        ino: INodeNo(a.ino),
+        size,
+        blocks: size.div_ceil(512),
+        atime: time_of(a.atime_ns),
+        mtime: time_of(a.mtime_ns),
+        ctime: time_of(a.ctime_ns),
+        crtime: time_of(a.ctime_ns),
+        kind: file_type(a.kind),
+        perm: (a.mode & 0o7777) as u16,
+        nlink: a.nlink,
+        uid: a.uid,
+        gid: a.gid,
+        rdev: 0,
+        blksize: BLOCK_SIZE,
+        flags: 0,
+    }
+}
+
+/// Who is asking: uid, primary gid and supplementary groups.
+#[derive(Debug, Clone, Default)]
+pub struct Caller {
+    pub uid: u32,
+    pub gid: u32,
+    pub groups: Vec<u32>,
+}
+
+impl Caller {
+    pub fn in_group(&self, gid: u32) -> bool {
+        self.gid == gid || self.groups.contains(&gid)
+    }
+
+    /// Supplementary groups of process `pid`, from /proc (empty if gone).
+    pub fn groups_of(pid: u32) -> Vec<u32> {
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("Groups:"))
+            .map(|g| g.split_whitespace().filter_map(|n| n.parse().ok()).collect())
+            .unwrap_or_default()
+    }
+}
+
+/// access(2): whether `caller` may read (4), write (2) and/or execute (1)
+/// the inode. Root may do anything except execute a file with no x bit.
+pub fn may_access(a: &InodeAttr, caller: &Caller, mask: u32) -> bool {
+    let mask = mask & 7;
+    if caller.uid == 0 {
+        return mask & 1 == 0 || a.kind == FileKind::Directory || a.mode & 0o111 != 0;
+    }
+    let bits = if caller.uid == a.uid {
+        (a.mode >> 6) & 7
+    } else if caller.in_group(a.gid) {
+        (a.mode >> 3) & 7
+    } else {
+        a.mode & 7
+    };
+    bits & mask == mask
+}
+
+/// A setattr's ownership rules, as errno on refusal: only the owner or root
+/// may chmod or set explicit times; only root may change the owner; the
+/// owner may change the group to one of its own; "now" times also need
+/// write access.
+pub fn check_setattr(
+    a: &InodeAttr,
+    caller: &Caller,
+    mode: Option<u32>,
+    uid: Option<u32>,
+    gid: Option<u32>,
+    explicit_time: bool,
+    now_time: bool,
+) -> Result<(), i32> {
+    let root = caller.uid == 0;
+    let owner = root || caller.uid == a.uid;
+    if mode.is_some() && !owner {
+        return Err(libc::EPERM);
+    }
+    if uid.is_some_and(|u| u != a.uid) && !root {
+        return Err(libc::EPERM);
+    }
+    if uid.is_some() && !owner {
+        return Err(libc::EPERM);
+    }
+    if gid.is_some_and(|g| g != a.gid) && !(root || (owner && caller.in_group(gid.unwrap_or(0)))) {
+        return Err(libc::EPERM);
+    }
+    if explicit_time && !owner {
+        return Err(libc::EPERM);
+    }
+    if now_time && !owner && !may_access(a, caller, 2) {
+        return Err(libc::EACCES);
+    }
+    Ok(())
+}
+
+/// A chmod by someone outside the file's group drops the set-group-id bit.
+pub fn chmod_mode(a: &InodeAttr, caller: &Caller, mode: u32) -> u32 {
+    let mode = mode & 0o7777;
+    if caller.uid != 0 && !caller.in_group(a.gid) {
+        mode & !0o2000
+    } else {
+        mode
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use shardline_types::Layout;
+
+    fn attr(mode: u32, uid: u32, gid: u32) -> InodeAttr {
+        InodeAttr {
+            ino: 5,
+            kind: FileKind::File,
+            mode,
+            uid,
+            gid,
+            size: 0,
+            nlink: 1,
+            atime_ns: 0,
+            mtime_ns: -1_500_000_000,
+            ctime_ns: 0,
+            layout: Layout::default(),
+            encrypted: true,
+        }
+    }
+
+    fn caller(uid: u32, gid: u32) -> Caller {
+        Caller { uid, gid, groups: vec![] }
+    }
+
+    #[test]
+    fn times_round_trip_before_and_after_the_epoch() {
+        for ns in [0, 1, -1, -1_500_000_000, 1_700_000_000_123_456_789] {
+            assert_eq!(ns_of(time_of(ns)), ns);
+        }
+        assert_eq!(file_attr(&attr(0o644, 1, 1), Some(9)).size, 9);
+        assert_eq!(file_attr(&attr(0o4755, 1, 1), None).perm, 0o4755);
+    }
+
+    #[test]
+    fn access_follows_owner_group_other_bits() {
+        let a = attr(0o640, 10, 20);
+        assert!(may_access(&a, &caller(10, 99), 6));
+        assert!(!may_access(&a, &caller(10, 99), 1));
+        assert!(may_access(&a, &caller(11, 20), 4));
+        assert!(!may_access(&a, &caller(11, 20), 2));
+        assert!(may_access(&a, &Caller { uid: 11, gid: 1, groups: vec![20] }, 4));
+        assert!(!may_access(&a, &caller(12, 21), 4));
+        assert!(may_access(&a, &caller(0, 0), 6));
+        assert!(!may_access(&a, &caller(0, 0), 1), "root cannot execute a file with no x bit");
+    }
+
+    #[test]
+    fn only_owner_chmods_and_only_root_chowns() {
+        let a = attr(0o644, 10, 20);
+        assert_eq!(check_setattr(&a, &caller(10, 20), Some(0o600), None, None, false, false), Ok(()));
+        assert_eq!(check_setattr(&a, &caller(11, 20), Some(0o600), None, None, false, false), Err(libc::EPERM));
+        assert_eq!(check_setattr(&a, &caller(10, 20), None, Some(11), None, false, false), Err(libc::EPERM));
+        assert_eq!(check_setattr(&a, &caller(0, 0), None, Some(11), Some(30), false, false), Ok(()));
+        assert_eq!(check_setattr(&a, &caller(10, 20), None, Some(10), None, false, false), Ok(()), "no-op chown");
+        let member = Caller { uid: 10, gid: 20, groups: vec![30] };
+        assert_eq!(check_setattr(&a, &member, None, None, Some(30), false, false), Ok(()));
+        assert_eq!(check_setattr(&a, &member, None, None, Some(31), false, false), Err(libc::EPERM));
+        assert_eq!(check_setattr(&a, &caller(11, 20), None, None, None, true, false), Err(libc::EPERM));
+        assert_eq!(check_setattr(&a, &caller(11, 20), None, None, None, false, true), Err(libc::EACCES));
+        let writable = attr(0o666, 10, 20);
+        assert_eq!(check_setattr(&writable, &caller(11, 21), None, None, None, false, true), Ok(()));
+        assert_eq!(chmod_mode(&a, &caller(11, 21), 0o2755), 0o755);
+        assert_eq!(chmod_mode(&a, &caller(11, 20), 0o2755), 0o2755);
+    }
+}

@@ -1,0 +1,396 @@
+//! The `fuser::Filesystem` implementation: each kernel request runs its
+//! async operation (`ops_names.rs`, `ops_files.rs`) to completion on the
+//! client's tokio runtime and replies. No lock is held across an await.
+
+use std::ffi::OsStr;
+use std::future::Future;
+use std::path::Path;
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, SystemTime};
+
+use fuser::{
+    AccessFlags, BsdFileFlags, Errno, FileHandle as Fh, Filesystem, FopenFlags, Generation, INodeNo, InitFlags,
+    KernelConfig, LockOwner, Notifier, OpenFlags, RenameFlags, ReplyAttr, ReplyCreate, ReplyData, ReplyDirectory,
+    ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs, ReplyWrite, ReplyXattr, Request, TimeOrNow, WriteFlags,
+};
+use shardline_client::inode_api::Inodes;
+use shardline_client::{Client, ClientError};
+use tokio::runtime::Handle;
+
+use crate::attr::{Caller, BLOCK_SIZE};
+use crate::error::errno;
+use crate::open_files::OpenFiles;
+
+/// How long the kernel may cache what the mount tells it.
+#[derive(Debug, Clone, Copy)]
+pub struct FsOptions {
+    /// Attributes (size, mode, times) of an inode.
+    pub attr_ttl: Duration,
+    /// A name → inode mapping.
+    pub entry_ttl: Duration,
+}
+
+impl Default for FsOptions {
+    fn default() -> Self {
+        FsOptions { attr_ttl: Duration::from_secs(1), entry_ttl: Duration::from_secs(1) }
+    }
+}
+
+/// An errno to reply with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Fail(pub Errno);
+
+impl From<ClientError> for Fail {
+    fn from(e: ClientError) -> Self {
+        tracing::debug!(error = %e, "request failed");
+        Fail(errno(&e))
+    }
+}
+
+impl From<Errno> for Fail {
+    fn from(e: Errno) -> Self {
+        Fail(e)
+    }
+}
+
+pub type OpResult<T> = Result<T, Fail>;
+
+/// A Shardline cluster as a FUSE file system.
+pub struct ShardlineFs {
+    pub(crate) client: Client,
+    pub(crate) inodes: Inodes,
+    rt: Handle,
+    pub(crate) opts: FsOptions,
+    pub(crate) files: OpenFiles,
+    /// Set once the session exists: lets an open drop the kernel's cached
+    /// attributes of a file another client changed (close-to-open).
+    pub(crate) notifier: Arc<OnceLock<Notifier>>,
+}
+
+impl ShardlineFs {
+    /// `rt` runs the client's I/O; requests block on it from fuser's threads.
+    pub fn new(client: Client, rt: Handle, opts: FsOptions) -> Self {
+        ShardlineFs {
+            inodes: client.inodes(),
+            client,
+            rt,
+            opts,
+            files: OpenFiles::default(),
+            notifier: Arc::new(OnceLock::new()),
+        }
+    }
+
+    /// Where the mount puts the session's notifier.
+    pub fn notifier_slot(&self) -> Arc<OnceLock<Notifier>> {
+        self.notifier.clone()
+    }
+
+    fn run<F: Future>(&self, f: F) -> F::Output {
+        self.rt.block_on(f)
+    }
+}
+
+fn caller(req: &Request) -> Caller {
+    Caller { uid: req.uid(), gid: req.gid(), groups: Caller::groups_of(req.pid()) }
+}
+
+impl Filesystem for ShardlineFs {
+    fn init(&mut self, _req: &Request, config: &mut KernelConfig) -> std::io::Result<()> {
+        let _ = config.set_max_write(BLOCK_SIZE);
+        if let Err(max) = config.set_max_readahead(16 << 20) {
+            let _ = config.set_max_readahead(max);
+        }
+        let _ = config.set_max_background(64);
+        let _ = config.add_capabilities(InitFlags::FUSE_PARALLEL_DIROPS);
+        Ok(())
+    }
+
+    fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
+        match self.run(self.op_lookup(parent.0, name)) {
+            Ok(a) => reply.entry_with_ttls(&self.opts.attr_ttl, &self.opts.entry_ttl, &a, Generation(0)),
+            Err(f) => reply.error(f.0),
+        }
+    }
+
+    fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<Fh>, reply: ReplyAttr) {
+        match self.run(self.op_getattr(ino.0)) {
+            Ok(a) => reply.attr(&self.opts.attr_ttl, &a),
+            Err(f) => reply.error(f.0),
+        }
+    }
+
+    fn setattr(
+        &self,
+        req: &Request,
+        ino: INodeNo,
+        mode: Option<u32>,
+        uid: Option<u32>,
+        gid: Option<u32>,
+        size: Option<u64>,
+        atime: Option<TimeOrNow>,
+        mtime: Option<TimeOrNow>,
+        _ctime: Option<SystemTime>,
+        _fh: Option<Fh>,
+        _crtime: Option<SystemTime>,
+        _chgtime: Option<SystemTime>,
+        _bkuptime: Option<SystemTime>,
+        _flags: Option<BsdFileFlags>,
+        reply: ReplyAttr,
+    ) {
+        let change = crate::ops_names::AttrChange { mode, uid, gid, size, atime, mtime };
+        match self.run(self.op_setattr(caller(req), ino.0, change)) {
+            Ok(a) => reply.attr(&self.opts.attr_ttl, &a),
+            Err(f) => reply.error(f.0),
+        }
+    }
+
+    fn readlink(&self, _req: &Request, ino: INodeNo, reply: ReplyData) {
+        match self.run(self.inodes.readlink(ino.0)) {
+            Ok(t) => reply.data(&t),
+            Err(e) => reply.error(Fail::from(e).0),
+        }
+    }
+
+    fn mknod(
+        &self,
+        req: &Request,
+        parent: INodeNo,
+        name: &OsStr,
+        mode: u32,
+        umask: u32,
+        _rdev: u32,
+        reply: ReplyEntry,
+    ) {
+        if mode & libc::S_IFMT != libc::S_IFREG {
+            // Only regular files exist here (no fifos, sockets or devices).
+            return reply.error(Errno::EPERM);
+        }
+        match self.run(self.op_create(&caller(req), parent.0, name, mode & !umask, true)) {
+            Ok(a) => reply.entry_with_ttls(&self.opts.attr_ttl, &self.opts.entry_ttl, &a, Generation(0)),
+            Err(f) => reply.error(f.0),
+        }
+    }
+
+    fn mkdir(&self, req: &Request, parent: INodeNo, name: &OsStr, mode: u32, umask: u32, reply: ReplyEntry) {
+        match self.run(self.op_mkdir(&caller(req), parent.0, name, mode & !umask)) {
+            Ok(a) => reply.entry_with_ttls(&self.opts.attr_ttl, &self.opts.entry_ttl, &a, Generation(0)),
+            Err(f) => reply.error(f.0),
+        }
+    }
+
+    fn unlink(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        empty(reply, self.run(self.op_unlink(parent.0, name, false)));
+    }
+
+    fn rmdir(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        empty(reply, self.run(self.op_unlink(parent.0, name, true)));
+    }
+
+    fn symlink(&self, req: &Request, parent: INodeNo, link_name: &OsStr, target: &Path, reply: ReplyEntry) {
+        match self.run(self.op_symlink(&caller(req), parent.0, link_name, target)) {
+            Ok(a) => reply.entry_with_ttls(&self.opts.attr_ttl, &self.opts.entry_ttl, &a, Generation(0)),
+            Err(f) => reply.error(f.0),
+        }
+    }
+
+    fn rename(
+        &self,
+        _req: &Request,
+        parent: INodeNo,
+        name: &OsStr,
+        newparent: INodeNo,
+        newname: &OsStr,
+        flags: RenameFlags,
+        reply: ReplyEmpty,
+    ) {
+        empty(reply, self.run(self.op_rename(parent.0, name, newparent.0, newname, flags)));
+    }
+
+    fn link(&self, _req: &Request, ino: INodeNo, newparent: INodeNo, newname: &OsStr, reply: ReplyEntry) {
+        match self.run(self.op_link(ino.0, newparent.0, newname)) {
+            Ok(a) => reply.entry_with_ttls(&self.opts.attr_ttl, &self.opts.entry_ttl, &a, Generation(0)),
+            Err(f) => reply.error(f.0),
+        }
+    }
+
+    fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
+        match self.run(self.op_open(ino.0, flags.0)) {
+            Ok((fh, keep)) => reply.opened(Fh(fh), keep),
+            Err(f) => reply.error(f.0),
+        }
+    }
+
+    fn read(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        _fh: Fh,
+        offset: u64,
+        size: u32,
+        _flags: OpenFlags,
+        _lock_owner: Option<LockOwner>,
+        reply: ReplyData,
+    ) {
+        match self.run(self.op_read(ino.0, offset, size)) {
+            Ok(b) => reply.data(&b),
+            Err(f) => reply.error(f.0),
+        }
+    }
+
+    fn write(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        fh: Fh,
+        offset: u64,
+        data: &[u8],
+        _write_flags: WriteFlags,
+        flags: OpenFlags,
+        _lock_owner: Option<LockOwner>,
+        reply: ReplyWrite,
+    ) {
+        match self.run(self.op_write(ino.0, fh.0, offset, data, flags.0)) {
+            Ok(()) => reply.written(data.len() as u32),
+            Err(f) => reply.error(f.0),
+        }
+    }
+
+    fn flush(&self, _req: &Request, ino: INodeNo, _fh: Fh, _lock_owner: LockOwner, reply: ReplyEmpty) {
+        empty(reply, self.run(self.op_flush(ino.0)));
+    }
+
+    fn release(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        fh: Fh,
+        _flags: OpenFlags,
+        _lock_owner: Option<LockOwner>,
+        _flush: bool,
+        reply: ReplyEmpty,
+    ) {
+        empty(reply, self.run(self.op_release(ino.0, fh.0)));
+    }
+
+    fn fsync(&self, _req: &Request, ino: INodeNo, _fh: Fh, _datasync: bool, reply: ReplyEmpty) {
+        empty(reply, self.run(self.op_flush(ino.0)));
+    }
+
+    fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
+        match self.run(self.op_list_dir(ino.0)) {
+            Ok(items) => reply.opened(Fh(self.files.new_dir(items)), FopenFlags::empty()),
+            Err(f) => reply.error(f.0),
+        }
+    }
+
+    fn readdir(&self, _req: &Request, ino: INodeNo, fh: Fh, offset: u64, mut reply: ReplyDirectory) {
+        let items = match self.files.dir(fh.0) {
+            Some(items) => items,
+            None => match self.run(self.op_list_dir(ino.0)) {
+                Ok(items) => Arc::new(items),
+                Err(f) => return reply.error(f.0),
+            },
+        };
+        for (i, item) in items.iter().enumerate().skip(offset as usize) {
+            if reply.add(INodeNo(item.ino), i as u64 + 1, item.kind, &item.name) {
+                break;
+            }
+        }
+        reply.ok();
+    }
+
+    fn releasedir(&self, _req: &Request, _ino: INodeNo, fh: Fh, _flags: OpenFlags, reply: ReplyEmpty) {
+        self.files.drop_dir(fh.0);
+        reply.ok();
+    }
+
+    fn fsyncdir(&self, _req: &Request, _ino: INodeNo, _fh: Fh, _datasync: bool, reply: ReplyEmpty) {
+        // Namespace changes are durable (Raft, fsynced on a quorum) when they return.
+        reply.ok();
+    }
+
+    fn statfs(&self, _req: &Request, _ino: INodeNo, reply: ReplyStatfs) {
+        match self.run(self.inodes.statfs()) {
+            Ok(s) => {
+                let bsize = if s.block_size == 0 { 4096 } else { s.block_size };
+                let (blocks, free) = (s.total_bytes / bsize as u64, s.free_bytes / bsize as u64);
+                let name_max = if s.name_max == 0 { 255 } else { s.name_max };
+                reply.statfs(blocks, free, free, s.files + s.files_free, s.files_free, bsize, name_max, bsize);
+            }
+            Err(e) => reply.error(Fail::from(e).0),
+        }
+    }
+
+    fn setxattr(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        name: &OsStr,
+        value: &[u8],
+        flags: i32,
+        _position: u32,
+        reply: ReplyEmpty,
+    ) {
+        empty(reply, self.run(self.op_setxattr(ino.0, name, value, flags)));
+    }
+
+    fn getxattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, size: u32, reply: ReplyXattr) {
+        xattr_reply(reply, size, self.run(self.op_getxattr(ino.0, name)));
+    }
+
+    fn listxattr(&self, _req: &Request, ino: INodeNo, size: u32, reply: ReplyXattr) {
+        xattr_reply(reply, size, self.run(self.op_listxattr(ino.0)));
+    }
+
+    fn removexattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        empty(reply, self.run(self.op_removexattr(ino.0, name)));
+    }
+
+    fn access(&self, req: &Request, ino: INodeNo, mask: AccessFlags, reply: ReplyEmpty) {
+        empty(reply, self.run(self.op_access(&caller(req), ino.0, mask.bits() as u32)));
+    }
+
+    fn create(
+        &self,
+        req: &Request,
+        parent: INodeNo,
+        name: &OsStr,
+        mode: u32,
+        umask: u32,
+        flags: i32,
+        reply: ReplyCreate,
+    ) {
+        let result = self.run(async {
+            let exclusive = flags & libc::O_EXCL != 0;
+            let attr = self.op_create(&caller(req), parent.0, name, mode & !umask, exclusive).await?;
+            let (fh, keep) = self.op_open(attr.ino.0, flags).await?;
+            Ok::<_, Fail>((attr, fh, keep))
+        });
+        match result {
+            Ok((attr, fh, keep)) => reply.created(&self.opts.entry_ttl, &attr, Generation(0), Fh(fh), keep),
+            Err(f) => reply.error(f.0),
+        }
+    }
+
+    fn fallocate(&self, _req: &Request, ino: INodeNo, _fh: Fh, offset: u64, length: u64, mode: i32, reply: ReplyEmpty) {
+        empty(reply, self.run(self.op_fallocate(ino.0, offset, length, mode)));
+    }
+}
+
+fn empty(reply: ReplyEmpty, r: OpResult<()>) {
+    match r {
+        Ok(()) => reply.ok(),
+        Err(f) => reply.error(f.0),
+    }
+}
+
+/// getxattr/listxattr protocol: size 0 asks for the length; too small a
+/// buffer is ERANGE.
+fn xattr_reply(reply: ReplyXattr, size: u32, r: OpResult<Vec<u8>>) {
+    match r {
+        Ok(v) if size == 0 => reply.size(v.len() as u32),
+        Ok(v) if v.len() > size as usize => reply.error(Errno::ERANGE),
+        Ok(v) => reply.data(&v),
+        Err(f) => reply.error(f.0),
+    }
+}

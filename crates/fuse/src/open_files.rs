@@ -1,0 +1,130 @@
+//! The mount's open files and directories.
+//!
+//! Every open of one inode in this mount shares one client
+//! [`FileHandle`] (its buffers and chunk snapshot), so reads through any
+//! descriptor see writes through any other. The metadata service counts one
+//! open per inode per mount (an unlinked file stays readable until the last
+//! local close). Directory handles hold a listing taken at opendir.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use fuser::FileType;
+use shardline_client::FileHandle;
+
+/// One directory entry as listed at opendir.
+#[derive(Debug, Clone)]
+pub struct DirItem {
+    pub ino: u64,
+    pub kind: FileType,
+    pub name: String,
+}
+
+struct OpenFile {
+    handle: FileHandle,
+    opens: usize,
+}
+
+/// What a file handle number stands for.
+#[derive(Debug, Clone, Copy)]
+pub struct OpenedAs {
+    pub ino: u64,
+    /// The open(2) flags.
+    pub flags: i32,
+}
+
+#[derive(Default)]
+pub struct OpenFiles {
+    by_ino: Mutex<HashMap<u64, OpenFile>>,
+    fhs: Mutex<HashMap<u64, OpenedAs>>,
+    dirs: Mutex<HashMap<u64, Arc<Vec<DirItem>>>>,
+    /// (mtime, size) of each file when this mount last closed it: an open
+    /// that finds them unchanged keeps the kernel's page cache.
+    stamps: Mutex<HashMap<u64, (i64, u64)>>,
+    next_fh: AtomicU64,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl OpenFiles {
+    /// The shared handle of an open inode.
+    pub fn handle(&self, ino: u64) -> Option<FileHandle> {
+        lock(&self.by_ino).get(&ino).map(|f| f.handle.clone())
+    }
+
+    /// The size including unflushed writes, if this mount has `ino` open.
+    pub fn size_of(&self, ino: u64) -> Option<u64> {
+        lock(&self.by_ino).get(&ino).map(|f| f.handle.size())
+    }
+
+    /// Count one more open of an already open inode; its handle if so.
+    pub fn reopen(&self, ino: u64) -> Option<FileHandle> {
+        let mut m = lock(&self.by_ino);
+        let f = m.get_mut(&ino)?;
+        f.opens += 1;
+        Some(f.handle.clone())
+    }
+
+    /// Register a newly opened handle. If another open won the race, its
+    /// handle is counted and returned, with `false` (the caller then undoes
+    /// its own metadata open).
+    pub fn insert(&self, ino: u64, handle: FileHandle) -> (FileHandle, bool) {
+        let mut m = lock(&self.by_ino);
+        if let Some(f) = m.get_mut(&ino) {
+            f.opens += 1;
+            return (f.handle.clone(), false);
+        }
+        m.insert(ino, OpenFile { handle: handle.clone(), opens: 1 });
+        (handle, true)
+    }
+
+    /// Count one open less; the handle if that was the last one.
+    pub fn close(&self, ino: u64) -> Option<FileHandle> {
+        let mut m = lock(&self.by_ino);
+        let f = m.get_mut(&ino)?;
+        f.opens -= 1;
+        if f.opens == 0 {
+            return m.remove(&ino).map(|f| f.handle);
+        }
+        None
+    }
+
+    pub fn new_fh(&self, opened: OpenedAs) -> u64 {
+        let fh = self.next_fh.fetch_add(1, Ordering::Relaxed) + 1;
+        lock(&self.fhs).insert(fh, opened);
+        fh
+    }
+
+    pub fn opened(&self, fh: u64) -> Option<OpenedAs> {
+        lock(&self.fhs).get(&fh).copied()
+    }
+
+    pub fn drop_fh(&self, fh: u64) -> Option<OpenedAs> {
+        lock(&self.fhs).remove(&fh)
+    }
+
+    pub fn stamp_matches(&self, ino: u64, stamp: (i64, u64)) -> bool {
+        lock(&self.stamps).get(&ino) == Some(&stamp)
+    }
+
+    pub fn set_stamp(&self, ino: u64, stamp: (i64, u64)) {
+        lock(&self.stamps).insert(ino, stamp);
+    }
+
+    pub fn new_dir(&self, items: Vec<DirItem>) -> u64 {
+        let fh = self.next_fh.fetch_add(1, Ordering::Relaxed) + 1;
+        lock(&self.dirs).insert(fh, Arc::new(items));
+        fh
+    }
+
+    pub fn dir(&self, fh: u64) -> Option<Arc<Vec<DirItem>>> {
+        lock(&self.dirs).get(&fh).cloned()
+    }
+
+    pub fn drop_dir(&self, fh: u64) {
+        lock(&self.dirs).remove(&fh);
+    }
+}

@@ -1,0 +1,128 @@
+//! File I/O: open (close-to-open refresh, page-cache keeping), read, write
+//! (O_APPEND), flush/fsync, release and fallocate.
+
+use bytes::Bytes;
+use fuser::{Errno, FopenFlags};
+use shardline_client::inode_api::SetAttrRequest;
+use shardline_client::{FileHandle, FileKind};
+
+use shardline_client::ClientError;
+use shardline_types::ErrorCode;
+
+use crate::fs::{Fail, OpResult, ShardlineFs};
+
+/// An inode that vanished is ESTALE for inode-based calls: the kernel then
+/// looks the name up again (a file replaced by rename on another client).
+pub(crate) fn stale(e: ClientError) -> Fail {
+    if e.code() == ErrorCode::NotFound {
+        Fail(Errno::ESTALE)
+    } else {
+        Fail::from(e)
+    }
+}
+use crate::open_files::OpenedAs;
+
+impl ShardlineFs {
+    /// Open a regular file; returns the handle number and whether the
+    /// kernel may keep its cached pages (the file is unchanged since this
+    /// mount last closed it).
+    pub(crate) async fn op_open(&self, ino: u64, flags: i32) -> OpResult<(u64, FopenFlags)> {
+        let attr = self.inodes.getattr(ino).await.map_err(stale)?;
+        match attr.kind {
+            FileKind::File => {}
+            FileKind::Directory => return Err(Fail(Errno::EISDIR)),
+            FileKind::Symlink => return Err(Fail(Errno::ELOOP)),
+        }
+        match self.files.reopen(ino) {
+            Some(h) => {
+                if !h.has_unflushed() {
+                    // Close-to-open: see what other clients committed.
+                    if let Err(e) = h.refresh().await {
+                        let _ = self.close_inode(ino).await;
+                        return Err(e.into());
+                    }
+                }
+            }
+            None => {
+                let h = FileHandle::open(&self.client, ino).await?;
+                self.inodes.open(ino).await?;
+                let (_, mine) = self.files.insert(ino, h);
+                if !mine {
+                    let _ = self.inodes.release(ino).await;
+                }
+            }
+        }
+        let keep = self.files.stamp_matches(ino, (attr.mtime_ns, attr.size));
+        if !keep {
+            // The file may have changed elsewhere: drop the kernel's cached
+            // size and times (only spinlocks in the kernel: safe from here).
+            if let Some(n) = self.notifier.get() {
+                let _ = n.inval_inode(fuser::INodeNo(ino), -1, 0);
+            }
+        }
+        let fh = self.files.new_fh(OpenedAs { ino, flags });
+        Ok((fh, if keep { FopenFlags::FOPEN_KEEP_CACHE } else { FopenFlags::empty() }))
+    }
+
+    fn open_handle(&self, ino: u64) -> OpResult<FileHandle> {
+        self.files.handle(ino).ok_or(Fail(Errno::EBADF))
+    }
+
+    pub(crate) async fn op_read(&self, ino: u64, offset: u64, size: u32) -> OpResult<Bytes> {
+        Ok(self.open_handle(ino)?.read_at(offset, size as usize).await?)
+    }
+
+    pub(crate) async fn op_write(&self, ino: u64, fh: u64, offset: u64, data: &[u8], flags: i32) -> OpResult<()> {
+        let h = self.open_handle(ino)?;
+        let append =
+            flags & libc::O_APPEND != 0 || self.files.opened(fh).is_some_and(|o| o.flags & libc::O_APPEND != 0);
+        // O_APPEND: at the end as this mount knows it (the kernel's idea of
+        // the size may be older than another client's commits).
+        let offset = if append { h.size().max(offset) } else { offset };
+        Ok(h.write_at(offset, data).await?)
+    }
+
+    pub(crate) async fn op_flush(&self, ino: u64) -> OpResult<()> {
+        match self.files.handle(ino) {
+            Some(h) => Ok(h.flush().await?),
+            None => Ok(()),
+        }
+    }
+
+    pub(crate) async fn op_release(&self, ino: u64, fh: u64) -> OpResult<()> {
+        self.files.drop_fh(fh);
+        self.close_inode(ino).await
+    }
+
+    /// One local open less; the last one flushes, remembers the file's
+    /// stamp for page-cache keeping and drops the metadata open.
+    async fn close_inode(&self, ino: u64) -> OpResult<()> {
+        let Some(h) = self.files.close(ino) else { return Ok(()) };
+        let flushed = h.flush().await;
+        if let Ok(a) = self.inodes.getattr(ino).await {
+            self.files.set_stamp(ino, (a.mtime_ns, a.size));
+        }
+        let released = self.inodes.release(ino).await;
+        flushed?;
+        released?;
+        Ok(())
+    }
+
+    /// Mode 0 only: make sure the file is at least `offset + length` long
+    /// (space is not reserved: chunks are written when data arrives).
+    pub(crate) async fn op_fallocate(&self, ino: u64, offset: u64, length: u64, mode: i32) -> OpResult<()> {
+        if mode != 0 {
+            return Err(Fail(Errno::EOPNOTSUPP));
+        }
+        let end = offset.checked_add(length).ok_or(Fail(Errno::EFBIG))?;
+        let h = match self.files.handle(ino) {
+            Some(h) => h,
+            None => FileHandle::open(&self.client, ino).await?,
+        };
+        if end > h.size() {
+            let req = SetAttrRequest { size: Some(end), ..Default::default() };
+            h.set_attr(&self.inodes, &req).await?;
+        }
+        Ok(())
+    }
+}

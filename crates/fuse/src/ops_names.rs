@@ -1,0 +1,244 @@
+//! Namespace operations: lookup, attributes, create, mkdir, unlink, rename,
+//! links, directory listings, xattrs and access checks.
+
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+
+use fuser::{Errno, FileAttr, RenameFlags, TimeOrNow};
+use shardline_client::inode_api::{InodeAttr, SetAttrRequest, SetTime, XattrMode};
+use shardline_client::{ClientError, FileHandle, FileKind};
+use shardline_types::ErrorCode;
+
+use crate::attr::{check_setattr, chmod_mode, file_attr, file_type, may_access, ns_of, Caller};
+use crate::fs::{Fail, OpResult, ShardlineFs};
+use crate::open_files::DirItem;
+
+/// The longest name a directory entry may have.
+pub const NAME_MAX: usize = 255;
+/// Set-group-id: on a directory, new entries take its group.
+const S_ISGID: u32 = 0o2000;
+
+/// What a setattr asks to change.
+pub struct AttrChange {
+    pub mode: Option<u32>,
+    pub uid: Option<u32>,
+    pub gid: Option<u32>,
+    pub size: Option<u64>,
+    pub atime: Option<TimeOrNow>,
+    pub mtime: Option<TimeOrNow>,
+}
+
+pub(crate) fn name_str(name: &OsStr) -> OpResult<&str> {
+    if name.len() > NAME_MAX {
+        return Err(Fail(Errno::ENAMETOOLONG));
+    }
+    name.to_str().ok_or(Fail(Errno::EINVAL))
+}
+
+fn set_time(t: Option<TimeOrNow>) -> Option<SetTime> {
+    t.map(|t| match t {
+        TimeOrNow::Now => SetTime::Now,
+        TimeOrNow::SpecificTime(t) => SetTime::At(ns_of(t)),
+    })
+}
+
+/// A missing xattr is ENODATA, not ENOENT.
+fn no_data(e: ClientError) -> Fail {
+    if e.code() == ErrorCode::NotFound {
+        Fail(Errno::NO_XATTR)
+    } else {
+        Fail::from(e)
+    }
+}
+
+impl ShardlineFs {
+    /// The kernel's attributes, with this mount's unflushed size if any.
+    pub(crate) fn attr_of(&self, a: &InodeAttr) -> FileAttr {
+        let size = if a.kind == FileKind::File { self.files.size_of(a.ino) } else { None };
+        file_attr(a, size)
+    }
+
+    pub(crate) async fn op_lookup(&self, parent: u64, name: &OsStr) -> OpResult<FileAttr> {
+        let a = self.inodes.lookup(parent, name_str(name)?).await?;
+        Ok(self.attr_of(&a))
+    }
+
+    pub(crate) async fn op_getattr(&self, ino: u64) -> OpResult<FileAttr> {
+        Ok(self.attr_of(&self.inodes.getattr(ino).await.map_err(crate::ops_files::stale)?))
+    }
+
+    pub(crate) async fn op_setattr(&self, caller: Caller, ino: u64, c: AttrChange) -> OpResult<FileAttr> {
+        let a = self.inodes.getattr(ino).await?;
+        let explicit =
+            matches!(c.atime, Some(TimeOrNow::SpecificTime(_))) || matches!(c.mtime, Some(TimeOrNow::SpecificTime(_)));
+        let now = matches!(c.atime, Some(TimeOrNow::Now)) || matches!(c.mtime, Some(TimeOrNow::Now));
+        check_setattr(&a, &caller, c.mode, c.uid, c.gid, explicit, now).map_err(|e| Fail(Errno::from_i32(e)))?;
+        let req = SetAttrRequest {
+            mode: c.mode.map(|m| chmod_mode(&a, &caller, m)),
+            uid: c.uid,
+            gid: c.gid,
+            size: c.size,
+            atime: set_time(c.atime),
+            mtime: set_time(c.mtime),
+        };
+        let new = if c.size.is_some() && a.kind == FileKind::File {
+            let handle = match self.files.handle(ino) {
+                Some(h) => h,
+                None => FileHandle::open(&self.client, ino).await?,
+            };
+            handle.set_attr(&self.inodes, &req).await?
+        } else {
+            self.inodes.setattr(ino, &req).await?
+        };
+        Ok(self.attr_of(&new))
+    }
+
+    /// The group a new entry in `parent` gets, and whether the parent is
+    /// set-group-id (new directories inherit the bit).
+    async fn new_group(&self, caller: &Caller, parent: u64) -> OpResult<(u32, bool)> {
+        let p = self.inodes.getattr(parent).await?;
+        if p.kind != FileKind::Directory {
+            return Err(Fail(Errno::ENOTDIR));
+        }
+        Ok(if p.mode & S_ISGID != 0 { (p.gid, true) } else { (caller.gid, false) })
+    }
+
+    pub(crate) async fn op_create(
+        &self,
+        caller: &Caller,
+        parent: u64,
+        name: &OsStr,
+        mode: u32,
+        exclusive: bool,
+    ) -> OpResult<FileAttr> {
+        let name = name_str(name)?;
+        let (gid, _) = self.new_group(caller, parent).await?;
+        let a = self.inodes.create(parent, name, mode & 0o7777, caller.uid, gid, exclusive).await?;
+        Ok(self.attr_of(&a))
+    }
+
+    pub(crate) async fn op_mkdir(&self, caller: &Caller, parent: u64, name: &OsStr, mode: u32) -> OpResult<FileAttr> {
+        let name = name_str(name)?;
+        let (gid, sgid) = self.new_group(caller, parent).await?;
+        let mode = (mode & 0o7777) | if sgid { S_ISGID } else { 0 };
+        let a = self.inodes.mkdir(parent, name, mode, caller.uid, gid).await?;
+        Ok(self.attr_of(&a))
+    }
+
+    pub(crate) async fn op_unlink(&self, parent: u64, name: &OsStr, dir: bool) -> OpResult<()> {
+        let name = name_str(name)?;
+        if dir {
+            self.inodes.rmdir(parent, name).await?;
+        } else {
+            self.inodes.unlink(parent, name).await?;
+        }
+        Ok(())
+    }
+
+    pub(crate) async fn op_symlink(
+        &self,
+        caller: &Caller,
+        parent: u64,
+        name: &OsStr,
+        target: &Path,
+    ) -> OpResult<FileAttr> {
+        let name = name_str(name)?;
+        let (gid, _) = self.new_group(caller, parent).await?;
+        let a = self.inodes.symlink(parent, name, target.as_os_str().as_bytes(), caller.uid, gid).await?;
+        Ok(self.attr_of(&a))
+    }
+
+    pub(crate) async fn op_rename(
+        &self,
+        parent: u64,
+        name: &OsStr,
+        new_parent: u64,
+        new_name: &OsStr,
+        flags: RenameFlags,
+    ) -> OpResult<()> {
+        let (name, new_name) = (name_str(name)?, name_str(new_name)?);
+        if !(flags - RenameFlags::RENAME_NOREPLACE).is_empty() {
+            // RENAME_EXCHANGE and RENAME_WHITEOUT are not supported.
+            return Err(Fail(Errno::EINVAL));
+        }
+        if flags.contains(RenameFlags::RENAME_NOREPLACE) {
+            match self.inodes.lookup(new_parent, new_name).await {
+                Ok(_) => return Err(Fail(Errno::EEXIST)),
+                Err(e) if e.code() == ErrorCode::NotFound => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        self.inodes.rename(parent, name, new_parent, new_name).await?;
+        Ok(())
+    }
+
+    pub(crate) async fn op_link(&self, ino: u64, new_parent: u64, new_name: &OsStr) -> OpResult<FileAttr> {
+        let a = self.inodes.link(ino, new_parent, name_str(new_name)?).await?;
+        Ok(self.attr_of(&a))
+    }
+
+    /// The whole listing of a directory, with "." and "..".
+    pub(crate) async fn op_list_dir(&self, ino: u64) -> OpResult<Vec<DirItem>> {
+        let dot = |name: &str| DirItem { ino, kind: fuser::FileType::Directory, name: name.to_string() };
+        let mut items = vec![dot("."), dot("..")];
+        let mut after = String::new();
+        loop {
+            let page = self.inodes.readdir(ino, &after, 0).await?;
+            for e in page.entries {
+                after.clone_from(&e.name);
+                items.push(DirItem { ino: e.ino, kind: file_type(e.kind), name: e.name });
+            }
+            if !page.more {
+                return Ok(items);
+            }
+        }
+    }
+
+    pub(crate) async fn op_setxattr(&self, ino: u64, name: &OsStr, value: &[u8], flags: i32) -> OpResult<()> {
+        let name = name.to_str().ok_or(Fail(Errno::EINVAL))?;
+        if name == "security.capability" {
+            // Answered locally (below) so that writes need no xattr round trip.
+            return Err(Fail(Errno::EOPNOTSUPP));
+        }
+        let mode = match flags & (libc::XATTR_CREATE | libc::XATTR_REPLACE) {
+            0 => XattrMode::Any,
+            libc::XATTR_CREATE => XattrMode::Create,
+            libc::XATTR_REPLACE => XattrMode::Replace,
+            _ => return Err(Fail(Errno::EINVAL)),
+        };
+        self.inodes.setxattr(ino, name, value, mode).await.map_err(no_data)
+    }
+
+    pub(crate) async fn op_getxattr(&self, ino: u64, name: &OsStr) -> OpResult<Vec<u8>> {
+        let name = name.to_str().ok_or(Fail(Errno::NO_XATTR))?;
+        if name == "security.capability" {
+            return Err(Fail(Errno::NO_XATTR));
+        }
+        self.inodes.getxattr(ino, name).await.map_err(no_data)
+    }
+
+    /// Names, each NUL-terminated.
+    pub(crate) async fn op_listxattr(&self, ino: u64) -> OpResult<Vec<u8>> {
+        let mut out = Vec::new();
+        for n in self.inodes.listxattr(ino).await? {
+            out.extend_from_slice(n.as_bytes());
+            out.push(0);
+        }
+        Ok(out)
+    }
+
+    pub(crate) async fn op_removexattr(&self, ino: u64, name: &OsStr) -> OpResult<()> {
+        let name = name.to_str().ok_or(Fail(Errno::NO_XATTR))?;
+        self.inodes.removexattr(ino, name).await.map_err(no_data)
+    }
+
+    pub(crate) async fn op_access(&self, caller: &Caller, ino: u64, mask: u32) -> OpResult<()> {
+        let a = self.inodes.getattr(ino).await?;
+        if may_access(&a, caller, mask) {
+            Ok(())
+        } else {
+            Err(Fail(Errno::EACCES))
+        }
+    }
+}

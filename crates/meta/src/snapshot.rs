@@ -1,0 +1,255 @@
+//! State-machine snapshots: the whole replicated state (namespace, registry,
+//! dedup map) as one versioned blob, taken every N applied entries so the
+//! Raft log can be compacted, and sent to followers too far behind the log.
+//!
+//! Format: `[SNAPSHOT_FORMAT_V1][prost v1::Snapshot]`. The v1 messages below
+//! are frozen: a later format adds a `v2` module and keeps decoding v1.
+//! Conversions to and from the live types sit beside those types
+//! (`namespace_snapshot.rs`, `registry_snapshot.rs`, `state_machine_snapshot.rs`),
+//! where they can see private fields.
+
+use std::collections::BTreeMap;
+
+use prost::Message as _;
+
+use crate::state_machine::StateMachine;
+use crate::MetaError;
+
+/// Version byte of a snapshot blob.
+pub const SNAPSHOT_FORMAT_V1: u8 = 1;
+
+/// The frozen v1 snapshot messages (prost, hand-declared: they are an on-disk
+/// format of this crate, not part of the wire protocol).
+pub mod v1 {
+    use shardline_proto::v1 as pb;
+
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct Snapshot {
+        #[prost(message, optional, tag = "1")]
+        pub namespace: Option<Namespace>,
+        #[prost(message, optional, tag = "2")]
+        pub registry: Option<Registry>,
+        /// Recent responses per client, oldest first.
+        #[prost(message, repeated, tag = "3")]
+        pub recent: Vec<ClientRecent>,
+        /// Metadata servers (Raft members) by id → address.
+        #[prost(message, repeated, tag = "4")]
+        pub members: Vec<Member>,
+    }
+
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct Member {
+        #[prost(uint64, tag = "1")]
+        pub id: u64,
+        #[prost(string, tag = "2")]
+        pub addr: String,
+    }
+
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct ClientRecent {
+        #[prost(uint64, tag = "1")]
+        pub client_id: u64,
+        #[prost(message, repeated, tag = "2")]
+        pub responses: Vec<Recent>,
+    }
+
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct Recent {
+        #[prost(uint64, tag = "1")]
+        pub request_id: u64,
+        #[prost(message, optional, tag = "2")]
+        pub response: Option<pb::MetaResponse>,
+    }
+
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct Namespace {
+        #[prost(message, repeated, tag = "1")]
+        pub inodes: Vec<Inode>,
+        #[prost(message, repeated, tag = "2")]
+        pub dirs: Vec<Dir>,
+        /// (directory, parent) pairs.
+        #[prost(message, repeated, tag = "3")]
+        pub dir_parents: Vec<Pair>,
+        /// (inode, open count) pairs.
+        #[prost(message, repeated, tag = "4")]
+        pub open: Vec<Pair>,
+        #[prost(uint64, tag = "5")]
+        pub next_ino: u64,
+    }
+
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct Pair {
+        #[prost(uint64, tag = "1")]
+        pub a: u64,
+        #[prost(uint64, tag = "2")]
+        pub b: u64,
+    }
+
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct Dir {
+        #[prost(uint64, tag = "1")]
+        pub ino: u64,
+        #[prost(string, repeated, tag = "2")]
+        pub names: Vec<String>,
+        /// Parallel to `names`.
+        #[prost(uint64, repeated, tag = "3")]
+        pub inos: Vec<u64>,
+    }
+
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct Layout {
+        #[prost(uint32, tag = "1")]
+        pub chunk_size: u32,
+        #[prost(uint32, tag = "2")]
+        pub data_shards: u32,
+        #[prost(uint32, tag = "3")]
+        pub parity_shards: u32,
+    }
+
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct FileKey {
+        #[prost(string, tag = "1")]
+        pub kek_id: String,
+        #[prost(uint32, tag = "2")]
+        pub kek_version: u32,
+        #[prost(int32, tag = "3")]
+        pub suite: i32,
+        #[prost(bytes = "vec", tag = "4")]
+        pub wrapped: Vec<u8>,
+    }
+
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct Chunk {
+        #[prost(uint64, tag = "1")]
+        pub index: u64,
+        #[prost(uint64, tag = "2")]
+        pub version: u64,
+        #[prost(uint32, tag = "3")]
+        pub sealed_len: u32,
+        #[prost(uint32, tag = "4")]
+        pub pg: u32,
+    }
+
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct Xattr {
+        #[prost(string, tag = "1")]
+        pub name: String,
+        #[prost(bytes = "vec", tag = "2")]
+        pub value: Vec<u8>,
+    }
+
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct Inode {
+        #[prost(uint64, tag = "1")]
+        pub ino: u64,
+        /// 0 regular, 1 directory, 2 symlink.
+        #[prost(uint32, tag = "2")]
+        pub kind: u32,
+        #[prost(uint32, tag = "3")]
+        pub mode: u32,
+        #[prost(uint32, tag = "4")]
+        pub uid: u32,
+        #[prost(uint32, tag = "5")]
+        pub gid: u32,
+        #[prost(uint64, tag = "6")]
+        pub size: u64,
+        #[prost(uint32, tag = "7")]
+        pub nlink: u32,
+        #[prost(sint64, tag = "8")]
+        pub atime_ns: i64,
+        #[prost(sint64, tag = "9")]
+        pub mtime_ns: i64,
+        #[prost(sint64, tag = "10")]
+        pub ctime_ns: i64,
+        #[prost(message, optional, tag = "11")]
+        pub layout: Option<Layout>,
+        #[prost(message, optional, tag = "12")]
+        pub key: Option<FileKey>,
+        #[prost(message, repeated, tag = "13")]
+        pub chunks: Vec<Chunk>,
+        #[prost(bytes = "vec", tag = "14")]
+        pub target: Vec<u8>,
+        #[prost(message, repeated, tag = "15")]
+        pub xattrs: Vec<Xattr>,
+    }
+
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct Registry {
+        #[prost(message, repeated, tag = "1")]
+        pub servers: Vec<Server>,
+        #[prost(uint64, tag = "2")]
+        pub epoch: u64,
+        #[prost(uint64, tag = "3")]
+        pub width: u64,
+        #[prost(uint32, tag = "4")]
+        pub pg_count: u32,
+        #[prost(message, repeated, tag = "5")]
+        pub groups: Vec<Group>,
+        #[prost(message, repeated, tag = "6")]
+        pub rebuilding: Vec<Rebuild>,
+        #[prost(uint64, repeated, tag = "7")]
+        pub pg_epochs: Vec<u64>,
+    }
+
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct Server {
+        #[prost(uint64, tag = "1")]
+        pub id: u64,
+        #[prost(string, tag = "2")]
+        pub addr: String,
+        #[prost(uint64, tag = "3")]
+        pub capacity_bytes: u64,
+        #[prost(string, tag = "4")]
+        pub rack: String,
+        #[prost(bool, tag = "5")]
+        pub down: bool,
+    }
+
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct Group {
+        #[prost(uint64, repeated, tag = "1")]
+        pub targets: Vec<u64>,
+    }
+
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct Rebuild {
+        #[prost(uint32, tag = "1")]
+        pub pg: u32,
+        #[prost(uint32, tag = "2")]
+        pub shard_index: u32,
+        #[prost(uint64, tag = "3")]
+        pub server: u64,
+    }
+}
+
+/// A corrupt or unknown snapshot (never a panic).
+pub(crate) fn corrupt(what: &str) -> MetaError {
+    MetaError::CorruptSnapshot(what.to_string())
+}
+
+/// Serialize the state machine and the Raft members' addresses.
+pub fn encode(sm: &StateMachine, members: &BTreeMap<u64, String>) -> Vec<u8> {
+    let mut snap = sm.to_snapshot();
+    snap.members = members.iter().map(|(&id, addr)| v1::Member { id, addr: addr.clone() }).collect();
+    let mut out = Vec::with_capacity(1 + snap.encoded_len());
+    out.push(SNAPSHOT_FORMAT_V1);
+    snap.encode(&mut out).unwrap_or_else(|_| unreachable!("Vec grows"));
+    out
+}
+
+/// Rebuild a state machine (and the members' addresses) from [`encode`]'s output.
+pub fn decode(data: &[u8]) -> Result<(StateMachine, BTreeMap<u64, String>), MetaError> {
+    match data.split_first() {
+        Some((&SNAPSHOT_FORMAT_V1, rest)) => {
+            let snap = v1::Snapshot::decode(rest).map_err(|e| corrupt(&e.to_string()))?;
+            let members = snap.members.iter().map(|m| (m.id, m.addr.clone())).collect();
+            Ok((StateMachine::from_snapshot(snap)?, members))
+        }
+        Some((v, _)) => Err(corrupt(&format!("unknown snapshot format {v}"))),
+        None => Err(corrupt("empty snapshot")),
+    }
+}
+
+#[cfg(test)]
+#[path = "snapshot_tests.rs"]
+mod tests;

@@ -1,0 +1,238 @@
+//! `shardline bench`: measure Shardline beside the machine's own limits, all
+//! in one run — loopback TCP, memcpy, the cipher and the erasure code as
+//! baselines; then on a fresh local cluster: native sequential write and
+//! read, metadata operations with 1 and 16 concurrent clients, and rebuild
+//! after a data server dies. Every number is printed next to its baseline.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use bytes::Bytes;
+use clap::Args;
+use shardline_client::{Client, ClientConfig};
+use shardline_crypto::{seal_chunk_padded, ChunkAad, Dek, SEAL_OVERHEAD};
+use shardline_erasure::Codec;
+use shardline_types::Layout;
+use tokio::task::JoinSet;
+
+use crate::local_cluster::{LocalCluster, Spec};
+use crate::synthetic::Pattern;
+use crate::workload::{round1, run_phase, Direction};
+
+#[derive(Args)]
+pub struct BenchArgs {
+    /// Bytes written and read back by the data benchmark.
+    #[arg(long, default_value_t = 1 << 30)]
+    size: u64,
+    /// Files the data is spread over.
+    #[arg(long, default_value_t = 8)]
+    files: u64,
+    /// Operations per metadata benchmark (per kind and concurrency).
+    #[arg(long, default_value_t = 2000)]
+    meta_ops: u64,
+    /// Skip the rebuild benchmark (it kills a data server).
+    #[arg(long)]
+    no_rebuild: bool,
+    /// Print one JSON object.
+    #[arg(long)]
+    json: bool,
+    /// Keep the cluster's folder here instead of a temporary one.
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+}
+
+pub async fn run(a: BenchArgs) -> Result<()> {
+    let mut report = serde_json::Map::new();
+    let say = |msg: &str| {
+        if !a.json {
+            eprintln!("{msg}");
+        }
+    };
+    say("baselines…");
+    let loopback = crate::loopback::measure(a.size.clamp(256 << 20, 2 << 30), 4)? / 1e6;
+    let memcpy = memcpy_mbps();
+    let (seal, encode) = tokio::task::spawn_blocking(codec_mbps).await?;
+    report.insert("loopback_mbps".into(), round1(loopback).into());
+    report.insert("memcpy_mbps".into(), round1(memcpy).into());
+    report.insert("seal_mbps_1core".into(), round1(seal).into());
+    report.insert("rs_encode_mbps_1core".into(), round1(encode).into());
+
+    let tmp = tempfile::Builder::new().prefix("shardline-bench-").tempdir()?;
+    let layout = Layout::default();
+    let spec = Spec {
+        dir: a.data_dir.clone().unwrap_or_else(|| tmp.path().to_path_buf()),
+        meta: 3,
+        data: 8,
+        layout,
+        pg_count: 64,
+        host: "127.0.0.1".into(),
+        data_capacity: None,
+    };
+    say("starting a local cluster: 3 metadata + 8 data servers, RS 4+2…");
+    let mut cluster = LocalCluster::start(&spec)?;
+    cluster.wait_ready(Duration::from_secs(60)).await?;
+    let client = Client::connect(ClientConfig::new(cluster.file.meta_addrs(), cluster.file.key_file.clone())).await?;
+    client.mkdir("/bench").await?;
+
+    say("native sequential write and read…");
+    let pattern = Pattern::new(42);
+    let sizes: Vec<u64> = (0..a.files).map(|i| a.size / a.files + u64::from(i < a.size % a.files)).collect();
+    let write = run_phase("/bench", &client, &pattern, &sizes, 2, Direction::Write).await?;
+    let read = run_phase("/bench", &client, &pattern, &sizes, 2, Direction::Read).await?;
+    report.insert("write_mbps".into(), round1(write.mbps()).into());
+    report.insert("read_mbps".into(), round1(read.mbps()).into());
+
+    say("metadata operations…");
+    for clients in [1usize, 16] {
+        for (op, rate) in meta_bench(&client, clients, a.meta_ops).await? {
+            report.insert(format!("meta_{op}_per_s_{clients}c"), round1(rate).into());
+        }
+    }
+
+    if !a.no_rebuild {
+        say("rebuild after a data server dies…");
+        let (bytes, secs) = rebuild_bench(&mut cluster).await?;
+        report.insert("rebuild_bytes".into(), bytes.into());
+        report.insert("rebuild_mbps".into(), round1(bytes as f64 / secs / 1e6).into());
+    }
+    cluster.stop();
+
+    if a.json {
+        println!("{}", serde_json::Value::Object(report));
+        return Ok(());
+    }
+    let get = |k: &str| report.get(k).and_then(|v| v.as_f64()).unwrap_or(0.0);
+    println!("shardline bench (MB/s = 10^6 bytes/s; every ratio is against a number measured in this run)");
+    println!("  baselines     loopback TCP {loopback:.0} MB/s, memcpy {memcpy:.0} MB/s, XChaCha20-Poly1305 seal {seal:.0} MB/s/core, RS 4+2 encode {encode:.0} MB/s/core");
+    println!(
+        "  native write  {:>8.1} MB/s  {:>5.1}% of loopback",
+        get("write_mbps"),
+        100.0 * get("write_mbps") / loopback
+    );
+    println!(
+        "  native read   {:>8.1} MB/s  {:>5.1}% of loopback",
+        get("read_mbps"),
+        100.0 * get("read_mbps") / loopback
+    );
+    for c in [1, 16] {
+        println!(
+            "  metadata, {c:>2} client(s): create {:.0}/s, stat {:.0}/s, rename {:.0}/s, unlink {:.0}/s",
+            get(&format!("meta_create_per_s_{c}c")),
+            get(&format!("meta_stat_per_s_{c}c")),
+            get(&format!("meta_rename_per_s_{c}c")),
+            get(&format!("meta_unlink_per_s_{c}c"))
+        );
+    }
+    if !a.no_rebuild {
+        println!(
+            "  rebuild       {:>8.1} MB/s of shards rebuilt ({:.0}% of native write; throttle 200 MB/s per server)",
+            get("rebuild_mbps"),
+            100.0 * get("rebuild_mbps") / get("write_mbps").max(1e-9)
+        );
+    }
+    Ok(())
+}
+
+fn memcpy_mbps() -> f64 {
+    let src = vec![7u8; 256 << 20];
+    let mut dst = vec![0u8; 256 << 20];
+    let start = Instant::now();
+    for _ in 0..4 {
+        dst.copy_from_slice(&src);
+        std::hint::black_box(&mut dst);
+    }
+    (4 * src.len()) as f64 / start.elapsed().as_secs_f64() / 1e6
+}
+
+/// Single-core seal and RS 4+2 encode throughput over 4 MiB chunks.
+fn codec_mbps() -> (f64, f64) {
+    let dek = Dek::generate();
+    let codec = Codec::new(4, 2).expect("4+2 is valid");
+    let chunk = vec![3u8; 4 << 20];
+    let cell = codec.cell_size(chunk.len() + SEAL_OVERHEAD);
+    let rounds = 32;
+    let start = Instant::now();
+    let mut sealed = Vec::new();
+    for i in 0..rounds {
+        let aad = ChunkAad { file_id: 1, chunk_index: i, version: 1, key_id: "bench" };
+        sealed = seal_chunk_padded(&dek, &aad, &chunk, cell * 4);
+    }
+    let seal = (rounds as usize * chunk.len()) as f64 / start.elapsed().as_secs_f64() / 1e6;
+    let sealed = Bytes::from(sealed);
+    let start = Instant::now();
+    for _ in 0..rounds {
+        std::hint::black_box(codec.encode(sealed.clone()).expect("encode"));
+    }
+    let encode = (rounds as usize * sealed.len()) as f64 / start.elapsed().as_secs_f64() / 1e6;
+    (seal, encode)
+}
+
+/// create, stat, rename, unlink per second with `clients` concurrent tasks.
+async fn meta_bench(client: &Client, clients: usize, ops: u64) -> Result<Vec<(&'static str, f64)>> {
+    let dir = client.mkdir(&format!("/bench/meta-{clients}")).await?.ino;
+    let per = (ops / clients as u64).max(1);
+    let mut out = Vec::new();
+    for op in ["create", "stat", "rename", "unlink"] {
+        let start = Instant::now();
+        let mut tasks = JoinSet::new();
+        for t in 0..clients {
+            let inodes = client.inodes();
+            tasks.spawn(async move {
+                for i in 0..per {
+                    let (a, b) = (format!("f-{t}-{i}"), format!("g-{t}-{i}"));
+                    match op {
+                        "create" => inodes.create(dir, &a, 0o644, 0, 0, true).await.map(drop),
+                        "stat" => inodes.lookup(dir, &a).await.map(drop),
+                        "rename" => inodes.rename(dir, &a, dir, &b).await,
+                        _ => inodes.unlink(dir, &b).await,
+                    }?;
+                }
+                Ok::<(), shardline_client::ClientError>(())
+            });
+        }
+        while let Some(r) = tasks.join_next().await {
+            r.context("benchmark task")?.with_context(|| format!("metadata {op}"))?;
+        }
+        out.push((op, (per * clients as u64) as f64 / start.elapsed().as_secs_f64()));
+    }
+    Ok(out)
+}
+
+/// Kill one data server and time the rebuild of its shards elsewhere.
+async fn rebuild_bench(cluster: &mut LocalCluster) -> Result<(u64, f64)> {
+    let meta = Arc::new(shardline_rpc::MetaClient::new(cluster.file.meta_addrs(), Duration::from_secs(5)));
+    cluster.kill("data-1")?;
+    let status = || {
+        let meta = meta.clone();
+        async move {
+            let resp = meta.call(shardline_proto::v1::meta_request::Body::Status(Default::default())).await?;
+            match resp.body {
+                Some(shardline_proto::v1::meta_response::Body::Status(s)) => Ok::<_, anyhow::Error>(s),
+                _ => anyhow::bail!("no status"),
+            }
+        }
+    };
+    // Rebuild starts once the server is declared down; time from the first
+    // rebuilt byte until nothing is pending.
+    let deadline = Instant::now() + Duration::from_secs(600);
+    let mut started: Option<Instant> = None;
+    loop {
+        let s = status().await?;
+        let bytes: u64 = s.data.iter().map(|d| d.rebuild_bytes).sum();
+        let down = s.data.iter().any(|d| d.id == 1 && d.state == "down");
+        if started.is_none() && down && (bytes > 0 || s.rebuilds_pending > 0) {
+            started = Some(Instant::now());
+        }
+        if let Some(t) = started {
+            if s.rebuilds_pending == 0 && bytes > 0 {
+                return Ok((bytes, t.elapsed().as_secs_f64().max(1e-3)));
+            }
+        }
+        if Instant::now() > deadline {
+            anyhow::bail!("rebuild did not finish in time");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

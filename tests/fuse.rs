@@ -1,0 +1,487 @@
+//! The FUSE mount on a real kernel mount: `shardline mount --foreground` as a
+//! child process over a real local cluster (one per test, 127.0.0.40-49).
+//! Without /dev/fuse or fusermount3 these tests fail, saying so.
+
+mod harness;
+
+use std::ffi::CString;
+use std::fs::{self, File, OpenOptions};
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{FileExt, MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant, SystemTime};
+
+use harness::{content, TestCluster, BIN, CHUNK};
+
+/// Fail loudly when this machine cannot mount FUSE file systems.
+fn require_fuse() {
+    let dev = OpenOptions::new().read(true).write(true).open("/dev/fuse");
+    assert!(
+        dev.is_ok(),
+        "FUSE tests need /dev/fuse (read-write): {:?}. Load the fuse module or run with --device /dev/fuse",
+        dev.err()
+    );
+    let fm = Command::new("fusermount3").arg("-V").output();
+    assert!(fm.is_ok(), "FUSE tests need fusermount3 (apt-get install fuse3; tools/test installs it as root)");
+}
+
+fn dev_of(p: &Path) -> Option<u64> {
+    fs::metadata(p).ok().map(|m| m.dev())
+}
+
+/// A `shardline mount` child process; unmounted and killed on drop.
+struct Mount {
+    path: PathBuf,
+    child: Option<Child>,
+    log: PathBuf,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl Mount {
+    fn start(c: &TestCluster, extra: &[&str]) -> Mount {
+        let dir = tempfile::Builder::new().prefix("shardline-mnt-").tempdir().expect("temp dir");
+        let path = dir.path().join("mnt");
+        fs::create_dir(&path).expect("mount point");
+        let mut m = Mount::start_at(c, &path, extra);
+        m._dir = Some(dir);
+        m
+    }
+
+    fn start_at(c: &TestCluster, path: &Path, extra: &[&str]) -> Mount {
+        require_fuse();
+        let log = c.dir.path().join(format!("mount-{:x}.log", rand::random::<u32>()));
+        let child = Command::new(BIN)
+            .arg("--cluster")
+            .arg(c.cluster_file())
+            .arg("mount")
+            .arg(path)
+            .args(["--foreground", "--attr-ttl-ms", "1000", "--entry-ttl-ms", "1000"])
+            .args(extra)
+            .env("SHARDLINE_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(File::create(&log).expect("mount log"))
+            .spawn()
+            .expect("spawn shardline mount");
+        let mut m = Mount { path: path.to_path_buf(), child: Some(child), log, _dir: None };
+        m.wait_mounted();
+        m
+    }
+
+    fn wait_mounted(&mut self) {
+        let parent = dev_of(self.path.parent().expect("parent")).expect("parent dev");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if dev_of(&self.path).is_some_and(|d| d != parent) {
+                return;
+            }
+            if let Some(Ok(Some(status))) = self.child.as_mut().map(|c| c.try_wait()) {
+                panic!("shardline mount exited ({status}): {}", fs::read_to_string(&self.log).unwrap_or_default());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("mount did not appear: {}", fs::read_to_string(&self.log).unwrap_or_default());
+    }
+
+    fn p(&self, rel: &str) -> PathBuf {
+        self.path.join(rel)
+    }
+
+    fn pid(&self) -> i32 {
+        self.child.as_ref().expect("running").id() as i32
+    }
+
+    /// SIGTERM: the mount must unmount cleanly and exit 0.
+    fn stop(&mut self) {
+        let mut child = self.child.take().expect("running");
+        // SAFETY: signalling our own child.
+        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+        let status = wait_child(&mut child, Duration::from_secs(20));
+        assert!(status.success(), "mount exited with {status}: {}", fs::read_to_string(&self.log).unwrap_or_default());
+        let parent = dev_of(self.path.parent().expect("parent"));
+        assert_eq!(dev_of(&self.path), parent, "still mounted after SIGTERM");
+    }
+
+    /// SIGKILL the mount process, as a crash would.
+    fn kill9(&mut self) {
+        let mut child = self.child.take().expect("running");
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+}
+
+fn wait_child(child: &mut Child, timeout: Duration) -> std::process::ExitStatus {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Ok(Some(s)) = child.try_wait() {
+            return s;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            return child.wait().expect("wait");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+impl Drop for Mount {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            // SAFETY: signalling our own child.
+            unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+            wait_child(&mut child, Duration::from_secs(10));
+        }
+        let _ = Command::new("fusermount3").args(["-u", "-z"]).arg(&self.path).stderr(Stdio::null()).status();
+    }
+}
+
+fn errno_of<T>(r: std::io::Result<T>) -> i32 {
+    match r {
+        Ok(_) => 0,
+        Err(e) => e.raw_os_error().unwrap_or(-1),
+    }
+}
+
+fn cpath(p: &Path) -> CString {
+    CString::new(p.as_os_str().as_bytes()).expect("no NUL")
+}
+
+fn setxattr(p: &Path, name: &str, value: &[u8], flags: i32) -> i32 {
+    let (p, n) = (cpath(p), CString::new(name).expect("name"));
+    // SAFETY: valid C strings and a live buffer of the given length.
+    let r = unsafe { libc::setxattr(p.as_ptr(), n.as_ptr(), value.as_ptr().cast(), value.len(), flags) };
+    if r == 0 {
+        0
+    } else {
+        std::io::Error::last_os_error().raw_os_error().unwrap_or(-1)
+    }
+}
+
+fn getxattr(p: &Path, name: &str) -> Result<Vec<u8>, i32> {
+    let (p, n) = (cpath(p), CString::new(name).expect("name"));
+    let mut buf = vec![0u8; 4096];
+    // SAFETY: valid C strings and a live buffer of the given length.
+    let r = unsafe { libc::getxattr(p.as_ptr(), n.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
+    if r < 0 {
+        return Err(std::io::Error::last_os_error().raw_os_error().unwrap_or(-1));
+    }
+    buf.truncate(r as usize);
+    Ok(buf)
+}
+
+fn listxattr(p: &Path) -> Vec<String> {
+    let p = cpath(p);
+    let mut buf = vec![0u8; 4096];
+    // SAFETY: valid C string and a live buffer of the given length.
+    let r = unsafe { libc::listxattr(p.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
+    assert!(r >= 0, "listxattr: {}", std::io::Error::last_os_error());
+    buf[..r as usize].split(|b| *b == 0).filter(|s| !s.is_empty()).map(|s| String::from_utf8_lossy(s).into()).collect()
+}
+
+fn removexattr(p: &Path, name: &str) -> i32 {
+    let (p, n) = (cpath(p), CString::new(name).expect("name"));
+    // SAFETY: valid C strings.
+    let r = unsafe { libc::removexattr(p.as_ptr(), n.as_ptr()) };
+    if r == 0 {
+        0
+    } else {
+        std::io::Error::last_os_error().raw_os_error().unwrap_or(-1)
+    }
+}
+
+fn renameat2(from: &Path, to: &Path, flags: u32) -> i32 {
+    let (f, t) = (cpath(from), cpath(to));
+    // SAFETY: valid C strings; AT_FDCWD with absolute paths.
+    let r = unsafe { libc::renameat2(libc::AT_FDCWD, f.as_ptr(), libc::AT_FDCWD, t.as_ptr(), flags) };
+    if r == 0 {
+        0
+    } else {
+        std::io::Error::last_os_error().raw_os_error().unwrap_or(-1)
+    }
+}
+
+fn awkward_sizes() -> Vec<usize> {
+    vec![0, 1, CHUNK - 1, CHUNK, CHUNK + 1, 3 * CHUNK + 17, 5 * CHUNK / 2]
+}
+
+#[test]
+fn file_io_through_the_mount_is_byte_exact_and_matches_the_native_client() {
+    let c = TestCluster::start(40);
+    let m = Mount::start(&c, &[]);
+    fs::create_dir(m.p("io")).unwrap();
+
+    // Whole files of awkward sizes, written in odd pieces.
+    for (i, &n) in awkward_sizes().iter().enumerate() {
+        let data = content(n, i as u64);
+        let mut f = File::create(m.p(&format!("io/f-{n}"))).unwrap();
+        for piece in data.chunks(7919) {
+            f.write_all(piece).unwrap();
+        }
+        drop(f);
+        assert_eq!(fs::read(m.p(&format!("io/f-{n}"))).unwrap(), data, "size {n} through the mount");
+        assert_eq!(c.get_bytes(&format!("/io/f-{n}")).unwrap(), data, "size {n} through the CLI");
+    }
+
+    // The CLI's files read through the mount.
+    let cli_data = content(4 * CHUNK + 3, 77);
+    c.put_bytes("/io/from-cli", &cli_data);
+    assert_eq!(fs::read(m.p("io/from-cli")).unwrap(), cli_data);
+
+    // Overwrite in the middle, across a chunk boundary, then read back.
+    let path = m.p("io/f-196625");
+    let mut expect = content(3 * CHUNK + 17, 5);
+    let patch = content(CHUNK / 2 + 5, 99);
+    let at = CHUNK + CHUNK * 3 / 4;
+    let f = OpenOptions::new().write(true).open(&path).unwrap();
+    f.write_all_at(&patch, at as u64).unwrap();
+    f.sync_all().unwrap();
+    drop(f);
+    expect[at..at + patch.len()].copy_from_slice(&patch);
+    assert_eq!(fs::read(&path).unwrap(), expect, "overwrite through the mount");
+    assert_eq!(c.get_bytes("/io/f-196625").unwrap(), expect, "overwrite through the CLI");
+
+    // Append with O_APPEND, twice, from two opens.
+    for k in 0..2 {
+        let extra = content(CHUNK / 3 + k, 200 + k as u64);
+        let mut f = OpenOptions::new().append(true).open(&path).unwrap();
+        f.write_all(&extra).unwrap();
+        drop(f);
+        expect.extend_from_slice(&extra);
+    }
+    assert_eq!(fs::read(&path).unwrap(), expect, "appends");
+
+    // Truncate: shrink inside a chunk, then grow again: the tail reads zeros.
+    let f = OpenOptions::new().write(true).open(&path).unwrap();
+    f.set_len(CHUNK as u64 + 100).unwrap();
+    expect.truncate(CHUNK + 100);
+    assert_eq!(fs::read(&path).unwrap(), expect, "after shrink");
+    f.set_len(3 * CHUNK as u64).unwrap();
+    drop(f);
+    expect.resize(3 * CHUNK, 0);
+    assert_eq!(fs::read(&path).unwrap(), expect, "after grow: zeros, not old bytes");
+    assert_eq!(c.get_bytes("/io/f-196625").unwrap(), expect, "truncated file through the CLI");
+    // truncate(2) by path, without an open file.
+    let cp = cpath(&path);
+    // SAFETY: valid C string.
+    assert_eq!(unsafe { libc::truncate(cp.as_ptr(), 10) }, 0);
+    assert_eq!(fs::read(&path).unwrap(), &expect[..10]);
+
+    // Sparse: write far past the end; the gap reads as zeros.
+    let sparse = m.p("io/sparse");
+    let f = File::create(&sparse).unwrap();
+    f.write_all_at(b"tail", 10 * CHUNK as u64 + 5).unwrap();
+    f.write_all_at(b"head", 0).unwrap();
+    f.sync_all().unwrap();
+    drop(f);
+    let mut want = vec![0u8; 10 * CHUNK + 9];
+    want[..4].copy_from_slice(b"head");
+    want[10 * CHUNK + 5..].copy_from_slice(b"tail");
+    assert_eq!(fs::read(&sparse).unwrap(), want);
+    assert_eq!(fs::metadata(&sparse).unwrap().len(), want.len() as u64);
+
+    // fallocate (mode 0) extends the size; read-write handles read their own writes.
+    let mut f = OpenOptions::new().read(true).write(true).create(true).truncate(true).open(m.p("io/rw")).unwrap();
+    use std::os::fd::AsRawFd;
+    // SAFETY: a valid open descriptor.
+    assert_eq!(unsafe { libc::fallocate(f.as_raw_fd(), 0, 0, 3 * CHUNK as i64) }, 0);
+    assert_eq!(f.metadata().unwrap().len(), 3 * CHUNK as u64);
+    f.write_all(b"abc").unwrap();
+    f.seek(SeekFrom::Start(0)).unwrap();
+    let mut back = vec![0u8; 5];
+    f.read_exact(&mut back).unwrap();
+    assert_eq!(&back, b"abc\0\0");
+    f.sync_data().unwrap();
+    drop(f);
+
+    // Exclusive create of an existing file.
+    let e = OpenOptions::new().write(true).create_new(true).open(m.p("io/rw"));
+    assert_eq!(errno_of(e), libc::EEXIST);
+    drop(m);
+}
+
+#[test]
+fn namespace_operations_and_errors_through_the_mount() {
+    let c = TestCluster::start(41);
+    let m = Mount::start(&c, &[]);
+
+    // mkdir, rmdir, ENOTEMPTY, ENOENT, ENOTDIR, EISDIR, ENAMETOOLONG.
+    fs::create_dir(m.p("d")).unwrap();
+    fs::write(m.p("d/f"), b"x").unwrap();
+    assert_eq!(errno_of(fs::remove_dir(m.p("d"))), libc::ENOTEMPTY);
+    assert_eq!(errno_of(fs::create_dir(m.p("d"))), libc::EEXIST);
+    assert_eq!(errno_of(fs::read(m.p("nope"))), libc::ENOENT);
+    assert_eq!(errno_of(fs::read(m.p("d/f/g"))), libc::ENOTDIR);
+    assert_eq!(errno_of(fs::remove_file(m.p("d"))), libc::EISDIR);
+    assert_eq!(errno_of(fs::write(m.p(&"n".repeat(256)), b"")), libc::ENAMETOOLONG);
+    let mut names: Vec<String> =
+        fs::read_dir(m.p("d")).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into()).collect();
+    names.sort();
+    assert_eq!(names, vec!["f"]);
+    fs::remove_file(m.p("d/f")).unwrap();
+    fs::remove_dir(m.p("d")).unwrap();
+    assert!(!m.p("d").exists());
+
+    // rename with overwrite: the target's old content is gone.
+    fs::write(m.p("a"), b"new").unwrap();
+    fs::write(m.p("b"), b"old").unwrap();
+    fs::rename(m.p("a"), m.p("b")).unwrap();
+    assert_eq!(fs::read(m.p("b")).unwrap(), b"new");
+    assert!(!m.p("a").exists());
+    fs::write(m.p("a"), b"a").unwrap();
+    assert_eq!(renameat2(&m.p("a"), &m.p("b"), libc::RENAME_NOREPLACE), libc::EEXIST);
+    assert_eq!(renameat2(&m.p("a"), &m.p("b"), libc::RENAME_EXCHANGE), libc::EINVAL);
+    assert_eq!(renameat2(&m.p("a"), &m.p("c"), libc::RENAME_NOREPLACE), 0);
+
+    // Hard links and nlink.
+    fs::hard_link(m.p("b"), m.p("b2")).unwrap();
+    assert_eq!(fs::metadata(m.p("b")).unwrap().nlink(), 2);
+    assert_eq!(fs::metadata(m.p("b")).unwrap().ino(), fs::metadata(m.p("b2")).unwrap().ino());
+    fs::remove_file(m.p("b")).unwrap();
+    assert_eq!(fs::metadata(m.p("b2")).unwrap().nlink(), 1);
+    assert_eq!(fs::read(m.p("b2")).unwrap(), b"new");
+
+    // Symlinks.
+    std::os::unix::fs::symlink("b2", m.p("s")).unwrap();
+    assert_eq!(fs::read_link(m.p("s")).unwrap(), Path::new("b2"));
+    assert_eq!(fs::read(m.p("s")).unwrap(), b"new");
+    assert!(fs::symlink_metadata(m.p("s")).unwrap().file_type().is_symlink());
+
+    // chmod, chown (as root) and utimens.
+    fs::set_permissions(m.p("b2"), fs::Permissions::from_mode(0o600)).unwrap();
+    assert_eq!(fs::metadata(m.p("b2")).unwrap().mode() & 0o7777, 0o600);
+    std::os::unix::fs::chown(m.p("b2"), Some(1234), Some(5678)).unwrap();
+    let md = fs::metadata(m.p("b2")).unwrap();
+    assert_eq!((md.uid(), md.gid()), (1234, 5678));
+    let t = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000_000) + Duration::from_nanos(123);
+    let f = OpenOptions::new().write(true).open(m.p("b2")).unwrap();
+    f.set_times(fs::FileTimes::new().set_modified(t).set_accessed(t)).unwrap();
+    drop(f);
+    let md = fs::metadata(m.p("b2")).unwrap();
+    assert_eq!((md.mtime(), md.mtime_nsec()), (1_000_000_000, 123));
+    assert_eq!(md.atime(), 1_000_000_000);
+
+    // Extended attributes.
+    let f = m.p("b2");
+    assert_eq!(getxattr(&f, "user.k"), Err(libc::ENODATA));
+    assert_eq!(setxattr(&f, "user.k", b"v1", 0), 0);
+    assert_eq!(setxattr(&f, "user.k", b"v2", libc::XATTR_CREATE), libc::EEXIST);
+    assert_eq!(setxattr(&f, "user.other", b"", libc::XATTR_REPLACE), libc::ENODATA);
+    assert_eq!(setxattr(&f, "user.k", b"v2", libc::XATTR_REPLACE), 0);
+    assert_eq!(getxattr(&f, "user.k"), Ok(b"v2".to_vec()));
+    assert_eq!(setxattr(&f, "user.e", b"", 0), 0);
+    let mut names = listxattr(&f);
+    names.sort();
+    assert_eq!(names, vec!["user.e", "user.k"]);
+    assert_eq!(removexattr(&f, "user.k"), 0);
+    assert_eq!(removexattr(&f, "user.k"), libc::ENODATA);
+
+    // statfs.
+    // SAFETY: statvfs is plain data; all zeros is a valid value.
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    let root = cpath(&m.path);
+    // SAFETY: valid C string and a live statvfs.
+    assert_eq!(unsafe { libc::statvfs(root.as_ptr(), &mut st) }, 0);
+    assert!(
+        st.f_blocks > 0 && st.f_bsize > 0 && st.f_namemax >= 255,
+        "statfs: blocks {} bsize {}",
+        st.f_blocks,
+        st.f_bsize
+    );
+    assert!(st.f_files > st.f_ffree, "inodes in use are counted");
+
+    // The namespace is the cluster's: the CLI sees it.
+    let ls = c.ok(&["ls", "/"]);
+    assert!(ls.contains("b2") && ls.contains("c") && ls.contains("s"), "{ls}");
+    drop(m);
+}
+
+#[test]
+fn two_mounts_of_one_cluster_are_close_to_open_consistent() {
+    let c = TestCluster::start(42);
+    let a = Mount::start(&c, &[]);
+    let b = Mount::start(&c, &[]);
+    let data = content(3 * CHUNK + 11, 1);
+    fs::write(a.p("shared"), &data).unwrap();
+    assert_eq!(fs::read(b.p("shared")).unwrap(), data, "B opens after A closed");
+
+    // B rewrites part of it and grows it; A's next open sees all of it.
+    let mut expect = data.clone();
+    let f = OpenOptions::new().write(true).open(b.p("shared")).unwrap();
+    let patch = content(CHUNK + 1, 2);
+    let (at, end) = (2 * CHUNK + 3, 3 * CHUNK + 4);
+    f.write_all_at(&patch, at as u64).unwrap();
+    drop(f);
+    expect.resize(expect.len().max(end), 0);
+    expect[at..end].copy_from_slice(&patch);
+    assert_eq!(fs::read(a.p("shared")).unwrap(), expect, "A opens after B closed");
+
+    // A file replaced atomically on A (the CLI's put pattern) is the new one on B.
+    fs::write(a.p("tmp"), b"replacement").unwrap();
+    fs::rename(a.p("tmp"), a.p("shared")).unwrap();
+    assert_eq!(fs::read(b.p("shared")).unwrap(), b"replacement");
+    drop(b);
+    drop(a);
+}
+
+#[test]
+fn a_large_read_through_the_mount_survives_a_data_server_killed_midway() {
+    let c = TestCluster::start(43);
+    let m = Mount::start(&c, &[]);
+    let data = content(256 * CHUNK + 1234, 9);
+    c.put_bytes("/big", &data);
+    let mut f = File::open(m.p("big")).unwrap();
+    let mut got = vec![0u8; data.len() / 3];
+    f.read_exact(&mut got).unwrap();
+    c.kill_data(2);
+    f.read_to_end(&mut got).unwrap();
+    assert_eq!(got.len(), data.len());
+    assert!(got == data, "bytes differ after a data server died mid-read");
+    drop(m);
+}
+
+#[test]
+fn a_killed_mount_reports_enotconn_remounts_and_keeps_fsynced_data() {
+    let c = TestCluster::start(44);
+    let dir = tempfile::Builder::new().prefix("shardline-mnt-").tempdir().unwrap();
+    let path = dir.path().join("mnt");
+    fs::create_dir(&path).unwrap();
+
+    // Without auto-unmount the dead mount stays, reporting ENOTCONN.
+    let mut m = Mount::start_at(&c, &path, &["--no-auto-unmount"]);
+    let data = content(2 * CHUNK + 99, 3);
+    let mut f = File::create(m.p("durable")).unwrap();
+    f.write_all(&data).unwrap();
+    f.sync_all().unwrap();
+    m.kill9();
+    assert_eq!(errno_of(fs::metadata(&path)), libc::ENOTCONN, "a dead mount reports ENOTCONN");
+    drop(f);
+
+    // A new mount on the same point detaches the dead one; fsynced data is there.
+    let mut m2 = Mount::start_at(&c, &path, &[]);
+    assert_eq!(fs::read(m2.p("durable")).unwrap(), data);
+    assert_eq!(c.get_bytes("/durable").unwrap(), data);
+
+    // With auto-unmount (the default), a killed mount disappears by itself.
+    let pid = m2.pid();
+    m2.kill9();
+    harness::wait_gone(pid);
+    let parent = dev_of(dir.path());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while dev_of(&path) != parent && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    if dev_of(&path) != parent {
+        let ps = Command::new("ps").arg("-ef").output().map(|o| String::from_utf8_lossy(&o.stdout).into_owned());
+        let mounts = fs::read_to_string("/proc/self/mounts").unwrap_or_default();
+        panic!(
+            "fusermount3 did not auto-unmount the killed mount ({:?}):\n{mounts}\n{ps:?}",
+            fs::metadata(&path).err()
+        );
+    }
+
+    // SIGTERM unmounts cleanly.
+    let mut m3 = Mount::start_at(&c, &path, &[]);
+    assert_eq!(fs::read(m3.p("durable")).unwrap(), data);
+    m3.stop();
+}
