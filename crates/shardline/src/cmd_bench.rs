@@ -35,6 +35,9 @@ pub struct BenchArgs {
     /// Skip the rebuild benchmark (it kills a data server).
     #[arg(long)]
     no_rebuild: bool,
+    /// Skip the FUSE benchmarks (they need /dev/fuse and fusermount3).
+    #[arg(long)]
+    no_fuse: bool,
     /// Print one JSON object.
     #[arg(long)]
     json: bool,
@@ -91,6 +94,36 @@ pub async fn run(a: BenchArgs) -> Result<()> {
         }
     }
 
+    if !a.no_fuse {
+        say("the same through a FUSE mount…");
+        let cluster_file = cluster.cluster_path.clone();
+        let (pattern, sizes, ops, root) = (pattern.clone(), sizes.clone(), a.meta_ops, spec.dir.join("mnt"));
+        let fuse = tokio::task::spawn_blocking(move || -> Result<Vec<(String, f64)>> {
+            let mut out = Vec::new();
+            let write = {
+                let m = crate::bench_fuse::Mount::start(&cluster_file, &root)?;
+                std::fs::create_dir(m.dir.join("fuse"))?;
+                let w = crate::bench_fuse::write_files(&m.dir.join("fuse"), &pattern, &sizes)?;
+                for c in [1usize, 16] {
+                    for (op, rate) in crate::bench_fuse::meta_ops(&m.dir, c, ops)? {
+                        out.push((format!("fuse_{op}_per_s_{c}c"), rate));
+                    }
+                }
+                w
+            };
+            // A fresh mount reads cold: nothing is in this mount's page cache.
+            let m = crate::bench_fuse::Mount::start(&cluster_file, &root)?;
+            let read = crate::bench_fuse::read_files(&m.dir.join("fuse"), &pattern, &sizes)?;
+            out.push(("fuse_write_mbps".into(), write.mbps()));
+            out.push(("fuse_read_mbps".into(), read.mbps()));
+            Ok(out)
+        })
+        .await??;
+        for (k, v) in fuse {
+            report.insert(k, round1(v).into());
+        }
+    }
+
     if !a.no_rebuild {
         say("rebuild after a data server dies…");
         let (bytes, secs) = rebuild_bench(&mut cluster).await?;
@@ -116,6 +149,20 @@ pub async fn run(a: BenchArgs) -> Result<()> {
         get("read_mbps"),
         100.0 * get("read_mbps") / loopback
     );
+    if !a.no_fuse {
+        let (w, r) = (get("fuse_write_mbps"), get("fuse_read_mbps"));
+        println!("  FUSE write    {w:>8.1} MB/s  {:>5.1}% of native write", 100.0 * w / get("write_mbps").max(1e-9));
+        println!("  FUSE read     {r:>8.1} MB/s  {:>5.1}% of native read", 100.0 * r / get("read_mbps").max(1e-9));
+        for c in [1, 16] {
+            println!(
+                "  FUSE metadata, {c:>2} thread(s): create {:.0}/s, stat {:.0}/s, rename {:.0}/s, unlink {:.0}/s",
+                get(&format!("fuse_create_per_s_{c}c")),
+                get(&format!("fuse_stat_per_s_{c}c")),
+                get(&format!("fuse_rename_per_s_{c}c")),
+                get(&format!("fuse_unlink_per_s_{c}c"))
+            );
+        }
+    }
     for c in [1, 16] {
         println!(
             "  metadata, {c:>2} client(s): create {:.0}/s, stat {:.0}/s, rename {:.0}/s, unlink {:.0}/s",

@@ -1,6 +1,7 @@
 //! `shardline`: the one binary — servers (`meta`, `data`), a local cluster
 //! (`up`), the main job (`demo`), file commands and `admin`.
 
+mod bench_fuse;
 mod cluster_file;
 mod cmd_admin;
 mod cmd_bench;

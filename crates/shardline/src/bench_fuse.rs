@@ -1,0 +1,145 @@
+//! The FUSE part of `shardline bench`: the same workloads through a real
+//! `shardline mount` (a child process) — sequential write and read of the
+//! synthetic shards with 1 MiB system calls, and metadata operations as a
+//! program would issue them (open/create, stat, rename, unlink).
+
+use std::io::{Read, Write};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+
+use crate::synthetic::Pattern;
+use crate::workload::Phase;
+
+/// A `shardline mount` child, unmounted when dropped.
+pub struct Mount {
+    child: Child,
+    pub dir: PathBuf,
+}
+
+impl Mount {
+    pub fn start(cluster_file: &Path, dir: &Path) -> Result<Mount> {
+        std::fs::create_dir_all(dir)?;
+        let parent_dev = std::fs::metadata(dir)?.dev();
+        let child = Command::new(std::env::current_exe()?)
+            .arg("--cluster")
+            .arg(cluster_file)
+            .arg("mount")
+            .arg(dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .spawn()
+            .context("start shardline mount")?;
+        let mut m = Mount { child, dir: dir.to_path_buf() };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if std::fs::metadata(dir).map(|md| md.dev() != parent_dev).unwrap_or(false) {
+                return Ok(m);
+            }
+            if let Ok(Some(status)) = m.child.try_wait() {
+                bail!("shardline mount exited ({status}); is /dev/fuse available and fuse3 installed?");
+            }
+            if Instant::now() > deadline {
+                bail!("the mount did not appear within 30 s");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Mount {
+    fn drop(&mut self) {
+        // SAFETY: signalling our own child; it unmounts on SIGTERM.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let _ = self.child.wait();
+    }
+}
+
+/// Write the files through the mount, 1 MiB at a time, fsync each.
+pub fn write_files(dir: &Path, pattern: &Pattern, sizes: &[u64]) -> Result<Phase> {
+    let start = Instant::now();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut total = 0;
+    for (i, &size) in sizes.iter().enumerate() {
+        let mut f = std::fs::File::create(dir.join(format!("shard-{i:05}.bin")))?;
+        let mut off = 0u64;
+        while off < size {
+            let n = (size - off).min(buf.len() as u64) as usize;
+            pattern.fill(i as u64, off, &mut buf[..n]);
+            f.write_all(&buf[..n])?;
+            off += n as u64;
+        }
+        f.sync_all()?;
+        total += size;
+    }
+    Ok(Phase { bytes: total, secs: start.elapsed().as_secs_f64() })
+}
+
+/// Read the files back through a (fresh, cold) mount, verifying every byte.
+pub fn read_files(dir: &Path, pattern: &Pattern, sizes: &[u64]) -> Result<Phase> {
+    let start = Instant::now();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut total = 0;
+    for (i, &size) in sizes.iter().enumerate() {
+        let mut f = std::fs::File::open(dir.join(format!("shard-{i:05}.bin")))?;
+        let mut off = 0u64;
+        loop {
+            let n = f.read(&mut buf)?;
+            if n == 0 {
+                break;
+            }
+            if !pattern.matches(i as u64, off, &buf[..n]) {
+                bail!("wrong bytes through the mount in file {i} at offset {off}");
+            }
+            off += n as u64;
+        }
+        if off != size {
+            bail!("file {i}: read {off} of {size} bytes through the mount");
+        }
+        total += off;
+    }
+    Ok(Phase { bytes: total, secs: start.elapsed().as_secs_f64() })
+}
+
+/// create/stat/rename/unlink per second with `threads` threads.
+pub fn meta_ops(dir: &Path, threads: usize, ops: u64) -> Result<Vec<(&'static str, f64)>> {
+    let dir = dir.join(format!("meta-{threads}"));
+    std::fs::create_dir(&dir)?;
+    let per = (ops / threads as u64).max(1);
+    let mut out = Vec::new();
+    for op in ["create", "stat", "rename", "unlink"] {
+        let start = Instant::now();
+        std::thread::scope(|s| -> Result<()> {
+            let handles: Vec<_> = (0..threads)
+                .map(|t| {
+                    let dir = &dir;
+                    s.spawn(move || -> std::io::Result<()> {
+                        for i in 0..per {
+                            let (a, b) = (dir.join(format!("f-{t}-{i}")), dir.join(format!("g-{t}-{i}")));
+                            match op {
+                                "create" => drop(std::fs::File::create(&a)?),
+                                "stat" => {
+                                    std::fs::metadata(&a)?;
+                                }
+                                "rename" => std::fs::rename(&a, &b)?,
+                                _ => std::fs::remove_file(&b)?,
+                            }
+                        }
+                        Ok(())
+                    })
+                })
+                .collect();
+            for h in handles {
+                h.join()
+                    .map_err(|_| anyhow::anyhow!("benchmark thread panicked"))?
+                    .with_context(|| format!("FUSE {op}"))?;
+            }
+            Ok(())
+        })?;
+        out.push((op, (per * threads as u64) as f64 / start.elapsed().as_secs_f64()));
+    }
+    Ok(out)
+}
