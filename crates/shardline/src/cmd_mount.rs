@@ -21,6 +21,13 @@ pub struct MountArgs {
     /// run it under systemd, a DaemonSet or `&` to background it).
     #[arg(long, default_value_t = true)]
     pub foreground: bool,
+    /// Detach: start the mount in the background, return once it is
+    /// mounted (its log goes to --log-file).
+    #[arg(long, conflicts_with = "unmount_watch")]
+    pub daemon: bool,
+    /// Where a --daemon mount logs (default: a file in the temp folder).
+    #[arg(long)]
+    pub log_file: Option<PathBuf>,
     /// How long the kernel caches attributes, in milliseconds.
     #[arg(long, default_value_t = 1000)]
     pub attr_ttl_ms: u64,
@@ -62,6 +69,9 @@ pub async fn run(args: MountArgs, cluster: &Option<PathBuf>) -> Result<()> {
         return Ok(());
     }
     shardline_fuse::check_device()?;
+    if args.daemon {
+        return daemonize(&args);
+    }
     shardline_fuse::prepare_mountpoint(&args.mountpoint)?;
     if !args.no_auto_unmount && which("fusermount3").is_none() {
         anyhow::bail!("auto-unmount needs fusermount3 (apt-get install fuse3), or pass --no-auto-unmount");
@@ -121,6 +131,48 @@ pub async fn run(args: MountArgs, cluster: &Option<PathBuf>) -> Result<()> {
     tokio::task::spawn_blocking(move || mounted.unmount()).await??;
     eprintln!("unmounted {}", args.mountpoint.display());
     Ok(())
+}
+
+/// Start this same command without --daemon in a new session, logging to a
+/// file, and wait until the mount appears (or the child fails).
+fn daemonize(args: &MountArgs) -> Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    use std::os::unix::process::CommandExt;
+    let log_path = args.log_file.clone().unwrap_or_else(|| {
+        std::env::temp_dir().join(format!("shardline-mount-{}-{}.log", std::process::id(), rand::random::<u32>()))
+    });
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log_path)
+        .with_context(|| format!("open the log file {}", log_path.display()))?;
+    let parent_dev = std::fs::metadata(&args.mountpoint)
+        .with_context(|| format!("mount point {}", args.mountpoint.display()))?
+        .dev();
+    let argv: Vec<std::ffi::OsString> = std::env::args_os().skip(1).filter(|a| a != "--daemon").collect();
+    let mut child = std::process::Command::new(std::env::current_exe().context("find this executable")?)
+        .args(argv)
+        .stdin(std::process::Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        .process_group(0)
+        .spawn()
+        .context("start the background mount")?;
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        if std::fs::metadata(&args.mountpoint).map(|m| m.dev() != parent_dev).unwrap_or(false) {
+            println!("mounted at {} (pid {}, log {})", args.mountpoint.display(), child.id(), log_path.display());
+            return Ok(());
+        }
+        if let Some(status) = child.try_wait()? {
+            anyhow::bail!("the background mount exited ({status}); see {}", log_path.display());
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            anyhow::bail!("the mount did not appear within 60 s; see {}", log_path.display());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 fn which(bin: &str) -> Option<PathBuf> {

@@ -93,8 +93,15 @@ fn prepare(spec: &Spec) -> Result<ClusterFile> {
 pub fn running_pid(dir: &Path) -> Option<i32> {
     let pid: i32 = std::fs::read_to_string(dir.join("pid")).ok()?.trim().parse().ok()?;
     // SAFETY: kill with signal 0 only checks that the process exists.
-    let alive = unsafe { libc::kill(pid, 0) } == 0;
-    alive.then_some(pid)
+    let exists = unsafe { libc::kill(pid, 0) } == 0;
+    // A killed server not yet reaped by its parent is a zombie: not running.
+    let zombie = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| {
+            s.rsplit(')').next().and_then(|rest| rest.split_whitespace().next()).map(|st| st == "Z" || st == "X")
+        })
+        .unwrap_or(false);
+    (exists && !zombie).then_some(pid)
 }
 
 impl LocalCluster {
