@@ -6,12 +6,12 @@
 #![allow(dead_code)]
 
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::time::Duration;
 
 use shardline_client::{Client, ClientConfig};
 
-use crate::harness::{TestCluster, BIN};
+use crate::harness::TestCluster;
 
 fn cluster_toml(c: &TestCluster) -> toml::Value {
     let text = std::fs::read_to_string(c.cluster_file()).expect("read cluster.toml");
@@ -45,28 +45,7 @@ pub async fn connect(c: &TestCluster, meta_deadline: Duration) -> Client {
 /// listening on `listen` and reaching its peers at `peers` (id, address),
 /// which must include itself. Logs go to the server folder's `log`.
 pub fn start_meta_at(c: &TestCluster, id: u64, listen: &str, peers: &[(u64, String)]) -> Child {
-    let file = cluster_toml(c);
-    let peers: Vec<String> = peers.iter().map(|(i, a)| format!("{i}={a}")).collect();
-    let dir = c.meta_dir(id);
-    std::fs::create_dir_all(&dir).expect("create meta dir");
-    let log = std::fs::OpenOptions::new().create(true).append(true).open(dir.join("log")).expect("open log");
-    Command::new(BIN)
-        .args(["meta", "--id", &id.to_string(), "--listen", listen])
-        .args(["--peers", &peers.join(",")])
-        .args(["--ec", file["ec"].as_str().expect("ec")])
-        .args(["--chunk-size", &file["chunk_size"].as_integer().expect("chunk_size").to_string()])
-        .args(["--pg-count", &file["pg_count"].as_integer().expect("pg_count").to_string()])
-        .args(["--down-after-ms", "3000"])
-        .arg("--key-file")
-        .arg(c.data_dir().join("meta.key"))
-        .arg("--dir")
-        .arg(&dir)
-        .env("SHARDLINE_LOG", "info")
-        .stdin(Stdio::null())
-        .stdout(log.try_clone().expect("clone log"))
-        .stderr(log)
-        .spawn()
-        .expect("spawn shardline meta")
+    c.start_meta_with(id, listen, peers, &[])
 }
 
 /// The applied index of metadata server `id` in `admin status --json`.

@@ -301,16 +301,26 @@ impl TestCluster {
         let text = std::fs::read_to_string(self.cluster_file()).expect("read cluster.toml");
         let file: toml::Value = toml::from_str(&text).expect("parse cluster.toml");
         let metas = file["meta"].as_array().expect("meta servers");
-        let peers: Vec<String> = metas
+        let peers: Vec<(u64, String)> = metas
             .iter()
-            .map(|m| format!("{}={}", m["id"].as_integer().expect("id"), m["addr"].as_str().expect("addr")))
+            .map(|m| (m["id"].as_integer().expect("id") as u64, m["addr"].as_str().expect("addr").to_string()))
             .collect();
-        let me = metas.iter().find(|m| m["id"].as_integer() == Some(id as i64)).expect("meta server in cluster.toml");
+        let me = peers.iter().find(|(i, _)| *i == id).expect("meta server in cluster.toml").1.clone();
+        self.start_meta_with(id, &me, &peers, extra)
+    }
+
+    /// Start `shardline meta --id <id>` listening on `listen` and reaching
+    /// its peers (id, address; itself included) at `peers`, with the other
+    /// arguments `shardline up` gives it.
+    pub fn start_meta_with(&self, id: u64, listen: &str, peers: &[(u64, String)], extra: &[&str]) -> Child {
+        let text = std::fs::read_to_string(self.cluster_file()).expect("read cluster.toml");
+        let file: toml::Value = toml::from_str(&text).expect("parse cluster.toml");
+        let peers: Vec<String> = peers.iter().map(|(i, a)| format!("{i}={a}")).collect();
         let dir = self.meta_dir(id);
         std::fs::create_dir_all(&dir).expect("create meta dir");
         let log = std::fs::OpenOptions::new().create(true).append(true).open(dir.join("log")).expect("open log");
         Command::new(BIN)
-            .args(["meta", "--id", &id.to_string(), "--listen", me["addr"].as_str().expect("addr")])
+            .args(["meta", "--id", &id.to_string(), "--listen", listen])
             .args(["--peers", &peers.join(",")])
             .args(["--ec", file["ec"].as_str().expect("ec")])
             .args(["--chunk-size", &file["chunk_size"].as_integer().expect("chunk_size").to_string()])

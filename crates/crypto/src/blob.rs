@@ -6,10 +6,10 @@
 //! mistaken for a sealed chunk or a wrapped DEK.
 
 use chacha20poly1305::aead::{inout::InOutBuf, AeadInOut};
-use chacha20poly1305::{Tag, XNonce};
+use chacha20poly1305::XNonce;
 use rand::{rngs::OsRng, RngCore};
 
-use crate::{CryptoError, Kek, NONCE_LEN, SEAL_OVERHEAD, TAG_LEN};
+use crate::{CryptoError, Kek, NONCE_LEN, SEAL_OVERHEAD};
 
 /// Domain label at the start of every blob AAD.
 const BLOB_LABEL: &[u8] = b"shardline-blob-v1";
@@ -39,17 +39,7 @@ pub fn seal_blob(kek: &Kek, aad: &[u8], plaintext: &[u8]) -> Vec<u8> {
 
 /// Verify and decrypt a blob made by [`seal_blob`] with the same key and AAD.
 pub fn open_blob(kek: &Kek, aad: &[u8], sealed: &[u8]) -> Result<Vec<u8>, CryptoError> {
-    if sealed.len() < SEAL_OVERHEAD {
-        return Err(CryptoError::Truncated { len: sealed.len(), min: SEAL_OVERHEAD });
-    }
-    let (nonce, rest) = sealed.split_at(NONCE_LEN);
-    let (ct, tag) = rest.split_at(rest.len() - TAG_LEN);
-    let nonce = XNonce::try_from(nonce).map_err(|_| CryptoError::ChunkAuthFailed)?;
-    let tag = Tag::try_from(tag).map_err(|_| CryptoError::ChunkAuthFailed)?;
-    let mut out = vec![0u8; ct.len()];
-    let buf = InOutBuf::new(ct, &mut out).map_err(|_| CryptoError::ChunkAuthFailed)?;
-    kek.cipher().decrypt_inout_detached(&nonce, &full_aad(aad), buf, &tag).map_err(|_| CryptoError::ChunkAuthFailed)?;
-    Ok(out)
+    crate::seal::open_sealed(&kek.cipher(), &full_aad(aad), sealed)
 }
 
 #[cfg(test)]

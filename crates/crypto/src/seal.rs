@@ -6,7 +6,7 @@
 //! pass from the input buffer into the output buffer: no intermediate copy.
 
 use chacha20poly1305::aead::{inout::InOutBuf, AeadInOut};
-use chacha20poly1305::{Tag, XNonce};
+use chacha20poly1305::{Tag, XChaCha20Poly1305, XNonce};
 use rand::{rngs::OsRng, RngCore};
 
 use crate::{ChunkAad, CryptoError, Dek, NONCE_LEN, SEAL_OVERHEAD, TAG_LEN};
@@ -46,6 +46,12 @@ pub fn seal_chunk_padded(dek: &Dek, aad: &ChunkAad, plaintext: &[u8], padded_len
 /// a tag, and with [`CryptoError::ChunkAuthFailed`] if the key, the AAD or any
 /// byte differs from sealing time.
 pub fn open_chunk(dek: &Dek, aad: &ChunkAad, sealed: &[u8]) -> Result<Vec<u8>, CryptoError> {
+    open_sealed(&dek.cipher(), &aad.encode(), sealed)
+}
+
+/// Verify and decrypt `nonce || ct || tag` under `cipher` and `aad` (shared
+/// by chunk and metadata-blob sealing).
+pub(crate) fn open_sealed(cipher: &XChaCha20Poly1305, aad: &[u8], sealed: &[u8]) -> Result<Vec<u8>, CryptoError> {
     if sealed.len() < SEAL_OVERHEAD {
         return Err(CryptoError::Truncated { len: sealed.len(), min: SEAL_OVERHEAD });
     }
@@ -55,7 +61,7 @@ pub fn open_chunk(dek: &Dek, aad: &ChunkAad, sealed: &[u8]) -> Result<Vec<u8>, C
     let tag = Tag::try_from(tag).map_err(|_| CryptoError::ChunkAuthFailed)?;
     let mut out = vec![0u8; ct.len()];
     let buf = InOutBuf::new(ct, &mut out).map_err(|_| CryptoError::ChunkAuthFailed)?;
-    dek.cipher().decrypt_inout_detached(&nonce, &aad.encode(), buf, &tag).map_err(|_| CryptoError::ChunkAuthFailed)?;
+    cipher.decrypt_inout_detached(&nonce, aad, buf, &tag).map_err(|_| CryptoError::ChunkAuthFailed)?;
     Ok(out)
 }
 

@@ -9,17 +9,24 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 use shardline_types::Layout;
 
+/// Who a server is and where it lives (both server kinds).
 #[derive(Args)]
-pub struct MetaArgs {
-    /// This server's id (1-based).
+pub struct ServerIdentity {
+    /// This server's id (1-based, unique per kind, stable across restarts).
     #[arg(long)]
     id: u64,
-    /// Folder for the Raft log and state.
+    /// The server's folder (Raft log and state, or shards).
     #[arg(long)]
     dir: PathBuf,
     /// Address to listen on.
     #[arg(long)]
     listen: String,
+}
+
+#[derive(Args)]
+pub struct MetaArgs {
+    #[command(flatten)]
+    me: ServerIdentity,
     /// Every metadata server as ID=ADDR, comma-separated (including this one).
     #[arg(long)]
     peers: String,
@@ -54,15 +61,8 @@ pub struct MetaArgs {
 
 #[derive(Args)]
 pub struct DataArgs {
-    /// This server's id (1-based, stable across restarts).
-    #[arg(long)]
-    id: u64,
-    /// Folder for the shards.
-    #[arg(long)]
-    dir: PathBuf,
-    /// Address to listen on.
-    #[arg(long)]
-    listen: String,
+    #[command(flatten)]
+    me: ServerIdentity,
     /// Address clients dial (default: the listen address).
     #[arg(long)]
     advertise: Option<String>,
@@ -150,9 +150,9 @@ fn parse_peers(s: &str) -> Result<HashMap<u64, String>> {
 pub async fn run_meta(a: MetaArgs) -> Result<()> {
     let layout = Layout { chunk_size: a.chunk_size, ..Layout::default() }.with_ec(&a.ec)?;
     let cfg = shardline_meta::MetaConfig {
-        id: a.id,
-        dir: a.dir.clone(),
-        listen: a.listen,
+        id: a.me.id,
+        dir: a.me.dir.clone(),
+        listen: a.me.listen,
         peers: parse_peers(&a.peers)?,
         layout,
         pg_count: a.pg_count,
@@ -162,7 +162,7 @@ pub async fn run_meta(a: MetaArgs) -> Result<()> {
         snapshot_every: a.snapshot_every,
         join: a.join,
     };
-    let _pid = PidFile::create(&a.dir)?;
+    let _pid = PidFile::create(&a.me.dir)?;
     tokio::select! {
         r = shardline_meta::run(cfg) => r.context("metadata server failed"),
         _ = shutdown_signal() => Ok(()),
@@ -181,12 +181,12 @@ fn parse_target(s: &str) -> Result<(u64, String, PathBuf)> {
 pub async fn run_data(a: DataArgs) -> Result<()> {
     let extra = a.targets.iter().map(|t| parse_target(t)).collect::<Result<Vec<_>>>()?;
     // Several disks: their shared failure domain is this server.
-    let rack = if extra.is_empty() || !a.rack.is_empty() { a.rack.clone() } else { format!("server-{}", a.id) };
+    let rack = if extra.is_empty() || !a.rack.is_empty() { a.rack.clone() } else { format!("server-{}", a.me.id) };
     let primary = shardline_data::DataConfig {
-        id: a.id,
-        dir: a.dir.clone(),
-        advertise: a.advertise.clone().unwrap_or_else(|| a.listen.clone()),
-        listen: a.listen.clone(),
+        id: a.me.id,
+        dir: a.me.dir.clone(),
+        advertise: a.advertise.clone().unwrap_or_else(|| a.me.listen.clone()),
+        listen: a.me.listen.clone(),
         meta_addrs: a.meta.split(',').filter(|s| !s.is_empty()).map(String::from).collect(),
         heartbeat_interval: Duration::from_millis(a.heartbeat_ms),
         capacity_bytes: a.capacity,
@@ -201,7 +201,7 @@ pub async fn run_data(a: DataArgs) -> Result<()> {
     for (id, addr, dir) in extra {
         configs.push(shardline_data::DataConfig { id, advertise: addr.clone(), listen: addr, dir, ..primary.clone() });
     }
-    let _pid = PidFile::create(&a.dir)?;
+    let _pid = PidFile::create(&a.me.dir)?;
     let mut targets = tokio::task::JoinSet::new();
     for cfg in configs {
         let id = cfg.id;
