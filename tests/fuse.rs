@@ -485,3 +485,144 @@ fn a_killed_mount_reports_enotconn_remounts_and_keeps_fsynced_data() {
     assert_eq!(fs::read(m3.p("durable")).unwrap(), data);
     m3.stop();
 }
+
+#[test]
+fn mmap_reads_and_special_files_through_the_mount() {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::fs::FileTypeExt;
+
+    let c = TestCluster::start(45);
+    let m = Mount::start(&c, &[]);
+
+    // mmap reads: a file written through the mount, several chunks and a
+    // partial page at the end, mapped read-only and compared byte for byte.
+    let data = content(3 * CHUNK + 4321, 45);
+    fs::write(m.p("mapped"), &data).unwrap();
+    let f = File::open(m.p("mapped")).unwrap();
+    // SAFETY: a fresh read-only shared mapping of a valid descriptor, of the
+    // file's length; nothing else maps or truncates it while it is read, and
+    // it is unmapped below before `f` closes.
+    let addr =
+        unsafe { libc::mmap(std::ptr::null_mut(), data.len(), libc::PROT_READ, libc::MAP_SHARED, f.as_raw_fd(), 0) };
+    assert_ne!(addr, libc::MAP_FAILED, "mmap: {}", std::io::Error::last_os_error());
+    // SAFETY: the mapping above is `data.len()` readable bytes and lives until munmap.
+    let mapped = unsafe { std::slice::from_raw_parts(addr.cast::<u8>(), data.len()) };
+    assert!(mapped == data.as_slice(), "mmap read differs from what was written");
+    // Pages read out of order (the last chunk first) agree too.
+    assert_eq!(&mapped[3 * CHUNK..], &data[3 * CHUNK..]);
+    // SAFETY: unmapping exactly the mapping made above; `mapped` is not used after.
+    assert_eq!(unsafe { libc::munmap(addr, data.len()) }, 0);
+    drop(f);
+    // The CLI's file, mapped through the mount.
+    let cli = content(2 * CHUNK + 7, 46);
+    c.put_bytes("/from-cli", &cli);
+    let f = File::open(m.p("from-cli")).unwrap();
+    // SAFETY: as above: a read-only shared mapping of the whole file.
+    let addr =
+        unsafe { libc::mmap(std::ptr::null_mut(), cli.len(), libc::PROT_READ, libc::MAP_SHARED, f.as_raw_fd(), 0) };
+    assert_ne!(addr, libc::MAP_FAILED, "mmap: {}", std::io::Error::last_os_error());
+    // SAFETY: the mapping is `cli.len()` readable bytes until munmap below.
+    let same = unsafe { std::slice::from_raw_parts(addr.cast::<u8>(), cli.len()) } == cli.as_slice();
+    // SAFETY: unmapping the mapping made above.
+    assert_eq!(unsafe { libc::munmap(addr, cli.len()) }, 0);
+    assert!(same, "mmap of a file the native client wrote differs");
+    drop(f);
+
+    // Special files: mkfifo and mknod of every kind, with type and rdev.
+    let mknod = |rel: &str, mode: u32, dev: libc::dev_t| {
+        let p = cpath(&m.p(rel));
+        // SAFETY: a valid C string.
+        let r = unsafe { libc::mknod(p.as_ptr(), mode, dev) };
+        if r == 0 {
+            0
+        } else {
+            std::io::Error::last_os_error().raw_os_error().unwrap_or(-1)
+        }
+    };
+    assert_eq!(mknod("fifo", libc::S_IFIFO | 0o640, 0), 0);
+    assert_eq!(mknod("sock", libc::S_IFSOCK | 0o600, 0), 0);
+    assert_eq!(mknod("chr", libc::S_IFCHR | 0o644, libc::makedev(1, 3)), 0);
+    assert_eq!(mknod("blk", libc::S_IFBLK | 0o644, libc::makedev(259, 65537)), 0);
+    assert_eq!(mknod("fifo", libc::S_IFIFO | 0o640, 0), libc::EEXIST);
+    let md = |rel: &str| fs::symlink_metadata(m.p(rel)).unwrap();
+    assert!(md("fifo").file_type().is_fifo());
+    assert!(md("sock").file_type().is_socket());
+    assert!(md("chr").file_type().is_char_device());
+    assert!(md("blk").file_type().is_block_device());
+    assert_eq!((md("fifo").mode() & 0o7777, md("fifo").len(), md("fifo").nlink()), (0o640, 0, 1));
+    assert_eq!(md("chr").rdev(), libc::makedev(1, 3));
+    assert_eq!(md("blk").rdev(), libc::makedev(259, 65537));
+    assert_eq!(md("fifo").rdev(), 0);
+    let mut kinds: Vec<(String, fs::FileType)> = fs::read_dir(&m.path)
+        .unwrap()
+        .map(|e| e.unwrap())
+        .map(|e| (e.file_name().into_string().unwrap(), e.file_type().unwrap()))
+        .collect();
+    kinds.sort_by(|a, b| a.0.cmp(&b.0));
+    let special: Vec<_> = kinds.iter().filter(|(_, t)| !t.is_file()).map(|(n, _)| n.as_str()).collect();
+    assert_eq!(special, ["blk", "chr", "fifo", "sock"], "readdir reports the types");
+    // A fifo on the mount is a real pipe (the kernel serves it).
+    let pipe = OpenOptions::new().read(true).write(true).open(m.p("fifo")).unwrap();
+    (&pipe).write_all(b"through the pipe").unwrap();
+    let mut back = [0u8; 16];
+    (&pipe).read_exact(&mut back).unwrap();
+    assert_eq!(&back, b"through the pipe");
+    drop(pipe);
+    assert_eq!(md("fifo").len(), 0, "pipe data never reaches the file system");
+    assert_eq!(errno_of(File::open(m.p("sock"))), libc::ENXIO);
+    // Links, chmod/chown, rename and unlink behave as for files.
+    fs::hard_link(m.p("fifo"), m.p("fifo2")).unwrap();
+    assert_eq!(md("fifo").nlink(), 2);
+    fs::set_permissions(m.p("chr"), fs::Permissions::from_mode(0o600)).unwrap();
+    std::os::unix::fs::lchown(m.p("chr"), Some(65534), Some(65534)).unwrap();
+    let chr = md("chr");
+    assert_eq!((chr.mode() & 0o7777, chr.uid(), chr.gid(), chr.rdev()), (0o600, 65534, 65534, libc::makedev(1, 3)));
+    fs::write(m.p("plain"), b"x").unwrap();
+    fs::rename(m.p("blk"), m.p("plain")).unwrap();
+    assert!(md("plain").file_type().is_block_device());
+    assert_eq!(errno_of(fs::remove_dir(m.p("sock"))), libc::ENOTDIR);
+    for rel in ["fifo", "fifo2", "sock", "chr", "plain"] {
+        fs::remove_file(m.p(rel)).unwrap();
+    }
+    let left: Vec<_> = fs::read_dir(&m.path).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(left.len(), 2, "{left:?}");
+    drop(m);
+}
+
+#[test]
+fn a_daemon_mount_returns_once_mounted_and_serves_files() {
+    require_fuse();
+    let c = TestCluster::start(46);
+    c.put_bytes("/hello", b"from the daemon");
+    let dir = tempfile::Builder::new().prefix("shardline-mnt-").tempdir().expect("temp dir");
+    let path = dir.path().join("mnt");
+    fs::create_dir(&path).unwrap();
+    let parent_dev = dev_of(&path);
+    let log = c.dir.path().join("daemon.log");
+    let out = Command::new(BIN)
+        .arg("--cluster")
+        .arg(c.cluster_file())
+        .arg("mount")
+        .arg(&path)
+        .arg("--daemon")
+        .arg("--log-file")
+        .arg(&log)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    // The command returned only once the mount was up.
+    assert_ne!(dev_of(&path), parent_dev, "not mounted when --daemon returned");
+    let pid: i32 = String::from_utf8_lossy(&out.stdout)
+        .split("(pid ")
+        .nth(1)
+        .and_then(|s| s.split(',').next())
+        .and_then(|s| s.parse().ok())
+        .expect("pid in the output");
+    let read = fs::read(path.join("hello"));
+    // SAFETY: stopping the mount process this test started; it unmounts on SIGTERM.
+    unsafe { libc::kill(pid, libc::SIGTERM) };
+    harness::wait_gone(pid);
+    let _ = Command::new("fusermount3").args(["-u", "-z"]).arg(&path).stderr(Stdio::null()).status();
+    assert_eq!(read.unwrap(), b"from the daemon");
+    assert_eq!(dev_of(&path), parent_dev, "SIGTERM unmounts");
+}

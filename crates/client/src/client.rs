@@ -164,6 +164,11 @@ pub enum FileKind {
     File,
     Directory,
     Symlink,
+    /// Special files: no data (the mount leaves their I/O to the kernel).
+    Fifo,
+    Socket,
+    CharDevice,
+    BlockDevice,
 }
 
 impl FileKind {
@@ -171,6 +176,10 @@ impl FileKind {
         match pb::FileKind::try_from(k) {
             Ok(pb::FileKind::Directory) => FileKind::Directory,
             Ok(pb::FileKind::Symlink) => FileKind::Symlink,
+            Ok(pb::FileKind::Fifo) => FileKind::Fifo,
+            Ok(pb::FileKind::Socket) => FileKind::Socket,
+            Ok(pb::FileKind::CharDevice) => FileKind::CharDevice,
+            Ok(pb::FileKind::BlockDevice) => FileKind::BlockDevice,
             _ => FileKind::File,
         }
     }

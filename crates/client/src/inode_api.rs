@@ -37,6 +37,8 @@ pub struct InodeAttr {
     pub layout: Layout,
     /// Whether the file has a wrapped data key.
     pub encrypted: bool,
+    /// Character and block devices: the device number (a Linux dev_t); 0 otherwise.
+    pub rdev: u64,
 }
 
 impl InodeAttr {
@@ -55,6 +57,7 @@ impl InodeAttr {
             ctime_ns: a.ctime_ns,
             layout: Layout { chunk_size: l.chunk_size, data_shards: l.data_shards, parity_shards: l.parity_shards },
             encrypted: a.key.is_some(),
+            rdev: a.rdev,
         }
     }
 }
@@ -304,6 +307,33 @@ impl Inodes {
         self.attr(body).await
     }
 
+    /// Create a special file: `kind` is a fifo, socket or device (other
+    /// kinds are InvalidArgument); `rdev` (a Linux dev_t) is kept for devices.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn mknod(
+        &self,
+        parent: u64,
+        name: &str,
+        kind: FileKind,
+        mode: u32,
+        uid: u32,
+        gid: u32,
+        rdev: u64,
+    ) -> Result<InodeAttr, ClientError> {
+        let kind = match kind {
+            FileKind::Fifo => pb::FileKind::Fifo,
+            FileKind::Socket => pb::FileKind::Socket,
+            FileKind::CharDevice => pb::FileKind::CharDevice,
+            FileKind::BlockDevice => pb::FileKind::BlockDevice,
+            // Refused by the metadata service.
+            FileKind::File => pb::FileKind::Regular,
+            FileKind::Directory => pb::FileKind::Directory,
+            FileKind::Symlink => pb::FileKind::Symlink,
+        };
+        let body = Body::Mknod(pb::Mknod { parent, name: name.to_string(), kind: kind as i32, mode, uid, gid, rdev });
+        self.attr(body).await
+    }
+
     pub async fn readlink(&self, ino: u64) -> Result<Vec<u8>, ClientError> {
         match self.call(Body::Readlink(pb::Readlink { ino })).await?.body {
             Some(RBody::LinkTarget(t)) => Ok(t.target),
@@ -387,6 +417,7 @@ mod tests {
             ctime_ns: 7,
             layout: Some(pb::Layout { chunk_size: 8192, data_shards: 3, parity_shards: 1 }),
             key: None,
+            rdev: 0,
         };
         let a = InodeAttr::from_wire(&wire);
         assert_eq!(
@@ -404,8 +435,21 @@ mod tests {
                 ctime_ns: 7,
                 layout: Layout { chunk_size: 8192, data_shards: 3, parity_shards: 1 },
                 encrypted: false,
+                rdev: 0,
             }
         );
+        let dev = pb::Attr { kind: pb::FileKind::BlockDevice as i32, rdev: 0x0803, ..wire };
+        let d = InodeAttr::from_wire(&dev);
+        assert_eq!((d.kind, d.rdev), (FileKind::BlockDevice, 0x0803));
+        for (k, want) in [
+            (pb::FileKind::Fifo, FileKind::Fifo),
+            (pb::FileKind::Socket, FileKind::Socket),
+            (pb::FileKind::CharDevice, FileKind::CharDevice),
+            (pb::FileKind::Regular, FileKind::File),
+            (pb::FileKind::Directory, FileKind::Directory),
+        ] {
+            assert_eq!(FileKind::from_wire(k as i32), want);
+        }
     }
 
     #[test]

@@ -15,7 +15,41 @@ pub fn file_type(kind: FileKind) -> FileType {
         FileKind::File => FileType::RegularFile,
         FileKind::Directory => FileType::Directory,
         FileKind::Symlink => FileType::Symlink,
+        FileKind::Fifo => FileType::NamedPipe,
+        FileKind::Socket => FileType::Socket,
+        FileKind::CharDevice => FileType::CharDevice,
+        FileKind::BlockDevice => FileType::BlockDevice,
     }
+}
+
+/// The special kind a mknod mode's file type asks for (None: a regular
+/// file, or no type this file system knows).
+pub fn special_kind(mode: u32) -> Option<FileKind> {
+    match mode & libc::S_IFMT {
+        libc::S_IFIFO => Some(FileKind::Fifo),
+        libc::S_IFSOCK => Some(FileKind::Socket),
+        libc::S_IFCHR => Some(FileKind::CharDevice),
+        libc::S_IFBLK => Some(FileKind::BlockDevice),
+        _ => None,
+    }
+}
+
+/// A device number from the kernel (FUSE carries the 32-bit
+/// `new_encode_dev` form: 12-bit major, 20-bit minor) as a Linux dev_t
+/// (`gnu_dev_makedev`), which is what the metadata service stores.
+pub fn dev_from_kernel(rdev: u32) -> u64 {
+    let rdev = u64::from(rdev);
+    let (major, minor) = ((rdev & 0xfff00) >> 8, (rdev & 0xff) | ((rdev >> 12) & 0xfff00));
+    ((major & 0xffff_f000) << 32) | ((major & 0xfff) << 8) | ((minor & 0xffff_ff00) << 12) | (minor & 0xff)
+}
+
+/// A stored dev_t in the kernel's 32-bit form. Numbers that do not fit
+/// (major ≥ 4096 or minor ≥ 2^20, only settable by other clients) keep
+/// their low bits.
+pub fn dev_to_kernel(dev: u64) -> u32 {
+    let major = ((dev >> 32) & 0xffff_f000) | ((dev >> 8) & 0xfff);
+    let minor = ((dev >> 12) & 0xffff_ff00) | (dev & 0xff);
+    ((minor & 0xff) | ((major & 0xfff) << 8) | ((minor & 0xfff00) << 12)) as u32
 }
 
 pub fn time_of(ns: i64) -> SystemTime {
@@ -50,7 +84,7 @@ pub fn file_attr(a: &InodeAttr, size: Option<u64>) -> FileAttr {
         nlink: a.nlink,
         uid: a.uid,
         gid: a.gid,
-        rdev: 0,
+        rdev: dev_to_kernel(a.rdev),
         blksize: BLOCK_SIZE,
         flags: 0,
     }
@@ -162,6 +196,7 @@ mod tests {
             ctime_ns: 0,
             layout: Layout::default(),
             encrypted: true,
+            rdev: 0,
         }
     }
 
@@ -176,6 +211,35 @@ mod tests {
         }
         assert_eq!(file_attr(&attr(0o644, 1, 1), Some(9)).size, 9);
         assert_eq!(file_attr(&attr(0o4755, 1, 1), None).perm, 0o4755);
+    }
+
+    #[test]
+    fn special_files_report_their_type_and_device() {
+        let kinds = [
+            (libc::S_IFIFO, FileKind::Fifo, FileType::NamedPipe),
+            (libc::S_IFSOCK, FileKind::Socket, FileType::Socket),
+            (libc::S_IFCHR, FileKind::CharDevice, FileType::CharDevice),
+            (libc::S_IFBLK, FileKind::BlockDevice, FileType::BlockDevice),
+        ];
+        for (ifmt, kind, ft) in kinds {
+            assert_eq!(special_kind(ifmt | 0o644), Some(kind));
+            let dev = InodeAttr { kind, rdev: libc::makedev(8, 1), ..attr(0o644, 1, 1) };
+            let fa = file_attr(&dev, None);
+            assert_eq!((fa.kind, fa.rdev, fa.size, fa.blocks), (ft, 0x0801, 0, 0));
+        }
+        assert_eq!(special_kind(libc::S_IFREG | 0o644), None);
+        assert_eq!(special_kind(libc::S_IFDIR), None);
+        assert_eq!(special_kind(0o644), None);
+        // Kernel form ⇄ dev_t: identical below major 4096 / minor 2^20.
+        for (major, minor) in [(0, 0), (1, 2), (8, 17), (4095, 4095), (4095, 0xfffff), (259, 65536)] {
+            let dev = libc::makedev(major, minor);
+            let kernel = (minor & 0xff) | (major << 8) | ((minor & !0xff) << 12);
+            assert_eq!(dev_from_kernel(kernel), dev, "{major}:{minor}");
+            assert_eq!(dev_to_kernel(dev), kernel, "{major}:{minor}");
+            assert_eq!((libc::major(dev), libc::minor(dev)), (major, minor));
+        }
+        // Too big for the kernel form: low bits, no panic.
+        assert_eq!(dev_to_kernel(libc::makedev(4096 + 7, 3)), dev_to_kernel(libc::makedev(7, 3)));
     }
 
     #[test]

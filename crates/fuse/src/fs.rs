@@ -151,21 +151,15 @@ impl Filesystem for ShardlineFs {
         }
     }
 
-    fn mknod(
-        &self,
-        req: &Request,
-        parent: INodeNo,
-        name: &OsStr,
-        mode: u32,
-        umask: u32,
-        _rdev: u32,
-        reply: ReplyEntry,
-    ) {
-        if mode & libc::S_IFMT != libc::S_IFREG {
-            // Only regular files exist here (no fifos, sockets or devices).
-            return reply.error(Errno::EPERM);
-        }
-        match self.run(self.op_create(&caller(req), parent.0, name, mode & !umask, true)) {
+    fn mknod(&self, req: &Request, parent: INodeNo, name: &OsStr, mode: u32, umask: u32, rdev: u32, reply: ReplyEntry) {
+        let result = if let Some(kind) = crate::attr::special_kind(mode) {
+            self.run(self.op_mknod(&caller(req), parent.0, name, kind, mode & !umask, rdev))
+        } else if mode & libc::S_IFMT == libc::S_IFREG {
+            self.run(self.op_create(&caller(req), parent.0, name, mode & !umask, true))
+        } else {
+            Err(Fail(Errno::EINVAL))
+        };
+        match result {
             Ok(a) => reply.entry_with_ttls(&self.opts.attr_ttl, &self.opts.entry_ttl, &a, Generation(0)),
             Err(f) => reply.error(f.0),
         }

@@ -32,6 +32,11 @@ impl ShardlineFs {
             FileKind::File => {}
             FileKind::Directory => return Err(Fail(Errno::EISDIR)),
             FileKind::Symlink => return Err(Fail(Errno::ELOOP)),
+            // The kernel opens fifos and devices itself (and sockets cannot
+            // be opened); they have no data here to read or write.
+            FileKind::Fifo | FileKind::Socket | FileKind::CharDevice | FileKind::BlockDevice => {
+                return Err(Fail(Errno::ENXIO))
+            }
         }
         match self.files.reopen(ino) {
             Some(h) => {

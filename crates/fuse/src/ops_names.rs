@@ -10,7 +10,7 @@ use shardline_client::inode_api::{InodeAttr, SetAttrRequest, SetTime, XattrMode}
 use shardline_client::{ClientError, FileHandle, FileKind};
 use shardline_types::ErrorCode;
 
-use crate::attr::{check_setattr, chmod_mode, file_attr, file_type, may_access, ns_of, Caller};
+use crate::attr::{check_setattr, chmod_mode, dev_from_kernel, file_attr, file_type, may_access, ns_of, Caller};
 use crate::fs::{Fail, OpResult, ShardlineFs};
 use crate::open_files::DirItem;
 
@@ -115,6 +115,23 @@ impl ShardlineFs {
         let name = name_str(name)?;
         let (gid, _) = self.new_group(caller, parent).await?;
         let a = self.inodes.create(parent, name, mode & 0o7777, caller.uid, gid, exclusive).await?;
+        Ok(self.attr_of(&a))
+    }
+
+    /// A fifo, socket or device node (`kind` from `attr::special_kind`);
+    /// `rdev` in the kernel's form.
+    pub(crate) async fn op_mknod(
+        &self,
+        caller: &Caller,
+        parent: u64,
+        name: &OsStr,
+        kind: FileKind,
+        mode: u32,
+        rdev: u32,
+    ) -> OpResult<FileAttr> {
+        let name = name_str(name)?;
+        let (gid, _) = self.new_group(caller, parent).await?;
+        let a = self.inodes.mknod(parent, name, kind, mode & 0o7777, caller.uid, gid, dev_from_kernel(rdev)).await?;
         Ok(self.attr_of(&a))
     }
 

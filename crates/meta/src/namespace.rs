@@ -6,9 +6,9 @@
 //!
 //! This file holds the inode table and the directory operations; further
 //! `impl Namespace` blocks live beside it: `namespace_attrs.rs` (setattr,
-//! truncate, layout policy), `namespace_links.rs` (hard links, symlinks),
-//! `namespace_xattr.rs` (extended attributes), `namespace_open.rs` (open
-//! counts keeping unlinked files alive).
+//! truncate, layout policy), `namespace_links.rs` (hard links, symlinks,
+//! special files), `namespace_xattr.rs` (extended attributes),
+//! `namespace_open.rs` (open counts keeping unlinked files alive).
 //!
 //! Truncation keeps the chunk that straddles the new size with its old bytes
 //! past that size. Readers never return them (they stop at the size), but a
@@ -63,6 +63,19 @@ pub enum Kind {
     Regular,
     Directory,
     Symlink,
+    /// Special files (`namespace_links.rs::mknod`): no data, size 0; for
+    /// links, unlink, rename and attributes they behave like regular files.
+    Fifo,
+    Socket,
+    CharDevice,
+    BlockDevice,
+}
+
+impl Kind {
+    /// A fifo, socket or device node.
+    pub fn is_special(self) -> bool {
+        matches!(self, Kind::Fifo | Kind::Socket | Kind::CharDevice | Kind::BlockDevice)
+    }
 }
 
 /// A file's wrapped data key and the suite its chunks are sealed with.
@@ -103,6 +116,8 @@ pub struct Inode {
     pub target: Vec<u8>,
     /// Extended attributes, by name.
     pub xattrs: BTreeMap<String, Vec<u8>>,
+    /// Character and block devices: the device number (a Linux dev_t); 0 otherwise.
+    pub rdev: u64,
 }
 
 /// Attributes for a new inode.
@@ -166,6 +181,7 @@ impl Namespace {
                 chunks: BTreeMap::new(),
                 target: Vec::new(),
                 xattrs: BTreeMap::new(),
+                rdev: 0,
             },
         );
         ns.dirs.insert(ROOT_INO, BTreeMap::new());
@@ -271,6 +287,7 @@ impl Namespace {
                 chunks: BTreeMap::new(),
                 target: Vec::new(),
                 xattrs: BTreeMap::new(),
+                rdev: 0,
             },
         );
         if let Some(entries) = self.dirs.get_mut(&parent) {

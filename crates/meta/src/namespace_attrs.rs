@@ -35,6 +35,9 @@ impl Namespace {
                 Kind::Regular => {}
                 Kind::Directory => return Err(OpError::new(ErrorCode::IsADirectory, "cannot set a directory's size")),
                 Kind::Symlink => return Err(OpError::new(ErrorCode::InvalidArgument, "cannot set a symlink's size")),
+                Kind::Fifo | Kind::Socket | Kind::CharDevice | Kind::BlockDevice => {
+                    return Err(OpError::new(ErrorCode::InvalidArgument, "cannot set a special file's size"))
+                }
             }
             if size > MAX_FILE_SIZE {
                 return Err(OpError::new(ErrorCode::InvalidArgument, "file size too large"));

@@ -1,4 +1,8 @@
-//! Hard links, symlinks and readlink.
+//! Hard links, symlinks, readlink and special files (mknod).
+//!
+//! Special files (fifos, sockets, character and block devices) are inodes
+//! without data or key: size 0, never any chunks. Link, unlink, rename,
+//! setattr (but size) and xattrs treat them like regular files.
 
 use shardline_types::{ErrorCode, Ino};
 
@@ -50,6 +54,33 @@ impl Namespace {
         let inode = self.inodes.get_mut(&ino).ok_or_else(|| OpError::new(ErrorCode::Internal, "inode vanished"))?;
         inode.target = target.to_vec();
         inode.size = target.len() as u64;
+        Ok(inode.clone())
+    }
+
+    /// Create a special file of `kind` (a fifo, socket or device; other
+    /// kinds are InvalidArgument). `rdev` is kept for devices only.
+    pub fn mknod(
+        &mut self,
+        parent: Ino,
+        name: &str,
+        kind: Kind,
+        attrs: NewInode,
+        rdev: u64,
+        now: i64,
+    ) -> OpResult<Inode> {
+        if !kind.is_special() {
+            return Err(OpError::new(ErrorCode::InvalidArgument, "mknod makes fifos, sockets and devices only"));
+        }
+        check_name(name)?;
+        if self.dir(parent)?.contains_key(name) {
+            return Err(OpError::new(ErrorCode::AlreadyExists, "entry exists"));
+        }
+        let layout = self.get(parent)?.layout;
+        let ino = self.insert(parent, name, kind, NewInode { key: None, ..attrs }, layout, now);
+        let inode = self.inodes.get_mut(&ino).ok_or_else(|| OpError::new(ErrorCode::Internal, "inode vanished"))?;
+        if matches!(kind, Kind::CharDevice | Kind::BlockDevice) {
+            inode.rdev = rdev;
+        }
         Ok(inode.clone())
     }
 

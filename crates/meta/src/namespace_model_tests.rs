@@ -50,6 +50,8 @@ enum Op {
     RemoveXattr(Path, String),
     Open(Path),
     Release(usize),
+    /// A special file (or, now and then, a kind mknod must refuse).
+    Mknod(Path, Kind),
 }
 
 fn random_path(rng: &mut Rng) -> Path {
@@ -67,7 +69,7 @@ fn random_path(rng: &mut Rng) -> Path {
 
 fn random_op(rng: &mut Rng, handles: usize) -> Op {
     let p = random_path(rng);
-    match rng.below(17) {
+    match rng.below(18) {
         0 | 1 => Op::Create(p, rng.below(2) == 0),
         2 | 3 => Op::Mkdir(p),
         4 => Op::Unlink(p),
@@ -86,6 +88,10 @@ fn random_op(rng: &mut Rng, handles: usize) -> Op {
         }
         14 => Op::RemoveXattr(p, rng.pick(&["user.x", "user.y"]).to_string()),
         15 => Op::Open(p),
+        16 => {
+            let kinds = [Kind::Fifo, Kind::Socket, Kind::CharDevice, Kind::BlockDevice, Kind::Regular];
+            Op::Mknod(p, *rng.pick(&kinds))
+        }
         _ if handles > 0 => Op::Release(rng.below(handles as u64) as usize),
         _ => Op::Open(p),
     }
@@ -106,6 +112,8 @@ enum MKind {
     File,
     Dir,
     Link,
+    /// A fifo, socket or device: a file without data.
+    Special(Kind),
 }
 
 #[derive(Debug, Clone)]
@@ -254,6 +262,18 @@ impl Model {
                 self.add(p.clone(), MNode::new(MKind::Link, target.len() as u64));
                 Ok(vec![])
             }
+            Op::Mknod(p, kind) => {
+                self.walk_parent(p)?;
+                if !kind.is_special() {
+                    return err(ErrorCode::InvalidArgument);
+                }
+                self.creatable(p)?;
+                if self.id(p).is_some() {
+                    return err(ErrorCode::AlreadyExists);
+                }
+                self.add(p.clone(), MNode::new(MKind::Special(*kind), 0));
+                Ok(vec![])
+            }
             Op::Unlink(p) => {
                 self.parent_dir(p)?;
                 let id = self.id(p).ok_or(ErrorCode::NotFound)?;
@@ -326,7 +346,7 @@ impl Model {
                 let node = self.nodes.get_mut(&id).ok_or(ErrorCode::Internal)?;
                 match node.kind {
                     MKind::Dir => err(ErrorCode::IsADirectory),
-                    MKind::Link => err(ErrorCode::InvalidArgument),
+                    MKind::Link | MKind::Special(_) => err(ErrorCode::InvalidArgument),
                     MKind::File => {
                         node.size = *size;
                         // A chunk goes when it starts at or past the new size.
@@ -404,6 +424,7 @@ impl Model {
                 }
                 MKind::File => (Kind::Regular, self.paths.values().filter(|&&v| v == *id).count() as u32),
                 MKind::Link => (Kind::Symlink, self.paths.values().filter(|&&v| v == *id).count() as u32),
+                MKind::Special(k) => (k, self.paths.values().filter(|&&v| v == *id).count() as u32),
             };
             let xattrs = node.xattrs.iter().cloned().collect();
             out.insert(p.clone(), (kind, node.size, nlink, xattrs, first[id].clone()));
@@ -450,6 +471,10 @@ fn apply_ns(ns: &mut Namespace, op: &Op, now: i64, handles: &mut Vec<Ino>) -> Op
         }
         Op::Symlink(p, target) => {
             ns.symlink(walk(ns, &p[..p.len() - 1])?, &last(p), target, key(), now)?;
+            vec![]
+        }
+        Op::Mknod(p, kind) => {
+            ns.mknod(walk(ns, &p[..p.len() - 1])?, &last(p), *kind, key(), 0x0801, now)?;
             vec![]
         }
         Op::Unlink(p) => released(ns.unlink(walk(ns, &p[..p.len() - 1])?, &last(p), now)?),
@@ -584,7 +609,7 @@ fn random_operations_match_the_model() {
             t.1 += failed;
         }
     }
-    assert_eq!(total.len(), 13, "every operation is generated: {total:?}");
+    assert_eq!(total.len(), 14, "every operation is generated: {total:?}");
     for (name, (ok, failed)) in &total {
         // Release is only generated for open handles, so it cannot fail.
         let must_fail = name != "Release";

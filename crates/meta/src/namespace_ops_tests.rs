@@ -342,3 +342,87 @@ fn readdir_pages_through_100k_entries() {
     assert_eq!((page.len(), more), (10_000, true));
     assert_eq!(ns.readdir(d.ino, "zzz", 10).unwrap(), (vec![], false));
 }
+
+#[test]
+fn mknod_makes_special_files_without_data() {
+    let mut ns = small();
+    for (i, kind) in [Kind::Fifo, Kind::Socket, Kind::CharDevice, Kind::BlockDevice].into_iter().enumerate() {
+        let name = format!("s{i}");
+        let s = ns.mknod(ROOT_INO, &name, kind, NewInode { mode: 0o10640, ..attrs() }, 0x1234_5678, 5).unwrap();
+        assert_eq!((s.kind, s.mode, s.size, s.nlink, s.uid, s.gid), (kind, 0o640, 0, 1, 1, 1));
+        assert!(s.key.is_none() && s.chunks.is_empty());
+        assert_eq!((s.atime_ns, s.mtime_ns, s.ctime_ns), (5, 5, 5));
+        // Only devices keep a device number.
+        let devices = matches!(kind, Kind::CharDevice | Kind::BlockDevice);
+        assert_eq!(s.rdev, if devices { 0x1234_5678 } else { 0 });
+        assert_eq!(ns.lookup(ROOT_INO, &name).unwrap(), &s);
+        let (page, _) = ns.readdir(ROOT_INO, "", 100).unwrap();
+        assert!(page.contains(&(name, s.ino, kind)));
+    }
+    let root = ns.get(ROOT_INO).unwrap();
+    assert_eq!((root.nlink, root.mtime_ns), (2, 5), "new entries touch the parent, not its link count");
+}
+
+#[test]
+fn mknod_errors() {
+    let mut ns = small();
+    let fifo = |ns: &mut Namespace, parent, name: &str| ns.mknod(parent, name, Kind::Fifo, attrs(), 0, 2);
+    for kind in [Kind::Regular, Kind::Directory, Kind::Symlink] {
+        assert_eq!(code(ns.mknod(ROOT_INO, "x", kind, attrs(), 0, 1)), ErrorCode::InvalidArgument);
+    }
+    assert!(ns.lookup(ROOT_INO, "x").is_err(), "a refused mknod leaves nothing behind");
+    let f = ns.create(ROOT_INO, "f", attrs(), true, 1).unwrap();
+    ns.mkdir(ROOT_INO, "d", attrs(), 1).unwrap();
+    let p = fifo(&mut ns, ROOT_INO, "p").unwrap();
+    for existing in ["f", "d", "p"] {
+        assert_eq!(code(fifo(&mut ns, ROOT_INO, existing)), ErrorCode::AlreadyExists);
+    }
+    for bad in ["", ".", "..", "a/b"] {
+        assert_eq!(code(fifo(&mut ns, ROOT_INO, bad)), ErrorCode::InvalidArgument);
+    }
+    assert_eq!(code(fifo(&mut ns, ROOT_INO, &"n".repeat(MAX_NAME_LEN + 1))), ErrorCode::NameTooLong);
+    assert_eq!(code(fifo(&mut ns, f.ino, "x")), ErrorCode::NotADirectory);
+    assert_eq!(code(fifo(&mut ns, p.ino, "x")), ErrorCode::NotADirectory, "a fifo is not a directory");
+    assert_eq!(code(fifo(&mut ns, 999, "x")), ErrorCode::NotFound);
+}
+
+#[test]
+fn special_files_link_unlink_rename_and_setattr_like_files() {
+    let mut ns = small();
+    let d = ns.mkdir(ROOT_INO, "d", attrs(), 1).unwrap();
+    let dev = ns.mknod(ROOT_INO, "dev", Kind::BlockDevice, attrs(), 0x0801, 1).unwrap();
+    // Hard links count.
+    assert_eq!(ns.link(dev.ino, d.ino, "dev2", 2).unwrap().nlink, 2);
+    assert_eq!(ns.get(dev.ino).unwrap().ctime_ns, 2);
+    // chmod/chown/utimens, but no size.
+    let set = SetAttrs { mode: Some(0o600), uid: Some(7), gid: Some(8), mtime_ns: Some(9), ..Default::default() };
+    let (a, released) = ns.set_attr(dev.ino, &set, 3).unwrap();
+    assert_eq!((a.mode, a.uid, a.gid, a.mtime_ns, a.ctime_ns, a.rdev), (0o600, 7, 8, 9, 3, 0x0801));
+    assert!(released.chunks.is_empty());
+    let truncate = SetAttrs { size: Some(0), ..Default::default() };
+    assert_eq!(code(ns.set_attr(dev.ino, &truncate, 4)), ErrorCode::InvalidArgument);
+    // No data and no target.
+    let c = ChunkRef { index: 0, version: 1, sealed_len: 1, pg: 0 };
+    assert_eq!(code(ns.commit_chunk(dev.ino, c, 10, 4)), ErrorCode::IsADirectory);
+    assert_eq!(code(ns.readlink(dev.ino)), ErrorCode::InvalidArgument);
+    assert_eq!(code(ns.rmdir(ROOT_INO, "dev", 4)), ErrorCode::NotADirectory);
+    // Rename: over a file (which goes), never over a directory.
+    let f = ns.create(ROOT_INO, "f", attrs(), true, 1).unwrap();
+    ns.rename(ROOT_INO, "dev", ROOT_INO, "f", 5).unwrap();
+    assert!(ns.get(f.ino).is_err());
+    assert_eq!(ns.lookup(ROOT_INO, "f").unwrap().ino, dev.ino);
+    assert_eq!(code(ns.rename(ROOT_INO, "f", ROOT_INO, "d", 6)), ErrorCode::IsADirectory);
+    let sock = ns.mknod(ROOT_INO, "sock", Kind::Socket, attrs(), 0, 6).unwrap();
+    ns.rename(ROOT_INO, "sock", d.ino, "dev2", 7).unwrap();
+    assert_eq!(ns.get(dev.ino).unwrap().nlink, 1, "replacing a link drops one count");
+    assert_eq!(ns.lookup(d.ino, "dev2").unwrap().ino, sock.ino);
+    // Unlinking the last name removes it; an open one stays until released.
+    ns.open(sock.ino).unwrap();
+    assert!(ns.unlink(d.ino, "dev2", 8).unwrap().chunks.is_empty());
+    assert_eq!(ns.get(sock.ino).unwrap().nlink, 0);
+    ns.release(sock.ino).unwrap();
+    assert!(ns.get(sock.ino).is_err());
+    ns.unlink(ROOT_INO, "f", 9).unwrap();
+    assert!(ns.get(dev.ino).is_err());
+    assert_eq!(ns.inode_count(), 2, "root and d");
+}

@@ -15,6 +15,10 @@ fn kind_to(k: Kind) -> u32 {
         Kind::Regular => 0,
         Kind::Directory => 1,
         Kind::Symlink => 2,
+        Kind::Fifo => 3,
+        Kind::Socket => 4,
+        Kind::CharDevice => 5,
+        Kind::BlockDevice => 6,
     }
 }
 
@@ -23,6 +27,10 @@ fn kind_from(k: u32) -> Result<Kind, MetaError> {
         0 => Ok(Kind::Regular),
         1 => Ok(Kind::Directory),
         2 => Ok(Kind::Symlink),
+        3 => Ok(Kind::Fifo),
+        4 => Ok(Kind::Socket),
+        5 => Ok(Kind::CharDevice),
+        6 => Ok(Kind::BlockDevice),
         _ => Err(corrupt("unknown inode kind")),
     }
 }
@@ -57,6 +65,7 @@ fn inode_to(i: &Inode) -> v1::Inode {
             .collect(),
         target: i.target.clone(),
         xattrs: i.xattrs.iter().map(|(n, v)| v1::Xattr { name: n.clone(), value: v.clone() }).collect(),
+        rdev: i.rdev,
     }
 }
 
@@ -87,6 +96,7 @@ fn inode_from(i: v1::Inode) -> Result<Inode, MetaError> {
             .collect(),
         target: i.target,
         xattrs: i.xattrs.into_iter().map(|x| (x.name, x.value)).collect(),
+        rdev: i.rdev,
     })
 }
 

@@ -19,7 +19,9 @@ use crate::MetaError;
 pub const SNAPSHOT_FORMAT_V1: u8 = 1;
 
 /// The frozen v1 snapshot messages (prost, hand-declared: they are an on-disk
-/// format of this crate, not part of the wire protocol).
+/// format of this crate, not part of the wire protocol). Frozen means fields
+/// are only ever added, with new tags and defaults that mean "as before"
+/// (`Inode::rdev`, the special-file kinds), so every older v1 blob decodes.
 pub mod v1 {
     use shardline_proto::v1 as pb;
 
@@ -142,7 +144,9 @@ pub mod v1 {
     pub struct Inode {
         #[prost(uint64, tag = "1")]
         pub ino: u64,
-        /// 0 regular, 1 directory, 2 symlink.
+        /// 0 regular, 1 directory, 2 symlink, 3 fifo, 4 socket, 5 character
+        /// device, 6 block device (3–6 added compatibly: older snapshots
+        /// simply have none).
         #[prost(uint32, tag = "2")]
         pub kind: u32,
         #[prost(uint32, tag = "3")]
@@ -171,6 +175,9 @@ pub mod v1 {
         pub target: Vec<u8>,
         #[prost(message, repeated, tag = "15")]
         pub xattrs: Vec<Xattr>,
+        /// Devices' dev_t. Added compatibly: absent in older snapshots (0).
+        #[prost(uint64, tag = "16")]
+        pub rdev: u64,
     }
 
     #[derive(Clone, PartialEq, prost::Message)]

@@ -45,6 +45,7 @@ pub fn is_mutation(body: &Body) -> bool {
             | Body::Open(_)
             | Body::Release(_)
             | Body::SetLayout(_)
+            | Body::Mknod(_)
     )
 }
 
@@ -131,6 +132,11 @@ impl StateMachine {
             Some(Body::Symlink(c)) => {
                 let attrs = NewInode { mode: c.mode, uid: c.uid, gid: c.gid, key: None };
                 ok(RBody::Attr(attr_to_wire(&ns.symlink(c.parent, &c.name, &c.target, attrs, now)?)))
+            }
+            Some(Body::Mknod(c)) => {
+                let attrs = NewInode { mode: c.mode, uid: c.uid, gid: c.gid, key: None };
+                let kind = kind_from_wire(c.kind)?;
+                ok(RBody::Attr(attr_to_wire(&ns.mknod(c.parent, &c.name, kind, attrs, c.rdev, now)?)))
             }
             Some(Body::SetXattr(c)) => {
                 ns.set_xattr(c.ino, &c.name, &c.value, xattr_mode_from_wire(c.mode)?, now)?;

@@ -163,3 +163,44 @@ fn statfs_sums_capacity_of_servers_that_are_up() {
     assert_eq!(st.files + st.files_free, 1 << 32);
     assert_eq!(st.name_max, 255);
 }
+
+#[test]
+fn mknod_dispatches_keeps_rdev_and_dedups_retries() {
+    let mut sm = StateMachine::new(Layout::default(), 16);
+    let mknod = |name: &str, kind: pb::FileKind| {
+        Body::Mknod(pb::Mknod {
+            parent: ROOT_INO,
+            name: name.into(),
+            kind: kind as i32,
+            mode: 0o644,
+            uid: 3,
+            gid: 4,
+            rdev: 0x0805,
+        })
+    };
+    let body = mknod("c", pb::FileKind::CharDevice);
+    assert!(is_mutation(&body));
+    let first = sm.apply(&req(1, 1, body), 10);
+    let Some(RBody::Attr(a)) = &first.body else { panic!("mknod: {first:?}") };
+    assert_eq!(
+        (a.kind, a.mode, a.uid, a.gid, a.size, a.nlink, a.rdev),
+        (pb::FileKind::CharDevice as i32, 0o644, 3, 4, 0, 1, 0x0805)
+    );
+    assert!(a.key.is_none());
+    // A retry is the original outcome, not EEXIST; a new request is EEXIST.
+    assert_eq!(sm.apply(&req(1, 1, mknod("c", pb::FileKind::CharDevice)), 11), first);
+    assert_eq!(code_of(&sm.apply(&req(1, 2, mknod("c", pb::FileKind::Fifo)), 12)), wire(ErrorCode::AlreadyExists));
+    // The kind shows in lookups and listings; fifos drop the device number.
+    let fifo = sm.apply(&req(1, 3, mknod("p", pb::FileKind::Fifo)), 13);
+    let Some(RBody::Attr(p)) = &fifo.body else { panic!("mknod: {fifo:?}") };
+    assert_eq!((p.kind, p.rdev), (pb::FileKind::Fifo as i32, 0));
+    let list = sm.read(&req(3, 0, Body::Readdir(pb::ReadDir { ino: ROOT_INO, ..Default::default() })));
+    let Some(RBody::Entries(e)) = list.body else { panic!("readdir") };
+    let kinds: Vec<_> = e.entries.iter().map(|e| (e.name.as_str(), e.kind)).collect();
+    assert_eq!(kinds, [("c", pb::FileKind::CharDevice as i32), ("p", pb::FileKind::Fifo as i32)]);
+    // Kinds mknod does not make, and unknown kinds, are refused.
+    for (i, kind) in [pb::FileKind::Regular as i32, pb::FileKind::Directory as i32, 0, 99].into_iter().enumerate() {
+        let body = Body::Mknod(pb::Mknod { parent: ROOT_INO, name: "x".into(), kind, ..Default::default() });
+        assert_eq!(code_of(&sm.apply(&req(1, 10 + i as u64, body), 14)), wire(ErrorCode::InvalidArgument), "{kind}");
+    }
+}

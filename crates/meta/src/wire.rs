@@ -17,6 +17,24 @@ pub fn kind_to_wire(k: Kind) -> pb::FileKind {
         Kind::Regular => pb::FileKind::Regular,
         Kind::Directory => pb::FileKind::Directory,
         Kind::Symlink => pb::FileKind::Symlink,
+        Kind::Fifo => pb::FileKind::Fifo,
+        Kind::Socket => pb::FileKind::Socket,
+        Kind::CharDevice => pb::FileKind::CharDevice,
+        Kind::BlockDevice => pb::FileKind::BlockDevice,
+    }
+}
+
+/// A wire kind; unknown values are InvalidArgument.
+pub fn kind_from_wire(k: i32) -> Result<Kind, OpError> {
+    match pb::FileKind::try_from(k) {
+        Ok(pb::FileKind::Regular) => Ok(Kind::Regular),
+        Ok(pb::FileKind::Directory) => Ok(Kind::Directory),
+        Ok(pb::FileKind::Symlink) => Ok(Kind::Symlink),
+        Ok(pb::FileKind::Fifo) => Ok(Kind::Fifo),
+        Ok(pb::FileKind::Socket) => Ok(Kind::Socket),
+        Ok(pb::FileKind::CharDevice) => Ok(Kind::CharDevice),
+        Ok(pb::FileKind::BlockDevice) => Ok(Kind::BlockDevice),
+        Ok(pb::FileKind::Unspecified) | Err(_) => Err(OpError::new(ErrorCode::InvalidArgument, "unknown file kind")),
     }
 }
 
@@ -48,6 +66,7 @@ pub fn attr_to_wire(i: &Inode) -> pb::Attr {
             suite: k.suite,
             wrapped: k.wrapped.clone(),
         }),
+        rdev: i.rdev,
     }
 }
 

@@ -13,6 +13,10 @@ fn kind_name(k: FileKind) -> &'static str {
         FileKind::File => "file",
         FileKind::Directory => "dir",
         FileKind::Symlink => "symlink",
+        FileKind::Fifo => "fifo",
+        FileKind::Socket => "socket",
+        FileKind::CharDevice => "chardev",
+        FileKind::BlockDevice => "blockdev",
     }
 }
 
