@@ -626,3 +626,36 @@ fn a_daemon_mount_returns_once_mounted_and_serves_files() {
     assert_eq!(read.unwrap(), b"from the daemon");
     assert_eq!(dev_of(&path), parent_dev, "SIGTERM unmounts");
 }
+
+#[test]
+fn an_open_file_outlives_its_unlink_and_rename_over_it_until_closed() {
+    use std::io::{Read, Seek, SeekFrom, Write};
+    let c = TestCluster::start(47);
+    let m = Mount::start(&c, &[]);
+    let data = content(3 * CHUNK + 5, 47);
+    fs::write(m.p("tmp"), &data).unwrap();
+    fs::write(m.p("victim"), b"old contents").unwrap();
+    let mut f = OpenOptions::new().read(true).write(true).open(m.p("tmp")).unwrap();
+    let mut v = File::open(m.p("victim")).unwrap();
+    fs::remove_file(m.p("tmp")).unwrap();
+    fs::write(m.p("new"), b"replacement").unwrap();
+    fs::rename(m.p("new"), m.p("victim")).unwrap();
+    assert!(fs::metadata(m.p("tmp")).is_err(), "the name is gone");
+    // Both files are still whole through their open descriptors.
+    let mut back = Vec::new();
+    f.read_to_end(&mut back).unwrap();
+    assert_eq!(back, data);
+    f.seek(SeekFrom::Start(1)).unwrap();
+    f.write_all(b"XY").unwrap();
+    f.sync_all().unwrap();
+    f.seek(SeekFrom::Start(0)).unwrap();
+    let mut head = [0u8; 4];
+    f.read_exact(&mut head).unwrap();
+    assert_eq!(&head[1..3], b"XY");
+    let mut old = String::new();
+    v.read_to_string(&mut old).unwrap();
+    assert_eq!(old, "old contents");
+    assert_eq!(fs::read(m.p("victim")).unwrap(), b"replacement");
+    drop(f);
+    drop(v);
+}

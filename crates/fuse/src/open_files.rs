@@ -2,9 +2,11 @@
 //!
 //! Every open of one inode in this mount shares one client
 //! [`FileHandle`] (its buffers and chunk snapshot), so reads through any
-//! descriptor see writes through any other. The metadata service counts one
-//! open per inode per mount (an unlinked file stays readable until the last
-//! local close). Directory handles hold a listing taken at opendir.
+//! descriptor see writes through any other. Opens are registered with the
+//! metadata service lazily: only when this mount unlinks or renames over a
+//! file it has open is the file *pinned* (one replicated open), so it stays
+//! readable until the last local close; plain open/close costs no Raft
+//! write. Directory handles hold a listing taken at opendir.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -24,6 +26,8 @@ pub struct DirItem {
 struct OpenFile {
     handle: FileHandle,
     opens: usize,
+    /// The metadata service holds one open for this mount (see the module doc).
+    pinned: bool,
 }
 
 /// What a file handle number stands for.
@@ -69,25 +73,49 @@ impl OpenFiles {
     }
 
     /// Register a newly opened handle. If another open won the race, its
-    /// handle is counted and returned, with `false` (the caller then undoes
-    /// its own metadata open).
-    pub fn insert(&self, ino: u64, handle: FileHandle) -> (FileHandle, bool) {
+    /// handle is counted and returned instead.
+    pub fn insert(&self, ino: u64, handle: FileHandle) -> FileHandle {
         let mut m = lock(&self.by_ino);
         if let Some(f) = m.get_mut(&ino) {
             f.opens += 1;
-            return (f.handle.clone(), false);
+            return f.handle.clone();
         }
-        m.insert(ino, OpenFile { handle: handle.clone(), opens: 1 });
-        (handle, true)
+        m.insert(ino, OpenFile { handle: handle.clone(), opens: 1, pinned: false });
+        handle
     }
 
-    /// Count one open less; the handle if that was the last one.
-    pub fn close(&self, ino: u64) -> Option<FileHandle> {
+    /// Whether this mount has any file open (no: unlink need not look).
+    pub fn any_open(&self) -> bool {
+        !lock(&self.by_ino).is_empty()
+    }
+
+    /// Mark `ino` pinned if it is open here and not yet pinned; true if the
+    /// caller must now register the open with the metadata service.
+    pub fn needs_pin(&self, ino: u64) -> bool {
+        match lock(&self.by_ino).get_mut(&ino) {
+            Some(f) if !f.pinned => {
+                f.pinned = true;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Undo [`OpenFiles::needs_pin`] after the registration failed.
+    pub fn unpin(&self, ino: u64) {
+        if let Some(f) = lock(&self.by_ino).get_mut(&ino) {
+            f.pinned = false;
+        }
+    }
+
+    /// Count one open less; the handle (and whether it was pinned) if that
+    /// was the last one.
+    pub fn close(&self, ino: u64) -> Option<(FileHandle, bool)> {
         let mut m = lock(&self.by_ino);
         let f = m.get_mut(&ino)?;
         f.opens -= 1;
         if f.opens == 0 {
-            return m.remove(&ino).map(|f| f.handle);
+            return m.remove(&ino).map(|f| (f.handle, f.pinned));
         }
         None
     }

@@ -50,11 +50,7 @@ impl ShardlineFs {
             }
             None => {
                 let h = FileHandle::open(&self.client, ino).await?;
-                self.inodes.open(ino).await?;
-                let (_, mine) = self.files.insert(ino, h);
-                if !mine {
-                    let _ = self.inodes.release(ino).await;
-                }
+                self.files.insert(ino, h);
             }
         }
         let keep = self.files.stamp_matches(ino, (attr.mtime_ns, attr.size));
@@ -102,14 +98,34 @@ impl ShardlineFs {
     /// One local open less; the last one flushes, remembers the file's
     /// stamp for page-cache keeping and drops the metadata open.
     async fn close_inode(&self, ino: u64) -> OpResult<()> {
-        let Some(h) = self.files.close(ino) else { return Ok(()) };
+        let Some((h, pinned)) = self.files.close(ino) else { return Ok(()) };
         let flushed = h.flush().await;
         if let Ok(a) = self.inodes.getattr(ino).await {
             self.files.set_stamp(ino, (a.mtime_ns, a.size));
         }
-        let released = self.inodes.release(ino).await;
+        let released = if pinned { self.inodes.release(ino).await } else { Ok(()) };
         flushed?;
         released?;
+        Ok(())
+    }
+
+    /// Before a name that may be the last link of a file open here goes
+    /// away (unlink, rename over it), register the open with the metadata
+    /// service so the file outlives its name until the last local close.
+    pub(crate) async fn pin_if_open(&self, parent: u64, name: &str) -> OpResult<()> {
+        if !self.files.any_open() {
+            return Ok(());
+        }
+        let ino = match self.inodes.lookup(parent, name).await {
+            Ok(a) => a.ino,
+            Err(_) => return Ok(()), // nothing there: the operation reports it
+        };
+        if self.files.needs_pin(ino) {
+            if let Err(e) = self.inodes.open(ino).await {
+                self.files.unpin(ino);
+                return Err(e.into());
+            }
+        }
         Ok(())
     }
 

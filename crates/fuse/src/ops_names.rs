@@ -148,6 +148,7 @@ impl ShardlineFs {
         if dir {
             self.inodes.rmdir(parent, name).await?;
         } else {
+            self.pin_if_open(parent, name).await?;
             self.inodes.unlink(parent, name).await?;
         }
         Ok(())
@@ -186,6 +187,7 @@ impl ShardlineFs {
                 Err(e) => return Err(e.into()),
             }
         }
+        self.pin_if_open(new_parent, new_name).await?;
         self.inodes.rename(parent, name, new_parent, new_name).await?;
         Ok(())
     }

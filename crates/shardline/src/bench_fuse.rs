@@ -104,10 +104,15 @@ pub fn read_files(dir: &Path, pattern: &Pattern, sizes: &[u64]) -> Result<Phase>
     Ok(Phase { bytes: total, secs: start.elapsed().as_secs_f64() })
 }
 
-/// create/stat/rename/unlink per second with `threads` threads.
+/// create/stat/rename/unlink per second with `threads` threads, each in a
+/// directory of its own (the kernel serialises name changes within one
+/// directory, whatever the file system).
 pub fn meta_ops(dir: &Path, threads: usize, ops: u64) -> Result<Vec<(&'static str, f64)>> {
     let dir = dir.join(format!("meta-{threads}"));
     std::fs::create_dir(&dir)?;
+    for t in 0..threads {
+        std::fs::create_dir(dir.join(format!("t{t}")))?;
+    }
     let per = (ops / threads as u64).max(1);
     let mut out = Vec::new();
     for op in ["create", "stat", "rename", "unlink"] {
@@ -118,7 +123,8 @@ pub fn meta_ops(dir: &Path, threads: usize, ops: u64) -> Result<Vec<(&'static st
                     let dir = &dir;
                     s.spawn(move || -> std::io::Result<()> {
                         for i in 0..per {
-                            let (a, b) = (dir.join(format!("f-{t}-{i}")), dir.join(format!("g-{t}-{i}")));
+                            let d = dir.join(format!("t{t}"));
+                            let (a, b) = (d.join(format!("f-{i}")), d.join(format!("g-{i}")));
                             match op {
                                 "create" => drop(std::fs::File::create(&a)?),
                                 "stat" => {
