@@ -141,3 +141,26 @@ fn demo_runs_end_to_end_and_reports_json() {
         assert!(v[k].as_f64().unwrap() > 0.0, "{k}: {v}");
     }
 }
+
+#[test]
+fn a_directory_layout_policy_is_inherited_by_new_files() {
+    let c = TestCluster::start(16);
+    c.ok(&["mkdir", "/narrow"]);
+    let shown = c.ok(&["layout", "/narrow", "--ec", "2+2", "--chunk-size", "32768"]);
+    assert!(shown.contains("RS 2+2, 32 KiB chunks"), "{shown}");
+    c.ok(&["mkdir", "/narrow/sub"]);
+    let data = content(5 * CHUNK + 3, 16);
+    c.put_bytes("/narrow/sub/f", &data);
+    let stat: serde_json::Value = serde_json::from_str(&c.ok(&["stat", "--json", "/narrow/sub/f"])).unwrap();
+    assert_eq!(stat["ec"], "2+2");
+    assert_eq!(stat["chunk_size"], 32768);
+    assert_eq!(c.get_bytes("/narrow/sub/f").unwrap(), data);
+    // 2+2 over 32 KiB chunks: 4 shards for each of the 11 chunks.
+    assert_eq!(c.shard_files().len(), 4 * 11);
+    // Files elsewhere keep the cluster default.
+    c.put_bytes("/plain", b"x");
+    let stat: serde_json::Value = serde_json::from_str(&c.ok(&["stat", "--json", "/plain"])).unwrap();
+    assert_eq!(stat["ec"], "4+2");
+    assert!(!c.cli(&["layout", "/plain", "--ec", "2+1"]).status.success(), "files carry no policy");
+    assert!(!c.cli(&["layout", "/narrow", "--ec", "9+9"]).status.success(), "wider than the placement groups");
+}

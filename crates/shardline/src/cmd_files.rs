@@ -107,6 +107,28 @@ pub async fn run(cmd: Cmd, cluster: &Option<PathBuf>) -> Result<()> {
         Cmd::Mkdir { path } => {
             client.mkdir(&path).await.with_context(|| format!("mkdir {path}"))?;
         }
+        Cmd::Layout { path, ec, chunk_size } => {
+            let st = client.stat(&path).await.with_context(|| format!("stat {path}"))?;
+            if ec.is_some() || chunk_size.is_some() {
+                if st.kind != FileKind::Directory {
+                    anyhow::bail!("{path}: a layout policy belongs to a directory");
+                }
+                let current = shardline_types::Layout { chunk_size: st.chunk_size, ..Default::default() }
+                    .with_ec(&st.ec)
+                    .context("read the current layout")?;
+                let layout =
+                    shardline_types::Layout { chunk_size: chunk_size.unwrap_or(current.chunk_size), ..current }
+                        .with_ec(ec.as_deref().unwrap_or(&current.ec()))
+                        .context("new layout")?;
+                client
+                    .inodes()
+                    .set_layout(st.ino, layout)
+                    .await
+                    .with_context(|| format!("set the layout of {path}"))?;
+            }
+            let st = client.stat(&path).await.with_context(|| format!("stat {path}"))?;
+            println!("{path}: RS {}, {} KiB chunks", st.ec, st.chunk_size >> 10);
+        }
         _ => unreachable!("dispatched elsewhere"),
     }
     Ok(())

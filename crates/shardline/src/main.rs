@@ -67,6 +67,17 @@ enum Cmd {
     Rm { path: String },
     /// Create a directory.
     Mkdir { path: String },
+    /// Show or set a directory's layout policy (chunk size, erasure code),
+    /// which files and directories created in it inherit.
+    Layout {
+        path: String,
+        /// Erasure code K+M for new files.
+        #[arg(long)]
+        ec: Option<String>,
+        /// Plaintext bytes per chunk for new files.
+        #[arg(long)]
+        chunk_size: Option<u32>,
+    },
     /// Operate the cluster.
     Admin {
         #[command(subcommand)]
