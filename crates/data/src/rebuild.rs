@@ -7,12 +7,16 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use futures::stream::{self, StreamExt};
 use shardline_proto::v1 as pb;
 use shardline_types::ShardKey;
 
 use crate::node_state::NodeState;
 use crate::peer_rebuild::rebuild_shard;
 use crate::ShardStore;
+
+/// Chunks of one task rebuilt concurrently.
+const REBUILD_PARALLELISM: usize = 8;
 
 /// Start the tasks not already running.
 pub fn start_tasks<S: ShardStore + ?Sized>(node: &Arc<NodeState>, store: &Arc<S>, tasks: &[pb::RebuildTask]) {
@@ -36,7 +40,7 @@ pub fn start_tasks<S: ShardStore + ?Sized>(node: &Arc<NodeState>, store: &Arc<S>
 }
 
 async fn run_task<S: ShardStore + ?Sized>(
-    node: &NodeState,
+    node: &Arc<NodeState>,
     store: &Arc<S>,
     pg: u32,
     shard: u32,
@@ -57,28 +61,46 @@ async fn run_task<S: ShardStore + ?Sized>(
             return Err(crate::DataError::Unavailable("metadata service sent no chunk list".into()));
         };
         node.progress.chunks_total.fetch_add(page.chunks.len() as u64, Ordering::Relaxed);
-        for c in &page.chunks {
-            (after_file, after_chunk) = (c.file_id, c.chunk_index);
-            chunks += 1;
-            let key =
-                ShardKey { file_id: c.file_id, chunk_index: c.chunk_index, version: c.version, shard_index: shard };
-            if store.modified(&key).is_some() {
-                node.progress.chunks_done.fetch_add(1, Ordering::Relaxed);
-                continue;
-            }
-            let map = node.placement().await?;
-            let targets = NodeState::targets(&map, pg)?;
-            let (k, m) = (c.data_shards as usize, c.parity_shards as usize);
-            match rebuild_shard(node, store, key, k, m, &targets).await {
+        if let Some(last) = page.chunks.last() {
+            (after_file, after_chunk) = (last.file_id, last.chunk_index);
+        }
+        chunks += page.chunks.len() as u64;
+        let map = node.placement().await?;
+        let targets = NodeState::targets(&map, pg)?;
+        // Several chunks at once: each waits on k peers' disks and the network.
+        let targets = Arc::new(targets);
+        let results: Vec<_> = stream::iter(page.chunks.clone())
+            .map(|c| {
+                let (node, store, targets) = (node.clone(), store.clone(), targets.clone());
+                async move {
+                    let key = ShardKey {
+                        file_id: c.file_id,
+                        chunk_index: c.chunk_index,
+                        version: c.version,
+                        shard_index: shard,
+                    };
+                    if store.modified(&key).is_some() {
+                        return (c, Ok(0));
+                    }
+                    let (k, m) = (c.data_shards as usize, c.parity_shards as usize);
+                    let r = rebuild_shard(&node, &store, key, k, m, &targets).await;
+                    (c, r)
+                }
+            })
+            .buffer_unordered(REBUILD_PARALLELISM)
+            .collect()
+            .await;
+        for (c, r) in results {
+            match r {
                 Ok(n) => {
                     bytes_here += n as u64;
                     node.progress.bytes.fetch_add(n as u64, Ordering::Relaxed);
                     node.progress.chunks_done.fetch_add(1, Ordering::Relaxed);
-                    throttle(bytes_here, start, node.rebuild_rate).await;
                 }
                 Err(e) => failures.push(format!("file {} chunk {}: {e}", c.file_id, c.chunk_index)),
             }
         }
+        throttle(bytes_here, start, node.rebuild_rate).await;
         if !page.more {
             break;
         }
