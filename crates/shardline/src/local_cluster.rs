@@ -40,9 +40,11 @@ pub struct LocalCluster {
     children: Vec<(String, Child)>,
 }
 
-fn free_port(host: &str) -> Result<u16> {
+/// A free port, held (by the returned listener) until the caller has picked
+/// every port it needs, so no two nodes are handed the same one.
+fn free_port(host: &str) -> Result<(u16, TcpListener)> {
     let l = TcpListener::bind((host, 0)).with_context(|| format!("bind a free port on {host}"))?;
-    Ok(l.local_addr()?.port())
+    Ok((l.local_addr()?.port(), l))
 }
 
 /// Create the cluster file and key file on first start; reuse them after.
@@ -66,15 +68,15 @@ fn prepare(spec: &Spec) -> Result<ClusterFile> {
     }
     let key_file = dir.join("kek.key");
     Kek::load_or_create(&key_file).context("create the key-encryption key file")?;
+    let held = std::cell::RefCell::new(Vec::new());
     let node = |kind: &str, id: u64| -> Result<Node> {
-        Ok(Node {
-            id,
-            addr: format!("{}:{}", spec.host, free_port(&spec.host)?),
-            dir: dir.join(format!("{kind}-{id}")),
-        })
+        let (port, listener) = free_port(&spec.host)?;
+        held.borrow_mut().push(listener);
+        Ok(Node { id, addr: format!("{}:{}", spec.host, port), dir: dir.join(format!("{kind}-{id}")) })
     };
     let meta = (1..=spec.meta as u64).map(|i| node("meta", i)).collect::<Result<Vec<_>>>()?;
     let data = (1..=spec.data as u64).map(|i| node("data", i)).collect::<Result<Vec<_>>>()?;
+    drop(held);
     let file = ClusterFile {
         version: CLUSTER_FILE_VERSION,
         ec: spec.layout.ec(),
