@@ -3,7 +3,7 @@
 //! Write: [`writer`] gathers bytes into chunks; [`chunk_write`] seals each
 //! chunk (XChaCha20-Poly1305 under the file's DEK, AAD binding file, chunk,
 //! version and key), erasure-codes it into k+m shards, sends them in parallel
-//! to the chunk's placement group ([`shard_io`], [`placement`]) and then
+//! to the chunk's placement group (`shardline_rpc::shard_client`, [`placement`]) and then
 //! commits the new chunk version to the metadata service.
 //! Read: [`reader`] fetches chunks several at a time; [`chunk_read`] reads the
 //! k data shards, falls back to parity for any missing or corrupt one, decodes
