@@ -68,6 +68,8 @@ pub(crate) struct Inner {
     pub pool: Pool,
     pub kek: Kek,
     placement: RwLock<Arc<PlacementView>>,
+    /// Directory attributes seen last (kept by the inode API).
+    pub dirs: crate::dir_cache::DirAttrCache,
 }
 
 impl Inner {
@@ -240,6 +242,7 @@ impl Client {
             pool: Pool::new(Duration::from_secs(2), cfg.shard_timeout),
             kek,
             placement: RwLock::new(Arc::new(PlacementView::default())),
+            dirs: Default::default(),
             cfg,
         });
         inner.refresh_placement().await?;

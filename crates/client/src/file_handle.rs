@@ -58,6 +58,8 @@ struct State {
     cache: BTreeMap<u64, (u64, Slot)>,
     error: Option<ClientError>,
     last_read_end: u64,
+    /// Whether this handle wrote or set attributes since it was opened.
+    changed: bool,
 }
 
 struct Shared {
@@ -116,12 +118,25 @@ fn file_ctx(inner: &Inner, attr: &pb::Attr) -> Result<FileCtx, ClientError> {
 impl FileHandle {
     /// Open the regular file `ino`: its key, layout and committed chunks now.
     pub async fn open(client: &Client, ino: u64) -> Result<FileHandle, ClientError> {
-        let inner = client.inner().clone();
+        Self::open_ino(client.inner().clone(), ino).await
+    }
+
+    pub(crate) async fn open_ino(inner: Arc<Inner>, ino: u64) -> Result<FileHandle, ClientError> {
         let (attr, chunks) = get_chunks(&inner, ino).await?;
+        Self::from_parts(inner, &attr, chunks)
+    }
+
+    /// A handle over `attr` and its committed `chunks`, as the metadata
+    /// service returned them.
+    pub(crate) fn from_parts(
+        inner: Arc<Inner>,
+        attr: &pb::Attr,
+        chunks: Vec<pb::Chunk>,
+    ) -> Result<FileHandle, ClientError> {
         if FileKind::from_wire(attr.kind) != FileKind::File {
             return Err(ClientError::NotAFile);
         }
-        let ctx = Arc::new(file_ctx(&inner, &attr)?);
+        let ctx = Arc::new(file_ctx(&inner, attr)?);
         let parallel = inner.cfg.write_parallelism.max(1);
         let max_cached = (CACHE_BYTES / ctx.chunk_size).max(inner.cfg.read_parallelism + 2);
         let state = State {
@@ -136,6 +151,7 @@ impl FileHandle {
             cache: BTreeMap::new(),
             error: None,
             last_read_end: 0,
+            changed: false,
         };
         let s = Shared {
             inner,
@@ -160,6 +176,12 @@ impl FileHandle {
     /// The size including writes not yet flushed.
     pub fn size(&self) -> u64 {
         self.s.lock().size
+    }
+
+    /// Whether this handle wrote or changed attributes since it was opened
+    /// (if not, the file's attributes at open still describe what it read).
+    pub fn changed(&self) -> bool {
+        self.s.lock().changed
     }
 
     /// Whether writes are buffered or committing.
@@ -221,6 +243,7 @@ impl FileHandle {
                 return Err(e);
             }
             st.size = st.size.max(end);
+            st.changed = true;
             let mut pos = offset;
             while pos < end {
                 let idx = pos / cs;
@@ -259,6 +282,7 @@ impl FileHandle {
     /// a shrink rewrites the chunk straddling the new size, cut to it (so a
     /// later extension reads zeros there, not old bytes).
     pub async fn set_attr(&self, inodes: &Inodes, req: &SetAttrRequest) -> Result<InodeAttr, ClientError> {
+        self.s.lock().changed = true;
         let Some(new_size) = req.size else {
             return inodes.setattr(self.ino(), req).await;
         };

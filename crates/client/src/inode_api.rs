@@ -16,6 +16,7 @@ use shardline_proto::v1::meta_response::Body as RBody;
 use shardline_types::Layout;
 
 use crate::client::{attr_of, unexpected, Inner};
+use crate::dir_cache::DirAttrCache;
 use crate::{Client, ClientError, DirEntry, FileKind};
 
 /// Every attribute of an inode.
@@ -164,6 +165,49 @@ pub struct DirPage {
     pub more: bool,
 }
 
+/// Before a change is sent: forget the cached directories it may change.
+fn forget_touched(dirs: &DirAttrCache, body: &Body) {
+    match body {
+        Body::Lookup(_)
+        | Body::Getattr(_)
+        | Body::Readdir(_)
+        | Body::GetChunks(_)
+        | Body::Readlink(_)
+        | Body::GetXattr(_)
+        | Body::ListXattr(_)
+        | Body::Statfs(_)
+        | Body::Open(_)
+        | Body::Release(_)
+        | Body::CommitChunk(_) => {}
+        Body::Create(c) => dirs.forget(c.parent),
+        Body::Mkdir(c) => dirs.forget(c.parent),
+        Body::Mknod(c) => dirs.forget(c.parent),
+        Body::Symlink(c) => dirs.forget(c.parent),
+        Body::Unlink(c) => dirs.forget(c.parent),
+        Body::Link(c) => {
+            dirs.forget(c.ino);
+            dirs.forget(c.new_parent);
+        }
+        Body::SetAttr(c) => dirs.forget(c.ino),
+        Body::SetXattr(c) => dirs.forget(c.ino),
+        Body::RemoveXattr(c) => dirs.forget(c.ino),
+        Body::SetLayout(c) => dirs.forget(c.ino),
+        // Rename and rmdir may destroy a directory the request does not
+        // name; anything else is not the mount's business: forget all.
+        _ => dirs.forget_all(),
+    }
+}
+
+/// The attributes a response carries as its answer, if any.
+fn returned_attr(resp: &pb::MetaResponse) -> Option<&pb::Attr> {
+    match resp.body.as_ref() {
+        Some(RBody::Attr(a)) => Some(a),
+        Some(RBody::AttrReleased(r)) => r.attr.as_ref(),
+        Some(RBody::Chunks(c)) => c.attr.as_ref(),
+        _ => None,
+    }
+}
+
 /// Chunks a response released, if any.
 fn take_released(resp: &mut pb::MetaResponse) -> Option<pb::Released> {
     match resp.body.as_mut() {
@@ -176,7 +220,7 @@ fn take_released(resp: &mut pb::MetaResponse) -> Option<pb::Released> {
 /// Namespace operations by inode. Obtain with [`Client::inodes`].
 #[derive(Clone)]
 pub struct Inodes {
-    inner: Arc<Inner>,
+    pub(crate) inner: Arc<Inner>,
 }
 
 impl Client {
@@ -188,11 +232,21 @@ impl Client {
 
 impl Inodes {
     async fn call(&self, body: Body) -> Result<pb::MetaResponse, ClientError> {
+        forget_touched(&self.inner.dirs, &body);
         let mut resp = self.inner.meta.call(body).await?;
         if let Some(released) = take_released(&mut resp) {
             self.inner.release(released);
         }
+        for d in resp.dirs.iter().chain(returned_attr(&resp)) {
+            self.inner.dirs.record(&InodeAttr::from_wire(d));
+        }
         Ok(resp)
+    }
+
+    /// A directory's attributes if this client learned them less than
+    /// `max_age` ago (see [`crate::dir_cache`]).
+    pub fn recent_dir_attr(&self, ino: u64, max_age: std::time::Duration) -> Option<InodeAttr> {
+        self.inner.dirs.fresh(ino, max_age)
     }
 
     async fn attr(&self, body: Body) -> Result<InodeAttr, ClientError> {
@@ -254,17 +308,24 @@ impl Inodes {
         gid: u32,
         exclusive: bool,
     ) -> Result<InodeAttr, ClientError> {
+        Ok(InodeAttr::from_wire(&self.create_wire(parent, name, mode, uid, gid, exclusive).await?))
+    }
+
+    /// [`Inodes::create`], with the attributes as the wire has them (the
+    /// wrapped key and layout included).
+    pub(crate) async fn create_wire(
+        &self,
+        parent: u64,
+        name: &str,
+        mode: u32,
+        uid: u32,
+        gid: u32,
+        exclusive: bool,
+    ) -> Result<pb::Attr, ClientError> {
         let (_dek, key) = self.inner.new_file_key();
-        self.attr(Body::Create(pb::Create {
-            parent,
-            name: name.to_string(),
-            mode,
-            uid,
-            gid,
-            key: Some(key),
-            exclusive,
-        }))
-        .await
+        let body =
+            Body::Create(pb::Create { parent, name: name.to_string(), mode, uid, gid, key: Some(key), exclusive });
+        attr_of(self.call(body).await?)
     }
 
     pub async fn unlink(&self, parent: u64, name: &str) -> Result<(), ClientError> {
@@ -473,19 +534,19 @@ mod tests {
     fn released_chunks_are_taken_from_either_response() {
         let chunk = pb::Chunk { index: 1, version: 2, sealed_len: 3, pg: 4 };
         let released = pb::Released { chunks: vec![chunk], file_id: 9 };
-        let mut plain = pb::MetaResponse { error: None, body: Some(RBody::Released(released.clone())) };
+        let mut plain = pb::MetaResponse { body: Some(RBody::Released(released.clone())), ..Default::default() };
         assert_eq!(take_released(&mut plain), Some(released.clone()));
         let mut with_attr = pb::MetaResponse {
-            error: None,
             body: Some(RBody::AttrReleased(pb::AttrReleased {
                 attr: Some(pb::Attr { ino: 9, ..Default::default() }),
                 released: Some(released.clone()),
             })),
+            ..Default::default()
         };
         assert_eq!(take_released(&mut with_attr), Some(released));
         // The attributes are still there for the caller.
         assert!(matches!(with_attr.body, Some(RBody::AttrReleased(pb::AttrReleased { attr: Some(_), .. }))));
-        let mut empty = pb::MetaResponse { error: None, body: Some(RBody::Empty(pb::Empty {})) };
+        let mut empty = pb::MetaResponse { body: Some(RBody::Empty(pb::Empty {})), ..Default::default() };
         assert_eq!(take_released(&mut empty), None);
     }
 }

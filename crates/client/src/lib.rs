@@ -15,6 +15,8 @@
 pub mod chunk_read;
 pub mod chunk_write;
 pub mod client;
+mod create_open;
+pub mod dir_cache;
 mod dirty_chunk;
 pub mod error;
 pub mod file_handle;

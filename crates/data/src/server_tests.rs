@@ -27,7 +27,10 @@ impl Handler for FakeMeta {
             Some(meta_request::Body::Register(r)) => {
                 assert_eq!((r.id, r.addr.as_str(), r.capacity_bytes), (7, "127.0.0.7:7100", 1 << 30));
                 seen.push("register");
-                MetaResponse { error: None, body: Some(meta_response::Body::Registered(v1::Registered { epoch: 3 })) }
+                MetaResponse {
+                    body: Some(meta_response::Body::Registered(v1::Registered { epoch: 3 })),
+                    ..Default::default()
+                }
             }
             Some(meta_request::Body::Heartbeat(h)) => {
                 assert_eq!((h.id, h.capacity_bytes, h.shard_count), (7, 1 << 30, 0));
@@ -38,7 +41,7 @@ impl Handler for FakeMeta {
                     retryable: false,
                     leader_hint: String::new(),
                 });
-                MetaResponse { error, body: Some(meta_response::Body::Empty(v1::Empty {})) }
+                MetaResponse { error, body: Some(meta_response::Body::Empty(v1::Empty {})), ..Default::default() }
             }
             _ => panic!("unexpected request"),
         };

@@ -90,8 +90,15 @@ impl ShardlineFs {
     }
 }
 
+/// Who asks, with supplementary groups (read from /proc: only for
+/// permission checks).
 fn caller(req: &Request) -> Caller {
     Caller { uid: req.uid(), gid: req.gid(), groups: Caller::groups_of(req.pid()) }
+}
+
+/// Who creates an entry: its owner and group.
+fn creator(req: &Request) -> Caller {
+    Caller { uid: req.uid(), gid: req.gid(), groups: Vec::new() }
 }
 
 impl Filesystem for ShardlineFs {
@@ -153,9 +160,9 @@ impl Filesystem for ShardlineFs {
 
     fn mknod(&self, req: &Request, parent: INodeNo, name: &OsStr, mode: u32, umask: u32, rdev: u32, reply: ReplyEntry) {
         let result = if let Some(kind) = crate::attr::special_kind(mode) {
-            self.run(self.op_mknod(&caller(req), parent.0, name, kind, mode & !umask, rdev))
+            self.run(self.op_mknod(&creator(req), parent.0, name, kind, mode & !umask, rdev))
         } else if mode & libc::S_IFMT == libc::S_IFREG {
-            self.run(self.op_create(&caller(req), parent.0, name, mode & !umask, true))
+            self.run(self.op_create(&creator(req), parent.0, name, mode & !umask, true))
         } else {
             Err(Fail(Errno::EINVAL))
         };
@@ -166,7 +173,7 @@ impl Filesystem for ShardlineFs {
     }
 
     fn mkdir(&self, req: &Request, parent: INodeNo, name: &OsStr, mode: u32, umask: u32, reply: ReplyEntry) {
-        match self.run(self.op_mkdir(&caller(req), parent.0, name, mode & !umask)) {
+        match self.run(self.op_mkdir(&creator(req), parent.0, name, mode & !umask)) {
             Ok(a) => reply.entry_with_ttls(&self.opts.attr_ttl, &self.opts.entry_ttl, &a, Generation(0)),
             Err(f) => reply.error(f.0),
         }
@@ -181,7 +188,7 @@ impl Filesystem for ShardlineFs {
     }
 
     fn symlink(&self, req: &Request, parent: INodeNo, link_name: &OsStr, target: &Path, reply: ReplyEntry) {
-        match self.run(self.op_symlink(&caller(req), parent.0, link_name, target)) {
+        match self.run(self.op_symlink(&creator(req), parent.0, link_name, target)) {
             Ok(a) => reply.entry_with_ttls(&self.opts.attr_ttl, &self.opts.entry_ttl, &a, Generation(0)),
             Err(f) => reply.error(f.0),
         }
@@ -354,14 +361,8 @@ impl Filesystem for ShardlineFs {
         flags: i32,
         reply: ReplyCreate,
     ) {
-        let result = self.run(async {
-            let exclusive = flags & libc::O_EXCL != 0;
-            let attr = self.op_create(&caller(req), parent.0, name, mode & !umask, exclusive).await?;
-            let (fh, keep) = self.op_open(attr.ino.0, flags).await?;
-            Ok::<_, Fail>((attr, fh, keep))
-        });
-        match result {
-            Ok((attr, fh, keep)) => reply.created(&self.opts.entry_ttl, &attr, Generation(0), Fh(fh), keep),
+        match self.run(self.op_create_open(&creator(req), parent.0, name, mode & !umask, flags)) {
+            Ok((attr, fh)) => reply.created(&self.opts.entry_ttl, &attr, Generation(0), Fh(fh), FopenFlags::empty()),
             Err(f) => reply.error(f.0),
         }
     }

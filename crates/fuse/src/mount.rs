@@ -29,7 +29,7 @@ pub struct MountOptions {
 
 impl Default for MountOptions {
     fn default() -> Self {
-        MountOptions { threads: 4, allow_other: false, auto_unmount: true, read_ahead_kb: 16 << 10 }
+        MountOptions { threads: 16, allow_other: false, auto_unmount: true, read_ahead_kb: 16 << 10 }
     }
 }
 

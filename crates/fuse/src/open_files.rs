@@ -28,6 +28,9 @@ struct OpenFile {
     opens: usize,
     /// The metadata service holds one open for this mount (see the module doc).
     pinned: bool,
+    /// (mtime, size) at the latest open: what the kernel's cached pages
+    /// show, unless this mount wrote.
+    opened_stamp: (i64, u64),
 }
 
 /// What a file handle number stands for.
@@ -36,6 +39,13 @@ pub struct OpenedAs {
     pub ino: u64,
     /// The open(2) flags.
     pub flags: i32,
+}
+
+/// A file's last local close.
+pub struct Closed {
+    pub handle: FileHandle,
+    pub pinned: bool,
+    pub opened_stamp: (i64, u64),
 }
 
 #[derive(Default)]
@@ -64,23 +74,26 @@ impl OpenFiles {
         lock(&self.by_ino).get(&ino).map(|f| f.handle.size())
     }
 
-    /// Count one more open of an already open inode; its handle if so.
-    pub fn reopen(&self, ino: u64) -> Option<FileHandle> {
+    /// Count one more open of an already open inode, found with `stamp`
+    /// (mtime, size); its handle if so.
+    pub fn reopen(&self, ino: u64, stamp: (i64, u64)) -> Option<FileHandle> {
         let mut m = lock(&self.by_ino);
         let f = m.get_mut(&ino)?;
         f.opens += 1;
+        f.opened_stamp = stamp;
         Some(f.handle.clone())
     }
 
     /// Register a newly opened handle. If another open won the race, its
     /// handle is counted and returned instead.
-    pub fn insert(&self, ino: u64, handle: FileHandle) -> FileHandle {
+    pub fn insert(&self, ino: u64, handle: FileHandle, stamp: (i64, u64)) -> FileHandle {
         let mut m = lock(&self.by_ino);
         if let Some(f) = m.get_mut(&ino) {
             f.opens += 1;
+            f.opened_stamp = stamp;
             return f.handle.clone();
         }
-        m.insert(ino, OpenFile { handle: handle.clone(), opens: 1, pinned: false });
+        m.insert(ino, OpenFile { handle: handle.clone(), opens: 1, pinned: false, opened_stamp: stamp });
         handle
     }
 
@@ -108,14 +121,14 @@ impl OpenFiles {
         }
     }
 
-    /// Count one open less; the handle (and whether it was pinned) if that
-    /// was the last one.
-    pub fn close(&self, ino: u64) -> Option<(FileHandle, bool)> {
+    /// Count one open less; if that was the last one, the handle, whether
+    /// it was pinned and the stamp of its latest open.
+    pub fn close(&self, ino: u64) -> Option<Closed> {
         let mut m = lock(&self.by_ino);
         let f = m.get_mut(&ino)?;
         f.opens -= 1;
         if f.opens == 0 {
-            return m.remove(&ino).map(|f| (f.handle, f.pinned));
+            return m.remove(&ino).map(|f| Closed { handle: f.handle, pinned: f.pinned, opened_stamp: f.opened_stamp });
         }
         None
     }

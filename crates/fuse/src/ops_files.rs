@@ -1,15 +1,19 @@
 //! File I/O: open (close-to-open refresh, page-cache keeping), read, write
 //! (O_APPEND), flush/fsync, release and fallocate.
 
+use std::ffi::OsStr;
+
 use bytes::Bytes;
-use fuser::{Errno, FopenFlags};
+use fuser::{Errno, FileAttr, FopenFlags};
 use shardline_client::inode_api::SetAttrRequest;
 use shardline_client::{FileHandle, FileKind};
 
 use shardline_client::ClientError;
 use shardline_types::ErrorCode;
 
+use crate::attr::Caller;
 use crate::fs::{Fail, OpResult, ShardlineFs};
+use crate::ops_names::name_str;
 
 /// An inode that vanished is ESTALE for inode-based calls: the kernel then
 /// looks the name up again (a file replaced by rename on another client).
@@ -20,7 +24,7 @@ pub(crate) fn stale(e: ClientError) -> Fail {
         Fail::from(e)
     }
 }
-use crate::open_files::OpenedAs;
+use crate::open_files::{Closed, OpenedAs};
 
 impl ShardlineFs {
     /// Open a regular file; returns the handle number and whether the
@@ -38,7 +42,8 @@ impl ShardlineFs {
                 return Err(Fail(Errno::ENXIO))
             }
         }
-        match self.files.reopen(ino) {
+        let stamp = (attr.mtime_ns, attr.size);
+        match self.files.reopen(ino, stamp) {
             Some(h) => {
                 if !h.has_unflushed() {
                     // Close-to-open: see what other clients committed.
@@ -50,10 +55,10 @@ impl ShardlineFs {
             }
             None => {
                 let h = FileHandle::open(&self.client, ino).await?;
-                self.files.insert(ino, h);
+                self.files.insert(ino, h, stamp);
             }
         }
-        let keep = self.files.stamp_matches(ino, (attr.mtime_ns, attr.size));
+        let keep = self.files.stamp_matches(ino, stamp);
         if !keep {
             // The file may have changed elsewhere: drop the kernel's cached
             // size and times (only spinlocks in the kernel: safe from here).
@@ -95,12 +100,33 @@ impl ShardlineFs {
         self.close_inode(ino).await
     }
 
+    /// Create and open a regular file (open(2) with O_CREAT): one metadata
+    /// round trip for a new file.
+    pub(crate) async fn op_create_open(
+        &self,
+        caller: &Caller,
+        parent: u64,
+        name: &OsStr,
+        mode: u32,
+        flags: i32,
+    ) -> OpResult<(FileAttr, u64)> {
+        let exclusive = flags & libc::O_EXCL != 0;
+        // The metadata service applies a set-group-id parent's group.
+        let (a, h) =
+            self.inodes.create_open(parent, name_str(name)?, mode & 0o7777, caller.uid, caller.gid, exclusive).await?;
+        self.files.insert(a.ino, h, (a.mtime_ns, a.size));
+        Ok((self.attr_of(&a), self.files.new_fh(OpenedAs { ino: a.ino, flags })))
+    }
+
     /// One local open less; the last one flushes, remembers the file's
     /// stamp for page-cache keeping and drops the metadata open.
     async fn close_inode(&self, ino: u64) -> OpResult<()> {
-        let Some((h, pinned)) = self.files.close(ino) else { return Ok(()) };
+        let Some(Closed { handle: h, pinned, opened_stamp }) = self.files.close(ino) else { return Ok(()) };
         let flushed = h.flush().await;
-        if let Ok(a) = self.inodes.getattr(ino).await {
+        if !h.changed() {
+            // The cached pages are what the file was at open.
+            self.files.set_stamp(ino, opened_stamp);
+        } else if let Ok(a) = self.inodes.getattr(ino).await {
             self.files.set_stamp(ino, (a.mtime_ns, a.size));
         }
         let released = if pinned { self.inodes.release(ino).await } else { Ok(()) };

@@ -16,8 +16,6 @@ use crate::open_files::DirItem;
 
 /// The longest name a directory entry may have.
 pub const NAME_MAX: usize = 255;
-/// Set-group-id: on a directory, new entries take its group.
-const S_ISGID: u32 = 0o2000;
 
 /// What a setattr asks to change.
 pub struct AttrChange {
@@ -65,6 +63,10 @@ impl ShardlineFs {
     }
 
     pub(crate) async fn op_getattr(&self, ino: u64) -> OpResult<FileAttr> {
+        // A directory this mount just changed: the change returned it.
+        if let Some(a) = self.inodes.recent_dir_attr(ino, self.opts.attr_ttl) {
+            return Ok(self.attr_of(&a));
+        }
         Ok(self.attr_of(&self.inodes.getattr(ino).await.map_err(crate::ops_files::stale)?))
     }
 
@@ -94,16 +96,6 @@ impl ShardlineFs {
         Ok(self.attr_of(&new))
     }
 
-    /// The group a new entry in `parent` gets, and whether the parent is
-    /// set-group-id (new directories inherit the bit).
-    async fn new_group(&self, caller: &Caller, parent: u64) -> OpResult<(u32, bool)> {
-        let p = self.inodes.getattr(parent).await?;
-        if p.kind != FileKind::Directory {
-            return Err(Fail(Errno::ENOTDIR));
-        }
-        Ok(if p.mode & S_ISGID != 0 { (p.gid, true) } else { (caller.gid, false) })
-    }
-
     pub(crate) async fn op_create(
         &self,
         caller: &Caller,
@@ -112,9 +104,8 @@ impl ShardlineFs {
         mode: u32,
         exclusive: bool,
     ) -> OpResult<FileAttr> {
-        let name = name_str(name)?;
-        let (gid, _) = self.new_group(caller, parent).await?;
-        let a = self.inodes.create(parent, name, mode & 0o7777, caller.uid, gid, exclusive).await?;
+        // The metadata service applies a set-group-id parent's group.
+        let a = self.inodes.create(parent, name_str(name)?, mode & 0o7777, caller.uid, caller.gid, exclusive).await?;
         Ok(self.attr_of(&a))
     }
 
@@ -130,16 +121,13 @@ impl ShardlineFs {
         rdev: u32,
     ) -> OpResult<FileAttr> {
         let name = name_str(name)?;
-        let (gid, _) = self.new_group(caller, parent).await?;
-        let a = self.inodes.mknod(parent, name, kind, mode & 0o7777, caller.uid, gid, dev_from_kernel(rdev)).await?;
+        let a =
+            self.inodes.mknod(parent, name, kind, mode & 0o7777, caller.uid, caller.gid, dev_from_kernel(rdev)).await?;
         Ok(self.attr_of(&a))
     }
 
     pub(crate) async fn op_mkdir(&self, caller: &Caller, parent: u64, name: &OsStr, mode: u32) -> OpResult<FileAttr> {
-        let name = name_str(name)?;
-        let (gid, sgid) = self.new_group(caller, parent).await?;
-        let mode = (mode & 0o7777) | if sgid { S_ISGID } else { 0 };
-        let a = self.inodes.mkdir(parent, name, mode, caller.uid, gid).await?;
+        let a = self.inodes.mkdir(parent, name_str(name)?, mode & 0o7777, caller.uid, caller.gid).await?;
         Ok(self.attr_of(&a))
     }
 
@@ -162,8 +150,7 @@ impl ShardlineFs {
         target: &Path,
     ) -> OpResult<FileAttr> {
         let name = name_str(name)?;
-        let (gid, _) = self.new_group(caller, parent).await?;
-        let a = self.inodes.symlink(parent, name, target.as_os_str().as_bytes(), caller.uid, gid).await?;
+        let a = self.inodes.symlink(parent, name, target.as_os_str().as_bytes(), caller.uid, caller.gid).await?;
         Ok(self.attr_of(&a))
     }
 

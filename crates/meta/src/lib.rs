@@ -4,11 +4,13 @@
 //! [`state_machine`] applies wire requests to them deterministically;
 //! [`raft_store`] keeps the Raft log durable in redb; [`node`] is the one
 //! Ready loop; [`transport`] carries Raft messages to peers; [`service`]
-//! answers requests (mutations through the log, queries through ReadIndex);
+//! answers requests (mutations through the log, queries under the leader's
+//! read lease ([`lease`]) or through ReadIndex);
 //! [`server`] wires it together.
 
 pub mod at_rest;
 pub mod error;
+pub mod lease;
 pub mod log_cache;
 pub mod membership;
 pub mod namespace;

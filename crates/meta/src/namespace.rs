@@ -137,6 +137,8 @@ pub struct Released {
 }
 
 pub const MAX_NAME_LEN: usize = 255;
+/// Set-group-id: on a directory, new entries take its group.
+pub const S_ISGID: u32 = 0o2000;
 
 /// One page of a directory listing: (name, inode, kind) entries and whether more follow.
 pub type DirPage = (Vec<(String, Ino, Kind)>, bool);
@@ -266,7 +268,17 @@ impl Namespace {
         Ok(self.inodes[&ino].clone())
     }
 
+    /// Add an entry. In a set-group-id directory the new entry takes the
+    /// directory's group, and a new directory inherits the bit (as Linux
+    /// file systems do), so clients need not read the parent first.
     fn insert(&mut self, parent: Ino, name: &str, kind: Kind, attrs: NewInode, layout: Layout, now: i64) -> Ino {
+        let (mut mode, mut gid) = (attrs.mode & 0o7777, attrs.gid);
+        if let Some(p) = self.inodes.get(&parent).filter(|p| p.mode & S_ISGID != 0) {
+            gid = p.gid;
+            if kind == Kind::Directory {
+                mode |= S_ISGID;
+            }
+        }
         let ino = self.next_ino;
         self.next_ino += 1;
         self.inodes.insert(
@@ -274,9 +286,9 @@ impl Namespace {
             Inode {
                 ino,
                 kind,
-                mode: attrs.mode & 0o7777,
+                mode,
                 uid: attrs.uid,
-                gid: attrs.gid,
+                gid,
                 size: 0,
                 nlink: if kind == Kind::Directory { 2 } else { 1 },
                 atime_ns: now,

@@ -426,3 +426,22 @@ fn special_files_link_unlink_rename_and_setattr_like_files() {
     assert!(ns.get(dev.ino).is_err());
     assert_eq!(ns.inode_count(), 2, "root and d");
 }
+
+#[test]
+fn setgid_directory_gives_its_group_and_bit_to_new_entries() {
+    let mut ns = small();
+    let plain = ns.mkdir(ROOT_INO, "plain", NewInode { mode: 0o755, key: None, ..attrs() }, 1).unwrap();
+    let f = ns.create(plain.ino, "f", NewInode { gid: 5, ..attrs() }, true, 2).unwrap();
+    assert_eq!(f.gid, 5, "an ordinary directory keeps the caller's group");
+
+    let shared = ns.mkdir(ROOT_INO, "shared", NewInode { mode: 0o2775, gid: 9, key: None, ..attrs() }, 3).unwrap();
+    assert_eq!(shared.mode, 0o2775);
+    let f = ns.create(shared.ino, "f", NewInode { gid: 5, ..attrs() }, true, 4).unwrap();
+    assert_eq!((f.gid, f.mode), (9, 0o644), "a file takes the directory's group, not its set-group-id bit");
+    let d = ns.mkdir(shared.ino, "d", NewInode { mode: 0o755, gid: 5, key: None, ..attrs() }, 5).unwrap();
+    assert_eq!((d.gid, d.mode), (9, 0o2755), "a directory takes the group and the bit");
+    let l = ns.symlink(shared.ino, "l", b"f", NewInode { gid: 5, key: None, ..attrs() }, 6).unwrap();
+    assert_eq!(l.gid, 9);
+    let n = ns.mknod(shared.ino, "n", Kind::Fifo, NewInode { gid: 5, key: None, ..attrs() }, 0, 7).unwrap();
+    assert_eq!(n.gid, 9);
+}

@@ -4,7 +4,8 @@
 //! committed entries → persist entries and hard state → send persisted
 //! messages → advance → apply what the LightReady committed. Proposals and
 //! ReadIndex requests that arrive together are handled in one round, so one
-//! fsync covers a whole batch.
+//! fsync covers a whole batch. While the leader holds its read lease
+//! (`lease.rs`, renewed by each ReadIndex round) queries skip the round.
 //!
 //! Every `snapshot_every` applied entries the loop snapshots the state
 //! machine (`snapshot.rs`), stores it and compacts the log behind it, keeping
@@ -27,6 +28,7 @@ use shardline_rpc::code_to_wire;
 use shardline_types::ErrorCode;
 use tokio::sync::oneshot;
 
+use crate::lease::ReadLease;
 use crate::log_cache::LogCache;
 use crate::membership;
 use crate::raft_store::RaftStore;
@@ -35,10 +37,16 @@ use crate::state_machine::StateMachine;
 use crate::transport::Peers;
 use crate::MetaError;
 
+/// Election timeout in ticks (randomised up to twice this).
+const ELECTION_TICK: usize = 10;
+
 /// Version byte of a log entry's payload: `[1][now_ns i64 LE][MetaRequest]`.
 const ENTRY_FORMAT_V1: u8 = 1;
 
 pub type Reply = oneshot::Sender<pb::MetaResponse>;
+
+/// Queries answered together.
+type ReadBatch = Vec<(pb::MetaRequest, Reply)>;
 
 /// What the service asks of the loop.
 pub enum Input {
@@ -95,8 +103,11 @@ pub struct Node {
     peers: Peers,
     shared: Arc<Shared>,
     pending_writes: HashMap<(u64, u64), Vec<Reply>>,
-    reads_to_index: HashMap<Vec<u8>, Vec<(pb::MetaRequest, Reply)>>,
-    reads_waiting: Vec<(u64, Vec<(pb::MetaRequest, Reply)>)>,
+    /// ReadIndex rounds in flight: when each started and the reads it serves.
+    reads_to_index: HashMap<Vec<u8>, (Instant, ReadBatch)>,
+    lease: ReadLease,
+    /// Reads to answer once the state machine has applied their index.
+    reads_waiting: Vec<(u64, ReadBatch)>,
     read_seq: u64,
     /// Take a snapshot every this many applied entries.
     snapshot_every: u64,
@@ -117,6 +128,7 @@ impl Node {
         mut peers: Peers,
         shared: Arc<Shared>,
         snapshot_every: u64,
+        tick: Duration,
     ) -> Result<Self, MetaError> {
         let mut sm = sm;
         let snap = store.snapshot();
@@ -131,7 +143,7 @@ impl Node {
         }
         let cfg = raft::Config {
             id,
-            election_tick: 10,
+            election_tick: ELECTION_TICK,
             heartbeat_tick: 2,
             max_size_per_msg: 4 << 20,
             max_inflight_msgs: 256,
@@ -152,6 +164,7 @@ impl Node {
             shared,
             pending_writes: HashMap::new(),
             reads_to_index: HashMap::new(),
+            lease: ReadLease::new(tick, ELECTION_TICK, Instant::now()),
             reads_waiting: Vec::new(),
             read_seq: 0,
             snapshot_every: snapshot_every.max(1),
@@ -161,7 +174,8 @@ impl Node {
         })
     }
 
-    /// Run until the input channel closes or storage fails.
+    /// Run until the input channel closes or storage fails; `tick` is the
+    /// one given to [`Node::new`].
     pub fn run(mut self, rx: Receiver<Input>, tick: Duration) -> Result<(), MetaError> {
         let mut next_tick = Instant::now() + tick;
         loop {
@@ -189,11 +203,16 @@ impl Node {
         }
     }
 
-    fn handle(&mut self, input: Input, reads: &mut Vec<(pb::MetaRequest, Reply)>) {
+    fn handle(&mut self, input: Input, reads: &mut ReadBatch) {
         match input {
             Input::Raft(msgs) => {
                 let last = self.raw.raft.raft_log.last_index();
+                let may_vote = self.lease.may_vote(Instant::now());
                 for mut m in msgs {
+                    let vote = matches!(m.get_msg_type(), MessageType::MsgRequestVote | MessageType::MsgRequestPreVote);
+                    if vote && !may_vote {
+                        continue; // see lease.rs: a fresh server casts no vote yet
+                    }
                     // A server that lost its log (wiped, then re-added) may
                     // hear a commit index beyond it; raft-rs would panic. A
                     // lower commit hint is always safe.
@@ -220,8 +239,16 @@ impl Node {
                 self.pending_writes.entry((req.client_id, req.request_id)).or_default().push(reply);
             }
             Input::Read { req, reply } => {
-                if self.raw.raft.state != StateRole::Leader {
+                let raft = &self.raw.raft;
+                if raft.state != StateRole::Leader {
                     let _ = reply.send(self.not_leader());
+                } else if self.lease.holds(Instant::now()) && raft.commit_to_current_term() {
+                    // Under the lease: answered once the current commit is applied.
+                    let index = raft.raft_log.committed;
+                    match self.reads_waiting.last_mut() {
+                        Some((i, batch)) if *i == index => batch.push((req, reply)),
+                        _ => self.reads_waiting.push((index, vec![(req, reply)])),
+                    }
                 } else {
                     reads.push((req, reply));
                 }
@@ -247,24 +274,27 @@ impl Node {
     }
 
     /// One ReadIndex round for a batch of queries.
-    fn start_reads(&mut self, reads: Vec<(pb::MetaRequest, Reply)>) {
+    fn start_reads(&mut self, reads: ReadBatch) {
         if reads.is_empty() {
             return;
         }
         self.read_seq += 1;
         let ctx = self.read_seq.to_le_bytes().to_vec();
+        let started = Instant::now();
         self.raw.read_index(ctx.clone());
-        self.reads_to_index.insert(ctx, reads);
+        self.reads_to_index.insert(ctx, (started, reads));
     }
 
     fn on_ready(&mut self) -> Result<(), MetaError> {
         if !self.raw.has_ready() {
+            self.serve_reads();
             return Ok(());
         }
         let mut ready = self.raw.ready();
         if let Some(ss) = ready.ss() {
             self.shared.leader.store(ss.leader_id, Ordering::Relaxed);
             let mut since = self.shared.leader_since.lock().unwrap_or_else(|e| e.into_inner());
+            self.lease.end();
             if ss.raft_state != StateRole::Leader {
                 *since = None;
                 drop(since);
@@ -280,7 +310,8 @@ impl Node {
             self.install_snapshot(ready.snapshot())?;
         }
         for rs in ready.take_read_states() {
-            if let Some(batch) = self.reads_to_index.remove(&rs.request_ctx) {
+            if let Some((started, batch)) = self.reads_to_index.remove(&rs.request_ctx) {
+                self.lease.confirmed(started);
                 self.reads_waiting.push((rs.index, batch));
             }
         }
@@ -354,6 +385,7 @@ impl Node {
                     }
                 }
                 EntryType::EntryConfChange => {
+                    self.lease.end();
                     let cc = ConfChange::parse_from_bytes(&entry.data)?;
                     let cs = self.raw.apply_conf_change(&cc)?;
                     self.store.save_conf_state(&cs)?;
@@ -392,6 +424,8 @@ impl Node {
     /// the durable member list, and answer the client that proposed it.
     fn apply_membership(&mut self, entry: &Entry) -> Result<(), MetaError> {
         let cc = raft::prelude::ConfChangeV2::parse_from_bytes(&entry.data)?;
+        // A new quorum: the old one's promise no longer covers it.
+        self.lease.end();
         match self.raw.apply_conf_change(&cc) {
             Ok(cs) => self.store.save_conf_state(&cs)?,
             // Committed but invalid (e.g. removing the last voter): every
@@ -433,8 +467,8 @@ impl Node {
                 let _ = r.send(resp.clone());
             }
         }
-        for (_, batch) in
-            self.reads_to_index.drain().chain(self.reads_waiting.drain(..).map(|(i, b)| (i.to_le_bytes().to_vec(), b)))
+        for batch in
+            self.reads_to_index.drain().map(|(_, (_, b))| b).chain(self.reads_waiting.drain(..).map(|(_, b)| b))
         {
             for (_, r) in batch {
                 let _ = r.send(resp.clone());
@@ -452,6 +486,7 @@ impl Node {
                 leader_hint: self.peers.addr_of(leader).unwrap_or_default(),
             }),
             body: None,
+            dirs: Vec::new(),
         }
     }
 }
@@ -475,6 +510,7 @@ pub fn unavailable(msg: &str) -> pb::MetaResponse {
             leader_hint: String::new(),
         }),
         body: None,
+        dirs: Vec::new(),
     }
 }
 

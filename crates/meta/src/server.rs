@@ -88,7 +88,7 @@ pub async fn run(cfg: MetaConfig) -> Result<(), MetaError> {
     let peers = Peers::start(cfg.id, addrs, &tokio::runtime::Handle::current(), on_snapshot_failed);
     let shared = Arc::new(Shared::default());
     let sm = StateMachine::new(cfg.layout, cfg.pg_count);
-    let node = Node::new(cfg.id, store, sm, peers, shared.clone(), cfg.snapshot_every)?;
+    let node = Node::new(cfg.id, store, sm, peers, shared.clone(), cfg.snapshot_every, cfg.tick)?;
     let tick = cfg.tick;
     let raft_thread = std::thread::Builder::new().name("raft".into()).spawn(move || node.run(rx, tick))?;
     let service = Arc::new(MetaService::new(

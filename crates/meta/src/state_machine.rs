@@ -11,7 +11,7 @@ use shardline_proto::v1::meta_request::Body;
 use shardline_proto::v1::meta_response::Body as RBody;
 use shardline_types::{ErrorCode, Layout};
 
-use crate::namespace::{Namespace, NewInode, OpError};
+use crate::namespace::{Kind, Namespace, NewInode, OpError};
 use crate::registry::Registry;
 use crate::wire::*;
 
@@ -69,7 +69,10 @@ impl StateMachine {
             return resp.1.clone();
         }
         let resp = match self.apply_body(req.body.as_ref(), now) {
-            Ok(r) => r,
+            Ok(mut r) => {
+                r.dirs = self.changed_dirs(req.body.as_ref());
+                r
+            }
             Err(e) => error_response(&e),
         };
         let q = self.recent.entry(req.client_id).or_default();
@@ -78,6 +81,30 @@ impl StateMachine {
             q.pop_front();
         }
         resp
+    }
+
+    /// After a successful namespace change, the directories whose entries
+    /// it changed, as they are now.
+    fn changed_dirs(&self, body: Option<&Body>) -> Vec<pb::Attr> {
+        let dirs = match body {
+            Some(Body::Create(c)) => vec![c.parent],
+            Some(Body::Mkdir(c)) => vec![c.parent],
+            Some(Body::Mknod(c)) => vec![c.parent],
+            Some(Body::Symlink(c)) => vec![c.parent],
+            Some(Body::Link(c)) => vec![c.new_parent],
+            Some(Body::Unlink(c)) => vec![c.parent],
+            Some(Body::Rmdir(c)) => vec![c.parent],
+            Some(Body::Rename(c)) => {
+                let mut dirs = vec![c.parent];
+                dirs.extend(Some(c.new_parent).filter(|p| *p != c.parent));
+                // A moved directory's ctime and ".." changed too.
+                let moved = self.ns.lookup(c.new_parent, &c.new_name).ok().filter(|i| i.kind == Kind::Directory);
+                dirs.extend(moved.map(|i| i.ino));
+                dirs
+            }
+            _ => return Vec::new(),
+        };
+        dirs.into_iter().filter_map(|d| self.ns.get(d).ok()).map(attr_to_wire).collect()
     }
 
     fn apply_body(&mut self, body: Option<&Body>, now: i64) -> Result<pb::MetaResponse, OpError> {

@@ -204,3 +204,31 @@ fn mknod_dispatches_keeps_rdev_and_dedups_retries() {
         assert_eq!(code_of(&sm.apply(&req(1, 10 + i as u64, body), 14)), wire(ErrorCode::InvalidArgument), "{kind}");
     }
 }
+
+#[test]
+fn namespace_changes_return_the_directories_they_changed() {
+    let mut sm = StateMachine::new(Layout::default(), 16);
+    let mkdir = |sm: &mut StateMachine, parent: u64, name: &str, id: u64, now: i64| {
+        let body = Body::Mkdir(pb::Mkdir { parent, name: name.into(), mode: 0o755, ..Default::default() });
+        let resp = sm.apply(&req(1, id, body), now);
+        match resp.body {
+            Some(RBody::Attr(a)) => (a, resp.dirs),
+            other => panic!("mkdir: {other:?}"),
+        }
+    };
+    let (a, dirs) = mkdir(&mut sm, ROOT_INO, "a", 1, 10);
+    assert_eq!(dirs.len(), 1);
+    assert_eq!((dirs[0].ino, dirs[0].mtime_ns, dirs[0].nlink), (ROOT_INO, 10, 3), "the root after the mkdir");
+    let (b, _) = mkdir(&mut sm, ROOT_INO, "b", 2, 11);
+    let (c, _) = mkdir(&mut sm, a.ino, "c", 3, 12);
+
+    let body = Body::Rename(pb::Rename { parent: a.ino, name: "c".into(), new_parent: b.ino, new_name: "c2".into() });
+    let resp = sm.apply(&req(1, 4, body), 20);
+    let got: Vec<(u64, i64)> = resp.dirs.iter().map(|d| (d.ino, d.ctime_ns)).collect();
+    assert_eq!(got, vec![(a.ino, 20), (b.ino, 20), (c.ino, 20)], "both parents and the moved directory");
+
+    let failed = sm.apply(&req(1, 5, Body::Rmdir(pb::Rmdir { parent: a.ino, name: "missing".into() })), 30);
+    assert!(failed.error.is_some() && failed.dirs.is_empty(), "a failed change returns no directories");
+    let lookup = sm.read(&req(1, 6, Body::Lookup(pb::Lookup { parent: ROOT_INO, name: "a".into() })));
+    assert!(lookup.dirs.is_empty(), "reads return none");
+}

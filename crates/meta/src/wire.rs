@@ -116,9 +116,10 @@ pub fn error_response(e: &OpError) -> pb::MetaResponse {
             leader_hint: String::new(),
         }),
         body: None,
+        dirs: Vec::new(),
     }
 }
 
 pub fn ok(body: pb::meta_response::Body) -> pb::MetaResponse {
-    pb::MetaResponse { error: None, body: Some(body) }
+    pb::MetaResponse { error: None, body: Some(body), dirs: Vec::new() }
 }

@@ -34,8 +34,9 @@ pub struct MountArgs {
     /// How long the kernel caches name lookups, in milliseconds.
     #[arg(long, default_value_t = 1000)]
     pub entry_ttl_ms: u64,
-    /// Threads serving kernel requests.
-    #[arg(long, default_value_t = 4)]
+    /// Threads serving kernel requests (each blocks while its request waits
+    /// on the cluster, so this bounds the requests in flight).
+    #[arg(long, default_value_t = 16)]
     pub threads: usize,
     /// Let other users use the mount (non-root needs user_allow_other in /etc/fuse.conf).
     #[arg(long)]
