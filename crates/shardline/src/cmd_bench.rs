@@ -96,6 +96,10 @@ pub async fn run(a: BenchArgs) -> Result<()> {
 
     if !a.no_fuse {
         say("the same through a FUSE mount…");
+        // Files the mount has never seen, for the uncached stat.
+        for c in [1usize, 16] {
+            make_files(&client, &format!("/bench/cold-{c}"), c, a.meta_ops / c as u64).await?;
+        }
         let cluster_file = cluster.cluster_path.clone();
         let (pattern, sizes, ops, root) = (pattern.clone(), sizes.clone(), a.meta_ops, spec.dir.join("mnt"));
         let fuse = tokio::task::spawn_blocking(move || -> Result<Vec<(String, f64)>> {
@@ -108,6 +112,9 @@ pub async fn run(a: BenchArgs) -> Result<()> {
                     for (op, rate) in crate::bench_fuse::meta_ops(&m.dir, c, ops)? {
                         out.push((format!("fuse_{op}_per_s_{c}c"), rate));
                     }
+                    let cold = m.dir.join(format!("bench/cold-{c}"));
+                    let rate = crate::bench_fuse::cold_stats(&cold, c, ops / c as u64)?;
+                    out.push((format!("fuse_stat_uncached_per_s_{c}c"), rate));
                 }
                 w
             };
@@ -155,9 +162,10 @@ pub async fn run(a: BenchArgs) -> Result<()> {
         println!("  FUSE read     {r:>8.1} MB/s  {:>5.1}% of native read", 100.0 * r / get("read_mbps").max(1e-9));
         for c in [1, 16] {
             println!(
-                "  FUSE metadata, {c:>2} thread(s): create {:.0}/s, stat {:.0}/s, rename {:.0}/s, unlink {:.0}/s",
+                "  FUSE metadata, {c:>2} thread(s): create {:.0}/s, stat {:.0}/s cached ({:.0}/s uncached), rename {:.0}/s, unlink {:.0}/s",
                 get(&format!("fuse_create_per_s_{c}c")),
                 get(&format!("fuse_stat_per_s_{c}c")),
+                get(&format!("fuse_stat_uncached_per_s_{c}c")),
                 get(&format!("fuse_rename_per_s_{c}c")),
                 get(&format!("fuse_unlink_per_s_{c}c"))
             );
@@ -247,18 +255,50 @@ async fn meta_bench(client: &Client, clients: usize, ops: u64) -> Result<Vec<(&'
     Ok(out)
 }
 
+/// `threads` directories `dir/t{t}`, each with `per` empty files `f-{i}`,
+/// made through the native client.
+async fn make_files(client: &Client, dir: &str, threads: usize, per: u64) -> Result<()> {
+    client.mkdir(dir).await?;
+    let mut tasks = JoinSet::new();
+    for t in 0..threads {
+        let (client, inodes) = (client.clone(), client.inodes());
+        let dir = format!("{dir}/t{t}");
+        tasks.spawn(async move {
+            let ino = client.mkdir(&dir).await?.ino;
+            for i in 0..per {
+                inodes.create(ino, &format!("f-{i}"), 0o644, 0, 0, true).await?;
+            }
+            Ok::<(), shardline_client::ClientError>(())
+        });
+    }
+    while let Some(r) = tasks.join_next().await {
+        r.context("file-making task")?.context("make files for the uncached stat")?;
+    }
+    Ok(())
+}
+
 /// Kill one data server and time the rebuild of its shards elsewhere.
 async fn rebuild_bench(cluster: &mut LocalCluster) -> Result<(u64, f64)> {
     let meta = Arc::new(shardline_rpc::MetaClient::new(cluster.file.meta_addrs(), Duration::from_secs(5)));
     cluster.kill("data-1")?;
+    let addrs = cluster.file.meta_addrs();
+    // The leader's view: only it knows the data servers' progress.
     let status = || {
-        let meta = meta.clone();
+        let (meta, addrs) = (meta.clone(), addrs.clone());
         async move {
-            let resp = meta.call(shardline_proto::v1::meta_request::Body::Status(Default::default())).await?;
-            match resp.body {
-                Some(shardline_proto::v1::meta_response::Body::Status(s)) => Ok::<_, anyhow::Error>(s),
-                _ => anyhow::bail!("no status"),
+            for addr in &addrs {
+                let body = shardline_proto::v1::meta_request::Body::Status(Default::default());
+                if let Ok(shardline_proto::v1::MetaResponse {
+                    body: Some(shardline_proto::v1::meta_response::Body::Status(s)),
+                    ..
+                }) = meta.call_one(addr, body).await
+                {
+                    if s.meta.first().is_some_and(|m| m.role == "leader") {
+                        return Ok::<_, anyhow::Error>(s);
+                    }
+                }
             }
+            anyhow::bail!("no metadata server reports itself leader")
         }
     };
     // Rebuild starts once the server is declared down; time from the first
@@ -266,7 +306,13 @@ async fn rebuild_bench(cluster: &mut LocalCluster) -> Result<(u64, f64)> {
     let deadline = Instant::now() + Duration::from_secs(600);
     let mut started: Option<Instant> = None;
     loop {
-        let s = status().await?;
+        let Ok(s) = status().await else {
+            if Instant::now() > deadline {
+                anyhow::bail!("no metadata leader during the rebuild");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            continue;
+        };
         let bytes: u64 = s.data.iter().map(|d| d.rebuild_bytes).sum();
         let down = s.data.iter().any(|d| d.id == 1 && d.state == "down");
         if started.is_none() && down && (bytes > 0 || s.rebuilds_pending > 0) {
