@@ -128,7 +128,9 @@ pub fn meta_ops(dir: &Path, threads: usize, ops: u64) -> Result<Vec<(&'static st
             let (a, b) = (d.join(format!("f-{i}")), d.join(format!("g-{i}")));
             match op {
                 "create" => drop(std::fs::File::create(&a)?),
-                "warm" | "stat" => drop(std::fs::metadata(&a)?),
+                "warm" | "stat" => {
+                    std::fs::metadata(&a)?;
+                }
                 "rename" => std::fs::rename(&a, &b)?,
                 _ => std::fs::remove_file(&b)?,
             }
