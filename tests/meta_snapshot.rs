@@ -12,9 +12,11 @@ use std::time::{Duration, Instant};
 
 use harness::{content, TestCluster, CHUNK};
 
-/// Snapshot every 20 entries so a handful of files compacts the log.
+/// Snapshot every 20 entries so a handful of files compacts the log, and
+/// send snapshots in 4 KiB parts so the transfer takes many frames.
 fn small_snapshots() {
     std::env::set_var("SHARDLINE_META_SNAPSHOT_EVERY", "20");
+    std::env::set_var("SHARDLINE_META_SNAPSHOT_PART_BYTES", "4096");
 }
 
 fn applied(status: &[serde_json::Value], id: u64) -> Option<u64> {
@@ -68,6 +70,13 @@ fn wiped_meta_server_catches_up_by_snapshot_and_survives_leader_loss() {
     }
     let log = std::fs::read_to_string(c.meta_dir(wiped).join("log")).unwrap_or_default();
     assert!(log.contains("installed snapshot from the leader"), "caught up by snapshot, not by log: {log}");
+    // It came in 4 KiB parts: more than one.
+    let bytes = log
+        .lines()
+        .filter(|l| l.contains("snapshot received in parts"))
+        .filter_map(|l| l.split("bytes=").nth(1)?.split_whitespace().next()?.parse::<u64>().ok())
+        .max();
+    assert!(bytes.is_some_and(|b| b > 4096), "snapshot not sent in several parts ({bytes:?}): {log}");
 
     // Lose the leader: the wiped server and the other follower must carry on.
     c.kill_meta(leader);

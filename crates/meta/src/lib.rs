@@ -20,6 +20,7 @@ pub mod registry;
 pub mod server;
 pub mod service;
 pub mod snapshot;
+pub mod snapshot_stream;
 pub mod state_machine;
 pub mod transport;
 pub mod wire;

@@ -45,6 +45,8 @@ pub struct MetaConfig {
     /// server never campaigns) and waits to be added with
     /// `shardline admin meta add`.
     pub join: bool,
+    /// Snapshots are sent to peers in parts of at most this many bytes.
+    pub snapshot_part_bytes: usize,
 }
 
 /// Default for [`MetaConfig::snapshot_every`].
@@ -58,6 +60,12 @@ impl MetaConfig {
         }
         if self.snapshot_every == 0 {
             return Err(MetaError::Config("snapshot_every must be at least 1".into()));
+        }
+        if self.snapshot_part_bytes == 0 || self.snapshot_part_bytes > shardline_rpc::MAX_PAYLOAD_LEN {
+            return Err(MetaError::Config(format!(
+                "snapshot_part_bytes must be between 1 and {}",
+                shardline_rpc::MAX_PAYLOAD_LEN
+            )));
         }
         if self.pg_count == 0 {
             return Err(MetaError::Config("pg_count must be at least 1".into()));
@@ -85,7 +93,8 @@ pub async fn run(cfg: MetaConfig) -> Result<(), MetaError> {
     });
     let mut addrs = cfg.peers.clone();
     addrs.extend(store.members()?);
-    let peers = Peers::start(cfg.id, addrs, &tokio::runtime::Handle::current(), on_snapshot_failed);
+    let peers =
+        Peers::start(cfg.id, addrs, &tokio::runtime::Handle::current(), on_snapshot_failed, cfg.snapshot_part_bytes);
     let shared = Arc::new(Shared::default());
     let sm = StateMachine::new(cfg.layout, cfg.pg_count);
     let node = Node::new(cfg.id, store, sm, peers, shared.clone(), cfg.snapshot_every, cfg.tick)?;

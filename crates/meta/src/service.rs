@@ -22,6 +22,7 @@ use tokio::sync::oneshot;
 
 use crate::namespace::OpError;
 use crate::node::{unavailable, Input, NodeStatus, Shared};
+use crate::snapshot_stream::Reassembly;
 use crate::state_machine::is_mutation;
 use crate::wire::{error_response, ok};
 
@@ -42,6 +43,8 @@ pub struct MetaService {
     data_shards: usize,
     self_addr: String,
     monitor_seq: AtomicU64,
+    /// Snapshots arriving in parts from peers.
+    snapshots: Reassembly,
 }
 
 impl MetaService {
@@ -62,6 +65,7 @@ impl MetaService {
             data_shards,
             self_addr,
             monitor_seq: AtomicU64::new(0),
+            snapshots: Reassembly::default(),
         }
     }
 
@@ -235,13 +239,25 @@ fn rand_request_id(seq: &AtomicU64) -> u64 {
 impl Handler for MetaService {
     async fn handle(&self, request: Frame) -> Frame {
         let resp = match request.decode::<pb::MetaRequest>() {
-            Ok(mut req) => {
-                // A snapshot message rides in the payload of a Raft batch.
-                if let (Some(Body::Raft(batch)), false) = (req.body.as_mut(), request.payload.is_empty()) {
-                    batch.messages.push(request.payload.to_vec());
-                }
-                self.dispatch(req).await
-            }
+            Ok(mut req) => match req.body.as_mut() {
+                // A snapshot message (or a part of one) rides in the payload.
+                Some(Body::Raft(batch)) if !request.payload.is_empty() => match batch.snapshot_part.take() {
+                    None => {
+                        batch.messages.push(request.payload.to_vec());
+                        self.dispatch(req).await
+                    }
+                    Some(part) => match self.snapshots.add(batch.from, &part, &request.payload) {
+                        Ok(Some(whole)) => {
+                            tracing::info!(from = batch.from, bytes = whole.len(), "snapshot received in parts");
+                            batch.messages.push(whole);
+                            self.dispatch(req).await
+                        }
+                        Ok(None) => ok(RBody::Empty(pb::Empty {})),
+                        Err(e) => error_response(&OpError::new(ErrorCode::InvalidArgument, e)),
+                    },
+                },
+                _ => self.dispatch(req).await,
+            },
             Err(e) => error_response(&OpError::new(ErrorCode::InvalidArgument, format!("undecodable request: {e}"))),
         };
         Frame::from_message(&resp, bytes::Bytes::new())

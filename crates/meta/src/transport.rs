@@ -1,8 +1,9 @@
 //! Raft messages to peers: one sender task per peer, batching whatever is
 //! queued into one `RaftBatch` frame. A failed send drops the batch; Raft
-//! retransmits what matters. A snapshot message travels alone, in the frame's
-//! payload (snapshots outgrow the header limit); whether it was delivered is
-//! reported back to the Ready loop (raft-rs waits for that report).
+//! retransmits what matters. A snapshot message travels alone, in frame
+//! payloads, cut into parts (`snapshot_stream.rs`) so that any size fits;
+//! whether it was delivered is reported back to the Ready loop (raft-rs
+//! waits for that report).
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -13,6 +14,8 @@ use protobuf::Message as PbMessage;
 use raft::prelude::{Message, MessageType};
 use shardline_proto::v1 as pb;
 use shardline_rpc::{Frame, Pool};
+
+use crate::snapshot_stream;
 use tokio::sync::mpsc;
 
 /// Called with a peer's id and whether a snapshot was delivered to it.
@@ -25,6 +28,8 @@ pub struct Peers {
     pool: Arc<Pool>,
     rt: tokio::runtime::Handle,
     on_snapshot_failed: SnapshotFailed,
+    /// Snapshot messages are sent in parts of at most this many bytes.
+    part_bytes: usize,
 }
 
 impl Peers {
@@ -34,10 +39,18 @@ impl Peers {
         addrs: HashMap<u64, String>,
         rt: &tokio::runtime::Handle,
         on_snapshot_failed: SnapshotFailed,
+        part_bytes: usize,
     ) -> Self {
         let pool = Arc::new(Pool::new(Duration::from_millis(500), Duration::from_secs(2)));
-        let mut peers =
-            Peers { self_id, addrs: HashMap::new(), senders: HashMap::new(), pool, rt: rt.clone(), on_snapshot_failed };
+        let mut peers = Peers {
+            self_id,
+            addrs: HashMap::new(),
+            senders: HashMap::new(),
+            pool,
+            rt: rt.clone(),
+            on_snapshot_failed,
+            part_bytes: part_bytes.max(1),
+        };
         for (id, addr) in addrs {
             peers.set(id, addr);
         }
@@ -52,7 +65,8 @@ impl Peers {
         if id != self.self_id {
             let (tx, rx) = mpsc::unbounded_channel();
             let failed = self.on_snapshot_failed.clone();
-            self.rt.spawn(send_loop(self.self_id, id, addr.clone(), rx, self.pool.clone(), failed));
+            let link = Link { from: self.self_id, to: id, addr: addr.clone(), pool: self.pool.clone() };
+            self.rt.spawn(send_loop(link, rx, failed, self.part_bytes));
             // Replacing the sender ends the old task.
             self.senders.insert(id, tx);
         }
@@ -89,23 +103,37 @@ impl Peers {
     }
 }
 
-async fn send_loop(
+/// Where one sender task sends.
+struct Link {
     from: u64,
     to: u64,
     addr: String,
-    mut rx: mpsc::UnboundedReceiver<Message>,
     pool: Arc<Pool>,
+}
+
+async fn send_loop(
+    link: Link,
+    mut rx: mpsc::UnboundedReceiver<Message>,
     on_snapshot_failed: SnapshotFailed,
+    part_bytes: usize,
 ) {
     let mut held: Option<Message> = None;
+    let mut transfer = 0u64;
     while let Some(first) = match held.take() {
         Some(m) => Some(m),
         None => rx.recv().await,
     } {
         if first.get_msg_type() == MessageType::MsgSnapshot {
-            let payload = Bytes::from(first.write_to_bytes().unwrap_or_default());
-            let delivered = send(from, &addr, Vec::new(), payload, &pool).await;
-            on_snapshot_failed(to, delivered);
+            transfer += 1;
+            let msg = Bytes::from(first.write_to_bytes().unwrap_or_default());
+            let mut delivered = true;
+            for (part, payload) in snapshot_stream::parts(transfer, msg, part_bytes) {
+                if !link.send(Vec::new(), payload, Some(part)).await {
+                    delivered = false;
+                    break;
+                }
+            }
+            on_snapshot_failed(link.to, delivered);
             continue;
         }
         let mut batch = vec![first];
@@ -120,23 +148,38 @@ async fn send_loop(
             }
         }
         let messages: Vec<Vec<u8>> = batch.iter().filter_map(|m| m.write_to_bytes().ok()).collect();
-        send(from, &addr, messages, Bytes::new(), &pool).await;
+        link.send(messages, Bytes::new(), None).await;
     }
 }
 
-/// One `RaftBatch` frame; `payload` (if not empty) is one more message.
-async fn send(from: u64, addr: &str, messages: Vec<Vec<u8>>, payload: Bytes, pool: &Pool) -> bool {
-    let req = pb::MetaRequest {
-        client_id: 0,
-        request_id: 0,
-        body: Some(pb::meta_request::Body::Raft(pb::RaftBatch { from, messages })),
-    };
-    match pool.call(addr, &Frame::from_message(&req, payload)).await {
-        Ok(_) => true,
-        Err(e) => {
-            tracing::debug!(peer = %addr, error = %e, "raft send failed");
-            pool.forget(addr);
-            false
+impl Link {
+    /// One `RaftBatch` frame; `payload` (if not empty) is a snapshot part.
+    /// Whether the peer took it.
+    async fn send(&self, messages: Vec<Vec<u8>>, payload: Bytes, snapshot_part: Option<pb::SnapshotPart>) -> bool {
+        // A snapshot part (up to 16 MiB, applied at the end) gets longer.
+        let timeout = Duration::from_secs(if snapshot_part.is_some() { 30 } else { 2 });
+        let req = pb::MetaRequest {
+            client_id: 0,
+            request_id: 0,
+            body: Some(pb::meta_request::Body::Raft(pb::RaftBatch { from: self.from, messages, snapshot_part })),
+        };
+        let sent = self.pool.call_with_timeout(&self.addr, &Frame::from_message(&req, payload), timeout).await;
+        let refused = match sent {
+            Ok(frame) => match frame.decode::<pb::MetaResponse>() {
+                Ok(resp) => resp.error.map(|e| e.message),
+                Err(e) => Some(format!("undecodable answer: {e}")),
+            },
+            Err(e) => {
+                self.pool.forget(&self.addr);
+                Some(e.to_string())
+            }
+        };
+        match refused {
+            None => true,
+            Some(error) => {
+                tracing::debug!(peer = %self.addr, %error, "raft send failed");
+                false
+            }
         }
     }
 }

@@ -57,6 +57,9 @@ pub struct MetaArgs {
     /// with `shardline admin meta add` (an empty folder catches up by snapshot).
     #[arg(long)]
     join: bool,
+    /// Send snapshots to peers in parts of at most this many bytes.
+    #[arg(long, env = "SHARDLINE_META_SNAPSHOT_PART_BYTES", default_value_t = shardline_meta::snapshot_stream::DEFAULT_PART_BYTES)]
+    snapshot_part_bytes: usize,
 }
 
 #[derive(Args)]
@@ -160,6 +163,7 @@ pub async fn run_meta(a: MetaArgs) -> Result<()> {
         down_after: Duration::from_millis(a.down_after_ms),
         key_file: a.key_file,
         snapshot_every: a.snapshot_every,
+        snapshot_part_bytes: a.snapshot_part_bytes,
         join: a.join,
     };
     let _pid = PidFile::create(&a.me.dir)?;
