@@ -32,6 +32,10 @@ pub struct BenchArgs {
     /// Operations per metadata benchmark (per kind and concurrency).
     #[arg(long, default_value_t = 2000)]
     meta_ops: u64,
+    /// Concurrency levels of the metadata benchmarks (clients, or threads
+    /// through the mount).
+    #[arg(long, value_delimiter = ',', default_values_t = [1usize, 16])]
+    meta_clients: Vec<usize>,
     /// Skip the rebuild benchmark (it kills a data server).
     #[arg(long)]
     no_rebuild: bool,
@@ -88,7 +92,8 @@ pub async fn run(a: BenchArgs) -> Result<()> {
     report.insert("read_mbps".into(), round1(read.mbps()).into());
 
     say("metadata operations…");
-    for clients in [1usize, 16] {
+    let levels: Vec<usize> = a.meta_clients.iter().map(|&c| c.max(1)).collect();
+    for &clients in &levels {
         for (op, rate) in meta_bench(&client, clients, a.meta_ops).await? {
             report.insert(format!("meta_{op}_per_s_{clients}c"), round1(rate).into());
         }
@@ -97,18 +102,19 @@ pub async fn run(a: BenchArgs) -> Result<()> {
     if !a.no_fuse {
         say("the same through a FUSE mount…");
         // Files the mount has never seen, for the uncached stat.
-        for c in [1usize, 16] {
+        for &c in &levels {
             make_files(&client, &format!("/bench/cold-{c}"), c, a.meta_ops / c as u64).await?;
         }
         let cluster_file = cluster.cluster_path.clone();
         let (pattern, sizes, ops, root) = (pattern.clone(), sizes.clone(), a.meta_ops, spec.dir.join("mnt"));
+        let fuse_levels = levels.clone();
         let fuse = tokio::task::spawn_blocking(move || -> Result<Vec<(String, f64)>> {
             let mut out = Vec::new();
             let write = {
                 let m = crate::bench_fuse::Mount::start(&cluster_file, &root)?;
                 std::fs::create_dir(m.dir.join("fuse"))?;
                 let w = crate::bench_fuse::write_files(&m.dir.join("fuse"), &pattern, &sizes)?;
-                for c in [1usize, 16] {
+                for &c in &fuse_levels {
                     for (op, rate) in crate::bench_fuse::meta_ops(&m.dir, c, ops)? {
                         out.push((format!("fuse_{op}_per_s_{c}c"), rate));
                     }
@@ -160,7 +166,7 @@ pub async fn run(a: BenchArgs) -> Result<()> {
         let (w, r) = (get("fuse_write_mbps"), get("fuse_read_mbps"));
         println!("  FUSE write    {w:>8.1} MB/s  {:>5.1}% of native write", 100.0 * w / get("write_mbps").max(1e-9));
         println!("  FUSE read     {r:>8.1} MB/s  {:>5.1}% of native read", 100.0 * r / get("read_mbps").max(1e-9));
-        for c in [1, 16] {
+        for &c in &levels {
             println!(
                 "  FUSE metadata, {c:>2} thread(s): create {:.0}/s, stat {:.0}/s cached ({:.0}/s uncached), rename {:.0}/s, unlink {:.0}/s",
                 get(&format!("fuse_create_per_s_{c}c")),
@@ -171,7 +177,7 @@ pub async fn run(a: BenchArgs) -> Result<()> {
             );
         }
     }
-    for c in [1, 16] {
+    for &c in &levels {
         println!(
             "  metadata, {c:>2} client(s): create {:.0}/s, stat {:.0}/s, rename {:.0}/s, unlink {:.0}/s",
             get(&format!("meta_create_per_s_{c}c")),
