@@ -425,6 +425,42 @@ fn two_mounts_of_one_cluster_are_close_to_open_consistent() {
 }
 
 #[test]
+fn a_listing_carries_each_entry_s_attributes() {
+    let c = TestCluster::start(49);
+    c.ok(&["mkdir", "/ls"]);
+    c.ok(&["mkdir", "/ls/sub"]);
+    let sizes = [0usize, 1, CHUNK - 1, CHUNK + 7, 3 * CHUNK];
+    for (i, n) in sizes.iter().enumerate() {
+        c.put_bytes(&format!("/ls/f{i}"), &content(*n, i as u64));
+    }
+    let m = Mount::start(&c, &[]);
+    // Another client made these: the mount knows them only from the
+    // listing (READDIRPLUS), and every stat must still be right.
+    let mut seen = std::collections::BTreeMap::new();
+    for e in fs::read_dir(m.p("ls")).unwrap() {
+        let e = e.unwrap();
+        let md = e.metadata().unwrap();
+        seen.insert(e.file_name().into_string().unwrap(), (md.is_dir(), md.len()));
+    }
+    let mut expect: std::collections::BTreeMap<String, (bool, u64)> =
+        sizes.iter().enumerate().map(|(i, n)| (format!("f{i}"), (false, *n as u64))).collect();
+    expect.insert("sub".into(), (true, 0));
+    assert_eq!(seen, expect);
+    for (i, n) in sizes.iter().enumerate() {
+        let md = fs::metadata(m.p(&format!("ls/f{i}"))).unwrap();
+        assert_eq!((md.len(), md.permissions().mode() & 0o777), (*n as u64, 0o644), "f{i}");
+    }
+    assert!(fs::metadata(m.p("ls/sub")).unwrap().is_dir());
+
+    // Changed through the mount after the listing: its own stat is current.
+    fs::write(m.p("ls/f0"), b"grown").unwrap();
+    assert_eq!(fs::metadata(m.p("ls/f0")).unwrap().len(), 5);
+    let listed: Vec<_> = fs::read_dir(m.p("ls")).unwrap().map(|e| e.unwrap().metadata().unwrap().len()).collect();
+    assert!(listed.contains(&5), "a new listing shows the new size: {listed:?}");
+    drop(m);
+}
+
+#[test]
 fn a_large_read_through_the_mount_survives_a_data_server_killed_midway() {
     let c = TestCluster::start(43);
     let m = Mount::start(&c, &[]);

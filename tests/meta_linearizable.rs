@@ -299,7 +299,7 @@ fn namespace_history_is_linearizable_across_leader_kills() {
         recs.push(Rec { client: CLIENTS, input: NsIn::Lookup { name }, output, call, ret: ns(t0), error: None });
     }
     // The listing agrees with the lookups and holds nothing else.
-    let page = rt.block_on(final_client.inodes().readdir(dir, "", 0)).expect("readdir /lin");
+    let page = rt.block_on(final_client.inodes().readdir(dir, "", 0, false)).expect("readdir /lin");
     for e in &page.entries {
         let i = NAMES.iter().position(|n| *n == e.name).unwrap_or_else(|| panic!("unexpected entry {}", e.name));
         assert_eq!(finals[i], Some(NsOut::Ino(e.ino)), "listing vs lookup of {}", e.name);

@@ -225,6 +225,8 @@ pub struct DirEntry {
     pub name: String,
     pub ino: u64,
     pub kind: FileKind,
+    /// The entry's attributes, if the listing asked for them.
+    pub attr: Option<crate::inode_api::InodeAttr>,
 }
 
 /// A connection to a Shardline cluster. Cheap to clone.
@@ -303,14 +305,14 @@ impl Client {
             let resp = self
                 .inner
                 .meta
-                .call(Body::Readdir(pb::ReadDir { ino: dir.ino, after: after.clone(), limit: 1000 }))
+                .call(Body::Readdir(pb::ReadDir { ino: dir.ino, after: after.clone(), limit: 1000, with_attrs: false }))
                 .await?;
             let Some(RBody::Entries(page)) = resp.body else {
                 return Err(unexpected());
             };
             for e in page.entries {
                 after = e.name.clone();
-                out.push(DirEntry { name: e.name, ino: e.ino, kind: FileKind::from_wire(e.kind) });
+                out.push(DirEntry { name: e.name, ino: e.ino, kind: FileKind::from_wire(e.kind), attr: None });
             }
             if !page.more {
                 return Ok(out);

@@ -271,8 +271,11 @@ impl Inodes {
     }
 
     /// Up to `limit` entries (0: the server's default) with names after `after`.
-    pub async fn readdir(&self, ino: u64, after: &str, limit: u32) -> Result<DirPage, ClientError> {
-        let resp = self.call(Body::Readdir(pb::ReadDir { ino, after: after.to_string(), limit })).await?;
+    /// A page of `ino`'s entries after the name `after` (up to `limit`, 0
+    /// for the server's default); with `with_attrs`, each with its attributes.
+    pub async fn readdir(&self, ino: u64, after: &str, limit: u32, with_attrs: bool) -> Result<DirPage, ClientError> {
+        let req = pb::ReadDir { ino, after: after.to_string(), limit, with_attrs };
+        let resp = self.call(Body::Readdir(req)).await?;
         let Some(RBody::Entries(page)) = resp.body else {
             return Err(unexpected());
         };
@@ -280,7 +283,12 @@ impl Inodes {
             entries: page
                 .entries
                 .into_iter()
-                .map(|e| DirEntry { name: e.name, ino: e.ino, kind: FileKind::from_wire(e.kind) })
+                .map(|e| DirEntry {
+                    attr: e.attr.as_ref().map(InodeAttr::from_wire),
+                    name: e.name,
+                    ino: e.ino,
+                    kind: FileKind::from_wire(e.kind),
+                })
                 .collect(),
             more: page.more,
         })

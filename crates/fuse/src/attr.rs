@@ -90,6 +90,28 @@ pub fn file_attr(a: &InodeAttr, size: Option<u64>) -> FileAttr {
     }
 }
 
+/// Attributes for "." and ".." in a READDIRPLUS reply: the kernel skips
+/// those names, so nothing here is ever shown.
+pub fn dot_attr(ino: u64) -> FileAttr {
+    FileAttr {
+        ino: INodeNo(ino),
+        size: 0,
+        blocks: 0,
+        atime: UNIX_EPOCH,
+        mtime: UNIX_EPOCH,
+        ctime: UNIX_EPOCH,
+        crtime: UNIX_EPOCH,
+        kind: FileType::Directory,
+        perm: 0o755,
+        nlink: 2,
+        uid: 0,
+        gid: 0,
+        rdev: 0,
+        blksize: BLOCK_SIZE,
+        flags: 0,
+    }
+}
+
 /// Who is asking: uid, primary gid and supplementary groups.
 #[derive(Debug, Clone, Default)]
 pub struct Caller {

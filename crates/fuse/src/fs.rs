@@ -11,15 +11,16 @@ use std::time::{Duration, SystemTime};
 use fuser::{
     AccessFlags, BsdFileFlags, Errno, FileHandle as Fh, Filesystem, FopenFlags, Generation, INodeNo, InitFlags,
     KernelConfig, LockOwner, Notifier, OpenFlags, RenameFlags, ReplyAttr, ReplyCreate, ReplyData, ReplyDirectory,
-    ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs, ReplyWrite, ReplyXattr, Request, TimeOrNow, WriteFlags,
+    ReplyDirectoryPlus, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs, ReplyWrite, ReplyXattr, Request, TimeOrNow,
+    WriteFlags,
 };
 use shardline_client::inode_api::Inodes;
 use shardline_client::{Client, ClientError};
 use tokio::runtime::Handle;
 
-use crate::attr::{Caller, BLOCK_SIZE};
+use crate::attr::{dot_attr, Caller, BLOCK_SIZE};
 use crate::error::errno;
-use crate::open_files::OpenFiles;
+use crate::open_files::{Listing, OpenFiles};
 
 /// How long the kernel may cache what the mount tells it.
 #[derive(Debug, Clone, Copy)]
@@ -88,6 +89,14 @@ impl ShardlineFs {
     fn run<F: Future>(&self, f: F) -> F::Output {
         self.rt.block_on(f)
     }
+
+    /// The listing taken at opendir (or a fresh one if the handle is unknown).
+    fn listing(&self, ino: u64, fh: u64) -> OpResult<Arc<Listing>> {
+        match self.files.dir(fh) {
+            Some(l) => Ok(l),
+            None => Ok(Arc::new(self.run(self.op_list_dir(ino))?)),
+        }
+    }
 }
 
 /// Who asks, with supplementary groups (read from /proc: only for
@@ -109,6 +118,9 @@ impl Filesystem for ShardlineFs {
         }
         let _ = config.set_max_background(64);
         let _ = config.add_capabilities(InitFlags::FUSE_PARALLEL_DIROPS);
+        // Listings carry attributes: `ls -l` and dataset scans need no
+        // lookup per entry (the kernel picks READDIRPLUS when it helps).
+        let _ = config.add_capabilities(InitFlags::FUSE_DO_READDIRPLUS | InitFlags::FUSE_READDIRPLUS_AUTO);
         Ok(())
     }
 
@@ -279,21 +291,35 @@ impl Filesystem for ShardlineFs {
 
     fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
         match self.run(self.op_list_dir(ino.0)) {
-            Ok(items) => reply.opened(Fh(self.files.new_dir(items)), FopenFlags::empty()),
+            Ok(listing) => reply.opened(Fh(self.files.new_dir(listing)), FopenFlags::empty()),
             Err(f) => reply.error(f.0),
         }
     }
 
     fn readdir(&self, _req: &Request, ino: INodeNo, fh: Fh, offset: u64, mut reply: ReplyDirectory) {
-        let items = match self.files.dir(fh.0) {
-            Some(items) => items,
-            None => match self.run(self.op_list_dir(ino.0)) {
-                Ok(items) => Arc::new(items),
-                Err(f) => return reply.error(f.0),
-            },
+        let listing = match self.listing(ino.0, fh.0) {
+            Ok(l) => l,
+            Err(f) => return reply.error(f.0),
         };
-        for (i, item) in items.iter().enumerate().skip(offset as usize) {
+        for (i, item) in listing.items.iter().enumerate().skip(offset as usize) {
             if reply.add(INodeNo(item.ino), i as u64 + 1, item.kind, &item.name) {
+                break;
+            }
+        }
+        reply.ok();
+    }
+
+    fn readdirplus(&self, _req: &Request, ino: INodeNo, fh: Fh, offset: u64, mut reply: ReplyDirectoryPlus) {
+        let listing = match self.listing(ino.0, fh.0) {
+            Ok(l) => l,
+            Err(f) => return reply.error(f.0),
+        };
+        // The attributes are as old as the listing: cached only for what is
+        // left of the TTL.
+        let ttl = self.opts.attr_ttl.min(self.opts.entry_ttl).saturating_sub(listing.taken.elapsed());
+        for (i, item) in listing.items.iter().enumerate().skip(offset as usize) {
+            let attr = item.attr.as_ref().map_or_else(|| dot_attr(item.ino), |a| self.attr_of(a));
+            if reply.add(INodeNo(item.ino), i as u64 + 1, &item.name, &ttl, &attr, Generation(0)) {
                 break;
             }
         }

@@ -11,8 +11,10 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
 
 use fuser::FileType;
+use shardline_client::inode_api::InodeAttr;
 use shardline_client::FileHandle;
 
 /// One directory entry as listed at opendir.
@@ -21,6 +23,15 @@ pub struct DirItem {
     pub ino: u64,
     pub kind: FileType,
     pub name: String,
+    /// Its attributes when listed (none for "." and "..").
+    pub attr: Option<InodeAttr>,
+}
+
+/// A directory's entries as listed at one instant.
+#[derive(Debug)]
+pub struct Listing {
+    pub items: Vec<DirItem>,
+    pub taken: Instant,
 }
 
 struct OpenFile {
@@ -52,7 +63,7 @@ pub struct Closed {
 pub struct OpenFiles {
     by_ino: Mutex<HashMap<u64, OpenFile>>,
     fhs: Mutex<HashMap<u64, OpenedAs>>,
-    dirs: Mutex<HashMap<u64, Arc<Vec<DirItem>>>>,
+    dirs: Mutex<HashMap<u64, Arc<Listing>>>,
     /// (mtime, size) of each file when this mount last closed it: an open
     /// that finds them unchanged keeps the kernel's page cache.
     stamps: Mutex<HashMap<u64, (i64, u64)>>,
@@ -155,13 +166,13 @@ impl OpenFiles {
         lock(&self.stamps).insert(ino, stamp);
     }
 
-    pub fn new_dir(&self, items: Vec<DirItem>) -> u64 {
+    pub fn new_dir(&self, listing: Listing) -> u64 {
         let fh = self.next_fh.fetch_add(1, Ordering::Relaxed) + 1;
-        lock(&self.dirs).insert(fh, Arc::new(items));
+        lock(&self.dirs).insert(fh, Arc::new(listing));
         fh
     }
 
-    pub fn dir(&self, fh: u64) -> Option<Arc<Vec<DirItem>>> {
+    pub fn dir(&self, fh: u64) -> Option<Arc<Listing>> {
         lock(&self.dirs).get(&fh).cloned()
     }
 

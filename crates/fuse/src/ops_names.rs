@@ -4,6 +4,7 @@
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
+use std::time::Instant;
 
 use fuser::{Errno, FileAttr, RenameFlags, TimeOrNow};
 use shardline_client::inode_api::{InodeAttr, SetAttrRequest, SetTime, XattrMode};
@@ -12,7 +13,7 @@ use shardline_types::ErrorCode;
 
 use crate::attr::{check_setattr, chmod_mode, dev_from_kernel, file_attr, file_type, may_access, ns_of, Caller};
 use crate::fs::{Fail, OpResult, ShardlineFs};
-use crate::open_files::DirItem;
+use crate::open_files::{DirItem, Listing};
 
 /// The longest name a directory entry may have.
 pub const NAME_MAX: usize = 255;
@@ -184,19 +185,21 @@ impl ShardlineFs {
         Ok(self.attr_of(&a))
     }
 
-    /// The whole listing of a directory, with "." and "..".
-    pub(crate) async fn op_list_dir(&self, ino: u64) -> OpResult<Vec<DirItem>> {
-        let dot = |name: &str| DirItem { ino, kind: fuser::FileType::Directory, name: name.to_string() };
+    /// The whole listing of a directory, with "." and "..", each entry with
+    /// its attributes (for READDIRPLUS).
+    pub(crate) async fn op_list_dir(&self, ino: u64) -> OpResult<Listing> {
+        let taken = Instant::now();
+        let dot = |name: &str| DirItem { ino, kind: fuser::FileType::Directory, name: name.to_string(), attr: None };
         let mut items = vec![dot("."), dot("..")];
         let mut after = String::new();
         loop {
-            let page = self.inodes.readdir(ino, &after, 0).await?;
+            let page = self.inodes.readdir(ino, &after, 0, true).await?;
             for e in page.entries {
                 after.clone_from(&e.name);
-                items.push(DirItem { ino: e.ino, kind: file_type(e.kind), name: e.name });
+                items.push(DirItem { ino: e.ino, kind: file_type(e.kind), name: e.name, attr: e.attr });
             }
             if !page.more {
-                return Ok(items);
+                return Ok(Listing { items, taken });
             }
         }
     }

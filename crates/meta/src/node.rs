@@ -362,10 +362,10 @@ impl Node {
         meta.term = self.raw.store().term(applied)?;
         meta.set_conf_state(self.raw.store().rl().conf_state.clone());
         let data = snapshot::encode(&self.sm, &self.peers.members());
-        let len = data.len();
+        let (len, encoded) = (data.len(), started.elapsed());
         self.store.save_snapshot(meta, data, applied.saturating_sub(self.snapshot_every / 2))?;
         self.snapshot_index = applied;
-        tracing::info!(id = self.id, index = applied, bytes = len, took = ?started.elapsed(), "snapshot taken");
+        tracing::info!(id = self.id, index = applied, bytes = len, ?encoded, took = ?started.elapsed(), "snapshot taken");
         Ok(())
     }
 

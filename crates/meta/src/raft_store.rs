@@ -10,6 +10,7 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::Mutex;
 
 use prost::Message as _;
 use shardline_proto::v1 as pb;
@@ -42,7 +43,15 @@ pub struct RaftStore {
     db: Database,
     cache: LogCache,
     at_rest: AtRest,
+    /// Stored entries at or below this index are covered by a snapshot.
+    /// They are deleted a few at a time with later appends ([`trim`]), so
+    /// a snapshot never stalls the Ready loop on thousands of deletes.
+    trim_to: Mutex<u64>,
 }
+
+/// Deletes of covered entries per append: at least this many, and two per
+/// entry appended (so the backlog always shrinks faster than the log grows).
+const TRIM_PER_APPEND: usize = 16;
 
 impl RaftStore {
     /// Open (or create) the store at `path`. A new store starts with
@@ -88,8 +97,9 @@ impl RaftStore {
             core.append(&entries)?;
             core.conf_state = conf.clone();
         }
+        let trim_to = cache.rl().offset.0;
         drop(state);
-        let store = RaftStore { db, cache, at_rest };
+        let store = RaftStore { db, cache, at_rest, trim_to: Mutex::new(trim_to) };
         store.save_conf_state(&conf)?;
         Ok(store)
     }
@@ -113,6 +123,8 @@ impl RaftStore {
         let txn = self.db.begin_write()?;
         {
             let mut table = txn.open_table(ENTRIES)?;
+            let trim_to = *self.trim_to.lock().unwrap_or_else(|e| e.into_inner());
+            trim(&mut table, trim_to, (2 * entries.len()).max(TRIM_PER_APPEND))?;
             if let Some(first) = entries.first() {
                 table.retain_in(first.index.., |_, _| false)?;
             }
@@ -216,16 +228,25 @@ impl RaftStore {
             if all {
                 state.insert(CONF_STATE, meta.get_conf_state().write_to_bytes()?.as_slice())?;
             }
-            let mut entries = txn.open_table(ENTRIES)?;
             if all {
-                entries.retain(|_, _| false)?;
-            } else {
-                entries.retain_in(..=offset.0, |_, _| false)?;
+                txn.open_table(ENTRIES)?.retain(|_, _| false)?;
             }
         }
         txn.commit()?;
+        // The entries up to the offset are left to `trim`.
+        let mut trim_to = self.trim_to.lock().unwrap_or_else(|e| e.into_inner());
+        *trim_to = (*trim_to).max(offset.0);
         Ok(())
     }
+}
+
+/// Delete up to `n` of the oldest stored entries, none above `to`.
+fn trim(table: &mut redb::Table<u64, &[u8]>, to: u64, n: usize) -> Result<(), MetaError> {
+    let Some(first) = table.first()?.map(|(k, _)| k.value()) else { return Ok(()) };
+    if first <= to {
+        table.retain_in(first..=to.min(first + n as u64 - 1), |_, _| false)?;
+    }
+    Ok(())
 }
 
 fn encode_offset((index, term): (u64, u64)) -> [u8; 16] {
@@ -282,6 +303,42 @@ mod tests {
         e.term = term;
         e.data = data.to_vec().into();
         e
+    }
+
+    fn stored_keys(s: &RaftStore) -> Vec<u64> {
+        let txn = s.db.begin_read().unwrap();
+        let table = txn.open_table(ENTRIES).unwrap();
+        table.iter().unwrap().map(|r| r.unwrap().0.value()).collect()
+    }
+
+    #[test]
+    #[allow(clippy::field_reassign_with_default)] // protobuf 2 structs carry private fields
+    fn entries_a_snapshot_covers_are_trimmed_with_later_appends() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("raft.redb");
+        {
+            let s = RaftStore::open(&path, &[1], AtRest::plain()).unwrap();
+            let all: Vec<Entry> = (1..=100).map(|i| entry(i, 1, b"x")).collect();
+            s.persist(&all, None).unwrap();
+            let mut meta = SnapshotMetadata::default();
+            meta.index = 90;
+            meta.term = 1;
+            s.save_snapshot(meta, b"state".to_vec(), 60).unwrap();
+            assert_eq!(stored_keys(&s).len(), 100, "the snapshot itself deletes nothing");
+            assert_eq!(s.cache().first_index().unwrap(), 61, "but the log in memory starts after it");
+            s.persist(&[entry(101, 1, b"y")], None).unwrap();
+            assert_eq!(stored_keys(&s).first(), Some(&(TRIM_PER_APPEND as u64 + 1)), "one append trims a few");
+        }
+        // Reopened with covered entries still stored: they are not loaded.
+        let s = RaftStore::open(&path, &[1], AtRest::plain()).unwrap();
+        assert_eq!(s.cache().first_index().unwrap(), 61);
+        assert_eq!(s.cache().last_index().unwrap(), 101);
+        for i in 102..=110 {
+            s.persist(&[entry(i, 1, b"z")], None).unwrap();
+        }
+        let keys = stored_keys(&s);
+        assert_eq!(keys.first(), Some(&61), "trimmed up to the offset and no further");
+        assert_eq!(keys.len(), 50);
     }
 
     #[test]

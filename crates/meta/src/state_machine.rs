@@ -201,10 +201,16 @@ impl StateMachine {
             Some(Body::Readdir(r)) => {
                 let (entries, more) =
                     ns.readdir(r.ino, &r.after, if r.limit == 0 { 1000 } else { r.limit as usize })?;
+                let attr = |ino| if r.with_attrs { ns.get(ino).ok().map(attr_to_wire) } else { None };
                 ok(RBody::Entries(pb::DirEntries {
                     entries: entries
                         .into_iter()
-                        .map(|(name, ino, kind)| pb::DirEntry { name, ino, kind: kind_to_wire(kind) as i32 })
+                        .map(|(name, ino, kind)| pb::DirEntry {
+                            name,
+                            ino,
+                            kind: kind_to_wire(kind) as i32,
+                            attr: attr(ino),
+                        })
                         .collect(),
                     more,
                 }))

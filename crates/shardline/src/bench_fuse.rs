@@ -155,6 +155,33 @@ pub fn cold_stats(dir: &Path, threads: usize, per: u64) -> Result<f64> {
     .context("FUSE stat of files made elsewhere")
 }
 
+/// Entries per second of `ls -l` (list the directory, stat every entry)
+/// over files this mount has not seen, each thread in its own `t{t}`.
+pub fn list_and_stat(dir: &Path, threads: usize) -> Result<f64> {
+    let start = Instant::now();
+    let total = std::thread::scope(|s| -> Result<u64> {
+        let handles: Vec<_> = (0..threads)
+            .map(|t| {
+                s.spawn(move || -> std::io::Result<u64> {
+                    let mut n = 0;
+                    for e in std::fs::read_dir(dir.join(format!("t{t}")))? {
+                        e?.metadata()?;
+                        n += 1;
+                    }
+                    Ok(n)
+                })
+            })
+            .collect();
+        let mut total = 0;
+        for h in handles {
+            total += h.join().map_err(|_| anyhow::anyhow!("benchmark thread panicked"))??;
+        }
+        Ok(total)
+    })
+    .context("FUSE list and stat")?;
+    Ok(total as f64 / start.elapsed().as_secs_f64())
+}
+
 /// Run `op(thread, i)` for i in 0..n on each of `threads` threads; the
 /// operations per second over all of them.
 fn per_thread(threads: usize, n: u64, op: impl Fn(usize, u64) -> std::io::Result<()> + Sync) -> Result<f64> {

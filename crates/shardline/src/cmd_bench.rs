@@ -104,6 +104,7 @@ pub async fn run(a: BenchArgs) -> Result<()> {
         // Files the mount has never seen, for the uncached stat.
         for &c in &levels {
             make_files(&client, &format!("/bench/cold-{c}"), c, a.meta_ops / c as u64).await?;
+            make_files(&client, &format!("/bench/list-{c}"), c, a.meta_ops / c as u64).await?;
         }
         let cluster_file = cluster.cluster_path.clone();
         let (pattern, sizes, ops, root) = (pattern.clone(), sizes.clone(), a.meta_ops, spec.dir.join("mnt"));
@@ -121,6 +122,8 @@ pub async fn run(a: BenchArgs) -> Result<()> {
                     let cold = m.dir.join(format!("bench/cold-{c}"));
                     let rate = crate::bench_fuse::cold_stats(&cold, c, ops / c as u64)?;
                     out.push((format!("fuse_stat_uncached_per_s_{c}c"), rate));
+                    let rate = crate::bench_fuse::list_and_stat(&m.dir.join(format!("bench/list-{c}")), c)?;
+                    out.push((format!("fuse_list_stat_per_s_{c}c"), rate));
                 }
                 w
             };
@@ -168,10 +171,11 @@ pub async fn run(a: BenchArgs) -> Result<()> {
         println!("  FUSE read     {r:>8.1} MB/s  {:>5.1}% of native read", 100.0 * r / get("read_mbps").max(1e-9));
         for &c in &levels {
             println!(
-                "  FUSE metadata, {c:>2} thread(s): create {:.0}/s, stat {:.0}/s cached ({:.0}/s uncached), rename {:.0}/s, unlink {:.0}/s",
+                "  FUSE metadata, {c:>2} thread(s): create {:.0}/s, stat {:.0}/s cached ({:.0}/s uncached, {:.0}/s listed then stat'ed), rename {:.0}/s, unlink {:.0}/s",
                 get(&format!("fuse_create_per_s_{c}c")),
                 get(&format!("fuse_stat_per_s_{c}c")),
                 get(&format!("fuse_stat_uncached_per_s_{c}c")),
+                get(&format!("fuse_list_stat_per_s_{c}c")),
                 get(&format!("fuse_rename_per_s_{c}c")),
                 get(&format!("fuse_unlink_per_s_{c}c"))
             );
