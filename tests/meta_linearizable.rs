@@ -28,6 +28,7 @@ use std::time::{Duration, Instant};
 use harness::TestCluster;
 use linearizability::{check, Model, Operation, Verdict};
 use rand::{Rng, SeedableRng};
+use shardline_client::inode_api::NewFile;
 use shardline_client::{Client, ClientError};
 use shardline_rpc::MetaCallError;
 use shardline_types::{ErrorCode, ROOT_INO};
@@ -183,7 +184,7 @@ async fn worker(client: Client, dir: u64, id: usize, t0: Instant, stop: Arc<Atom
         let (input, (output, error)) = if roll < 35 {
             (NsIn::Lookup { name }, outcome(inodes.lookup(dir, NAMES[name]).await, |a| NsOut::Ino(a.ino)))
         } else if roll < 60 {
-            let r = inodes.create(dir, NAMES[name], 0o644, 0, 0, true).await;
+            let r = inodes.create(NewFile::new(dir, NAMES[name])).await;
             (NsIn::Create { name, op: 0 }, outcome(r, |a| NsOut::Ino(a.ino)))
         } else if roll < 80 {
             (NsIn::Unlink { name }, outcome(inodes.unlink(dir, NAMES[name]).await, |_| NsOut::Done))
@@ -207,7 +208,7 @@ async fn prober(client: Client, dir: u64, t0: Instant, stop: Arc<AtomicBool>) ->
             break;
         }
         let call = ns(t0);
-        let ok = inodes.create(dir, &format!("p{n}"), 0o644, 0, 0, true).await.is_ok();
+        let ok = inodes.create(NewFile::new(dir, &format!("p{n}"))).await.is_ok();
         out.push((call, ns(t0), ok));
     }
     out

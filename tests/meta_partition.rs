@@ -28,6 +28,7 @@ use std::time::{Duration, Instant};
 use harness::TestCluster;
 use meta_cluster::applied_index;
 use proxy::Proxy;
+use shardline_client::inode_api::NewFile;
 use shardline_proto::v1 as pb;
 use shardline_proto::v1::meta_request::Body;
 use shardline_proto::v1::meta_response::Body as RBody;
@@ -125,7 +126,7 @@ fn partitioned_meta_server_serves_no_stale_reads_and_catches_up() {
     let client = rt.block_on(meta_cluster::connect(&c, Duration::from_secs(30)));
     let inodes = client.inodes();
     let dir = rt.block_on(inodes.mkdir(ROOT_INO, "part", 0o755, 0, 0)).expect("mkdir").ino;
-    rt.block_on(inodes.create(dir, "before", 0o644, 0, 0, true)).expect("create before");
+    rt.block_on(inodes.create(NewFile::new(dir, "before"))).expect("create before");
 
     // Restart one follower behind proxies.
     let servers = meta_cluster::meta_servers(&c);
@@ -153,7 +154,7 @@ fn partitioned_meta_server_serves_no_stale_reads_and_catches_up() {
 
     // 1. Partition the follower; the majority acknowledges a write.
     cut(false);
-    let after = rt.block_on(inodes.create(dir, "after", 0o644, 0, 0, true)).expect("create with a majority").ino;
+    let after = rt.block_on(inodes.create(NewFile::new(dir, "after"))).expect("create with a majority").ino;
     let acked_index = max_applied(&c);
     let until = Instant::now() + Duration::from_secs(4);
     let mut tries = 0;
@@ -207,7 +208,7 @@ fn partitioned_meta_server_serves_no_stale_reads_and_catches_up() {
             meta.call_one(&addr, body).await
         })
     };
-    let after2 = rt.block_on(inodes.create(dir, "after2", 0o644, 0, 0, true)).expect("create with a majority").ino;
+    let after2 = rt.block_on(inodes.create(NewFile::new(dir, "after2"))).expect("create with a majority").ino;
     let acked_at = Instant::now();
     eprintln!("majority acknowledged a write {:?} after cutting off leader meta-{f}", acked_at - cut_at);
     let reads = rt.block_on(reader).expect("reader");

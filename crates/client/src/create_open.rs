@@ -2,7 +2,7 @@
 //! O_CREAT needs through the mount).
 
 use crate::file_handle::FileHandle;
-use crate::inode_api::{InodeAttr, Inodes};
+use crate::inode_api::{InodeAttr, Inodes, NewFile};
 use crate::{ClientError, FileKind};
 
 impl Inodes {
@@ -11,16 +11,8 @@ impl Inodes {
     /// wrapped key and layout, and an empty file has no chunks. An existing
     /// file with data (`exclusive` false) is opened as [`FileHandle::open`]
     /// would.
-    pub async fn create_open(
-        &self,
-        parent: u64,
-        name: &str,
-        mode: u32,
-        uid: u32,
-        gid: u32,
-        exclusive: bool,
-    ) -> Result<(InodeAttr, FileHandle), ClientError> {
-        let wire = self.create_wire(parent, name, mode, uid, gid, exclusive).await?;
+    pub async fn create_open(&self, f: NewFile<'_>) -> Result<(InodeAttr, FileHandle), ClientError> {
+        let wire = self.create_wire(f).await?;
         let attr = InodeAttr::from_wire(&wire);
         if attr.kind != FileKind::File {
             return Err(ClientError::NotAFile);

@@ -157,6 +157,25 @@ impl FsStats {
     }
 }
 
+/// A regular file to create: where, its permission bits and owner, and
+/// whether an existing entry is an error (O_EXCL).
+#[derive(Debug, Clone, Copy)]
+pub struct NewFile<'a> {
+    pub parent: u64,
+    pub name: &'a str,
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
+    pub exclusive: bool,
+}
+
+impl<'a> NewFile<'a> {
+    /// `parent/name`, exclusive, mode 0644, owned by uid and gid 0.
+    pub fn new(parent: u64, name: &'a str) -> Self {
+        NewFile { parent, name, mode: 0o644, uid: 0, gid: 0, exclusive: true }
+    }
+}
+
 /// One page of a directory.
 #[derive(Debug, Clone, Default)]
 pub struct DirPage {
@@ -307,30 +326,15 @@ impl Inodes {
 
     /// Create a regular file with a fresh wrapped data key. Not exclusive and
     /// already there: the existing file's attributes (its key is kept).
-    pub async fn create(
-        &self,
-        parent: u64,
-        name: &str,
-        mode: u32,
-        uid: u32,
-        gid: u32,
-        exclusive: bool,
-    ) -> Result<InodeAttr, ClientError> {
-        Ok(InodeAttr::from_wire(&self.create_wire(parent, name, mode, uid, gid, exclusive).await?))
+    pub async fn create(&self, f: NewFile<'_>) -> Result<InodeAttr, ClientError> {
+        Ok(InodeAttr::from_wire(&self.create_wire(f).await?))
     }
 
     /// [`Inodes::create`], with the attributes as the wire has them (the
     /// wrapped key and layout included).
-    pub(crate) async fn create_wire(
-        &self,
-        parent: u64,
-        name: &str,
-        mode: u32,
-        uid: u32,
-        gid: u32,
-        exclusive: bool,
-    ) -> Result<pb::Attr, ClientError> {
+    pub(crate) async fn create_wire(&self, f: NewFile<'_>) -> Result<pb::Attr, ClientError> {
         let (_dek, key) = self.inner.new_file_key();
+        let NewFile { parent, name, mode, uid, gid, exclusive } = f;
         let body =
             Body::Create(pb::Create { parent, name: name.to_string(), mode, uid, gid, key: Some(key), exclusive });
         attr_of(self.call(body).await?)

@@ -5,7 +5,7 @@ use std::ffi::OsStr;
 
 use bytes::Bytes;
 use fuser::{Errno, FileAttr, FopenFlags};
-use shardline_client::inode_api::SetAttrRequest;
+use shardline_client::inode_api::{NewFile, SetAttrRequest};
 use shardline_client::{FileHandle, FileKind};
 
 use shardline_client::ClientError;
@@ -112,8 +112,8 @@ impl ShardlineFs {
     ) -> OpResult<(FileAttr, u64)> {
         let exclusive = flags & libc::O_EXCL != 0;
         // The metadata service applies a set-group-id parent's group.
-        let (a, h) =
-            self.inodes.create_open(parent, name_str(name)?, mode & 0o7777, caller.uid, caller.gid, exclusive).await?;
+        let (name, mode, uid, gid) = (name_str(name)?, mode & 0o7777, caller.uid, caller.gid);
+        let (a, h) = self.inodes.create_open(NewFile { parent, name, mode, uid, gid, exclusive }).await?;
         self.files.insert(a.ino, h, (a.mtime_ns, a.size));
         Ok((self.attr_of(&a), self.files.new_fh(OpenedAs { ino: a.ino, flags })))
     }

@@ -7,7 +7,7 @@ use std::path::Path;
 use std::time::Instant;
 
 use fuser::{Errno, FileAttr, RenameFlags, TimeOrNow};
-use shardline_client::inode_api::{InodeAttr, SetAttrRequest, SetTime, XattrMode};
+use shardline_client::inode_api::{InodeAttr, NewFile, SetAttrRequest, SetTime, XattrMode};
 use shardline_client::{ClientError, FileHandle, FileKind};
 use shardline_types::ErrorCode;
 
@@ -106,7 +106,8 @@ impl ShardlineFs {
         exclusive: bool,
     ) -> OpResult<FileAttr> {
         // The metadata service applies a set-group-id parent's group.
-        let a = self.inodes.create(parent, name_str(name)?, mode & 0o7777, caller.uid, caller.gid, exclusive).await?;
+        let (name, mode, uid, gid) = (name_str(name)?, mode & 0o7777, caller.uid, caller.gid);
+        let a = self.inodes.create(NewFile { parent, name, mode, uid, gid, exclusive }).await?;
         Ok(self.attr_of(&a))
     }
 

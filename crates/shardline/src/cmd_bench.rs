@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use bytes::Bytes;
 use clap::Args;
+use shardline_client::inode_api::NewFile;
 use shardline_client::{Client, ClientConfig};
 use shardline_crypto::{seal_chunk_padded, ChunkAad, Dek, SEAL_OVERHEAD};
 use shardline_erasure::Codec;
@@ -248,7 +249,7 @@ async fn meta_bench(client: &Client, clients: usize, ops: u64) -> Result<Vec<(&'
                 for i in 0..per {
                     let (a, b) = (format!("f-{t}-{i}"), format!("g-{t}-{i}"));
                     match op {
-                        "create" => inodes.create(dir, &a, 0o644, 0, 0, true).await.map(drop),
+                        "create" => inodes.create(NewFile::new(dir, &a)).await.map(drop),
                         "stat" => inodes.lookup(dir, &a).await.map(drop),
                         "rename" => inodes.rename(dir, &a, dir, &b).await,
                         _ => inodes.unlink(dir, &b).await,
@@ -276,7 +277,7 @@ async fn make_files(client: &Client, dir: &str, threads: usize, per: u64) -> Res
         tasks.spawn(async move {
             let ino = client.mkdir(&dir).await?.ino;
             for i in 0..per {
-                inodes.create(ino, &format!("f-{i}"), 0o644, 0, 0, true).await?;
+                inodes.create(NewFile::new(ino, &format!("f-{i}"))).await?;
             }
             Ok::<(), shardline_client::ClientError>(())
         });
