@@ -424,6 +424,51 @@ fn two_mounts_of_one_cluster_are_close_to_open_consistent() {
     drop(a);
 }
 
+/// Inodes in use, by statvfs through the mount.
+fn inodes_used(p: &Path) -> u64 {
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: a valid path and an out-parameter of the right type.
+    assert_eq!(unsafe { libc::statvfs(cpath(p).as_ptr(), &mut st) }, 0, "statvfs");
+    st.f_files - st.f_ffree
+}
+
+#[test]
+fn a_crashed_mount_s_unlinked_open_files_are_freed_when_its_lease_runs_out() {
+    let c = TestCluster::start_with(38, &["--client-lease-ms", "3000"]);
+    let dir = tempfile::Builder::new().prefix("shardline-mnt-").tempdir().unwrap();
+    let path = dir.path().join("mnt");
+    fs::create_dir(&path).unwrap();
+    let mut m = Mount::start_at(&c, &path, &["--no-auto-unmount"]);
+    let data = content(CHUNK + 5, 8);
+    fs::write(m.p("victim"), &data).unwrap();
+    let mut f = File::open(m.p("victim")).unwrap();
+    fs::remove_file(m.p("victim")).unwrap();
+    let pinned = inodes_used(&path);
+
+    // Alive, the mount renews its lease: after twice the lease the file is
+    // still there for the open descriptor.
+    std::thread::sleep(Duration::from_secs(6));
+    let mut back = Vec::new();
+    f.read_to_end(&mut back).unwrap();
+    assert_eq!(back, data, "an open unlinked file outlives the lease while its mount lives");
+    assert_eq!(inodes_used(&path), pinned);
+
+    // Killed, it renews nothing: once the lease runs out the file goes.
+    m.kill9();
+    drop(f);
+    let m2 = Mount::start_at(&c, &path, &[]);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while inodes_used(&m2.path) != pinned - 1 {
+        assert!(
+            Instant::now() < deadline,
+            "the dead mount's open file was never freed ({} inodes)",
+            inodes_used(&m2.path)
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    drop(m2);
+}
+
 #[test]
 fn a_listing_carries_each_entry_s_attributes() {
     let c = TestCluster::start(49);

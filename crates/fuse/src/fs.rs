@@ -5,7 +5,7 @@
 use std::ffi::OsStr;
 use std::future::Future;
 use std::path::Path;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, OnceLock, Weak};
 use std::time::{Duration, SystemTime};
 
 use fuser::{
@@ -16,6 +16,7 @@ use fuser::{
 };
 use shardline_client::inode_api::Inodes;
 use shardline_client::{Client, ClientError};
+use shardline_types::ROOT_INO;
 use tokio::runtime::Handle;
 
 use crate::attr::{dot_attr, Caller, BLOCK_SIZE};
@@ -62,7 +63,7 @@ pub struct ShardlineFs {
     pub(crate) inodes: Inodes,
     rt: Handle,
     pub(crate) opts: FsOptions,
-    pub(crate) files: OpenFiles,
+    pub(crate) files: Arc<OpenFiles>,
     /// Set once the session exists: lets an open drop the kernel's cached
     /// attributes of a file another client changed (close-to-open).
     pub(crate) notifier: Arc<OnceLock<Notifier>>,
@@ -71,14 +72,9 @@ pub struct ShardlineFs {
 impl ShardlineFs {
     /// `rt` runs the client's I/O; requests block on it from fuser's threads.
     pub fn new(client: Client, rt: Handle, opts: FsOptions) -> Self {
-        ShardlineFs {
-            inodes: client.inodes(),
-            client,
-            rt,
-            opts,
-            files: OpenFiles::default(),
-            notifier: Arc::new(OnceLock::new()),
-        }
+        let files = Arc::new(OpenFiles::default());
+        rt.spawn(keep_lease(client.inodes(), Arc::downgrade(&files)));
+        ShardlineFs { inodes: client.inodes(), client, rt, opts, files, notifier: Arc::new(OnceLock::new()) }
     }
 
     /// Where the mount puts the session's notifier.
@@ -101,6 +97,25 @@ impl ShardlineFs {
 
 /// Who asks, with supplementary groups (read from /proc: only for
 /// permission checks).
+/// While the metadata service holds opens for this mount (files unlinked
+/// while open here), talk to the leader every second: a client silent for
+/// the client lease loses its opens. Ends with the file system.
+async fn keep_lease(inodes: Inodes, files: Weak<OpenFiles>) {
+    let mut tick = tokio::time::interval(LEASE_RENEWAL);
+    loop {
+        tick.tick().await;
+        let Some(files) = files.upgrade() else { return };
+        if files.any_pinned() {
+            if let Err(e) = inodes.getattr(ROOT_INO).await {
+                tracing::warn!(error = %e, "could not renew the client lease");
+            }
+        }
+    }
+}
+
+/// How often a mount holding opens renews its lease.
+const LEASE_RENEWAL: Duration = Duration::from_secs(1);
+
 fn caller(req: &Request) -> Caller {
     Caller { uid: req.uid(), gid: req.gid(), groups: Caller::groups_of(req.pid()) }
 }

@@ -125,6 +125,12 @@ impl OpenFiles {
         }
     }
 
+    /// Whether the metadata service holds any open for this mount (which
+    /// must then keep its client lease alive).
+    pub fn any_pinned(&self) -> bool {
+        lock(&self.by_ino).values().any(|f| f.pinned)
+    }
+
     /// Undo [`OpenFiles::needs_pin`] after the registration failed.
     pub fn unpin(&self, ino: u64) {
         if let Some(f) = lock(&self.by_ino).get_mut(&ino) {

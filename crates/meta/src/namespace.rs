@@ -149,9 +149,10 @@ pub struct Namespace {
     dirs: BTreeMap<Ino, BTreeMap<String, Ino>>,
     /// Each directory's parent (directories have exactly one; the root none).
     dir_parent: BTreeMap<Ino, Ino>,
-    /// How many opens each file has (absent: none). A file whose last link
-    /// goes while it is open stays, with nlink 0, until the last release.
-    open: BTreeMap<Ino, u32>,
+    /// Who has each file open, and how many times (absent: nobody). A file
+    /// whose last link goes while it is open stays, with nlink 0, until the
+    /// last release (or until its holders' leases run out).
+    open: BTreeMap<Ino, BTreeMap<u64, u32>>,
     next_ino: Ino,
 }
 

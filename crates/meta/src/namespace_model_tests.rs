@@ -510,13 +510,13 @@ fn apply_ns(ns: &mut Namespace, op: &Op, now: i64, handles: &mut Vec<Ino>) -> Op
         }
         Op::Open(p) => {
             let ino = walk(ns, p)?;
-            ns.open(ino)?;
+            ns.open(ino, 1)?;
             handles.push(ino);
             vec![]
         }
         Op::Release(h) => {
             let ino = handles.remove(*h);
-            released(ns.release(ino)?)
+            released(ns.release(ino, 1)?)
         }
     })
 }
@@ -589,7 +589,7 @@ fn run(seed: u64, steps: usize) -> Coverage {
     }
     // Releasing every handle leaves no orphan behind.
     while let Some(ino) = ns_handles.pop() {
-        ns.release(ino).unwrap_or_else(|e| panic!("seed {seed}: release: {e:?}"));
+        ns.release(ino, 1).unwrap_or_else(|e| panic!("seed {seed}: release: {e:?}"));
     }
     assert_eq!(ns.inode_count(), 1 + model.paths.values().collect::<BTreeSet<_>>().len(), "seed {seed}");
     coverage

@@ -119,7 +119,7 @@ fn link_errors() {
     // Symlinks can be hard-linked.
     assert_eq!(ns.link(s.ino, d.ino, "s2", 2).unwrap().nlink, 2);
     // An open file with no names left cannot get one back.
-    ns.open(f.ino).unwrap();
+    ns.open(f.ino, 1).unwrap();
     ns.unlink(ROOT_INO, "f", 3).unwrap();
     assert_eq!(code(ns.link(f.ino, ROOT_INO, "back", 4)), ErrorCode::NotFound);
 }
@@ -200,8 +200,8 @@ fn unlinked_open_file_stays_until_last_release() {
     let mut ns = small();
     let f = ns.create(ROOT_INO, "f", attrs(), true, 1).unwrap();
     ns.commit_chunk(f.ino, chunk(0, 1), 10, 1).unwrap();
-    ns.open(f.ino).unwrap();
-    ns.open(f.ino).unwrap();
+    ns.open(f.ino, 1).unwrap();
+    ns.open(f.ino, 1).unwrap();
     assert_eq!(ns.open_count(f.ino), 2);
     assert!(ns.unlink(ROOT_INO, "f", 2).unwrap().chunks.is_empty());
     assert_eq!(code(ns.lookup(ROOT_INO, "f")), ErrorCode::NotFound);
@@ -209,12 +209,12 @@ fn unlinked_open_file_stays_until_last_release() {
     assert_eq!((orphan.nlink, orphan.chunks.len()), (0, 1));
     // Still writable and truncatable by inode.
     ns.commit_chunk(f.ino, chunk(1, 2), 5000, 3).unwrap();
-    assert!(ns.release(f.ino).unwrap().chunks.is_empty());
+    assert!(ns.release(f.ino, 1).unwrap().chunks.is_empty());
     assert!(ns.get(f.ino).is_ok());
-    let r = ns.release(f.ino).unwrap();
+    let r = ns.release(f.ino, 1).unwrap();
     assert_eq!((r.file_id, r.chunks), (f.ino, vec![chunk(0, 1), chunk(1, 2)]));
     assert_eq!(code(ns.get(f.ino)), ErrorCode::NotFound);
-    assert_eq!(code(ns.release(f.ino)), ErrorCode::NotFound);
+    assert_eq!(code(ns.release(f.ino, 1)), ErrorCode::NotFound);
     assert_eq!(ns.inode_count(), 1);
 }
 
@@ -224,11 +224,11 @@ fn rename_over_an_open_file_keeps_it() {
     let a = ns.create(ROOT_INO, "a", attrs(), true, 1).unwrap();
     let b = ns.create(ROOT_INO, "b", attrs(), true, 1).unwrap();
     ns.commit_chunk(b.ino, chunk(0, 7), 10, 1).unwrap();
-    ns.open(b.ino).unwrap();
+    ns.open(b.ino, 1).unwrap();
     assert!(ns.rename(ROOT_INO, "a", ROOT_INO, "b", 2).unwrap().chunks.is_empty());
     assert_eq!(ns.lookup(ROOT_INO, "b").unwrap().ino, a.ino);
     assert_eq!(ns.get(b.ino).unwrap().nlink, 0);
-    assert_eq!(ns.release(b.ino).unwrap().chunks, vec![chunk(0, 7)]);
+    assert_eq!(ns.release(b.ino, 1).unwrap().chunks, vec![chunk(0, 7)]);
 }
 
 #[test]
@@ -236,12 +236,12 @@ fn open_and_release_errors() {
     let mut ns = small();
     let d = ns.mkdir(ROOT_INO, "d", attrs(), 1).unwrap();
     let f = ns.create(ROOT_INO, "f", attrs(), true, 1).unwrap();
-    assert_eq!(code(ns.open(d.ino)), ErrorCode::IsADirectory);
-    assert_eq!(code(ns.open(999)), ErrorCode::NotFound);
-    assert_eq!(code(ns.release(f.ino)), ErrorCode::InvalidArgument);
+    assert_eq!(code(ns.open(d.ino, 1)), ErrorCode::IsADirectory);
+    assert_eq!(code(ns.open(999, 1)), ErrorCode::NotFound);
+    assert_eq!(code(ns.release(f.ino, 1)), ErrorCode::InvalidArgument);
     // Releasing a file that still has a name keeps it.
-    ns.open(f.ino).unwrap();
-    assert!(ns.release(f.ino).unwrap().chunks.is_empty());
+    ns.open(f.ino, 1).unwrap();
+    assert!(ns.release(f.ino, 1).unwrap().chunks.is_empty());
     assert!(ns.get(f.ino).is_ok());
     assert_eq!(ns.open_count(f.ino), 0);
 }
@@ -417,10 +417,10 @@ fn special_files_link_unlink_rename_and_setattr_like_files() {
     assert_eq!(ns.get(dev.ino).unwrap().nlink, 1, "replacing a link drops one count");
     assert_eq!(ns.lookup(d.ino, "dev2").unwrap().ino, sock.ino);
     // Unlinking the last name removes it; an open one stays until released.
-    ns.open(sock.ino).unwrap();
+    ns.open(sock.ino, 1).unwrap();
     assert!(ns.unlink(d.ino, "dev2", 8).unwrap().chunks.is_empty());
     assert_eq!(ns.get(sock.ino).unwrap().nlink, 0);
-    ns.release(sock.ino).unwrap();
+    ns.release(sock.ino, 1).unwrap();
     assert!(ns.get(sock.ino).is_err());
     ns.unlink(ROOT_INO, "f", 9).unwrap();
     assert!(ns.get(dev.ino).is_err());

@@ -114,7 +114,14 @@ impl Namespace {
                 })
                 .collect(),
             dir_parents: self.dir_parent.iter().map(|(&a, &b)| v1::Pair { a, b }).collect(),
-            open: self.open.iter().map(|(&a, &b)| v1::Pair { a, b: u64::from(b) }).collect(),
+            open: Vec::new(),
+            open_by: self
+                .open
+                .iter()
+                .flat_map(|(&ino, holders)| {
+                    holders.iter().map(move |(&client, &count)| v1::OpenBy { ino, client, count })
+                })
+                .collect(),
             next_ino: self.next_ino,
         }
     }
@@ -141,9 +148,16 @@ impl Namespace {
         if inodes.values().any(|i| i.kind == Kind::Directory && !dirs.contains_key(&i.ino)) {
             return Err(corrupt("directory without an entry table"));
         }
-        let mut open = BTreeMap::new();
+        let mut open: BTreeMap<u64, BTreeMap<u64, u32>> = BTreeMap::new();
         for p in s.open {
-            open.insert(p.a, u32::try_from(p.b).map_err(|_| corrupt("open count out of range"))?);
+            let count = u32::try_from(p.b).map_err(|_| corrupt("open count out of range"))?;
+            open.entry(p.a).or_default().insert(0, count);
+        }
+        for o in s.open_by {
+            if o.count == 0 {
+                return Err(corrupt("open count of zero"));
+            }
+            open.entry(o.ino).or_default().insert(o.client, o.count);
         }
         Ok(Namespace {
             inodes,

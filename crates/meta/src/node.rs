@@ -84,6 +84,8 @@ pub struct NodeStatus {
     pub commit: u64,
     pub applied: u64,
     pub placement: pb::PlacementMap,
+    /// Clients holding opens.
+    pub open_holders: Vec<u64>,
 }
 
 /// State shared with the service without going through the loop.
@@ -268,6 +270,7 @@ impl Node {
                     commit: r.raft_log.committed,
                     applied: r.raft_log.applied,
                     placement: self.sm.placement_map(),
+                    open_holders: self.sm.open_holders(),
                 });
             }
         }

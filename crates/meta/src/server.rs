@@ -47,7 +47,15 @@ pub struct MetaConfig {
     pub join: bool,
     /// Snapshots are sent to peers in parts of at most this many bytes.
     pub snapshot_part_bytes: usize,
+    /// A client holding opens that has not reached the leader for this long
+    /// loses them (clients with opens renew every second).
+    pub client_lease: Duration,
 }
+
+/// Default for [`MetaConfig::client_lease`].
+pub const DEFAULT_CLIENT_LEASE: Duration = Duration::from_secs(30);
+/// The shortest client lease allowed: well above the clients' renewal.
+pub const MIN_CLIENT_LEASE: Duration = Duration::from_secs(3);
 
 /// Default for [`MetaConfig::snapshot_every`].
 pub const DEFAULT_SNAPSHOT_EVERY: u64 = 10_000;
@@ -66,6 +74,9 @@ impl MetaConfig {
                 "snapshot_part_bytes must be between 1 and {}",
                 shardline_rpc::MAX_PAYLOAD_LEN
             )));
+        }
+        if self.client_lease < MIN_CLIENT_LEASE {
+            return Err(MetaError::Config(format!("the client lease must be at least {MIN_CLIENT_LEASE:?}")));
         }
         if self.pg_count == 0 {
             return Err(MetaError::Config("pg_count must be at least 1".into()));
@@ -107,6 +118,7 @@ pub async fn run(cfg: MetaConfig) -> Result<(), MetaError> {
         cfg.down_after,
         cfg.layout.data_shards as usize,
         cfg.listen.clone(),
+        cfg.client_lease,
     ));
     tokio::spawn(service.clone().monitor());
     tracing::info!(id = cfg.id, addr = %cfg.listen, "metadata server listening");

@@ -45,6 +45,10 @@ pub struct MetaService {
     monitor_seq: AtomicU64,
     /// Snapshots arriving in parts from peers.
     snapshots: Reassembly,
+    /// A client holding opens that is silent this long loses them.
+    client_lease: Duration,
+    /// When each client last sent a request here.
+    clients_seen: Mutex<HashMap<u64, Instant>>,
 }
 
 impl MetaService {
@@ -55,6 +59,7 @@ impl MetaService {
         down_after: Duration,
         data_shards: usize,
         self_addr: String,
+        client_lease: Duration,
     ) -> Self {
         MetaService {
             id,
@@ -66,6 +71,8 @@ impl MetaService {
             self_addr,
             monitor_seq: AtomicU64::new(0),
             snapshots: Reassembly::default(),
+            client_lease,
+            clients_seen: Mutex::new(HashMap::new()),
         }
     }
 
@@ -152,43 +159,79 @@ impl MetaService {
         ok(RBody::Status(status))
     }
 
-    /// On the leader: mark servers down after `down_after` without a
-    /// heartbeat, and up again when they come back. Runs forever.
+    /// On the leader: mark data servers down after `down_after` without a
+    /// heartbeat (and up again when they come back), and drop the opens of
+    /// clients silent for the client lease. Runs forever.
     pub async fn monitor(self: Arc<Self>) {
         let mut tick = tokio::time::interval(Duration::from_millis(250));
         loop {
             tick.tick().await;
             // A new leader first waits a full timeout so every live server
-            // has had the chance to heartbeat to it.
-            if self.leader_for().is_none_or(|d| d <= self.down_after) {
+            // and client has had the chance to reach it.
+            let Some(led) = self.leader_for() else { continue };
+            if led <= self.down_after.min(self.client_lease) {
                 continue;
             }
             let Some(st) = self.node_status().await else { return };
-            let (mut down, mut up) = (Vec::new(), Vec::new());
-            {
-                let live = self.liveness.lock().unwrap_or_else(|e| e.into_inner());
-                for s in &st.placement.servers {
-                    let heard = live.get(&s.id).is_some_and(|l| l.seen.elapsed() < self.down_after);
-                    match (s.state.as_str(), heard) {
-                        ("up", false) => down.push(s.id),
-                        ("down", true) => up.push(s.id),
-                        _ => {}
-                    }
+            if led > self.down_after {
+                self.check_data_servers(&st).await;
+            }
+            if led > self.client_lease {
+                self.expire_clients(&st).await;
+            }
+        }
+    }
+
+    async fn check_data_servers(&self, st: &NodeStatus) {
+        let (mut down, mut up) = (Vec::new(), Vec::new());
+        {
+            let live = self.liveness.lock().unwrap_or_else(|e| e.into_inner());
+            for s in &st.placement.servers {
+                let heard = live.get(&s.id).is_some_and(|l| l.seen.elapsed() < self.down_after);
+                match (s.state.as_str(), heard) {
+                    ("up", false) => down.push(s.id),
+                    ("down", true) => up.push(s.id),
+                    _ => {}
                 }
             }
-            if down.is_empty() && up.is_empty() {
-                continue;
-            }
-            tracing::warn!(?down, ?up, "data server state changed; remapping placement groups");
-            let req = pb::MetaRequest {
-                client_id: MONITOR_CLIENT_ID ^ self.id,
-                request_id: rand_request_id(&self.monitor_seq),
-                body: Some(Body::SetServerState(pb::SetServerState { down, up })),
-            };
-            let resp = self.ask(|reply| Input::Propose { req, reply }).await;
-            if let Some(e) = resp.error {
-                tracing::info!(error = %e.message, "could not record data server state change");
-            }
+        }
+        if down.is_empty() && up.is_empty() {
+            return;
+        }
+        tracing::warn!(?down, ?up, "data server state changed; remapping placement groups");
+        self.propose_as_monitor(Body::SetServerState(pb::SetServerState { down, up }), "data server state change")
+            .await;
+    }
+
+    /// Clients holding opens that have not reached this server for the
+    /// client lease lose them (a crashed mount's unlinked files go).
+    async fn expire_clients(&self, st: &NodeStatus) {
+        let expired: Vec<u64> = {
+            let mut seen = self.clients_seen.lock().unwrap_or_else(|e| e.into_inner());
+            seen.retain(|_, at| at.elapsed() < 2 * self.client_lease);
+            st.open_holders
+                .iter()
+                .filter(|c| seen.get(c).is_none_or(|at| at.elapsed() > self.client_lease))
+                .copied()
+                .collect()
+        };
+        if expired.is_empty() {
+            return;
+        }
+        tracing::warn!(clients = expired.len(), "client leases ran out; dropping their opens");
+        self.propose_as_monitor(Body::ExpireClients(pb::ExpireClients { clients: expired }), "client lease expiry")
+            .await;
+    }
+
+    async fn propose_as_monitor(&self, body: Body, what: &str) {
+        let req = pb::MetaRequest {
+            client_id: MONITOR_CLIENT_ID ^ self.id,
+            request_id: rand_request_id(&self.monitor_seq),
+            body: Some(body),
+        };
+        let resp = self.ask(|reply| Input::Propose { req, reply }).await;
+        if let Some(e) = resp.error {
+            tracing::info!(error = %e.message, "could not record a {what}");
         }
     }
 
@@ -240,6 +283,11 @@ impl Handler for MetaService {
     async fn handle(&self, request: Frame) -> Frame {
         let resp = match request.decode::<pb::MetaRequest>() {
             Ok(mut req) => match req.body.as_mut() {
+                // Any request renews its client's lease on opens.
+                Some(b) if req.client_id != 0 && !matches!(b, Body::Raft(_)) => {
+                    self.clients_seen.lock().unwrap_or_else(|e| e.into_inner()).insert(req.client_id, Instant::now());
+                    self.dispatch(req).await
+                }
                 // A snapshot message (or a part of one) rides in the payload.
                 Some(Body::Raft(batch)) if !request.payload.is_empty() => match batch.snapshot_part.take() {
                     None => {

@@ -72,11 +72,25 @@ pub mod v1 {
         /// (directory, parent) pairs.
         #[prost(message, repeated, tag = "3")]
         pub dir_parents: Vec<Pair>,
-        /// (inode, open count) pairs.
+        /// (inode, open count) pairs, from before opens had holders: read
+        /// as held by client 0, never written.
         #[prost(message, repeated, tag = "4")]
         pub open: Vec<Pair>,
         #[prost(uint64, tag = "5")]
         pub next_ino: u64,
+        /// Opens by holder.
+        #[prost(message, repeated, tag = "6")]
+        pub open_by: Vec<OpenBy>,
+    }
+
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct OpenBy {
+        #[prost(uint64, tag = "1")]
+        pub ino: u64,
+        #[prost(uint64, tag = "2")]
+        pub client: u64,
+        #[prost(uint32, tag = "3")]
+        pub count: u32,
     }
 
     #[derive(Clone, PartialEq, prost::Message)]

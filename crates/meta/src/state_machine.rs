@@ -46,6 +46,7 @@ pub fn is_mutation(body: &Body) -> bool {
             | Body::Release(_)
             | Body::SetLayout(_)
             | Body::Mknod(_)
+            | Body::ExpireClients(_)
     )
 }
 
@@ -68,7 +69,7 @@ impl StateMachine {
         {
             return resp.1.clone();
         }
-        let resp = match self.apply_body(req.body.as_ref(), now) {
+        let resp = match self.apply_body(req.body.as_ref(), req.client_id, now) {
             Ok(mut r) => {
                 r.dirs = self.changed_dirs(req.body.as_ref());
                 r
@@ -107,7 +108,8 @@ impl StateMachine {
         dirs.into_iter().filter_map(|d| self.ns.get(d).ok()).map(attr_to_wire).collect()
     }
 
-    fn apply_body(&mut self, body: Option<&Body>, now: i64) -> Result<pb::MetaResponse, OpError> {
+    /// Apply `body`, sent by `client`.
+    fn apply_body(&mut self, body: Option<&Body>, client: u64, now: i64) -> Result<pb::MetaResponse, OpError> {
         let ns = &mut self.ns;
         Ok(match body {
             Some(Body::Create(c)) => {
@@ -173,8 +175,14 @@ impl StateMachine {
                 ns.remove_xattr(c.ino, &c.name, now)?;
                 ok(RBody::Empty(pb::Empty {}))
             }
-            Some(Body::Open(c)) => ok(RBody::Attr(attr_to_wire(&ns.open(c.ino)?))),
-            Some(Body::Release(c)) => ok(RBody::Released(released_to_wire(&ns.release(c.ino)?))),
+            Some(Body::Open(c)) => ok(RBody::Attr(attr_to_wire(&ns.open(c.ino, client)?))),
+            Some(Body::Release(c)) => ok(RBody::Released(released_to_wire(&ns.release(c.ino, client)?))),
+            Some(Body::ExpireClients(e)) => {
+                let freed: usize = e.clients.iter().map(|&c| ns.expire_client(c).len()).sum();
+                // Their chunks are left to the data servers' garbage collection.
+                tracing::info!(clients = e.clients.len(), files_freed = freed, "client leases expired");
+                ok(RBody::Empty(pb::Empty {}))
+            }
             Some(Body::SetLayout(c)) => {
                 let layout =
                     c.layout.as_ref().ok_or_else(|| OpError::new(ErrorCode::InvalidArgument, "missing layout"))?;
@@ -283,6 +291,11 @@ impl StateMachine {
             name_max: crate::namespace::MAX_NAME_LEN as u32,
             block_size: 4096,
         }
+    }
+
+    /// The clients holding any open (their leases matter).
+    pub fn open_holders(&self) -> Vec<u64> {
+        self.ns.open_holders().into_iter().collect()
     }
 
     pub fn placement_map(&self) -> pb::PlacementMap {

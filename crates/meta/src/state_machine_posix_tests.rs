@@ -232,3 +232,33 @@ fn namespace_changes_return_the_directories_they_changed() {
     let lookup = sm.read(&req(1, 6, Body::Lookup(pb::Lookup { parent: ROOT_INO, name: "a".into() })));
     assert!(lookup.dirs.is_empty(), "reads return none");
 }
+
+#[test]
+fn opens_are_held_per_client_and_expire_with_their_holder() {
+    let mut sm = StateMachine::new(Layout::default(), 16);
+    let f = create(&mut sm, "f", 1);
+    let open = |ino| Body::Open(pb::Open { ino });
+    assert!(sm.apply(&req(10, 1, open(f.ino)), 2).error.is_none());
+    assert!(sm.apply(&req(11, 1, open(f.ino)), 2).error.is_none());
+    let unlink = Body::Unlink(pb::Unlink { parent: ROOT_INO, name: "f".into() });
+    assert!(sm.apply(&req(1, 2, unlink), 3).error.is_none());
+    assert_eq!(sm.open_holders(), vec![10, 11]);
+    let getattr = |sm: &StateMachine| sm.read(&req(1, 0, Body::Getattr(pb::GetAttr { ino: f.ino }))).error;
+
+    // Only the holder may release its open.
+    let r = sm.apply(&req(12, 1, Body::Release(pb::Release { ino: f.ino })), 4);
+    assert_eq!(code_of(&r), wire(ErrorCode::InvalidArgument));
+
+    // The holders survive a snapshot.
+    let (mut sm, _) = crate::snapshot::decode(&crate::snapshot::encode(&sm, &Default::default())).unwrap();
+    assert_eq!(sm.open_holders(), vec![10, 11]);
+
+    let expire = |clients: Vec<u64>| Body::ExpireClients(pb::ExpireClients { clients });
+    assert!(is_mutation(&expire(vec![])));
+    assert!(sm.apply(&req(u64::MAX, 1, expire(vec![10])), 5).error.is_none());
+    assert_eq!(sm.open_holders(), vec![11]);
+    assert!(getattr(&sm).is_none(), "client 11 still has it open");
+    assert!(sm.apply(&req(u64::MAX, 2, expire(vec![11, 99])), 6).error.is_none());
+    assert!(sm.open_holders().is_empty());
+    assert_eq!(getattr(&sm).map(|e| e.code), wire(ErrorCode::NotFound), "the orphan went with its last holder");
+}

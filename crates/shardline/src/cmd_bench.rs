@@ -77,6 +77,7 @@ pub async fn run(a: BenchArgs) -> Result<()> {
         pg_count: 64,
         host: "127.0.0.1".into(),
         data_capacity: None,
+        client_lease_ms: None,
     };
     say("starting a local cluster: 3 metadata + 8 data servers, RS 4+2…");
     let mut cluster = LocalCluster::start(&spec)?;

@@ -63,6 +63,7 @@ pub async fn run(a: DemoArgs) -> Result<()> {
         pg_count: 64,
         host: "127.0.0.1".into(),
         data_capacity: None,
+        client_lease_ms: None,
     };
     say(&format!("starting a local cluster: 3 metadata + {} data servers, RS {}, encrypted…", spec.data, layout.ec()));
     let mut cluster = LocalCluster::start(&spec)?;

@@ -57,6 +57,10 @@ pub struct MetaArgs {
     /// with `shardline admin meta add` (an empty folder catches up by snapshot).
     #[arg(long)]
     join: bool,
+    /// A client holding open files that has not reached the leader for this
+    /// long loses its opens (a crashed mount's unlinked files are freed).
+    #[arg(long, env = "SHARDLINE_META_CLIENT_LEASE_MS", default_value_t = shardline_meta::server::DEFAULT_CLIENT_LEASE.as_millis() as u64)]
+    client_lease_ms: u64,
     /// Send snapshots to peers in parts of at most this many bytes.
     #[arg(long, env = "SHARDLINE_META_SNAPSHOT_PART_BYTES", default_value_t = shardline_meta::snapshot_stream::DEFAULT_PART_BYTES)]
     snapshot_part_bytes: usize,
@@ -164,6 +168,7 @@ pub async fn run_meta(a: MetaArgs) -> Result<()> {
         key_file: a.key_file,
         snapshot_every: a.snapshot_every,
         snapshot_part_bytes: a.snapshot_part_bytes,
+        client_lease: Duration::from_millis(a.client_lease_ms),
         join: a.join,
     };
     let _pid = PidFile::create(&a.me.dir)?;

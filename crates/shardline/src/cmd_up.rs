@@ -33,6 +33,10 @@ pub struct UpArgs {
     /// Bytes each data server may hold (default: the disk's free space).
     #[arg(long)]
     pub data_capacity: Option<u64>,
+    /// How long a client holding open files may be silent before it loses
+    /// them, in ms (default: the metadata servers' 30 s).
+    #[arg(long)]
+    pub client_lease_ms: Option<u64>,
 }
 
 impl UpArgs {
@@ -55,6 +59,7 @@ impl UpArgs {
             pg_count: 64,
             host: self.host.clone(),
             data_capacity: self.data_capacity,
+            client_lease_ms: self.client_lease_ms,
         })
     }
 }

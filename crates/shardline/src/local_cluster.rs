@@ -31,6 +31,8 @@ pub struct Spec {
     pub host: String,
     /// Bytes each data server may hold (None: the disk's free space).
     pub data_capacity: Option<u64>,
+    /// Metadata servers' client lease in ms (None: their default).
+    pub client_lease_ms: Option<u64>,
 }
 
 /// Running children; stopped on drop.
@@ -133,6 +135,9 @@ impl LocalCluster {
                 .arg(&meta_key)
                 .arg("--dir")
                 .arg(&n.dir);
+            if let Some(ms) = spec.client_lease_ms {
+                cmd.args(["--client-lease-ms", &ms.to_string()]);
+            }
             cluster.spawn(format!("meta-{}", n.id), cmd, &n.dir)?;
         }
         for n in cluster.file.data.clone() {
