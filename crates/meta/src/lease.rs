@@ -52,6 +52,11 @@ impl ReadLease {
         self.until = None;
     }
 
+    /// When the lease ends (None: no lease).
+    pub fn until(&self) -> Option<Instant> {
+        self.until
+    }
+
     pub fn holds(&self, now: Instant) -> bool {
         self.until.is_some_and(|u| now < u)
     }

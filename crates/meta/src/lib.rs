@@ -16,6 +16,7 @@ pub mod membership;
 pub mod namespace;
 pub mod node;
 pub mod raft_store;
+pub mod read_view;
 pub mod registry;
 pub mod server;
 pub mod service;

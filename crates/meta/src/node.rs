@@ -32,6 +32,7 @@ use crate::lease::ReadLease;
 use crate::log_cache::LogCache;
 use crate::membership;
 use crate::raft_store::RaftStore;
+use crate::read_view::ReadView;
 use crate::snapshot;
 use crate::state_machine::StateMachine;
 use crate::transport::Peers;
@@ -101,7 +102,8 @@ pub struct Node {
     id: u64,
     raw: RawNode<LogCache>,
     store: RaftStore,
-    sm: StateMachine,
+    /// The state machine, shared with the request handlers.
+    view: Arc<ReadView>,
     peers: Peers,
     shared: Arc<Shared>,
     pending_writes: HashMap<(u64, u64), Vec<Reply>>,
@@ -161,7 +163,7 @@ impl Node {
             id,
             raw,
             store,
-            sm,
+            view: Arc::new(ReadView::new(sm)),
             peers,
             shared,
             pending_writes: HashMap::new(),
@@ -202,7 +204,30 @@ impl Node {
                 }
             }
             self.on_ready()?;
+            self.publish_read_permission();
         }
+    }
+
+    /// Let the request handlers answer queries themselves while that is
+    /// linearizable (see `read_view.rs`).
+    fn publish_read_permission(&self) {
+        let raft = &self.raw.raft;
+        let ok = raft.state == StateRole::Leader
+            && raft.commit_to_current_term()
+            && raft.raft_log.applied >= raft.raft_log.committed;
+        self.view.allow_until(if ok { self.lease.until() } else { None });
+    }
+
+    /// Leadership or membership changed: no more lease reads, here or in
+    /// the request handlers.
+    fn end_lease(&mut self) {
+        self.lease.end();
+        self.view.allow_until(None);
+    }
+
+    /// The state machine as the request handlers share it.
+    pub fn read_view(&self) -> Arc<ReadView> {
+        self.view.clone()
     }
 
     fn handle(&mut self, input: Input, reads: &mut ReadBatch) {
@@ -269,8 +294,8 @@ impl Node {
                     leader_id: r.leader_id,
                     commit: r.raft_log.committed,
                     applied: r.raft_log.applied,
-                    placement: self.sm.placement_map(),
-                    open_holders: self.sm.open_holders(),
+                    placement: self.view.sm().placement_map(),
+                    open_holders: self.view.sm().open_holders(),
                 });
             }
         }
@@ -296,8 +321,9 @@ impl Node {
         let mut ready = self.raw.ready();
         if let Some(ss) = ready.ss() {
             self.shared.leader.store(ss.leader_id, Ordering::Relaxed);
-            let mut since = self.shared.leader_since.lock().unwrap_or_else(|e| e.into_inner());
             self.lease.end();
+            self.view.allow_until(None);
+            let mut since = self.shared.leader_since.lock().unwrap_or_else(|e| e.into_inner());
             if ss.raft_state != StateRole::Leader {
                 *since = None;
                 drop(since);
@@ -339,7 +365,7 @@ impl Node {
         let index = snap.get_metadata().index;
         let (sm, members) = snapshot::decode(&snap.data)?;
         self.store.apply_snapshot(snap)?;
-        self.sm = sm;
+        *self.view.sm_mut() = sm;
         for (id, addr) in members {
             self.peers.set(id, addr);
         }
@@ -364,7 +390,7 @@ impl Node {
         meta.index = applied;
         meta.term = self.raw.store().term(applied)?;
         meta.set_conf_state(self.raw.store().rl().conf_state.clone());
-        let data = snapshot::encode(&self.sm, &self.peers.members());
+        let data = snapshot::encode(&self.view.sm(), &self.peers.members());
         let (len, encoded) = (data.len(), started.elapsed());
         self.store.save_snapshot(meta, data, applied.saturating_sub(self.snapshot_every / 2))?;
         self.snapshot_index = applied;
@@ -380,7 +406,7 @@ impl Node {
             match entry.get_entry_type() {
                 EntryType::EntryNormal => {
                     let (now, req) = decode_entry(&entry.data)?;
-                    let resp = self.sm.apply(&req, now);
+                    let resp = self.view.sm_mut().apply(&req, now);
                     if let Some(replies) = self.pending_writes.remove(&(req.client_id, req.request_id)) {
                         for r in replies {
                             let _ = r.send(resp.clone());
@@ -388,7 +414,7 @@ impl Node {
                     }
                 }
                 EntryType::EntryConfChange => {
-                    self.lease.end();
+                    self.end_lease();
                     let cc = ConfChange::parse_from_bytes(&entry.data)?;
                     let cs = self.raw.apply_conf_change(&cc)?;
                     self.store.save_conf_state(&cs)?;
@@ -428,7 +454,7 @@ impl Node {
     fn apply_membership(&mut self, entry: &Entry) -> Result<(), MetaError> {
         let cc = raft::prelude::ConfChangeV2::parse_from_bytes(&entry.data)?;
         // A new quorum: the old one's promise no longer covers it.
-        self.lease.end();
+        self.end_lease();
         match self.raw.apply_conf_change(&cc) {
             Ok(cs) => self.store.save_conf_state(&cs)?,
             // Committed but invalid (e.g. removing the last voter): every
@@ -453,7 +479,7 @@ impl Node {
         self.reads_waiting = waiting;
         for (_, batch) in ready {
             for (req, reply) in batch {
-                let _ = reply.send(self.sm.read(&req));
+                let _ = reply.send(self.view.sm().read(&req));
             }
         }
     }

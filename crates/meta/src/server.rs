@@ -10,7 +10,7 @@ use shardline_types::Layout;
 use crate::at_rest::AtRest;
 use crate::node::{Input, Node, Shared};
 use crate::raft_store::RaftStore;
-use crate::service::MetaService;
+use crate::service::{MetaService, ServiceConfig};
 use crate::state_machine::StateMachine;
 use crate::transport::{Peers, SnapshotFailed};
 use crate::MetaError;
@@ -109,17 +109,17 @@ pub async fn run(cfg: MetaConfig) -> Result<(), MetaError> {
     let shared = Arc::new(Shared::default());
     let sm = StateMachine::new(cfg.layout, cfg.pg_count);
     let node = Node::new(cfg.id, store, sm, peers, shared.clone(), cfg.snapshot_every, cfg.tick)?;
+    let view = node.read_view();
     let tick = cfg.tick;
     let raft_thread = std::thread::Builder::new().name("raft".into()).spawn(move || node.run(rx, tick))?;
-    let service = Arc::new(MetaService::new(
-        cfg.id,
-        tx,
-        shared,
-        cfg.down_after,
-        cfg.layout.data_shards as usize,
-        cfg.listen.clone(),
-        cfg.client_lease,
-    ));
+    let service_cfg = ServiceConfig {
+        id: cfg.id,
+        down_after: cfg.down_after,
+        data_shards: cfg.layout.data_shards as usize,
+        self_addr: cfg.listen.clone(),
+        client_lease: cfg.client_lease,
+    };
+    let service = Arc::new(MetaService::new(service_cfg, tx, shared, view));
     tokio::spawn(service.clone().monitor());
     tracing::info!(id = cfg.id, addr = %cfg.listen, "metadata server listening");
     let serve = tokio::spawn(shardline_rpc::serve(listener, service));

@@ -22,6 +22,7 @@ use tokio::sync::oneshot;
 
 use crate::namespace::OpError;
 use crate::node::{unavailable, Input, NodeStatus, Shared};
+use crate::read_view::ReadView;
 use crate::snapshot_stream::Reassembly;
 use crate::state_machine::is_mutation;
 use crate::wire::{error_response, ok};
@@ -49,30 +50,37 @@ pub struct MetaService {
     client_lease: Duration,
     /// When each client last sent a request here.
     clients_seen: Mutex<HashMap<u64, Instant>>,
+    /// The state machine, for queries answered here under the read lease.
+    view: Arc<ReadView>,
+}
+
+/// What the request handlers are told at start.
+pub struct ServiceConfig {
+    pub id: u64,
+    /// A data server silent this long is reported down.
+    pub down_after: Duration,
+    pub data_shards: usize,
+    /// This server's address, as `admin status` shows it.
+    pub self_addr: String,
+    /// A client holding opens that is silent this long loses them.
+    pub client_lease: Duration,
 }
 
 impl MetaService {
-    pub fn new(
-        id: u64,
-        loop_tx: Sender<Input>,
-        shared: Arc<Shared>,
-        down_after: Duration,
-        data_shards: usize,
-        self_addr: String,
-        client_lease: Duration,
-    ) -> Self {
+    pub fn new(cfg: ServiceConfig, loop_tx: Sender<Input>, shared: Arc<Shared>, view: Arc<ReadView>) -> Self {
         MetaService {
-            id,
+            id: cfg.id,
             loop_tx: Mutex::new(loop_tx),
             shared,
             liveness: Mutex::new(HashMap::new()),
-            down_after,
-            data_shards,
-            self_addr,
+            down_after: cfg.down_after,
+            data_shards: cfg.data_shards,
+            self_addr: cfg.self_addr,
             monitor_seq: AtomicU64::new(0),
             snapshots: Reassembly::default(),
-            client_lease,
+            client_lease: cfg.client_lease,
             clients_seen: Mutex::new(HashMap::new()),
+            view,
         }
     }
 
@@ -260,7 +268,7 @@ impl MetaService {
                 // Answered by the leader (ReadIndex confirms it), which keeps
                 // liveness; the reply carries the epoch and rebuild tasks.
                 let hb = *hb;
-                let resp = self.ask(|reply| Input::Read { req, reply }).await;
+                let resp = self.query(req).await;
                 if resp.error.is_none() {
                     let mut live = self.liveness.lock().unwrap_or_else(|e| e.into_inner());
                     live.insert(hb.id, Liveness { seen: Instant::now(), report: hb });
@@ -268,7 +276,16 @@ impl MetaService {
                 resp
             }
             b if is_mutation(b) => self.ask(|reply| Input::Propose { req, reply }).await,
-            _ => self.ask(|reply| Input::Read { req, reply }).await,
+            _ => self.query(req).await,
+        }
+    }
+
+    /// A query: answered here under the leader's read lease, else by the
+    /// Ready loop (lease or ReadIndex).
+    async fn query(&self, req: pb::MetaRequest) -> pb::MetaResponse {
+        match self.view.read(&req) {
+            Some(resp) => resp,
+            None => self.ask(|reply| Input::Read { req, reply }).await,
         }
     }
 }
