@@ -14,7 +14,7 @@
 //! state machine with it.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -96,6 +96,8 @@ pub struct Shared {
     pub leader: AtomicU64,
     /// When this server last became leader (None while it is not).
     pub leader_since: std::sync::Mutex<Option<Instant>>,
+    /// Set to stop the Ready loop after its current round.
+    pub stop: AtomicBool,
 }
 
 pub struct Node {
@@ -183,6 +185,9 @@ impl Node {
     pub fn run(mut self, rx: Receiver<Input>, tick: Duration) -> Result<(), MetaError> {
         let mut next_tick = Instant::now() + tick;
         loop {
+            if self.shared.stop.load(Ordering::Relaxed) {
+                return Ok(());
+            }
             let timeout = next_tick.saturating_duration_since(Instant::now());
             match rx.recv_timeout(timeout) {
                 Ok(input) => {

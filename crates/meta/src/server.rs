@@ -1,6 +1,7 @@
 //! Configuration and start-up of one metadata server.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -85,8 +86,9 @@ impl MetaConfig {
     }
 }
 
-/// Run a metadata server until the process ends.
-pub async fn run(cfg: MetaConfig) -> Result<(), MetaError> {
+/// Run a metadata server until `shutdown` resolves (then stop the Ready
+/// loop after its current round) or its storage fails.
+pub async fn run(cfg: MetaConfig, shutdown: impl Future<Output = ()>) -> Result<(), MetaError> {
     cfg.validate()?;
     std::fs::create_dir_all(&cfg.dir)?;
     let mut voters: Vec<u64> = if cfg.join { Vec::new() } else { cfg.peers.keys().copied().collect() };
@@ -119,12 +121,22 @@ pub async fn run(cfg: MetaConfig) -> Result<(), MetaError> {
         self_addr: cfg.listen.clone(),
         client_lease: cfg.client_lease,
     };
+    let stop = shared.clone();
     let service = Arc::new(MetaService::new(service_cfg, tx, shared, view));
     tokio::spawn(service.clone().monitor());
     tracing::info!(id = cfg.id, addr = %cfg.listen, "metadata server listening");
     let serve = tokio::spawn(shardline_rpc::serve(listener, service));
-    // The Raft thread only ends on a storage failure; that ends the server.
-    let result = tokio::task::spawn_blocking(move || raft_thread.join()).await;
+    // The Raft thread ends on a storage failure, which ends the server, or
+    // when asked to.
+    let mut joined = tokio::task::spawn_blocking(move || raft_thread.join());
+    let result = tokio::select! {
+        r = &mut joined => r,
+        _ = shutdown => {
+            tracing::info!(id = cfg.id, "stopping");
+            stop.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+            joined.await
+        }
+    };
     serve.abort();
     match result {
         Ok(Ok(r)) => r,

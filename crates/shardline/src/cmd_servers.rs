@@ -172,10 +172,7 @@ pub async fn run_meta(a: MetaArgs) -> Result<()> {
         join: a.join,
     };
     let _pid = PidFile::create(&a.me.dir)?;
-    tokio::select! {
-        r = shardline_meta::run(cfg) => r.context("metadata server failed"),
-        _ = shutdown_signal() => Ok(()),
-    }
+    shardline_meta::run(cfg, shutdown_signal()).await.context("metadata server failed")
 }
 
 /// Parse `ID:ADDR:DIR` (the address itself contains a colon).
