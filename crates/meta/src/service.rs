@@ -275,6 +275,10 @@ impl MetaService {
                 }
                 resp
             }
+            b if leader_only(b) => error_response(&OpError::new(
+                ErrorCode::InvalidArgument,
+                "this request is made by the metadata leader itself, not by clients",
+            )),
             b if is_mutation(b) => self.ask(|reply| Input::Propose { req, reply }).await,
             _ => self.query(req).await,
         }
@@ -288,6 +292,12 @@ impl MetaService {
             None => self.ask(|reply| Input::Read { req, reply }).await,
         }
     }
+}
+
+/// Requests only the leader's own monitor proposes: refused from the network
+/// (a client must not drop other clients' opens).
+fn leader_only(body: &Body) -> bool {
+    matches!(body, Body::ExpireClients(_))
 }
 
 fn rand_request_id(seq: &AtomicU64) -> u64 {
@@ -326,5 +336,17 @@ impl Handler for MetaService {
             Err(e) => error_response(&OpError::new(ErrorCode::InvalidArgument, format!("undecodable request: {e}"))),
         };
         Frame::from_message(&resp, bytes::Bytes::new())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lease_expiry_is_refused_from_clients() {
+        assert!(leader_only(&Body::ExpireClients(pb::ExpireClients { clients: vec![1] })));
+        assert!(!leader_only(&Body::Release(pb::Release { ino: 1 })));
+        assert!(!leader_only(&Body::Getattr(pb::GetAttr { ino: 1 })));
     }
 }
