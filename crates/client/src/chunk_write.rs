@@ -84,7 +84,22 @@ pub(crate) async fn write_chunk(
                     }
                     Err(MetaCallError::Service { code: ErrorCode::StaleEpoch, message }) => message,
                     Err(e) => {
-                        discard(inner, written);
+                        // Only a definite refusal proves the version is not
+                        // live. A lost reply (timeout, unreachable, a reply
+                        // that did not decode) may follow a commit that
+                        // applied: its shards are left to GC, which deletes
+                        // them after its grace period only if the metadata
+                        // service says the version is not live.
+                        if commit_definitely_refused(&e) {
+                            discard_now(inner, written).await;
+                        } else {
+                            tracing::warn!(
+                                file_id = ctx.ino,
+                                chunk = index,
+                                version,
+                                "chunk commit outcome unknown; its shards are left to garbage collection"
+                            );
+                        }
                         return Err(e.into());
                     }
                 }
@@ -92,7 +107,7 @@ pub(crate) async fn write_chunk(
             Some((i, e)) => {
                 let retry = matches!(e.code, ErrorCode::Unavailable | ErrorCode::StaleEpoch | ErrorCode::Corrupt);
                 if !retry || Instant::now() > deadline {
-                    discard(inner, written);
+                    discard_now(inner, written).await;
                     let detail =
                         if e.code == ErrorCode::NoSpace { format!("no space left: {e}") } else { e.to_string() };
                     return Err(ClientError::WriteFailed {
@@ -106,7 +121,7 @@ pub(crate) async fn write_chunk(
             }
         };
         if Instant::now() > deadline {
-            discard(inner, written);
+            discard_now(inner, written).await;
             return Err(ClientError::WriteFailed {
                 file_id: ctx.ino,
                 chunk_index: index,
@@ -120,6 +135,24 @@ pub(crate) async fn write_chunk(
         if fresh.epoch == before {
             tokio::time::sleep(std::time::Duration::from_millis(200)).await;
         }
+    }
+}
+
+/// Whether a failed `CommitChunk` certainly did not apply: the metadata
+/// service answered with an error of the request itself. Transport failures
+/// and `Unavailable`/`Internal` answers leave the outcome unknown.
+fn commit_definitely_refused(e: &MetaCallError) -> bool {
+    match e {
+        MetaCallError::Service { code, .. } => !matches!(code, ErrorCode::Unavailable | ErrorCode::Internal),
+        MetaCallError::Unreachable(_) | MetaCallError::Rpc(_) => false,
+    }
+}
+
+/// Delete shards no committed version refers to before reporting the
+/// failure, so a caller that retries does not race the deletions.
+async fn discard_now(inner: &Arc<Inner>, shards: Vec<(String, ShardKey)>) {
+    for (addr, key) in shards {
+        let _ = shard_io::delete(&inner.pool, &addr, &key).await;
     }
 }
 

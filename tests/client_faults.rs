@@ -1,0 +1,61 @@
+//! Black-box: the native client under faults between it and the metadata
+//! service (a real cluster of separate processes on 127.0.0.70-79; the
+//! client runs in the test, behind frame-aware proxies).
+
+mod harness;
+#[path = "harness/reply_dropper.rs"]
+mod reply_dropper;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use harness::{TestCluster, CHUNK};
+use reply_dropper::ReplyDropper;
+use shardline_client::{Client, ClientConfig, FileHandle};
+
+/// Metadata addresses and key file from the cluster's `cluster.toml`.
+fn cluster_config(c: &TestCluster) -> (Vec<String>, PathBuf) {
+    let text = std::fs::read_to_string(c.cluster_file()).expect("read cluster.toml");
+    let v: toml::Value = toml::from_str(&text).expect("parse cluster.toml");
+    let meta = v["meta"].as_array().expect("meta servers");
+    let addrs = meta.iter().map(|m| m["addr"].as_str().expect("addr").to_string()).collect();
+    let key = v["key_file"].as_str().expect("key_file");
+    (addrs, c.data_dir().join(key))
+}
+
+fn pattern(seed: u8, len: usize) -> Vec<u8> {
+    (0..len).map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed) ^ (i >> 8) as u8).collect()
+}
+
+/// Issue 9 item 5: when a `CommitChunk` applied but its reply was lost, the
+/// client must not delete the version's shards: the file now points at them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ambiguous_commit_keeps_the_shards_it_may_have_made_live() {
+    let cluster = TestCluster::start(70);
+    let (meta_addrs, key_file) = cluster_config(&cluster);
+    let cfg = ClientConfig::new(meta_addrs.clone(), key_file.clone());
+    let plain = Client::connect(cfg).await.expect("connect");
+    let old = pattern(1, CHUNK);
+    plain.write_file("/victim", &old).await.expect("write the first version");
+
+    // A client whose every path to the metadata service loses commit replies.
+    let droppers: Vec<ReplyDropper> = meta_addrs.iter().map(|a| ReplyDropper::start(&cluster.host, a)).collect();
+    let mut cfg = ClientConfig::new(droppers.iter().map(|d| d.addr.clone()).collect(), key_file);
+    cfg.meta_deadline = Duration::from_secs(3);
+    let faulty = Client::connect(cfg).await.expect("connect through proxies");
+    let ino = faulty.stat("/victim").await.expect("stat").ino;
+    let handle = FileHandle::open(&faulty, ino).await.expect("open");
+    for d in &droppers {
+        d.drop_commit_replies(true);
+    }
+    let new = pattern(2, CHUNK);
+    handle.write_at(0, &new).await.expect("buffer the overwrite");
+    let outcome = handle.flush().await;
+    assert!(outcome.is_err(), "the commit's reply never arrived, yet the flush reported success");
+    assert!(droppers.iter().map(ReplyDropper::dropped).sum::<usize>() > 0, "no commit reply was dropped");
+
+    // The commit did apply: the file must read back as the new version,
+    // whose shards must still be there.
+    let read = plain.read_file("/victim").await.expect("the committed version must stay readable");
+    assert!(read == new, "the file reads neither as the committed overwrite ({} bytes read)", read.len());
+}
