@@ -11,7 +11,8 @@ use std::time::Duration;
 
 use harness::{TestCluster, CHUNK};
 use reply_dropper::ReplyDropper;
-use shardline_client::{Client, ClientConfig, FileHandle};
+use shardline_client::inode_api::SetAttrRequest;
+use shardline_client::{Client, ClientConfig, ClientError, FileHandle};
 
 /// Metadata addresses and key file from the cluster's `cluster.toml`.
 fn cluster_config(c: &TestCluster) -> (Vec<String>, PathBuf) {
@@ -58,4 +59,30 @@ async fn an_ambiguous_commit_keeps_the_shards_it_may_have_made_live() {
     // whose shards must still be there.
     let read = plain.read_file("/victim").await.expect("the committed version must stay readable");
     assert!(read == new, "the file reads neither as the committed overwrite ({} bytes read)", read.len());
+}
+
+/// Issue 9 item 9: reading a huge sparse file whole is a clear error, not an
+/// aborted process (the reader used to preallocate the size the metadata
+/// service reports).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reading_a_huge_sparse_file_whole_is_an_error_not_an_abort() {
+    let cluster = TestCluster::start(71);
+    let (meta_addrs, key_file) = cluster_config(&cluster);
+    let client = Client::connect(ClientConfig::new(meta_addrs, key_file)).await.expect("connect");
+    client.write_file("/sparse", b"head").await.expect("write");
+    let ino = client.stat("/sparse").await.expect("stat").ino;
+    let huge = 1u64 << 50; // 1 PiB, nearly all hole
+    let req = SetAttrRequest { size: Some(huge), ..Default::default() };
+    client.inodes().setattr(ino, &req).await.expect("extend to 1 PiB");
+    assert_eq!(client.stat("/sparse").await.expect("stat").size, huge);
+    match client.read_file("/sparse").await {
+        Err(ClientError::TooLarge { size }) => assert_eq!(size, huge),
+        Err(e) => panic!("expected a too-large error, got {e}"),
+        Ok(v) => panic!("read {} bytes of a 1 PiB file", v.len()),
+    }
+    // Ranges of it still read: the head, and zeros from the hole.
+    let reader = client.open("/sparse").await.expect("open");
+    assert_eq!(&reader.read_at(0, 4).await.expect("read head")[..], b"head");
+    let far = reader.read_at(huge - 10, 100).await.expect("read the end");
+    assert_eq!(&far[..], &[0u8; 10][..]);
 }

@@ -6,6 +6,7 @@
 #![allow(dead_code)]
 
 use std::io::{BufRead, BufReader};
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
@@ -53,15 +54,24 @@ impl TestCluster {
     /// Start `shardline up` and wait for its "ready" line.
     pub fn up(&mut self) {
         assert!(self.up.is_none(), "cluster already running");
-        let mut child = Command::new(BIN)
+        let mut child = Command::new(BIN);
+        child
             .args(["up", "--chunk-size", &CHUNK.to_string(), "--host", &self.host, "--data-dir"])
             .arg(self.data_dir())
             .args(&self.up_args)
             .env("SHARDLINE_LOG", "warn")
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("spawn shardline up");
+            .stderr(Stdio::inherit());
+        // SAFETY: prctl is async-signal-safe. If the test process dies
+        // without dropping the harness (an abort), `up` gets SIGTERM and
+        // stops its servers instead of outliving the test.
+        unsafe {
+            child.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
+                Ok(())
+            })
+        };
+        let mut child = child.spawn().expect("spawn shardline up");
         let stdout = child.stdout.take().expect("stdout");
         let (tx, rx) = mpsc::channel();
         std::thread::spawn(move || {

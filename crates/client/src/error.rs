@@ -25,6 +25,8 @@ pub enum ClientError {
     Crypto(#[from] shardline_crypto::CryptoError),
     #[error("erasure coding: {0}")]
     Erasure(#[from] shardline_erasure::ErasureError),
+    #[error("a read of this file ({size} bytes) does not fit in memory; read it in ranges")]
+    TooLarge { size: u64 },
     #[error("internal: {0}")]
     Internal(String),
 }
@@ -42,6 +44,7 @@ impl ClientError {
             ClientError::WriteFailed { .. } => ErrorCode::Unavailable,
             ClientError::Corrupt { .. } | ClientError::Crypto(_) => ErrorCode::Corrupt,
             ClientError::Erasure(_) | ClientError::Internal(_) => ErrorCode::Internal,
+            ClientError::TooLarge { .. } => ErrorCode::InvalidArgument,
         }
     }
 }

@@ -202,13 +202,13 @@ impl FileHandle {
         let (size, sequential) = {
             let mut st = self.s.lock();
             let seq = offset == st.last_read_end || offset == 0;
-            st.last_read_end = offset + len as u64;
+            st.last_read_end = offset.saturating_add(len as u64);
             (st.size, seq)
         };
         if offset >= size || len == 0 {
             return Ok(Bytes::new());
         }
-        let end = (offset + len as u64).min(size);
+        let end = offset.saturating_add(len as u64).min(size);
         let (first, last) = (offset / cs, (end - 1) / cs);
         if sequential {
             self.s.prefetch(last + 1, self.s.inner.cfg.read_parallelism as u64);
@@ -224,9 +224,11 @@ impl FileHandle {
         if first == last {
             return Ok(part(first, self.s.chunk_bytes(first).await?));
         }
-        let mut out = Vec::with_capacity((end - offset) as usize);
+        let mut out = Vec::new();
         for idx in first..=last {
-            out.extend_from_slice(&part(idx, self.s.chunk_bytes(idx).await?));
+            let bytes = part(idx, self.s.chunk_bytes(idx).await?);
+            out.try_reserve(bytes.len()).map_err(|_| ClientError::TooLarge { size })?;
+            out.extend_from_slice(&bytes);
         }
         Ok(Bytes::from(out))
     }

@@ -82,22 +82,28 @@ impl FileReader {
         if offset >= self.size || len == 0 {
             return Ok(Bytes::new());
         }
-        let end = (offset + len as u64).min(self.size);
+        let end = offset.saturating_add(len as u64).min(self.size);
         let cs = self.ctx.chunk_size as u64;
-        let mut out = BytesMut::with_capacity((end - offset) as usize);
+        let mut out = Vec::new();
         for index in offset / cs..end.div_ceil(cs) {
             let chunk = self.read_chunk(index).await?;
+            out.try_reserve(chunk.len()).map_err(|_| ClientError::TooLarge { size: self.size })?;
             let cstart = index * cs;
             let from = offset.saturating_sub(cstart) as usize;
             let to = ((end - cstart) as usize).min(chunk.len());
             out.extend_from_slice(&chunk[from..to]);
         }
-        Ok(out.freeze())
+        Ok(Bytes::from(out))
     }
 
-    /// The whole file.
+    /// The whole file. Memory for it is asked for up front and a refusal is
+    /// a clear error: the size comes from the metadata service and a sparse
+    /// file can claim far more than fits, which must not abort the process.
     pub async fn read_all(&self) -> Result<Vec<u8>, ClientError> {
-        let mut out = Vec::with_capacity(self.size as usize);
+        let size = self.size;
+        let mut out = Vec::new();
+        let want = usize::try_from(size).map_err(|_| ClientError::TooLarge { size })?;
+        out.try_reserve_exact(want).map_err(|_| ClientError::TooLarge { size })?;
         self.for_each_chunk(self.inner.cfg.read_parallelism, |_, b| {
             out.extend_from_slice(&b);
             Ok(())
