@@ -86,3 +86,36 @@ async fn reading_a_huge_sparse_file_whole_is_an_error_not_an_abort() {
     let far = reader.read_at(huge - 10, 100).await.expect("read the end");
     assert_eq!(&far[..], &[0u8; 10][..]);
 }
+
+/// Issue 9 item 13: deleting files used to build a new connection pool for
+/// every release, so every unlink dialed k+m fresh connections. Releases now
+/// go over the client's own pooled connections.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unlinks_reuse_the_clients_shard_connections() {
+    let cluster = TestCluster::start(72);
+    let (meta_addrs, key_file) = cluster_config(&cluster);
+    let client = Client::connect(ClientConfig::new(meta_addrs, key_file)).await.expect("connect");
+    let files = 5;
+    for i in 0..files {
+        client.write_file(&format!("/f{i}"), &pattern(i as u8, CHUNK)).await.expect("write");
+    }
+    let shards_before = cluster.shard_files().len();
+    assert_eq!(shards_before, files * 6, "each one-chunk file has 4+2 shards");
+    let before = client.shard_connection_stats();
+    for i in 0..files {
+        client.remove(&format!("/f{i}")).await.expect("remove");
+        // The deletions run in the background; wait for this file's shards
+        // to go before the next removal, so no two releases overlap.
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while cluster.shard_files().len() > (files - 1 - i) * 6 {
+            assert!(std::time::Instant::now() < deadline, "shards of a removed file were not deleted");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    let after = client.shard_connection_stats();
+    assert!(
+        after.calls >= before.calls + (files * 6) as u64,
+        "the deletions did not go through the client's pool: {before:?} -> {after:?}"
+    );
+    assert_eq!(after.dials, before.dials, "unlinks dialed new connections: {before:?} -> {after:?}");
+}

@@ -65,7 +65,7 @@ pub(crate) struct FileCtx {
 pub(crate) struct Inner {
     pub cfg: ClientConfig,
     pub meta: MetaClient,
-    pub pool: Pool,
+    pub pool: Arc<Pool>,
     pub kek: Kek,
     placement: RwLock<Arc<PlacementView>>,
     /// Directory attributes seen last (kept by the inode API).
@@ -113,7 +113,7 @@ impl Inner {
     }
 
     /// Delete the shards of chunks no file refers to any more, in the
-    /// background. Best effort: scrub and GC collect whatever this misses.
+    /// background, over the client's own connections. Best effort: scrub and GC collect whatever this misses.
     pub fn release(self: &Inner, released: pb::Released) {
         if released.chunks.is_empty() {
             return;
@@ -138,7 +138,7 @@ impl Inner {
                 })
             })
             .collect();
-        let pool = Pool::new(Duration::from_secs(1), Duration::from_secs(5));
+        let pool = self.pool.clone();
         if let Ok(handle) = tokio::runtime::Handle::try_current() {
             handle.spawn(async move {
                 for (addr, key) in pool_calls {
@@ -241,7 +241,7 @@ impl Client {
         let kek = Kek::load(&cfg.key_file)?;
         let inner = Arc::new(Inner {
             meta: MetaClient::new(cfg.meta_addrs.clone(), cfg.meta_deadline),
-            pool: Pool::new(Duration::from_secs(2), cfg.shard_timeout),
+            pool: Arc::new(Pool::new(Duration::from_secs(2), cfg.shard_timeout)),
             kek,
             placement: RwLock::new(Arc::new(PlacementView::default())),
             dirs: Default::default(),
@@ -256,6 +256,11 @@ impl Client {
     }
 
     /// Re-read the placement map (after servers joined, say).
+    /// Connections dialed and requests sent to data servers so far.
+    pub fn shard_connection_stats(&self) -> shardline_rpc::PoolStats {
+        self.inner.pool.stats()
+    }
+
     pub async fn refresh_placement(&self) -> Result<u64, ClientError> {
         Ok(self.inner.refresh_placement().await?.epoch)
     }

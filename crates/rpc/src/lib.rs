@@ -17,5 +17,5 @@ pub mod shard_client;
 pub use error::RpcError;
 pub use frame::{read_frame, write_frame, Frame, MAX_HEADER_LEN, MAX_PAYLOAD_LEN};
 pub use meta_client::{code_from_wire, code_to_wire, MetaCallError, MetaClient};
-pub use pool::Pool;
+pub use pool::{Pool, PoolStats};
 pub use server::{serve, Handler};

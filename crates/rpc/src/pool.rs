@@ -5,6 +5,7 @@
 //! mid-call is dropped, never reused.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -26,11 +27,33 @@ pub struct Pool {
     connect_timeout: Duration,
     request_timeout: Duration,
     max_idle_per_addr: usize,
+    dials: AtomicU64,
+    calls: AtomicU64,
+}
+
+/// What a pool has done since it was made.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PoolStats {
+    /// Connections dialed (each a TCP handshake).
+    pub dials: u64,
+    /// Requests sent.
+    pub calls: u64,
 }
 
 impl Pool {
     pub fn new(connect_timeout: Duration, request_timeout: Duration) -> Self {
-        Pool { idle: Mutex::new(HashMap::new()), connect_timeout, request_timeout, max_idle_per_addr: 32 }
+        Pool {
+            idle: Mutex::new(HashMap::new()),
+            connect_timeout,
+            request_timeout,
+            max_idle_per_addr: 32,
+            dials: AtomicU64::new(0),
+            calls: AtomicU64::new(0),
+        }
+    }
+
+    pub fn stats(&self) -> PoolStats {
+        PoolStats { dials: self.dials.load(Ordering::Relaxed), calls: self.calls.load(Ordering::Relaxed) }
     }
 
     /// Send `request` to `addr` and wait for its response.
@@ -40,6 +63,7 @@ impl Pool {
 
     /// As [`Pool::call`] with an explicit timeout for this request.
     pub async fn call_with_timeout(&self, addr: &str, request: &Frame, timeout: Duration) -> Result<Frame, RpcError> {
+        self.calls.fetch_add(1, Ordering::Relaxed);
         let mut conn = match self.checkout(addr) {
             Some(c) => c,
             None => self.dial(addr).await?,
@@ -81,6 +105,7 @@ impl Pool {
     }
 
     async fn dial(&self, addr: &str) -> Result<Conn, RpcError> {
+        self.dials.fetch_add(1, Ordering::Relaxed);
         let stream = match tokio::time::timeout(self.connect_timeout, TcpStream::connect(addr)).await {
             Err(_) => {
                 return Err(RpcError::Timeout {
@@ -122,6 +147,7 @@ mod tests {
             assert_eq!(&resp.payload[..], &[i]);
         }
         assert_eq!(pool.idle.lock().unwrap().get(&addr).map(|v| v.len()), Some(1));
+        assert_eq!(pool.stats(), PoolStats { dials: 1, calls: 3 });
     }
 
     #[tokio::test]
