@@ -119,3 +119,25 @@ async fn unlinks_reuse_the_clients_shard_connections() {
     );
     assert_eq!(after.dials, before.dials, "unlinks dialed new connections: {before:?} -> {after:?}");
 }
+
+/// Issue 9 item 7: statfs (`df`) reported free space equal to total space.
+/// Free space now comes from the data servers' usage reports.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn statfs_reports_used_space_as_not_free() {
+    let cluster = TestCluster::start(73);
+    let (meta_addrs, key_file) = cluster_config(&cluster);
+    let client = Client::connect(ClientConfig::new(meta_addrs, key_file)).await.expect("connect");
+    let written = 8 * CHUNK;
+    client.write_file("/fill", &pattern(9, written)).await.expect("write");
+    // Usage reaches the leader with the next heartbeats.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let s = client.inodes().statfs().await.expect("statfs");
+        assert!(s.free_bytes <= s.total_bytes, "more free than total: {s:?}");
+        if s.total_bytes - s.free_bytes >= written as u64 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "statfs never counted the written bytes as used: {s:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

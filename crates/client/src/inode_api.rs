@@ -132,7 +132,7 @@ impl XattrMode {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct FsStats {
     pub total_bytes: u64,
-    /// Currently equal to `total_bytes` (live usage is not replicated).
+    /// Free usable bytes, from the data servers' latest reports.
     pub free_bytes: u64,
     pub raw_capacity_bytes: u64,
     /// Inodes in use.

@@ -10,6 +10,7 @@
 
 pub mod at_rest;
 pub mod error;
+pub mod fs_usage;
 pub mod lease;
 pub mod log_cache;
 pub mod membership;

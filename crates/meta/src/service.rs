@@ -20,6 +20,7 @@ use shardline_rpc::{Frame, Handler};
 use shardline_types::ErrorCode;
 use tokio::sync::oneshot;
 
+use crate::fs_usage::{with_live_usage, UsageReport};
 use crate::namespace::OpError;
 use crate::node::{unavailable, Input, NodeStatus, Shared};
 use crate::read_view::ReadView;
@@ -243,6 +244,15 @@ impl MetaService {
         }
     }
 
+    /// The usage reports of the data servers heard from within `down_after`.
+    fn recent_usage(&self) -> Vec<UsageReport> {
+        let live = self.liveness.lock().unwrap_or_else(|e| e.into_inner());
+        live.values()
+            .filter(|l| l.seen.elapsed() < self.down_after)
+            .map(|l| (l.report.capacity_bytes, l.report.used_bytes))
+            .collect()
+    }
+
     async fn dispatch(&self, req: pb::MetaRequest) -> pb::MetaResponse {
         let Some(body) = req.body.as_ref() else {
             return error_response(&OpError::new(ErrorCode::InvalidArgument, "empty request"));
@@ -260,6 +270,13 @@ impl MetaService {
                 ok(RBody::Empty(pb::Empty {}))
             }
             Body::Status(_) => self.status().await,
+            Body::Statfs(_) => {
+                let mut resp = self.query(req).await;
+                if let Some(RBody::FsStats(stats)) = resp.body.take() {
+                    resp.body = Some(RBody::FsStats(with_live_usage(stats, &self.recent_usage())));
+                }
+                resp
+            }
             Body::MetaMembership(change) => {
                 let change = change.clone();
                 self.ask(|reply| Input::ConfChange { change, reply }).await

@@ -273,9 +273,9 @@ impl StateMachine {
 
     /// File-system usage for statfs: the registered capacity of every data
     /// server that is not down, as usable bytes under the root's k/(k+m).
-    /// Free is reported equal to total: live usage arrives in heartbeats,
-    /// which are the leader's soft state and not part of this replicated
-    /// state (the service may refine it there).
+    /// Free is reported equal to total here: live usage arrives in
+    /// heartbeats, the leader's soft state, and the service replaces both
+    /// with the servers' reports (`fs_usage.rs`) before answering.
     pub fn fs_stats(&self) -> pb::FsStats {
         let raw: u64 =
             self.registry.servers().filter(|s| !s.down).map(|s| s.capacity_bytes).fold(0, u64::saturating_add);
