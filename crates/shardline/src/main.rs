@@ -43,6 +43,9 @@ enum Cmd {
     Bench(cmd_bench::BenchArgs),
     /// Run a metadata server.
     Meta(cmd_servers::MetaArgs),
+    /// Create a key file (mode 0600; never overwrites): the metadata
+    /// servers' shared key, or a key-encryption key for clients.
+    Keygen { file: PathBuf },
     /// Run a data server.
     Data(cmd_servers::DataArgs),
     /// Mount the cluster as a POSIX file system (foreground; Ctrl-C unmounts).
@@ -110,6 +113,15 @@ async fn connect(cluster: &Option<PathBuf>) -> Result<Client> {
     Ok(client)
 }
 
+fn keygen(file: &std::path::Path) -> Result<()> {
+    if file.exists() {
+        anyhow::bail!("{} already exists; a key file is never overwritten", file.display());
+    }
+    let kek = shardline_crypto::Kek::load_or_create(file).context("create the key file")?;
+    println!("created {} (key id {}, mode 0600)", file.display(), kek.id());
+    Ok(())
+}
+
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
@@ -137,6 +149,10 @@ async fn main() -> std::process::ExitCode {
         Cmd::Mount(args) => {
             cmd_mount::init_logging();
             cmd_mount::run(args, &cli.cluster).await
+        }
+        Cmd::Keygen { file } => {
+            init_logging("warn");
+            keygen(&file)
         }
         Cmd::Admin { command } => {
             init_logging("warn");
