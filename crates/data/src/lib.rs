@@ -21,6 +21,8 @@
 //! - [`service`]: [`DataService`], the request handler: wire messages in,
 //!   store calls out, errors as stable wire codes.
 //! - [`heartbeat`]: registration with the metadata service and heartbeats.
+//! - `rebuild.rs` + `peer_rebuild.rs`: rebuild tasks, throttled by the
+//!   server's one [`throttle::TokenBucket`] shared by all of them.
 //! - [`server`]: [`DataConfig`] and [`run`], which wire the parts together.
 
 pub mod error;
@@ -36,6 +38,7 @@ pub mod service;
 pub mod shard_format;
 pub mod store;
 pub mod store_kind;
+pub mod throttle;
 pub mod uring_store;
 
 mod aligned_buf;
@@ -53,4 +56,5 @@ pub use server::{run, run_with_listener, DataConfig};
 pub use service::DataService;
 pub use store::{ShardStore, Usage};
 pub use store_kind::{open_store, StoreKind};
+pub use throttle::DEFAULT_REBUILD_RATE;
 pub use uring_store::{uring_available, UringStore};

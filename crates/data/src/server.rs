@@ -10,6 +10,7 @@ use tokio::net::TcpListener;
 
 use crate::heartbeat::{heartbeat_loop, Identity};
 use crate::node_state::NodeState;
+use crate::throttle::DEFAULT_REBUILD_RATE;
 use crate::{open_store, DataError, DataService, ShardStore, StoreKind};
 
 /// How long one metadata call may keep retrying before the loop tries again.
@@ -36,7 +37,8 @@ pub struct DataConfig {
     /// Failure domain (rack) label: placement never puts two shards of a
     /// chunk in one rack while enough racks exist. Empty for none.
     pub rack: String,
-    /// Rebuild throttle in bytes per second.
+    /// Rebuild throttle in bytes per second: one budget for this server,
+    /// shared by all its rebuild tasks (default [`DEFAULT_REBUILD_RATE`]).
     pub rebuild_rate: u64,
     /// How often to scrub every shard in the background (`None`: only on
     /// request, `shardline admin scrub`).
@@ -64,7 +66,7 @@ impl Default for DataConfig {
             heartbeat_interval: Duration::from_secs(1),
             capacity_bytes: None,
             rack: String::new(),
-            rebuild_rate: 200 << 20,
+            rebuild_rate: DEFAULT_REBUILD_RATE,
             scrub_interval: Some(Duration::from_secs(24 * 3600)),
             gc_interval: Some(Duration::from_secs(600)),
             gc_grace: Duration::from_secs(600),

@@ -98,8 +98,9 @@ pub struct DataArgs {
     /// Failure-domain label (rack); shards of a chunk avoid sharing one.
     #[arg(long, default_value = "")]
     rack: String,
-    /// Rebuild throttle in MB/s.
-    #[arg(long, default_value_t = 200)]
+    /// Rebuild throttle of this server in MB/s (10^6 bytes/s): one budget
+    /// shared by all its rebuild tasks.
+    #[arg(long, default_value_t = shardline_data::DEFAULT_REBUILD_RATE / 1_000_000)]
     rebuild_rate_mb: u64,
     /// Background scrub interval in seconds (0: only `admin scrub`).
     #[arg(long, default_value_t = 86_400)]
