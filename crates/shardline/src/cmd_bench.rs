@@ -52,6 +52,7 @@ pub struct BenchArgs {
 }
 
 pub async fn run(a: BenchArgs) -> Result<()> {
+    crate::synthetic::Pattern::check_fits(a.files, a.size.div_ceil(a.files.max(1)))?;
     let mut report = serde_json::Map::new();
     let say = |msg: &str| {
         if !a.json {
@@ -90,6 +91,9 @@ pub async fn run(a: BenchArgs) -> Result<()> {
     let sizes: Vec<u64> = (0..a.files).map(|i| a.size / a.files + u64::from(i < a.size % a.files)).collect();
     let write = run_phase("/bench", &client, &pattern, &sizes, 2, Direction::Write).await?;
     let read = run_phase("/bench", &client, &pattern, &sizes, 2, Direction::Read).await?;
+    if let Some((file, offset)) = &read.first_bad {
+        anyhow::bail!("verification failed: {file} differs from what was written at byte {offset}");
+    }
     report.insert("write_mbps".into(), round1(write.mbps()).into());
     report.insert("read_mbps".into(), round1(read.mbps()).into());
 
