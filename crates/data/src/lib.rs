@@ -27,6 +27,7 @@
 
 pub mod error;
 pub mod file_store;
+pub mod fs_type;
 pub mod gc;
 pub mod heartbeat;
 pub mod node_state;
@@ -54,7 +55,7 @@ pub use error::DataError;
 pub use file_store::FileStore;
 pub use server::{run, run_with_listener, DataConfig};
 pub use service::DataService;
-pub use store::{ShardStore, Usage};
+pub use store::{Backend, ShardStore, Usage};
 pub use store_kind::{open_store, StoreKind};
 pub use throttle::DEFAULT_REBUILD_RATE;
 pub use uring_store::{uring_available, UringStore};

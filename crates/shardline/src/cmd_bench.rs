@@ -19,6 +19,7 @@ use shardline_types::Layout;
 use tokio::task::JoinSet;
 
 use crate::local_cluster::{LocalCluster, Spec};
+use crate::storage_report::StorageReport;
 use crate::synthetic::Pattern;
 use crate::workload::{round1, run_phase, Direction};
 
@@ -94,6 +95,9 @@ pub async fn run(a: BenchArgs) -> Result<()> {
     if let Some((file, offset)) = &read.first_bad {
         anyhow::bail!("verification failed: {file} differs from what was written at byte {offset}");
     }
+    // What stored the data, as the data servers report it.
+    let storage = cluster.leader_status().await.map(|st| StorageReport::from_status(&st)).unwrap_or_default();
+    report.extend(storage.json_fields());
     report.insert("write_mbps".into(), round1(write.mbps()).into());
     report.insert("read_mbps".into(), round1(read.mbps()).into());
 
@@ -164,6 +168,7 @@ pub async fn run(a: BenchArgs) -> Result<()> {
     }
     let get = |k: &str| report.get(k).and_then(|v| v.as_f64()).unwrap_or(0.0);
     println!("shardline bench (MB/s = 10^6 bytes/s; every ratio is against a number measured in this run)");
+    println!("  storage       {}", storage.line());
     println!("  baselines     loopback TCP {loopback:.0} MB/s, memcpy {memcpy:.0} MB/s, XChaCha20-Poly1305 seal {seal:.0} MB/s/core, RS 4+2 encode {encode:.0} MB/s/core");
     println!(
         "  native write  {:>8.1} MB/s  {:>5.1}% of loopback",

@@ -10,9 +10,12 @@ mod cmd_files;
 mod cmd_mount;
 mod cmd_servers;
 mod cmd_up;
+mod health;
 mod local_cluster;
 mod loopback;
+mod storage_report;
 mod synthetic;
+mod up_daemon;
 mod workload;
 
 use std::path::PathBuf;
@@ -33,7 +36,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
-    /// Start a local cluster (separate processes on loopback) in the foreground.
+    /// Start a local cluster (separate processes on loopback) in the
+    /// foreground, or with --daemon in the background once it is ready.
     Up(cmd_up::UpArgs),
     /// The main job: start a fresh local cluster, write and read back synthetic
     /// training shards, verify every byte, report throughput beside loopback.
