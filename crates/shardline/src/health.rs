@@ -24,6 +24,23 @@ pub async fn leader_status(addrs: &[String]) -> Option<pb::ClusterStatus> {
     None
 }
 
+/// Whether the metadata service has served requests: some server answers
+/// and a leader has been elected and committed (it is leader, or has applied
+/// entries; followers know this too, so it holds right after the leader dies).
+pub async fn has_served(addrs: &[String]) -> bool {
+    let meta = MetaClient::new(addrs.to_vec(), Duration::from_secs(1));
+    for addr in addrs {
+        if let Ok(pb::MetaResponse { body: Some(pb::meta_response::Body::Status(st)), .. }) =
+            meta.call_one(addr, pb::meta_request::Body::Status(pb::GetStatus {})).await
+        {
+            if st.meta.first().is_some_and(|m| m.role == "leader" || m.applied_index > 0) {
+                return true;
+            }
+        }
+    }
+    false
+}
+
 /// What a status says about health.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Health {

@@ -204,8 +204,9 @@ impl LocalCluster {
 
     /// Wait until the cluster is ready: a leader answers and says every data
     /// server still running is up and every placement group healthy. A server
-    /// that exits before the cluster first answers is a failed start (an
-    /// error); once it answers, a server that exits is only reported through
+    /// that exits before the cluster has answered requests (no leader elected
+    /// and committed yet) is a failed start (an error); once it has, a server
+    /// that exits is only reported through
     /// `exited(name, pid, status)` and no longer waited for: the others keep
     /// running. After `timeout`, a cluster that answers but is not healthy is
     /// `Unhealthy` (still running); one that never answered is an error.
@@ -218,7 +219,13 @@ impl LocalCluster {
         let mut answered = false;
         let mut last = String::from("no metadata leader yet");
         loop {
-            for (name, pid, status) in self.reap() {
+            let gone = self.reap();
+            if !gone.is_empty() && !answered {
+                // Whether it answered before we asked (`up` may be slower
+                // to ask than a script, or than the death).
+                answered = crate::health::has_served(&self.file.meta_addrs()).await;
+            }
+            for (name, pid, status) in gone {
                 if !answered {
                     bail!("{name} (pid {pid}) exited during start-up ({status}); see its log file");
                 }
