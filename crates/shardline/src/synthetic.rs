@@ -37,8 +37,12 @@ impl Pattern {
         Ok(())
     }
 
+    fn value(&self, file: u64, word: u64) -> u64 {
+        mix64(self.key ^ (file << WORD_BITS | (word & ((1 << WORD_BITS) - 1))))
+    }
+
     fn word(&self, file: u64, word: u64) -> [u8; 8] {
-        mix64(self.key ^ (file << WORD_BITS | (word & ((1 << WORD_BITS) - 1)))).to_le_bytes()
+        self.value(file, word).to_le_bytes()
     }
 
     /// Fill `buf` with file `file`'s bytes from `offset`.
@@ -69,6 +73,22 @@ impl Pattern {
         while done < data.len() {
             let pos = offset + done as u64;
             let (w, skip) = (pos / 8, (pos % 8) as usize);
+            if skip == 0 && data.len() - done >= 8 {
+                // Whole words, compared as integers.
+                let whole = (data.len() - done) / 8 * 8;
+                for (i, got) in data[done..done + whole].chunks_exact(8).enumerate() {
+                    let mut bytes = [0u8; 8];
+                    bytes.copy_from_slice(got);
+                    let want = self.value(file, w + i as u64);
+                    let diff = u64::from_le_bytes(bytes) ^ want;
+                    if diff != 0 {
+                        // Little-endian: the lowest differing byte comes first.
+                        return Some(pos + 8 * i as u64 + u64::from(diff.trailing_zeros() / 8));
+                    }
+                }
+                done += whole;
+                continue;
+            }
             let n = (8 - skip).min(data.len() - done);
             let want = self.word(file, w);
             let got = &data[done..done + n];
