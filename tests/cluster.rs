@@ -126,8 +126,11 @@ fn admin_status_reports_a_leader_and_every_data_server() {
 
 #[test]
 fn demo_runs_end_to_end_and_reports_json() {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let dir = tmp.path().join("demo");
     let out = std::process::Command::new(harness::BIN)
-        .args(["demo", "--size", &(48u64 << 20).to_string(), "--files", "3", "--json"])
+        .args(["demo", "--size", &(48u64 << 20).to_string(), "--files", "3", "--json", "--data-dir"])
+        .arg(&dir)
         .output()
         .expect("run demo");
     assert!(out.status.success(), "demo failed: {}", String::from_utf8_lossy(&out.stderr));
@@ -135,11 +138,45 @@ fn demo_runs_end_to_end_and_reports_json() {
     assert_eq!(v["bytes"], 48u64 << 20);
     assert_eq!(v["files"], 3);
     assert_eq!(v["verified"], true);
+    assert_eq!(v["first_bad"], serde_json::Value::Null);
     assert_eq!(v["encrypted"], true);
     assert_eq!(v["ec"], "4+2");
     for k in ["write_mbps", "read_mbps", "loopback_mbps"] {
         assert!(v[k].as_f64().unwrap() > 0.0, "{k}: {v}");
     }
+    demo_json_says_what_stored_the_data(&v, &dir);
+}
+
+/// Issue 9 item 14: the data servers' own report of their store backend,
+/// O_DIRECT or buffered I/O, and the file system under their folders.
+fn demo_json_says_what_stored_the_data(v: &serde_json::Value, dir: &std::path::Path) {
+    let each = v["data_server_storage"].as_array().expect("data_server_storage");
+    assert_eq!(each.len(), 6, "every data server reported: {v}");
+    let backend = v["store_backend"].as_str().expect("store_backend");
+    assert!(backend == "io_uring" || backend == "file", "{v}");
+    assert!(v["direct_io"].is_boolean(), "{v}");
+    if backend == "file" {
+        assert_eq!(v["direct_io"], false, "the file store is buffered: {v}");
+    }
+    assert_eq!(v["data_fs"].as_str(), Some(mount_type_of(dir).as_str()), "{v}");
+}
+
+/// The type of the mount holding `path`, by the longest mount point that
+/// is a prefix of it (independent of how the data servers find it).
+fn mount_type_of(path: &std::path::Path) -> String {
+    let path = path.canonicalize().expect("canonical path");
+    let table = std::fs::read_to_string("/proc/self/mountinfo").expect("mountinfo");
+    let mut best: Option<(usize, String)> = None;
+    for line in table.lines() {
+        let fields: Vec<&str> = line.split(' ').collect();
+        let Some((_, after)) = line.split_once(" - ") else { continue };
+        let mount = fields[4].replace("\\040", " ");
+        let fs = after.split(' ').next().unwrap_or("").to_string();
+        if path.starts_with(&mount) && best.as_ref().is_none_or(|(len, _)| mount.len() >= *len) {
+            best = Some((mount.len(), fs));
+        }
+    }
+    best.expect("a mount holds every path").1
 }
 
 #[test]

@@ -9,7 +9,7 @@ use std::io::{BufRead, BufReader};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::mpsc;
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_shardline");
@@ -26,6 +26,17 @@ pub struct TestCluster {
     /// Extra flags for `shardline up` (e.g. --data 8).
     pub up_args: Vec<String>,
     up: Option<Child>,
+    /// Lines `shardline up` has printed on stdout so far.
+    up_out: Arc<UpOutput>,
+    /// A `shardline up --daemon` this harness started (not its child).
+    daemon_pid: Option<i32>,
+}
+
+/// `shardline up`'s stdout, line by line, and whether it has closed.
+#[derive(Default)]
+struct UpOutput {
+    lines: Mutex<(Vec<String>, bool)>,
+    changed: Condvar,
 }
 
 impl TestCluster {
@@ -36,11 +47,23 @@ impl TestCluster {
 
     /// Start with extra `shardline up` flags.
     pub fn start_with(octet: u8, up_args: &[&str]) -> TestCluster {
-        let dir = tempfile::Builder::new().prefix("shardline-test-").tempdir().expect("temp dir");
-        let up_args = up_args.iter().map(|s| s.to_string()).collect();
-        let mut c = TestCluster { dir, host: format!("127.0.0.{octet}"), up_args, up: None };
+        let mut c = Self::unstarted(octet, up_args);
         c.up();
         c
+    }
+
+    /// A harness for a cluster on 127.0.0.`octet` with nothing started yet.
+    pub fn unstarted(octet: u8, up_args: &[&str]) -> TestCluster {
+        let dir = tempfile::Builder::new().prefix("shardline-test-").tempdir().expect("temp dir");
+        let up_args = up_args.iter().map(|s| s.to_string()).collect();
+        TestCluster {
+            dir,
+            host: format!("127.0.0.{octet}"),
+            up_args,
+            up: None,
+            up_out: Arc::default(),
+            daemon_pid: None,
+        }
     }
 
     pub fn data_dir(&self) -> PathBuf {
@@ -51,48 +74,118 @@ impl TestCluster {
         self.data_dir().join("cluster.toml")
     }
 
-    /// Start `shardline up` and wait for its "ready" line.
-    pub fn up(&mut self) {
-        assert!(self.up.is_none(), "cluster already running");
-        let mut child = Command::new(BIN);
-        child
-            .args(["up", "--chunk-size", &CHUNK.to_string(), "--host", &self.host, "--data-dir"])
+    fn up_command(&self) -> Command {
+        let mut cmd = Command::new(BIN);
+        cmd.args(["up", "--chunk-size", &CHUNK.to_string(), "--host", &self.host, "--data-dir"])
             .arg(self.data_dir())
             .args(&self.up_args)
-            .env("SHARDLINE_LOG", "warn")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit());
+            .env("SHARDLINE_LOG", "warn");
         // SAFETY: prctl is async-signal-safe. If the test process dies
         // without dropping the harness (an abort), `up` gets SIGTERM and
         // stops its servers instead of outliving the test.
         unsafe {
-            child.pre_exec(|| {
+            cmd.pre_exec(|| {
                 libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
                 Ok(())
             })
         };
-        let mut child = child.spawn().expect("spawn shardline up");
-        let stdout = child.stdout.take().expect("stdout");
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if line.contains("cluster ready") {
-                    let _ = tx.send(());
-                }
-            }
-        });
-        self.up = Some(child);
-        if rx.recv_timeout(Duration::from_secs(90)).is_err() {
+        cmd
+    }
+
+    /// Start `shardline up` and wait for its "ready" line.
+    pub fn up(&mut self) {
+        self.spawn_up();
+        if self.wait_up_line(|l| l.contains("cluster ready"), Duration::from_secs(90)).is_none() {
             self.stop();
             panic!("cluster did not become ready");
         }
     }
 
+    /// Start `shardline up` without waiting for anything; its stdout lines
+    /// are collected for [`wait_up_line`](Self::wait_up_line).
+    pub fn spawn_up(&mut self) {
+        assert!(self.up.is_none(), "cluster already running");
+        let mut child =
+            self.up_command().stdout(Stdio::piped()).stderr(Stdio::inherit()).spawn().expect("spawn shardline up");
+        let stdout = child.stdout.take().expect("stdout");
+        let out = Arc::new(UpOutput::default());
+        self.up_out = out.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                out.lines.lock().unwrap_or_else(|e| e.into_inner()).0.push(line);
+                out.changed.notify_all();
+            }
+            out.lines.lock().unwrap_or_else(|e| e.into_inner()).1 = true;
+            out.changed.notify_all();
+        });
+        self.up = Some(child);
+    }
+
+    /// The first line `shardline up` printed that satisfies `want`, waiting
+    /// for it up to `timeout`; None if up closed its output (exited) or the
+    /// time ran out first.
+    pub fn wait_up_line(&self, want: impl Fn(&str) -> bool, timeout: Duration) -> Option<String> {
+        let deadline = Instant::now() + timeout;
+        let mut guard = self.up_out.lines.lock().unwrap_or_else(|e| e.into_inner());
+        loop {
+            if let Some(l) = guard.0.iter().find(|l| want(l)) {
+                return Some(l.clone());
+            }
+            let now = Instant::now();
+            if guard.1 || now >= deadline {
+                return None;
+            }
+            guard = self.up_out.changed.wait_timeout(guard, deadline - now).unwrap_or_else(|e| e.into_inner()).0;
+        }
+    }
+
+    /// Every line `shardline up` has printed so far.
+    pub fn up_lines(&self) -> Vec<String> {
+        self.up_out.lines.lock().unwrap_or_else(|e| e.into_inner()).0.clone()
+    }
+
+    /// Whether the `shardline up` this harness started is still running.
+    pub fn up_running(&mut self) -> bool {
+        self.up.as_mut().is_some_and(|c| matches!(c.try_wait(), Ok(None)))
+    }
+
+    /// Freeze (SIGSTOP) or thaw (SIGCONT) `shardline up` itself; its
+    /// servers keep running either way.
+    pub fn signal_up(&self, signal: i32) {
+        let child = self.up.as_ref().expect("shardline up is running");
+        // SAFETY: signalling our own child.
+        unsafe { libc::kill(child.id() as i32, signal) };
+    }
+
+    /// Run `shardline up --daemon`, which returns once the cluster is
+    /// ready; returns its output. Drop stops the background cluster.
+    pub fn up_daemon(&mut self) -> Output {
+        let out = self.up_command().arg("--daemon").output().expect("run shardline up --daemon");
+        let text = String::from_utf8_lossy(&out.stdout);
+        self.daemon_pid = text
+            .split("(pid ")
+            .nth(1)
+            .and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())
+            .and_then(|pid| pid.parse().ok());
+        out
+    }
+
     /// SIGTERM `shardline up` (which stops its servers) and wait for it.
     pub fn stop(&mut self) {
+        if let Some(pid) = self.daemon_pid.take() {
+            // SAFETY: signalling the background `up` this harness started.
+            unsafe { libc::kill(pid, libc::SIGTERM) };
+            if !exited_within(pid, Duration::from_secs(20)) {
+                // SAFETY: as above.
+                unsafe { libc::kill(pid, libc::SIGKILL) };
+            }
+        }
         if let Some(mut child) = self.up.take() {
-            // SAFETY: signalling our own child.
-            unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+            // SAFETY: signalling our own child; SIGCONT in case it was frozen.
+            unsafe {
+                libc::kill(child.id() as i32, libc::SIGCONT);
+                libc::kill(child.id() as i32, libc::SIGTERM);
+            }
             let deadline = Instant::now() + Duration::from_secs(20);
             while Instant::now() < deadline {
                 if let Ok(Some(_)) = child.try_wait() {
@@ -254,20 +347,25 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
 
 /// Wait until a process has exited (gone, or a zombie awaiting its parent).
 pub fn wait_gone(pid: i32) {
-    let deadline = Instant::now() + Duration::from_secs(10);
+    assert!(exited_within(pid, Duration::from_secs(10)), "process {pid} did not exit");
+}
+
+/// Whether a process exits (is gone, or a zombie) within `timeout`.
+pub fn exited_within(pid: i32, timeout: Duration) -> bool {
+    let deadline = Instant::now() + timeout;
     while Instant::now() < deadline {
         match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-            Err(_) => return,
+            Err(_) => return true,
             Ok(stat) => {
                 let state = stat.rsplit(')').next().and_then(|s| s.split_whitespace().next());
                 if state == Some("Z") || state == Some("X") {
-                    return;
+                    return true;
                 }
             }
         }
         std::thread::sleep(Duration::from_millis(5));
     }
-    panic!("process {pid} did not exit");
+    false
 }
 
 fn rand_suffix() -> String {

@@ -2,7 +2,8 @@
 //!
 //! The chunk is sealed and coded once; if a target is down or the map moved
 //! (stale epoch), the same shards are sent again to the refreshed placement
-//! until the write window closes. Re-sending identical bytes under the same
+//! until the write window closes; a cluster with no map yet (data servers
+//! still registering, just after start-up) is waited for within it too. Re-sending identical bytes under the same
 //! shard key is idempotent, and nothing is visible before the commit.
 
 use std::sync::Arc;
@@ -17,6 +18,7 @@ use shardline_rpc::MetaCallError;
 use shardline_types::{ErrorCode, ShardKey};
 
 use crate::client::{FileCtx, Inner};
+use crate::placement::targets_for_write;
 use crate::ClientError;
 
 /// Write `plaintext` as a new version of chunk `index` of the file and
@@ -51,9 +53,7 @@ pub(crate) async fn write_chunk(
     let deadline = Instant::now() + inner.cfg.write_retry_window;
     let mut written: Vec<(String, ShardKey)> = Vec::new();
     loop {
-        let view = inner.placement();
-        let pg = view.pg_for(ctx.ino, index)?;
-        let targets = view.targets(pg, shards.len())?;
+        let (view, pg, targets) = targets_for_write(inner, ctx.ino, index, shards.len(), deadline).await?;
         let epoch = view.epoch;
         let results = join_all(shards.iter().enumerate().map(|(i, s)| {
             let (pool, addr, k, s) = (&inner.pool, &targets[i], key(i), s.clone());

@@ -1,10 +1,13 @@
 //! The client's cached copy of the placement map.
 
 use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use shardline_proto::v1 as pb;
 use shardline_types::pg_of;
 
+use crate::client::Inner;
 use crate::ClientError;
 
 /// An immutable snapshot of the map; replaced wholesale on refresh.
@@ -62,5 +65,42 @@ impl PlacementView {
                     .ok_or_else(|| ClientError::NoPlacement(format!("data server {id} has no address")))
             })
             .collect()
+    }
+}
+
+/// How often a write waiting for the first placement map asks again.
+const NO_MAP_POLL: Duration = Duration::from_millis(200);
+
+/// The map, the group of chunk `index` of `file_id` and its `width` targets,
+/// for a write. Until `deadline`, a cluster with no map yet (fewer data
+/// servers registered than k+m, as just after start-up) is waited for:
+/// the map is read again until it exists.
+pub(crate) async fn targets_for_write(
+    inner: &Inner,
+    file_id: u64,
+    index: u64,
+    width: usize,
+    deadline: Instant,
+) -> Result<(Arc<PlacementView>, u32, Vec<String>), ClientError> {
+    let mut view = inner.placement();
+    let mut asked = false;
+    loop {
+        if view.pg_count() > 0 {
+            let pg = view.pg_for(file_id, index)?;
+            let targets = view.targets(pg, width)?;
+            return Ok((view, pg, targets));
+        }
+        if Instant::now() >= deadline {
+            return Err(ClientError::NoPlacement(
+                "fewer data servers registered than k+m, still at the end of the write window".into(),
+            ));
+        }
+        if asked {
+            tokio::time::sleep(NO_MAP_POLL).await;
+        } else {
+            tracing::info!(file_id, chunk = index, "no placement map yet: waiting for data servers to register");
+        }
+        asked = true;
+        view = inner.refresh_placement().await?;
     }
 }

@@ -15,6 +15,7 @@ use shardline_types::ShardKey;
 
 use crate::disk::write_new_file;
 use crate::shard_format::{Format, ShardHeader, HEADER_LEN_V1};
+use crate::store::Backend;
 use crate::store_core::StoreCore;
 use crate::{DataError, ShardStore, Usage};
 
@@ -62,6 +63,10 @@ impl ShardStore for FileStore {
         f.read_exact(&mut data).map_err(|e| DataError::io("read shard payload", e))?;
         let crc = header.verify_payload(&data)?;
         Ok((data, crc))
+    }
+
+    fn backend(&self) -> Backend {
+        Backend { name: "file", direct_io: false }
     }
 
     crate::store_core::delegate_to_core!();

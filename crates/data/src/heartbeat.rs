@@ -10,12 +10,12 @@ use std::time::Duration;
 
 use std::sync::atomic::Ordering;
 
-use shardline_proto::v1::{meta_request, meta_response, Heartbeat, RegisterDataServer};
+use shardline_proto::v1::{meta_request, meta_response, Heartbeat, RegisterDataServer, StoreInfo};
 use shardline_rpc::{MetaCallError, MetaClient};
 use shardline_types::{ErrorCode, NodeId};
 
 use crate::node_state::NodeState;
-use crate::{ShardStore, Usage};
+use crate::{Backend, ShardStore, Usage};
 
 /// Who this server is, as the metadata service should know it.
 #[derive(Debug, Clone)]
@@ -26,6 +26,9 @@ pub struct Identity {
     pub advertise: String,
     /// Failure domain (rack) label; empty for none.
     pub rack: String,
+    /// The file system under the data folder ([`crate::fs_type::fs_type`]),
+    /// reported with the store backend in every heartbeat.
+    pub fs_type: String,
 }
 
 /// Register, then heartbeat every `interval`, forever. Each reply carries
@@ -50,6 +53,7 @@ pub async fn heartbeat_loop<S: ShardStore + ?Sized>(
                 rebuild_chunks_done: node.progress.chunks_done.load(Ordering::Relaxed),
                 rebuild_chunks_total: node.progress.chunks_total.load(Ordering::Relaxed),
                 rebuild_bytes: node.progress.bytes.load(Ordering::Relaxed),
+                store: Some(store_info(store.backend(), &me.fs_type)),
             };
             match meta.call(meta_request::Body::Heartbeat(beat)).await {
                 Ok(resp) => {
@@ -112,4 +116,9 @@ fn log_register_failure(node: NodeId, attempts: u64, e: &MetaCallError) {
 async fn usage_of<S: ShardStore + ?Sized>(store: &Arc<S>) -> Usage {
     let store = store.clone();
     tokio::task::spawn_blocking(move || store.usage()).await.unwrap_or_default()
+}
+
+/// What stores this server's shards, as the metadata service reports it.
+fn store_info(backend: Backend, fs_type: &str) -> StoreInfo {
+    StoreInfo { backend: backend.name.into(), direct_io: backend.direct_io, fs_type: fs_type.into() }
 }

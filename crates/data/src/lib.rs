@@ -21,10 +21,13 @@
 //! - [`service`]: [`DataService`], the request handler: wire messages in,
 //!   store calls out, errors as stable wire codes.
 //! - [`heartbeat`]: registration with the metadata service and heartbeats.
+//! - `rebuild.rs` + `peer_rebuild.rs`: rebuild tasks, throttled by the
+//!   server's one [`throttle::TokenBucket`] shared by all of them.
 //! - [`server`]: [`DataConfig`] and [`run`], which wire the parts together.
 
 pub mod error;
 pub mod file_store;
+pub mod fs_type;
 pub mod gc;
 pub mod heartbeat;
 pub mod node_state;
@@ -36,6 +39,7 @@ pub mod service;
 pub mod shard_format;
 pub mod store;
 pub mod store_kind;
+pub mod throttle;
 pub mod uring_store;
 
 mod aligned_buf;
@@ -51,6 +55,7 @@ pub use error::DataError;
 pub use file_store::FileStore;
 pub use server::{run, run_with_listener, DataConfig};
 pub use service::DataService;
-pub use store::{ShardStore, Usage};
+pub use store::{Backend, ShardStore, Usage};
 pub use store_kind::{open_store, StoreKind};
+pub use throttle::DEFAULT_REBUILD_RATE;
 pub use uring_store::{uring_available, UringStore};

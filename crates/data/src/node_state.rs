@@ -10,6 +10,7 @@ use shardline_proto::v1 as pb;
 use shardline_rpc::{MetaClient, Pool};
 use shardline_types::NodeId;
 
+use crate::throttle::TokenBucket;
 use crate::DataError;
 
 /// Cumulative rebuild progress, reported in heartbeats.
@@ -25,8 +26,9 @@ pub struct NodeState {
     pub meta: MetaClient,
     /// Connections to peer data servers (rebuild and scrub read from them).
     pub peers: Pool,
-    /// Rebuild throttle, bytes per second.
-    pub rebuild_rate: u64,
+    /// The rebuild throttle: one budget for this server, shared by all its
+    /// rebuild tasks.
+    pub rebuild_throttle: TokenBucket,
     pub progress: RebuildProgress,
     /// Rebuild tasks (pg, shard index) being worked on now.
     pub running: Mutex<HashSet<(u32, u32)>>,
@@ -35,12 +37,13 @@ pub struct NodeState {
 }
 
 impl NodeState {
+    /// `rebuild_rate`: the server's rebuild budget in bytes per second.
     pub fn new(id: NodeId, meta: MetaClient, rebuild_rate: u64) -> Self {
         NodeState {
             id,
             meta,
             peers: Pool::new(Duration::from_secs(2), Duration::from_secs(30)),
-            rebuild_rate: rebuild_rate.max(1 << 20),
+            rebuild_throttle: TokenBucket::new(rebuild_rate),
             progress: RebuildProgress::default(),
             running: Mutex::new(HashSet::new()),
             epoch: AtomicU64::new(0),

@@ -1,11 +1,11 @@
 //! Rebuild tasks handed out by the metadata service: "rebuild shard index
 //! `s` of every chunk in placement group `pg` here". Each task pages through
 //! the group's chunks, rebuilds the shards this server lacks from peers,
-//! throttled to the configured rate, and reports completion.
+//! throttled by the server's one rebuild budget (`throttle.rs`, shared by
+//! all its tasks), and reports completion.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use futures::stream::{self, StreamExt};
 use shardline_proto::v1 as pb;
@@ -45,8 +45,6 @@ async fn run_task<S: ShardStore + ?Sized>(
     pg: u32,
     shard: u32,
 ) -> Result<u64, crate::DataError> {
-    let start = Instant::now();
-    let mut bytes_here = 0u64;
     let (mut after_file, mut after_chunk) = (0u64, 0u64);
     let mut chunks = 0u64;
     let mut failures = Vec::new();
@@ -84,6 +82,10 @@ async fn run_task<S: ShardStore + ?Sized>(
                     }
                     let (k, m) = (c.data_shards as usize, c.parity_shards as usize);
                     let r = rebuild_shard(&node, &store, key, k, m, &targets).await;
+                    if let Ok(n) = r {
+                        // Every task of this server draws on one budget.
+                        node.rebuild_throttle.acquire(n as u64).await;
+                    }
                     (c, r)
                 }
             })
@@ -93,14 +95,12 @@ async fn run_task<S: ShardStore + ?Sized>(
         for (c, r) in results {
             match r {
                 Ok(n) => {
-                    bytes_here += n as u64;
                     node.progress.bytes.fetch_add(n as u64, Ordering::Relaxed);
                     node.progress.chunks_done.fetch_add(1, Ordering::Relaxed);
                 }
                 Err(e) => failures.push(format!("file {} chunk {}: {e}", c.file_id, c.chunk_index)),
             }
         }
-        throttle(bytes_here, start, node.rebuild_rate).await;
         if !page.more {
             break;
         }
@@ -114,12 +114,4 @@ async fn run_task<S: ShardStore + ?Sized>(
         .await
         .map_err(|e| crate::DataError::Unavailable(format!("report the rebuild: {e}")))?;
     Ok(chunks)
-}
-
-/// Sleep as long as needed to keep `bytes` since `start` under `rate`/s.
-async fn throttle(bytes: u64, start: Instant, rate: u64) {
-    let due = Duration::from_secs_f64(bytes as f64 / rate as f64);
-    if let Some(wait) = due.checked_sub(start.elapsed()) {
-        tokio::time::sleep(wait).await;
-    }
 }

@@ -10,6 +10,7 @@ use tokio::net::TcpListener;
 
 use crate::heartbeat::{heartbeat_loop, Identity};
 use crate::node_state::NodeState;
+use crate::throttle::DEFAULT_REBUILD_RATE;
 use crate::{open_store, DataError, DataService, ShardStore, StoreKind};
 
 /// How long one metadata call may keep retrying before the loop tries again.
@@ -36,7 +37,8 @@ pub struct DataConfig {
     /// Failure domain (rack) label: placement never puts two shards of a
     /// chunk in one rack while enough racks exist. Empty for none.
     pub rack: String,
-    /// Rebuild throttle in bytes per second.
+    /// Rebuild throttle in bytes per second: one budget for this server,
+    /// shared by all its rebuild tasks (default [`DEFAULT_REBUILD_RATE`]).
     pub rebuild_rate: u64,
     /// How often to scrub every shard in the background (`None`: only on
     /// request, `shardline admin scrub`).
@@ -64,7 +66,7 @@ impl Default for DataConfig {
             heartbeat_interval: Duration::from_secs(1),
             capacity_bytes: None,
             rack: String::new(),
-            rebuild_rate: 200 << 20,
+            rebuild_rate: DEFAULT_REBUILD_RATE,
             scrub_interval: Some(Duration::from_secs(24 * 3600)),
             gc_interval: Some(Duration::from_secs(600)),
             gc_grace: Duration::from_secs(600),
@@ -109,20 +111,26 @@ pub async fn run(cfg: DataConfig) -> Result<(), DataError> {
 pub async fn run_with_listener(cfg: DataConfig, listener: TcpListener) -> Result<(), DataError> {
     cfg.validate()?;
     let (kind, dir, capacity) = (cfg.store, cfg.dir.clone(), cfg.capacity_bytes);
-    let store = tokio::task::spawn_blocking(move || open_store(kind, &dir, capacity))
-        .await
-        .map_err(|e| DataError::Internal(format!("open task failed: {e}")))??;
+    let (store, fs_type) = tokio::task::spawn_blocking(move || {
+        open_store(kind, &dir, capacity).map(|store| (store, crate::fs_type::fs_type(&dir)))
+    })
+    .await
+    .map_err(|e| DataError::Internal(format!("open task failed: {e}")))??;
     let usage = store.usage();
+    let backend = store.backend();
     tracing::info!(
         node = cfg.id,
         shards = usage.shard_count,
         used_bytes = usage.used_bytes,
         capacity_bytes = usage.capacity_bytes,
+        backend = backend.name,
+        direct_io = backend.direct_io,
+        fs = %fs_type,
         "data server listening"
     );
     let meta = MetaClient::new(cfg.meta_addrs.clone(), META_CALL_DEADLINE);
     let node = Arc::new(NodeState::new(cfg.id, meta, cfg.rebuild_rate));
-    let me = Identity { id: cfg.id, advertise: cfg.advertise.clone(), rack: cfg.rack.clone() };
+    let me = Identity { id: cfg.id, advertise: cfg.advertise.clone(), rack: cfg.rack.clone(), fs_type };
     tokio::spawn(heartbeat_loop(node.clone(), me, store.clone(), cfg.heartbeat_interval));
     if let Some(every) = cfg.scrub_interval {
         tokio::spawn(background(every, node.clone(), store.clone(), |node, store| async move {

@@ -20,6 +20,15 @@ pub struct Usage {
     pub shard_count: u64,
 }
 
+/// What a store is, for reports (`admin status`, `demo`, `bench`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Backend {
+    /// "io_uring" or "file".
+    pub name: &'static str,
+    /// Shard files are read and written with `O_DIRECT` (else buffered).
+    pub direct_io: bool,
+}
+
 /// A durable map from [`ShardKey`] to shard bytes with their CRC32C.
 pub trait ShardStore: Send + Sync + 'static {
     /// Store `data` under `key`, replacing any previous shard, durably before
@@ -41,6 +50,9 @@ pub trait ShardStore: Send + Sync + 'static {
 
     /// Current space accounting (cheap: no data reads).
     fn usage(&self) -> Usage;
+
+    /// Which backend this is and how it does I/O now.
+    fn backend(&self) -> Backend;
 
     /// When the shard was last written, if the backend knows (garbage
     /// collection leaves young shards alone: their write may be in flight).

@@ -73,6 +73,11 @@ impl StoreCore {
         })
     }
 
+    /// The `shards` directory.
+    pub(crate) fn root(&self) -> &Path {
+        self.dir.root()
+    }
+
     /// Where the shard for `key` lives: (its directory, its path).
     pub(crate) fn shard_path(&self, key: &ShardKey) -> (PathBuf, PathBuf) {
         self.dir.shard_path(key)

@@ -27,7 +27,9 @@ use shardline_types::ShardKey;
 
 use crate::aligned_buf::AlignedBuf;
 use crate::disk::write_err;
+use crate::shard_dir::TMP_SUFFIX;
 use crate::shard_format::{Format, ShardHeader, BLOCK_LEN_V2, HEADER_LEN_V1};
+use crate::store::Backend;
 use crate::store_core::StoreCore;
 use crate::uring_thread::{new_ring, Op, UringThread};
 use crate::{DataError, ShardStore, Usage};
@@ -61,7 +63,22 @@ impl UringStore {
     pub(crate) fn open_with(dir: &Path, capacity_bytes: Option<u64>, direct: bool) -> Result<UringStore, DataError> {
         let ring = UringThread::start(RING_ENTRIES)?;
         let core = StoreCore::open(dir, capacity_bytes)?;
-        Ok(UringStore { core, ring, direct: AtomicBool::new(direct) })
+        let store = UringStore { core, ring, direct: AtomicBool::new(direct) };
+        if direct {
+            store.probe_direct();
+        }
+        Ok(store)
+    }
+
+    /// Find out now whether the file system takes `O_DIRECT`, so that the
+    /// store reports how it does I/O truly before its first write.
+    fn probe_direct(&self) {
+        // A temporary name: a leftover of a crash is removed at the next open.
+        let probe = self.core.root().join("00").join(format!("direct-probe{TMP_SUFFIX}"));
+        if let Ok(file) = self.open_file(&probe, OpenOptions::new().write(true).create(true).truncate(true), true) {
+            drop(file);
+        }
+        let _ = fs::remove_file(&probe);
     }
 
     /// Where the shard for `key` lives: (its directory, its path).
@@ -144,6 +161,10 @@ impl ShardStore for UringStore {
         let payload = bytes.get(range).ok_or_else(|| DataError::Corrupt("payload outside the file".into()))?;
         let crc = header.verify_payload(payload)?;
         Ok((payload.to_vec(), crc))
+    }
+
+    fn backend(&self) -> Backend {
+        Backend { name: "io_uring", direct_io: self.is_direct() }
     }
 
     crate::store_core::delegate_to_core!();

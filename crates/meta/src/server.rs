@@ -37,8 +37,11 @@ pub struct MetaConfig {
     pub down_after: Duration,
     /// The metadata servers' shared key file (`shardline-kek v1` format,
     /// mode 0600): log entries and snapshots are sealed under it at rest.
-    /// None stores them in the clear (development only).
+    /// None is refused unless [`insecure_plaintext`](Self::insecure_plaintext).
     pub key_file: Option<PathBuf>,
+    /// Store the Raft log and snapshots, every file name among them, in the
+    /// clear when there is no key file (development only; never the default).
+    pub insecure_plaintext: bool,
     /// Snapshot the state machine and compact the log every this many
     /// applied entries.
     pub snapshot_every: u64,
@@ -63,6 +66,14 @@ pub const DEFAULT_SNAPSHOT_EVERY: u64 = 10_000;
 
 impl MetaConfig {
     pub fn validate(&self) -> Result<(), MetaError> {
+        if self.key_file.is_none() && !self.insecure_plaintext {
+            return Err(MetaError::Config(
+                "no key file: the metadata servers' key (--key-file or SHARDLINE_META_KEY_FILE, \
+                 created by `shardline keygen`) encrypts every file name at rest; \
+                 pass --insecure-plaintext-metadata to store metadata in plaintext anyway"
+                    .into(),
+            ));
+        }
         self.layout.validate().map_err(|e| MetaError::Config(e.to_string()))?;
         if !self.peers.contains_key(&self.id) {
             return Err(MetaError::Config(format!("peer list does not include this server's id {}", self.id)));
@@ -95,7 +106,10 @@ pub async fn run(cfg: MetaConfig, shutdown: impl Future<Output = ()>) -> Result<
     voters.sort_unstable();
     let at_rest = AtRest::load(cfg.key_file.as_deref())?;
     if !at_rest.is_sealed() {
-        tracing::warn!(id = cfg.id, "no server key file: metadata is stored unencrypted");
+        tracing::warn!(
+            id = cfg.id,
+            "--insecure-plaintext-metadata: metadata, file names included, is stored unencrypted"
+        );
     }
     let store = RaftStore::open(&cfg.dir.join("raft.redb"), &voters, at_rest)?;
     let listener = tokio::net::TcpListener::bind(&cfg.listen).await?;
@@ -141,5 +155,38 @@ pub async fn run(cfg: MetaConfig, shutdown: impl Future<Output = ()>) -> Result<
     match result {
         Ok(Ok(r)) => r,
         _ => Err(MetaError::Store("raft thread panicked".into())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(key_file: Option<PathBuf>, insecure_plaintext: bool) -> MetaConfig {
+        MetaConfig {
+            id: 1,
+            dir: PathBuf::from("unused"),
+            listen: "127.0.0.1:0".into(),
+            peers: HashMap::from([(1, "127.0.0.1:0".to_string())]),
+            layout: Layout::default(),
+            pg_count: 8,
+            tick: Duration::from_millis(100),
+            down_after: Duration::from_secs(5),
+            key_file,
+            insecure_plaintext,
+            snapshot_every: DEFAULT_SNAPSHOT_EVERY,
+            join: false,
+            snapshot_part_bytes: 1 << 20,
+            client_lease: DEFAULT_CLIENT_LEASE,
+        }
+    }
+
+    #[test]
+    fn a_metadata_server_without_a_key_refuses_to_start_unless_told_plaintext_is_fine() {
+        let err = config(None, false).validate().expect_err("no key, no explicit opt-out");
+        let msg = err.to_string();
+        assert!(msg.contains("no key file") && msg.contains("--insecure-plaintext-metadata"), "{msg}");
+        config(None, true).validate().expect("explicit opt-out");
+        config(Some(PathBuf::from("meta.key")), false).validate().expect("with a key");
     }
 }

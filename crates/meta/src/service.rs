@@ -138,6 +138,7 @@ impl MetaService {
                 info.rebuild_chunks_done = l.report.rebuild_chunks_done;
                 info.rebuild_chunks_total = l.report.rebuild_chunks_total;
                 info.rebuild_bytes = l.report.rebuild_bytes;
+                info.store = l.report.store.clone();
             }
             let heard = live.get(&s.id).is_some_and(|l| l.seen.elapsed() < self.down_after);
             if s.state == "up" && !heard {
@@ -284,7 +285,7 @@ impl MetaService {
             Body::Heartbeat(hb) => {
                 // Answered by the leader (ReadIndex confirms it), which keeps
                 // liveness; the reply carries the epoch and rebuild tasks.
-                let hb = *hb;
+                let hb = hb.clone();
                 let resp = self.query(req).await;
                 if resp.error.is_none() {
                     let mut live = self.liveness.lock().unwrap_or_else(|e| e.into_inner());

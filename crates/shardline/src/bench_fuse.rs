@@ -75,7 +75,7 @@ pub fn write_files(dir: &Path, pattern: &Pattern, sizes: &[u64]) -> Result<Phase
         f.sync_all()?;
         total += size;
     }
-    Ok(Phase { bytes: total, secs: start.elapsed().as_secs_f64() })
+    Ok(Phase { bytes: total, secs: start.elapsed().as_secs_f64(), first_bad: None })
 }
 
 /// Read the files back through a (fresh, cold) mount, verifying every byte.
@@ -101,7 +101,7 @@ pub fn read_files(dir: &Path, pattern: &Pattern, sizes: &[u64]) -> Result<Phase>
         }
         total += off;
     }
-    Ok(Phase { bytes: total, secs: start.elapsed().as_secs_f64() })
+    Ok(Phase { bytes: total, secs: start.elapsed().as_secs_f64(), first_bad: None })
 }
 
 /// Timed passes of the cached stat: every file stat'ed this many times.

@@ -17,6 +17,13 @@ pub enum AdminCmd {
     Status {
         #[arg(long)]
         json: bool,
+        /// First wait until every data server is up and every placement
+        /// group healthy (exit non-zero, saying what is missing, on timeout).
+        #[arg(long)]
+        wait_healthy: bool,
+        /// How long --wait-healthy waits, in seconds.
+        #[arg(long, default_value_t = 60, requires = "wait_healthy")]
+        timeout: u64,
     },
     /// Check every shard's CRC on every data server now; rebuild bad ones.
     Scrub {
@@ -59,7 +66,12 @@ pub enum MetaCmd {
 pub async fn run(cmd: AdminCmd, cluster: &Option<PathBuf>) -> Result<()> {
     let file = ClusterFile::load(&crate::cluster_path(cluster))?;
     match cmd {
-        AdminCmd::Status { json } => status(&file, json).await,
+        AdminCmd::Status { json, wait_healthy, timeout } => {
+            if wait_healthy {
+                wait_healthy_for(&file, Duration::from_secs(timeout)).await?;
+            }
+            status(&file, json).await
+        }
         AdminCmd::Meta { command } => meta_membership(&file, command).await,
         AdminCmd::Scrub { json } => {
             let totals = on_every_data_server(&file, pb::data_request::Body::Scrub(pb::Scrub {})).await?;
@@ -147,6 +159,33 @@ async fn meta_membership(file: &ClusterFile, cmd: MetaCmd) -> Result<()> {
     Ok(())
 }
 
+/// Poll the leader until every data server (those in the cluster file and
+/// any other registered) is up and every placement group healthy.
+async fn wait_healthy_for(file: &ClusterFile, timeout: Duration) -> Result<()> {
+    let start = std::time::Instant::now();
+    let addrs = file.meta_addrs();
+    loop {
+        let last = match crate::health::leader_status(&addrs).await {
+            Some(st) => {
+                let mut expected: Vec<u64> =
+                    file.data.iter().map(|n| n.id).chain(st.data.iter().map(|d| d.id)).collect();
+                expected.sort_unstable();
+                expected.dedup();
+                let h = crate::health::health(&st, &expected);
+                if h.healthy {
+                    return Ok(());
+                }
+                h.summary
+            }
+            None => "no metadata leader reachable".to_string(),
+        };
+        if start.elapsed() >= timeout {
+            bail!("cluster not healthy after {} s: {last}", timeout.as_secs());
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 async fn status(file: &ClusterFile, json: bool) -> Result<()> {
     let meta = MetaClient::new(file.meta_addrs(), Duration::from_secs(2));
     let mut metas = Vec::new();
@@ -178,7 +217,10 @@ async fn status(file: &ClusterFile, json: bool) -> Result<()> {
             serde_json::json!({"id": d.id, "address": d.addr, "state": d.state, "used_bytes": d.used_bytes,
             "capacity_bytes": d.capacity_bytes, "shards": d.shard_count, "rack": d.rack,
             "rebuild_chunks_done": d.rebuild_chunks_done, "rebuild_chunks_total": d.rebuild_chunks_total,
-            "rebuild_bytes": d.rebuild_bytes})
+            "rebuild_bytes": d.rebuild_bytes,
+            "store_backend": d.store.as_ref().map(|s| s.backend.clone()),
+            "direct_io": d.store.as_ref().map(|s| s.direct_io),
+            "data_fs": d.store.as_ref().map(|s| s.fs_type.clone())})
         })
         .collect();
     let pgs = serde_json::json!({"total": st.pgs_total, "healthy": st.pgs_healthy, "degraded": st.pgs_degraded,
@@ -212,6 +254,7 @@ async fn status(file: &ClusterFile, json: bool) -> Result<()> {
             d.shard_count
         );
     }
+    println!("storage: {}", crate::storage_report::StorageReport::from_status(&st).line());
     println!(
         "placement groups (epoch {}): {} total, {} healthy, {} degraded, {} unavailable",
         st.epoch, st.pgs_total, st.pgs_healthy, st.pgs_degraded, st.pgs_unavailable

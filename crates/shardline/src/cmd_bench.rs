@@ -19,6 +19,7 @@ use shardline_types::Layout;
 use tokio::task::JoinSet;
 
 use crate::local_cluster::{LocalCluster, Spec};
+use crate::storage_report::StorageReport;
 use crate::synthetic::Pattern;
 use crate::workload::{round1, run_phase, Direction};
 
@@ -52,6 +53,7 @@ pub struct BenchArgs {
 }
 
 pub async fn run(a: BenchArgs) -> Result<()> {
+    crate::synthetic::Pattern::check_fits(a.files, a.size.div_ceil(a.files.max(1)))?;
     let mut report = serde_json::Map::new();
     let say = |msg: &str| {
         if !a.json {
@@ -90,6 +92,12 @@ pub async fn run(a: BenchArgs) -> Result<()> {
     let sizes: Vec<u64> = (0..a.files).map(|i| a.size / a.files + u64::from(i < a.size % a.files)).collect();
     let write = run_phase("/bench", &client, &pattern, &sizes, 2, Direction::Write).await?;
     let read = run_phase("/bench", &client, &pattern, &sizes, 2, Direction::Read).await?;
+    if let Some((file, offset)) = &read.first_bad {
+        anyhow::bail!("verification failed: {file} differs from what was written at byte {offset}");
+    }
+    // What stored the data, as the data servers report it.
+    let storage = cluster.leader_status().await.map(|st| StorageReport::from_status(&st)).unwrap_or_default();
+    report.extend(storage.json_fields());
     report.insert("write_mbps".into(), round1(write.mbps()).into());
     report.insert("read_mbps".into(), round1(read.mbps()).into());
 
@@ -147,6 +155,10 @@ pub async fn run(a: BenchArgs) -> Result<()> {
         let (bytes, secs) = rebuild_bench(&mut cluster).await?;
         report.insert("rebuild_bytes".into(), bytes.into());
         report.insert("rebuild_mbps".into(), round1(bytes as f64 / secs / 1e6).into());
+        report.insert(
+            "rebuild_throttle_mbps_per_data_server".into(),
+            (shardline_data::DEFAULT_REBUILD_RATE / 1_000_000).into(),
+        );
     }
     cluster.stop();
 
@@ -156,6 +168,7 @@ pub async fn run(a: BenchArgs) -> Result<()> {
     }
     let get = |k: &str| report.get(k).and_then(|v| v.as_f64()).unwrap_or(0.0);
     println!("shardline bench (MB/s = 10^6 bytes/s; every ratio is against a number measured in this run)");
+    println!("  storage       {}", storage.line());
     println!("  baselines     loopback TCP {loopback:.0} MB/s, memcpy {memcpy:.0} MB/s, XChaCha20-Poly1305 seal {seal:.0} MB/s/core, RS 4+2 encode {encode:.0} MB/s/core");
     println!(
         "  native write  {:>8.1} MB/s  {:>5.1}% of loopback",
@@ -194,9 +207,10 @@ pub async fn run(a: BenchArgs) -> Result<()> {
     }
     if !a.no_rebuild {
         println!(
-            "  rebuild       {:>8.1} MB/s of shards rebuilt ({:.0}% of native write; throttle 200 MB/s per server)",
+            "  rebuild       {:>8.1} MB/s of shards rebuilt ({:.0}% of native write; throttle {} MB/s per data server, shared by its rebuild tasks)",
             get("rebuild_mbps"),
-            100.0 * get("rebuild_mbps") / get("write_mbps").max(1e-9)
+            100.0 * get("rebuild_mbps") / get("write_mbps").max(1e-9),
+            shardline_data::DEFAULT_REBUILD_RATE / 1_000_000
         );
     }
     Ok(())

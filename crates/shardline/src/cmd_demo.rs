@@ -14,6 +14,7 @@ use shardline_client::{Client, ClientConfig};
 use shardline_types::Layout;
 
 use crate::local_cluster::{LocalCluster, Spec};
+use crate::storage_report::StorageReport;
 use crate::synthetic::Pattern;
 use crate::workload::{round1, round3};
 use crate::workload::{run_phase, Direction};
@@ -45,6 +46,7 @@ pub async fn run(a: DemoArgs) -> Result<()> {
         bail!("--files must be at least 1");
     }
     let layout = Layout::default().with_ec(&a.ec)?;
+    Pattern::check_fits(a.files, a.size.div_ceil(a.files))?;
     let say = |msg: &str| {
         if !a.json {
             eprintln!("{msg}");
@@ -77,22 +79,29 @@ pub async fn run(a: DemoArgs) -> Result<()> {
     let write = run_phase("/train", &client, &pattern, &sizes, a.parallel, Direction::Write).await?;
     say("reading them back and verifying every byte…");
     let read = run_phase("/train", &client, &pattern, &sizes, a.parallel, Direction::Read).await?;
+    // What stored the data, as the data servers report it.
+    let storage = cluster.leader_status().await.map(|st| StorageReport::from_status(&st)).unwrap_or_default();
     cluster.stop();
     drop(tmp);
 
-    let verified = read.bytes == a.size;
+    // The verdict is the comparison itself: every byte of every file, and
+    // every file's size.
+    let verified = read.first_bad.is_none();
+    let first_bad = read.first_bad.as_ref().map(|(file, offset)| serde_json::json!({"file": file, "offset": offset}));
     let loop_mbps = loopback / 1e6;
     if a.json {
-        println!(
-            "{}",
-            serde_json::json!({
-                "bytes": a.size, "files": a.files, "write_mbps": round1(write.mbps()), "read_mbps": round1(read.mbps()),
-                "loopback_mbps": round1(loop_mbps), "write_vs_loopback": round3(write.mbps() / loop_mbps),
-                "read_vs_loopback": round3(read.mbps() / loop_mbps), "verified": verified, "ec": layout.ec(),
-                "encrypted": true, "cipher": "xchacha20-poly1305", "meta_servers": 3, "data_servers": spec.data,
-                "write_secs": round3(write.secs), "read_secs": round3(read.secs), "units": "MB/s (10^6 bytes per second)"
-            })
-        );
+        let mut report = serde_json::json!({
+            "bytes": a.size, "files": a.files, "write_mbps": round1(write.mbps()), "read_mbps": round1(read.mbps()),
+            "loopback_mbps": round1(loop_mbps), "write_vs_loopback": round3(write.mbps() / loop_mbps),
+            "read_vs_loopback": round3(read.mbps() / loop_mbps), "verified": verified, "first_bad": first_bad,
+            "ec": layout.ec(), "encrypted": true, "cipher": "xchacha20-poly1305", "meta_servers": 3,
+            "data_servers": spec.data, "write_secs": round3(write.secs), "read_secs": round3(read.secs),
+            "units": "MB/s (10^6 bytes per second)"
+        });
+        if let Some(obj) = report.as_object_mut() {
+            obj.extend(storage.json_fields());
+        }
+        println!("{report}");
     } else {
         println!(
             "shardline demo: {} files, {} bytes, RS {} over {} data servers, XChaCha20-Poly1305",
@@ -101,6 +110,7 @@ pub async fn run(a: DemoArgs) -> Result<()> {
             layout.ec(),
             spec.data
         );
+        println!("  storage       {}", storage.line());
         println!("  loopback TCP  {:>9.1} MB/s  (baseline, 4 streams, same run)", loop_mbps);
         println!(
             "  write         {:>9.1} MB/s  {:>5.1}% of loopback  ({:.2} s)",
@@ -114,10 +124,15 @@ pub async fn run(a: DemoArgs) -> Result<()> {
             100.0 * read.mbps() / loop_mbps,
             read.secs
         );
-        println!("  verified      {}", if verified { "every byte read back matches" } else { "NO" });
+        match &read.first_bad {
+            None => println!("  verified      every byte read back matches"),
+            Some((file, offset)) => {
+                println!("  verified      NO: {file} differs from what was written at byte {offset}")
+            }
+        }
     }
-    if !verified {
-        bail!("read back {} of {} bytes", read.bytes, a.size);
+    if let Some((file, offset)) = &read.first_bad {
+        bail!("verification failed: {file} differs from what was written at byte {offset}");
     }
     Ok(())
 }

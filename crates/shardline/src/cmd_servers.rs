@@ -45,11 +45,15 @@ pub struct MetaArgs {
     /// Report a data server down after this long without a heartbeat.
     #[arg(long, default_value_t = 5000)]
     down_after_ms: u64,
-    /// The metadata servers' shared key file (0600): the Raft log and
-    /// snapshots are encrypted at rest with it. Without it they are stored
-    /// in the clear.
+    /// The metadata servers' shared key file (0600, made by `shardline
+    /// keygen`): the Raft log and snapshots, file names included, are
+    /// encrypted at rest with it. Required unless --insecure-plaintext-metadata.
     #[arg(long, env = "SHARDLINE_META_KEY_FILE")]
     key_file: Option<PathBuf>,
+    /// Run without a key file, storing the namespace (every file name) in
+    /// plaintext on disk. For development only.
+    #[arg(long, conflicts_with = "key_file")]
+    insecure_plaintext_metadata: bool,
     /// Snapshot the namespace and compact the Raft log every this many entries.
     #[arg(long, env = "SHARDLINE_META_SNAPSHOT_EVERY", default_value_t = shardline_meta::server::DEFAULT_SNAPSHOT_EVERY)]
     snapshot_every: u64,
@@ -94,8 +98,9 @@ pub struct DataArgs {
     /// Failure-domain label (rack); shards of a chunk avoid sharing one.
     #[arg(long, default_value = "")]
     rack: String,
-    /// Rebuild throttle in MB/s.
-    #[arg(long, default_value_t = 200)]
+    /// Rebuild throttle of this server in MB/s (10^6 bytes/s): one budget
+    /// shared by all its rebuild tasks.
+    #[arg(long, default_value_t = shardline_data::DEFAULT_REBUILD_RATE / 1_000_000)]
     rebuild_rate_mb: u64,
     /// Background scrub interval in seconds (0: only `admin scrub`).
     #[arg(long, default_value_t = 86_400)]
@@ -166,6 +171,7 @@ pub async fn run_meta(a: MetaArgs) -> Result<()> {
         tick: Duration::from_millis(a.tick_ms),
         down_after: Duration::from_millis(a.down_after_ms),
         key_file: a.key_file,
+        insecure_plaintext: a.insecure_plaintext_metadata,
         snapshot_every: a.snapshot_every,
         snapshot_part_bytes: a.snapshot_part_bytes,
         client_lease: Duration::from_millis(a.client_lease_ms),

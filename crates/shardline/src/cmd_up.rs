@@ -1,4 +1,9 @@
-//! `shardline up`: a local cluster in the foreground until Ctrl-C/SIGTERM.
+//! `shardline up`: a local cluster in the foreground until Ctrl-C/SIGTERM,
+//! or in the background with `--daemon` (returning once it is ready).
+//!
+//! A server that exits before the cluster first answers is a failed start:
+//! every server is stopped. Once it answers, a server that exits is reported
+//! (its name, pid and exit status) and the others keep running.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -8,7 +13,7 @@ use clap::Args;
 use shardline_types::Layout;
 
 use crate::cmd_servers::shutdown_signal;
-use crate::local_cluster::{LocalCluster, Spec};
+use crate::local_cluster::{LocalCluster, Readiness, Spec};
 
 #[derive(Args)]
 pub struct UpArgs {
@@ -37,7 +42,22 @@ pub struct UpArgs {
     /// them, in ms (default: the metadata servers' 30 s).
     #[arg(long)]
     pub client_lease_ms: Option<u64>,
+    /// Detach: start the cluster in the background and return once it is
+    /// ready (exit 0), or failed or not healthy in time (non-zero). Its
+    /// output goes to --log-file.
+    #[arg(long)]
+    pub daemon: bool,
+    /// Where a --daemon cluster's `up` logs (default: DATA_DIR/up.log).
+    #[arg(long, requires = "daemon")]
+    pub log_file: Option<PathBuf>,
+    /// Internal: the pipe on which a --daemon parent waits to hear how
+    /// start-up ended.
+    #[arg(long, hide = true)]
+    pub ready_fd: Option<i32>,
 }
+
+/// How long `up` waits for the cluster to become ready.
+const READY_TIMEOUT: Duration = Duration::from_secs(60);
 
 impl UpArgs {
     pub fn spec(&self) -> Result<Spec> {
@@ -66,19 +86,38 @@ impl UpArgs {
 
 pub async fn run(args: UpArgs) -> Result<()> {
     let spec = args.spec()?;
-    let mut cluster = LocalCluster::start(&spec)?;
-    tokio::select! {
-        r = cluster.wait_ready(Duration::from_secs(60)) => r?,
-        _ = shutdown_signal() => { cluster.stop(); return Ok(()); }
+    if args.daemon {
+        return crate::up_daemon::daemonize(&args);
     }
+    let mut notify = args.ready_fd.map(crate::up_daemon::Notifier::adopt).transpose()?;
+    let mut cluster = LocalCluster::start(&spec)?;
+    let readiness = tokio::select! {
+        r = cluster.wait_ready_reporting(READY_TIMEOUT, report_exit) => r,
+        _ = shutdown_signal() => { cluster.stop(); return Ok(()); }
+    };
+    let readiness = match readiness {
+        Ok(r) => r,
+        Err(e) => {
+            if let Some(n) = notify.take() {
+                n.send(&format!("failed: {e:#}"));
+            }
+            return Err(e);
+        }
+    };
     let f = &cluster.file;
-    println!(
-        "shardline cluster ready: {} metadata + {} data servers, EC {}, {} KiB chunks, encrypted",
-        f.meta.len(),
-        f.data.len(),
-        f.ec,
-        f.chunk_size >> 10
-    );
+    match &readiness {
+        Readiness::Ready => println!(
+            "shardline cluster ready: {} metadata + {} data servers, EC {}, {} KiB chunks, encrypted",
+            f.meta.len(),
+            f.data.len(),
+            f.ec,
+            f.chunk_size >> 10
+        ),
+        Readiness::Unhealthy(why) => println!(
+            "shardline cluster answering but not healthy after {} s: {why}; the servers keep running",
+            READY_TIMEOUT.as_secs()
+        ),
+    }
     for n in &f.meta {
         println!("  meta-{} {}  {}", n.id, n.addr, n.dir.display());
     }
@@ -87,13 +126,19 @@ pub async fn run(args: UpArgs) -> Result<()> {
     }
     println!("cluster file: {}  (export SHARDLINE_CLUSTER={0})", cluster.cluster_path.display());
     println!("Ctrl-C stops the cluster.");
+    if let Some(n) = notify.take() {
+        n.send(&match &readiness {
+            Readiness::Ready => "ready".to_string(),
+            Readiness::Unhealthy(why) => format!("unhealthy: {why}"),
+        });
+    }
     let mut tick = tokio::time::interval(Duration::from_millis(200));
     loop {
         tokio::select! {
             _ = shutdown_signal() => break,
             _ = tick.tick() => {
-                for (name, status) in cluster.reap() {
-                    tracing::warn!("{name} exited ({status})");
+                for (name, pid, status) in cluster.reap() {
+                    report_exit(&name, pid, &status);
                 }
             }
         }
@@ -101,4 +146,10 @@ pub async fn run(args: UpArgs) -> Result<()> {
     println!("stopping cluster");
     cluster.stop();
     Ok(())
+}
+
+/// A server exited while the cluster runs: say which and how; the others
+/// keep running.
+fn report_exit(name: &str, pid: u32, status: &str) {
+    println!("{name} (pid {pid}) exited: {status}; the other servers keep running (see its log file)");
 }

@@ -11,7 +11,6 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use shardline_crypto::Kek;
 use shardline_proto::v1 as pb;
-use shardline_rpc::MetaClient;
 use shardline_types::Layout;
 
 use crate::cluster_file::{ClusterFile, Node, CLUSTER_FILE_VERSION};
@@ -33,6 +32,15 @@ pub struct Spec {
     pub data_capacity: Option<u64>,
     /// Metadata servers' client lease in ms (None: their default).
     pub client_lease_ms: Option<u64>,
+}
+
+/// How waiting for a started cluster ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Readiness {
+    /// Every running data server up, every placement group healthy.
+    Ready,
+    /// The cluster answers but was not healthy in time: what is missing.
+    Unhealthy(String),
 }
 
 /// Running children; stopped on drop.
@@ -176,42 +184,87 @@ impl LocalCluster {
     }
 
     /// Wait until a leader is elected, every data server heartbeats and the
-    /// placement map exists.
+    /// placement map exists with every group healthy; any server that exits
+    /// meanwhile is an error (for `demo` and `bench`, which need them all).
     pub async fn wait_ready(&mut self, timeout: Duration) -> Result<()> {
-        let meta = MetaClient::new(self.file.meta_addrs(), Duration::from_secs(1));
+        let mut died = Vec::new();
+        let r = self
+            .wait_ready_reporting(timeout, |name, pid, status| {
+                died.push(format!("{name} (pid {pid}) exited: {status}"))
+            })
+            .await?;
+        if !died.is_empty() {
+            bail!("{}; see its log file", died.join("; "));
+        }
+        match r {
+            Readiness::Ready => Ok(()),
+            Readiness::Unhealthy(last) => bail!("cluster not healthy after {timeout:?}: {last}"),
+        }
+    }
+
+    /// Wait until the cluster is ready: a leader answers and says every data
+    /// server still running is up and every placement group healthy. A server
+    /// that exits before the cluster has answered requests (no leader elected
+    /// and committed yet) is a failed start (an error); once it has, a server
+    /// that exits is only reported through
+    /// `exited(name, pid, status)` and no longer waited for: the others keep
+    /// running. After `timeout`, a cluster that answers but is not healthy is
+    /// `Unhealthy` (still running); one that never answered is an error.
+    pub async fn wait_ready_reporting(
+        &mut self,
+        timeout: Duration,
+        mut exited: impl FnMut(&str, u32, &str),
+    ) -> Result<Readiness> {
         let start = Instant::now();
-        let mut last = String::from("no answer yet");
-        while start.elapsed() < timeout {
-            if let Some((name, status)) = self.reap().into_iter().next() {
-                bail!("{name} exited during start-up ({status}); see its log file");
+        let mut answered = false;
+        let mut last = String::from("no metadata leader yet");
+        loop {
+            let gone = self.reap();
+            if !gone.is_empty() && !answered {
+                // Whether it answered before we asked (`up` may be slower
+                // to ask than a script, or than the death).
+                answered = crate::health::has_served(&self.file.meta_addrs()).await;
             }
-            for addr in self.file.meta_addrs() {
-                let Ok(resp) = meta.call_one(&addr, pb::meta_request::Body::Status(pb::GetStatus {})).await else {
-                    continue;
-                };
-                let Some(pb::meta_response::Body::Status(st)) = resp.body else {
-                    continue;
-                };
-                if st.meta.first().map(|m| m.role.as_str()) != Some("leader") {
-                    continue;
+            for (name, pid, status) in gone {
+                if !answered {
+                    bail!("{name} (pid {pid}) exited during start-up ({status}); see its log file");
                 }
-                let up = st.data.iter().filter(|d| d.state == "up").count();
-                last = format!("{up}/{} data servers up, {} placement groups", self.file.data.len(), st.pgs_total);
-                if up == self.file.data.len() && st.pgs_total > 0 && st.pgs_healthy == st.pgs_total {
-                    return Ok(());
+                exited(&name, pid, &status);
+            }
+            if let Some(st) = crate::health::leader_status(&self.file.meta_addrs()).await {
+                answered = true;
+                let h = crate::health::health(&st, &self.running_data_ids());
+                if h.healthy {
+                    return Ok(Readiness::Ready);
                 }
+                last = h.summary;
+            }
+            if start.elapsed() >= timeout {
+                if answered {
+                    return Ok(Readiness::Unhealthy(last));
+                }
+                bail!("cluster not ready after {timeout:?}: {last}");
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        bail!("cluster not ready after {:?}: {last}", timeout)
     }
 
-    /// Children that exited since the last call, with how they ended.
-    pub fn reap(&mut self) -> Vec<(String, String)> {
+    /// Ids of the data servers whose processes are running.
+    fn running_data_ids(&self) -> Vec<u64> {
+        self.children.iter().filter_map(|(name, _)| name.strip_prefix("data-")?.parse().ok()).collect()
+    }
+
+    /// The metadata leader's status, if a leader answers.
+    pub async fn leader_status(&self) -> Option<pb::ClusterStatus> {
+        crate::health::leader_status(&self.file.meta_addrs()).await
+    }
+
+    /// Children that exited since the last call: (name, pid, how it ended).
+    pub fn reap(&mut self) -> Vec<(String, u32, String)> {
         let mut gone = Vec::new();
         self.children.retain_mut(|(name, child)| match child.try_wait() {
             Ok(Some(status)) => {
-                gone.push((name.clone(), status.to_string()));
+                gone.push((name.clone(), child.id(), status.to_string()));
                 false
             }
             _ => true,

@@ -10,9 +10,12 @@ mod cmd_files;
 mod cmd_mount;
 mod cmd_servers;
 mod cmd_up;
+mod health;
 mod local_cluster;
 mod loopback;
+mod storage_report;
 mod synthetic;
+mod up_daemon;
 mod workload;
 
 use std::path::PathBuf;
@@ -33,7 +36,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
-    /// Start a local cluster (separate processes on loopback) in the foreground.
+    /// Start a local cluster (separate processes on loopback) in the
+    /// foreground, or with --daemon in the background once it is ready.
     Up(cmd_up::UpArgs),
     /// The main job: start a fresh local cluster, write and read back synthetic
     /// training shards, verify every byte, report throughput beside loopback.
@@ -43,6 +47,9 @@ enum Cmd {
     Bench(cmd_bench::BenchArgs),
     /// Run a metadata server.
     Meta(cmd_servers::MetaArgs),
+    /// Create a key file (mode 0600; never overwrites): the metadata
+    /// servers' shared key, or a key-encryption key for clients.
+    Keygen { file: PathBuf },
     /// Run a data server.
     Data(cmd_servers::DataArgs),
     /// Mount the cluster as a POSIX file system (foreground; Ctrl-C unmounts).
@@ -110,6 +117,15 @@ async fn connect(cluster: &Option<PathBuf>) -> Result<Client> {
     Ok(client)
 }
 
+fn keygen(file: &std::path::Path) -> Result<()> {
+    if file.exists() {
+        anyhow::bail!("{} already exists; a key file is never overwritten", file.display());
+    }
+    let kek = shardline_crypto::Kek::load_or_create(file).context("create the key file")?;
+    println!("created {} (key id {}, mode 0600)", file.display(), kek.id());
+    Ok(())
+}
+
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
@@ -137,6 +153,10 @@ async fn main() -> std::process::ExitCode {
         Cmd::Mount(args) => {
             cmd_mount::init_logging();
             cmd_mount::run(args, &cli.cluster).await
+        }
+        Cmd::Keygen { file } => {
+            init_logging("warn");
+            keygen(&file)
         }
         Cmd::Admin { command } => {
             init_logging("warn");

@@ -1,5 +1,7 @@
 //! Data workloads shared by `demo` and `bench`: write or read back a set of
 //! synthetic shard files with several files in flight, verifying every byte.
+//! A read phase reports what it found (the first wrong byte, if any) rather
+//! than stopping at it: whether the data verified is the caller's verdict.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -9,12 +11,15 @@ use anyhow::{bail, Context, Result};
 use shardline_client::Client;
 use tokio::task::JoinSet;
 
-use crate::synthetic::Pattern;
+use crate::synthetic::{Pattern, Verifier};
 
 /// Bytes moved and the wall time it took.
 pub struct Phase {
     pub bytes: u64,
     pub secs: f64,
+    /// A read phase's first wrong byte: (file path, offset); None when
+    /// every file read back exactly as written (and for a write phase).
+    pub first_bad: Option<(String, u64)>,
 }
 
 impl Phase {
@@ -58,18 +63,28 @@ pub async fn run_phase(
         let dir_path = dir_path.clone();
         workers.spawn(async move {
             let mut bytes = 0u64;
+            let mut first_bad: Option<(u64, String, u64)> = None;
             loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
                 if i as usize >= sizes.len() || failed.load(Ordering::Relaxed) {
-                    return Ok::<u64, anyhow::Error>(bytes);
+                    return Ok::<_, anyhow::Error>((bytes, first_bad));
                 }
                 let path = format!("{dir_path}/shard-{i:05}.bin");
                 let r = match dir {
-                    Direction::Write => write_one(&client, &pattern, &path, i, sizes[i as usize]).await,
+                    Direction::Write => {
+                        write_one(&client, &pattern, &path, i, sizes[i as usize]).await.map(|n| (n, None))
+                    }
                     Direction::Read => read_one(&client, &pattern, &path, i, sizes[i as usize]).await,
                 };
                 match r {
-                    Ok(n) => bytes += n,
+                    Ok((n, bad)) => {
+                        bytes += n;
+                        if let Some(at) = bad {
+                            if first_bad.as_ref().is_none_or(|(f, _, _)| i < *f) {
+                                first_bad = Some((i, path, at));
+                            }
+                        }
+                    }
                     Err(e) => {
                         failed.store(true, Ordering::Relaxed);
                         return Err(e);
@@ -79,10 +94,18 @@ pub async fn run_phase(
         });
     }
     let mut total = 0;
+    let mut first_bad: Option<(u64, String, u64)> = None;
     while let Some(r) = workers.join_next().await {
-        total += r.context("worker task")??;
+        let (n, bad) = r.context("worker task")??;
+        total += n;
+        if let Some(b) = bad {
+            if first_bad.as_ref().is_none_or(|f| b.0 < f.0) {
+                first_bad = Some(b);
+            }
+        }
     }
-    Ok(Phase { bytes: total, secs: start.elapsed().as_secs_f64() })
+    let first_bad = first_bad.map(|(_, path, at)| (path, at));
+    Ok(Phase { bytes: total, secs: start.elapsed().as_secs_f64(), first_bad })
 }
 
 async fn write_one(client: &Client, pattern: &Pattern, path: &str, file: u64, size: u64) -> Result<u64> {
@@ -102,25 +125,18 @@ async fn write_one(client: &Client, pattern: &Pattern, path: &str, file: u64, si
     Ok(size)
 }
 
-async fn read_one(client: &Client, pattern: &Pattern, path: &str, file: u64, size: u64) -> Result<u64> {
+/// Read one file back, checking every byte: (bytes read, the offset of the
+/// first wrong byte if any). A file of the wrong size is wrong from where
+/// the sizes part.
+async fn read_one(client: &Client, pattern: &Pattern, path: &str, file: u64, size: u64) -> Result<(u64, Option<u64>)> {
     let reader = client.open(path).await.with_context(|| format!("open {path}"))?;
-    if reader.size() != size {
-        bail!("{path}: size {} but {size} were written", reader.size());
-    }
-    let mut off = 0u64;
-    let mut bad = None;
+    let mut verifier = Verifier::new(pattern, file);
     reader
         .for_each_chunk(6, |_, bytes| {
-            if bad.is_none() && !pattern.matches(file, off, &bytes) {
-                bad = Some(off);
-            }
-            off += bytes.len() as u64;
+            verifier.check(&bytes);
             Ok(())
         })
         .await
         .with_context(|| format!("read {path}"))?;
-    if let Some(at) = bad {
-        bail!("{path}: wrong bytes in the chunk at offset {at}");
-    }
-    Ok(off)
+    Ok((verifier.bytes(), verifier.first_bad(size)))
 }
