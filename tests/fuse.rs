@@ -740,3 +740,33 @@ fn an_open_file_outlives_its_unlink_and_rename_over_it_until_closed() {
     drop(f);
     drop(v);
 }
+
+/// Every Python `open()` asks isatty (ioctl TCGETS); fuser's default ioctl
+/// logged a warning line per call and answered ENOSYS.
+#[test]
+fn isatty_on_a_mounted_file_is_enotty_without_a_log_line_per_call() {
+    let c = TestCluster::start(48);
+    let m = Mount::start(&c, &[]);
+    fs::write(m.p("f"), b"data").unwrap();
+    let lines = |m: &Mount| fs::read_to_string(&m.log).unwrap_or_default().lines().count();
+    let before = lines(&m);
+    const CALLS: usize = 200;
+    for _ in 0..CALLS {
+        let f = File::open(m.p("f")).unwrap();
+        let fd = std::os::fd::AsRawFd::as_raw_fd(&f);
+        // SAFETY: a termios is plain data; all zeros is a valid value.
+        let mut t: libc::termios = unsafe { std::mem::zeroed() };
+        // SAFETY: `fd` is open for the call; `t` is a live termios.
+        let r = unsafe { libc::ioctl(fd, libc::TCGETS, &mut t) };
+        assert_eq!(r, -1, "TCGETS on a regular file succeeded");
+        assert_eq!(std::io::Error::last_os_error().raw_os_error(), Some(libc::ENOTTY));
+        // SAFETY: `fd` is open for the call.
+        assert_eq!(unsafe { libc::isatty(fd) }, 0);
+        assert_eq!(std::io::Error::last_os_error().raw_os_error(), Some(libc::ENOTTY));
+    }
+    // The mount writes its log line before it replies: no wait needed.
+    let grew = lines(&m) - before;
+    let log = fs::read_to_string(&m.log).unwrap_or_default();
+    assert!(grew < CALLS, "the mount log grew by {grew} lines for {CALLS} opens with isatty:\n{log}");
+    assert!(!log.contains("ioctl"), "the mount logged ioctls:\n{log}");
+}
