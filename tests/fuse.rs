@@ -770,3 +770,53 @@ fn isatty_on_a_mounted_file_is_enotty_without_a_log_line_per_call() {
     assert!(grew < CALLS, "the mount log grew by {grew} lines for {CALLS} opens with isatty:\n{log}");
     assert!(!log.contains("ioctl"), "the mount logged ioctls:\n{log}");
 }
+
+/// Linux names are bytes: Python's PEP 383 tests create `@test_…_tmp-\udcff`
+/// (byte 0xFF), and datasets have Latin-1 names. The mount refused every
+/// name that was not UTF-8 with EINVAL.
+#[test]
+fn names_that_are_not_utf8_work_through_the_mount() {
+    use std::ffi::OsStr;
+    let c = TestCluster::start(39);
+    let m = Mount::start(&c, &[]);
+    let name = |b: &[u8]| OsStr::from_bytes(b).to_os_string();
+    let (ff, cafe) = (name(b"\xff"), name(b"caf\xe9"));
+    fs::write(m.path.join(&ff), b"ff").unwrap();
+    fs::create_dir(m.path.join(&cafe)).unwrap();
+    fs::write(m.path.join(&cafe).join(&ff), b"inside").unwrap();
+    // Listed with their exact bytes.
+    let mut names: Vec<_> = fs::read_dir(&m.path).unwrap().map(|e| e.unwrap().file_name()).collect();
+    names.sort();
+    assert_eq!(names, vec![cafe.clone(), ff.clone()]);
+    // Stat, read, rename to another non-UTF-8 name, unlink.
+    assert_eq!(fs::metadata(m.path.join(&ff)).unwrap().len(), 2);
+    assert!(fs::metadata(m.path.join(&cafe)).unwrap().is_dir());
+    assert_eq!(fs::read(m.path.join(&cafe).join(&ff)).unwrap(), b"inside");
+    let moved = name(b"na\xefve-\x80");
+    fs::rename(m.path.join(&ff), m.path.join(&cafe).join(&moved)).unwrap();
+    assert_eq!(errno_of(fs::metadata(m.path.join(&ff))), libc::ENOENT);
+    assert_eq!(fs::read(m.path.join(&cafe).join(&moved)).unwrap(), b"ff");
+    fs::remove_file(m.path.join(&cafe).join(&moved)).unwrap();
+    fs::remove_file(m.path.join(&cafe).join(&ff)).unwrap();
+    assert_eq!(fs::read_dir(m.path.join(&cafe)).unwrap().count(), 0);
+    // Symlink targets, hard links and xattr names are bytes too.
+    std::os::unix::fs::symlink(OsStr::from_bytes(b"caf\xe9"), m.path.join(name(b"l\xff"))).unwrap();
+    assert_eq!(fs::read_link(m.path.join(name(b"l\xff"))).unwrap().as_os_str(), cafe.as_os_str());
+    fs::write(m.p("plain"), b"p").unwrap();
+    fs::hard_link(m.p("plain"), m.path.join(name(b"\xe9t\xe9"))).unwrap();
+    assert_eq!(fs::metadata(m.p("plain")).unwrap().nlink(), 2);
+    let xname = CString::new(&b"user.\xff"[..]).unwrap();
+    let f = cpath(&m.p("plain"));
+    // SAFETY: valid C strings and a live buffer of the given length.
+    assert_eq!(unsafe { libc::setxattr(f.as_ptr(), xname.as_ptr(), b"v".as_ptr().cast(), 1, 0) }, 0);
+    let mut buf = [0u8; 64];
+    // SAFETY: valid C strings and a live buffer of the given length.
+    let n = unsafe { libc::listxattr(f.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
+    assert_eq!(&buf[..n.max(0) as usize], b"user.\xff\0");
+    // Still refused: names longer than 255 bytes, in bytes.
+    assert_eq!(errno_of(fs::write(m.path.join(name(&[0xe9; 256])), b"")), libc::ENAMETOOLONG);
+    fs::write(m.path.join(name(&[0xe9; 255])), b"").unwrap();
+    // The CLI shows such names lossily (human output only).
+    let ls = c.ok(&["ls", "/"]);
+    assert!(ls.contains("caf\u{FFFD}/"), "{ls}");
+}
