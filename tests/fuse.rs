@@ -820,3 +820,72 @@ fn names_that_are_not_utf8_work_through_the_mount() {
     let ls = c.ok(&["ls", "/"]);
     assert!(ls.contains("caf\u{FFFD}/"), "{ls}");
 }
+
+/// The interpreter for the CPython test below (`SHARDLINE_TEST_PYTHON`, else
+/// `python3`), if its own regression tests (`test.support`) can be imported.
+fn cpython_with_its_tests() -> Result<String, String> {
+    let python = std::env::var("SHARDLINE_TEST_PYTHON").unwrap_or_else(|_| "python3".into());
+    match Command::new(&python).args(["-c", "import test.support, test.libregrtest"]).output() {
+        Ok(o) if o.status.success() => Ok(python),
+        Ok(o) => Err(format!("{python} cannot import test.support: {}", String::from_utf8_lossy(&o.stderr).trim())),
+        Err(e) => Err(format!("cannot run {python}: {e}")),
+    }
+}
+
+/// CPython's own file-system tests, with their working directory and
+/// temporary files on a mount: names that are bytes (PEP 383), isatty on
+/// every open, copy/move/rmtree, raw file I/O, mkstemp/mkdtemp.
+#[test]
+fn cpython_os_shutil_fileio_and_tempfile_tests_pass_on_a_mount() {
+    use std::os::unix::process::CommandExt;
+    let python = match cpython_with_its_tests() {
+        Ok(p) => p,
+        Err(why) => {
+            // Straight to stderr (not the captured eprintln!): a skip must show.
+            let _ = writeln!(std::io::stderr(), "\nSKIPPED cpython test modules on a mount: {why}\n");
+            return;
+        }
+    };
+    let c = TestCluster::start(37);
+    let m = Mount::start(&c, &[]);
+    let out_path = c.dir.path().join("cpython-tests.log");
+    let out = File::create(&out_path).unwrap();
+    let mut child = Command::new(&python)
+        .args(["-m", "test", "--tempdir"])
+        .arg(&m.path)
+        // Per test file, then the whole run below: a hang fails, never blocks.
+        .args(["--timeout", "900", "-v", "test_os", "test_shutil", "test_fileio", "test_tempfile"])
+        .current_dir(&m.path)
+        .env("TMPDIR", &m.path)
+        .stdin(Stdio::null())
+        .stdout(out.try_clone().unwrap())
+        .stderr(out)
+        .process_group(0)
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(1800);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break Some(s);
+        }
+        if Instant::now() > deadline {
+            // SAFETY: signalling the process group this test started.
+            unsafe { libc::kill(-(child.id() as i32), libc::SIGKILL) };
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let log = fs::read_to_string(&out_path).unwrap_or_default();
+    let tail: String = log.lines().rev().take(80).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join("\n");
+    let failures: Vec<&str> = log.lines().filter(|l| l.starts_with("FAIL:") || l.starts_with("ERROR:")).collect();
+    let status = status.unwrap_or_else(|| panic!("the CPython tests ran past 30 minutes:\n{tail}"));
+    assert!(
+        status.success() && log.contains("Result: SUCCESS"),
+        "CPython tests failed ({status}) on the mount:\n{}\n…\n{tail}",
+        failures.join("\n")
+    );
+    assert!(log.contains("Total test files: run=4/4"), "not every test module ran:\n{tail}");
+    // Their temporary files were on the mount (the run's working directory).
+    assert!(log.contains(&format!("== cwd: {}", m.path.display())), "the tests ran elsewhere:\n{log:.2000}");
+}
