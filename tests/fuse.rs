@@ -1,5 +1,6 @@
 //! The FUSE mount on a real kernel mount: `shardline mount --foreground` as a
-//! child process over a real local cluster (one per test, 127.0.0.40-49).
+//! child process over a real local cluster (one per test, 127.0.0.36-47 and 49;
+//! 48 is tools/pjdfstest's).
 //! Without /dev/fuse or fusermount3 these tests fail, saying so.
 
 mod harness;
@@ -745,7 +746,7 @@ fn an_open_file_outlives_its_unlink_and_rename_over_it_until_closed() {
 /// logged a warning line per call and answered ENOSYS.
 #[test]
 fn isatty_on_a_mounted_file_is_enotty_without_a_log_line_per_call() {
-    let c = TestCluster::start(48);
+    let c = TestCluster::start(36);
     let m = Mount::start(&c, &[]);
     fs::write(m.p("f"), b"data").unwrap();
     let lines = |m: &Mount| fs::read_to_string(&m.log).unwrap_or_default().lines().count();
