@@ -2,6 +2,8 @@
 //! talking TCP on loopback, files written and read through the CLI.
 
 mod harness;
+#[path = "harness/meta_cluster.rs"]
+mod meta_cluster;
 
 use harness::{content, TestCluster, CHUNK};
 
@@ -200,4 +202,77 @@ fn a_directory_layout_policy_is_inherited_by_new_files() {
     assert_eq!(stat["ec"], "4+2");
     assert!(!c.cli(&["layout", "/plain", "--ec", "2+1"]).status.success(), "files carry no policy");
     assert!(!c.cli(&["layout", "/narrow", "--ec", "9+9"]).status.success(), "wider than the placement groups");
+}
+
+/// Linux names are bytes, and so are the native client's paths: a Latin-1
+/// or 0xFF name goes through the client API and the CLI exactly, survives a
+/// restart (the Raft log replayed), and only human output shows it lossily.
+#[test]
+fn names_that_are_not_utf8_work_through_the_native_client_and_the_cli() {
+    use std::ffi::OsStr;
+    use std::os::unix::ffi::OsStrExt;
+    use std::path::{Path, PathBuf};
+    use std::time::Duration;
+    let p = |b: &[u8]| PathBuf::from(OsStr::from_bytes(b));
+    let mut c = TestCluster::start(17);
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let client = rt.block_on(meta_cluster::connect(&c, Duration::from_secs(30)));
+    let data = content(2 * CHUNK + 5, 17);
+    rt.block_on(async {
+        client.mkdir(p(b"/caf\xe9")).await.unwrap();
+        client.write_file(p(b"/caf\xe9/\xff"), &data).await.unwrap();
+        let list = client.list(p(b"/caf\xe9")).await.unwrap();
+        assert_eq!(list.iter().map(|e| e.name.clone()).collect::<Vec<_>>(), vec![b"\xff".to_vec()]);
+        assert_eq!(list[0].file_name(), OsStr::from_bytes(b"\xff"));
+        assert_eq!(client.stat(p(b"/caf\xe9/\xff")).await.unwrap().size, data.len() as u64);
+        client.rename(p(b"/caf\xe9/\xff"), p(b"/na\xefve")).await.unwrap();
+        assert!(client.stat(p(b"/caf\xe9/\xff")).await.is_err());
+        assert_eq!(client.read_file(p(b"/na\xefve")).await.unwrap(), data);
+        // The inode API: names and xattr names as bytes.
+        let inodes = client.inodes();
+        let f = inodes.lookup(shardline_types::ROOT_INO, b"na\xefve").await.unwrap();
+        inodes.setxattr(f.ino, b"user.\xff", b"v", Default::default()).await.unwrap();
+        assert_eq!(inodes.listxattr(f.ino).await.unwrap(), vec![b"user.\xff".to_vec()]);
+        assert_eq!(inodes.getxattr(f.ino, b"user.\xff").await.unwrap(), b"v");
+        // Paths are still checked: NUL, "..", not absolute.
+        assert!(client.stat(p(b"/a\0b")).await.is_err());
+        assert!(client.mkdir(p(b"/caf\xe9/..")).await.is_err());
+    });
+    drop(client);
+    // The CLI takes such paths as arguments and shows them lossily.
+    let local = c.dir.path().join("local");
+    std::fs::write(&local, b"from the cli").unwrap();
+    let cli = |args: &[&OsStr]| {
+        let out = std::process::Command::new(harness::BIN)
+            .arg("--cluster")
+            .arg(c.cluster_file())
+            .args(args)
+            .env("SHARDLINE_LOG", "warn")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        out.stdout
+    };
+    cli(&[OsStr::new("put"), local.as_os_str(), OsStr::from_bytes(b"/caf\xe9/\xe9t\xe9")]);
+    let back = c.dir.path().join("back");
+    cli(&[OsStr::new("get"), OsStr::from_bytes(b"/caf\xe9/\xe9t\xe9"), back.as_os_str()]);
+    assert_eq!(std::fs::read(&back).unwrap(), b"from the cli");
+    assert_eq!(c.ok(&["ls", "/"]), "caf\u{FFFD}/\nna\u{FFFD}ve\n");
+    let json: serde_json::Value =
+        serde_json::from_slice(&cli(&[OsStr::new("ls"), OsStr::new("--json"), OsStr::new("/")])).unwrap();
+    assert_eq!(json[0]["name_bytes"], serde_json::json!(b"caf\xe9"));
+    // After a restart (the log replayed), the names are still exact.
+    c.restart();
+    let client = rt.block_on(meta_cluster::connect(&c, Duration::from_secs(30)));
+    rt.block_on(async {
+        assert_eq!(client.read_file(p(b"/na\xefve")).await.unwrap(), data);
+        assert_eq!(
+            client.read_file(Path::new(OsStr::from_bytes(b"/caf\xe9/\xe9t\xe9"))).await.unwrap(),
+            b"from the cli"
+        );
+        client.remove(p(b"/caf\xe9/\xe9t\xe9")).await.unwrap();
+        client.remove(p(b"/caf\xe9")).await.unwrap();
+        client.remove(p(b"/na\xefve")).await.unwrap();
+        assert!(client.list("/").await.unwrap().is_empty());
+    });
 }

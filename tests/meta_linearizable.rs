@@ -208,7 +208,7 @@ async fn prober(client: Client, dir: u64, t0: Instant, stop: Arc<AtomicBool>) ->
             break;
         }
         let call = ns(t0);
-        let ok = inodes.create(NewFile::new(dir, &format!("p{n}"))).await.is_ok();
+        let ok = inodes.create(NewFile::new(dir, format!("p{n}"))).await.is_ok();
         out.push((call, ns(t0), ok));
     }
     out
@@ -302,8 +302,9 @@ fn namespace_history_is_linearizable_across_leader_kills() {
     // The listing agrees with the lookups and holds nothing else.
     let page = rt.block_on(final_client.inodes().readdir(dir, "", 0, false)).expect("readdir /lin");
     for e in &page.entries {
-        let i = NAMES.iter().position(|n| *n == e.name).unwrap_or_else(|| panic!("unexpected entry {}", e.name));
-        assert_eq!(finals[i], Some(NsOut::Ino(e.ino)), "listing vs lookup of {}", e.name);
+        let name = String::from_utf8_lossy(&e.name);
+        let i = NAMES.iter().position(|n| n.as_bytes() == e.name).unwrap_or_else(|| panic!("unexpected entry {name}"));
+        assert_eq!(finals[i], Some(NsOut::Ino(e.ino)), "listing vs lookup of {name}");
     }
     assert_eq!(page.entries.len(), finals.iter().filter(|o| **o != Some(NsOut::NotFound)).count());
 

@@ -66,7 +66,7 @@ fn seen(r: Result<pb::MetaResponse, MetaCallError>) -> Seen {
 }
 
 fn lookup(parent: u64, name: &str) -> Body {
-    Body::Lookup(pb::Lookup { parent, name: name.to_string() })
+    Body::Lookup(pb::Lookup { parent, name: name.into() })
 }
 
 /// The server's own view: (role, applied index), from its Status answer.

@@ -1,6 +1,6 @@
 //! The client handle and namespace operations by path.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -104,8 +104,8 @@ impl Inner {
         attr_of(self.meta.call(Body::Getattr(pb::GetAttr { ino })).await?)
     }
 
-    pub async fn unlink_at(&self, parent: u64, name: &str) -> Result<(), ClientError> {
-        let resp = self.meta.call(Body::Unlink(pb::Unlink { parent, name: name.to_string() })).await?;
+    pub async fn unlink_at(&self, parent: u64, name: &[u8]) -> Result<(), ClientError> {
+        let resp = self.meta.call(Body::Unlink(pb::Unlink { parent, name: name.to_vec() })).await?;
         if let Some(RBody::Released(r)) = resp.body {
             self.release(r);
         }
@@ -222,14 +222,26 @@ impl FileStat {
 /// One directory entry.
 #[derive(Debug, Clone)]
 pub struct DirEntry {
-    pub name: String,
+    /// The name's bytes: any but `/` and NUL, not necessarily UTF-8.
+    pub name: Vec<u8>,
     pub ino: u64,
     pub kind: FileKind,
     /// The entry's attributes, if the listing asked for them.
     pub attr: Option<crate::inode_api::InodeAttr>,
 }
 
+impl DirEntry {
+    /// The name as a path component (no UTF-8 needed).
+    pub fn file_name(&self) -> &std::ffi::OsStr {
+        std::os::unix::ffi::OsStrExt::from_bytes(&self.name)
+    }
+}
+
 /// A connection to a Shardline cluster. Cheap to clone.
+///
+/// Paths are absolute (`/a/b`) and taken as anything that is a [`Path`]
+/// (`&str`, `String`, `PathBuf`, `OsStr`...): their components are bytes, so
+/// names need not be UTF-8 (see [`crate::paths`]).
 #[derive(Clone)]
 pub struct Client {
     inner: Arc<Inner>,
@@ -265,17 +277,17 @@ impl Client {
         Ok(self.inner.refresh_placement().await?.epoch)
     }
 
-    async fn resolve_parts(&self, parts: &[&str]) -> Result<pb::Attr, ClientError> {
+    async fn resolve_parts(&self, parts: &[&[u8]]) -> Result<pb::Attr, ClientError> {
         let mut attr = self.inner.getattr(ROOT_INO).await?;
         for name in parts {
             attr = attr_of(
-                self.inner.meta.call(Body::Lookup(pb::Lookup { parent: attr.ino, name: name.to_string() })).await?,
+                self.inner.meta.call(Body::Lookup(pb::Lookup { parent: attr.ino, name: name.to_vec() })).await?,
             )?;
         }
         Ok(attr)
     }
 
-    async fn parent_dir(&self, parts: &[&str]) -> Result<u64, ClientError> {
+    async fn parent_dir(&self, parts: &[&[u8]]) -> Result<u64, ClientError> {
         let attr = self.resolve_parts(parts).await?;
         if FileKind::from_wire(attr.kind) != FileKind::Directory {
             return Err(ClientError::NotADirectory);
@@ -283,29 +295,29 @@ impl Client {
         Ok(attr.ino)
     }
 
-    pub async fn stat(&self, path: &str) -> Result<FileStat, ClientError> {
-        Ok(FileStat::from_wire(&self.resolve_parts(&components(path)?).await?))
+    pub async fn stat(&self, path: impl AsRef<Path>) -> Result<FileStat, ClientError> {
+        Ok(FileStat::from_wire(&self.resolve_parts(&components(path.as_ref())?).await?))
     }
 
-    pub async fn mkdir(&self, path: &str) -> Result<FileStat, ClientError> {
-        let (parent, name) = split_parent(path)?;
+    pub async fn mkdir(&self, path: impl AsRef<Path>) -> Result<FileStat, ClientError> {
+        let (parent, name) = split_parent(path.as_ref())?;
         let parent = self.parent_dir(&parent).await?;
         let resp = self
             .inner
             .meta
-            .call(Body::Mkdir(pb::Mkdir { parent, name: name.to_string(), mode: 0o755, ..Default::default() }))
+            .call(Body::Mkdir(pb::Mkdir { parent, name: name.to_vec(), mode: 0o755, ..Default::default() }))
             .await?;
         Ok(FileStat::from_wire(&attr_of(resp)?))
     }
 
     /// Every entry of a directory, in name order.
-    pub async fn list(&self, path: &str) -> Result<Vec<DirEntry>, ClientError> {
-        let dir = self.resolve_parts(&components(path)?).await?;
+    pub async fn list(&self, path: impl AsRef<Path>) -> Result<Vec<DirEntry>, ClientError> {
+        let dir = self.resolve_parts(&components(path.as_ref())?).await?;
         if FileKind::from_wire(dir.kind) != FileKind::Directory {
             return Err(ClientError::NotADirectory);
         }
         let mut out = Vec::new();
-        let mut after = String::new();
+        let mut after = Vec::new();
         loop {
             let resp = self
                 .inner
@@ -326,27 +338,27 @@ impl Client {
     }
 
     /// Remove a file or an empty directory.
-    pub async fn remove(&self, path: &str) -> Result<(), ClientError> {
-        let (parent_parts, name) = split_parent(path)?;
+    pub async fn remove(&self, path: impl AsRef<Path>) -> Result<(), ClientError> {
+        let (parent_parts, name) = split_parent(path.as_ref())?;
         let parent = self.parent_dir(&parent_parts).await?;
-        let target = attr_of(self.inner.meta.call(Body::Lookup(pb::Lookup { parent, name: name.to_string() })).await?)?;
+        let target = attr_of(self.inner.meta.call(Body::Lookup(pb::Lookup { parent, name: name.to_vec() })).await?)?;
         if FileKind::from_wire(target.kind) == FileKind::Directory {
-            self.inner.meta.call(Body::Rmdir(pb::Rmdir { parent, name: name.to_string() })).await?;
+            self.inner.meta.call(Body::Rmdir(pb::Rmdir { parent, name: name.to_vec() })).await?;
             return Ok(());
         }
         self.inner.unlink_at(parent, name).await
     }
 
     /// Atomically rename `from` to `to` (replacing a file there).
-    pub async fn rename(&self, from: &str, to: &str) -> Result<(), ClientError> {
-        let (fp, fname) = split_parent(from)?;
-        let (tp, tname) = split_parent(to)?;
+    pub async fn rename(&self, from: impl AsRef<Path>, to: impl AsRef<Path>) -> Result<(), ClientError> {
+        let (fp, fname) = split_parent(from.as_ref())?;
+        let (tp, tname) = split_parent(to.as_ref())?;
         let parent = self.parent_dir(&fp).await?;
         let new_parent = self.parent_dir(&tp).await?;
         let resp = self
             .inner
             .meta
-            .call(Body::Rename(pb::Rename { parent, name: fname.to_string(), new_parent, new_name: tname.to_string() }))
+            .call(Body::Rename(pb::Rename { parent, name: fname.to_vec(), new_parent, new_name: tname.to_vec() }))
             .await?;
         if let Some(RBody::Released(r)) = resp.body {
             self.inner.release(r);
@@ -357,8 +369,8 @@ impl Client {
     /// Start writing a file at `path`. The data goes to a hidden temporary
     /// file that replaces `path` atomically when the writer finishes, so a
     /// failed write never leaves a half-written file under that name.
-    pub async fn create(&self, path: &str) -> Result<FileWriter, ClientError> {
-        let (parent_parts, name) = split_parent(path)?;
+    pub async fn create(&self, path: impl AsRef<Path>) -> Result<FileWriter, ClientError> {
+        let (parent_parts, name) = split_parent(path.as_ref())?;
         if name.len() > 200 {
             return Err(ClientError::Meta(shardline_rpc::MetaCallError::Service {
                 code: shardline_types::ErrorCode::NameTooLong,
@@ -366,7 +378,10 @@ impl Client {
             }));
         }
         let parent = self.parent_dir(&parent_parts).await?;
-        let tmp_name = format!(".{name}.shardline-{:016x}.tmp", rand::random::<u64>());
+        let mut tmp_name = Vec::with_capacity(name.len() + 32);
+        tmp_name.push(b'.');
+        tmp_name.extend_from_slice(name);
+        tmp_name.extend_from_slice(format!(".shardline-{:016x}.tmp", rand::random::<u64>()).as_bytes());
         let (dek, key) = self.inner.new_file_key();
         let resp = self
             .inner
@@ -383,20 +398,20 @@ impl Client {
             .await?;
         let attr = attr_of(resp)?;
         let ctx = self.file_ctx(&attr, dek)?;
-        let rename = RenameOnFinish { parent, tmp_name, name: name.to_string() };
+        let rename = RenameOnFinish { parent, tmp_name, name: name.to_vec() };
         Ok(FileWriter::new(self.inner.clone(), Arc::new(ctx), Some(rename)))
     }
 
     /// Write a whole buffer as the file at `path`.
-    pub async fn write_file(&self, path: &str, data: &[u8]) -> Result<u64, ClientError> {
+    pub async fn write_file(&self, path: impl AsRef<Path>, data: &[u8]) -> Result<u64, ClientError> {
         let mut w = self.create(path).await?;
         w.write(data).await?;
         w.finish().await
     }
 
     /// Open a file for reading (a snapshot of its committed chunks).
-    pub async fn open(&self, path: &str) -> Result<FileReader, ClientError> {
-        let attr = self.resolve_parts(&components(path)?).await?;
+    pub async fn open(&self, path: impl AsRef<Path>) -> Result<FileReader, ClientError> {
+        let attr = self.resolve_parts(&components(path.as_ref())?).await?;
         if FileKind::from_wire(attr.kind) != FileKind::File {
             return Err(ClientError::NotAFile);
         }
@@ -431,7 +446,7 @@ impl Client {
     }
 
     /// Read a whole file.
-    pub async fn read_file(&self, path: &str) -> Result<Vec<u8>, ClientError> {
+    pub async fn read_file(&self, path: impl AsRef<Path>) -> Result<Vec<u8>, ClientError> {
         self.open(path).await?.read_all().await
     }
 

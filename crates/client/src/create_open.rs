@@ -11,7 +11,7 @@ impl Inodes {
     /// wrapped key and layout, and an empty file has no chunks. An existing
     /// file with data (`exclusive` false) is opened as [`FileHandle::open`]
     /// would.
-    pub async fn create_open(&self, f: NewFile<'_>) -> Result<(InodeAttr, FileHandle), ClientError> {
+    pub async fn create_open(&self, f: NewFile) -> Result<(InodeAttr, FileHandle), ClientError> {
         let wire = self.create_wire(f).await?;
         let attr = InodeAttr::from_wire(&wire);
         if attr.kind != FileKind::File {

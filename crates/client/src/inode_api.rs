@@ -158,21 +158,22 @@ impl FsStats {
 }
 
 /// A regular file to create: where, its permission bits and owner, and
-/// whether an existing entry is an error (O_EXCL).
-#[derive(Debug, Clone, Copy)]
-pub struct NewFile<'a> {
+/// whether an existing entry is an error (O_EXCL). Owned (no lifetime).
+#[derive(Debug, Clone)]
+pub struct NewFile {
     pub parent: u64,
-    pub name: &'a str,
+    /// The name's bytes (any but `/` and NUL; not necessarily UTF-8).
+    pub name: Vec<u8>,
     pub mode: u32,
     pub uid: u32,
     pub gid: u32,
     pub exclusive: bool,
 }
 
-impl<'a> NewFile<'a> {
+impl NewFile {
     /// `parent/name`, exclusive, mode 0644, owned by uid and gid 0.
-    pub fn new(parent: u64, name: &'a str) -> Self {
-        NewFile { parent, name, mode: 0o644, uid: 0, gid: 0, exclusive: true }
+    pub fn new(parent: u64, name: impl AsRef<[u8]>) -> Self {
+        NewFile { parent, name: name.as_ref().to_vec(), mode: 0o644, uid: 0, gid: 0, exclusive: true }
     }
 }
 
@@ -237,6 +238,9 @@ fn take_released(resp: &mut pb::MetaResponse) -> Option<pb::Released> {
 }
 
 /// Namespace operations by inode. Obtain with [`Client::inodes`].
+///
+/// Names are bytes (`impl AsRef<[u8]>`: `&[u8]`, `&str`, `Vec<u8>`...), as
+/// on Linux: any but `/` and NUL, UTF-8 or not; so are xattr names.
 #[derive(Clone)]
 pub struct Inodes {
     pub(crate) inner: Arc<Inner>,
@@ -272,8 +276,8 @@ impl Inodes {
         Ok(InodeAttr::from_wire(&attr_of(self.call(body).await?)?))
     }
 
-    pub async fn lookup(&self, parent: u64, name: &str) -> Result<InodeAttr, ClientError> {
-        self.attr(Body::Lookup(pb::Lookup { parent, name: name.to_string() })).await
+    pub async fn lookup(&self, parent: u64, name: impl AsRef<[u8]>) -> Result<InodeAttr, ClientError> {
+        self.attr(Body::Lookup(pb::Lookup { parent, name: name.as_ref().to_vec() })).await
     }
 
     pub async fn getattr(&self, ino: u64) -> Result<InodeAttr, ClientError> {
@@ -289,11 +293,17 @@ impl Inodes {
         }
     }
 
-    /// Up to `limit` entries (0: the server's default) with names after `after`.
     /// A page of `ino`'s entries after the name `after` (up to `limit`, 0
-    /// for the server's default); with `with_attrs`, each with its attributes.
-    pub async fn readdir(&self, ino: u64, after: &str, limit: u32, with_attrs: bool) -> Result<DirPage, ClientError> {
-        let req = pb::ReadDir { ino, after: after.to_string(), limit, with_attrs };
+    /// for the server's default), in byte order of their names; with
+    /// `with_attrs`, each with its attributes.
+    pub async fn readdir(
+        &self,
+        ino: u64,
+        after: impl AsRef<[u8]>,
+        limit: u32,
+        with_attrs: bool,
+    ) -> Result<DirPage, ClientError> {
+        let req = pb::ReadDir { ino, after: after.as_ref().to_vec(), limit, with_attrs };
         let resp = self.call(Body::Readdir(req)).await?;
         let Some(RBody::Entries(page)) = resp.body else {
             return Err(unexpected());
@@ -316,62 +326,67 @@ impl Inodes {
     pub async fn mkdir(
         &self,
         parent: u64,
-        name: &str,
+        name: impl AsRef<[u8]>,
         mode: u32,
         uid: u32,
         gid: u32,
     ) -> Result<InodeAttr, ClientError> {
-        self.attr(Body::Mkdir(pb::Mkdir { parent, name: name.to_string(), mode, uid, gid })).await
+        self.attr(Body::Mkdir(pb::Mkdir { parent, name: name.as_ref().to_vec(), mode, uid, gid })).await
     }
 
     /// Create a regular file with a fresh wrapped data key. Not exclusive and
     /// already there: the existing file's attributes (its key is kept).
-    pub async fn create(&self, f: NewFile<'_>) -> Result<InodeAttr, ClientError> {
+    pub async fn create(&self, f: NewFile) -> Result<InodeAttr, ClientError> {
         Ok(InodeAttr::from_wire(&self.create_wire(f).await?))
     }
 
     /// [`Inodes::create`], with the attributes as the wire has them (the
     /// wrapped key and layout included).
-    pub(crate) async fn create_wire(&self, f: NewFile<'_>) -> Result<pb::Attr, ClientError> {
+    pub(crate) async fn create_wire(&self, f: NewFile) -> Result<pb::Attr, ClientError> {
         let (_dek, key) = self.inner.new_file_key();
         let NewFile { parent, name, mode, uid, gid, exclusive } = f;
-        let body =
-            Body::Create(pb::Create { parent, name: name.to_string(), mode, uid, gid, key: Some(key), exclusive });
+        let body = Body::Create(pb::Create { parent, name, mode, uid, gid, key: Some(key), exclusive });
         attr_of(self.call(body).await?)
     }
 
-    pub async fn unlink(&self, parent: u64, name: &str) -> Result<(), ClientError> {
-        self.call(Body::Unlink(pb::Unlink { parent, name: name.to_string() })).await.map(drop)
+    pub async fn unlink(&self, parent: u64, name: impl AsRef<[u8]>) -> Result<(), ClientError> {
+        self.call(Body::Unlink(pb::Unlink { parent, name: name.as_ref().to_vec() })).await.map(drop)
     }
 
-    pub async fn rmdir(&self, parent: u64, name: &str) -> Result<(), ClientError> {
-        self.call(Body::Rmdir(pb::Rmdir { parent, name: name.to_string() })).await.map(drop)
+    pub async fn rmdir(&self, parent: u64, name: impl AsRef<[u8]>) -> Result<(), ClientError> {
+        self.call(Body::Rmdir(pb::Rmdir { parent, name: name.as_ref().to_vec() })).await.map(drop)
     }
 
     /// Atomically move `parent/name` to `new_parent/new_name`, replacing a
     /// file or an empty directory there.
-    pub async fn rename(&self, parent: u64, name: &str, new_parent: u64, new_name: &str) -> Result<(), ClientError> {
-        let body =
-            Body::Rename(pb::Rename { parent, name: name.to_string(), new_parent, new_name: new_name.to_string() });
+    pub async fn rename(
+        &self,
+        parent: u64,
+        name: impl AsRef<[u8]>,
+        new_parent: u64,
+        new_name: impl AsRef<[u8]>,
+    ) -> Result<(), ClientError> {
+        let (name, new_name) = (name.as_ref().to_vec(), new_name.as_ref().to_vec());
+        let body = Body::Rename(pb::Rename { parent, name, new_parent, new_name });
         self.call(body).await.map(drop)
     }
 
     /// A hard link to a file or symlink (directories: PermissionDenied).
-    pub async fn link(&self, ino: u64, new_parent: u64, new_name: &str) -> Result<InodeAttr, ClientError> {
-        self.attr(Body::Link(pb::Link { ino, new_parent, new_name: new_name.to_string() })).await
+    pub async fn link(&self, ino: u64, new_parent: u64, new_name: impl AsRef<[u8]>) -> Result<InodeAttr, ClientError> {
+        self.attr(Body::Link(pb::Link { ino, new_parent, new_name: new_name.as_ref().to_vec() })).await
     }
 
     pub async fn symlink(
         &self,
         parent: u64,
-        name: &str,
+        name: impl AsRef<[u8]>,
         target: &[u8],
         uid: u32,
         gid: u32,
     ) -> Result<InodeAttr, ClientError> {
         let body = Body::Symlink(pb::Symlink {
             parent,
-            name: name.to_string(),
+            name: name.as_ref().to_vec(),
             target: target.to_vec(),
             mode: 0o777,
             uid,
@@ -386,7 +401,7 @@ impl Inodes {
     pub async fn mknod(
         &self,
         parent: u64,
-        name: &str,
+        name: impl AsRef<[u8]>,
         kind: FileKind,
         mode: u32,
         uid: u32,
@@ -403,7 +418,8 @@ impl Inodes {
             FileKind::Directory => pb::FileKind::Directory,
             FileKind::Symlink => pb::FileKind::Symlink,
         };
-        let body = Body::Mknod(pb::Mknod { parent, name: name.to_string(), kind: kind as i32, mode, uid, gid, rdev });
+        let name = name.as_ref().to_vec();
+        let body = Body::Mknod(pb::Mknod { parent, name, kind: kind as i32, mode, uid, gid, rdev });
         self.attr(body).await
     }
 
@@ -414,10 +430,16 @@ impl Inodes {
         }
     }
 
-    pub async fn setxattr(&self, ino: u64, name: &str, value: &[u8], mode: XattrMode) -> Result<(), ClientError> {
+    pub async fn setxattr(
+        &self,
+        ino: u64,
+        name: impl AsRef<[u8]>,
+        value: &[u8],
+        mode: XattrMode,
+    ) -> Result<(), ClientError> {
         let body = Body::SetXattr(pb::SetXattr {
             ino,
-            name: name.to_string(),
+            name: name.as_ref().to_vec(),
             value: value.to_vec(),
             mode: mode.to_wire() as i32,
         });
@@ -425,22 +447,23 @@ impl Inodes {
     }
 
     /// A missing attribute is NotFound (ENODATA for the mount).
-    pub async fn getxattr(&self, ino: u64, name: &str) -> Result<Vec<u8>, ClientError> {
-        match self.call(Body::GetXattr(pb::GetXattr { ino, name: name.to_string() })).await?.body {
+    pub async fn getxattr(&self, ino: u64, name: impl AsRef<[u8]>) -> Result<Vec<u8>, ClientError> {
+        match self.call(Body::GetXattr(pb::GetXattr { ino, name: name.as_ref().to_vec() })).await?.body {
             Some(RBody::XattrValue(v)) => Ok(v.value),
             _ => Err(unexpected()),
         }
     }
 
-    pub async fn listxattr(&self, ino: u64) -> Result<Vec<String>, ClientError> {
+    /// Attribute names (bytes), in byte order.
+    pub async fn listxattr(&self, ino: u64) -> Result<Vec<Vec<u8>>, ClientError> {
         match self.call(Body::ListXattr(pb::ListXattr { ino })).await?.body {
             Some(RBody::XattrNames(n)) => Ok(n.names),
             _ => Err(unexpected()),
         }
     }
 
-    pub async fn removexattr(&self, ino: u64, name: &str) -> Result<(), ClientError> {
-        self.call(Body::RemoveXattr(pb::RemoveXattr { ino, name: name.to_string() })).await.map(drop)
+    pub async fn removexattr(&self, ino: u64, name: impl AsRef<[u8]>) -> Result<(), ClientError> {
+        self.call(Body::RemoveXattr(pb::RemoveXattr { ino, name: name.as_ref().to_vec() })).await.map(drop)
     }
 
     pub async fn statfs(&self) -> Result<FsStats, ClientError> {

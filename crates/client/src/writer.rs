@@ -14,8 +14,8 @@ use crate::ClientError;
 /// Where the file goes when the writer finishes (atomic replace).
 pub(crate) struct RenameOnFinish {
     pub parent: u64,
-    pub tmp_name: String,
-    pub name: String,
+    pub tmp_name: Vec<u8>,
+    pub name: Vec<u8>,
 }
 
 /// Writes a new file from start to end. Nothing is visible under the final

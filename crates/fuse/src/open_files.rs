@@ -22,7 +22,8 @@ use shardline_client::FileHandle;
 pub struct DirItem {
     pub ino: u64,
     pub kind: FileType,
-    pub name: String,
+    /// The name's bytes as the kernel takes them (not necessarily UTF-8).
+    pub name: std::ffi::OsString,
     /// Its attributes when listed (none for "." and "..").
     pub attr: Option<InodeAttr>,
 }

@@ -13,7 +13,7 @@ use shardline_types::ErrorCode;
 
 use crate::attr::Caller;
 use crate::fs::{Fail, OpResult, ShardlineFs};
-use crate::ops_names::name_str;
+use crate::ops_names::name_bytes;
 
 /// An inode that vanished is ESTALE for inode-based calls: the kernel then
 /// looks the name up again (a file replaced by rename on another client).
@@ -112,7 +112,7 @@ impl ShardlineFs {
     ) -> OpResult<(FileAttr, u64)> {
         let exclusive = flags & libc::O_EXCL != 0;
         // The metadata service applies a set-group-id parent's group.
-        let (name, mode, uid, gid) = (name_str(name)?, mode & 0o7777, caller.uid, caller.gid);
+        let (name, mode, uid, gid) = (name_bytes(name)?.to_vec(), mode & 0o7777, caller.uid, caller.gid);
         let (a, h) = self.inodes.create_open(NewFile { parent, name, mode, uid, gid, exclusive }).await?;
         self.files.insert(a.ino, h, (a.mtime_ns, a.size));
         Ok((self.attr_of(&a), self.files.new_fh(OpenedAs { ino: a.ino, flags })))
@@ -138,7 +138,7 @@ impl ShardlineFs {
     /// Before a name that may be the last link of a file open here goes
     /// away (unlink, rename over it), register the open with the metadata
     /// service so the file outlives its name until the last local close.
-    pub(crate) async fn pin_if_open(&self, parent: u64, name: &str) -> OpResult<()> {
+    pub(crate) async fn pin_if_open(&self, parent: u64, name: &[u8]) -> OpResult<()> {
         if !self.files.any_open() {
             return Ok(());
         }

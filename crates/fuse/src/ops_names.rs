@@ -1,8 +1,8 @@
 //! Namespace operations: lookup, attributes, create, mkdir, unlink, rename,
 //! links, directory listings, xattrs and access checks.
 
-use std::ffi::OsStr;
-use std::os::unix::ffi::OsStrExt;
+use std::ffi::{OsStr, OsString};
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::Path;
 use std::time::Instant;
 
@@ -28,12 +28,17 @@ pub struct AttrChange {
     pub mtime: Option<TimeOrNow>,
 }
 
-pub(crate) fn name_str(name: &OsStr) -> OpResult<&str> {
+/// A name from the kernel as the bytes it is (Linux names need not be
+/// UTF-8); the metadata service checks the rest (`/`, NUL, `.`, `..`).
+pub(crate) fn name_bytes(name: &OsStr) -> OpResult<&[u8]> {
     if name.len() > NAME_MAX {
         return Err(Fail(Errno::ENAMETOOLONG));
     }
-    name.to_str().ok_or(Fail(Errno::EINVAL))
+    Ok(name.as_bytes())
 }
+
+/// The one xattr answered locally (see [`ShardlineFs::op_setxattr`]).
+const SECURITY_CAPABILITY: &[u8] = b"security.capability";
 
 fn set_time(t: Option<TimeOrNow>) -> Option<SetTime> {
     t.map(|t| match t {
@@ -59,7 +64,7 @@ impl ShardlineFs {
     }
 
     pub(crate) async fn op_lookup(&self, parent: u64, name: &OsStr) -> OpResult<FileAttr> {
-        let a = self.inodes.lookup(parent, name_str(name)?).await?;
+        let a = self.inodes.lookup(parent, name_bytes(name)?).await?;
         Ok(self.attr_of(&a))
     }
 
@@ -106,7 +111,7 @@ impl ShardlineFs {
         exclusive: bool,
     ) -> OpResult<FileAttr> {
         // The metadata service applies a set-group-id parent's group.
-        let (name, mode, uid, gid) = (name_str(name)?, mode & 0o7777, caller.uid, caller.gid);
+        let (name, mode, uid, gid) = (name_bytes(name)?.to_vec(), mode & 0o7777, caller.uid, caller.gid);
         let a = self.inodes.create(NewFile { parent, name, mode, uid, gid, exclusive }).await?;
         Ok(self.attr_of(&a))
     }
@@ -122,19 +127,19 @@ impl ShardlineFs {
         mode: u32,
         rdev: u32,
     ) -> OpResult<FileAttr> {
-        let name = name_str(name)?;
+        let name = name_bytes(name)?;
         let a =
             self.inodes.mknod(parent, name, kind, mode & 0o7777, caller.uid, caller.gid, dev_from_kernel(rdev)).await?;
         Ok(self.attr_of(&a))
     }
 
     pub(crate) async fn op_mkdir(&self, caller: &Caller, parent: u64, name: &OsStr, mode: u32) -> OpResult<FileAttr> {
-        let a = self.inodes.mkdir(parent, name_str(name)?, mode & 0o7777, caller.uid, caller.gid).await?;
+        let a = self.inodes.mkdir(parent, name_bytes(name)?, mode & 0o7777, caller.uid, caller.gid).await?;
         Ok(self.attr_of(&a))
     }
 
     pub(crate) async fn op_unlink(&self, parent: u64, name: &OsStr, dir: bool) -> OpResult<()> {
-        let name = name_str(name)?;
+        let name = name_bytes(name)?;
         if dir {
             self.inodes.rmdir(parent, name).await?;
         } else {
@@ -151,7 +156,7 @@ impl ShardlineFs {
         name: &OsStr,
         target: &Path,
     ) -> OpResult<FileAttr> {
-        let name = name_str(name)?;
+        let name = name_bytes(name)?;
         let a = self.inodes.symlink(parent, name, target.as_os_str().as_bytes(), caller.uid, caller.gid).await?;
         Ok(self.attr_of(&a))
     }
@@ -164,7 +169,7 @@ impl ShardlineFs {
         new_name: &OsStr,
         flags: RenameFlags,
     ) -> OpResult<()> {
-        let (name, new_name) = (name_str(name)?, name_str(new_name)?);
+        let (name, new_name) = (name_bytes(name)?, name_bytes(new_name)?);
         if !(flags - RenameFlags::RENAME_NOREPLACE).is_empty() {
             // RENAME_EXCHANGE and RENAME_WHITEOUT are not supported.
             return Err(Fail(Errno::EINVAL));
@@ -182,7 +187,7 @@ impl ShardlineFs {
     }
 
     pub(crate) async fn op_link(&self, ino: u64, new_parent: u64, new_name: &OsStr) -> OpResult<FileAttr> {
-        let a = self.inodes.link(ino, new_parent, name_str(new_name)?).await?;
+        let a = self.inodes.link(ino, new_parent, name_bytes(new_name)?).await?;
         Ok(self.attr_of(&a))
     }
 
@@ -190,14 +195,15 @@ impl ShardlineFs {
     /// its attributes (for READDIRPLUS).
     pub(crate) async fn op_list_dir(&self, ino: u64) -> OpResult<Listing> {
         let taken = Instant::now();
-        let dot = |name: &str| DirItem { ino, kind: fuser::FileType::Directory, name: name.to_string(), attr: None };
+        let dot = |name: &str| DirItem { ino, kind: fuser::FileType::Directory, name: name.into(), attr: None };
         let mut items = vec![dot("."), dot("..")];
-        let mut after = String::new();
+        let mut after = Vec::new();
         loop {
             let page = self.inodes.readdir(ino, &after, 0, true).await?;
             for e in page.entries {
                 after.clone_from(&e.name);
-                items.push(DirItem { ino: e.ino, kind: file_type(e.kind), name: e.name, attr: e.attr });
+                let name = OsString::from_vec(e.name);
+                items.push(DirItem { ino: e.ino, kind: file_type(e.kind), name, attr: e.attr });
             }
             if !page.more {
                 return Ok(Listing { items, taken });
@@ -206,8 +212,8 @@ impl ShardlineFs {
     }
 
     pub(crate) async fn op_setxattr(&self, ino: u64, name: &OsStr, value: &[u8], flags: i32) -> OpResult<()> {
-        let name = name.to_str().ok_or(Fail(Errno::EINVAL))?;
-        if name == "security.capability" {
+        let name = name.as_bytes();
+        if name == SECURITY_CAPABILITY {
             // Answered locally (below) so that writes need no xattr round trip.
             return Err(Fail(Errno::EOPNOTSUPP));
         }
@@ -221,8 +227,8 @@ impl ShardlineFs {
     }
 
     pub(crate) async fn op_getxattr(&self, ino: u64, name: &OsStr) -> OpResult<Vec<u8>> {
-        let name = name.to_str().ok_or(Fail(Errno::NO_XATTR))?;
-        if name == "security.capability" {
+        let name = name.as_bytes();
+        if name == SECURITY_CAPABILITY {
             return Err(Fail(Errno::NO_XATTR));
         }
         self.inodes.getxattr(ino, name).await.map_err(no_data)
@@ -232,14 +238,14 @@ impl ShardlineFs {
     pub(crate) async fn op_listxattr(&self, ino: u64) -> OpResult<Vec<u8>> {
         let mut out = Vec::new();
         for n in self.inodes.listxattr(ino).await? {
-            out.extend_from_slice(n.as_bytes());
+            out.extend_from_slice(&n);
             out.push(0);
         }
         Ok(out)
     }
 
     pub(crate) async fn op_removexattr(&self, ino: u64, name: &OsStr) -> OpResult<()> {
-        let name = name.to_str().ok_or(Fail(Errno::NO_XATTR))?;
+        let name = name.as_bytes();
         self.inodes.removexattr(ino, name).await.map_err(no_data)
     }
 

@@ -114,8 +114,8 @@ pub struct Inode {
     pub chunks: BTreeMap<u64, ChunkRef>,
     /// Symlinks: the target (empty for other kinds).
     pub target: Vec<u8>,
-    /// Extended attributes, by name.
-    pub xattrs: BTreeMap<String, Vec<u8>>,
+    /// Extended attributes, by name (bytes, as on Linux).
+    pub xattrs: BTreeMap<Vec<u8>, Vec<u8>>,
     /// Character and block devices: the device number (a Linux dev_t); 0 otherwise.
     pub rdev: u64,
 }
@@ -136,17 +136,21 @@ pub struct Released {
     pub chunks: Vec<ChunkRef>,
 }
 
+/// The longest name of a directory entry, in bytes (Linux's NAME_MAX).
 pub const MAX_NAME_LEN: usize = 255;
 /// Set-group-id: on a directory, new entries take its group.
 pub const S_ISGID: u32 = 0o2000;
 
 /// One page of a directory listing: (name, inode, kind) entries and whether more follow.
-pub type DirPage = (Vec<(String, Ino, Kind)>, bool);
+pub type DirPage = (Vec<(Vec<u8>, Ino, Kind)>, bool);
 
 #[derive(Debug, Clone)]
 pub struct Namespace {
     inodes: BTreeMap<Ino, Inode>,
-    dirs: BTreeMap<Ino, BTreeMap<String, Ino>>,
+    /// Each directory's entries by name. Names are bytes (any but `/` and
+    /// NUL, as on Linux), not necessarily UTF-8; ordered bytewise, which is
+    /// also the order of UTF-8 strings.
+    dirs: BTreeMap<Ino, BTreeMap<Vec<u8>, Ino>>,
     /// Each directory's parent (directories have exactly one; the root none).
     dir_parent: BTreeMap<Ino, Ino>,
     /// Who has each file open, and how many times (absent: nobody). A file
@@ -199,7 +203,7 @@ impl Namespace {
         self.inodes.get(&ino).ok_or_else(|| OpError::new(ErrorCode::NotFound, format!("no inode {ino}")))
     }
 
-    fn dir(&self, ino: Ino) -> OpResult<&BTreeMap<String, Ino>> {
+    fn dir(&self, ino: Ino) -> OpResult<&BTreeMap<Vec<u8>, Ino>> {
         let inode = self.get(ino)?;
         if inode.kind != Kind::Directory {
             return Err(OpError::new(ErrorCode::NotADirectory, format!("inode {ino} is not a directory")));
@@ -207,7 +211,7 @@ impl Namespace {
         self.dirs.get(&ino).ok_or_else(|| OpError::new(ErrorCode::Internal, "directory without entries"))
     }
 
-    pub fn lookup(&self, parent: Ino, name: &str) -> OpResult<&Inode> {
+    pub fn lookup(&self, parent: Ino, name: &[u8]) -> OpResult<&Inode> {
         let entries = self.dir(parent)?;
         match entries.get(name) {
             Some(ino) => self.get(*ino),
@@ -217,11 +221,11 @@ impl Namespace {
 
     /// Up to `limit` entries with names strictly after `after`, and whether
     /// more follow.
-    pub fn readdir(&self, ino: Ino, after: &str, limit: usize) -> OpResult<DirPage> {
+    pub fn readdir(&self, ino: Ino, after: &[u8], limit: usize) -> OpResult<DirPage> {
         let entries = self.dir(ino)?;
         let limit = limit.clamp(1, 10_000);
         let mut out = Vec::new();
-        let range = entries.range::<str, _>((std::ops::Bound::Excluded(after), std::ops::Bound::Unbounded));
+        let range = entries.range::<[u8], _>((std::ops::Bound::Excluded(after), std::ops::Bound::Unbounded));
         let mut more = false;
         for (name, child) in range {
             if out.len() == limit {
@@ -234,7 +238,7 @@ impl Namespace {
         Ok((out, more))
     }
 
-    pub fn create(&mut self, parent: Ino, name: &str, attrs: NewInode, exclusive: bool, now: i64) -> OpResult<Inode> {
+    pub fn create(&mut self, parent: Ino, name: &[u8], attrs: NewInode, exclusive: bool, now: i64) -> OpResult<Inode> {
         check_name(name)?;
         if let Some(&existing) = self.dir(parent)?.get(name) {
             let inode = self.get(existing)?;
@@ -254,7 +258,7 @@ impl Namespace {
         Ok(self.inodes[&ino].clone())
     }
 
-    pub fn mkdir(&mut self, parent: Ino, name: &str, attrs: NewInode, now: i64) -> OpResult<Inode> {
+    pub fn mkdir(&mut self, parent: Ino, name: &[u8], attrs: NewInode, now: i64) -> OpResult<Inode> {
         check_name(name)?;
         if self.dir(parent)?.contains_key(name) {
             return Err(OpError::new(ErrorCode::AlreadyExists, "entry exists"));
@@ -272,7 +276,7 @@ impl Namespace {
     /// Add an entry. In a set-group-id directory the new entry takes the
     /// directory's group, and a new directory inherits the bit (as Linux
     /// file systems do), so clients need not read the parent first.
-    fn insert(&mut self, parent: Ino, name: &str, kind: Kind, attrs: NewInode, layout: Layout, now: i64) -> Ino {
+    fn insert(&mut self, parent: Ino, name: &[u8], kind: Kind, attrs: NewInode, layout: Layout, now: i64) -> Ino {
         let (mut mode, mut gid) = (attrs.mode & 0o7777, attrs.gid);
         if let Some(p) = self.inodes.get(&parent).filter(|p| p.mode & S_ISGID != 0) {
             gid = p.gid;
@@ -304,7 +308,7 @@ impl Namespace {
             },
         );
         if let Some(entries) = self.dirs.get_mut(&parent) {
-            entries.insert(name.to_string(), ino);
+            entries.insert(name.to_vec(), ino);
         }
         self.touch_dir(parent, now);
         ino
@@ -317,7 +321,7 @@ impl Namespace {
         }
     }
 
-    pub fn unlink(&mut self, parent: Ino, name: &str, now: i64) -> OpResult<Released> {
+    pub fn unlink(&mut self, parent: Ino, name: &[u8], now: i64) -> OpResult<Released> {
         let ino = *self.dir(parent)?.get(name).ok_or_else(|| OpError::new(ErrorCode::NotFound, "no such entry"))?;
         if self.get(ino)?.kind == Kind::Directory {
             return Err(OpError::new(ErrorCode::IsADirectory, "entry is a directory"));
@@ -352,7 +356,7 @@ impl Namespace {
         }
     }
 
-    pub fn rmdir(&mut self, parent: Ino, name: &str, now: i64) -> OpResult<()> {
+    pub fn rmdir(&mut self, parent: Ino, name: &[u8], now: i64) -> OpResult<()> {
         let ino = *self.dir(parent)?.get(name).ok_or_else(|| OpError::new(ErrorCode::NotFound, "no such entry"))?;
         if !self.dir(ino)?.is_empty() {
             return Err(OpError::new(ErrorCode::NotEmpty, "directory not empty"));
@@ -371,7 +375,14 @@ impl Namespace {
     }
 
     /// Atomic rename; replaces a file, or an empty directory with a directory.
-    pub fn rename(&mut self, parent: Ino, name: &str, new_parent: Ino, new_name: &str, now: i64) -> OpResult<Released> {
+    pub fn rename(
+        &mut self,
+        parent: Ino,
+        name: &[u8],
+        new_parent: Ino,
+        new_name: &[u8],
+        now: i64,
+    ) -> OpResult<Released> {
         check_name(new_name)?;
         let ino = *self.dir(parent)?.get(name).ok_or_else(|| OpError::new(ErrorCode::NotFound, "no such entry"))?;
         self.dir(new_parent)?;
@@ -396,7 +407,7 @@ impl Namespace {
             entries.remove(name);
         }
         if let Some(entries) = self.dirs.get_mut(&new_parent) {
-            entries.insert(new_name.to_string(), ino);
+            entries.insert(new_name.to_vec(), ino);
         }
         if kind == Kind::Directory {
             self.dir_parent.insert(ino, new_parent);
@@ -475,8 +486,10 @@ impl Namespace {
     }
 }
 
-fn check_name(name: &str) -> OpResult<()> {
-    if name.is_empty() || name == "." || name == ".." || name.contains('/') || name.contains('\0') {
+/// A directory entry's name: any bytes but `/` and NUL (not necessarily
+/// UTF-8), not empty, `.` or `..`, at most [`MAX_NAME_LEN`] bytes.
+fn check_name(name: &[u8]) -> OpResult<()> {
+    if name.is_empty() || name == b"." || name == b".." || name.contains(&b'/') || name.contains(&0) {
         return Err(OpError::new(ErrorCode::InvalidArgument, "invalid file name"));
     }
     if name.len() > MAX_NAME_LEN {

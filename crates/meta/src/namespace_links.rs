@@ -14,7 +14,7 @@ pub const MAX_SYMLINK_LEN: usize = 4095;
 impl Namespace {
     /// Add the name `new_parent/new_name` for the regular file or symlink
     /// `ino`. Directories cannot be hard-linked (PermissionDenied, EPERM).
-    pub fn link(&mut self, ino: Ino, new_parent: Ino, new_name: &str, now: i64) -> OpResult<Inode> {
+    pub fn link(&mut self, ino: Ino, new_parent: Ino, new_name: &[u8], now: i64) -> OpResult<Inode> {
         check_name(new_name)?;
         let inode = self.get(ino)?;
         if inode.kind == Kind::Directory {
@@ -28,7 +28,7 @@ impl Namespace {
             return Err(OpError::new(ErrorCode::AlreadyExists, "entry exists"));
         }
         if let Some(entries) = self.dirs.get_mut(&new_parent) {
-            entries.insert(new_name.to_string(), ino);
+            entries.insert(new_name.to_vec(), ino);
         }
         self.touch_dir(new_parent, now);
         let inode = self.inodes.get_mut(&ino).ok_or_else(|| OpError::new(ErrorCode::Internal, "inode vanished"))?;
@@ -38,7 +38,7 @@ impl Namespace {
     }
 
     /// Create a symlink holding `target`; its size is the target's length.
-    pub fn symlink(&mut self, parent: Ino, name: &str, target: &[u8], attrs: NewInode, now: i64) -> OpResult<Inode> {
+    pub fn symlink(&mut self, parent: Ino, name: &[u8], target: &[u8], attrs: NewInode, now: i64) -> OpResult<Inode> {
         check_name(name)?;
         if target.is_empty() || target.contains(&0) {
             return Err(OpError::new(ErrorCode::InvalidArgument, "invalid symlink target"));
@@ -62,7 +62,7 @@ impl Namespace {
     pub fn mknod(
         &mut self,
         parent: Ino,
-        name: &str,
+        name: &[u8],
         kind: Kind,
         attrs: NewInode,
         rdev: u64,

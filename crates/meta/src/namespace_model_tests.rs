@@ -33,7 +33,9 @@ impl Rng {
     }
 }
 
-type Path = Vec<String>;
+type Path = Vec<Vec<u8>>;
+/// path → (kind, size, nlink, xattr names, first path of the same node).
+type Tree = BTreeMap<Path, (Kind, u64, u32, Vec<Vec<u8>>, Path)>;
 
 #[derive(Debug, Clone)]
 enum Op {
@@ -46,8 +48,8 @@ enum Op {
     Symlink(Path, Vec<u8>),
     Truncate(Path, u64),
     Write(Path, u64, u64),
-    SetXattr(Path, String, XattrMode),
-    RemoveXattr(Path, String),
+    SetXattr(Path, Vec<u8>, XattrMode),
+    RemoveXattr(Path, Vec<u8>),
     Open(Path),
     Release(usize),
     /// A special file (or, now and then, a kind mknod must refuse).
@@ -56,10 +58,11 @@ enum Op {
 
 fn random_path(rng: &mut Rng) -> Path {
     let depth = 1 + rng.below(3);
-    let mut p: Path = (0..depth).map(|_| rng.pick(&["a", "b", "c"]).to_string()).collect();
+    // Names are bytes: one of them is not UTF-8 (Latin-1 "é").
+    let mut p: Path = (0..depth).map(|_| rng.pick(&[&b"a"[..], b"b", b"caf\xe9"]).to_vec()).collect();
     if rng.below(60) == 0 {
         // Now and then a name the namespace must refuse.
-        let bad = if rng.below(2) == 0 { "x".repeat(MAX_NAME_LEN + 1) } else { "..".to_string() };
+        let bad = if rng.below(2) == 0 { vec![b'x'; MAX_NAME_LEN + 1] } else { b"..".to_vec() };
         if let Some(last) = p.last_mut() {
             *last = bad;
         }
@@ -84,9 +87,9 @@ fn random_op(rng: &mut Rng, handles: usize) -> Op {
         }
         13 => {
             let mode = *rng.pick(&[XattrMode::Any, XattrMode::Create, XattrMode::Replace]);
-            Op::SetXattr(p, rng.pick(&["user.x", "user.y"]).to_string(), mode)
+            Op::SetXattr(p, rng.pick(&[&b"user.x"[..], b"user.\xff"]).to_vec(), mode)
         }
-        14 => Op::RemoveXattr(p, rng.pick(&["user.x", "user.y"]).to_string()),
+        14 => Op::RemoveXattr(p, rng.pick(&[&b"user.x"[..], b"user.\xff"]).to_vec()),
         15 => Op::Open(p),
         16 => {
             let kinds = [Kind::Fifo, Kind::Socket, Kind::CharDevice, Kind::BlockDevice, Kind::Regular];
@@ -122,7 +125,7 @@ struct MNode {
     size: u64,
     /// chunk index → version
     chunks: BTreeMap<u64, u64>,
-    xattrs: BTreeSet<String>,
+    xattrs: BTreeSet<Vec<u8>>,
     opens: u32,
 }
 
@@ -141,8 +144,8 @@ struct Model {
 
 const MROOT: u64 = 0;
 
-fn name_ok(name: &str) -> Result<(), ErrorCode> {
-    if name == ".." {
+fn name_ok(name: &[u8]) -> Result<(), ErrorCode> {
+    if name == b".." {
         return err(ErrorCode::InvalidArgument);
     }
     if name.len() > MAX_NAME_LEN {
@@ -158,7 +161,7 @@ impl Model {
         Model { paths: BTreeMap::new(), nodes, next: 1 }
     }
 
-    fn id(&self, path: &[String]) -> Option<u64> {
+    fn id(&self, path: &[Vec<u8>]) -> Option<u64> {
         if path.is_empty() {
             Some(MROOT)
         } else {
@@ -172,7 +175,7 @@ impl Model {
 
     /// Walk a path the way a client does: every step must be a directory
     /// (NotADirectory) holding the next name (NotFound).
-    fn walk(&self, path: &[String]) -> Result<u64, ErrorCode> {
+    fn walk(&self, path: &[Vec<u8>]) -> Result<u64, ErrorCode> {
         let mut cur = MROOT;
         for i in 0..path.len() {
             if self.kind(cur) != MKind::Dir {
@@ -183,7 +186,7 @@ impl Model {
         Ok(cur)
     }
 
-    fn walk_parent(&self, path: &[String]) -> Result<u64, ErrorCode> {
+    fn walk_parent(&self, path: &[Vec<u8>]) -> Result<u64, ErrorCode> {
         self.walk(&path[..path.len() - 1])
     }
 
@@ -195,19 +198,19 @@ impl Model {
     }
 
     /// Resolve a path's parent to a directory.
-    fn parent_dir(&self, path: &[String]) -> Result<(), ErrorCode> {
+    fn parent_dir(&self, path: &[Vec<u8>]) -> Result<(), ErrorCode> {
         self.is_dir(self.walk_parent(path)?)
     }
 
     /// Creating `path`: parent walked, then the name checked, then the
     /// parent must be a directory.
-    fn creatable(&self, path: &[String]) -> Result<(), ErrorCode> {
+    fn creatable(&self, path: &[Vec<u8>]) -> Result<(), ErrorCode> {
         let parent = self.walk_parent(path)?;
         name_ok(&path[path.len() - 1])?;
         self.is_dir(parent)
     }
 
-    fn children(&self, dir: &[String]) -> Vec<Path> {
+    fn children(&self, dir: &[Vec<u8>]) -> Vec<Path> {
         self.paths.keys().filter(|p| p.len() == dir.len() + 1 && p.starts_with(dir)).cloned().collect()
     }
 
@@ -219,7 +222,7 @@ impl Model {
     }
 
     /// Remove a name; a node with no name and no open goes, releasing its chunks.
-    fn drop_name(&mut self, path: &[String]) -> Vec<u64> {
+    fn drop_name(&mut self, path: &[Vec<u8>]) -> Vec<u64> {
         let Some(id) = self.paths.remove(path) else { return Vec::new() };
         self.collect(id)
     }
@@ -409,7 +412,7 @@ impl Model {
     }
 
     /// path → (kind, size, nlink, xattr names, first path of the same node).
-    fn tree(&self) -> BTreeMap<Path, (Kind, u64, u32, Vec<String>, Path)> {
+    fn tree(&self) -> Tree {
         let mut first: BTreeMap<u64, Path> = BTreeMap::new();
         for (p, id) in &self.paths {
             first.entry(*id).or_insert_with(|| p.clone());
@@ -435,7 +438,7 @@ impl Model {
 
 // ---- driving the namespace the way a client does: by parent inode and name ----
 
-fn walk(ns: &Namespace, path: &[String]) -> OpResult<Ino> {
+fn walk(ns: &Namespace, path: &[Vec<u8>]) -> OpResult<Ino> {
     let mut cur = ROOT_INO;
     for name in path {
         cur = ns.lookup(cur, name)?.ino;
@@ -521,13 +524,13 @@ fn apply_ns(ns: &mut Namespace, op: &Op, now: i64, handles: &mut Vec<Ino>) -> Op
     })
 }
 
-fn ns_tree(ns: &Namespace) -> BTreeMap<Path, (Kind, u64, u32, Vec<String>, Path)> {
+fn ns_tree(ns: &Namespace) -> Tree {
     let mut out = BTreeMap::new();
     let mut first: BTreeMap<Ino, Path> = BTreeMap::new();
     let mut stack: Vec<(Ino, Path)> = vec![(ROOT_INO, vec![])];
     let mut all = Vec::new();
     while let Some((dir, path)) = stack.pop() {
-        let mut after = String::new();
+        let mut after = Vec::new();
         loop {
             let (page, more) = ns.readdir(dir, &after, 7).unwrap_or_else(|e| panic!("readdir: {e:?}"));
             for (name, ino, kind) in page {

@@ -14,22 +14,22 @@ fn attrs() -> NewInode {
 #[test]
 fn create_lookup_unlink() {
     let mut ns = Namespace::new(Layout::default());
-    let f = ns.create(ROOT_INO, "a", attrs(), true, 5).unwrap();
-    assert_eq!(ns.lookup(ROOT_INO, "a").unwrap().ino, f.ino);
-    assert_eq!(ns.create(ROOT_INO, "a", attrs(), true, 6).unwrap_err().code, ErrorCode::AlreadyExists);
-    assert_eq!(ns.create(ROOT_INO, "a", attrs(), false, 6).unwrap().ino, f.ino);
+    let f = ns.create(ROOT_INO, b"a", attrs(), true, 5).unwrap();
+    assert_eq!(ns.lookup(ROOT_INO, b"a").unwrap().ino, f.ino);
+    assert_eq!(ns.create(ROOT_INO, b"a", attrs(), true, 6).unwrap_err().code, ErrorCode::AlreadyExists);
+    assert_eq!(ns.create(ROOT_INO, b"a", attrs(), false, 6).unwrap().ino, f.ino);
     let c = ChunkRef { index: 0, version: 9, sealed_len: 50, pg: 3 };
     ns.commit_chunk(f.ino, c, 10, 7).unwrap();
-    let r = ns.unlink(ROOT_INO, "a", 8).unwrap();
+    let r = ns.unlink(ROOT_INO, b"a", 8).unwrap();
     assert_eq!(r.chunks, vec![c]);
-    assert_eq!(ns.lookup(ROOT_INO, "a").unwrap_err().code, ErrorCode::NotFound);
+    assert_eq!(ns.lookup(ROOT_INO, b"a").unwrap_err().code, ErrorCode::NotFound);
     assert!(ns.get(f.ino).is_err());
 }
 
 #[test]
 fn commit_replaces_version_and_grows_size() {
     let mut ns = Namespace::new(Layout::default());
-    let f = ns.create(ROOT_INO, "a", attrs(), true, 1).unwrap();
+    let f = ns.create(ROOT_INO, b"a", attrs(), true, 1).unwrap();
     let v1 = ChunkRef { index: 1, version: 1, sealed_len: 50, pg: 0 };
     let v2 = ChunkRef { version: 2, ..v1 };
     let cs = Layout::default().chunk_size as u64;
@@ -42,15 +42,15 @@ fn commit_replaces_version_and_grows_size() {
 #[test]
 fn directories() {
     let mut ns = Namespace::new(Layout::default());
-    let d = ns.mkdir(ROOT_INO, "d", attrs(), 1).unwrap();
-    ns.create(d.ino, "x", attrs(), true, 1).unwrap();
-    assert_eq!(ns.rmdir(ROOT_INO, "d", 2).unwrap_err().code, ErrorCode::NotEmpty);
-    assert_eq!(ns.unlink(ROOT_INO, "d", 2).unwrap_err().code, ErrorCode::IsADirectory);
-    assert_eq!(ns.lookup(d.ino, "x").map(|i| i.kind).unwrap(), Kind::Regular);
-    let x = ns.lookup(d.ino, "x").unwrap().ino;
-    assert_eq!(ns.create(x, "y", attrs(), true, 1).unwrap_err().code, ErrorCode::NotADirectory);
-    ns.unlink(d.ino, "x", 3).unwrap();
-    ns.rmdir(ROOT_INO, "d", 4).unwrap();
+    let d = ns.mkdir(ROOT_INO, b"d", attrs(), 1).unwrap();
+    ns.create(d.ino, b"x", attrs(), true, 1).unwrap();
+    assert_eq!(ns.rmdir(ROOT_INO, b"d", 2).unwrap_err().code, ErrorCode::NotEmpty);
+    assert_eq!(ns.unlink(ROOT_INO, b"d", 2).unwrap_err().code, ErrorCode::IsADirectory);
+    assert_eq!(ns.lookup(d.ino, b"x").map(|i| i.kind).unwrap(), Kind::Regular);
+    let x = ns.lookup(d.ino, b"x").unwrap().ino;
+    assert_eq!(ns.create(x, b"y", attrs(), true, 1).unwrap_err().code, ErrorCode::NotADirectory);
+    ns.unlink(d.ino, b"x", 3).unwrap();
+    ns.rmdir(ROOT_INO, b"d", 4).unwrap();
     assert_eq!(ns.get(ROOT_INO).unwrap().nlink, 2);
 }
 
@@ -58,36 +58,75 @@ fn directories() {
 fn readdir_pages_in_name_order() {
     let mut ns = Namespace::new(Layout::default());
     for i in 0..25 {
-        ns.create(ROOT_INO, &format!("f{i:02}"), attrs(), true, 1).unwrap();
+        ns.create(ROOT_INO, format!("f{i:02}").as_bytes(), attrs(), true, 1).unwrap();
     }
-    let (page, more) = ns.readdir(ROOT_INO, "", 10).unwrap();
+    let (page, more) = ns.readdir(ROOT_INO, b"", 10).unwrap();
     assert!(more);
-    assert_eq!(page[0].0, "f00");
-    let (page, more) = ns.readdir(ROOT_INO, "f19", 10).unwrap();
+    assert_eq!(page[0].0, b"f00");
+    let (page, more) = ns.readdir(ROOT_INO, b"f19", 10).unwrap();
     assert!(!more);
-    assert_eq!(page.iter().map(|e| e.0.as_str()).collect::<Vec<_>>(), ["f20", "f21", "f22", "f23", "f24"]);
+    assert_eq!(page.iter().map(|e| e.0.as_slice()).collect::<Vec<_>>(), [b"f20", b"f21", b"f22", b"f23", b"f24"]);
 }
 
 #[test]
 fn rename_replaces_and_refuses_cycles() {
     let mut ns = Namespace::new(Layout::default());
-    let a = ns.create(ROOT_INO, "a", attrs(), true, 1).unwrap();
-    ns.create(ROOT_INO, "b", attrs(), true, 1).unwrap();
-    ns.rename(ROOT_INO, "a", ROOT_INO, "b", 2).unwrap();
-    assert_eq!(ns.lookup(ROOT_INO, "b").unwrap().ino, a.ino);
-    assert!(ns.lookup(ROOT_INO, "a").is_err());
-    let d = ns.mkdir(ROOT_INO, "d", attrs(), 1).unwrap();
-    let e = ns.mkdir(d.ino, "e", attrs(), 1).unwrap();
-    assert_eq!(ns.rename(ROOT_INO, "d", e.ino, "d2", 3).unwrap_err().code, ErrorCode::InvalidArgument);
-    assert_eq!(ns.rename(ROOT_INO, "b", ROOT_INO, "d", 3).unwrap_err().code, ErrorCode::IsADirectory);
+    let a = ns.create(ROOT_INO, b"a", attrs(), true, 1).unwrap();
+    ns.create(ROOT_INO, b"b", attrs(), true, 1).unwrap();
+    ns.rename(ROOT_INO, b"a", ROOT_INO, b"b", 2).unwrap();
+    assert_eq!(ns.lookup(ROOT_INO, b"b").unwrap().ino, a.ino);
+    assert!(ns.lookup(ROOT_INO, b"a").is_err());
+    let d = ns.mkdir(ROOT_INO, b"d", attrs(), 1).unwrap();
+    let e = ns.mkdir(d.ino, b"e", attrs(), 1).unwrap();
+    assert_eq!(ns.rename(ROOT_INO, b"d", e.ino, b"d2", 3).unwrap_err().code, ErrorCode::InvalidArgument);
+    assert_eq!(ns.rename(ROOT_INO, b"b", ROOT_INO, b"d", 3).unwrap_err().code, ErrorCode::IsADirectory);
 }
 
 #[test]
 fn bad_names_are_refused() {
     let mut ns = Namespace::new(Layout::default());
-    for bad in ["", ".", "..", "a/b"] {
+    for bad in [&b""[..], b".", b"..", b"a/b", b"a\0b"] {
         assert_eq!(ns.create(ROOT_INO, bad, attrs(), true, 1).unwrap_err().code, ErrorCode::InvalidArgument);
     }
-    let long = "x".repeat(256);
+    let long = vec![b'x'; 256];
     assert_eq!(ns.create(ROOT_INO, &long, attrs(), true, 1).unwrap_err().code, ErrorCode::NameTooLong);
+}
+
+/// Linux names are any bytes but `/` and NUL: Latin-1 and other non-UTF-8
+/// names (Python's PEP 383 tests, real datasets) must work like any other.
+#[test]
+fn names_are_bytes_not_utf8() {
+    let mut ns = Namespace::new(Layout::default());
+    let (ff, cafe, utf8) = (&b"\xff"[..], &b"caf\xe9"[..], "café".as_bytes());
+    let a = ns.create(ROOT_INO, ff, attrs(), true, 1).unwrap();
+    let d = ns.mkdir(ROOT_INO, cafe, attrs(), 1).unwrap();
+    // Latin-1 "café" and UTF-8 "café" are different names.
+    let u = ns.create(ROOT_INO, utf8, attrs(), true, 1).unwrap();
+    assert_ne!(u.ino, d.ino);
+    assert_eq!(ns.lookup(ROOT_INO, ff).unwrap().ino, a.ino);
+    assert_eq!(ns.lookup(ROOT_INO, cafe).unwrap().ino, d.ino);
+    // Listed in byte order, paged by a byte cursor.
+    let (page, more) = ns.readdir(ROOT_INO, b"", 10).unwrap();
+    let names: Vec<&[u8]> = page.iter().map(|e| e.0.as_slice()).collect();
+    assert_eq!((names, more), (vec![utf8, cafe, ff], false));
+    let (page, _) = ns.readdir(ROOT_INO, cafe, 10).unwrap();
+    assert_eq!(page, vec![(ff.to_vec(), a.ino, Kind::Regular)]);
+    // Rename into and out of a non-UTF-8 directory, then unlink.
+    ns.rename(ROOT_INO, ff, d.ino, b"\xfe\xfd", 2).unwrap();
+    assert!(ns.lookup(ROOT_INO, ff).is_err());
+    assert_eq!(ns.lookup(d.ino, b"\xfe\xfd").unwrap().ino, a.ino);
+    ns.link(a.ino, ROOT_INO, b"\x80", 3).unwrap();
+    ns.unlink(d.ino, b"\xfe\xfd", 4).unwrap();
+    assert_eq!(ns.lookup(ROOT_INO, b"\x80").unwrap().nlink, 1);
+    // Extended attribute names are bytes too.
+    ns.set_xattr(a.ino, b"user.\xff", b"v", XattrMode::Any, 5).unwrap();
+    assert_eq!(ns.get_xattr(a.ino, b"user.\xff").unwrap(), b"v");
+    assert_eq!(ns.list_xattr(a.ino).unwrap(), vec![b"user.\xff".to_vec()]);
+    // Still refused: '/', NUL, empty, "." and "..", and more than 255 bytes.
+    for bad in [&b"\xff/x"[..], b"\xff\0", b"", b".", b".."] {
+        assert_eq!(ns.create(ROOT_INO, bad, attrs(), true, 6).unwrap_err().code, ErrorCode::InvalidArgument);
+    }
+    let long = vec![0xe9; MAX_NAME_LEN + 1];
+    assert_eq!(ns.create(ROOT_INO, &long, attrs(), true, 6).unwrap_err().code, ErrorCode::NameTooLong);
+    ns.create(ROOT_INO, &long[..MAX_NAME_LEN], attrs(), true, 6).unwrap();
 }

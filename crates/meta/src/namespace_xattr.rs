@@ -28,8 +28,10 @@ fn no_attribute() -> OpError {
     OpError::new(ErrorCode::NotFound, "no such attribute")
 }
 
-fn check_xattr_name(name: &str) -> OpResult<()> {
-    if name.is_empty() || name.contains('\0') {
+/// Attribute names are bytes (as on Linux): not empty, no NUL, at most
+/// [`MAX_XATTR_NAME_LEN`] bytes.
+fn check_xattr_name(name: &[u8]) -> OpResult<()> {
+    if name.is_empty() || name.contains(&0) {
         return Err(OpError::new(ErrorCode::InvalidArgument, "invalid attribute name"));
     }
     if name.len() > MAX_XATTR_NAME_LEN {
@@ -39,7 +41,7 @@ fn check_xattr_name(name: &str) -> OpResult<()> {
 }
 
 impl Namespace {
-    pub fn set_xattr(&mut self, ino: Ino, name: &str, value: &[u8], mode: XattrMode, now: i64) -> OpResult<()> {
+    pub fn set_xattr(&mut self, ino: Ino, name: &[u8], value: &[u8], mode: XattrMode, now: i64) -> OpResult<()> {
         check_xattr_name(name)?;
         if value.len() > MAX_XATTR_VALUE_LEN {
             return Err(OpError::new(ErrorCode::InvalidArgument, "attribute value too large"));
@@ -52,26 +54,26 @@ impl Namespace {
             _ => {}
         }
         let others: usize =
-            inode.xattrs.iter().filter(|(n, _)| n.as_str() != name).map(|(n, v)| n.len() + v.len()).sum();
+            inode.xattrs.iter().filter(|(n, _)| n.as_slice() != name).map(|(n, v)| n.len() + v.len()).sum();
         if others + name.len() + value.len() > MAX_XATTR_TOTAL {
             return Err(OpError::new(ErrorCode::NoSpace, "no room for more extended attributes"));
         }
-        inode.xattrs.insert(name.to_string(), value.to_vec());
+        inode.xattrs.insert(name.to_vec(), value.to_vec());
         inode.ctime_ns = now;
         Ok(())
     }
 
-    pub fn get_xattr(&self, ino: Ino, name: &str) -> OpResult<&[u8]> {
+    pub fn get_xattr(&self, ino: Ino, name: &[u8]) -> OpResult<&[u8]> {
         check_xattr_name(name)?;
         self.get(ino)?.xattrs.get(name).map(Vec::as_slice).ok_or_else(no_attribute)
     }
 
     /// Attribute names in byte order.
-    pub fn list_xattr(&self, ino: Ino) -> OpResult<Vec<String>> {
+    pub fn list_xattr(&self, ino: Ino) -> OpResult<Vec<Vec<u8>>> {
         Ok(self.get(ino)?.xattrs.keys().cloned().collect())
     }
 
-    pub fn remove_xattr(&mut self, ino: Ino, name: &str, now: i64) -> OpResult<()> {
+    pub fn remove_xattr(&mut self, ino: Ino, name: &[u8], now: i64) -> OpResult<()> {
         check_xattr_name(name)?;
         let inode =
             self.inodes.get_mut(&ino).ok_or_else(|| OpError::new(ErrorCode::NotFound, format!("no inode {ino}")))?;

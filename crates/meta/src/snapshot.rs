@@ -21,7 +21,9 @@ pub const SNAPSHOT_FORMAT_V1: u8 = 1;
 /// The frozen v1 snapshot messages (prost, hand-declared: they are an on-disk
 /// format of this crate, not part of the wire protocol). Frozen means fields
 /// are only ever added, with new tags and defaults that mean "as before"
-/// (`Inode::rdev`, the special-file kinds), so every older v1 blob decodes.
+/// (`Inode::rdev`, the special-file kinds), or changed to a type with the
+/// same wire encoding (names: `string` to `bytes`), so every older v1 blob
+/// decodes.
 pub mod v1 {
     use shardline_proto::v1 as pb;
 
@@ -105,8 +107,11 @@ pub mod v1 {
     pub struct Dir {
         #[prost(uint64, tag = "1")]
         pub ino: u64,
-        #[prost(string, repeated, tag = "2")]
-        pub names: Vec<String>,
+        /// Entry names: bytes, not necessarily UTF-8. Declared `string`
+        /// before names became bytes; the wire type is the same, so older
+        /// snapshots decode unchanged.
+        #[prost(bytes = "vec", repeated, tag = "2")]
+        pub names: Vec<Vec<u8>>,
         /// Parallel to `names`.
         #[prost(uint64, repeated, tag = "3")]
         pub inos: Vec<u64>,
@@ -148,8 +153,9 @@ pub mod v1 {
 
     #[derive(Clone, PartialEq, prost::Message)]
     pub struct Xattr {
-        #[prost(string, tag = "1")]
-        pub name: String,
+        /// Bytes; `string` before, with the same wire type (see `Dir::names`).
+        #[prost(bytes = "vec", tag = "1")]
+        pub name: Vec<u8>,
         #[prost(bytes = "vec", tag = "2")]
         pub value: Vec<u8>,
     }

@@ -153,7 +153,7 @@ fn special_files_round_trip_and_older_inodes_decode() {
     {
         let body = Body::Mknod(pb::Mknod {
             parent: ROOT_INO,
-            name: format!("special{i}"),
+            name: format!("special{i}").into_bytes(),
             kind: kind as i32,
             mode: 0o600,
             rdev: 0x0801 + i as u64,
@@ -166,11 +166,11 @@ fn special_files_round_trip_and_older_inodes_decode() {
     let (back, _) = decode(&data).unwrap();
     assert_eq!(encode(&back, &members()), data);
     for i in 0..4 {
-        let name = format!("special{i}");
+        let name = format!("special{i}").into_bytes();
         let (a, b) = (sm.ns.lookup(ROOT_INO, &name).unwrap(), back.ns.lookup(ROOT_INO, &name).unwrap());
         assert_eq!(a, b);
     }
-    assert_eq!(back.ns.lookup(ROOT_INO, "special3").unwrap().rdev, 0x0804);
+    assert_eq!(back.ns.lookup(ROOT_INO, b"special3").unwrap().rdev, 0x0804);
 
     /// An inode as snapshots wrote it before special files (no tag 16).
     #[derive(Clone, PartialEq, prost::Message)]
@@ -194,4 +194,209 @@ fn special_files_round_trip_and_older_inodes_decode() {
     let mut blob = vec![SNAPSHOT_FORMAT_V1];
     blob.extend(snap.encode_to_vec());
     assert!(decode(&blob).is_err());
+}
+
+/// Names were `string` in the wire protocol and in snapshot v1 before they
+/// became `bytes`: the same wire type, so what older versions wrote (Raft log
+/// entries holding requests, snapshots holding names and dedup responses)
+/// decodes unchanged. These are the old declarations, as they were.
+mod string_era {
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct Snapshot {
+        #[prost(message, optional, tag = "1")]
+        pub namespace: Option<Namespace>,
+        #[prost(message, optional, tag = "2")]
+        pub registry: Option<super::v1::Registry>,
+        #[prost(message, repeated, tag = "3")]
+        pub recent: Vec<ClientRecent>,
+    }
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct Namespace {
+        #[prost(message, repeated, tag = "1")]
+        pub inodes: Vec<Inode>,
+        #[prost(message, repeated, tag = "2")]
+        pub dirs: Vec<Dir>,
+        #[prost(uint64, tag = "5")]
+        pub next_ino: u64,
+    }
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct Dir {
+        #[prost(uint64, tag = "1")]
+        pub ino: u64,
+        #[prost(string, repeated, tag = "2")]
+        pub names: Vec<String>,
+        #[prost(uint64, repeated, tag = "3")]
+        pub inos: Vec<u64>,
+    }
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct Xattr {
+        #[prost(string, tag = "1")]
+        pub name: String,
+        #[prost(bytes = "vec", tag = "2")]
+        pub value: Vec<u8>,
+    }
+    /// The fields of a v1 inode this test needs (others default).
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct Inode {
+        #[prost(uint64, tag = "1")]
+        pub ino: u64,
+        #[prost(uint32, tag = "2")]
+        pub kind: u32,
+        #[prost(uint32, tag = "7")]
+        pub nlink: u32,
+        #[prost(message, optional, tag = "11")]
+        pub layout: Option<super::v1::Layout>,
+        #[prost(message, repeated, tag = "15")]
+        pub xattrs: Vec<Xattr>,
+    }
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct ClientRecent {
+        #[prost(uint64, tag = "1")]
+        pub client_id: u64,
+        #[prost(message, repeated, tag = "2")]
+        pub responses: Vec<Recent>,
+    }
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct Recent {
+        #[prost(uint64, tag = "1")]
+        pub request_id: u64,
+        #[prost(message, optional, tag = "2")]
+        pub response: Option<MetaResponse>,
+    }
+    /// A response carrying `XattrNames { repeated string names = 1; }`.
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct MetaResponse {
+        #[prost(message, optional, tag = "43")]
+        pub xattr_names: Option<XattrNames>,
+    }
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct XattrNames {
+        #[prost(string, repeated, tag = "1")]
+        pub names: Vec<String>,
+    }
+    /// `MetaRequest` with its `Create` and `Rename` bodies (oneof members
+    /// are plain fields on the wire).
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct MetaRequest {
+        #[prost(uint64, tag = "1")]
+        pub client_id: u64,
+        #[prost(uint64, tag = "2")]
+        pub request_id: u64,
+        #[prost(message, optional, tag = "13")]
+        pub create: Option<Create>,
+        #[prost(message, optional, tag = "24")]
+        pub rename: Option<Rename>,
+    }
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct Create {
+        #[prost(uint64, tag = "1")]
+        pub parent: u64,
+        #[prost(string, tag = "2")]
+        pub name: String,
+        #[prost(uint32, tag = "3")]
+        pub mode: u32,
+        #[prost(message, optional, tag = "6")]
+        pub key: Option<shardline_proto::v1::WrappedKey>,
+    }
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct Rename {
+        #[prost(uint64, tag = "1")]
+        pub parent: u64,
+        #[prost(string, tag = "2")]
+        pub name: String,
+        #[prost(uint64, tag = "3")]
+        pub new_parent: u64,
+        #[prost(string, tag = "4")]
+        pub new_name: String,
+    }
+}
+
+#[test]
+fn a_snapshot_written_with_string_names_decodes_with_byte_names() {
+    let layout = Some(v1::Layout { chunk_size: 4096, data_shards: 4, parity_shards: 2 });
+    let xattr = string_era::Xattr { name: "user.é".into(), value: b"v".to_vec() };
+    let old = string_era::Snapshot {
+        namespace: Some(string_era::Namespace {
+            inodes: vec![
+                string_era::Inode { ino: ROOT_INO, kind: 1, nlink: 2, layout: layout.clone(), xattrs: vec![] },
+                string_era::Inode { ino: 2, kind: 1, nlink: 2, layout, xattrs: vec![xattr] },
+            ],
+            dirs: vec![
+                string_era::Dir { ino: ROOT_INO, names: vec!["café".into()], inos: vec![2] },
+                string_era::Dir { ino: 2, names: vec![], inos: vec![] },
+            ],
+            next_ino: 3,
+        }),
+        registry: StateMachine::new(Layout::default(), 8).to_snapshot().registry,
+        recent: vec![string_era::ClientRecent {
+            client_id: 4,
+            responses: vec![string_era::Recent {
+                request_id: 1,
+                response: Some(string_era::MetaResponse {
+                    xattr_names: Some(string_era::XattrNames { names: vec!["user.é".into()] }),
+                }),
+            }],
+        }],
+    };
+    let mut blob = vec![SNAPSHOT_FORMAT_V1];
+    blob.extend(old.encode_to_vec());
+    let (mut sm, _) = decode(&blob).unwrap();
+    let dir = sm.ns.lookup(ROOT_INO, "café".as_bytes()).unwrap().ino;
+    assert_eq!(dir, 2);
+    assert_eq!(sm.ns.get_xattr(dir, "user.é".as_bytes()).unwrap(), b"v");
+    // The remembered response of client 4's request 1 is returned to its retry.
+    let retry = sm.apply(&req(4, 1, Body::ListXattr(pb::ListXattr { ino: dir })), 9);
+    let Some(pb::meta_response::Body::XattrNames(n)) = retry.body else { panic!("dedup lost: {retry:?}") };
+    assert_eq!(n.names, vec!["user.é".as_bytes().to_vec()]);
+    // A non-UTF-8 name survives a snapshot round trip (the old string
+    // declaration could not carry it).
+    let r = sm.apply(&req(5, 1, create(dir, "x")), 10);
+    let Some(pb::meta_response::Body::Attr(f)) = r.body else { panic!("create: {r:?}") };
+    let r = sm.apply(
+        &req(
+            5,
+            2,
+            Body::Rename(pb::Rename { parent: dir, name: b"x".to_vec(), new_parent: dir, new_name: vec![0xff] }),
+        ),
+        11,
+    );
+    assert!(r.error.is_none(), "{r:?}");
+    let (back, _) = decode(&encode(&sm, &members())).unwrap();
+    assert_eq!(back.ns.lookup(dir, b"\xff").unwrap().ino, f.ino);
+    assert!(string_era::Dir::decode(
+        v1::Dir { ino: 1, names: vec![vec![0xff]], inos: vec![3] }.encode_to_vec().as_slice()
+    )
+    .is_err());
+}
+
+#[test]
+fn raft_log_requests_written_with_string_names_decode_with_byte_names() {
+    let key = Some(pb::WrappedKey { kek_id: "k".into(), kek_version: 1, suite: 1, wrapped: vec![9; 72] });
+    let create = string_era::MetaRequest {
+        client_id: 1,
+        request_id: 1,
+        create: Some(string_era::Create { parent: ROOT_INO, name: "naïve".into(), mode: 0o644, key }),
+        rename: None,
+    };
+    let rename = string_era::MetaRequest {
+        client_id: 1,
+        request_id: 2,
+        create: None,
+        rename: Some(string_era::Rename {
+            parent: ROOT_INO,
+            name: "naïve".into(),
+            new_parent: ROOT_INO,
+            new_name: "ünïcode".into(),
+        }),
+    };
+    let mut sm = StateMachine::new(Layout::default(), 8);
+    for old in [create, rename] {
+        let new = pb::MetaRequest::decode(old.encode_to_vec().as_slice()).unwrap();
+        // Byte for byte the same message: entries in the log replay as written.
+        assert_eq!(new.encode_to_vec(), old.encode_to_vec());
+        let r = sm.apply(&new, 1);
+        assert!(r.error.is_none(), "{r:?}");
+    }
+    assert!(sm.ns.lookup(ROOT_INO, "naïve".as_bytes()).is_err());
+    assert_eq!(sm.ns.lookup(ROOT_INO, "ünïcode".as_bytes()).unwrap().kind, crate::namespace::Kind::Regular);
 }

@@ -107,7 +107,7 @@ fn posix_requests_dispatch_and_classify() {
         let resp = sm.apply(&req(2, i as u64, body), 5);
         assert!(resp.error.is_none(), "{resp:?}");
     }
-    let s = sm.ns.lookup(ROOT_INO, "s").unwrap().ino;
+    let s = sm.ns.lookup(ROOT_INO, b"s").unwrap().ino;
     let reads = [
         Body::Readlink(pb::Readlink { ino: s }),
         Body::GetXattr(pb::GetXattr { ino: f.ino, name: "user.k".into() }),
@@ -196,8 +196,8 @@ fn mknod_dispatches_keeps_rdev_and_dedups_retries() {
     assert_eq!((p.kind, p.rdev), (pb::FileKind::Fifo as i32, 0));
     let list = sm.read(&req(3, 0, Body::Readdir(pb::ReadDir { ino: ROOT_INO, ..Default::default() })));
     let Some(RBody::Entries(e)) = list.body else { panic!("readdir") };
-    let kinds: Vec<_> = e.entries.iter().map(|e| (e.name.as_str(), e.kind)).collect();
-    assert_eq!(kinds, [("c", pb::FileKind::CharDevice as i32), ("p", pb::FileKind::Fifo as i32)]);
+    let kinds: Vec<_> = e.entries.iter().map(|e| (e.name.as_slice(), e.kind)).collect();
+    assert_eq!(kinds, [(&b"c"[..], pb::FileKind::CharDevice as i32), (b"p", pb::FileKind::Fifo as i32)]);
     // Kinds mknod does not make, and unknown kinds, are refused.
     for (i, kind) in [pb::FileKind::Regular as i32, pb::FileKind::Directory as i32, 0, 99].into_iter().enumerate() {
         let body = Body::Mknod(pb::Mknod { parent: ROOT_INO, name: "x".into(), kind, ..Default::default() });

@@ -301,7 +301,7 @@ async fn make_files(client: &Client, dir: &str, threads: usize, per: u64) -> Res
         tasks.spawn(async move {
             let ino = client.mkdir(&dir).await?.ino;
             for i in 0..per {
-                inodes.create(NewFile::new(ino, &format!("f-{i}"))).await?;
+                inodes.create(NewFile::new(ino, format!("f-{i}"))).await?;
             }
             Ok::<(), shardline_client::ClientError>(())
         });

@@ -1,4 +1,7 @@
 //! File commands: put, get, ls, stat, rm, mkdir.
+//!
+//! Paths and names are bytes (not necessarily UTF-8); only what is printed
+//! for people shows them lossily.
 
 use std::io::{Read, Write};
 use std::path::PathBuf;
@@ -20,25 +23,42 @@ fn kind_name(k: FileKind) -> &'static str {
     }
 }
 
+/// A name for people: invalid UTF-8 shown as U+FFFD.
+fn lossy(name: &[u8]) -> std::borrow::Cow<'_, str> {
+    String::from_utf8_lossy(name)
+}
+
+/// An entry of `ls --json`: the name lossily, and its exact bytes as well
+/// when they are not UTF-8.
+fn entry_json(e: &shardline_client::DirEntry) -> serde_json::Value {
+    let mut v = serde_json::json!({"name": lossy(&e.name), "ino": e.ino, "kind": kind_name(e.kind)});
+    if std::str::from_utf8(&e.name).is_err() {
+        v["name_bytes"] = serde_json::json!(e.name);
+    }
+    v
+}
+
 pub async fn run(cmd: Cmd, cluster: &Option<PathBuf>) -> Result<()> {
     let client = connect(cluster).await?;
     match cmd {
         Cmd::Put { local, path } => {
+            let shown = path.display();
             let mut f = std::fs::File::open(&local).with_context(|| format!("open {}", local.display()))?;
-            let mut w = client.create(&path).await.with_context(|| format!("create {path}"))?;
+            let mut w = client.create(&path).await.with_context(|| format!("create {shown}"))?;
             let mut buf = vec![0u8; 4 << 20];
             loop {
                 let n = f.read(&mut buf).with_context(|| format!("read {}", local.display()))?;
                 if n == 0 {
                     break;
                 }
-                w.write(&buf[..n]).await.with_context(|| format!("write {path}"))?;
+                w.write(&buf[..n]).await.with_context(|| format!("write {shown}"))?;
             }
-            let size = w.finish().await.with_context(|| format!("write {path}"))?;
-            println!("{path}: {size} bytes");
+            let size = w.finish().await.with_context(|| format!("write {shown}"))?;
+            println!("{shown}: {size} bytes");
         }
         Cmd::Get { path, local } => {
-            let reader = client.open(&path).await.with_context(|| format!("open {path}"))?;
+            let shown = path.display();
+            let reader = client.open(&path).await.with_context(|| format!("open {shown}"))?;
             let to_stdout = local.as_os_str() == "-";
             // Write beside the target and rename on success, so a failed read
             // never leaves a file with wrong or missing bytes under that name.
@@ -62,7 +82,7 @@ pub async fn run(cmd: Cmd, cluster: &Option<PathBuf>) -> Result<()> {
                 .await;
             let flushed = out.flush();
             drop(out);
-            let result = read.with_context(|| format!("read {path}")).and_then(|_| match write_err {
+            let result = read.with_context(|| format!("read {shown}")).and_then(|_| match write_err {
                 Some(e) => Err(e).with_context(|| format!("write {}", local.display())),
                 None => flushed.with_context(|| format!("write {}", local.display())),
             });
@@ -76,22 +96,21 @@ pub async fn run(cmd: Cmd, cluster: &Option<PathBuf>) -> Result<()> {
             std::fs::rename(&partial, &local).with_context(|| format!("move into {}", local.display()))?;
         }
         Cmd::Ls { path, json } => {
-            let entries = client.list(&path).await.with_context(|| format!("list {path}"))?;
+            let shown = path.display();
+            let entries = client.list(&path).await.with_context(|| format!("list {shown}"))?;
             if json {
-                let v: Vec<_> = entries
-                    .iter()
-                    .map(|e| serde_json::json!({"name": e.name, "ino": e.ino, "kind": kind_name(e.kind)}))
-                    .collect();
+                let v: Vec<_> = entries.iter().map(entry_json).collect();
                 println!("{}", serde_json::to_string_pretty(&v)?);
             } else {
                 for e in entries {
                     let suffix = if e.kind == FileKind::Directory { "/" } else { "" };
-                    println!("{}{suffix}", e.name);
+                    println!("{}{suffix}", lossy(&e.name));
                 }
             }
         }
         Cmd::Stat { path, json } => {
-            let s = client.stat(&path).await.with_context(|| format!("stat {path}"))?;
+            let shown = path.display();
+            let s = client.stat(&path).await.with_context(|| format!("stat {shown}"))?;
             if json {
                 println!(
                     "{}",
@@ -103,15 +122,17 @@ pub async fn run(cmd: Cmd, cluster: &Option<PathBuf>) -> Result<()> {
                     kind_name(s.kind), s.size, s.ino, s.mode, s.nlink, s.ec, s.chunk_size >> 10, s.encrypted);
             }
         }
-        Cmd::Rm { path } => client.remove(&path).await.with_context(|| format!("remove {path}"))?,
+        Cmd::Rm { path } => client.remove(&path).await.with_context(|| format!("remove {}", path.display()))?,
         Cmd::Mkdir { path } => {
-            client.mkdir(&path).await.with_context(|| format!("mkdir {path}"))?;
+            let shown = path.display();
+            client.mkdir(&path).await.with_context(|| format!("mkdir {shown}"))?;
         }
         Cmd::Layout { path, ec, chunk_size } => {
-            let st = client.stat(&path).await.with_context(|| format!("stat {path}"))?;
+            let shown = path.display();
+            let st = client.stat(&path).await.with_context(|| format!("stat {shown}"))?;
             if ec.is_some() || chunk_size.is_some() {
                 if st.kind != FileKind::Directory {
-                    anyhow::bail!("{path}: a layout policy belongs to a directory");
+                    anyhow::bail!("{shown}: a layout policy belongs to a directory");
                 }
                 let current = shardline_types::Layout { chunk_size: st.chunk_size, ..Default::default() }
                     .with_ec(&st.ec)
@@ -124,10 +145,10 @@ pub async fn run(cmd: Cmd, cluster: &Option<PathBuf>) -> Result<()> {
                     .inodes()
                     .set_layout(st.ino, layout)
                     .await
-                    .with_context(|| format!("set the layout of {path}"))?;
+                    .with_context(|| format!("set the layout of {shown}"))?;
             }
-            let st = client.stat(&path).await.with_context(|| format!("stat {path}"))?;
-            println!("{path}: RS {}, {} KiB chunks", st.ec, st.chunk_size >> 10);
+            let st = client.stat(&path).await.with_context(|| format!("stat {shown}"))?;
+            println!("{shown}: RS {}, {} KiB chunks", st.ec, st.chunk_size >> 10);
         }
         _ => unreachable!("dispatched elsewhere"),
     }

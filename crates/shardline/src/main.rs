@@ -54,30 +54,31 @@ enum Cmd {
     Data(cmd_servers::DataArgs),
     /// Mount the cluster as a POSIX file system (foreground; Ctrl-C unmounts).
     Mount(cmd_mount::MountArgs),
+    // Paths in the cluster are bytes, like local ones: PathBuf, not String.
     /// Copy a local file into the cluster.
-    Put { local: PathBuf, path: String },
+    Put { local: PathBuf, path: PathBuf },
     /// Copy a file out of the cluster ("-" writes to stdout).
-    Get { path: String, local: PathBuf },
+    Get { path: PathBuf, local: PathBuf },
     /// List a directory.
     Ls {
-        path: String,
+        path: PathBuf,
         #[arg(long)]
         json: bool,
     },
     /// Show a file's attributes.
     Stat {
-        path: String,
+        path: PathBuf,
         #[arg(long)]
         json: bool,
     },
     /// Remove a file or an empty directory.
-    Rm { path: String },
+    Rm { path: PathBuf },
     /// Create a directory.
-    Mkdir { path: String },
+    Mkdir { path: PathBuf },
     /// Show or set a directory's layout policy (chunk size, erasure code),
     /// which files and directories created in it inherit.
     Layout {
-        path: String,
+        path: PathBuf,
         /// Erasure code K+M for new files.
         #[arg(long)]
         ec: Option<String>,
