@@ -57,10 +57,17 @@ impl<S: ShardStore + ?Sized> DataService<S> {
                 self.blocking(move |s| s.put(&key, &payload, crc32c)).await?;
                 Ok((data_response::Body::Put(v1::PutShardOk {}), Bytes::new()))
             }
-            Op::Get { key, epoch } => {
+            Op::Get { key, epoch, offset: 0, len: 0 } => {
                 self.check_epoch(epoch)?;
                 let (data, crc32c) = self.blocking(move |s| s.get(&key)).await?;
-                Ok((data_response::Body::Get(v1::GetShardOk { crc32c }), Bytes::from(data)))
+                let shard_len = data.len() as u64;
+                Ok((data_response::Body::Get(v1::GetShardOk { crc32c, offset: 0, shard_len }), Bytes::from(data)))
+            }
+            Op::Get { key, epoch, offset, len } => {
+                self.check_epoch(epoch)?;
+                let (data, shard_len) = self.blocking(move |s| s.get_range(&key, offset, len)).await?;
+                let crc32c = crc32c::crc32c(&data);
+                Ok((data_response::Body::Get(v1::GetShardOk { crc32c, offset, shard_len }), Bytes::from(data)))
             }
             Op::Delete { key } => {
                 let existed = self.blocking(move |s| s.delete(&key)).await?;
@@ -121,7 +128,7 @@ impl<S: ShardStore + ?Sized> Handler for DataService<S> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Op {
     Put { key: ShardKey, crc32c: u32, epoch: u64 },
-    Get { key: ShardKey, epoch: u64 },
+    Get { key: ShardKey, epoch: u64, offset: u64, len: u64 },
     Delete { key: ShardKey },
     Scrub,
     Gc { grace_ms: u64 },
@@ -134,7 +141,9 @@ impl Op {
         match req.body {
             None => Err(DataError::InvalidArgument("data request has no body".into())),
             Some(data_request::Body::Put(p)) => Ok(Op::Put { key: shard_key(p.id)?, crc32c: p.crc32c, epoch: p.epoch }),
-            Some(data_request::Body::Get(g)) => Ok(Op::Get { key: shard_key(g.id)?, epoch: g.epoch }),
+            Some(data_request::Body::Get(g)) => {
+                Ok(Op::Get { key: shard_key(g.id)?, epoch: g.epoch, offset: g.offset, len: g.length })
+            }
             Some(data_request::Body::Delete(d)) => Ok(Op::Delete { key: shard_key(d.id)? }),
             Some(data_request::Body::Scrub(_)) => Ok(Op::Scrub),
             Some(data_request::Body::Gc(g)) => Ok(Op::Gc { grace_ms: g.grace_ms }),

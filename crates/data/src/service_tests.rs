@@ -44,7 +44,25 @@ fn put(shard_index: u32, crc32c: u32) -> data_request::Body {
 }
 
 fn get(shard_index: u32) -> data_request::Body {
-    data_request::Body::Get(v1::GetShard { id: id(shard_index), epoch: 1 })
+    data_request::Body::Get(v1::GetShard { id: id(shard_index), epoch: 1, ..Default::default() })
+}
+
+#[tokio::test]
+async fn ranged_gets_return_the_range_with_its_own_checksum() {
+    let srv = start(None).await;
+    let data = Bytes::from((0..300_000u32).map(|i| (i % 251) as u8).collect::<Vec<_>>());
+    srv.call(put(0, crc32c::crc32c(&data)), data.clone()).await;
+    for (offset, len, want) in [(1000u64, 5000u64, 1000..6000), (299_000, 5000, 299_000..300_000), (7, 0, 7..300_000)] {
+        let got = shardline_rpc::shard_client::get_range(&srv.pool, &srv.addr, &key(0), 1, offset, len).await.unwrap();
+        assert_eq!(got, data.slice(want), "range {offset}+{len}");
+    }
+    let past = data_request::Body::Get(v1::GetShard { id: id(0), epoch: 1, offset: 300_001, length: 1 });
+    let (resp, _) = srv.call(past, Bytes::new()).await;
+    assert_eq!(error_code(&resp), Some(WireCode::InvalidArgument));
+}
+
+fn key(shard_index: u32) -> ShardKey {
+    ShardKey { file_id: 42, chunk_index: 3, version: 1, shard_index }
 }
 
 fn error_code(resp: &DataResponse) -> Option<WireCode> {
@@ -63,7 +81,10 @@ async fn put_get_delete_over_the_wire() {
 
     let (resp, payload) = srv.call(get(0), Bytes::new()).await;
     assert_eq!(resp.error, None);
-    assert_eq!(resp.body, Some(data_response::Body::Get(v1::GetShardOk { crc32c: crc })));
+    assert_eq!(
+        resp.body,
+        Some(data_response::Body::Get(v1::GetShardOk { crc32c: crc, offset: 0, shard_len: 300_000 }))
+    );
     assert_eq!(payload, data);
 
     let del = data_request::Body::Delete(v1::DeleteShard { id: id(0) });
@@ -87,7 +108,9 @@ async fn bad_requests_get_error_responses() {
     // No body; no shard id.
     let (resp, _) = srv.raw(Frame::from_message(&DataRequest { body: None }, Bytes::new())).await;
     assert_eq!(error_code(&resp), Some(WireCode::InvalidArgument));
-    let (resp, _) = srv.call(data_request::Body::Get(v1::GetShard { id: None, epoch: 0 }), Bytes::new()).await;
+    let (resp, _) = srv
+        .call(data_request::Body::Get(v1::GetShard { id: None, epoch: 0, ..Default::default() }), Bytes::new())
+        .await;
     assert_eq!(error_code(&resp), Some(WireCode::InvalidArgument));
     // A payload that does not match its checksum is refused and not stored.
     let (resp, _) = srv.call(put(1, 0x1234_5678), Bytes::from_static(b"damaged in transit")).await;

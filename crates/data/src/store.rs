@@ -42,6 +42,21 @@ pub trait ShardStore: Send + Sync + 'static {
     /// absent, [`DataError::Corrupt`] if it fails a check.
     fn get(&self, key: &ShardKey) -> Result<(Vec<u8>, u32), DataError>;
 
+    /// Up to `len` bytes of a shard from `offset` (fewer at its end; `len`
+    /// 0 means to the end), verified as far as the backend's checksums
+    /// allow, and the shard's whole length. An offset past the end is
+    /// [`DataError::InvalidArgument`]. The default reads the whole shard;
+    /// backends with per-block checksums read only the blocks the range
+    /// touches.
+    fn get_range(&self, key: &ShardKey, offset: u64, len: u64) -> Result<(Vec<u8>, u64), DataError> {
+        let (mut data, _) = self.get(key)?;
+        let shard_len = data.len() as u64;
+        let (start, end) = range_within(offset, len, shard_len)?;
+        data.truncate(end);
+        data.drain(..start);
+        Ok((data, shard_len))
+    }
+
     /// Remove a shard durably; `Ok(false)` if there was none.
     fn delete(&self, key: &ShardKey) -> Result<bool, DataError>;
 
@@ -59,4 +74,16 @@ pub trait ShardStore: Send + Sync + 'static {
     fn modified(&self, _key: &ShardKey) -> Option<std::time::SystemTime> {
         None
     }
+}
+
+/// `[start, end)` of a shard of `shard_len` bytes for a request of `len`
+/// bytes (0: to the end) from `offset`.
+pub fn range_within(offset: u64, len: u64, shard_len: u64) -> Result<(usize, usize), DataError> {
+    if offset > shard_len {
+        return Err(DataError::InvalidArgument(format!(
+            "range starts at {offset}, past the shard's {shard_len} bytes"
+        )));
+    }
+    let end = if len == 0 { shard_len } else { offset.saturating_add(len).min(shard_len) };
+    Ok((offset as usize, end as usize))
 }

@@ -56,15 +56,36 @@ pub async fn put(
 
 /// Fetch a shard and check its CRC32C end to end.
 pub async fn get(pool: &Pool, addr: &str, key: &ShardKey, epoch: u64) -> Result<Bytes, ShardError> {
-    let (msg, payload) =
-        call(pool, addr, Body::Get(pb::GetShard { id: Some(wire_id(key)), epoch }), Bytes::new()).await?;
+    get_range(pool, addr, key, epoch, 0, 0).await
+}
+
+/// Read `len` bytes (0: to the end) of a shard from `offset`, verified by
+/// the reply's CRC32C. A server that predates ranges sends the whole shard;
+/// the range is then cut here.
+pub async fn get_range(
+    pool: &Pool,
+    addr: &str,
+    key: &ShardKey,
+    epoch: u64,
+    offset: u64,
+    len: u64,
+) -> Result<Bytes, ShardError> {
+    let req = pb::GetShard { id: Some(wire_id(key)), epoch, offset, length: len };
+    let (msg, payload) = call(pool, addr, Body::Get(req), Bytes::new()).await?;
     let Some(pb::data_response::Body::Get(ok)) = msg.body else {
         return Err(ShardError { code: ErrorCode::Corrupt, detail: format!("{addr}: response without shard") });
     };
     if crc32c::crc32c(&payload) != ok.crc32c {
         return Err(ShardError { code: ErrorCode::Corrupt, detail: format!("{addr}: shard failed its checksum") });
     }
-    Ok(payload)
+    let whole = ok.shard_len == 0 && ok.offset == 0;
+    if (offset == 0 && len == 0) || !whole {
+        return Ok(payload);
+    }
+    // An older server answered with the whole shard.
+    let start = (offset as usize).min(payload.len());
+    let end = if len == 0 { payload.len() } else { (start + len as usize).min(payload.len()) };
+    Ok(payload.slice(start..end))
 }
 
 /// Delete a shard (missing is fine).
