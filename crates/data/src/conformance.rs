@@ -19,11 +19,42 @@ pub(crate) trait Harness {
     fn open(dir: &Path, capacity_bytes: Option<u64>) -> Self::Store;
     /// Flip one payload byte of `key`'s shard on disk, behind the store's back.
     fn flip_payload_byte(dir: &Path, key: &ShardKey);
+    /// The backend's name in reports ("file", "io_uring O_DIRECT", ...).
+    const NAME: &'static str;
     /// Why the backend cannot run on this machine, if it cannot (the suite
-    /// is then skipped with a notice).
+    /// is then skipped loudly, or fails under `SHARDLINE_REQUIRE_IO_URING=1`).
     fn unavailable() -> Option<String> {
         None
     }
+}
+
+/// Environment variable that turns a skipped io_uring backend into a test
+/// failure. `tools/test` sets it to 1 unless it is already set, so the
+/// default backend is never silently untested.
+pub(crate) const REQUIRE_IO_URING: &str = "SHARDLINE_REQUIRE_IO_URING";
+
+/// Say on the real stderr (not libtest's captured output, so it shows in
+/// every run) what happened to a backend's conformance suite.
+pub(crate) fn announce(line: &str) {
+    use std::io::Write as _;
+    let _ = writeln!(std::io::stderr(), "{line}");
+}
+
+/// A backend that cannot run here: fail when it is required, else skip
+/// loudly.
+pub(crate) fn skip_or_fail(backend: &str, case: &str, why: &str, required: bool) {
+    if required {
+        panic!(
+            "store backend {backend} cannot run on this machine ({why}) and {REQUIRE_IO_URING}=1; \
+             set {REQUIRE_IO_URING}=0 to skip it knowingly"
+        );
+    }
+    announce(&format!("SKIPPED store backend {backend}, conformance case {case}: {why} (this backend was NOT tested)"));
+}
+
+/// Whether the environment requires io_uring backends to run.
+pub(crate) fn io_uring_required() -> bool {
+    std::env::var(REQUIRE_IO_URING).is_ok_and(|v| v == "1")
 }
 
 pub(crate) fn key(file_id: u64, shard_index: u32) -> ShardKey {
@@ -230,11 +261,23 @@ macro_rules! conformance_tests {
     (@cases $harness:ty; $($case:ident),* $(,)?) => {
         mod conformance {
             use super::*;
+            /// Says which backend this suite covered, or that it did not run.
+            #[test]
+            fn backend_report() {
+                let name = <$harness as $crate::conformance::Harness>::NAME;
+                match <$harness as $crate::conformance::Harness>::unavailable() {
+                    None => $crate::conformance::announce(&format!("store backend {name}: conformance suite ran")),
+                    Some(why) => $crate::conformance::skip_or_fail(
+                        name, "all", &why, $crate::conformance::io_uring_required()),
+                }
+            }
             $(
                 #[test]
                 fn $case() {
                     if let Some(why) = <$harness as $crate::conformance::Harness>::unavailable() {
-                        eprintln!("skipping conformance case {}: {why}", stringify!($case));
+                        let name = <$harness as $crate::conformance::Harness>::NAME;
+                        $crate::conformance::skip_or_fail(
+                            name, stringify!($case), &why, $crate::conformance::io_uring_required());
                         return;
                     }
                     let dir = tempfile::tempdir().unwrap();
@@ -245,3 +288,17 @@ macro_rules! conformance_tests {
     };
 }
 pub(crate) use conformance_tests;
+
+#[cfg(test)]
+mod skip_tests {
+    #[test]
+    #[should_panic(expected = "cannot run on this machine")]
+    fn an_unavailable_io_uring_fails_the_suite_when_required() {
+        super::skip_or_fail("io_uring O_DIRECT", "put_get_round_trip", "io_uring_setup: ENOSYS", true);
+    }
+
+    #[test]
+    fn an_unavailable_backend_is_skipped_loudly_when_not_required() {
+        super::skip_or_fail("(none: this tests the skip notice)", "-", "an example reason", false);
+    }
+}

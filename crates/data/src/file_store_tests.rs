@@ -13,6 +13,7 @@ use crate::shard_format::HEADER_LEN_V1;
 struct FileHarness;
 
 impl Harness for FileHarness {
+    const NAME: &'static str = "file (pread/pwrite)";
     type Store = FileStore;
     fn open(dir: &Path, capacity_bytes: Option<u64>) -> FileStore {
         FileStore::open(dir, capacity_bytes).unwrap()

@@ -16,6 +16,7 @@ use crate::FileStore;
 struct UringHarness;
 
 impl Harness for UringHarness {
+    const NAME: &'static str = "io_uring O_DIRECT";
     type Store = UringStore;
     fn open(dir: &Path, capacity_bytes: Option<u64>) -> UringStore {
         UringStore::open(dir, capacity_bytes).unwrap()
@@ -38,6 +39,7 @@ mod buffered {
     struct BufferedHarness;
 
     impl Harness for BufferedHarness {
+        const NAME: &'static str = "io_uring buffered";
         type Store = UringStore;
         fn open(dir: &Path, capacity_bytes: Option<u64>) -> UringStore {
             let store = UringStore::open_with(dir, capacity_bytes, false).unwrap();
@@ -62,7 +64,7 @@ fn unavailable() -> Option<String> {
 /// Open a store under `dir`, or `None` (with a notice) without io_uring.
 fn open(dir: &Path, capacity: Option<u64>) -> Option<UringStore> {
     if let Some(why) = unavailable() {
-        eprintln!("skipping: {why}");
+        crate::conformance::skip_or_fail("io_uring", "store test", &why, crate::conformance::io_uring_required());
         return None;
     }
     Some(UringStore::open(dir, capacity).unwrap())

@@ -10,7 +10,13 @@ fn thread(entries: u32) -> Option<UringThread> {
     match UringThread::start(entries) {
         Ok(t) => Some(t),
         Err(e @ DataError::Config(_)) => {
-            eprintln!("skipping: {}", e.chain());
+            let why = e.chain();
+            crate::conformance::skip_or_fail(
+                "io_uring",
+                "ring thread test",
+                &why,
+                crate::conformance::io_uring_required(),
+            );
             None
         }
         Err(e) => panic!("{}", e.chain()),
