@@ -141,3 +141,21 @@ async fn statfs_reports_used_space_as_not_free() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// Issue 9 item 8: chunk lists come in pages; a file spanning many pages
+/// opens and reads whole, through both read paths.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_whose_chunk_list_spans_many_pages_reads_back() {
+    let cluster = TestCluster::start(74);
+    let (meta_addrs, key_file) = cluster_config(&cluster);
+    let mut cfg = ClientConfig::new(meta_addrs, key_file);
+    cfg.chunk_list_page = 3;
+    let client = Client::connect(cfg).await.expect("connect");
+    let data = pattern(5, 10 * CHUNK + 123);
+    client.write_file("/paged", &data).await.expect("write");
+    assert!(client.read_file("/paged").await.expect("read") == data, "the path API read other bytes");
+    let ino = client.stat("/paged").await.expect("stat").ino;
+    let handle = FileHandle::open(&client, ino).await.expect("open by inode");
+    let tail = handle.read_at(9 * CHUNK as u64, 2 * CHUNK).await.expect("read the last pages' chunks");
+    assert!(tail[..] == data[9 * CHUNK..], "the inode API read other bytes");
+}

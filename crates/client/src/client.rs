@@ -37,6 +37,9 @@ pub struct ClientConfig {
     /// How long a chunk write keeps retrying while the placement map moves
     /// away from a failed server.
     pub write_retry_window: Duration,
+    /// Chunks asked for per page of a file's chunk list (the metadata
+    /// service caps a page at 50,000).
+    pub chunk_list_page: u32,
 }
 
 impl ClientConfig {
@@ -49,6 +52,7 @@ impl ClientConfig {
             meta_deadline: Duration::from_secs(15),
             shard_timeout: Duration::from_secs(10),
             write_retry_window: Duration::from_secs(20),
+            chunk_list_page: 50_000,
         }
     }
 }
@@ -415,11 +419,7 @@ impl Client {
         if FileKind::from_wire(attr.kind) != FileKind::File {
             return Err(ClientError::NotAFile);
         }
-        let resp = self.inner.meta.call(Body::GetChunks(pb::GetChunks { ino: attr.ino })).await?;
-        let Some(RBody::Chunks(list)) = resp.body else {
-            return Err(unexpected());
-        };
-        let attr = list.attr.ok_or_else(unexpected)?;
+        let (attr, chunks) = crate::chunk_list::get_chunks(&self.inner, attr.ino).await?;
         let wrapped = attr
             .key
             .as_ref()
@@ -442,7 +442,7 @@ impl Client {
         }
         let dek = self.inner.kek.unwrap(&wrapped.wrapped)?;
         let ctx = self.file_ctx(&attr, dek)?;
-        Ok(FileReader::new(self.inner.clone(), Arc::new(ctx), attr.size, list.chunks))
+        Ok(FileReader::new(self.inner.clone(), Arc::new(ctx), attr.size, chunks))
     }
 
     /// Read a whole file.

@@ -22,13 +22,11 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use bytes::Bytes;
 use shardline_erasure::Codec;
 use shardline_proto::v1 as pb;
-use shardline_proto::v1::meta_request::Body;
-use shardline_proto::v1::meta_response::Body as RBody;
 use tokio::sync::{watch, OnceCell, Semaphore};
 
 use crate::chunk_read::read_chunk;
 use crate::chunk_write::write_chunk;
-use crate::client::{unexpected, FileCtx, Inner};
+use crate::client::{FileCtx, Inner};
 use crate::dirty_chunk::DirtyChunk;
 use crate::inode_api::{InodeAttr, Inodes, SetAttrRequest};
 use crate::{Client, ClientError, FileKind};
@@ -79,14 +77,7 @@ pub struct FileHandle {
     s: Arc<Shared>,
 }
 
-/// The attributes and chunk list of a file, from the metadata service.
-async fn get_chunks(inner: &Inner, ino: u64) -> Result<(pb::Attr, Vec<pb::Chunk>), ClientError> {
-    let resp = inner.meta.call(Body::GetChunks(pb::GetChunks { ino })).await?;
-    let Some(RBody::Chunks(list)) = resp.body else {
-        return Err(unexpected());
-    };
-    Ok((list.attr.ok_or_else(unexpected)?, list.chunks))
-}
+use crate::chunk_list::get_chunks;
 
 /// What reading and writing the file needs: layout, codec and unwrapped key.
 fn file_ctx(inner: &Inner, attr: &pb::Attr) -> Result<FileCtx, ClientError> {

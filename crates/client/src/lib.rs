@@ -12,6 +12,7 @@
 //! Every type is owned (`Arc` inside, no borrowed lifetimes) so that other
 //! languages' bindings can hold them.
 
+mod chunk_list;
 pub mod chunk_read;
 pub mod chunk_write;
 pub mod client;

@@ -31,6 +31,8 @@ mod open;
 #[cfg(test)]
 #[path = "namespace_ops_tests.rs"]
 mod ops_tests;
+#[path = "namespace_pg_index.rs"]
+mod pg_index;
 #[path = "namespace_snapshot.rs"]
 mod snapshot;
 #[cfg(test)]
@@ -158,6 +160,8 @@ pub struct Namespace {
     /// last release (or until its holders' leases run out).
     open: BTreeMap<Ino, BTreeMap<u64, u32>>,
     next_ino: Ino,
+    /// Every chunk by placement group (derived from `inodes`).
+    pg_index: pg_index::PgIndex,
 }
 
 impl Namespace {
@@ -169,6 +173,7 @@ impl Namespace {
             dir_parent: BTreeMap::new(),
             open: BTreeMap::new(),
             next_ino: ROOT_INO + 1,
+            pg_index: pg_index::PgIndex::default(),
         };
         ns.inodes.insert(
             ROOT_INO,
@@ -351,7 +356,10 @@ impl Namespace {
             return Released::default();
         }
         match self.inodes.remove(&ino) {
-            Some(inode) => Released { file_id: ino, chunks: inode.chunks.into_values().collect() },
+            Some(inode) => {
+                self.pg_index.remove_all(&inode);
+                Released { file_id: ino, chunks: inode.chunks.into_values().collect() }
+            }
             None => Released::default(),
         }
     }
@@ -363,7 +371,9 @@ impl Namespace {
         }
         self.dirs.remove(&ino);
         self.dir_parent.remove(&ino);
-        self.inodes.remove(&ino);
+        if let Some(dir) = self.inodes.remove(&ino) {
+            self.pg_index.remove_all(&dir);
+        }
         if let Some(entries) = self.dirs.get_mut(&parent) {
             entries.remove(name);
         }
@@ -445,21 +455,24 @@ impl Namespace {
         false
     }
 
-    /// Chunks placed in `pg`, in (file, chunk index) order after `after`.
+    /// Chunks placed in `pg`, in (file, chunk index) order after `after`:
+    /// a walk of the group's index, not of the namespace.
     pub fn chunks_in_pg(&self, pg: u32, after: (Ino, u64), limit: usize) -> (Vec<(&Inode, ChunkRef)>, bool) {
-        let mut out = Vec::new();
-        for (_, inode) in self.inodes.range(after.0..) {
-            for c in inode.chunks.values() {
-                if c.pg != pg || (inode.ino, c.index) <= after {
-                    continue;
-                }
-                if out.len() == limit {
-                    return (out, true);
-                }
-                out.push((inode, *c));
-            }
-        }
-        (out, false)
+        let (page, more) = self.pg_index.page(pg, after, limit);
+        let out = page
+            .into_iter()
+            .filter_map(|(ino, index)| {
+                let inode = self.inodes.get(&ino)?;
+                Some((inode, *inode.chunks.get(&index)?))
+            })
+            .collect();
+        (out, more)
+    }
+
+    /// Whether the placement-group index matches the chunks (tests).
+    #[cfg(test)]
+    pub(crate) fn pg_index_is_consistent(&self) -> bool {
+        self.pg_index == pg_index::PgIndex::build(self.inodes.values())
     }
 
     /// Whether this chunk version is the one a file refers to.
@@ -482,6 +495,10 @@ impl Namespace {
         inode.size = inode.size.max(new_size);
         inode.mtime_ns = now;
         inode.ctime_ns = now;
+        if let Some(o) = &old {
+            self.pg_index.remove(ino, o);
+        }
+        self.pg_index.add(ino, &chunk);
         Ok(Released { file_id: ino, chunks: old.filter(|o| o.version != chunk.version).into_iter().collect() })
     }
 }

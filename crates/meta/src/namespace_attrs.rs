@@ -46,6 +46,9 @@ impl Namespace {
             // Chunks with index >= ceil(size / chunk_size) lie wholly past the end.
             let beyond = inode.chunks.split_off(&size.div_ceil(chunk_size));
             released.chunks = beyond.into_values().collect();
+            for c in &released.chunks {
+                self.pg_index.remove(ino, c);
+            }
             if size != inode.size {
                 inode.mtime_ns = now;
             }

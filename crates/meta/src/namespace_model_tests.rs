@@ -588,6 +588,7 @@ fn run(seed: u64, steps: usize) -> Coverage {
             // Orphans (open but unlinked) count in both.
             assert_eq!(ns.inode_count(), model.nodes.len(), "seed {seed} step {step}: inode counts differ");
             assert_eq!(ns.get(ROOT_INO).map(|r| r.nlink).ok(), Some(2 + count_root_subdirs(&model)));
+            assert!(ns.pg_index_is_consistent(), "seed {seed} step {step}: the PG index differs from the chunks");
         }
     }
     // Releasing every handle leaves no orphan behind.
@@ -595,6 +596,7 @@ fn run(seed: u64, steps: usize) -> Coverage {
         ns.release(ino, 1).unwrap_or_else(|e| panic!("seed {seed}: release: {e:?}"));
     }
     assert_eq!(ns.inode_count(), 1 + model.paths.values().collect::<BTreeSet<_>>().len(), "seed {seed}");
+    assert!(ns.pg_index_is_consistent(), "seed {seed}: the PG index differs from the chunks after releases");
     coverage
 }
 

@@ -159,7 +159,9 @@ impl Namespace {
             }
             open.entry(o.ino).or_default().insert(o.client, o.count);
         }
+        let pg_index = super::pg_index::PgIndex::build(inodes.values());
         Ok(Namespace {
+            pg_index,
             inodes,
             dirs,
             dir_parent: s.dir_parents.into_iter().map(|p| (p.a, p.b)).collect(),

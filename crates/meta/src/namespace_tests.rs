@@ -130,3 +130,48 @@ fn names_are_bytes_not_utf8() {
     assert_eq!(ns.create(ROOT_INO, &long, attrs(), true, 6).unwrap_err().code, ErrorCode::NameTooLong);
     ns.create(ROOT_INO, &long[..MAX_NAME_LEN], attrs(), true, 6).unwrap();
 }
+
+#[test]
+fn pg_chunk_pages_walk_the_group_index_in_order() {
+    let mut ns = Namespace::new(Layout::default());
+    let cs = Layout::default().chunk_size as u64;
+    let mut want = Vec::new();
+    for f in 0..5u64 {
+        let ino = ns.create(ROOT_INO, format!("f{f}").as_bytes(), attrs(), true, 1).unwrap().ino;
+        for index in 0..6u64 {
+            let pg = ((f + index) % 3) as u32;
+            ns.commit_chunk(ino, ChunkRef { index, version: 1, sealed_len: 9, pg }, (index + 1) * cs, 2).unwrap();
+            if pg == 1 {
+                want.push((ino, index));
+            }
+        }
+    }
+    // Replace a version (same group), truncate one file and unlink another:
+    // the pages follow.
+    let f0 = ns.lookup(ROOT_INO, b"f0").unwrap().ino;
+    ns.commit_chunk(f0, ChunkRef { index: 1, version: 2, sealed_len: 9, pg: 1 }, 2 * cs, 3).unwrap();
+    let f1 = ns.lookup(ROOT_INO, b"f1").unwrap().ino;
+    ns.set_attr(f1, &SetAttrs { size: Some(cs), ..Default::default() }, 4).unwrap();
+    want.retain(|&(ino, index)| ino != f1 || index < 1);
+    let f2 = ns.lookup(ROOT_INO, b"f2").unwrap().ino;
+    ns.unlink(ROOT_INO, b"f2", 5).unwrap();
+    want.retain(|&(ino, _)| ino != f2);
+
+    let mut got = Vec::new();
+    let mut after = (0, 0);
+    loop {
+        let (page, more) = ns.chunks_in_pg(1, after, 2);
+        assert!(page.len() <= 2);
+        got.extend(page.iter().map(|(inode, c)| (inode.ino, c.index)));
+        if let Some((inode, c)) = page.last() {
+            after = (inode.ino, c.index);
+        }
+        if !more {
+            break;
+        }
+    }
+    assert_eq!(got, want);
+    assert_eq!(ns.chunks_in_pg(1, (f0, 1), 10).0.first().map(|(i, c)| (i.ino, c.index)), want.get(1).copied());
+    assert_eq!(ns.chunks_in_pg(1, (f0, 0), 10).0[0].1.version, 2, "the page carries the live version");
+    assert!(ns.pg_index_is_consistent());
+}

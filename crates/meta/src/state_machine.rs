@@ -50,6 +50,10 @@ pub fn is_mutation(body: &Body) -> bool {
     )
 }
 
+/// Most chunks one `GetChunks` reply carries (about 2 MB of headers; a
+/// 4 MiB-chunk file of 200 GiB fits one page).
+pub const MAX_CHUNK_PAGE: usize = 50_000;
+
 /// Inodes statfs reports as the total: there is no fixed limit.
 const FILES_TOTAL: u64 = 1 << 32;
 
@@ -225,10 +229,17 @@ impl StateMachine {
             }
             Some(Body::GetChunks(g)) => {
                 let inode = ns.get(g.ino)?;
-                ok(RBody::Chunks(pb::ChunkList {
-                    attr: Some(attr_to_wire(inode)),
-                    chunks: inode.chunks.values().map(chunk_to_wire).collect(),
-                }))
+                let limit = if g.limit == 0 { MAX_CHUNK_PAGE } else { (g.limit as usize).min(MAX_CHUNK_PAGE) };
+                let mut page = inode.chunks.range(g.from_index..);
+                let chunks: Vec<pb::Chunk> = page.by_ref().take(limit).map(|(_, c)| chunk_to_wire(c)).collect();
+                let more = page.next().is_some();
+                if more && g.limit == 0 {
+                    return Err(OpError::new(
+                        ErrorCode::InvalidArgument,
+                        format!("file has more than {MAX_CHUNK_PAGE} chunks: the client must page its chunk list"),
+                    ));
+                }
+                ok(RBody::Chunks(pb::ChunkList { attr: Some(attr_to_wire(inode)), chunks, more }))
             }
             Some(Body::GetPlacement(_)) => ok(RBody::Placement(self.placement_map())),
             Some(Body::ListPgChunks(l)) => {
