@@ -5,8 +5,11 @@
 //! call releases (unlink, rename over a file, truncate, last release of an
 //! unlinked file) have their shards deleted in the background.
 //!
-//! Reading and writing by inode is [`crate::file_handle`]. Not here yet:
-//! client leases, so that a crashed client's opens are released.
+//! Reading and writing by inode is [`crate::file_handle`]. Opens registered
+//! with the metadata service ([`Inodes::open`]/[`Inodes::release`]) are held
+//! under the client's lease: a mount holding any renews it, and the leader
+//! releases the opens of a client silent for the lease time, so a crashed
+//! client's unlinked files are freed.
 
 use std::sync::Arc;
 

@@ -33,8 +33,6 @@ use crate::DataError;
 
 /// Magic bytes at the start of every shard file.
 pub const MAGIC: [u8; 4] = *b"SLSH";
-/// The version [`ShardHeader::encode`] writes.
-pub const CURRENT_VERSION: u16 = 1;
 /// Header length of format version 1, and the length of the header fields
 /// in every version.
 pub const HEADER_LEN_V1: usize = 64;
@@ -87,7 +85,8 @@ pub struct ShardHeader {
 }
 
 impl ShardHeader {
-    /// Encode as a version-1 header.
+    /// Encode as a version-1 header (the portable store's format; the
+    /// io_uring store writes version 2 with [`ShardHeader::encode_as`]).
     pub fn encode(&self) -> [u8; HEADER_LEN_V1] {
         self.encode_as(Format::V1)
     }

@@ -161,13 +161,13 @@ impl StoreCore {
         Ok(keys)
     }
 
-    /// Current space accounting.
     /// The shard file's modification time.
     pub(crate) fn modified(&self, key: &ShardKey) -> Option<std::time::SystemTime> {
         let (_, path) = self.shard_path(key);
         std::fs::metadata(path).and_then(|m| m.modified()).ok()
     }
 
+    /// Current space accounting.
     pub(crate) fn usage(&self) -> Usage {
         let fs_free = match self.capacity_limit {
             Some(_) => 0,

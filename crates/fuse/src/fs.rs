@@ -95,8 +95,6 @@ impl ShardlineFs {
     }
 }
 
-/// Who asks, with supplementary groups (read from /proc: only for
-/// permission checks).
 /// While the metadata service holds opens for this mount (files unlinked
 /// while open here), talk to the leader every second: a client silent for
 /// the client lease loses its opens. Ends with the file system.
@@ -116,6 +114,8 @@ async fn keep_lease(inodes: Inodes, files: Weak<OpenFiles>) {
 /// How often a mount holding opens renews its lease.
 const LEASE_RENEWAL: Duration = Duration::from_secs(1);
 
+/// Who asks, with supplementary groups (read from /proc: only for
+/// permission checks).
 fn caller(req: &Request) -> Caller {
     Caller { uid: req.uid(), gid: req.gid(), groups: Caller::groups_of(req.pid()) }
 }
