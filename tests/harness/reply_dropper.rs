@@ -72,8 +72,7 @@ fn accept_loop(listener: TcpListener, target: String, shared: Arc<Shared>) {
 /// Relay request/reply pairs (the metadata protocol has one request in
 /// flight per connection) until either side closes or a reply is dropped.
 fn relay(mut client: TcpStream, mut server: TcpStream, shared: &Shared) {
-    loop {
-        let Some(request) = read_raw_frame(&mut client) else { break };
+    while let Some(request) = read_raw_frame(&mut client) {
         let is_commit = matches!(
             pb::MetaRequest::decode(header_of(&request)).ok().and_then(|r| r.body),
             Some(pb::meta_request::Body::CommitChunk(_))
