@@ -25,6 +25,7 @@ pub mod snapshot_stream;
 pub mod state_machine;
 pub mod transport;
 pub mod wire;
+pub mod write_stats;
 
 pub use error::MetaError;
 pub use server::{run, MetaConfig};

@@ -36,6 +36,7 @@ use crate::read_view::ReadView;
 use crate::snapshot;
 use crate::state_machine::StateMachine;
 use crate::transport::Peers;
+use crate::write_stats::{Stage, WriteStats};
 use crate::MetaError;
 
 /// Election timeout in ticks (randomised up to twice this).
@@ -54,6 +55,8 @@ pub enum Input {
     Propose {
         req: pb::MetaRequest,
         reply: Reply,
+        /// When the request handler queued it (for [`WriteStats`]).
+        queued: Instant,
     },
     Read {
         req: pb::MetaRequest,
@@ -98,6 +101,15 @@ pub struct Shared {
     pub leader_since: std::sync::Mutex<Option<Instant>>,
     /// Set to stop the Ready loop after its current round.
     pub stop: AtomicBool,
+    /// Where metadata writes spend their time.
+    pub stats: Arc<WriteStats>,
+}
+
+/// A client waiting for its proposal to be applied.
+struct Waiting {
+    reply: Reply,
+    /// When the loop took the proposal.
+    picked: Instant,
 }
 
 pub struct Node {
@@ -108,7 +120,7 @@ pub struct Node {
     view: Arc<ReadView>,
     peers: Peers,
     shared: Arc<Shared>,
-    pending_writes: HashMap<(u64, u64), Vec<Reply>>,
+    pending_writes: HashMap<(u64, u64), Vec<Waiting>>,
     /// ReadIndex rounds in flight: when each started and the reads it serves.
     reads_to_index: HashMap<Vec<u8>, (Instant, ReadBatch)>,
     lease: ReadLease,
@@ -255,7 +267,9 @@ impl Node {
                     let _ = self.raw.step(m);
                 }
             }
-            Input::Propose { req, reply } => {
+            Input::Propose { req, reply, queued } => {
+                let picked = Instant::now();
+                self.shared.stats.record(Stage::Queue, picked.saturating_duration_since(queued));
                 if self.raw.raft.state != StateRole::Leader {
                     let _ = reply.send(self.not_leader());
                     return;
@@ -268,7 +282,7 @@ impl Node {
                     let _ = reply.send(unavailable(&format!("propose: {e}")));
                     return;
                 }
-                self.pending_writes.entry((req.client_id, req.request_id)).or_default().push(reply);
+                self.pending_writes.entry((req.client_id, req.request_id)).or_default().push(Waiting { reply, picked });
             }
             Input::Read { req, reply } => {
                 let raft = &self.raw.raft;
@@ -410,11 +424,15 @@ impl Node {
             }
             match entry.get_entry_type() {
                 EntryType::EntryNormal => {
+                    let started = Instant::now();
                     let (now, req) = decode_entry(&entry.data)?;
                     let resp = self.view.sm_mut().apply(&req, now);
-                    if let Some(replies) = self.pending_writes.remove(&(req.client_id, req.request_id)) {
-                        for r in replies {
-                            let _ = r.send(resp.clone());
+                    if let Some(waiting) = self.pending_writes.remove(&(req.client_id, req.request_id)) {
+                        let stats = &self.shared.stats;
+                        for w in waiting {
+                            stats.record(Stage::Replicate, started.saturating_duration_since(w.picked));
+                            stats.record(Stage::Apply, started.elapsed());
+                            let _ = w.reply.send(resp.clone());
                         }
                     }
                 }
@@ -496,9 +514,9 @@ impl Node {
         if let Some((_, reply)) = self.pending_conf.take() {
             let _ = reply.send(resp.clone());
         }
-        for (_, replies) in self.pending_writes.drain() {
-            for r in replies {
-                let _ = r.send(resp.clone());
+        for (_, waiting) in self.pending_writes.drain() {
+            for w in waiting {
+                let _ = w.reply.send(resp.clone());
             }
         }
         for batch in

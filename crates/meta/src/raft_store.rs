@@ -10,7 +10,8 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use prost::Message as _;
 use shardline_proto::v1 as pb;
@@ -21,6 +22,7 @@ use redb::{Database, ReadableTable, ReadableTableMetadata, TableDefinition};
 
 use crate::at_rest::AtRest;
 use crate::log_cache::LogCache;
+use crate::write_stats::WriteStats;
 use crate::MetaError;
 
 /// Format 1: raw entry bytes (read once, migrated to v2 on open).
@@ -47,6 +49,7 @@ pub struct RaftStore {
     /// They are deleted a few at a time with later appends ([`trim`]), so
     /// a snapshot never stalls the Ready loop on thousands of deletes.
     trim_to: Mutex<u64>,
+    stats: Arc<WriteStats>,
 }
 
 /// Deletes of covered entries per append: at least this many, and two per
@@ -99,9 +102,14 @@ impl RaftStore {
         }
         let trim_to = cache.rl().offset.0;
         drop(state);
-        let store = RaftStore { db, cache, at_rest, trim_to: Mutex::new(trim_to) };
+        let store = RaftStore { db, cache, at_rest, trim_to: Mutex::new(trim_to), stats: Arc::default() };
         store.save_conf_state(&conf)?;
         Ok(store)
+    }
+
+    /// Count this store's writes in `stats`.
+    pub fn set_stats(&mut self, stats: Arc<WriteStats>) {
+        self.stats = stats;
     }
 
     /// The storage raft-rs reads (shares state with this store).
@@ -120,6 +128,7 @@ impl RaftStore {
         if entries.is_empty() && hard_state.is_none() {
             return Ok(());
         }
+        let started = Instant::now();
         let txn = self.db.begin_write()?;
         {
             let mut table = txn.open_table(ENTRIES)?;
@@ -136,6 +145,7 @@ impl RaftStore {
             }
         }
         txn.commit()?;
+        self.stats.log_write(entries.len(), started.elapsed(), 1);
         let mut core = self.cache.wl();
         core.append(entries)?;
         if let Some(hs) = hard_state {
@@ -156,6 +166,7 @@ impl RaftStore {
         let txn = self.db.begin_write()?;
         txn.open_table(STATE)?.insert(CONF_STATE, cs.write_to_bytes()?.as_slice())?;
         txn.commit()?;
+        self.stats.fsync();
         self.cache.wl().conf_state = cs.clone();
         Ok(())
     }
@@ -168,6 +179,7 @@ impl RaftStore {
         let txn = self.db.begin_write()?;
         txn.open_table(STATE)?.insert(MEMBERS, list.encode_to_vec().as_slice())?;
         txn.commit()?;
+        self.stats.fsync();
         Ok(())
     }
 
@@ -233,6 +245,7 @@ impl RaftStore {
             }
         }
         txn.commit()?;
+        self.stats.fsync();
         // The entries up to the offset are left to `trim`.
         let mut trim_to = self.trim_to.lock().unwrap_or_else(|e| e.into_inner());
         *trim_to = (*trim_to).max(offset.0);
