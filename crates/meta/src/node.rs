@@ -30,6 +30,7 @@ use tokio::sync::oneshot;
 
 use crate::lease::ReadLease;
 use crate::log_cache::LogCache;
+use crate::log_writer::Batch;
 use crate::membership;
 use crate::raft_store::RaftStore;
 use crate::read_view::ReadView;
@@ -76,6 +77,10 @@ pub enum Input {
         change: pb::MetaMembershipChange,
         reply: Reply,
     },
+    /// From the log writer: every Ready up to this number is durable.
+    Persisted(u64),
+    /// From the log writer: a write failed; the server must stop.
+    LogFailed(String),
 }
 
 /// One metadata server's own view, for `admin status`.
@@ -136,6 +141,12 @@ pub struct Node {
     /// Snapshot at the next opportunity (after a membership change, so a
     /// new member is in the snapshot it will be sent).
     snapshot_soon: bool,
+    /// The last Ready handed to the log writer, and the last it reported
+    /// durable.
+    handed: u64,
+    persisted: u64,
+    /// A log write failed (reported by the writer).
+    failed: Option<String>,
 }
 
 impl Node {
@@ -189,6 +200,9 @@ impl Node {
             snapshot_index,
             pending_conf: None,
             snapshot_soon: false,
+            handed: 0,
+            persisted: 0,
+            failed: None,
         })
     }
 
@@ -212,6 +226,9 @@ impl Node {
                 }
                 Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => return Ok(()),
+            }
+            if let Some(e) = self.failed.take() {
+                return Err(MetaError::Store(e));
             }
             if Instant::now() >= next_tick {
                 self.raw.tick();
@@ -304,6 +321,11 @@ impl Node {
                 self.raw.report_snapshot(peer, status);
             }
             Input::ConfChange { change, reply } => self.propose_conf_change(change, reply),
+            Input::Persisted(number) => {
+                self.persisted = self.persisted.max(number);
+                self.raw.on_persist_ready(number);
+            }
+            Input::LogFailed(e) => self.failed = Some(e),
             Input::Status { reply } => {
                 let r = &self.raw.raft;
                 let _ = reply.send(NodeStatus {
@@ -332,11 +354,16 @@ impl Node {
         self.reads_to_index.insert(ctx, (started, reads));
     }
 
+    /// Handle Readies until raft-rs has nothing more for now.
     fn on_ready(&mut self) -> Result<(), MetaError> {
-        if !self.raw.has_ready() {
-            self.serve_reads();
-            return Ok(());
+        while self.raw.has_ready() {
+            self.one_ready()?;
         }
+        self.serve_reads();
+        self.maybe_snapshot()
+    }
+
+    fn one_ready(&mut self) -> Result<(), MetaError> {
         let mut ready = self.raw.ready();
         if let Some(ss) = ready.ss() {
             self.shared.leader.store(ss.leader_id, Ordering::Relaxed);
@@ -351,10 +378,12 @@ impl Node {
                 *since = Some(Instant::now());
             }
         }
+        // A leader's appends leave now: followers write while it does.
         if !ready.messages().is_empty() {
             self.peers.send(ready.take_messages());
         }
-        if *ready.snapshot() != Snapshot::default() {
+        let has_snapshot = *ready.snapshot() != Snapshot::default();
+        if has_snapshot {
             self.install_snapshot(ready.snapshot())?;
         }
         for rs in ready.take_read_states() {
@@ -364,25 +393,46 @@ impl Node {
             }
         }
         self.apply(ready.take_committed_entries())?;
-        self.store.persist(ready.entries(), ready.hs())?;
-        if !ready.persisted_messages().is_empty() {
-            self.peers.send(ready.take_persisted_messages());
+        let number = ready.number();
+        let batch = Batch {
+            number,
+            entries: ready.take_entries(),
+            hard_state: ready.hs().cloned(),
+            sync: ready.must_sync(),
+            messages: ready.take_persisted_messages(),
+            queued: Instant::now(),
+        };
+        self.raw.advance_append_async(ready);
+        if !batch.sync && self.handed <= self.persisted {
+            // Nothing to make durable and nothing ahead of it at the writer:
+            // no need for a trip through it (a moved commit index is not
+            // written on its own).
+            if let Some(hs) = &batch.hard_state {
+                self.store.cache().wl().hard_state = hs.clone();
+            }
+            self.peers.send(batch.messages);
+            self.raw.on_persist_ready(number);
+        } else {
+            self.store.append(batch)?;
+            self.handed = number;
+            if has_snapshot {
+                // Rare: the whole Ready is made durable before going on, so
+                // raft-rs may count the snapshot as applied.
+                self.store.barrier()?;
+                self.persisted = number;
+                self.raw.on_persist_ready(number);
+            }
         }
-        let mut light = self.raw.advance(ready);
-        if let Some(commit) = light.commit_index() {
-            self.store.set_commit(commit);
-        }
-        self.peers.send(light.take_messages());
-        self.apply(light.take_committed_entries())?;
         self.raw.advance_apply();
-        self.serve_reads();
-        self.maybe_snapshot()
+        Ok(())
     }
 
     /// A snapshot from the leader: persist it, then replace the state machine.
     fn install_snapshot(&mut self, snap: &Snapshot) -> Result<(), MetaError> {
         let index = snap.get_metadata().index;
         let (sm, members) = snapshot::decode(&snap.data)?;
+        // What was handed to the log writer before goes to disk first.
+        self.store.barrier()?;
         self.store.apply_snapshot(snap)?;
         *self.view.sm_mut() = sm;
         for (id, addr) in members {

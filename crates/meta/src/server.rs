@@ -22,7 +22,7 @@ use crate::MetaError;
 pub struct MetaConfig {
     /// This server's Raft id (1-based, unique among metadata servers).
     pub id: u64,
-    /// Folder holding the Raft log and state (`raft.redb`).
+    /// Folder holding the Raft log (`raft-log/`) and state (`raft.redb`).
     pub dir: PathBuf,
     /// Address to listen on for clients, data servers and peers.
     pub listen: String,
@@ -101,7 +101,7 @@ pub async fn run(cfg: MetaConfig, shutdown: impl Future<Output = ()>) -> Result<
     if !at_rest.is_sealed() {
         tracing::warn!(id = cfg.id, "no server key file: metadata is stored unencrypted");
     }
-    let mut store = RaftStore::open(&cfg.dir.join("raft.redb"), &voters, at_rest)?;
+    let mut store = RaftStore::open(&cfg.dir, &voters, at_rest)?;
     let listener = tokio::net::TcpListener::bind(&cfg.listen).await?;
     let (tx, rx) = std::sync::mpsc::channel();
     let failed_tx = Mutex::new(tx.clone());
@@ -113,7 +113,7 @@ pub async fn run(cfg: MetaConfig, shutdown: impl Future<Output = ()>) -> Result<
     let peers =
         Peers::start(cfg.id, addrs, &tokio::runtime::Handle::current(), on_snapshot_failed, cfg.snapshot_part_bytes);
     let shared = Arc::new(Shared::default());
-    store.set_stats(shared.stats.clone());
+    store.start_writer(peers.outbox(), tx.clone(), shared.stats.clone())?;
     tokio::spawn(write_stats::publish(shared.stats.clone(), cfg.dir.clone(), STATS_EVERY));
     let sm = StateMachine::new(cfg.layout, cfg.pg_count);
     let node = Node::new(cfg.id, store, sm, peers, shared.clone(), cfg.snapshot_every, cfg.tick)?;

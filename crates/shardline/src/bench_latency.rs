@@ -138,12 +138,15 @@ pub fn breakdown(before: &[Counters], after: &[Counters], ops: u64, per_op_ms: f
     let ops_seen = total.count.max(1) as f64;
     let (queue, replicate, apply) = (mean_ms(d("queue")), mean_ms(d("replicate")), mean_ms(d("apply")));
     let server = mean_ms(total);
-    let followers: Vec<Sample> = (0..after.len().min(before.len()))
-        .filter(|&i| i != leader)
-        .map(|i| delta(&before[i], &after[i], "log_write"))
-        .collect();
-    let follower_write =
-        Sample { count: followers.iter().map(|s| s.count).sum(), ns: followers.iter().map(|s| s.ns).sum() };
+    // The followers' figures, summed over them.
+    let followers = |k: &str| {
+        let all: Vec<Sample> = (0..after.len().min(before.len()))
+            .filter(|&i| i != leader)
+            .map(|i| delta(&before[i], &after[i], k))
+            .collect();
+        Sample { count: all.iter().map(|s| s.count).sum(), ns: all.iter().map(|s| s.ns).sum() }
+    };
+    let (follower_write, follower_wait) = (followers("log_write"), followers("log_sync_wait"));
     let writes = d("log_write");
     json!({
         "ops": ops,
@@ -161,6 +164,7 @@ pub fn breakdown(before: &[Counters], after: &[Counters], ops: u64, per_op_ms: f
         "leader_fsyncs_per_request": round3(d("fsyncs").count as f64 / ops_seen),
         "entries_per_log_write": round3(d("entries").count as f64 / writes.count.max(1) as f64),
         "follower_log_write_ms": round3(mean_ms(follower_write)),
+        "follower_sync_wait_ms": round3(mean_ms(follower_wait)),
     })
 }
 
@@ -169,7 +173,8 @@ pub fn describe(b: &serde_json::Value) -> String {
     let g = |k: &str| b.get(k).and_then(|v| v.as_f64()).unwrap_or(0.0);
     format!(
         "{:.3} ms/op = outside the metadata servers {:.3} + {:.2} request(s) × [queue {:.3} + replicate {:.3} + apply {:.3} + reply {:.3}]; \
-         leader log write {:.3} ms ({:.2} per request, {:.2} fsyncs per request, {:.1} entries each), follower log write {:.3} ms",
+         leader log write {:.3} ms after waiting {:.3} ({:.2} per request, {:.2} fsyncs per request, {:.1} entries each), \
+         follower log write {:.3} ms after waiting {:.3}",
         g("per_op_ms"),
         g("outside_server_ms"),
         g("metadata_requests_per_op"),
@@ -178,10 +183,12 @@ pub fn describe(b: &serde_json::Value) -> String {
         g("apply_ms"),
         g("reply_ms"),
         g("leader_log_write_ms"),
+        g("leader_sync_wait_ms"),
         g("leader_log_writes_per_request"),
         g("leader_fsyncs_per_request"),
         g("entries_per_log_write"),
         g("follower_log_write_ms"),
+        g("follower_sync_wait_ms"),
     )
 }
 
