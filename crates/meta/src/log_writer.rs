@@ -14,8 +14,9 @@
 //! A write failure stops the writer and the loop with it: after a failed
 //! fsync nothing about the file can be trusted.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{channel, Receiver, Sender};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::Instant;
 
@@ -60,6 +61,12 @@ enum Task {
 pub struct LogWriter {
     tx: Option<Sender<Task>>,
     thread: Option<JoinHandle<()>>,
+    /// Shared with the thread: the loop writes itself when the thread has
+    /// nothing to do ([`LogWriter::write_now`]).
+    log: Arc<Mutex<SegmentLog>>,
+    links: Arc<WriterLinks>,
+    /// Set once a write failed: nothing more is written.
+    failed: Arc<AtomicBool>,
 }
 
 /// What the writer thread needs besides the log.
@@ -74,13 +81,25 @@ pub struct WriterLinks {
 impl LogWriter {
     pub fn start(log: SegmentLog, links: WriterLinks) -> Result<LogWriter, MetaError> {
         let (tx, rx) = channel();
+        let log = Arc::new(Mutex::new(log));
+        let links = Arc::new(links);
+        let failed = Arc::new(AtomicBool::new(false));
+        let (l, k, f) = (log.clone(), links.clone(), failed.clone());
         let thread = std::thread::Builder::new().name("raft-log".into()).spawn(move || {
-            if let Err(e) = run(log, rx, &links) {
+            if let Err(e) = run(&l, rx, &k, &f) {
                 tracing::error!(error = %e, "raft log write failed; stopping");
-                let _ = links.notify.send(Input::LogFailed(e.to_string()));
+                let _ = k.notify.send(Input::LogFailed(e.to_string()));
             }
         })?;
-        Ok(LogWriter { tx: Some(tx), thread: Some(thread) })
+        Ok(LogWriter { tx: Some(tx), thread: Some(thread), log, links, failed })
+    }
+
+    /// Write `batch` on the calling thread (only while the writer thread has
+    /// nothing queued: batches must reach the disk in order). Its messages
+    /// leave when it is durable; the caller tells raft-rs.
+    pub fn write_now(&self, batch: Batch) -> Result<(), MetaError> {
+        write_group(&self.log, vec![batch], &self.links, &self.failed)?;
+        Ok(())
     }
 
     fn send(&self, task: Task) -> Result<(), MetaError> {
@@ -123,7 +142,7 @@ impl Drop for LogWriter {
     }
 }
 
-fn run(mut log: SegmentLog, rx: Receiver<Task>, links: &WriterLinks) -> Result<(), MetaError> {
+fn run(log: &Mutex<SegmentLog>, rx: Receiver<Task>, links: &WriterLinks, failed: &AtomicBool) -> Result<(), MetaError> {
     while let Ok(first) = rx.recv() {
         let mut next = Some(first);
         let mut group = Vec::new();
@@ -133,19 +152,24 @@ fn run(mut log: SegmentLog, rx: Receiver<Task>, links: &WriterLinks) -> Result<(
             next = rx.try_recv().ok();
         }
         if !group.is_empty() {
-            write_group(&mut log, group, links)?;
+            let number = write_group(log, group, links, failed)?;
+            let _ = links.notify.send(Input::Persisted(number));
         }
         match next {
             None | Some(Task::Append(_)) => {}
-            Some(Task::Compact(to)) => log.compact(to)?,
+            Some(Task::Compact(to)) => lock(log, failed)?.compact(to)?,
             Some(Task::Barrier(done)) => {
                 let _ = done.send(());
             }
             Some(Task::Reset { generation, hard_state, done }) => {
-                let r = hard_state.write_to_bytes().map_err(MetaError::from).and_then(|hs| log.reset(generation, &hs));
-                let failed = r.as_ref().err().map(|e| e.to_string());
+                let r = hard_state
+                    .write_to_bytes()
+                    .map_err(MetaError::from)
+                    .and_then(|hs| lock(log, failed)?.reset(generation, &hs));
+                let error = r.as_ref().err().map(|e| e.to_string());
                 let _ = done.send(r.map_err(|e| e.to_string()));
-                if let Some(e) = failed {
+                if let Some(e) = error {
+                    failed.store(true, Ordering::Relaxed);
                     return Err(MetaError::Store(e));
                 }
             }
@@ -154,9 +178,24 @@ fn run(mut log: SegmentLog, rx: Receiver<Task>, links: &WriterLinks) -> Result<(
     Ok(())
 }
 
+/// The log, unless an earlier write failed.
+fn lock<'a>(log: &'a Mutex<SegmentLog>, failed: &AtomicBool) -> Result<MutexGuard<'a, SegmentLog>, MetaError> {
+    let guard = log.lock().unwrap_or_else(|e| e.into_inner());
+    if failed.load(Ordering::Relaxed) {
+        return Err(MetaError::Store("an earlier raft log write failed".into()));
+    }
+    Ok(guard)
+}
+
 /// Write a group of batches with one write and at most one fsync, then
-/// release their messages and tell the loop.
-fn write_group(log: &mut SegmentLog, group: Vec<Batch>, links: &WriterLinks) -> Result<(), MetaError> {
+/// release their messages; the number of the last.
+fn write_group(
+    log: &Mutex<SegmentLog>,
+    group: Vec<Batch>,
+    links: &WriterLinks,
+    failed: &AtomicBool,
+) -> Result<u64, MetaError> {
+    let mut log = lock(log, failed)?;
     let started = Instant::now();
     let (mut entries, mut sync, mut number) = (0, false, 0);
     let mut messages = Vec::new();
@@ -175,11 +214,11 @@ fn write_group(log: &mut SegmentLog, group: Vec<Batch>, links: &WriterLinks) -> 
         number = number.max(b.number);
         messages.extend(b.messages);
     }
-    let fsyncs = log.flush(sync)?;
+    let fsyncs = log.flush(sync).inspect_err(|_| failed.store(true, Ordering::Relaxed))?;
+    drop(log);
     if sync {
         links.stats.log_write(entries, started.elapsed(), fsyncs);
     }
     links.outbox.send(messages);
-    let _ = links.notify.send(Input::Persisted(number));
-    Ok(())
+    Ok(number)
 }

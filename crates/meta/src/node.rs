@@ -1,11 +1,19 @@
 //! The one Raft Ready loop, on its own thread.
 //!
-//! Order per raft-rs's five_mem_node: send messages → apply snapshot → apply
-//! committed entries → persist entries and hard state → send persisted
-//! messages → advance → apply what the LightReady committed. Proposals and
-//! ReadIndex requests that arrive together are handled in one round, so one
-//! fsync covers a whole batch. While the leader holds its read lease
-//! (`lease.rs`, renewed by each ReadIndex round) queries skip the round.
+//! Order per Ready (raft-rs's five_mem_node, with its asynchronous ready):
+//! send messages (a leader's appends leave before its own write, so
+//! followers write while it does, Raft thesis §10.2.1) → apply a snapshot →
+//! apply committed entries → hand entries and hard state to the log →
+//! `advance_append_async` → `on_persist_ready` once the log is durable.
+//! The log is written here when nothing else waits (no hand-over between
+//! threads on the path of a lone request); when more input waits, the log
+//! writer thread (`log_writer.rs`) writes while the loop goes on, and
+//! batches queued meanwhile share one fsync (group commit). Messages that
+//! must follow the write (a follower's acknowledgement, a vote) leave from
+//! whichever thread wrote, right after the fsync. Proposals and ReadIndex
+//! requests that arrive together are handled in one round. While the leader
+//! holds its read lease (`lease.rs`, renewed by each ReadIndex round)
+//! queries skip the round.
 //!
 //! Every `snapshot_every` applied entries the loop snapshots the state
 //! machine (`snapshot.rs`), stores it and compacts the log behind it, keeping
@@ -13,7 +21,7 @@
 //! A follower further behind receives the snapshot, and the loop replaces its
 //! state machine with it.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::Arc;
@@ -147,6 +155,8 @@ pub struct Node {
     persisted: u64,
     /// A log write failed (reported by the writer).
     failed: Option<String>,
+    /// Inputs taken off the channel early (see `input_waiting`).
+    peeked: VecDeque<Input>,
 }
 
 impl Node {
@@ -203,6 +213,7 @@ impl Node {
             handed: 0,
             persisted: 0,
             failed: None,
+            peeked: VecDeque::new(),
         })
     }
 
@@ -215,11 +226,15 @@ impl Node {
                 return Ok(());
             }
             let timeout = next_tick.saturating_duration_since(Instant::now());
-            match rx.recv_timeout(timeout) {
+            let first = match self.peeked.pop_front() {
+                Some(input) => Ok(input),
+                None => rx.recv_timeout(timeout),
+            };
+            match first {
                 Ok(input) => {
                     let mut reads = Vec::new();
                     self.handle(input, &mut reads);
-                    while let Ok(input) = rx.try_recv() {
+                    while let Some(input) = self.peeked.pop_front().or_else(|| rx.try_recv().ok()) {
                         self.handle(input, &mut reads);
                     }
                     self.start_reads(reads);
@@ -237,7 +252,7 @@ impl Node {
                     next_tick = Instant::now() + tick;
                 }
             }
-            self.on_ready()?;
+            self.on_ready(&rx)?;
             self.publish_read_permission();
         }
     }
@@ -354,16 +369,27 @@ impl Node {
         self.reads_to_index.insert(ctx, (started, reads));
     }
 
+    /// Whether an input arrived since the loop last looked (kept for the
+    /// next round).
+    fn input_waiting(&mut self, rx: &Receiver<Input>) -> bool {
+        if self.peeked.is_empty() {
+            if let Ok(input) = rx.try_recv() {
+                self.peeked.push_back(input);
+            }
+        }
+        !self.peeked.is_empty()
+    }
+
     /// Handle Readies until raft-rs has nothing more for now.
-    fn on_ready(&mut self) -> Result<(), MetaError> {
+    fn on_ready(&mut self, rx: &Receiver<Input>) -> Result<(), MetaError> {
         while self.raw.has_ready() {
-            self.one_ready()?;
+            self.one_ready(rx)?;
         }
         self.serve_reads();
         self.maybe_snapshot()
     }
 
-    fn one_ready(&mut self) -> Result<(), MetaError> {
+    fn one_ready(&mut self, rx: &Receiver<Input>) -> Result<(), MetaError> {
         let mut ready = self.raw.ready();
         if let Some(ss) = ready.ss() {
             self.shared.leader.store(ss.leader_id, Ordering::Relaxed);
@@ -403,7 +429,8 @@ impl Node {
             queued: Instant::now(),
         };
         self.raw.advance_append_async(ready);
-        if !batch.sync && self.handed <= self.persisted {
+        let writer_idle = self.handed <= self.persisted;
+        if !batch.sync && writer_idle {
             // Nothing to make durable and nothing ahead of it at the writer:
             // no need for a trip through it (a moved commit index is not
             // written on its own).
@@ -412,16 +439,20 @@ impl Node {
             }
             self.peers.send(batch.messages);
             self.raw.on_persist_ready(number);
+        } else if has_snapshot || (writer_idle && !self.input_waiting(rx)) {
+            // Nothing else to do meanwhile: write here, sparing the hand-over
+            // to the writer thread and back (a snapshot's Ready is made
+            // durable whole before going on, so raft-rs may count the
+            // snapshot as applied).
+            self.store.append_now(batch)?;
+            (self.handed, self.persisted) = (number, number);
+            self.raw.on_persist_ready(number);
         } else {
+            // Other work is waiting: the writer thread writes while this
+            // loop goes on (pipelining; batches queued meanwhile share one
+            // fsync).
             self.store.append(batch)?;
             self.handed = number;
-            if has_snapshot {
-                // Rare: the whole Ready is made durable before going on, so
-                // raft-rs may count the snapshot as applied.
-                self.store.barrier()?;
-                self.persisted = number;
-                self.raw.on_persist_ready(number);
-            }
         }
         self.raw.advance_apply();
         Ok(())

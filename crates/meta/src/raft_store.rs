@@ -173,6 +173,20 @@ impl RaftStore {
         self.writer()?.append(batch)
     }
 
+    /// Like [`RaftStore::append`], but written (and its messages sent) before
+    /// this returns, on the calling thread. Only when nothing handed to
+    /// `append` is still waiting to be written.
+    pub fn append_now(&self, batch: Batch) -> Result<(), MetaError> {
+        {
+            let mut core = self.cache.wl();
+            core.append(&batch.entries)?;
+            if let Some(hs) = &batch.hard_state {
+                core.hard_state = hs.clone();
+            }
+        }
+        self.writer()?.write_now(batch)
+    }
+
     /// Wait until everything handed to [`RaftStore::append`] is durable.
     pub fn barrier(&self) -> Result<(), MetaError> {
         self.writer()?.barrier()

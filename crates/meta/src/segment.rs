@@ -12,11 +12,13 @@
 //!   key, bound to its index). Kind 2, the hard state (raft-rs protobuf:
 //!   term, vote, commit; nothing secret).
 //!
+//! Segments are preallocated, so a segment's unwritten end reads as zeros.
 //! [`scan`] reads records until the end or the first one that does not
-//! check out. A bad record with nothing valid after it is a torn tail (a
-//! write cut short by a crash; that batch was never acknowledged): the
-//! caller truncates there. A bad record followed by a good one is damage in
-//! the middle of the log, reported as such, never skipped.
+//! check out, and classifies what follows ([`Tail`]): zeros are the clean
+//! end; anything else with nothing valid after it is a torn tail (a write
+//! cut short by a crash; that batch was never acknowledged), which the
+//! caller cuts off; a bad record followed by a good one is damage in the
+//! middle of the log, reported as such, never skipped.
 
 use crate::MetaError;
 
@@ -87,34 +89,48 @@ pub struct Found {
     pub payload: std::ops::Range<usize>,
 }
 
+/// What follows the last valid record of a segment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tail {
+    /// Nothing, or zeros (space preallocated and not yet written).
+    Clean,
+    /// Bytes that are not a valid record and none after them that is: a
+    /// write cut short by a crash (never acknowledged: the log is only
+    /// acknowledged after its fsync, and only the last write can be torn).
+    Torn,
+    /// A bad record followed by a valid one: damage in the middle, which
+    /// must not be truncated away.
+    Damaged,
+}
+
 /// What [`scan`] found after the header.
 #[derive(Debug)]
 pub struct Scan {
     pub records: Vec<Found>,
-    /// Where the valid records end (the file's length when all are valid).
+    /// Where the valid records end.
     pub valid_end: usize,
-    /// A bad record at `valid_end` followed by a valid one: damage in the
-    /// middle, which must not be truncated away.
-    pub damaged: bool,
+    pub tail: Tail,
 }
 
 /// Read every record of a segment's bytes (header included).
 pub fn scan(bytes: &[u8]) -> Scan {
     let mut pos = HEADER_LEN.min(bytes.len());
     let mut records = Vec::new();
-    while pos < bytes.len() {
-        match record_at(bytes, pos) {
-            Some((found, next)) => {
-                records.push(found);
-                pos = next;
-            }
-            None => {
-                let damaged = (pos + 1..bytes.len()).any(|p| record_at(bytes, p).is_some());
-                return Scan { records, valid_end: pos, damaged };
-            }
-        }
+    while let Some((found, next)) = record_at(bytes, pos) {
+        records.push(found);
+        pos = next;
     }
-    Scan { records, valid_end: pos, damaged: false }
+    // A record starts with a non-zero length: none can start after the
+    // last non-zero byte.
+    let last_nonzero = bytes.iter().rposition(|&b| b != 0).unwrap_or(0);
+    let tail = if last_nonzero < pos {
+        Tail::Clean
+    } else if (pos + 1..=last_nonzero).any(|p| record_at(bytes, p).is_some()) {
+        Tail::Damaged
+    } else {
+        Tail::Torn
+    };
+    Scan { records, valid_end: pos, tail }
 }
 
 /// The record starting at `pos`, if it is whole, of a known kind and its
@@ -174,8 +190,7 @@ mod tests {
     fn records_read_back_in_order() {
         let seg = segment(&[(b"one", KIND_ENTRY), (b"two", KIND_HARD_STATE), (b"three", KIND_ENTRY)]);
         let s = scan(&seg);
-        assert_eq!(s.valid_end, seg.len());
-        assert!(!s.damaged);
+        assert_eq!((s.valid_end, s.tail), (seg.len(), Tail::Clean));
         let payloads: Vec<&[u8]> = s.records.iter().map(|r| &seg[r.payload.clone()]).collect();
         assert_eq!(payloads, vec![&b"one"[..], b"two", b"three"]);
         assert_eq!(s.records[1].kind, KIND_HARD_STATE);
@@ -187,16 +202,17 @@ mod tests {
         let first_end = scan(&whole).records[0].payload.end;
         for cut in first_end + 1..whole.len() {
             let s = scan(&whole[..cut]);
-            assert_eq!((s.records.len(), s.valid_end, s.damaged), (1, first_end, false), "cut at {cut}");
+            assert_eq!((s.records.len(), s.valid_end, s.tail), (1, first_end, Tail::Torn), "cut at {cut}");
         }
         let mut zeros = whole.clone();
         zeros.extend_from_slice(&[0u8; 4096]);
         let s = scan(&zeros);
-        assert_eq!((s.records.len(), s.valid_end, s.damaged), (2, whole.len(), false));
+        assert_eq!((s.records.len(), s.valid_end, s.tail), (2, whole.len(), Tail::Clean), "preallocated space");
         let mut garbage = whole.clone();
         garbage.extend((0..5000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8));
+        garbage.extend_from_slice(&[0u8; 4096]);
         let s = scan(&garbage);
-        assert_eq!((s.records.len(), s.valid_end, s.damaged), (2, whole.len(), false));
+        assert_eq!((s.records.len(), s.valid_end, s.tail), (2, whole.len(), Tail::Torn));
     }
 
     #[test]
@@ -204,8 +220,9 @@ mod tests {
         let mut seg = segment(&[(b"one", KIND_ENTRY), (b"two", KIND_ENTRY), (b"three", KIND_ENTRY)]);
         let second = scan(&seg).records[1].payload.clone();
         seg[second.start] ^= 0x40;
+        seg.extend_from_slice(&[0u8; 4096]);
         let s = scan(&seg);
         assert_eq!(s.records.len(), 1);
-        assert!(s.damaged, "a bad record before a good one is not a torn tail");
+        assert_eq!(s.tail, Tail::Damaged, "a bad record before a good one is not a torn tail");
     }
 }

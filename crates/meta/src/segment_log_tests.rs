@@ -2,7 +2,7 @@
 //! compaction and generations.
 
 use std::fs::OpenOptions;
-use std::io::Write;
+use std::os::unix::fs::FileExt;
 use std::path::Path;
 
 use crate::segment_log::{Record, SegmentLog};
@@ -19,6 +19,12 @@ fn write(log: &mut SegmentLog, records: &[Record]) {
         }
     }
     log.flush(true).unwrap();
+}
+
+/// Where the records of a (preallocated) segment end: its last non-zero
+/// byte (the test payloads end in ASCII).
+fn data_end(seg: &Path) -> u64 {
+    std::fs::read(seg).unwrap().iter().rposition(|&b| b != 0).unwrap() as u64 + 1
 }
 
 fn only_segment(dir: &Path) -> std::path::PathBuf {
@@ -68,7 +74,7 @@ fn a_torn_last_record_is_cut_off_and_the_log_goes_on() {
         write(&mut log, &[entry(3)]);
     }
     let seg = only_segment(dir.path());
-    let len = std::fs::metadata(&seg).unwrap().len();
+    let len = data_end(&seg);
     // Cut the last record mid-way, as a crash during its write would.
     OpenOptions::new().write(true).open(&seg).unwrap().set_len(len - 5).unwrap();
     {
@@ -88,12 +94,17 @@ fn garbage_after_the_last_record_is_cut_off() {
         write(&mut log, &[entry(1), entry(2)]);
     }
     let seg = only_segment(dir.path());
-    let len = std::fs::metadata(&seg).unwrap().len();
-    let garbage: Vec<u8> = (0..3000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 11) as u8).collect();
-    OpenOptions::new().append(true).open(&seg).unwrap().write_all(&garbage).unwrap();
+    let len = data_end(&seg);
+    let garbage: Vec<u8> = (0..3000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 11) as u8 | 1).collect();
+    OpenOptions::new().write(true).open(&seg).unwrap().write_all_at(&garbage, len).unwrap();
+    {
+        let (mut log, replayed) = SegmentLog::open(dir.path(), 0).unwrap();
+        assert_eq!(replayed, vec![entry(1), entry(2)]);
+        assert_eq!(data_end(&seg), len, "the garbage is cut away");
+        write(&mut log, &[entry(3)]);
+    }
     let (_, replayed) = SegmentLog::open(dir.path(), 0).unwrap();
-    assert_eq!(replayed, vec![entry(1), entry(2)]);
-    assert_eq!(std::fs::metadata(&seg).unwrap().len(), len, "the garbage is truncated away");
+    assert_eq!(replayed, vec![entry(1), entry(2), entry(3)]);
 }
 
 #[test]
@@ -161,4 +172,25 @@ fn a_new_generation_replaces_the_old_log() {
     let (_, replayed) = SegmentLog::open(dir.path(), 2).unwrap();
     assert_eq!(replayed, vec![Record::HardState(b"hs".to_vec())]);
     assert!(SegmentLog::open(dir.path(), 1).is_err(), "a newer generation than the store's is refused");
+}
+
+#[test]
+fn a_bad_record_at_the_end_of_a_complete_segment_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = {
+        let (mut log, _) = SegmentLog::open(dir.path(), 0).unwrap();
+        log.set_segment_bytes(60);
+        for i in 1..=3 {
+            write(&mut log, &[entry(i)]);
+        }
+        log.segment_paths()[0].clone()
+    };
+    // The first segment was finished (synced, then a newer one started):
+    // a bad last record there cannot be a torn write.
+    let mut bytes = std::fs::read(&first).unwrap();
+    let end = bytes.iter().rposition(|&b| b != 0).unwrap();
+    bytes[end] ^= 0x01;
+    std::fs::write(&first, &bytes).unwrap();
+    let err = SegmentLog::open(dir.path(), 0).err().expect("damage must not open");
+    assert!(err.to_string().contains("damaged"), "{err}");
 }
