@@ -26,6 +26,7 @@ pub mod segment_log;
 pub mod server;
 pub mod service;
 pub mod snapshot;
+pub mod snapshot_job;
 pub mod snapshot_stream;
 pub mod state_machine;
 pub mod transport;

@@ -15,11 +15,12 @@
 //! holds its read lease (`lease.rs`, renewed by each ReadIndex round)
 //! queries skip the round.
 //!
-//! Every `snapshot_every` applied entries the loop snapshots the state
-//! machine (`snapshot.rs`), stores it and compacts the log behind it, keeping
-//! half an interval of entries for followers that are only a little behind.
-//! A follower further behind receives the snapshot, and the loop replaces its
-//! state machine with it.
+//! Every `snapshot_every` applied entries the loop copies the state machine
+//! and a job (`snapshot_job.rs`) encodes and stores it off the loop; the
+//! loop then compacts the log behind it, keeping half an interval of
+//! entries for followers that are only a little behind. A follower further
+//! behind receives the snapshot, and the loop replaces its state machine
+//! with it.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -43,6 +44,7 @@ use crate::membership;
 use crate::raft_store::RaftStore;
 use crate::read_view::ReadView;
 use crate::snapshot;
+use crate::snapshot_job::{self, Saved};
 use crate::state_machine::StateMachine;
 use crate::transport::Peers;
 use crate::write_stats::{Stage, WriteStats};
@@ -89,6 +91,9 @@ pub enum Input {
     Persisted(u64),
     /// From the log writer: a write failed; the server must stop.
     LogFailed(String),
+    /// From a snapshot job: the snapshot is stored (None: a newer one was
+    /// already), or storing it failed.
+    SnapshotSaved(Result<Option<Saved>, String>),
 }
 
 /// One metadata server's own view, for `admin status`.
@@ -157,6 +162,8 @@ pub struct Node {
     failed: Option<String>,
     /// Inputs taken off the channel early (see `input_waiting`).
     peeked: VecDeque<Input>,
+    /// A snapshot job is running; how long the loop spent copying for it.
+    snapshot_running: Option<Duration>,
 }
 
 impl Node {
@@ -214,6 +221,7 @@ impl Node {
             persisted: 0,
             failed: None,
             peeked: VecDeque::new(),
+            snapshot_running: None,
         })
     }
 
@@ -341,6 +349,11 @@ impl Node {
                 self.raw.on_persist_ready(number);
             }
             Input::LogFailed(e) => self.failed = Some(e),
+            Input::SnapshotSaved(saved) => {
+                if let Err(e) = self.snapshot_saved(saved) {
+                    self.failed = Some(e.to_string());
+                }
+            }
             Input::Status { reply } => {
                 let r = &self.raw.raft;
                 let _ = reply.send(NodeStatus {
@@ -475,11 +488,14 @@ impl Node {
     }
 
     /// Every `snapshot_every` applied entries: snapshot the state machine
-    /// and compact the log, keeping half an interval of entries.
+    /// and compact the log, keeping half an interval of entries. The loop
+    /// only copies the state machine; a job encodes and stores it
+    /// (`snapshot_job.rs`) and reports back with `Input::SnapshotSaved`.
     #[allow(clippy::field_reassign_with_default)] // protobuf 2 structs carry private fields
     fn maybe_snapshot(&mut self) -> Result<(), MetaError> {
         let applied = self.raw.raft.raft_log.applied;
-        if applied <= self.snapshot_index
+        if self.snapshot_running.is_some()
+            || applied <= self.snapshot_index
             || (!self.snapshot_soon && applied < self.snapshot_index + self.snapshot_every)
         {
             return Ok(());
@@ -490,11 +506,23 @@ impl Node {
         meta.index = applied;
         meta.term = self.raw.store().term(applied)?;
         meta.set_conf_state(self.raw.store().rl().conf_state.clone());
-        let data = snapshot::encode(&self.view.sm(), &self.peers.members());
-        let (len, encoded) = (data.len(), started.elapsed());
-        self.store.save_snapshot(meta, data, applied.saturating_sub(self.snapshot_every / 2))?;
-        self.snapshot_index = applied;
-        tracing::info!(id = self.id, index = applied, bytes = len, ?encoded, took = ?started.elapsed(), "snapshot taken");
+        let plan = self.store.plan_snapshot(meta, applied.saturating_sub(self.snapshot_every / 2))?;
+        let sm = self.view.sm().clone();
+        snapshot_job::spawn(self.store.saver(), sm, self.peers.members(), plan, self.store.notifier()?)?;
+        self.snapshot_running = Some(started.elapsed());
+        Ok(())
+    }
+
+    /// A snapshot job is done: compact the log behind its snapshot.
+    fn snapshot_saved(&mut self, saved: Result<Option<Saved>, String>) -> Result<(), MetaError> {
+        let copied = self.snapshot_running.take();
+        let Some(saved) = saved.map_err(MetaError::Store)? else { return Ok(()) };
+        let (index, bytes, took) = (saved.plan.meta.index, saved.data.len(), saved.took);
+        if self.store.finish_snapshot(saved)? {
+            self.snapshot_index = self.snapshot_index.max(index);
+            tracing::info!(id = self.id, index, bytes, loop_stalled = ?copied.unwrap_or_default(), job = ?took,
+                "snapshot taken");
+        }
         Ok(())
     }
 

@@ -22,7 +22,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::mpsc::Sender;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use prost::Message as _;
 use protobuf::Message as PbMessage;
@@ -36,6 +36,7 @@ use crate::log_migrate;
 use crate::log_writer::{Batch, LogWriter, WriterLinks};
 use crate::node::Input;
 use crate::segment_log::{Record, SegmentLog};
+use crate::snapshot_job::{Saved, SnapshotPlan, SnapshotSaver};
 use crate::transport::Outbox;
 use crate::write_stats::WriteStats;
 use crate::MetaError;
@@ -46,7 +47,7 @@ const CONF_STATE: &str = "conf_state";
 /// (index, term) of the last compacted entry: 16 bytes, little-endian.
 const LOG_OFFSET: &str = "log_offset";
 /// The latest snapshot's raft-rs metadata (index, term, conf state).
-const SNAPSHOT_META: &str = "snapshot_meta";
+pub(crate) const SNAPSHOT_META: &str = "snapshot_meta";
 /// The latest snapshot's data, an [`AtRest`] value of row ("snapshot", index).
 const SNAPSHOT_DATA: &str = "snapshot_data";
 /// Metadata servers learned from membership changes (`pb::MetaMembers`).
@@ -61,7 +62,11 @@ pub const LOG_DIR: &str = "raft-log";
 pub const DB_FILE: &str = "raft.redb";
 
 pub struct RaftStore {
-    db: Database,
+    db: Arc<Database>,
+    /// Held while a snapshot is written (see `snapshot_job.rs`).
+    snap_lock: Arc<Mutex<()>>,
+    /// The Ready loop's input (after [`RaftStore::start_writer`]).
+    notify: Option<Sender<Input>>,
     cache: LogCache,
     at_rest: Arc<AtRest>,
     generation: u64,
@@ -119,7 +124,9 @@ impl RaftStore {
         core.conf_state = conf.clone();
         drop(core);
         let store = RaftStore {
-            db,
+            db: Arc::new(db),
+            snap_lock: Arc::default(),
+            notify: None,
             cache,
             at_rest: Arc::new(at_rest),
             generation,
@@ -141,6 +148,7 @@ impl RaftStore {
     ) -> Result<(), MetaError> {
         let log = self.log.take().ok_or_else(|| MetaError::Store("the log writer is already running".into()))?;
         self.stats = stats.clone();
+        self.notify = Some(notify.clone());
         let links = WriterLinks { at_rest: self.at_rest.clone(), outbox, notify, stats };
         self.writer = Some(LogWriter::start(log, links)?);
         Ok(())
@@ -222,32 +230,62 @@ impl RaftStore {
         Ok(list.voters.into_iter().map(|m| (m.id, m.addr)).collect())
     }
 
-    /// Store a snapshot this server took of its own state at `meta.index`,
-    /// and compact the log up to `compact_to` (≤ `meta.index`).
-    #[allow(clippy::field_reassign_with_default)] // protobuf 2 structs carry private fields
-    pub fn save_snapshot(&self, meta: SnapshotMetadata, data: Vec<u8>, compact_to: u64) -> Result<(), MetaError> {
+    /// Plan a snapshot of this server's own state at `meta.index`, to
+    /// compact the log up to `compact_to` (≤ `meta.index`).
+    pub fn plan_snapshot(&self, meta: SnapshotMetadata, compact_to: u64) -> Result<SnapshotPlan, MetaError> {
         let (to, mut hs) = {
             let core = self.cache.rl();
             (compact_to.max(core.offset.0).min(core.last_index()), core.hard_state.clone())
         };
         let term =
             raft::Storage::term(&self.cache, to).map_err(|e| MetaError::Store(format!("compact to {to}: {e}")))?;
-        let offset = (to, term);
         // The commit index must cover the snapshot when the server restarts.
         hs.commit = hs.commit.max(meta.index);
-        let mut snap = Snapshot::default();
-        snap.data = data.into();
-        snap.set_metadata(meta);
-        self.write_snapshot(&snap, offset, &hs, None)?;
+        Ok(SnapshotPlan { meta, offset: (to, term), hard_state: hs })
+    }
+
+    /// What a snapshot job needs to store a snapshot.
+    pub fn saver(&self) -> SnapshotSaver {
+        SnapshotSaver {
+            db: self.db.clone(),
+            at_rest: self.at_rest.clone(),
+            lock: self.snap_lock.clone(),
+            stats: self.stats.clone(),
+        }
+    }
+
+    /// The Ready loop's input, for jobs to report to.
+    pub fn notifier(&self) -> Result<Sender<Input>, MetaError> {
+        self.notify.clone().ok_or_else(|| MetaError::Store("the log writer is not running".into()))
+    }
+
+    /// A snapshot job stored its snapshot: keep it for followers and compact
+    /// the log behind it (unless a newer snapshot came from the leader
+    /// meanwhile). Whether it was taken.
+    pub fn finish_snapshot(&self, saved: Saved) -> Result<bool, MetaError> {
+        let Saved { plan, data, .. } = saved;
         {
             let mut core = self.cache.wl();
-            core.compact(offset.0)?;
-            core.hard_state.commit = core.hard_state.commit.max(hs.commit);
-            core.snapshot = snap;
+            if core.snapshot.get_metadata().index >= plan.meta.index {
+                return Ok(false);
+            }
+            core.compact(plan.offset.0)?;
+            core.hard_state.commit = core.hard_state.commit.max(plan.hard_state.commit);
+            core.snapshot.data = data.into();
+            core.snapshot.set_metadata(plan.meta);
         }
-        // The segments it covers go once the offset above is durable.
+        // The segments it covers go now that the offset is durable.
         if let Some(w) = &self.writer {
-            w.compact(offset.0)?;
+            w.compact(plan.offset.0)?;
+        }
+        Ok(true)
+    }
+
+    /// Plan, store and finish a snapshot on the calling thread.
+    pub fn save_snapshot(&self, meta: SnapshotMetadata, data: Vec<u8>, compact_to: u64) -> Result<(), MetaError> {
+        let plan = self.plan_snapshot(meta, compact_to)?;
+        if let Some(saved) = self.saver().save(plan, data)? {
+            self.finish_snapshot(saved)?;
         }
         Ok(())
     }
@@ -272,9 +310,6 @@ impl RaftStore {
         Ok(())
     }
 
-    /// One redb transaction: the snapshot, the log offset, the hard state
-    /// and (for a snapshot from the leader) the conf state and a new log
-    /// generation.
     fn write_snapshot(
         &self,
         snap: &Snapshot,
@@ -282,24 +317,39 @@ impl RaftStore {
         hs: &HardState,
         generation: Option<u64>,
     ) -> Result<(), MetaError> {
-        let meta = snap.get_metadata();
-        let sealed = self.at_rest.seal("snapshot", meta.index, &snap.data);
-        let txn = self.db.begin_write()?;
-        {
-            let mut state = txn.open_table(STATE)?;
-            state.insert(SNAPSHOT_META, meta.write_to_bytes()?.as_slice())?;
-            state.insert(SNAPSHOT_DATA, sealed.as_slice())?;
-            state.insert(LOG_OFFSET, encode_offset(offset).as_slice())?;
-            state.insert(HARD_STATE, hs.write_to_bytes()?.as_slice())?;
-            if let Some(g) = generation {
-                state.insert(CONF_STATE, meta.get_conf_state().write_to_bytes()?.as_slice())?;
-                state.insert(LOG_GENERATION, g.to_le_bytes().as_slice())?;
-            }
-        }
-        txn.commit()?;
+        let _held = self.snap_lock.lock().unwrap_or_else(|e| e.into_inner());
+        store_snapshot(&self.db, &self.at_rest, snap.get_metadata(), &snap.data, offset, hs, generation)?;
         self.stats.fsync();
         Ok(())
     }
+}
+
+/// One redb transaction: the snapshot, the log offset, the hard state and
+/// (for a snapshot from the leader) the conf state and a new log generation.
+pub(crate) fn store_snapshot(
+    db: &Database,
+    at_rest: &AtRest,
+    meta: &SnapshotMetadata,
+    data: &[u8],
+    offset: (u64, u64),
+    hs: &HardState,
+    generation: Option<u64>,
+) -> Result<(), MetaError> {
+    let sealed = at_rest.seal("snapshot", meta.index, data);
+    let txn = db.begin_write()?;
+    {
+        let mut state = txn.open_table(STATE)?;
+        state.insert(SNAPSHOT_META, meta.write_to_bytes()?.as_slice())?;
+        state.insert(SNAPSHOT_DATA, sealed.as_slice())?;
+        state.insert(LOG_OFFSET, encode_offset(offset).as_slice())?;
+        state.insert(HARD_STATE, hs.write_to_bytes()?.as_slice())?;
+        if let Some(g) = generation {
+            state.insert(CONF_STATE, meta.get_conf_state().write_to_bytes()?.as_slice())?;
+            state.insert(LOG_GENERATION, g.to_le_bytes().as_slice())?;
+        }
+    }
+    txn.commit()?;
+    Ok(())
 }
 
 /// The log after `offset` as the records leave it (a later record for an

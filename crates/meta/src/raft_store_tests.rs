@@ -206,3 +206,37 @@ fn a_move_cut_short_is_redone_from_the_format1_store() {
     let db = Database::open(dir.path().join(DB_FILE)).unwrap();
     assert!(db.begin_read().unwrap().open_table(v1).is_err(), "the format-1 table is dropped");
 }
+
+#[test]
+#[allow(clippy::field_reassign_with_default)] // protobuf 2 structs carry private fields
+fn a_snapshot_job_stores_off_the_loop_and_never_overwrites_a_newer_snapshot() {
+    let dir = tempfile::tempdir().unwrap();
+    let (s, reports) = open(dir.path(), &[1], AtRest::plain(), Outbox::default());
+    let all: Vec<Entry> = (1..=50).map(|i| entry(i, 1, b"x")).collect();
+    s.append(batch(1, all, Some(hard_state(1, 1, 50)), vec![])).unwrap();
+    let meta_at = |index: u64| {
+        let mut meta = SnapshotMetadata::default();
+        meta.index = index;
+        meta.term = 1;
+        meta
+    };
+    let sm = crate::state_machine::StateMachine::new(shardline_types::Layout::default(), 4);
+    let plan = s.plan_snapshot(meta_at(40), 30).unwrap();
+    crate::snapshot_job::spawn(s.saver(), sm, Default::default(), plan, s.notifier().unwrap()).unwrap();
+    let saved = loop {
+        match reports.recv_timeout(Duration::from_secs(30)).unwrap() {
+            Input::SnapshotSaved(r) => break r.unwrap().expect("stored"),
+            _ => continue,
+        }
+    };
+    assert!(s.finish_snapshot(saved).unwrap());
+    assert_eq!(s.snapshot().get_metadata().index, 40);
+    assert_eq!(s.cache().first_index().unwrap(), 31);
+    // A job planned before a newer snapshot was stored stores nothing.
+    let stale = s.plan_snapshot(meta_at(35), 30).unwrap();
+    assert!(s.saver().save(stale, b"older".to_vec()).unwrap().is_none());
+    drop(s);
+    let (s, _rx) = open(dir.path(), &[1], AtRest::plain(), Outbox::default());
+    assert_eq!(s.snapshot().get_metadata().index, 40);
+    assert!(crate::snapshot::decode(&s.snapshot().data).is_ok());
+}
