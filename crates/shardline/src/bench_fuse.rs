@@ -131,7 +131,7 @@ pub fn meta_ops(
     for op in ["create", "warm", "stat", "rename", "unlink"] {
         let passes = if op == "stat" { CACHED_STAT_PASSES } else { 1 };
         let is_write = matches!(op, "create" | "rename" | "unlink");
-        let before = if is_write { probe.read() } else { Vec::new() };
+        let before = if is_write { probe.read(true) } else { Default::default() };
         let rate = per_thread(threads, per * passes, |t, n| {
             let d = dir.join(format!("t{t}"));
             let i = n % per;
@@ -148,7 +148,7 @@ pub fn meta_ops(
         })
         .with_context(|| format!("FUSE {op}"))?;
         let n = per * threads as u64;
-        let split = is_write.then(|| breakdown(&before, &probe.read(), n, 1e3 * threads as f64 / rate.max(1e-9)));
+        let split = is_write.then(|| breakdown(&before, &probe.read(false), n, 1e3 * threads as f64 / rate.max(1e-9)));
         if op != "warm" {
             out.push((op, rate, split));
         }

@@ -83,6 +83,13 @@ pub fn loopback_rtt(n: usize) -> Result<Latency> {
 
 type Counters = BTreeMap<String, Sample>;
 
+/// What [`WriteProbe::read`] saw.
+#[derive(Default)]
+pub struct Reading {
+    servers: Vec<Counters>,
+    fsync: Option<Latency>,
+}
+
 /// Reads the metadata servers' write counters.
 #[derive(Clone)]
 pub struct WriteProbe {
@@ -95,8 +102,15 @@ impl WriteProbe {
     }
 
     /// Every server's counters, once each has published what it counted
-    /// until now (or after a second, if it counted nothing new).
-    pub fn read(&self) -> Vec<Counters> {
+    /// until now (or after a second, if it counted nothing new); with
+    /// `fsync`, also this disk's fsync latency right now (in the first
+    /// server's folder, where its log is), for the figures that follow.
+    pub fn read(&self, fsync: bool) -> Reading {
+        let fsync = fsync.then(|| self.dirs.first().and_then(|d| fsync_latency(d, 100).ok())).flatten();
+        Reading { servers: self.counters(), fsync }
+    }
+
+    fn counters(&self) -> Vec<Counters> {
         let now = unix_ns();
         let deadline = Instant::now() + Duration::from_secs(1);
         self.dirs
@@ -122,7 +136,9 @@ fn unix_ns() -> u64 {
 /// Where the metadata writes between two [`WriteProbe::read`]s spent their
 /// time, for `ops` operations that took `per_op_ms` each as the caller saw
 /// them (JSON, all times in milliseconds).
-pub fn breakdown(before: &[Counters], after: &[Counters], ops: u64, per_op_ms: f64) -> serde_json::Value {
+pub fn breakdown(before: &Reading, after: &Reading, ops: u64, per_op_ms: f64) -> serde_json::Value {
+    let fsync = before.fsync.map(|l| l.median_ms).unwrap_or(0.0);
+    let (before, after) = (&before.servers, &after.servers);
     let delta = |b: &Counters, a: &Counters, k: &str| {
         let (b, a) = (b.get(k).copied().unwrap_or_default(), a.get(k).copied().unwrap_or_default());
         Sample { count: a.count.saturating_sub(b.count), ns: a.ns.saturating_sub(b.ns) }
@@ -165,6 +181,7 @@ pub fn breakdown(before: &[Counters], after: &[Counters], ops: u64, per_op_ms: f
         "entries_per_log_write": round3(d("entries").count as f64 / writes.count.max(1) as f64),
         "follower_log_write_ms": round3(mean_ms(follower_write)),
         "follower_sync_wait_ms": round3(mean_ms(follower_wait)),
+        "fsync_median_ms_just_before": round3(fsync),
     })
 }
 
@@ -172,10 +189,11 @@ pub fn breakdown(before: &[Counters], after: &[Counters], ops: u64, per_op_ms: f
 pub fn describe(b: &serde_json::Value) -> String {
     let g = |k: &str| b.get(k).and_then(|v| v.as_f64()).unwrap_or(0.0);
     format!(
-        "{:.3} ms/op = outside the metadata servers {:.3} + {:.2} request(s) × [queue {:.3} + replicate {:.3} + apply {:.3} + reply {:.3}]; \
+        "{:.3} ms/op (fsync just before: {:.3} ms median) = outside the metadata servers {:.3} + {:.2} request(s) × [queue {:.3} + replicate {:.3} + apply {:.3} + reply {:.3}]; \
          leader log write {:.3} ms after waiting {:.3} ({:.2} per request, {:.2} fsyncs per request, {:.1} entries each), \
          follower log write {:.3} ms after waiting {:.3}",
         g("per_op_ms"),
+        g("fsync_median_ms_just_before"),
         g("outside_server_ms"),
         g("metadata_requests_per_op"),
         g("queue_ms"),

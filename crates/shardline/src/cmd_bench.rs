@@ -289,11 +289,11 @@ async fn meta_bench(
     }
     let mut out = Vec::new();
     for op in ["create", "stat", "rename", "unlink"] {
-        let read = || {
+        let read = |fsync: bool| {
             let probe = probe.clone();
-            tokio::task::spawn_blocking(move || probe.read())
+            tokio::task::spawn_blocking(move || probe.read(fsync))
         };
-        let before = if op == "stat" { Vec::new() } else { read().await? };
+        let before = if op == "stat" { Default::default() } else { read(true).await? };
         let start = Instant::now();
         let mut tasks = JoinSet::new();
         for t in 0..clients {
@@ -318,7 +318,7 @@ async fn meta_bench(
         let split = if op == "stat" {
             None
         } else {
-            Some(bench_latency::breakdown(&before, &read().await?, n, 1e3 * secs * clients as f64 / n as f64))
+            Some(bench_latency::breakdown(&before, &read(false).await?, n, 1e3 * secs * clients as f64 / n as f64))
         };
         out.push((op, n as f64 / secs, split));
     }
