@@ -34,15 +34,40 @@ impl Latency {
     }
 }
 
-/// A small append plus fdatasync in `dir`, as a log write does, `n` times.
-pub fn fsync_latency(dir: &Path, n: usize) -> Result<Latency> {
+/// How a file is written for [`fsync_latency`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FsyncKind {
+    /// Appending: each fdatasync also records the new file size.
+    Append,
+    /// Into space reserved beforehand, as the metadata log writes.
+    Preallocated,
+}
+
+/// A 256-byte write plus fdatasync in `dir`, `n` times.
+pub fn fsync_latency(dir: &Path, n: usize, kind: FsyncKind) -> Result<Latency> {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::fs::FileExt;
     let path = dir.join(".bench-fsync");
-    let mut f = std::fs::File::create(&path).with_context(|| format!("create {}", path.display()))?;
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(true)
+        .read(true)
+        .write(true)
+        .open(&path)
+        .with_context(|| format!("create {}", path.display()))?;
     let record = [0x5au8; 256];
+    if kind == FsyncKind::Preallocated {
+        let len = (n * record.len()) as libc::off_t;
+        // SAFETY: fallocate on a descriptor we own; no memory is passed.
+        if unsafe { libc::fallocate(f.as_raw_fd(), 0, 0, len) } != 0 {
+            f.set_len(len as u64)?;
+        }
+        f.sync_all()?;
+    }
     let mut samples = Vec::with_capacity(n);
-    for _ in 0..n {
+    for i in 0..n {
         let t = Instant::now();
-        f.write_all(&record)?;
+        f.write_all_at(&record, (i * record.len()) as u64)?;
         f.sync_data()?;
         samples.push(t.elapsed());
     }
@@ -106,7 +131,9 @@ impl WriteProbe {
     /// `fsync`, also this disk's fsync latency right now (in the first
     /// server's folder, where its log is), for the figures that follow.
     pub fn read(&self, fsync: bool) -> Reading {
-        let fsync = fsync.then(|| self.dirs.first().and_then(|d| fsync_latency(d, 100).ok())).flatten();
+        let fsync = fsync
+            .then(|| self.dirs.first().and_then(|d| fsync_latency(d, 100, FsyncKind::Preallocated).ok()))
+            .flatten();
         Reading { servers: self.counters(), fsync }
     }
 

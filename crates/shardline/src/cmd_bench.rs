@@ -96,11 +96,17 @@ pub async fn run(a: BenchArgs) -> Result<()> {
 
     say("fsync latency and loopback round trip…");
     let fsync_dir = spec.dir.clone();
-    let (fsync, rtt) = tokio::task::spawn_blocking(move || -> Result<_> {
-        Ok((bench_latency::fsync_latency(&fsync_dir, 500)?, bench_latency::loopback_rtt(5000)?))
+    let (fsync, fsync_append, rtt) = tokio::task::spawn_blocking(move || -> Result<_> {
+        use bench_latency::{fsync_latency, FsyncKind};
+        Ok((
+            fsync_latency(&fsync_dir, 500, FsyncKind::Preallocated)?,
+            fsync_latency(&fsync_dir, 500, FsyncKind::Append)?,
+            bench_latency::loopback_rtt(5000)?,
+        ))
     })
     .await??;
     report.insert("fsync_latency".into(), fsync.json());
+    report.insert("fsync_append_latency".into(), fsync_append.json());
     report.insert("loopback_rtt".into(), rtt.json());
     let probe = WriteProbe::new(cluster.file.meta.iter().map(|n| n.dir.clone()).collect());
 
@@ -176,8 +182,14 @@ pub async fn run(a: BenchArgs) -> Result<()> {
     println!("shardline bench (MB/s = 10^6 bytes/s; every ratio is against a number measured in this run)");
     println!("  baselines     loopback TCP {loopback:.0} MB/s, memcpy {memcpy:.0} MB/s, XChaCha20-Poly1305 seal {seal:.0} MB/s/core, RS 4+2 encode {encode:.0} MB/s/core");
     println!(
-        "  latency       fsync (256 B append + fdatasync, cluster disk) {:.3} ms median / {:.3} ms mean; loopback TCP round trip {:.3} ms median / {:.3} ms mean",
-        fsync.median_ms, fsync.mean_ms, rtt.median_ms, rtt.mean_ms
+        "  latency       fsync (256 B write + fdatasync, cluster disk) {:.3} ms median / {:.3} ms mean into preallocated space, \
+         {:.3} / {:.3} ms appending; loopback TCP round trip {:.3} ms median / {:.3} ms mean",
+        fsync.median_ms,
+        fsync.mean_ms,
+        fsync_append.median_ms,
+        fsync_append.mean_ms,
+        rtt.median_ms,
+        rtt.mean_ms
     );
     println!(
         "  native write  {:>8.1} MB/s  {:>5.1}% of loopback",
