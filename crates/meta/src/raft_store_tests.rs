@@ -68,6 +68,7 @@ fn survives_reopen_and_truncates_conflicts() {
 }
 
 #[test]
+#[allow(clippy::field_reassign_with_default)] // protobuf 2 structs carry private fields
 fn held_messages_leave_after_their_batch_is_written() {
     let dir = tempfile::tempdir().unwrap();
     let outbox = Outbox::default();
