@@ -18,6 +18,7 @@ pub mod log_writer;
 pub mod membership;
 pub mod namespace;
 pub mod node;
+pub mod node_io;
 pub mod raft_store;
 pub mod read_view;
 pub mod registry;
