@@ -2,8 +2,9 @@
 //!
 //! Layers, bottom up: [`namespace`] and [`registry`] are plain values;
 //! [`state_machine`] applies wire requests to them deterministically;
-//! [`raft_store`] keeps the Raft log durable in redb; [`node`] is the one
-//! Ready loop; [`transport`] carries Raft messages to peers; [`service`]
+//! [`raft_store`] keeps Raft's state durable (the log in append-only
+//! [`segment_log`] files written by the [`log_writer`] thread with group
+//! commit, snapshots in redb); [`node`] is the one Ready loop; [`transport`] carries Raft messages to peers; [`service`]
 //! answers requests (mutations through the log, queries under the leader's
 //! read lease ([`lease`]) or through ReadIndex);
 //! [`server`] wires it together.
@@ -13,19 +14,26 @@ pub mod error;
 pub mod fs_usage;
 pub mod lease;
 pub mod log_cache;
+pub mod log_migrate;
+pub mod log_writer;
 pub mod membership;
 pub mod namespace;
 pub mod node;
+pub mod node_io;
 pub mod raft_store;
 pub mod read_view;
 pub mod registry;
+pub mod segment;
+pub mod segment_log;
 pub mod server;
 pub mod service;
 pub mod snapshot;
+pub mod snapshot_job;
 pub mod snapshot_stream;
 pub mod state_machine;
 pub mod transport;
 pub mod wire;
+pub mod write_stats;
 
 pub use error::MetaError;
 pub use server::{run, MetaConfig};

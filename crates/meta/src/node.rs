@@ -1,103 +1,63 @@
 //! The one Raft Ready loop, on its own thread.
 //!
-//! Order per raft-rs's five_mem_node: send messages → apply snapshot → apply
-//! committed entries → persist entries and hard state → send persisted
-//! messages → advance → apply what the LightReady committed. Proposals and
-//! ReadIndex requests that arrive together are handled in one round, so one
-//! fsync covers a whole batch. While the leader holds its read lease
-//! (`lease.rs`, renewed by each ReadIndex round) queries skip the round.
+//! Order per Ready (raft-rs's five_mem_node, with its asynchronous ready):
+//! send messages (a leader's appends leave before its own write, so
+//! followers write while it does, Raft thesis §10.2.1) → apply a snapshot →
+//! apply committed entries → hand entries and hard state to the log →
+//! `advance_append_async` → `on_persist_ready` once the log is durable.
+//! The log is written here when nothing else waits (no hand-over between
+//! threads on the path of a lone request); when more input waits, the log
+//! writer thread (`log_writer.rs`) writes while the loop goes on, and
+//! batches queued meanwhile share one fsync (group commit). Messages that
+//! must follow the write (a follower's acknowledgement, a vote) leave from
+//! whichever thread wrote, right after the fsync. Proposals and ReadIndex
+//! requests that arrive together are handled in one round. While the leader
+//! holds its read lease (`lease.rs`, renewed by each ReadIndex round)
+//! queries skip the round.
 //!
-//! Every `snapshot_every` applied entries the loop snapshots the state
-//! machine (`snapshot.rs`), stores it and compacts the log behind it, keeping
-//! half an interval of entries for followers that are only a little behind.
-//! A follower further behind receives the snapshot, and the loop replaces its
-//! state machine with it.
+//! Every `snapshot_every` applied entries the loop copies the state machine
+//! and a job (`snapshot_job.rs`) encodes and stores it off the loop; the
+//! loop then compacts the log behind it, keeping half an interval of
+//! entries for followers that are only a little behind. A follower further
+//! behind receives the snapshot, and the loop replaces its state machine
+//! with it.
 
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::Ordering;
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
-use prost::Message as _;
 use protobuf::Message as PbMessage;
-use raft::prelude::{ConfChange, Entry, EntryType, Message, MessageType, Snapshot, SnapshotMetadata};
+use raft::prelude::{ConfChange, Entry, EntryType, MessageType, Snapshot, SnapshotMetadata};
 use raft::{RawNode, SnapshotStatus, StateRole, Storage};
 use shardline_proto::v1 as pb;
 use shardline_rpc::code_to_wire;
 use shardline_types::ErrorCode;
-use tokio::sync::oneshot;
 
 use crate::lease::ReadLease;
 use crate::log_cache::LogCache;
+use crate::log_writer::Batch;
 use crate::membership;
+use crate::node_io::{decode_entry, encode_entry, role_name, ReadBatch};
+pub use crate::node_io::{unavailable, Input, NodeStatus, Reply, Shared};
 use crate::raft_store::RaftStore;
 use crate::read_view::ReadView;
 use crate::snapshot;
+use crate::snapshot_job::{self, Saved};
 use crate::state_machine::StateMachine;
 use crate::transport::Peers;
+use crate::write_stats::Stage;
 use crate::MetaError;
 
 /// Election timeout in ticks (randomised up to twice this).
 const ELECTION_TICK: usize = 10;
 
-/// Version byte of a log entry's payload: `[1][now_ns i64 LE][MetaRequest]`.
-const ENTRY_FORMAT_V1: u8 = 1;
-
-pub type Reply = oneshot::Sender<pb::MetaResponse>;
-
-/// Queries answered together.
-type ReadBatch = Vec<(pb::MetaRequest, Reply)>;
-
-/// What the service asks of the loop.
-pub enum Input {
-    Propose {
-        req: pb::MetaRequest,
-        reply: Reply,
-    },
-    Read {
-        req: pb::MetaRequest,
-        reply: Reply,
-    },
-    Raft(Vec<Message>),
-    Status {
-        reply: oneshot::Sender<NodeStatus>,
-    },
-    /// Whether the transport delivered a snapshot to this peer.
-    SnapshotSent {
-        peer: u64,
-        delivered: bool,
-    },
-    /// Add or remove a metadata server (leader only).
-    ConfChange {
-        change: pb::MetaMembershipChange,
-        reply: Reply,
-    },
-}
-
-/// One metadata server's own view, for `admin status`.
-#[derive(Debug, Clone)]
-pub struct NodeStatus {
-    pub id: u64,
-    pub role: String,
-    pub term: u64,
-    pub leader_id: u64,
-    pub commit: u64,
-    pub applied: u64,
-    pub placement: pb::PlacementMap,
-    /// Clients holding opens.
-    pub open_holders: Vec<u64>,
-}
-
-/// State shared with the service without going through the loop.
-#[derive(Default)]
-pub struct Shared {
-    /// The current leader's id (0 when unknown).
-    pub leader: AtomicU64,
-    /// When this server last became leader (None while it is not).
-    pub leader_since: std::sync::Mutex<Option<Instant>>,
-    /// Set to stop the Ready loop after its current round.
-    pub stop: AtomicBool,
+/// A client waiting for its proposal to be applied.
+struct Waiting {
+    reply: Reply,
+    /// When the loop took the proposal.
+    picked: Instant,
 }
 
 pub struct Node {
@@ -108,7 +68,7 @@ pub struct Node {
     view: Arc<ReadView>,
     peers: Peers,
     shared: Arc<Shared>,
-    pending_writes: HashMap<(u64, u64), Vec<Reply>>,
+    pending_writes: HashMap<(u64, u64), Vec<Waiting>>,
     /// ReadIndex rounds in flight: when each started and the reads it serves.
     reads_to_index: HashMap<Vec<u8>, (Instant, ReadBatch)>,
     lease: ReadLease,
@@ -124,6 +84,16 @@ pub struct Node {
     /// Snapshot at the next opportunity (after a membership change, so a
     /// new member is in the snapshot it will be sent).
     snapshot_soon: bool,
+    /// The last Ready handed to the log writer, and the last it reported
+    /// durable.
+    handed: u64,
+    persisted: u64,
+    /// A log write failed (reported by the writer).
+    failed: Option<String>,
+    /// Inputs taken off the channel early (see `input_waiting`).
+    peeked: VecDeque<Input>,
+    /// A snapshot job is running; how long the loop spent copying for it.
+    snapshot_running: Option<Duration>,
 }
 
 impl Node {
@@ -177,6 +147,11 @@ impl Node {
             snapshot_index,
             pending_conf: None,
             snapshot_soon: false,
+            handed: 0,
+            persisted: 0,
+            failed: None,
+            peeked: VecDeque::new(),
+            snapshot_running: None,
         })
     }
 
@@ -189,17 +164,24 @@ impl Node {
                 return Ok(());
             }
             let timeout = next_tick.saturating_duration_since(Instant::now());
-            match rx.recv_timeout(timeout) {
+            let first = match self.peeked.pop_front() {
+                Some(input) => Ok(input),
+                None => rx.recv_timeout(timeout),
+            };
+            match first {
                 Ok(input) => {
                     let mut reads = Vec::new();
                     self.handle(input, &mut reads);
-                    while let Ok(input) = rx.try_recv() {
+                    while let Some(input) = self.peeked.pop_front().or_else(|| rx.try_recv().ok()) {
                         self.handle(input, &mut reads);
                     }
                     self.start_reads(reads);
                 }
                 Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => return Ok(()),
+            }
+            if let Some(e) = self.failed.take() {
+                return Err(MetaError::Store(e));
             }
             if Instant::now() >= next_tick {
                 self.raw.tick();
@@ -208,7 +190,7 @@ impl Node {
                     next_tick = Instant::now() + tick;
                 }
             }
-            self.on_ready()?;
+            self.on_ready(&rx)?;
             self.publish_read_permission();
         }
     }
@@ -255,20 +237,18 @@ impl Node {
                     let _ = self.raw.step(m);
                 }
             }
-            Input::Propose { req, reply } => {
+            Input::Propose { req, reply, queued } => {
+                let picked = Instant::now();
+                self.shared.stats.record(Stage::Queue, picked.saturating_duration_since(queued));
                 if self.raw.raft.state != StateRole::Leader {
                     let _ = reply.send(self.not_leader());
                     return;
                 }
-                let mut data = Vec::with_capacity(9 + req.encoded_len());
-                data.push(ENTRY_FORMAT_V1);
-                data.extend_from_slice(&now_ns().to_le_bytes());
-                req.encode(&mut data).unwrap_or_else(|_| unreachable!("Vec grows"));
-                if let Err(e) = self.raw.propose(vec![], data) {
+                if let Err(e) = self.raw.propose(vec![], encode_entry(&req)) {
                     let _ = reply.send(unavailable(&format!("propose: {e}")));
                     return;
                 }
-                self.pending_writes.entry((req.client_id, req.request_id)).or_default().push(reply);
+                self.pending_writes.entry((req.client_id, req.request_id)).or_default().push(Waiting { reply, picked });
             }
             Input::Read { req, reply } => {
                 let raft = &self.raw.raft;
@@ -290,6 +270,16 @@ impl Node {
                 self.raw.report_snapshot(peer, status);
             }
             Input::ConfChange { change, reply } => self.propose_conf_change(change, reply),
+            Input::Persisted(number) => {
+                self.persisted = self.persisted.max(number);
+                self.raw.on_persist_ready(number);
+            }
+            Input::LogFailed(e) => self.failed = Some(e),
+            Input::SnapshotSaved(saved) => {
+                if let Err(e) = self.snapshot_saved(saved) {
+                    self.failed = Some(e.to_string());
+                }
+            }
             Input::Status { reply } => {
                 let r = &self.raw.raft;
                 let _ = reply.send(NodeStatus {
@@ -318,11 +308,27 @@ impl Node {
         self.reads_to_index.insert(ctx, (started, reads));
     }
 
-    fn on_ready(&mut self) -> Result<(), MetaError> {
-        if !self.raw.has_ready() {
-            self.serve_reads();
-            return Ok(());
+    /// Whether an input arrived since the loop last looked (kept for the
+    /// next round).
+    fn input_waiting(&mut self, rx: &Receiver<Input>) -> bool {
+        if self.peeked.is_empty() {
+            if let Ok(input) = rx.try_recv() {
+                self.peeked.push_back(input);
+            }
         }
+        !self.peeked.is_empty()
+    }
+
+    /// Handle Readies until raft-rs has nothing more for now.
+    fn on_ready(&mut self, rx: &Receiver<Input>) -> Result<(), MetaError> {
+        while self.raw.has_ready() {
+            self.one_ready(rx)?;
+        }
+        self.serve_reads();
+        self.maybe_snapshot()
+    }
+
+    fn one_ready(&mut self, rx: &Receiver<Input>) -> Result<(), MetaError> {
         let mut ready = self.raw.ready();
         if let Some(ss) = ready.ss() {
             self.shared.leader.store(ss.leader_id, Ordering::Relaxed);
@@ -337,10 +343,12 @@ impl Node {
                 *since = Some(Instant::now());
             }
         }
+        // A leader's appends leave now: followers write while it does.
         if !ready.messages().is_empty() {
             self.peers.send(ready.take_messages());
         }
-        if *ready.snapshot() != Snapshot::default() {
+        let has_snapshot = *ready.snapshot() != Snapshot::default();
+        if has_snapshot {
             self.install_snapshot(ready.snapshot())?;
         }
         for rs in ready.take_read_states() {
@@ -350,25 +358,51 @@ impl Node {
             }
         }
         self.apply(ready.take_committed_entries())?;
-        self.store.persist(ready.entries(), ready.hs())?;
-        if !ready.persisted_messages().is_empty() {
-            self.peers.send(ready.take_persisted_messages());
+        let number = ready.number();
+        let batch = Batch {
+            number,
+            entries: ready.take_entries(),
+            hard_state: ready.hs().cloned(),
+            sync: ready.must_sync(),
+            messages: ready.take_persisted_messages(),
+            queued: Instant::now(),
+        };
+        self.raw.advance_append_async(ready);
+        let writer_idle = self.handed <= self.persisted;
+        if !batch.sync && writer_idle {
+            // Nothing to make durable and nothing ahead of it at the writer:
+            // no need for a trip through it (a moved commit index is not
+            // written on its own).
+            if let Some(hs) = &batch.hard_state {
+                self.store.cache().wl().hard_state = hs.clone();
+            }
+            self.peers.send(batch.messages);
+            self.raw.on_persist_ready(number);
+        } else if has_snapshot || (writer_idle && !self.input_waiting(rx)) {
+            // Nothing else to do meanwhile: write here, sparing the hand-over
+            // to the writer thread and back (a snapshot's Ready is made
+            // durable whole before going on, so raft-rs may count the
+            // snapshot as applied).
+            self.store.append_now(batch)?;
+            (self.handed, self.persisted) = (number, number);
+            self.raw.on_persist_ready(number);
+        } else {
+            // Other work is waiting: the writer thread writes while this
+            // loop goes on (pipelining; batches queued meanwhile share one
+            // fsync).
+            self.store.append(batch)?;
+            self.handed = number;
         }
-        let mut light = self.raw.advance(ready);
-        if let Some(commit) = light.commit_index() {
-            self.store.set_commit(commit);
-        }
-        self.peers.send(light.take_messages());
-        self.apply(light.take_committed_entries())?;
         self.raw.advance_apply();
-        self.serve_reads();
-        self.maybe_snapshot()
+        Ok(())
     }
 
     /// A snapshot from the leader: persist it, then replace the state machine.
     fn install_snapshot(&mut self, snap: &Snapshot) -> Result<(), MetaError> {
         let index = snap.get_metadata().index;
         let (sm, members) = snapshot::decode(&snap.data)?;
+        // What was handed to the log writer before goes to disk first.
+        self.store.barrier()?;
         self.store.apply_snapshot(snap)?;
         *self.view.sm_mut() = sm;
         for (id, addr) in members {
@@ -380,11 +414,14 @@ impl Node {
     }
 
     /// Every `snapshot_every` applied entries: snapshot the state machine
-    /// and compact the log, keeping half an interval of entries.
+    /// and compact the log, keeping half an interval of entries. The loop
+    /// only copies the state machine; a job encodes and stores it
+    /// (`snapshot_job.rs`) and reports back with `Input::SnapshotSaved`.
     #[allow(clippy::field_reassign_with_default)] // protobuf 2 structs carry private fields
     fn maybe_snapshot(&mut self) -> Result<(), MetaError> {
         let applied = self.raw.raft.raft_log.applied;
-        if applied <= self.snapshot_index
+        if self.snapshot_running.is_some()
+            || applied <= self.snapshot_index
             || (!self.snapshot_soon && applied < self.snapshot_index + self.snapshot_every)
         {
             return Ok(());
@@ -395,11 +432,23 @@ impl Node {
         meta.index = applied;
         meta.term = self.raw.store().term(applied)?;
         meta.set_conf_state(self.raw.store().rl().conf_state.clone());
-        let data = snapshot::encode(&self.view.sm(), &self.peers.members());
-        let (len, encoded) = (data.len(), started.elapsed());
-        self.store.save_snapshot(meta, data, applied.saturating_sub(self.snapshot_every / 2))?;
-        self.snapshot_index = applied;
-        tracing::info!(id = self.id, index = applied, bytes = len, ?encoded, took = ?started.elapsed(), "snapshot taken");
+        let plan = self.store.plan_snapshot(meta, applied.saturating_sub(self.snapshot_every / 2))?;
+        let sm = self.view.sm().clone();
+        snapshot_job::spawn(self.store.saver(), sm, self.peers.members(), plan, self.store.notifier()?)?;
+        self.snapshot_running = Some(started.elapsed());
+        Ok(())
+    }
+
+    /// A snapshot job is done: compact the log behind its snapshot.
+    fn snapshot_saved(&mut self, saved: Result<Option<Saved>, String>) -> Result<(), MetaError> {
+        let copied = self.snapshot_running.take();
+        let Some(saved) = saved.map_err(MetaError::Store)? else { return Ok(()) };
+        let (index, bytes, took) = (saved.plan.meta.index, saved.data.len(), saved.took);
+        if self.store.finish_snapshot(saved)? {
+            self.snapshot_index = self.snapshot_index.max(index);
+            tracing::info!(id = self.id, index, bytes, loop_stalled = ?copied.unwrap_or_default(), job = ?took,
+                "snapshot taken");
+        }
         Ok(())
     }
 
@@ -410,11 +459,15 @@ impl Node {
             }
             match entry.get_entry_type() {
                 EntryType::EntryNormal => {
+                    let started = Instant::now();
                     let (now, req) = decode_entry(&entry.data)?;
                     let resp = self.view.sm_mut().apply(&req, now);
-                    if let Some(replies) = self.pending_writes.remove(&(req.client_id, req.request_id)) {
-                        for r in replies {
-                            let _ = r.send(resp.clone());
+                    if let Some(waiting) = self.pending_writes.remove(&(req.client_id, req.request_id)) {
+                        let stats = &self.shared.stats;
+                        for w in waiting {
+                            stats.record(Stage::Replicate, started.saturating_duration_since(w.picked));
+                            stats.record(Stage::Apply, started.elapsed());
+                            let _ = w.reply.send(resp.clone());
                         }
                     }
                 }
@@ -496,9 +549,9 @@ impl Node {
         if let Some((_, reply)) = self.pending_conf.take() {
             let _ = reply.send(resp.clone());
         }
-        for (_, replies) in self.pending_writes.drain() {
-            for r in replies {
-                let _ = r.send(resp.clone());
+        for (_, waiting) in self.pending_writes.drain() {
+            for w in waiting {
+                let _ = w.reply.send(resp.clone());
             }
         }
         for batch in
@@ -523,40 +576,4 @@ impl Node {
             dirs: Vec::new(),
         }
     }
-}
-
-fn decode_entry(data: &[u8]) -> Result<(i64, pb::MetaRequest), MetaError> {
-    if data.len() < 9 || data[0] != ENTRY_FORMAT_V1 {
-        return Err(MetaError::CorruptEntry("unknown entry format".into()));
-    }
-    let mut now = [0u8; 8];
-    now.copy_from_slice(&data[1..9]);
-    let req = pb::MetaRequest::decode(&data[9..]).map_err(|e| MetaError::CorruptEntry(e.to_string()))?;
-    Ok((i64::from_le_bytes(now), req))
-}
-
-pub fn unavailable(msg: &str) -> pb::MetaResponse {
-    pb::MetaResponse {
-        error: Some(pb::Error {
-            code: code_to_wire(ErrorCode::Unavailable) as i32,
-            message: msg.to_string(),
-            retryable: true,
-            leader_hint: String::new(),
-        }),
-        body: None,
-        dirs: Vec::new(),
-    }
-}
-
-fn role_name(r: StateRole) -> &'static str {
-    match r {
-        StateRole::Leader => "leader",
-        StateRole::Follower => "follower",
-        StateRole::Candidate => "candidate",
-        StateRole::PreCandidate => "pre-candidate",
-    }
-}
-
-fn now_ns() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as i64).unwrap_or(0)
 }

@@ -14,6 +14,7 @@ use crate::raft_store::RaftStore;
 use crate::service::{MetaService, ServiceConfig};
 use crate::state_machine::StateMachine;
 use crate::transport::{Peers, SnapshotFailed};
+use crate::write_stats;
 use crate::MetaError;
 
 /// One metadata server's configuration.
@@ -21,7 +22,7 @@ use crate::MetaError;
 pub struct MetaConfig {
     /// This server's Raft id (1-based, unique among metadata servers).
     pub id: u64,
-    /// Folder holding the Raft log and state (`raft.redb`).
+    /// Folder holding the Raft log (`raft-log/`) and state (`raft.redb`).
     pub dir: PathBuf,
     /// Address to listen on for clients, data servers and peers.
     pub listen: String,
@@ -60,6 +61,9 @@ pub struct MetaConfig {
 pub const DEFAULT_CLIENT_LEASE: Duration = Duration::from_secs(30);
 /// The shortest client lease allowed: well above the clients' renewal.
 pub const MIN_CLIENT_LEASE: Duration = Duration::from_secs(3);
+
+/// How often the write statistics file is refreshed (when they changed).
+const STATS_EVERY: Duration = Duration::from_millis(100);
 
 /// Default for [`MetaConfig::snapshot_every`].
 pub const DEFAULT_SNAPSHOT_EVERY: u64 = 10_000;
@@ -111,7 +115,7 @@ pub async fn run(cfg: MetaConfig, shutdown: impl Future<Output = ()>) -> Result<
             "--insecure-plaintext-metadata: metadata, file names included, is stored unencrypted"
         );
     }
-    let store = RaftStore::open(&cfg.dir.join("raft.redb"), &voters, at_rest)?;
+    let mut store = RaftStore::open(&cfg.dir, &voters, at_rest)?;
     let listener = tokio::net::TcpListener::bind(&cfg.listen).await?;
     let (tx, rx) = std::sync::mpsc::channel();
     let failed_tx = Mutex::new(tx.clone());
@@ -123,6 +127,8 @@ pub async fn run(cfg: MetaConfig, shutdown: impl Future<Output = ()>) -> Result<
     let peers =
         Peers::start(cfg.id, addrs, &tokio::runtime::Handle::current(), on_snapshot_failed, cfg.snapshot_part_bytes);
     let shared = Arc::new(Shared::default());
+    store.start_writer(peers.outbox(), tx.clone(), shared.stats.clone())?;
+    tokio::spawn(write_stats::publish(shared.stats.clone(), cfg.dir.clone(), STATS_EVERY));
     let sm = StateMachine::new(cfg.layout, cfg.pg_count);
     let node = Node::new(cfg.id, store, sm, peers, shared.clone(), cfg.snapshot_every, cfg.tick)?;
     let view = node.read_view();

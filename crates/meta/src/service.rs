@@ -27,6 +27,7 @@ use crate::read_view::ReadView;
 use crate::snapshot_stream::Reassembly;
 use crate::state_machine::is_mutation;
 use crate::wire::{error_response, ok};
+use crate::write_stats::Stage;
 
 /// Client id the leader uses for its own proposals.
 const MONITOR_CLIENT_ID: u64 = u64::MAX;
@@ -239,7 +240,7 @@ impl MetaService {
             request_id: rand_request_id(&self.monitor_seq),
             body: Some(body),
         };
-        let resp = self.ask(|reply| Input::Propose { req, reply }).await;
+        let resp = self.ask(|reply| Input::Propose { req, reply, queued: Instant::now() }).await;
         if let Some(e) = resp.error {
             tracing::info!(error = %e.message, "could not record a {what}");
         }
@@ -297,7 +298,12 @@ impl MetaService {
                 ErrorCode::InvalidArgument,
                 "this request is made by the metadata leader itself, not by clients",
             )),
-            b if is_mutation(b) => self.ask(|reply| Input::Propose { req, reply }).await,
+            b if is_mutation(b) => {
+                let queued = Instant::now();
+                let resp = self.ask(|reply| Input::Propose { req, reply, queued }).await;
+                self.shared.stats.record(Stage::Total, queued.elapsed());
+                resp
+            }
             _ => self.query(req).await,
         }
     }

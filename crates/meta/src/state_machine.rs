@@ -18,6 +18,7 @@ use crate::wire::*;
 /// How many recent responses are remembered per client for deduplication.
 const DEDUP_PER_CLIENT: usize = 128;
 
+#[derive(Clone)]
 pub struct StateMachine {
     pub ns: Namespace,
     pub registry: Registry,

@@ -6,7 +6,7 @@
 //! waits for that report).
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -21,10 +21,42 @@ use tokio::sync::mpsc;
 /// Called with a peer's id and whether a snapshot was delivered to it.
 pub type SnapshotFailed = Arc<dyn Fn(u64, bool) + Send + Sync>;
 
+/// Where each peer's messages are queued; the log writer sends through a
+/// clone of it, so a follower's acknowledgement leaves right after its fsync.
+#[derive(Clone, Default)]
+pub struct Outbox(Arc<RwLock<HashMap<u64, mpsc::UnboundedSender<Message>>>>);
+
+impl Outbox {
+    pub fn send(&self, msgs: Vec<Message>) {
+        if msgs.is_empty() {
+            return;
+        }
+        let senders = self.0.read().unwrap_or_else(|e| e.into_inner());
+        for m in msgs {
+            if let Some(tx) = senders.get(&m.to) {
+                let _ = tx.send(m);
+            }
+        }
+    }
+
+    #[cfg(test)]
+    pub fn set_for_test(&self, id: u64, tx: mpsc::UnboundedSender<Message>) {
+        self.set(id, Some(tx));
+    }
+
+    fn set(&self, id: u64, tx: Option<mpsc::UnboundedSender<Message>>) {
+        let mut senders = self.0.write().unwrap_or_else(|e| e.into_inner());
+        match tx {
+            Some(tx) => senders.insert(id, tx),
+            None => senders.remove(&id),
+        };
+    }
+}
+
 pub struct Peers {
     self_id: u64,
     addrs: HashMap<u64, String>,
-    senders: HashMap<u64, mpsc::UnboundedSender<Message>>,
+    senders: Outbox,
     pool: Arc<Pool>,
     rt: tokio::runtime::Handle,
     on_snapshot_failed: SnapshotFailed,
@@ -45,7 +77,7 @@ impl Peers {
         let mut peers = Peers {
             self_id,
             addrs: HashMap::new(),
-            senders: HashMap::new(),
+            senders: Outbox::default(),
             pool,
             rt: rt.clone(),
             on_snapshot_failed,
@@ -68,7 +100,7 @@ impl Peers {
             let link = Link { from: self.self_id, to: id, addr: addr.clone(), pool: self.pool.clone() };
             self.rt.spawn(send_loop(link, rx, failed, self.part_bytes));
             // Replacing the sender ends the old task.
-            self.senders.insert(id, tx);
+            self.senders.set(id, Some(tx));
         }
         self.addrs.insert(id, addr);
     }
@@ -76,17 +108,18 @@ impl Peers {
     /// Forget a peer (removed from the cluster): its sender task ends.
     pub fn remove(&mut self, id: u64) {
         if id != self.self_id {
-            self.senders.remove(&id);
+            self.senders.set(id, None);
             self.addrs.remove(&id);
         }
     }
 
     pub fn send(&self, msgs: Vec<Message>) {
-        for m in msgs {
-            if let Some(tx) = self.senders.get(&m.to) {
-                let _ = tx.send(m);
-            }
-        }
+        self.senders.send(msgs);
+    }
+
+    /// A handle that sends to the current peers, from any thread.
+    pub fn outbox(&self) -> Outbox {
+        self.senders.clone()
     }
 
     pub fn addr_of(&self, id: u64) -> Option<String> {

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 
+use crate::bench_latency::{breakdown, WriteProbe};
 use crate::synthetic::Pattern;
 use crate::workload::Phase;
 
@@ -112,7 +113,14 @@ const CACHED_STAT_PASSES: u64 = 5;
 /// directory, whatever the file system). "stat" is the cached case: one
 /// untimed pass loads the attributes, then the timed passes repeat it, as a
 /// data loader re-reading its file list does, within the attribute TTL.
-pub fn meta_ops(dir: &Path, threads: usize, ops: u64) -> Result<Vec<(&'static str, f64)>> {
+/// Each write (create, rename, unlink) also gets the metadata servers'
+/// breakdown of where its time went, read through `probe`.
+pub fn meta_ops(
+    dir: &Path,
+    threads: usize,
+    ops: u64,
+    probe: &WriteProbe,
+) -> Result<Vec<(&'static str, f64, Option<serde_json::Value>)>> {
     let dir = dir.join(format!("meta-{threads}"));
     std::fs::create_dir(&dir)?;
     for t in 0..threads {
@@ -122,6 +130,8 @@ pub fn meta_ops(dir: &Path, threads: usize, ops: u64) -> Result<Vec<(&'static st
     let mut out = Vec::new();
     for op in ["create", "warm", "stat", "rename", "unlink"] {
         let passes = if op == "stat" { CACHED_STAT_PASSES } else { 1 };
+        let is_write = matches!(op, "create" | "rename" | "unlink");
+        let before = if is_write { probe.read(true) } else { Default::default() };
         let rate = per_thread(threads, per * passes, |t, n| {
             let d = dir.join(format!("t{t}"));
             let i = n % per;
@@ -137,8 +147,10 @@ pub fn meta_ops(dir: &Path, threads: usize, ops: u64) -> Result<Vec<(&'static st
             Ok(())
         })
         .with_context(|| format!("FUSE {op}"))?;
+        let n = per * threads as u64;
+        let split = is_write.then(|| breakdown(&before, &probe.read(false), n, 1e3 * threads as f64 / rate.max(1e-9)));
         if op != "warm" {
-            out.push((op, rate));
+            out.push((op, rate, split));
         }
     }
     Ok(out)

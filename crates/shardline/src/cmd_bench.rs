@@ -18,6 +18,7 @@ use shardline_erasure::Codec;
 use shardline_types::Layout;
 use tokio::task::JoinSet;
 
+use crate::bench_latency::{self, WriteProbe};
 use crate::local_cluster::{LocalCluster, Spec};
 use crate::storage_report::StorageReport;
 use crate::synthetic::Pattern;
@@ -101,11 +102,30 @@ pub async fn run(a: BenchArgs) -> Result<()> {
     report.insert("write_mbps".into(), round1(write.mbps()).into());
     report.insert("read_mbps".into(), round1(read.mbps()).into());
 
+    say("fsync latency and loopback round trip…");
+    let fsync_dir = spec.dir.clone();
+    let (fsync, fsync_append, rtt) = tokio::task::spawn_blocking(move || -> Result<_> {
+        use bench_latency::{fsync_latency, FsyncKind};
+        Ok((
+            fsync_latency(&fsync_dir, 500, FsyncKind::Preallocated)?,
+            fsync_latency(&fsync_dir, 500, FsyncKind::Append)?,
+            bench_latency::loopback_rtt(5000)?,
+        ))
+    })
+    .await??;
+    report.insert("fsync_latency".into(), fsync.json());
+    report.insert("fsync_append_latency".into(), fsync_append.json());
+    report.insert("loopback_rtt".into(), rtt.json());
+    let probe = WriteProbe::new(cluster.file.meta.iter().map(|n| n.dir.clone()).collect());
+
     say("metadata operations…");
     let levels: Vec<usize> = a.meta_clients.iter().map(|&c| c.max(1)).collect();
     for &clients in &levels {
-        for (op, rate) in meta_bench(&client, clients, a.meta_ops).await? {
+        for (op, rate, split) in meta_bench(&client, clients, a.meta_ops, &probe).await? {
             report.insert(format!("meta_{op}_per_s_{clients}c"), round1(rate).into());
+            if let Some(split) = split {
+                report.insert(format!("meta_{op}_breakdown_{clients}c"), split);
+            }
         }
     }
 
@@ -119,34 +139,38 @@ pub async fn run(a: BenchArgs) -> Result<()> {
         let cluster_file = cluster.cluster_path.clone();
         let (pattern, sizes, ops, root) = (pattern.clone(), sizes.clone(), a.meta_ops, spec.dir.join("mnt"));
         let fuse_levels = levels.clone();
-        let fuse = tokio::task::spawn_blocking(move || -> Result<Vec<(String, f64)>> {
+        let probe = probe.clone();
+        let fuse = tokio::task::spawn_blocking(move || -> Result<Vec<(String, serde_json::Value)>> {
             let mut out = Vec::new();
             let write = {
                 let m = crate::bench_fuse::Mount::start(&cluster_file, &root)?;
                 std::fs::create_dir(m.dir.join("fuse"))?;
                 let w = crate::bench_fuse::write_files(&m.dir.join("fuse"), &pattern, &sizes)?;
                 for &c in &fuse_levels {
-                    for (op, rate) in crate::bench_fuse::meta_ops(&m.dir, c, ops)? {
-                        out.push((format!("fuse_{op}_per_s_{c}c"), rate));
+                    for (op, rate, split) in crate::bench_fuse::meta_ops(&m.dir, c, ops, &probe)? {
+                        out.push((format!("fuse_{op}_per_s_{c}c"), round1(rate).into()));
+                        if let Some(split) = split {
+                            out.push((format!("fuse_{op}_breakdown_{c}c"), split));
+                        }
                     }
                     let cold = m.dir.join(format!("bench/cold-{c}"));
                     let rate = crate::bench_fuse::cold_stats(&cold, c, ops / c as u64)?;
-                    out.push((format!("fuse_stat_uncached_per_s_{c}c"), rate));
+                    out.push((format!("fuse_stat_uncached_per_s_{c}c"), round1(rate).into()));
                     let rate = crate::bench_fuse::list_and_stat(&m.dir.join(format!("bench/list-{c}")), c)?;
-                    out.push((format!("fuse_list_stat_per_s_{c}c"), rate));
+                    out.push((format!("fuse_list_stat_per_s_{c}c"), round1(rate).into()));
                 }
                 w
             };
             // A fresh mount reads cold: nothing is in this mount's page cache.
             let m = crate::bench_fuse::Mount::start(&cluster_file, &root)?;
             let read = crate::bench_fuse::read_files(&m.dir.join("fuse"), &pattern, &sizes)?;
-            out.push(("fuse_write_mbps".into(), write.mbps()));
-            out.push(("fuse_read_mbps".into(), read.mbps()));
+            out.push(("fuse_write_mbps".into(), round1(write.mbps()).into()));
+            out.push(("fuse_read_mbps".into(), round1(read.mbps()).into()));
             Ok(out)
         })
         .await??;
         for (k, v) in fuse {
-            report.insert(k, round1(v).into());
+            report.insert(k, v);
         }
     }
 
@@ -170,6 +194,16 @@ pub async fn run(a: BenchArgs) -> Result<()> {
     println!("shardline bench (MB/s = 10^6 bytes/s; every ratio is against a number measured in this run)");
     println!("  storage       {}", storage.line());
     println!("  baselines     loopback TCP {loopback:.0} MB/s, memcpy {memcpy:.0} MB/s, XChaCha20-Poly1305 seal {seal:.0} MB/s/core, RS 4+2 encode {encode:.0} MB/s/core");
+    println!(
+        "  latency       fsync (256 B write + fdatasync, cluster disk) {:.3} ms median / {:.3} ms mean into preallocated space, \
+         {:.3} / {:.3} ms appending; loopback TCP round trip {:.3} ms median / {:.3} ms mean",
+        fsync.median_ms,
+        fsync.mean_ms,
+        fsync_append.median_ms,
+        fsync_append.mean_ms,
+        rtt.median_ms,
+        rtt.mean_ms
+    );
     println!(
         "  native write  {:>8.1} MB/s  {:>5.1}% of loopback",
         get("write_mbps"),
@@ -204,6 +238,16 @@ pub async fn run(a: BenchArgs) -> Result<()> {
             get(&format!("meta_rename_per_s_{c}c")),
             get(&format!("meta_unlink_per_s_{c}c"))
         );
+    }
+    println!("  where a metadata write's time goes (means over the run):");
+    for &c in &levels {
+        for (via, prefix) in [("FUSE", "fuse"), ("native", "meta")] {
+            for op in ["create", "rename", "unlink"] {
+                if let Some(b) = report.get(&format!("{prefix}_{op}_breakdown_{c}c")) {
+                    println!("    {via} {op}, {c} thread(s): {}", bench_latency::describe(b));
+                }
+            }
+        }
     }
     if !a.no_rebuild {
         println!(
@@ -250,8 +294,14 @@ fn codec_mbps() -> (f64, f64) {
     (seal, encode)
 }
 
-/// create, stat, rename, unlink per second with `clients` concurrent tasks.
-async fn meta_bench(client: &Client, clients: usize, ops: u64) -> Result<Vec<(&'static str, f64)>> {
+/// create, stat, rename, unlink per second with `clients` concurrent tasks;
+/// for the writes, the metadata servers' breakdown of where the time went.
+async fn meta_bench(
+    client: &Client,
+    clients: usize,
+    ops: u64,
+    probe: &WriteProbe,
+) -> Result<Vec<(&'static str, f64, Option<serde_json::Value>)>> {
     let dir = client.mkdir(&format!("/bench/meta-{clients}")).await?.ino;
     let per = (ops / clients as u64).max(1);
     // Untimed: open one connection per client, as a long-running job has.
@@ -265,6 +315,11 @@ async fn meta_bench(client: &Client, clients: usize, ops: u64) -> Result<Vec<(&'
     }
     let mut out = Vec::new();
     for op in ["create", "stat", "rename", "unlink"] {
+        let read = |fsync: bool| {
+            let probe = probe.clone();
+            tokio::task::spawn_blocking(move || probe.read(fsync))
+        };
+        let before = if op == "stat" { Default::default() } else { read(true).await? };
         let start = Instant::now();
         let mut tasks = JoinSet::new();
         for t in 0..clients {
@@ -285,7 +340,13 @@ async fn meta_bench(client: &Client, clients: usize, ops: u64) -> Result<Vec<(&'
         while let Some(r) = tasks.join_next().await {
             r.context("benchmark task")?.with_context(|| format!("metadata {op}"))?;
         }
-        out.push((op, (per * clients as u64) as f64 / start.elapsed().as_secs_f64()));
+        let (n, secs) = (per * clients as u64, start.elapsed().as_secs_f64());
+        let split = if op == "stat" {
+            None
+        } else {
+            Some(bench_latency::breakdown(&before, &read(false).await?, n, 1e3 * secs * clients as f64 / n as f64))
+        };
+        out.push((op, n as f64 / secs, split));
     }
     Ok(out)
 }

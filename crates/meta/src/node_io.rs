@@ -1,0 +1,134 @@
+//! What the Ready loop (`node.rs`) exchanges with the rest of the server:
+//! its inputs, the state it shares, the status it reports, and the encoding
+//! of its log entries.
+
+use std::sync::atomic::{AtomicBool, AtomicU64};
+use std::sync::Arc;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use prost::Message as _;
+use raft::prelude::Message;
+use raft::StateRole;
+use shardline_proto::v1 as pb;
+use shardline_rpc::code_to_wire;
+use shardline_types::ErrorCode;
+use tokio::sync::oneshot;
+
+use crate::snapshot_job::Saved;
+use crate::write_stats::WriteStats;
+use crate::MetaError;
+
+/// Version byte of a log entry's payload: `[1][now_ns i64 LE][MetaRequest]`.
+const ENTRY_FORMAT_V1: u8 = 1;
+
+pub type Reply = oneshot::Sender<pb::MetaResponse>;
+
+/// Queries answered together.
+pub(crate) type ReadBatch = Vec<(pb::MetaRequest, Reply)>;
+
+/// What the service asks of the loop.
+pub enum Input {
+    Propose {
+        req: pb::MetaRequest,
+        reply: Reply,
+        /// When the request handler queued it (for [`WriteStats`]).
+        queued: Instant,
+    },
+    Read {
+        req: pb::MetaRequest,
+        reply: Reply,
+    },
+    Raft(Vec<Message>),
+    Status {
+        reply: oneshot::Sender<NodeStatus>,
+    },
+    /// Whether the transport delivered a snapshot to this peer.
+    SnapshotSent {
+        peer: u64,
+        delivered: bool,
+    },
+    /// Add or remove a metadata server (leader only).
+    ConfChange {
+        change: pb::MetaMembershipChange,
+        reply: Reply,
+    },
+    /// From the log writer: every Ready up to this number is durable.
+    Persisted(u64),
+    /// From the log writer: a write failed; the server must stop.
+    LogFailed(String),
+    /// From a snapshot job: the snapshot is stored (None: a newer one was
+    /// already), or storing it failed.
+    SnapshotSaved(Result<Option<Saved>, String>),
+}
+
+/// One metadata server's own view, for `admin status`.
+#[derive(Debug, Clone)]
+pub struct NodeStatus {
+    pub id: u64,
+    pub role: String,
+    pub term: u64,
+    pub leader_id: u64,
+    pub commit: u64,
+    pub applied: u64,
+    pub placement: pb::PlacementMap,
+    /// Clients holding opens.
+    pub open_holders: Vec<u64>,
+}
+
+/// State shared with the service without going through the loop.
+#[derive(Default)]
+pub struct Shared {
+    /// The current leader's id (0 when unknown).
+    pub leader: AtomicU64,
+    /// When this server last became leader (None while it is not).
+    pub leader_since: std::sync::Mutex<Option<Instant>>,
+    /// Set to stop the Ready loop after its current round.
+    pub stop: AtomicBool,
+    /// Where metadata writes spend their time.
+    pub stats: Arc<WriteStats>,
+}
+
+pub(crate) fn decode_entry(data: &[u8]) -> Result<(i64, pb::MetaRequest), MetaError> {
+    if data.len() < 9 || data[0] != ENTRY_FORMAT_V1 {
+        return Err(MetaError::CorruptEntry("unknown entry format".into()));
+    }
+    let mut now = [0u8; 8];
+    now.copy_from_slice(&data[1..9]);
+    let req = pb::MetaRequest::decode(&data[9..]).map_err(|e| MetaError::CorruptEntry(e.to_string()))?;
+    Ok((i64::from_le_bytes(now), req))
+}
+
+pub fn unavailable(msg: &str) -> pb::MetaResponse {
+    pb::MetaResponse {
+        error: Some(pb::Error {
+            code: code_to_wire(ErrorCode::Unavailable) as i32,
+            message: msg.to_string(),
+            retryable: true,
+            leader_hint: String::new(),
+        }),
+        body: None,
+        dirs: Vec::new(),
+    }
+}
+
+pub(crate) fn role_name(r: StateRole) -> &'static str {
+    match r {
+        StateRole::Leader => "leader",
+        StateRole::Follower => "follower",
+        StateRole::Candidate => "candidate",
+        StateRole::PreCandidate => "pre-candidate",
+    }
+}
+
+pub(crate) fn now_ns() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as i64).unwrap_or(0)
+}
+
+/// A log entry's payload for `req`, proposed now.
+pub(crate) fn encode_entry(req: &pb::MetaRequest) -> Vec<u8> {
+    let mut data = Vec::with_capacity(9 + req.encoded_len());
+    data.push(ENTRY_FORMAT_V1);
+    data.extend_from_slice(&now_ns().to_le_bytes());
+    req.encode(&mut data).unwrap_or_else(|_| unreachable!("Vec grows"));
+    data
+}
