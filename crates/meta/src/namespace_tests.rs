@@ -18,7 +18,7 @@ fn create_lookup_unlink() {
     assert_eq!(ns.lookup(ROOT_INO, b"a").unwrap().ino, f.ino);
     assert_eq!(ns.create(ROOT_INO, b"a", attrs(), true, 6).unwrap_err().code, ErrorCode::AlreadyExists);
     assert_eq!(ns.create(ROOT_INO, b"a", attrs(), false, 6).unwrap().ino, f.ino);
-    let c = ChunkRef { index: 0, version: 9, sealed_len: 50, pg: 3 };
+    let c = ChunkRef { index: 0, version: 9, sealed_len: 50, pg: 3, format: 2 };
     ns.commit_chunk(f.ino, c, 10, 7).unwrap();
     let r = ns.unlink(ROOT_INO, b"a", 8).unwrap();
     assert_eq!(r.chunks, vec![c]);
@@ -30,7 +30,7 @@ fn create_lookup_unlink() {
 fn commit_replaces_version_and_grows_size() {
     let mut ns = Namespace::new(Layout::default());
     let f = ns.create(ROOT_INO, b"a", attrs(), true, 1).unwrap();
-    let v1 = ChunkRef { index: 1, version: 1, sealed_len: 50, pg: 0 };
+    let v1 = ChunkRef { index: 1, version: 1, sealed_len: 50, pg: 0, format: 0 };
     let v2 = ChunkRef { version: 2, ..v1 };
     let cs = Layout::default().chunk_size as u64;
     assert!(ns.commit_chunk(f.ino, v1, cs + 10, 2).unwrap().chunks.is_empty());

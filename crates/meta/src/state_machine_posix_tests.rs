@@ -58,7 +58,7 @@ fn retried_setattr_returns_the_original_outcome() {
     for i in 0..3u64 {
         let commit = Body::CommitChunk(pb::CommitChunk {
             ino: f.ino,
-            chunk: Some(pb::Chunk { index: i, version: 7, sealed_len: 10, pg: 1 }),
+            chunk: Some(pb::Chunk { index: i, version: 7, sealed_len: 10, pg: 1, format: 2 }),
             new_size: (i + 1) * 4096,
             epoch: 0,
         });
