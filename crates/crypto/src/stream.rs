@@ -38,7 +38,7 @@ const KDF_LABEL: &[u8] = b"shardline chunk v2 key";
 /// One sealed chunk's cipher: the suite's key for that chunk and its salt.
 enum SegmentCipher {
     XChaCha { cipher: XChaCha20Poly1305, salt: [u8; SALT_LEN] },
-    Aes { key: LessSafeKey, salt: [u8; SALT_LEN] },
+    Aes { key: Box<LessSafeKey>, salt: [u8; SALT_LEN] },
 }
 
 impl SegmentCipher {
@@ -55,7 +55,7 @@ impl SegmentCipher {
                 let prk = hkdf::Salt::new(hkdf::HKDF_SHA256, &salt).extract(dek.as_bytes());
                 let info = [&info[..]];
                 let okm = prk.expand(&info, &aead::AES_256_GCM).expect("32 bytes is within HKDF-SHA256's output limit");
-                SegmentCipher::Aes { key: LessSafeKey::new(aead::UnboundKey::from(okm)), salt }
+                SegmentCipher::Aes { key: Box::new(LessSafeKey::new(aead::UnboundKey::from(okm))), salt }
             }
         }
     }

@@ -197,7 +197,10 @@ pub async fn run(a: BenchArgs) -> Result<()> {
     );
     if a.random_samples > 0 {
         let (n, d) = (get("random_128k_reads_per_s_8r"), get("disk_random_128k_reads_per_s_8r"));
-        println!("  random 128 KiB reads, 8 readers: native {n:.0}/s  {:.1}% of the raw disk's {d:.0}/s", 100.0 * n / d.max(1e-9));
+        println!(
+            "  random 128 KiB reads, 8 readers: native {n:.0}/s  {:.1}% of the raw disk's {d:.0}/s",
+            100.0 * n / d.max(1e-9)
+        );
     }
     if !a.no_fuse {
         let (w, r) = (get("fuse_write_mbps"), get("fuse_read_mbps"));
