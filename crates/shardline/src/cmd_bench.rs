@@ -72,6 +72,9 @@ pub async fn run(a: BenchArgs) -> Result<()> {
     report.insert("memcpy_mbps".into(), round1(memcpy).into());
     report.insert("seal_mbps_1core".into(), round1(seal).into());
     report.insert("rs_encode_mbps_1core".into(), round1(encode).into());
+    for (k, v) in tokio::task::spawn_blocking(crate::bench_seal::suites_mbps).await? {
+        report.insert(k, round1(v).into());
+    }
 
     let tmp = tempfile::Builder::new().prefix("shardline-bench-").tempdir()?;
     let layout = Layout::default();
@@ -194,6 +197,14 @@ pub async fn run(a: BenchArgs) -> Result<()> {
         "  native read   {:>8.1} MB/s  {:>5.1}% of loopback",
         get("read_mbps"),
         100.0 * get("read_mbps") / loopback
+    );
+    println!(
+        "  chunk format v2, 1 core: AES-256-GCM seal {:.0} / open {:.0} MB/s, XChaCha20-Poly1305 seal {:.0} / open {:.0} MB/s (v1 whole-chunk open {:.0} MB/s)",
+        get("seal_v2_aes_mbps_1core"),
+        get("open_v2_aes_mbps_1core"),
+        get("seal_v2_xchacha_mbps_1core"),
+        get("open_v2_xchacha_mbps_1core"),
+        get("open_v1_mbps_1core")
     );
     if a.random_samples > 0 {
         let (n, d) = (get("random_128k_reads_per_s_8r"), get("disk_random_128k_reads_per_s_8r"));
