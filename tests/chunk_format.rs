@@ -75,7 +75,7 @@ async fn check_reads(client: &Client, path: &str, data: &[u8]) {
 fn files_written_in_chunk_format_v1_still_read_whole_by_range_and_degraded() {
     let c = cluster(80);
     let rt = runtime();
-    let old_data = content(2 * BIG + BIG / 2 + 17, 80);
+    let mut old_data = content(2 * BIG + BIG / 2 + 17, 80);
     let new_data = content(2 * BIG + 3, 81);
     rt.block_on(async {
         // An older client: whole-chunk XChaCha20-Poly1305 sealing.
@@ -93,6 +93,16 @@ fn files_written_in_chunk_format_v1_still_read_whole_by_range_and_degraded() {
         assert!((0..3).all(|i| r.chunk_format(i) == Some(ChunkFormat::V2)), "written in v2");
         check_reads(&client, "/big/old", &old_data).await;
         check_reads(&client, "/big/new", &new_data).await;
+        // A write into an old file (read-modify-write of a v1 chunk) makes
+        // that chunk v2; the others stay v1 and the file reads as one.
+        let h = FileHandle::open(&client, client.stat("/big/old").await.expect("stat").ino).await.expect("open");
+        h.write_at(BIG as u64 + 5, b"patched").await.expect("write");
+        h.flush().await.expect("flush");
+        old_data[BIG + 5..BIG + 12].copy_from_slice(b"patched");
+        let r = client.open("/big/old").await.expect("open");
+        let formats: Vec<_> = (0..3).map(|i| r.chunk_format(i)).collect();
+        assert_eq!(formats, [Some(ChunkFormat::V1), Some(ChunkFormat::V2), Some(ChunkFormat::V1)]);
+        check_reads(&client, "/big/old", &old_data).await;
     });
     // Two of six servers gone: every range comes from parity too.
     c.kill_data(1);
