@@ -7,7 +7,9 @@
 
 use std::time::Instant;
 
-use shardline_crypto::{open_chunk, open_segments, seal_chunk, seal_segments, ChunkAad, CipherSuite, Dek, SegmentLayout};
+use shardline_crypto::{
+    open_chunk, open_segments, seal_chunk, seal_segments, ChunkAad, CipherSuite, Dek, SegmentLayout,
+};
 
 const CHUNK: usize = 4 << 20;
 const TRIALS: usize = 7;
