@@ -172,3 +172,39 @@ fn a_small_read_inside_a_large_file_asks_one_shard_for_its_bytes() {
         assert!(calls() - before >= 4, "a sequential read fetches whole chunks (k shards each)");
     });
 }
+
+#[test]
+fn a_range_read_over_rotten_bytes_is_served_from_other_shards() {
+    let c = cluster(83);
+    let rt = runtime();
+    let data = content(2 * BIG, 83);
+    rt.block_on(async {
+        let client = client_with(&c, |_| {}).await;
+        client.write_file("/big/rot", &data).await.expect("write");
+    });
+    // Flip a payload byte of data shard 0 of both chunks: the first bytes of
+    // each chunk's sealed form.
+    let mut flipped = 0;
+    for f in c.data_files() {
+        let name = f.file_name().unwrap_or_default().to_string_lossy().into_owned();
+        let shard = name.rsplit('-').next().and_then(|s| u32::from_str_radix(s, 16).ok());
+        if name.len() < 40 || shard != Some(0) {
+            continue;
+        }
+        let mut bytes = std::fs::read(&f).expect("read shard file");
+        bytes[harness::PAYLOAD_BYTE] ^= 0x40;
+        std::fs::write(&f, bytes).expect("write shard file");
+        flipped += 1;
+    }
+    assert_eq!(flipped, 2, "2 chunks x data shard 0");
+    rt.block_on(async {
+        let client = client_with(&c, |_| {}).await;
+        let reader = client.open("/big/rot").await.expect("open");
+        let handle = FileHandle::open(&client, reader.ino()).await.expect("open by inode");
+        for off in [10u64, 3000, BIG as u64 + 1] {
+            let want = &data[off as usize..off as usize + 4096];
+            assert!(reader.read_at(off, 4096).await.expect("read") == want, "read_at({off})");
+            assert!(handle.read_at(off, 4096).await.expect("read") == want, "handle read_at({off})");
+        }
+    });
+}
