@@ -1,17 +1,21 @@
-//! Read one chunk: the k data shards first, parity for any that fail, then
-//! decode (only when a data shard was missing) and decrypt.
+//! Read one whole chunk: its k data cells (parity standing in for any that
+//! fail, `stripe_fetch.rs`), decoded only when a data cell was missing,
+//! then verified and decrypted off the async threads.
+//!
+//! Format v1 chunks (one AEAD message) are concatenated and opened whole;
+//! format v2 chunks are opened segment by segment straight out of the
+//! cells, with no concatenation pass ([`shardline_crypto::open_segments`]).
 
 use std::sync::Arc;
 
 use bytes::Bytes;
-use futures::stream::{FuturesUnordered, StreamExt};
-use shardline_crypto::{open_chunk, ChunkAad};
+use shardline_crypto::{open_chunk, open_segments, ChunkAad, ChunkFormat, CryptoError, SegmentLayout};
 use shardline_proto::v1 as pb;
-use shardline_types::ShardKey;
 
-use crate::client::{FileCtx, Inner};
+use crate::client::Inner;
+use crate::file_ctx::FileCtx;
+use crate::stripe_fetch::{fetch_cells, with_fresh_map, FetchFailure, ShardSpan};
 use crate::ClientError;
-use shardline_rpc::shard_client as shard_io;
 
 /// Fetch, verify and decrypt a committed chunk; returns its plaintext.
 pub(crate) async fn read_chunk(
@@ -19,85 +23,50 @@ pub(crate) async fn read_chunk(
     ctx: &Arc<FileCtx>,
     chunk: &pb::Chunk,
 ) -> Result<Bytes, ClientError> {
-    match read_once(inner, ctx, chunk).await {
-        // The map moved under us (a server failed and its groups were
-        // remapped): refresh once and read from the new targets.
-        Err((_, true)) => {
-            inner.refresh_placement().await?;
-            read_once(inner, ctx, chunk).await.map_err(|(e, _)| e)
-        }
-        other => other.map_err(|(e, _)| e),
-    }
+    with_fresh_map(inner, || read_once(inner, ctx, chunk)).await
 }
 
-/// One attempt; on failure also says whether a server reported a stale epoch.
-async fn read_once(inner: &Arc<Inner>, ctx: &Arc<FileCtx>, chunk: &pb::Chunk) -> Result<Bytes, (ClientError, bool)> {
+async fn read_once(inner: &Arc<Inner>, ctx: &Arc<FileCtx>, chunk: &pb::Chunk) -> Result<Bytes, FetchFailure> {
+    let format = chunk_format(ctx, chunk)?;
     let k = ctx.codec.data_shards();
-    let width = k + ctx.codec.parity_shards();
     let sealed_len = chunk.sealed_len as usize;
     let cell = ctx.codec.cell_size(sealed_len);
-    let view = inner.placement();
-    let targets = view.targets(chunk.pg, width).map_err(|e| (e, false))?;
-    let mut stale = false;
-    let key = |i: usize| ShardKey {
-        file_id: ctx.ino,
-        chunk_index: chunk.index,
-        version: chunk.version,
-        shard_index: i as u32,
-    };
-
-    let mut slots: Vec<Option<Bytes>> = vec![None; width];
-    let mut have = 0;
-    let mut next_spare = k;
-    let mut failures = Vec::new();
-    let mut inflight = FuturesUnordered::new();
-    let fetch = |i: usize| {
-        let (pool, addr, sk, epoch) = (&inner.pool, targets[i].clone(), key(i), view.epoch);
-        async move { (i, shard_io::get(pool, &addr, &sk, epoch).await) }
-    };
-    for i in 0..k {
-        inflight.push(fetch(i));
-    }
-    while let Some((i, result)) = inflight.next().await {
-        match result {
-            Ok(bytes) if bytes.len() == cell => {
-                slots[i] = Some(bytes);
-                have += 1;
-                continue;
-            }
-            Ok(bytes) => failures.push(format!("shard {i}: {} bytes, expected {cell}", bytes.len())),
-            Err(e) => {
-                stale |= e.code == shardline_types::ErrorCode::StaleEpoch;
-                tracing::debug!(file_id = ctx.ino, chunk = chunk.index, shard = i, error = %e, "shard read failed; trying parity");
-                failures.push(format!("shard {i}: {e}"));
-            }
-        }
-        if next_spare < width {
-            inflight.push(fetch(next_spare));
-            next_spare += 1;
-        }
-    }
-    if have < k {
-        let e = ClientError::Unavailable {
-            file_id: ctx.ino,
-            chunk_index: chunk.index,
-            have,
-            need: k,
-            detail: failures.join("; "),
-        };
-        return Err((e, stale));
-    }
+    let stripe = fetch_cells(inner, ctx, chunk, 0..k, ShardSpan::Whole { cell }).await?;
     let ctx = ctx.clone();
     let (index, version) = (chunk.index, chunk.version);
-    tokio::task::spawn_blocking(move || {
-        let sealed = ctx.codec.decode(slots, sealed_len)?;
+    let plain = tokio::task::spawn_blocking(move || -> Result<Vec<u8>, ClientError> {
         let aad = ChunkAad { file_id: ctx.ino, chunk_index: index, version, key_id: &ctx.key_id };
-        open_chunk(&ctx.dek, &aad, &sealed).map(Bytes::from).map_err(|_| ClientError::Corrupt {
-            file_id: ctx.ino,
-            detail: format!("chunk {index} failed authentication (tampered, misplaced or stale shards)"),
-        })
+        let opened = match format {
+            ChunkFormat::V1 => {
+                let sealed = ctx.codec.decode(stripe.into_slots(), sealed_len)?;
+                open_chunk(&ctx.dek, &aad, &sealed)
+            }
+            ChunkFormat::V2 => {
+                let layout = SegmentLayout::from_sealed_len(sealed_len).map_err(|e| corrupt(&ctx, index, e))?;
+                let cells = stripe.into_cells(&ctx.codec)?;
+                let parts: Vec<&[u8]> = cells.iter().map(|c| &c[..]).collect();
+                open_segments(&ctx.dek, ctx.suite, &aad, &layout, 0..layout.segment_count(), &parts)
+            }
+        };
+        opened.map_err(|e| corrupt(&ctx, index, e))
     })
     .await
-    .map_err(|e| (ClientError::Internal(format!("decode task: {e}")), false))?
-    .map_err(|e| (e, false))
+    .map_err(|e| ClientError::Internal(format!("decode task: {e}")))??;
+    Ok(Bytes::from(plain))
+}
+
+/// The chunk's format, or a clear error for one this client cannot read.
+pub(crate) fn chunk_format(ctx: &FileCtx, chunk: &pb::Chunk) -> Result<ChunkFormat, ClientError> {
+    ChunkFormat::from_wire(chunk.format).map_err(|e| ClientError::Corrupt {
+        file_id: ctx.ino,
+        detail: format!("chunk {}: {e} (written by a newer client?)", chunk.index),
+    })
+}
+
+/// A chunk that failed to open: tampered, misplaced or stale shards.
+pub(crate) fn corrupt(ctx: &FileCtx, index: u64, e: CryptoError) -> ClientError {
+    ClientError::Corrupt {
+        file_id: ctx.ino,
+        detail: format!("chunk {index} failed authentication (tampered, misplaced or stale shards): {e}"),
+    }
 }

@@ -1,5 +1,9 @@
 //! Write one chunk: seal, erasure-code, send k+m shards in parallel, commit.
 //!
+//! New versions are sealed in chunk format v2 (segments with their own
+//! tags, `shardline_crypto::seal_segments`) under the file's suite, and the
+//! commit records the format so readers pick the matching decoder.
+//!
 //! The chunk is sealed and coded once; if a target is down or the map moved
 //! (stale epoch), the same shards are sent again to the refreshed placement
 //! until the write window closes; a cluster with no map yet (data servers
@@ -11,13 +15,14 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use futures::future::join_all;
-use shardline_crypto::{seal_chunk_padded, ChunkAad, SEAL_OVERHEAD};
+use shardline_crypto::{seal_chunk_padded, seal_segments, ChunkAad, ChunkFormat, SegmentLayout, SEAL_OVERHEAD};
 use shardline_proto::v1 as pb;
 use shardline_rpc::shard_client as shard_io;
 use shardline_rpc::MetaCallError;
 use shardline_types::{ErrorCode, ShardKey};
 
-use crate::client::{FileCtx, Inner};
+use crate::client::Inner;
+use crate::file_ctx::FileCtx;
 use crate::placement::targets_for_write;
 use crate::ClientError;
 
@@ -36,13 +41,29 @@ pub(crate) async fn write_chunk(
             break v;
         }
     };
-    let sealed_len = plaintext.len() + SEAL_OVERHEAD;
+    let format = ctx.write_format;
+    let sealed_len = match format {
+        ChunkFormat::V1 => plaintext.len() + SEAL_OVERHEAD,
+        ChunkFormat::V2 => SegmentLayout::for_plaintext(plaintext.len()).sealed_len(),
+    };
+    let sealed_len_wire = u32::try_from(sealed_len).map_err(|_| ClientError::TooLarge { size: sealed_len as u64 })?;
     let shards = {
         let ctx = ctx.clone();
         tokio::task::spawn_blocking(move || {
-            let cell = ctx.codec.cell_size(sealed_len);
+            let padded = ctx.codec.cell_size(sealed_len) * ctx.codec.data_shards();
             let aad = ChunkAad { file_id: ctx.ino, chunk_index: index, version, key_id: &ctx.key_id };
-            let sealed = seal_chunk_padded(&ctx.dek, &aad, &plaintext, cell * ctx.codec.data_shards());
+            let sealed = match format {
+                ChunkFormat::V1 => seal_chunk_padded(&ctx.dek, &aad, &plaintext, padded),
+                ChunkFormat::V2 => {
+                    // Sealed straight into the buffer the coder cuts into
+                    // cells; only the padding is zero-filled.
+                    let layout = SegmentLayout::for_plaintext(plaintext.len());
+                    let mut out = Vec::with_capacity(padded);
+                    seal_segments(&ctx.dek, ctx.suite, &aad, &layout, &plaintext, &mut out);
+                    out.resize(padded, 0);
+                    out
+                }
+            };
             ctx.codec.encode(Bytes::from(sealed))
         })
         .await
@@ -68,7 +89,7 @@ pub(crate) async fn write_chunk(
         let failure = results.iter().enumerate().find_map(|(i, r)| r.as_ref().err().map(|e| (i, e.clone())));
         let retry_reason = match failure {
             None => {
-                let chunk = pb::Chunk { index, version, sealed_len: sealed_len as u32, pg };
+                let chunk = pb::Chunk { index, version, sealed_len: sealed_len_wire, pg, format: format.to_wire() };
                 let commit = pb::CommitChunk { ino: ctx.ino, chunk: Some(chunk), new_size, epoch: view.epoch };
                 match inner.meta.call(pb::meta_request::Body::CommitChunk(commit)).await {
                     Ok(resp) => {

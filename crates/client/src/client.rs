@@ -4,14 +4,14 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use shardline_crypto::{Dek, Kek};
-use shardline_erasure::Codec;
+use shardline_crypto::{ChunkFormat, CipherSuite, Dek, Kek};
 use shardline_proto::v1 as pb;
 use shardline_proto::v1::meta_request::Body;
 use shardline_proto::v1::meta_response::Body as RBody;
 use shardline_rpc::{MetaClient, Pool};
 use shardline_types::{ShardKey, ROOT_INO};
 
+use crate::file_ctx::FileCtx;
 use crate::paths::{components, split_parent};
 use crate::placement::PlacementView;
 use crate::reader::FileReader;
@@ -40,6 +40,15 @@ pub struct ClientConfig {
     /// Chunks asked for per page of a file's chunk list (the metadata
     /// service caps a page at 50,000).
     pub chunk_list_page: u32,
+    /// The cipher suite of files this client creates; `None`: AES-256-GCM
+    /// on CPUs with AES instructions, else XChaCha20-Poly1305. Existing
+    /// files keep theirs.
+    pub cipher_suite: Option<CipherSuite>,
+    /// The format chunks are written in. [`ChunkFormat::V2`] (segments,
+    /// range reads); [`ChunkFormat::V1`] exists to test that files written
+    /// by older clients still read, and applies to XChaCha20-Poly1305 files
+    /// only.
+    pub chunk_format: ChunkFormat,
 }
 
 impl ClientConfig {
@@ -53,17 +62,10 @@ impl ClientConfig {
             shard_timeout: Duration::from_secs(10),
             write_retry_window: Duration::from_secs(20),
             chunk_list_page: 50_000,
+            cipher_suite: None,
+            chunk_format: ChunkFormat::V2,
         }
     }
-}
-
-/// What one open file needs to read or write chunks.
-pub(crate) struct FileCtx {
-    pub ino: u64,
-    pub chunk_size: usize,
-    pub codec: Codec,
-    pub dek: Dek,
-    pub key_id: String,
 }
 
 pub(crate) struct Inner {
@@ -95,10 +97,11 @@ impl Inner {
     /// the metadata service.
     pub(crate) fn new_file_key(&self) -> (Dek, pb::WrappedKey) {
         let dek = Dek::generate();
+        let suite = self.cfg.cipher_suite.unwrap_or_else(CipherSuite::preferred);
         let key = pb::WrappedKey {
             kek_id: self.kek.id().to_string(),
             kek_version: self.kek.version(),
-            suite: pb::CipherSuite::Xchacha20Poly1305 as i32,
+            suite: i32::from(suite.id()),
             wrapped: self.kek.wrap(&dek),
         };
         (dek, key)
@@ -401,7 +404,7 @@ impl Client {
             }))
             .await?;
         let attr = attr_of(resp)?;
-        let ctx = self.file_ctx(&attr, dek)?;
+        let ctx = FileCtx::new(&self.inner, &attr, Some(dek))?;
         let rename = RenameOnFinish { parent, tmp_name, name: name.to_vec() };
         Ok(FileWriter::new(self.inner.clone(), Arc::new(ctx), Some(rename)))
     }
@@ -420,46 +423,12 @@ impl Client {
             return Err(ClientError::NotAFile);
         }
         let (attr, chunks) = crate::chunk_list::get_chunks(&self.inner, attr.ino).await?;
-        let wrapped = attr
-            .key
-            .as_ref()
-            .ok_or_else(|| ClientError::Corrupt { file_id: attr.ino, detail: "file has no data key".into() })?;
-        if wrapped.kek_id != self.inner.kek.id() {
-            return Err(ClientError::Corrupt {
-                file_id: attr.ino,
-                detail: format!(
-                    "file key is wrapped by key {:?}, this client holds {:?}",
-                    wrapped.kek_id,
-                    self.inner.kek.id()
-                ),
-            });
-        }
-        if wrapped.suite != pb::CipherSuite::Xchacha20Poly1305 as i32 {
-            return Err(ClientError::Corrupt {
-                file_id: attr.ino,
-                detail: format!("unsupported cipher suite {}", wrapped.suite),
-            });
-        }
-        let dek = self.inner.kek.unwrap(&wrapped.wrapped)?;
-        let ctx = self.file_ctx(&attr, dek)?;
+        let ctx = FileCtx::new(&self.inner, &attr, None)?;
         Ok(FileReader::new(self.inner.clone(), Arc::new(ctx), attr.size, chunks))
     }
 
     /// Read a whole file.
     pub async fn read_file(&self, path: impl AsRef<Path>) -> Result<Vec<u8>, ClientError> {
         self.open(path).await?.read_all().await
-    }
-
-    fn file_ctx(&self, attr: &pb::Attr, dek: Dek) -> Result<FileCtx, ClientError> {
-        let l = attr
-            .layout
-            .ok_or_else(|| ClientError::Corrupt { file_id: attr.ino, detail: "file has no layout".into() })?;
-        Ok(FileCtx {
-            ino: attr.ino,
-            chunk_size: l.chunk_size as usize,
-            codec: Codec::new(l.data_shards as usize, l.parity_shards as usize)?,
-            dek,
-            key_id: self.inner.kek.id().to_string(),
-        })
     }
 }

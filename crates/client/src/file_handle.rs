@@ -11,24 +11,30 @@
 //!   versions of one chunk commit in the order they were written.
 //!
 //! Reads see the handle's own writes (dirty, then queued, then committed
-//! bytes); holes read as zeros. Sequential reads prefetch the next chunks
-//! concurrently. A failed background commit is reported by the next write,
+//! bytes); holes read as zeros. Sequential reads (`read_pattern.rs`) read
+//! whole chunks, cache them and prefetch the next ones concurrently; other
+//! reads of committed format-v2 chunks not already cached fetch and
+//! decrypt only the segments they need (`range_read.rs`). A failed background commit is reported by the next write,
 //! flush or fsync. Truncation rewrites the chunk straddling the new size so
 //! that no stale bytes survive past it. Everything is owned (`Arc` inside).
 
 use std::collections::{BTreeMap, VecDeque};
+use std::ops::Range;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use bytes::Bytes;
-use shardline_erasure::Codec;
+use shardline_crypto::ChunkFormat;
 use shardline_proto::v1 as pb;
 use tokio::sync::{watch, OnceCell, Semaphore};
 
 use crate::chunk_read::read_chunk;
 use crate::chunk_write::write_chunk;
-use crate::client::{FileCtx, Inner};
+use crate::client::Inner;
 use crate::dirty_chunk::DirtyChunk;
+use crate::file_ctx::FileCtx;
 use crate::inode_api::{InodeAttr, Inodes, SetAttrRequest};
+use crate::range_read::read_chunk_range;
+use crate::read_pattern::ReadPattern;
 use crate::{Client, ClientError, FileKind};
 
 /// Dirty chunks kept before a write flushes them all (bounds memory for
@@ -55,7 +61,7 @@ struct State {
     /// Decrypted committed chunks (index → version, bytes).
     cache: BTreeMap<u64, (u64, Slot)>,
     error: Option<ClientError>,
-    last_read_end: u64,
+    pattern: ReadPattern,
     /// Whether this handle wrote or set attributes since it was opened.
     changed: bool,
 }
@@ -79,33 +85,6 @@ pub struct FileHandle {
 
 use crate::chunk_list::get_chunks;
 
-/// What reading and writing the file needs: layout, codec and unwrapped key.
-fn file_ctx(inner: &Inner, attr: &pb::Attr) -> Result<FileCtx, ClientError> {
-    let corrupt = |detail: String| ClientError::Corrupt { file_id: attr.ino, detail };
-    let wrapped = attr.key.as_ref().ok_or_else(|| corrupt("file has no data key".into()))?;
-    if wrapped.kek_id != inner.kek.id() {
-        return Err(corrupt(format!(
-            "file key is wrapped by key {:?}, this client holds {:?}",
-            wrapped.kek_id,
-            inner.kek.id()
-        )));
-    }
-    if wrapped.suite != pb::CipherSuite::Xchacha20Poly1305 as i32 {
-        return Err(corrupt(format!("unsupported cipher suite {}", wrapped.suite)));
-    }
-    let l = attr.layout.ok_or_else(|| corrupt("file has no layout".into()))?;
-    if l.chunk_size == 0 {
-        return Err(corrupt("zero chunk size".into()));
-    }
-    Ok(FileCtx {
-        ino: attr.ino,
-        chunk_size: l.chunk_size as usize,
-        codec: Codec::new(l.data_shards as usize, l.parity_shards as usize)?,
-        dek: inner.kek.unwrap(&wrapped.wrapped)?,
-        key_id: inner.kek.id().to_string(),
-    })
-}
-
 impl FileHandle {
     /// Open the regular file `ino`: its key, layout and committed chunks now.
     pub async fn open(client: &Client, ino: u64) -> Result<FileHandle, ClientError> {
@@ -127,7 +106,7 @@ impl FileHandle {
         if FileKind::from_wire(attr.kind) != FileKind::File {
             return Err(ClientError::NotAFile);
         }
-        let ctx = Arc::new(file_ctx(&inner, attr)?);
+        let ctx = Arc::new(FileCtx::new(&inner, attr, None)?);
         let parallel = inner.cfg.write_parallelism.max(1);
         let max_cached = (CACHE_BYTES / ctx.chunk_size).max(inner.cfg.read_parallelism + 2);
         let state = State {
@@ -141,7 +120,7 @@ impl FileHandle {
             commit_seq: 0,
             cache: BTreeMap::new(),
             error: None,
-            last_read_end: 0,
+            pattern: ReadPattern::default(),
             changed: false,
         };
         let s = Shared {
@@ -192,8 +171,7 @@ impl FileHandle {
         let cs = self.s.ctx.chunk_size as u64;
         let (size, sequential) = {
             let mut st = self.s.lock();
-            let seq = offset == st.last_read_end || offset == 0;
-            st.last_read_end = offset.saturating_add(len as u64);
+            let seq = st.pattern.observe(offset, len);
             (st.size, seq)
         };
         if offset >= size || len == 0 {
@@ -212,12 +190,25 @@ impl FileHandle {
             let to = ((end - cstart) as usize).clamp(from, chunk.len());
             chunk.slice(from..to)
         };
+        // A random read: only the bytes asked for, where that is possible.
+        let range = |idx: u64| {
+            let cstart = idx * cs;
+            offset.saturating_sub(cstart) as usize..(end - cstart).min(cs) as usize
+        };
+        let bytes_of = |idx: u64| async move {
+            if !sequential {
+                if let Some(b) = self.s.range_bytes(idx, range(idx)).await? {
+                    return Ok::<Bytes, ClientError>(b);
+                }
+            }
+            Ok(part(idx, self.s.chunk_bytes(idx).await?))
+        };
         if first == last {
-            return Ok(part(first, self.s.chunk_bytes(first).await?));
+            return bytes_of(first).await;
         }
         let mut out = Vec::new();
         for idx in first..=last {
-            let bytes = part(idx, self.s.chunk_bytes(idx).await?);
+            let bytes = bytes_of(idx).await?;
             out.try_reserve(bytes.len()).map_err(|_| ClientError::TooLarge { size })?;
             out.extend_from_slice(&bytes);
         }
@@ -437,6 +428,49 @@ impl Shared {
             return Ok(base);
         }
         Ok(Bytes::from(d.overlay(&base, extent)))
+    }
+
+    /// Bytes `want` of chunk `idx` (cut to the chunk's extent) read on their
+    /// own, fetching and decrypting only the segments that hold them; `None`
+    /// when the chunk has to be read whole: it has bytes written through
+    /// this handle, is a hole, is format v1, or is cached or being fetched.
+    async fn range_bytes(self: &Arc<Self>, idx: u64, want: Range<usize>) -> Result<Option<Bytes>, ClientError> {
+        let cs = self.ctx.chunk_size as u64;
+        let (chunk, extent, valid) = {
+            let st = self.lock();
+            if st.dirty.contains_key(&idx) || st.queued.contains_key(&idx) || st.stale.contains_key(&idx) {
+                return Ok(None);
+            }
+            let Some(chunk) = st.chunks.get(&idx) else { return Ok(None) };
+            if chunk.format != ChunkFormat::V2.to_wire() {
+                return Ok(None);
+            }
+            if st
+                .cache
+                .get(&idx)
+                .is_some_and(|(v, s)| *v == chunk.version && (s.initialized() || Arc::strong_count(s) > 1))
+            {
+                return Ok(None);
+            }
+            (*chunk, extent(st.size, idx, cs), extent(st.committed_size, idx, cs))
+        };
+        let to = want.end.min(extent);
+        let from = want.start.min(to);
+        // Committed bytes up to the committed size; zeros past it (the
+        // handle's size may have grown past this chunk since).
+        let upto = to.min(valid).max(from);
+        let got = if from < upto {
+            read_chunk_range(&self.inner, &self.ctx, &chunk, from..upto).await?
+        } else {
+            Bytes::new()
+        };
+        if got.len() == to - from {
+            return Ok(Some(got));
+        }
+        let mut v = Vec::with_capacity(to - from);
+        v.extend_from_slice(&got);
+        v.resize(to - from, 0);
+        Ok(Some(Bytes::from(v)))
     }
 
     /// The committed bytes of chunk `idx` (zeros for a hole), cut to the

@@ -1,13 +1,20 @@
 //! The native Shardline client: the read and write pipelines.
 //!
 //! Write: [`writer`] gathers bytes into chunks; [`chunk_write`] seals each
-//! chunk (XChaCha20-Poly1305 under the file's DEK, AAD binding file, chunk,
-//! version and key), erasure-codes it into k+m shards, sends them in parallel
-//! to the chunk's placement group (`shardline_rpc::shard_client`, [`placement`]) and then
-//! commits the new chunk version to the metadata service.
-//! Read: [`reader`] fetches chunks several at a time; [`chunk_read`] reads the
-//! k data shards, falls back to parity for any missing or corrupt one, decodes
-//! and decrypts. [`client`] holds the namespace operations by path.
+//! chunk in format v2 (64 KiB segments, each with its own tag, under the
+//! file's suite: AES-256-GCM on CPUs with AES instructions, else
+//! XChaCha20-Poly1305; `shardline_crypto::seal_segments`), erasure-codes it
+//! into k+m shards, sends them in parallel to the chunk's placement group
+//! (`shardline_rpc::shard_client`, [`placement`]) and then commits the new
+//! chunk version, with its format, to the metadata service.
+//! Read: [`reader`] streams whole chunks several at a time; [`chunk_read`]
+//! reads a chunk's k data cells (`stripe_fetch`: parity stands in for any
+//! missing or corrupt one), decodes and decrypts off the async threads. A
+//! byte range (`range_read`) fetches and decrypts only the segments holding
+//! it, with ranged shard reads. Chunks written in format v1 (whole-chunk
+//! sealing, by older clients) still read. [`file_handle`] serves the mount:
+//! sequential streams read ahead in whole chunks, random reads by range
+//! (`read_pattern`). [`client`] holds the namespace operations by path.
 //!
 //! Every type is owned (`Arc` inside, no borrowed lifetimes) so that other
 //! languages' bindings can hold them.
@@ -20,15 +27,20 @@ mod create_open;
 pub mod dir_cache;
 mod dirty_chunk;
 pub mod error;
+mod file_ctx;
 pub mod file_handle;
 pub mod inode_api;
 pub mod paths;
 pub mod placement;
+mod range_read;
+mod read_pattern;
 pub mod reader;
+mod stripe_fetch;
 pub mod writer;
 
 pub use client::{Client, ClientConfig, DirEntry, FileKind, FileStat};
 pub use error::ClientError;
 pub use file_handle::FileHandle;
 pub use reader::FileReader;
+pub use shardline_crypto::{ChunkFormat, CipherSuite};
 pub use writer::FileWriter;

@@ -8,7 +8,8 @@ use shardline_proto::v1 as pb;
 use tokio::task::JoinSet;
 
 use crate::chunk_write::write_chunk;
-use crate::client::{FileCtx, Inner};
+use crate::client::Inner;
+use crate::file_ctx::FileCtx;
 use crate::ClientError;
 
 /// Where the file goes when the writer finishes (atomic replace).

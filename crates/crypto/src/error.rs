@@ -37,6 +37,27 @@ pub enum CryptoError {
     #[error("sealed chunk failed authentication (wrong key, wrong location or corrupted data)")]
     ChunkAuthFailed,
 
+    /// A v2 segment failed authentication: wrong key, wrong file/chunk/
+    /// version/position, truncated or corrupted.
+    #[error("sealed segment {segment} failed authentication (wrong key, wrong location, reordered, truncated or corrupted data)")]
+    SegmentAuthFailed { segment: usize },
+
+    /// Segments asked for that the chunk does not have.
+    #[error("segments {segments:?} asked of a chunk of {count} segments")]
+    SegmentOutOfRange { segments: std::ops::Range<usize>, count: usize },
+
+    /// A v2 sealed length that no plaintext seals to.
+    #[error("sealed length {sealed_len} is not a valid chunk format v2 length")]
+    BadSealedLength { sealed_len: usize },
+
+    /// A cipher suite this build does not know.
+    #[error("unknown cipher suite {0}")]
+    UnknownSuite(i32),
+
+    /// A chunk format this build does not know.
+    #[error("unknown chunk format {0}")]
+    UnknownFormat(u32),
+
     /// A wrapped DEK has the wrong length.
     #[error("wrapped DEK has {len} bytes, expected {expected}")]
     WrappedDekLength { len: usize, expected: usize },

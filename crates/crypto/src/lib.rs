@@ -8,11 +8,19 @@
 //!   unwraps per-file data keys ([`Kek::wrap`], [`Kek::unwrap`]).
 //! - [`Dek`] — a random per-file data key, zeroized on drop. The metadata
 //!   service only ever stores it wrapped.
-//! - [`seal_chunk`] / [`seal_chunk_padded`] / [`open_chunk`] — XChaCha20-Poly1305
-//!   sealing of one chunk, bound by [`ChunkAad`] to its file, chunk index,
-//!   chunk version and key id, so a shard moved anywhere else fails to open.
+//! - [`seal_segments`] / [`open_segments`] — chunk format v2: a chunk sealed
+//!   as a STREAM of 64 KiB segments ([`SegmentLayout`]), each with its own
+//!   tag, so a byte range opens without the rest of the chunk. Two suites
+//!   ([`CipherSuite`]): AES-256-GCM (ring; a key derived per sealed chunk
+//!   with HKDF-SHA256, the default on CPUs with AES instructions) and
+//!   XChaCha20-Poly1305.
+//! - [`seal_chunk`] / [`seal_chunk_padded`] / [`open_chunk`] — chunk format
+//!   v1, XChaCha20-Poly1305 over the whole chunk: `nonce(24) || ciphertext
+//!   || tag(16)` ([`SEAL_OVERHEAD`]). Still read; written only by tests.
 //!
-//! Sealed layout: `nonce(24) || ciphertext || tag(16)`; see [`SEAL_OVERHEAD`].
+//! Both formats bind every sealed byte ([`ChunkAad`]) to its file, chunk
+//! index, chunk version and key id (v2 also to the segment's position), so a
+//! shard moved anywhere else fails to open.
 //! No type here prints key material: every `Debug` impl redacts keys.
 
 mod aad;
@@ -22,13 +30,19 @@ mod error;
 mod kek;
 mod keyfile;
 mod seal;
+mod segment;
+mod stream;
+mod suite;
 
-pub use aad::{ChunkAad, AAD_FORMAT_VERSION, SUITE_XCHACHA20_POLY1305};
+pub use aad::{ChunkAad, AAD_FORMAT_V2, AAD_FORMAT_VERSION, SUITE_XCHACHA20_POLY1305};
 pub use blob::{open_blob, seal_blob};
 pub use dek::Dek;
 pub use error::CryptoError;
 pub use kek::{Kek, WRAPPED_DEK_LEN};
 pub use seal::{open_chunk, seal_chunk, seal_chunk_padded};
+pub use segment::{SegmentLayout, SALT_LEN, SEGMENT_OVERHEAD, SEGMENT_SIZE};
+pub use stream::{open_segments, seal_segments};
+pub use suite::{aes_instructions, ChunkFormat, CipherSuite};
 
 /// Length of the XChaCha20-Poly1305 nonce that prefixes every sealed blob.
 pub const NONCE_LEN: usize = 24;

@@ -101,6 +101,47 @@ impl Codec {
         Ok(concat_prefix(work[..self.k].iter().flatten(), sealed_len))
     }
 
+    /// The k data cells (or the same byte range of each) from k+m slots, at
+    /// least k present and all present ones the same length: present data
+    /// cells are returned as they are (no copy), missing ones are
+    /// reconstructed from exactly k present shards.
+    ///
+    /// Reed–Solomon works on each byte position across the cells on its
+    /// own, so the slots may hold any one range `[a, b)` of every shard, the
+    /// same for all: the result is then `[a, b)` of each data cell. This is
+    /// how a degraded read of a small range fetches and decodes only that
+    /// range.
+    pub fn reconstruct_data(&self, shards: Vec<Option<Bytes>>) -> Result<Vec<Bytes>, ErasureError> {
+        self.check_shards(&shards)?;
+        if shards[..self.k].iter().all(Option::is_some) {
+            return Ok(shards.into_iter().take(self.k).flatten().collect());
+        }
+        let mut taken = 0;
+        let mut work: Vec<Option<Vec<u8>>> = Vec::with_capacity(shards.len());
+        let mut kept: Vec<Option<Bytes>> = Vec::with_capacity(self.k);
+        for (i, s) in shards.into_iter().enumerate() {
+            if i < self.k {
+                kept.push(s.clone());
+            }
+            work.push(match s {
+                Some(b) if taken < self.k => {
+                    taken += 1;
+                    Some(Vec::from(b))
+                }
+                _ => None,
+            });
+        }
+        self.rs.reconstruct_data(&mut work)?;
+        Ok(kept
+            .into_iter()
+            .zip(work)
+            .map(|(kept, rebuilt)| match kept {
+                Some(b) => b,
+                None => Bytes::from(rebuilt.unwrap_or_default()),
+            })
+            .collect())
+    }
+
     /// Recompute every missing shard (data or parity) in place, for repair.
     /// Present shards are left untouched.
     pub fn rebuild(&self, shards: &mut [Option<Vec<u8>>]) -> Result<(), ErasureError> {

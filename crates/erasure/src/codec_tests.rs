@@ -160,3 +160,40 @@ fn bad_inputs_are_errors_not_panics() {
     let mut vecs: Vec<Option<Vec<u8>>> = vec![None; 7];
     assert!(matches!(c.rebuild(&mut vecs), Err(ErasureError::WrongShardCount { .. })));
 }
+
+#[test]
+fn the_same_range_of_any_k_shards_reconstructs_that_range_of_every_data_cell() {
+    let c = codec();
+    let data = sealed(4 * 4096 + 100);
+    let shards = encode(&c, &data);
+    let cell = shards[0].len();
+    for (a, b) in [(0, cell), (0, 1), (100, 1000), (cell - 7, cell), (4000, 4096)] {
+        // Every pair of lost shards.
+        for lost1 in 0..6 {
+            for lost2 in lost1..6 {
+                let slots: Vec<Option<Bytes>> =
+                    shards.iter().enumerate().map(|(i, s)| (i != lost1 && i != lost2).then(|| s.slice(a..b))).collect();
+                let cells = c.reconstruct_data(slots).expect("reconstruct range");
+                assert_eq!(cells.len(), 4);
+                for (i, got) in cells.iter().enumerate() {
+                    assert_eq!(got, &shards[i].slice(a..b), "cell {i} range {a}..{b} lost {lost1},{lost2}");
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn reconstruct_data_needs_k_equal_ranges() {
+    let c = codec();
+    let shards = encode(&c, &sealed(1000));
+    let mut slots: Vec<Option<Bytes>> = shards.iter().map(|s| Some(s.slice(0..10))).collect();
+    slots[0] = None;
+    slots[1] = None;
+    slots[2] = None;
+    assert!(matches!(c.reconstruct_data(slots), Err(ErasureError::TooFewShards { have: 3, need: 4 })));
+    let mut slots: Vec<Option<Bytes>> = shards.iter().map(|s| Some(s.slice(0..10))).collect();
+    slots[0] = None;
+    slots[5] = Some(shards[5].slice(0..11));
+    assert!(matches!(c.reconstruct_data(slots), Err(ErasureError::ShardSizeMismatch { .. })));
+}

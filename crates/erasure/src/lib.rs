@@ -11,6 +11,9 @@
 //! - [`Codec::encode`] — padded sealed chunk → k+m shards (data cells are
 //!   zero-copy slices of the input).
 //! - [`Codec::decode`] — any k shards → the sealed chunk (read path).
+//! - [`Codec::reconstruct_data`] — any k shards, or the same byte range of
+//!   any k shards, → the data cells (or that range of each): degraded range
+//!   reads fetch and decode only the bytes asked for.
 //! - [`Codec::rebuild`] — recompute every missing shard (repair path).
 //!
 //! This crate never sees keys or plaintext: it codes ciphertext only.

@@ -96,6 +96,8 @@ pub struct ChunkRef {
     pub version: u64,
     pub sealed_len: u32,
     pub pg: u32,
+    /// The chunk's ciphertext layout (`Chunk.format`; kept, not interpreted).
+    pub format: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

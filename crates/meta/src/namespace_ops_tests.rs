@@ -19,7 +19,7 @@ fn small() -> Namespace {
 }
 
 fn chunk(index: u64, version: u64) -> ChunkRef {
-    ChunkRef { index, version, sealed_len: 100, pg: 0 }
+    ChunkRef { index, version, sealed_len: 100, pg: 0, format: 2 }
 }
 
 fn code<T: std::fmt::Debug>(r: OpResult<T>) -> ErrorCode {
@@ -402,7 +402,7 @@ fn special_files_link_unlink_rename_and_setattr_like_files() {
     let truncate = SetAttrs { size: Some(0), ..Default::default() };
     assert_eq!(code(ns.set_attr(dev.ino, &truncate, 4)), ErrorCode::InvalidArgument);
     // No data and no target.
-    let c = ChunkRef { index: 0, version: 1, sealed_len: 1, pg: 0 };
+    let c = ChunkRef { index: 0, version: 1, sealed_len: 1, pg: 0, format: 2 };
     assert_eq!(code(ns.commit_chunk(dev.ino, c, 10, 4)), ErrorCode::IsADirectory);
     assert_eq!(code(ns.readlink(dev.ino)), ErrorCode::InvalidArgument);
     assert_eq!(code(ns.rmdir(ROOT_INO, b"dev", 4)), ErrorCode::NotADirectory);

@@ -61,7 +61,13 @@ fn inode_to(i: &Inode) -> v1::Inode {
         chunks: i
             .chunks
             .values()
-            .map(|c| v1::Chunk { index: c.index, version: c.version, sealed_len: c.sealed_len, pg: c.pg })
+            .map(|c| v1::Chunk {
+                index: c.index,
+                version: c.version,
+                sealed_len: c.sealed_len,
+                pg: c.pg,
+                format: c.format,
+            })
             .collect(),
         target: i.target.clone(),
         xattrs: i.xattrs.iter().map(|(n, v)| v1::Xattr { name: n.clone(), value: v.clone() }).collect(),
@@ -92,7 +98,16 @@ fn inode_from(i: v1::Inode) -> Result<Inode, MetaError> {
         chunks: i
             .chunks
             .into_iter()
-            .map(|c| (c.index, ChunkRef { index: c.index, version: c.version, sealed_len: c.sealed_len, pg: c.pg }))
+            .map(|c| {
+                let chunk = ChunkRef {
+                    index: c.index,
+                    version: c.version,
+                    sealed_len: c.sealed_len,
+                    pg: c.pg,
+                    format: c.format,
+                };
+                (c.index, chunk)
+            })
             .collect(),
         target: i.target,
         xattrs: i.xattrs.into_iter().map(|x| (x.name, x.value)).collect(),

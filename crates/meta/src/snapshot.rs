@@ -149,6 +149,9 @@ pub mod v1 {
         pub sealed_len: u32,
         #[prost(uint32, tag = "4")]
         pub pg: u32,
+        /// Chunk format (added compatibly: older snapshots have 0, format 1).
+        #[prost(uint32, tag = "5")]
+        pub format: u32,
     }
 
     #[derive(Clone, PartialEq, prost::Message)]

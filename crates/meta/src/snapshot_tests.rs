@@ -52,7 +52,7 @@ fn busy_state() -> StateMachine {
             &mut sm,
             Body::CommitChunk(pb::CommitChunk {
                 ino: f.ino,
-                chunk: Some(pb::Chunk { index: 0, version: 7 + i, sealed_len: 100, pg: 3 }),
+                chunk: Some(pb::Chunk { index: 0, version: 7 + i, sealed_len: 100, pg: 3, format: (i % 3) as u32 }),
                 new_size: 60,
                 epoch: 0,
             }),
@@ -399,4 +399,27 @@ fn raft_log_requests_written_with_string_names_decode_with_byte_names() {
     }
     assert!(sm.ns.lookup(ROOT_INO, "naïve".as_bytes()).is_err());
     assert_eq!(sm.ns.lookup(ROOT_INO, "ünïcode".as_bytes()).unwrap().kind, crate::namespace::Kind::Regular);
+}
+
+/// Chunk format v2 (issue 10): the format a client commits is what
+/// `GetChunks` returns, before and after a snapshot, so readers pick the
+/// right decoder.
+#[test]
+fn chunk_formats_survive_commit_and_snapshot() {
+    let sm = busy_state();
+    let d = sm.ns.lookup(ROOT_INO, b"d").unwrap().ino;
+    let formats = |sm: &StateMachine| -> Vec<u32> {
+        (0..50)
+            .map(|i| {
+                let ino = sm.ns.lookup(d, format!("f{i}").as_bytes()).unwrap().ino;
+                let r = sm.read(&req(3, 1, Body::GetChunks(pb::GetChunks { ino, ..Default::default() })));
+                let Some(pb::meta_response::Body::Chunks(list)) = r.body else { panic!("chunks: {r:?}") };
+                list.chunks[0].format
+            })
+            .collect()
+    };
+    let want: Vec<u32> = (0..50).map(|i| i % 3).collect();
+    assert_eq!(formats(&sm), want);
+    let (back, _) = decode(&encode(&sm, &members())).unwrap();
+    assert_eq!(formats(&back), want);
 }

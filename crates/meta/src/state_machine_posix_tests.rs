@@ -58,7 +58,7 @@ fn retried_setattr_returns_the_original_outcome() {
     for i in 0..3u64 {
         let commit = Body::CommitChunk(pb::CommitChunk {
             ino: f.ino,
-            chunk: Some(pb::Chunk { index: i, version: 7, sealed_len: 10, pg: 1 }),
+            chunk: Some(pb::Chunk { index: i, version: 7, sealed_len: 10, pg: 1, format: 2 }),
             new_size: (i + 1) * 4096,
             epoch: 0,
         });
@@ -275,7 +275,7 @@ fn the_chunk_list_of_a_huge_file_comes_in_pages_that_fit_a_frame() {
     for i in 0..n {
         // Versions are random 64-bit numbers, as clients pick them.
         let version = shardline_types::placement::mix64(i) | 1 << 63;
-        let chunk = pb::Chunk { index: i, version, sealed_len: 4 << 20, pg: (i % 64) as u32 };
+        let chunk = pb::Chunk { index: i, version, sealed_len: 4 << 20, pg: (i % 64) as u32, format: 2 };
         let body =
             Body::CommitChunk(pb::CommitChunk { ino: f.ino, chunk: Some(chunk), new_size: (i + 1) * cs, epoch: 0 });
         assert_eq!(code_of(&sm.apply(&req(2, i + 1, body), 2)), None);

@@ -71,11 +71,11 @@ pub fn attr_to_wire(i: &Inode) -> pb::Attr {
 }
 
 pub fn chunk_to_wire(c: &ChunkRef) -> pb::Chunk {
-    pb::Chunk { index: c.index, version: c.version, sealed_len: c.sealed_len, pg: c.pg }
+    pb::Chunk { index: c.index, version: c.version, sealed_len: c.sealed_len, pg: c.pg, format: c.format }
 }
 
 pub fn chunk_from_wire(c: &pb::Chunk) -> ChunkRef {
-    ChunkRef { index: c.index, version: c.version, sealed_len: c.sealed_len, pg: c.pg }
+    ChunkRef { index: c.index, version: c.version, sealed_len: c.sealed_len, pg: c.pg, format: c.format }
 }
 
 pub fn released_to_wire(r: &Released) -> pb::Released {

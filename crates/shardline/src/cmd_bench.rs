@@ -39,6 +39,10 @@ pub struct BenchArgs {
     /// through the mount).
     #[arg(long, value_delimiter = ',', default_values_t = [1usize, 16])]
     meta_clients: Vec<usize>,
+    /// Random 128 KiB reads (8 readers) inside the written files; 0 skips
+    /// the row and its raw-disk baseline.
+    #[arg(long, default_value_t = 2000)]
+    random_samples: usize,
     /// Skip the rebuild benchmark (it kills a data server).
     #[arg(long)]
     no_rebuild: bool,
@@ -69,6 +73,9 @@ pub async fn run(a: BenchArgs) -> Result<()> {
     report.insert("memcpy_mbps".into(), round1(memcpy).into());
     report.insert("seal_mbps_1core".into(), round1(seal).into());
     report.insert("rs_encode_mbps_1core".into(), round1(encode).into());
+    for (k, v) in tokio::task::spawn_blocking(crate::bench_seal::suites_mbps).await? {
+        report.insert(k, round1(v).into());
+    }
 
     let tmp = tempfile::Builder::new().prefix("shardline-bench-").tempdir()?;
     let layout = Layout::default();
@@ -117,6 +124,16 @@ pub async fn run(a: BenchArgs) -> Result<()> {
     report.insert("fsync_append_latency".into(), fsync_append.json());
     report.insert("loopback_rtt".into(), rtt.json());
     let probe = WriteProbe::new(cluster.file.meta.iter().map(|n| n.dir.clone()).collect());
+    if a.random_samples > 0 {
+        say("random 128 KiB reads, native, and the raw disk's…");
+        let (dir, bytes) = (spec.dir.clone(), a.size.clamp(256 << 20, 2 << 30));
+        let samples = a.random_samples;
+        let disk = tokio::task::spawn_blocking(move || crate::bench_random::raw_disk(&dir, bytes, samples)).await??;
+        let native = crate::bench_random::native(&client, "/bench", &pattern, &sizes, samples).await?;
+        report.insert("random_128k_reads_per_s_8r".into(), round1(native).into());
+        report.insert("disk_random_128k_reads_per_s_8r".into(), round1(disk.per_s).into());
+        report.insert("disk_random_direct_io".into(), disk.direct_io.into());
+    }
 
     say("metadata operations…");
     let levels: Vec<usize> = a.meta_clients.iter().map(|&c| c.max(1)).collect();
@@ -214,6 +231,21 @@ pub async fn run(a: BenchArgs) -> Result<()> {
         get("read_mbps"),
         100.0 * get("read_mbps") / loopback
     );
+    println!(
+        "  chunk format v2, 1 core: AES-256-GCM seal {:.0} / open {:.0} MB/s, XChaCha20-Poly1305 seal {:.0} / open {:.0} MB/s (v1 whole-chunk open {:.0} MB/s)",
+        get("seal_v2_aes_mbps_1core"),
+        get("open_v2_aes_mbps_1core"),
+        get("seal_v2_xchacha_mbps_1core"),
+        get("open_v2_xchacha_mbps_1core"),
+        get("open_v1_mbps_1core")
+    );
+    if a.random_samples > 0 {
+        let (n, d) = (get("random_128k_reads_per_s_8r"), get("disk_random_128k_reads_per_s_8r"));
+        println!(
+            "  random 128 KiB reads, 8 readers: native {n:.0}/s  {:.1}% of the raw disk's {d:.0}/s",
+            100.0 * n / d.max(1e-9)
+        );
+    }
     if !a.no_fuse {
         let (w, r) = (get("fuse_write_mbps"), get("fuse_read_mbps"));
         println!("  FUSE write    {w:>8.1} MB/s  {:>5.1}% of native write", 100.0 * w / get("write_mbps").max(1e-9));

@@ -3,6 +3,8 @@
 
 mod bench_fuse;
 mod bench_latency;
+mod bench_random;
+mod bench_seal;
 mod cluster_file;
 mod cmd_admin;
 mod cmd_bench;

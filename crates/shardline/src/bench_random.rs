@@ -1,0 +1,163 @@
+//! `shardline bench` rows for random reads: 128 KiB samples at random
+//! offsets inside large files, 8 concurrent readers through the native
+//! client, beside an in-run baseline of the raw disk under the data folder
+//! doing the same reads with O_DIRECT.
+//!
+//! Offsets are 4 KiB-aligned (O_DIRECT needs it; the client does not), so
+//! both sides do the same requests. Every sample read through Shardline is
+//! verified against the synthetic pattern it was written with.
+
+use std::fs::File;
+use std::io::Write;
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use rand::{Rng, SeedableRng};
+use shardline_client::Client;
+use tokio::task::JoinSet;
+
+use crate::synthetic::Pattern;
+
+/// Bytes per sample.
+pub const SAMPLE: usize = 128 << 10;
+/// Concurrent readers.
+pub const READERS: usize = 8;
+const ALIGN: u64 = 4096;
+
+/// Samples per second and whether the probe bypassed the page cache.
+pub struct RandomRate {
+    pub per_s: f64,
+    pub direct_io: bool,
+}
+
+/// Random 128 KiB reads from the files `dir/shard-{i:05}.bin` of `sizes`
+/// (written with `pattern`): `READERS` tasks, `samples` reads in all.
+pub async fn native(client: &Client, dir: &str, pattern: &Pattern, sizes: &[u64], samples: usize) -> Result<f64> {
+    let mut readers = Vec::new();
+    for (i, &size) in sizes.iter().enumerate() {
+        if size >= SAMPLE as u64 {
+            readers.push((i as u64, Arc::new(client.open(format!("{dir}/shard-{i:05}.bin")).await?)));
+        }
+    }
+    if readers.is_empty() {
+        bail!("random reads need files of at least {SAMPLE} bytes");
+    }
+    let readers = Arc::new(readers);
+    let per = samples.div_ceil(READERS);
+    let start = Instant::now();
+    let mut tasks = JoinSet::new();
+    for t in 0..READERS {
+        let (readers, pattern) = (readers.clone(), pattern.clone());
+        tasks.spawn(async move {
+            let mut rng = rand::rngs::StdRng::seed_from_u64(t as u64);
+            for _ in 0..per {
+                let (file, reader) = &readers[rng.gen_range(0..readers.len())];
+                let offset = random_offset(&mut rng, reader.size());
+                let got = reader.read_at(offset, SAMPLE).await?;
+                if got.len() != SAMPLE || !pattern.matches(*file, offset, &got) {
+                    bail!("random read of file {file} at {offset} returned wrong bytes");
+                }
+            }
+            Ok::<(), anyhow::Error>(())
+        });
+    }
+    while let Some(r) = tasks.join_next().await {
+        r.context("random read task")??;
+    }
+    Ok((per * READERS) as f64 / start.elapsed().as_secs_f64())
+}
+
+/// The raw disk's rate for the same reads: a `file_bytes` file under `dir`,
+/// written and synced, then read at random with O_DIRECT by `READERS`
+/// threads (buffered, after dropping the file from the page cache, where
+/// the file system refuses O_DIRECT).
+pub fn raw_disk(dir: &Path, file_bytes: u64, samples: usize) -> Result<RandomRate> {
+    let path = dir.join("random-read-probe.bin");
+    let file_bytes = file_bytes.max(64 * SAMPLE as u64) / ALIGN * ALIGN;
+    {
+        let mut f = File::create(&path).with_context(|| format!("create {}", path.display()))?;
+        let mut block = vec![0u8; 4 << 20];
+        rand::thread_rng().fill(&mut block[..]);
+        let mut left = file_bytes;
+        while left > 0 {
+            let n = left.min(block.len() as u64) as usize;
+            f.write_all(&block[..n]).context("write the probe file")?;
+            left -= n as u64;
+        }
+        f.sync_all().context("sync the probe file")?;
+    }
+    let direct = std::fs::OpenOptions::new().read(true).custom_flags(libc::O_DIRECT).open(&path);
+    let (file, direct_io) = match direct {
+        Ok(f) => (f, true),
+        Err(_) => {
+            let f = File::open(&path)?;
+            // Buffered fallback: start cold.
+            // SAFETY: plain syscall on a file descriptor we own.
+            unsafe { libc::posix_fadvise(std::os::fd::AsRawFd::as_raw_fd(&f), 0, 0, libc::POSIX_FADV_DONTNEED) };
+            (f, false)
+        }
+    };
+    let file = Arc::new(file);
+    let per = samples.div_ceil(READERS);
+    let start = Instant::now();
+    let threads: Vec<_> = (0..READERS)
+        .map(|t| {
+            let file = file.clone();
+            std::thread::spawn(move || -> std::io::Result<()> {
+                let mut buf = AlignedBuf::new(SAMPLE);
+                let mut rng = rand::rngs::StdRng::seed_from_u64(1000 + t as u64);
+                for _ in 0..per {
+                    let offset = random_offset(&mut rng, file_bytes);
+                    file.read_exact_at(buf.as_mut(), offset)?;
+                }
+                Ok(())
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().map_err(|_| anyhow::anyhow!("disk probe thread panicked"))?.context("read the probe file")?;
+    }
+    let per_s = (per * READERS) as f64 / start.elapsed().as_secs_f64();
+    let _ = std::fs::remove_file(&path);
+    Ok(RandomRate { per_s, direct_io })
+}
+
+/// A 4 KiB-aligned offset with a whole sample before `size`.
+fn random_offset(rng: &mut impl Rng, size: u64) -> u64 {
+    let slots = (size - SAMPLE as u64) / ALIGN + 1;
+    rng.gen_range(0..slots) * ALIGN
+}
+
+/// A zeroed buffer aligned for O_DIRECT.
+struct AlignedBuf {
+    ptr: *mut u8,
+    layout: std::alloc::Layout,
+}
+
+impl AlignedBuf {
+    fn new(len: usize) -> AlignedBuf {
+        let layout = std::alloc::Layout::from_size_align(len, ALIGN as usize).expect("valid layout");
+        // SAFETY: the layout has a non-zero size.
+        let ptr = unsafe { std::alloc::alloc_zeroed(layout) };
+        if ptr.is_null() {
+            std::alloc::handle_alloc_error(layout);
+        }
+        AlignedBuf { ptr, layout }
+    }
+
+    fn as_mut(&mut self) -> &mut [u8] {
+        // SAFETY: `ptr` points to `layout.size()` initialized (zeroed) bytes
+        // owned by this buffer, and `&mut self` makes the borrow unique.
+        unsafe { std::slice::from_raw_parts_mut(self.ptr, self.layout.size()) }
+    }
+}
+
+impl Drop for AlignedBuf {
+    fn drop(&mut self) {
+        // SAFETY: allocated in `new` with this very layout.
+        unsafe { std::alloc::dealloc(self.ptr, self.layout) };
+    }
+}

@@ -1,0 +1,44 @@
+//! `shardline bench` row for the cipher suites: sealing and opening 4 MiB
+//! chunks in chunk format v2 on one core, per suite, beside format v1's
+//! whole-chunk open (what every read paid before segments).
+
+use std::time::Instant;
+
+use shardline_crypto::{
+    open_chunk, open_segments, seal_chunk, seal_segments, ChunkAad, CipherSuite, Dek, SegmentLayout,
+};
+
+const CHUNK: usize = 4 << 20;
+const ROUNDS: usize = 32;
+
+/// (report key, MB/s) for each suite's seal and open, and v1's open.
+pub fn suites_mbps() -> Vec<(String, f64)> {
+    let dek = Dek::generate();
+    let plain: Vec<u8> = (0..CHUNK).map(|i| (i * 131) as u8).collect();
+    let aad = ChunkAad { file_id: 1, chunk_index: 2, version: 3, key_id: "bench" };
+    let layout = SegmentLayout::for_plaintext(CHUNK);
+    let mbps = |t: Instant| (ROUNDS * CHUNK) as f64 / t.elapsed().as_secs_f64() / 1e6;
+    let mut out = Vec::new();
+    for (name, suite) in [("aes", CipherSuite::Aes256Gcm), ("xchacha", CipherSuite::XChaCha20Poly1305)] {
+        let mut sealed = Vec::with_capacity(layout.sealed_len());
+        let t = Instant::now();
+        for _ in 0..ROUNDS {
+            sealed.clear();
+            seal_segments(&dek, suite, &aad, &layout, &plain, &mut sealed);
+        }
+        out.push((format!("seal_v2_{name}_mbps_1core"), mbps(t)));
+        let t = Instant::now();
+        for _ in 0..ROUNDS {
+            let opened = open_segments(&dek, suite, &aad, &layout, 0..layout.segment_count(), &[&sealed]);
+            std::hint::black_box(opened.expect("a chunk sealed just now opens"));
+        }
+        out.push((format!("open_v2_{name}_mbps_1core"), mbps(t)));
+    }
+    let sealed = seal_chunk(&dek, &aad, &plain);
+    let t = Instant::now();
+    for _ in 0..ROUNDS {
+        std::hint::black_box(open_chunk(&dek, &aad, &sealed).expect("a chunk sealed just now opens"));
+    }
+    out.push(("open_v1_mbps_1core".into(), mbps(t)));
+    out
+}
