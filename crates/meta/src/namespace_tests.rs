@@ -140,7 +140,8 @@ fn pg_chunk_pages_walk_the_group_index_in_order() {
         let ino = ns.create(ROOT_INO, format!("f{f}").as_bytes(), attrs(), true, 1).unwrap().ino;
         for index in 0..6u64 {
             let pg = ((f + index) % 3) as u32;
-            ns.commit_chunk(ino, ChunkRef { index, version: 1, sealed_len: 9, pg, format: 2 }, (index + 1) * cs, 2).unwrap();
+            ns.commit_chunk(ino, ChunkRef { index, version: 1, sealed_len: 9, pg, format: 2 }, (index + 1) * cs, 2)
+                .unwrap();
             if pg == 1 {
                 want.push((ino, index));
             }
