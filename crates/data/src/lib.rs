@@ -34,6 +34,7 @@ pub mod node_state;
 pub mod peer_rebuild;
 pub mod rebuild;
 pub mod scrub;
+pub mod segment_store;
 pub mod server;
 pub mod service;
 pub mod shard_format;
@@ -50,6 +51,8 @@ mod uring_thread;
 
 #[cfg(test)]
 mod conformance;
+#[cfg(test)]
+mod conformance_crash;
 
 pub use error::DataError;
 pub use file_store::FileStore;
@@ -58,4 +61,5 @@ pub use service::DataService;
 pub use store::{Backend, ShardStore, Usage};
 pub use store_kind::{open_store, StoreKind};
 pub use throttle::DEFAULT_REBUILD_RATE;
+pub use segment_store::{SegmentConfig, SegmentStore};
 pub use uring_store::{uring_available, UringStore};
