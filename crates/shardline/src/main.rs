@@ -2,6 +2,7 @@
 //! (`up`), the main job (`demo`), file commands and `admin`.
 
 mod bench_fuse;
+mod bench_store;
 mod cluster_file;
 mod cmd_admin;
 mod cmd_bench;

@@ -153,9 +153,10 @@ fn take_one(counter: &AtomicU32) -> bool {
 impl SegmentIo for FaultyIo {
     fn write_at(&self, file: &File, bufs: &[&[u8]], offset: u64) -> io::Result<()> {
         if take_one(&self.enospc_writes) {
-            // A torn write: the first half of the first buffer lands.
+            // A torn write: the first half of the first buffer lands (in
+            // whole 4 KiB blocks, as `O_DIRECT` requires).
             if let Some(b) = bufs.first() {
-                pwritev_all(file, &[&b[..b.len() / 2]], offset)?;
+                pwritev_all(file, &[&b[..(b.len() / 2) & !4095]], offset)?;
             }
             return Err(io::Error::from_raw_os_error(libc::ENOSPC));
         }
