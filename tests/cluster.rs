@@ -148,7 +148,7 @@ fn demo_json_says_what_stored_the_data(v: &serde_json::Value, dir: &std::path::P
     let each = v["data_server_storage"].as_array().expect("data_server_storage");
     assert_eq!(each.len(), 6, "every data server reported: {v}");
     let backend = v["store_backend"].as_str().expect("store_backend");
-    assert!(backend == "io_uring" || backend == "file", "{v}");
+    assert!(backend == "segment" || backend == "io_uring" || backend == "file", "{v}");
     assert!(v["direct_io"].is_boolean(), "{v}");
     if backend == "file" {
         assert_eq!(v["direct_io"], false, "the file store is buffered: {v}");
