@@ -12,7 +12,8 @@ use harness::{content, TestCluster, CHUNK};
 /// servers holding them.
 fn shard_census(c: &TestCluster, dead: &[u64]) -> BTreeMap<String, (BTreeSet<u32>, BTreeSet<u64>)> {
     let mut census: BTreeMap<String, (BTreeSet<u32>, BTreeSet<u64>)> = BTreeMap::new();
-    for (server, name, _) in c.shard_files() {
+    for s in c.shard_files() {
+        let (server, name) = (s.server, s.name);
         if dead.contains(&server) {
             continue;
         }
@@ -85,13 +86,9 @@ fn scrub_finds_and_repairs_bit_rot_and_reads_stay_correct() {
     // Rot two shards of every chunk (a data and a parity shard): as many as
     // RS 4+2 can lose, so reads must still be right.
     let mut flipped = 0;
-    for (i, (_, name, path)) in c.shard_files().into_iter().enumerate() {
-        let shard = name.rsplit('-').next().and_then(|s| u32::from_str_radix(s, 16).ok()).unwrap();
-        if shard == 1 || shard == 4 {
-            let mut bytes = std::fs::read(&path).unwrap();
-            let at = harness::PAYLOAD_BYTE + (i * 37) % 1000;
-            bytes[at] ^= 0x08;
-            std::fs::write(&path, bytes).unwrap();
+    for (i, s) in c.shard_files().into_iter().enumerate() {
+        if s.key.shard_index == 1 || s.key.shard_index == 4 {
+            s.flip(harness::PAYLOAD_BYTE + (i as u64 * 37) % 1000, 0x08);
             flipped += 1;
         }
     }
@@ -159,19 +156,26 @@ fn garbage_collection_deletes_orphan_shards_and_keeps_live_ones() {
     c.put_bytes("/keep", &data);
     let live = c.shard_files();
     assert_eq!(live.len(), 12);
-    // Forge orphans: copies of live shards under a version no file refers to.
-    for (_, name, path) in live.iter().take(3) {
-        let mut parts: Vec<&str> = name.split('-').collect();
-        parts[2] = "00000000deadbeef";
-        let forged = parts.join("-");
-        // Shards live in the subdirectory named by their name's CRC32C.
-        let subdir = format!("{:02x}", crc32c::crc32c(forged.as_bytes()) & 0xff);
-        let shards_root = path.parent().unwrap().parent().unwrap();
-        std::fs::copy(path, shards_root.join(subdir).join(forged)).unwrap();
+    // Forge orphans: copies of live shards under a version no file refers
+    // to, as shard files of the per-file store (format version 1) beside
+    // the server's store; the segment store migrates them at its next start.
+    for s in live.iter().take(3) {
+        let key = shardline_types::ShardKey { version: 0xdead_beef, ..s.key };
+        let payload = s.payload();
+        let header = shardline_data::shard_format::ShardHeader {
+            key,
+            payload_len: payload.len() as u64,
+            payload_crc: crc32c::crc32c(&payload),
+        };
+        // Shard files live in the subdirectory named by their name's CRC32C.
+        let forged = key.file_name();
+        let subdir = s.dir.join("shards").join(format!("{:02x}", crc32c::crc32c(forged.as_bytes()) & 0xff));
+        std::fs::create_dir_all(&subdir).unwrap();
+        std::fs::write(subdir.join(forged), [&header.encode()[..], &payload].concat()).unwrap();
     }
     assert_eq!(c.shard_files().len(), 15);
-    // Data servers index their shards when they start; forged files join
-    // the index on the next start, as a crashed writer's shards would.
+    // Data servers read shard files of the per-file stores when they start,
+    // as they would after switching stores.
     c.restart();
     let report: serde_json::Value = serde_json::from_str(&c.ok(&["admin", "gc", "--grace-ms", "0", "--json"])).unwrap();
     assert_eq!(report["deleted"], 3, "{report}");
@@ -224,15 +228,11 @@ fn a_server_with_two_disks_never_holds_two_shards_of_one_chunk() {
     let mut per_chunk: BTreeMap<String, BTreeSet<&str>> = BTreeMap::new();
     let mut on_new_disks = 0;
     for dir in [&d7, &d8] {
-        let mut found = Vec::new();
-        walk_files(dir, &mut found);
-        for f in found {
-            let name = f.file_name().unwrap().to_string_lossy().into_owned();
-            if let Some((chunk, _)) = name.rsplit_once('-').filter(|_| name.split('-').count() == 4) {
-                let disk = if dir == &d7 { "a" } else { "b" };
-                per_chunk.entry(chunk.to_string()).or_default().insert(disk);
-                on_new_disks += 1;
-            }
+        for s in harness::shards_in(7, dir) {
+            let (chunk, _) = s.name.rsplit_once('-').unwrap();
+            let disk = if dir == &d7 { "a" } else { "b" };
+            per_chunk.entry(chunk.to_string()).or_default().insert(disk);
+            on_new_disks += 1;
         }
     }
     assert!(on_new_disks > 0, "the two-disk server holds no shards");
@@ -241,17 +241,5 @@ fn a_server_with_two_disks_never_holds_two_shards_of_one_chunk() {
     }
     for (p, d) in &files {
         assert_eq!(&c.get_bytes(p).unwrap(), d);
-    }
-}
-
-fn walk_files(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
-    let Ok(rd) = std::fs::read_dir(dir) else { return };
-    for e in rd.flatten() {
-        let p = e.path();
-        if p.is_dir() {
-            walk_files(&p, out);
-        } else {
-            out.push(p);
-        }
     }
 }

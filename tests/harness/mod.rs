@@ -15,10 +15,65 @@ use std::time::{Duration, Instant};
 pub const BIN: &str = env!("CARGO_BIN_EXE_shardline");
 /// Small chunks so that "several chunks" stays small and fast.
 pub const CHUNK: usize = 64 << 10;
-/// A byte offset inside every shard file's payload, in both on-disk formats
-/// (v1: 64-byte header; v2: 4 KiB header, payload padded to 4 KiB), for
-/// tests that flip bits in shard files (shards of 64 KiB chunks are ~16 KiB).
-pub const PAYLOAD_BYTE: usize = 4096 + 100;
+/// A byte offset inside every shard's payload (from its start), for tests
+/// that flip bits in stored shards (shards of 64 KiB chunks are ~16 KiB).
+pub const PAYLOAD_BYTE: u64 = 100;
+
+/// A shard as a data server stores it, found behind its back (in segment
+/// files or in a file of its own, whichever store wrote it).
+#[derive(Debug, Clone)]
+pub struct ShardOnDisk {
+    pub server: u64,
+    /// The server's data folder.
+    pub dir: PathBuf,
+    /// The shard's name: `<file id>-<chunk>-<version>-<shard index>` in hex.
+    pub name: String,
+    pub key: shardline_types::ShardKey,
+    /// The file holding it, and where its payload lies there.
+    pub path: PathBuf,
+    pub payload_offset: u64,
+    pub payload_len: u64,
+}
+
+impl ShardOnDisk {
+    /// Flip bits (`mask`) of payload byte `at`, in place: the file may be a
+    /// segment the server is appending to.
+    pub fn flip(&self, at: u64, mask: u8) {
+        use std::os::unix::fs::FileExt;
+        assert!(at < self.payload_len, "byte {at} is past the payload");
+        let f = std::fs::OpenOptions::new().read(true).write(true).open(&self.path).expect("open shard");
+        let mut b = [0u8; 1];
+        f.read_exact_at(&mut b, self.payload_offset + at).expect("read shard byte");
+        f.write_all_at(&[b[0] ^ mask], self.payload_offset + at).expect("write shard byte");
+        f.sync_all().expect("sync shard");
+    }
+
+    /// The payload, read behind the server's back.
+    pub fn payload(&self) -> Vec<u8> {
+        use std::os::unix::fs::FileExt;
+        let f = std::fs::File::open(&self.path).expect("open shard");
+        let mut buf = vec![0u8; self.payload_len as usize];
+        f.read_exact_at(&mut buf, self.payload_offset).expect("read shard");
+        buf
+    }
+}
+
+/// Every shard stored in the data folder `dir` of server `server`.
+pub fn shards_in(server: u64, dir: &Path) -> Vec<ShardOnDisk> {
+    shardline_data::segment_store::inspect::stored_shards(dir)
+        .expect("inspect a data folder")
+        .into_iter()
+        .map(|s| ShardOnDisk {
+            server,
+            dir: dir.to_path_buf(),
+            name: s.key.file_name(),
+            key: s.key,
+            path: s.path,
+            payload_offset: s.payload_offset,
+            payload_len: s.payload_len,
+        })
+        .collect()
+}
 
 pub struct TestCluster {
     pub dir: tempfile::TempDir,
@@ -279,20 +334,14 @@ impl TestCluster {
         }
     }
 
-    /// Shard files of live data servers: (server id, file name, path).
-    pub fn shard_files(&self) -> Vec<(u64, String, PathBuf)> {
+    /// Shards stored by the data servers (dead ones included: pass their
+    /// ids to filter them out), found behind their backs.
+    pub fn shard_files(&self) -> Vec<ShardOnDisk> {
         let mut out = Vec::new();
         for entry in std::fs::read_dir(self.data_dir()).expect("read cluster dir").flatten() {
             let name = entry.file_name().to_string_lossy().into_owned();
             let Some(id) = name.strip_prefix("data-").and_then(|n| n.parse::<u64>().ok()) else { continue };
-            let mut files = Vec::new();
-            walk(&entry.path().join("shards"), &mut files);
-            for f in files {
-                let fname = f.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-                if fname.split('-').count() == 4 && !fname.ends_with(".tmp") {
-                    out.push((id, fname, f));
-                }
-            }
+            out.extend(shards_in(id, &entry.path()));
         }
         out
     }

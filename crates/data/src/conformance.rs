@@ -3,13 +3,18 @@
 //! A backend provides a [`Harness`] (how to open it on a directory and how to
 //! damage a stored shard on disk) and instantiates the suite with
 //! `conformance_tests!(MyHarness)`, which generates one `#[test]` per case.
+//! The crash cases (kill -9 mid-append, a torn last write, a failed sync, a
+//! full disk) are in `conformance_crash.rs`.
 
 use std::fs::{self, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use shardline_types::ShardKey;
 
+pub(crate) use crate::conformance_crash::Tear;
+use crate::segment_store::FaultyIo;
 use crate::{DataError, ShardStore};
 
 /// How the suite drives one backend.
@@ -21,6 +26,12 @@ pub(crate) trait Harness {
     fn flip_payload_byte(dir: &Path, key: &ShardKey);
     /// The backend's name in reports ("file", "io_uring O_DIRECT", ...).
     const NAME: &'static str;
+    /// Damage `key`'s shard, the newest write, as a crash during it might.
+    fn tear_last_write(dir: &Path, key: &ShardKey, tear: Tear);
+    /// Open through a disk seam that fails on demand, if the backend has one.
+    fn open_faulty(_dir: &Path, _io: Arc<FaultyIo>) -> Option<Self::Store> {
+        None
+    }
     /// Why the backend cannot run on this machine, if it cannot (the suite
     /// is then skipped loudly, or fails under `SHARDLINE_REQUIRE_IO_URING=1`).
     fn unavailable() -> Option<String> {
@@ -78,6 +89,25 @@ pub(crate) fn flip_byte_at(path: &Path, at: u64) {
     f.sync_all().unwrap();
 }
 
+/// Damage the file at `path` as a crash tearing a write of the `len`
+/// payload bytes at `payload_at` might (the file-per-shard stores; the
+/// segment store's harness does the same on its segment).
+pub(crate) fn tear_file(path: &Path, payload_at: u64, len: u64, tear: Tear) {
+    let f = OpenOptions::new().read(true).write(true).open(path).unwrap();
+    match tear {
+        Tear::CutShort => f.set_len(payload_at + len / 2).unwrap(),
+        Tear::GarbageAfter => {
+            let end = f.metadata().unwrap().len();
+            std::os::unix::fs::FileExt::write_all_at(&f, &[0xa5; 1000], end).unwrap();
+        }
+        Tear::UnwrittenPage => {
+            let at = (payload_at + len / 2).next_multiple_of(4096);
+            std::os::unix::fs::FileExt::write_all_at(&f, &[0; 4096], at).unwrap();
+        }
+    }
+    f.sync_all().unwrap();
+}
+
 /// Every file under `dir`, recursively.
 pub(crate) fn files_under(dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
@@ -129,6 +159,9 @@ pub(crate) fn flipped_byte_is_corrupt<H: Harness>(dir: &Path) {
     let s = H::open(dir, None);
     let (data, crc) = payload(3, 10_000);
     s.put(&key(1, 0), &data, crc).unwrap();
+    // A later write, so that the damaged shard is not the newest write (a
+    // damaged newest write is a torn write: `a_torn_last_write_...`).
+    s.put(&key(1, 1), &data, crc).unwrap();
     H::flip_payload_byte(dir, &key(1, 0));
     assert!(matches!(s.get(&key(1, 0)), Err(DataError::Corrupt(_))));
     // A reopened store must not trust it either.
@@ -256,9 +289,11 @@ macro_rules! conformance_tests {
             put_get_round_trip, overwrite_is_idempotent, get_missing_is_not_found,
             flipped_byte_is_corrupt, wrong_crc_is_refused, delete_removes,
             list_returns_sorted_keys, usage_counts, capacity_limit_is_no_space,
-            reopen_sees_existing_shards);
+            reopen_sees_existing_shards;
+            a_torn_last_write_loses_nothing_else, a_failed_sync_is_not_acknowledged,
+            a_full_disk_is_no_space_and_stores_nothing);
     };
-    (@cases $harness:ty; $($case:ident),* $(,)?) => {
+    (@cases $harness:ty; $($case:ident),* ; $($crash:ident),* $(,)?) => {
         mod conformance {
             use super::*;
             /// Says which backend this suite covered, or that it did not run.
@@ -271,6 +306,41 @@ macro_rules! conformance_tests {
                         name, "all", &why, $crate::conformance::io_uring_required()),
                 }
             }
+
+            /// The process the kill -9 case starts and kills (a no-op
+            /// when run otherwise).
+            #[test]
+            fn crash_child() {
+                $crate::conformance_crash::crash_child::<$harness>();
+            }
+
+            #[test]
+            fn kill_9_mid_append_loses_no_acknowledged_put() {
+                if let Some(why) = <$harness as $crate::conformance::Harness>::unavailable() {
+                    let name = <$harness as $crate::conformance::Harness>::NAME;
+                    $crate::conformance::skip_or_fail(
+                        name, "kill_9_mid_append", &why, $crate::conformance::io_uring_required());
+                    return;
+                }
+                let dir = tempfile::tempdir().unwrap();
+                // libtest names tests by module path without the crate.
+                let here = module_path!();
+                let child = format!("{}::crash_child", here.split_once("::").map_or(here, |(_, rest)| rest));
+                $crate::conformance_crash::kill_9_mid_append_loses_no_acknowledged_put::<$harness>(dir.path(), &child);
+            }
+            $(
+                #[test]
+                fn $crash() {
+                    if let Some(why) = <$harness as $crate::conformance::Harness>::unavailable() {
+                        let name = <$harness as $crate::conformance::Harness>::NAME;
+                        $crate::conformance::skip_or_fail(
+                            name, stringify!($crash), &why, $crate::conformance::io_uring_required());
+                        return;
+                    }
+                    let dir = tempfile::tempdir().unwrap();
+                    $crate::conformance_crash::$crash::<$harness>(dir.path());
+                }
+            )*
             $(
                 #[test]
                 fn $case() {

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use shardline_types::ShardKey;
 
 use super::*;
-use crate::conformance::{conformance_tests, files_under, flip_byte_at, key, payload, Harness};
+use crate::conformance::{conformance_tests, files_under, flip_byte_at, key, payload, tear_file, Harness, Tear};
 use crate::shard_format::HEADER_LEN_V1;
 
 struct FileHarness;
@@ -21,6 +21,11 @@ impl Harness for FileHarness {
     fn flip_payload_byte(dir: &Path, key: &ShardKey) {
         let path = FileStore::open(dir, None).unwrap().shard_path(key).1;
         flip_byte_at(&path, HEADER_LEN_V1 as u64 + 5);
+    }
+    fn tear_last_write(dir: &Path, key: &ShardKey, tear: Tear) {
+        let path = FileStore::open(dir, None).unwrap().shard_path(key).1;
+        let len = fs::metadata(&path).unwrap().len() - HEADER_LEN_V1 as u64;
+        tear_file(&path, HEADER_LEN_V1 as u64, len, tear);
     }
 }
 

@@ -8,16 +8,22 @@
 //! Code map:
 //! - [`store`]: the [`ShardStore`] trait every storage backend implements
 //!   (synchronous; the service calls it from blocking tasks).
+//! - [`segment_store`]: the default backend, [`SegmentStore`]: shards
+//!   appended to segment files with group commit (one fdatasync for every
+//!   shard that arrived meanwhile), an in-memory index rebuilt at start,
+//!   background compaction; migrates folders of the per-file stores.
 //! - [`file_store`]: the portable backend, one file per shard through
 //!   buffered I/O, in the on-disk format of [`shard_format`] (version 1).
 //! - [`uring_store`]: the flash backend, the same files read and written with
 //!   `O_DIRECT` through io_uring on a dedicated thread (`uring_thread.rs`,
 //!   `aligned_buf.rs`), in format version 2 (4 KiB-aligned payload).
-//! - `store_core.rs` + `shard_dir.rs`: what both backends share: directory
-//!   layout, per-key locks, space accounting and the tmp → fsync → rename →
-//!   fsync dir protocol. Both pass the conformance suite (`conformance.rs`)
-//!   and read each other's files.
-//! - [`store_kind`]: [`StoreKind`] (`auto`, `uring`, `file`) and [`open_store`].
+//! - `store_core.rs` + `shard_dir.rs`: what both per-file backends share:
+//!   directory layout, per-key locks, space accounting and the tmp → fsync →
+//!   rename → fsync dir protocol. They read each other's files.
+//! - Every backend passes the conformance suite (`conformance.rs`, with the
+//!   crash cases in `conformance_crash.rs`).
+//! - [`store_kind`]: [`StoreKind`] (`segment`, `auto`, `uring`, `file`) and
+//!   [`open_store`].
 //! - [`service`]: [`DataService`], the request handler: wire messages in,
 //!   store calls out, errors as stable wire codes.
 //! - [`heartbeat`]: registration with the metadata service and heartbeats.
@@ -34,6 +40,7 @@ pub mod node_state;
 pub mod peer_rebuild;
 pub mod rebuild;
 pub mod scrub;
+pub mod segment_store;
 pub mod server;
 pub mod service;
 pub mod shard_format;
@@ -50,9 +57,12 @@ mod uring_thread;
 
 #[cfg(test)]
 mod conformance;
+#[cfg(test)]
+mod conformance_crash;
 
 pub use error::DataError;
 pub use file_store::FileStore;
+pub use segment_store::{SegmentConfig, SegmentStore};
 pub use server::{run, run_with_listener, DataConfig};
 pub use service::DataService;
 pub use store::{Backend, ShardStore, Usage};

@@ -47,10 +47,12 @@ pub struct DataConfig {
     pub gc_interval: Option<Duration>,
     /// Shards younger than this are never garbage-collected (writes in flight).
     pub gc_grace: Duration,
-    /// Shard store backend: `Auto` (the default) uses io_uring with
+    /// Shard store backend: `Segment` (the default) appends shards to
+    /// segment files with group commit, and migrates a folder written by the
+    /// per-file stores; `Auto` picks the per-file io_uring store with
     /// `O_DIRECT` when the kernel allows it and the portable file store
     /// otherwise; `Uring` or `File` force one (`Uring` fails to start without
-    /// io_uring). Both read the same data directory.
+    /// io_uring). The two per-file stores read each other's folders.
     pub store: StoreKind,
 }
 
@@ -70,7 +72,7 @@ impl Default for DataConfig {
             scrub_interval: Some(Duration::from_secs(24 * 3600)),
             gc_interval: Some(Duration::from_secs(600)),
             gc_grace: Duration::from_secs(600),
-            store: StoreKind::Auto,
+            store: StoreKind::Segment,
         }
     }
 }

@@ -19,6 +19,11 @@ use crate::DataError;
 /// Suffix of a temporary file being written.
 pub(crate) const TMP_SUFFIX: &str = ".tmp";
 
+/// The subdirectory (of `shards`) holding the shard file named `file_name`.
+pub(crate) fn subdir_name(file_name: &str) -> String {
+    format!("{:02x}", crc32c::crc32c(file_name.as_bytes()) & 0xff)
+}
+
 /// Where shards live under a data directory.
 pub(crate) struct ShardDir {
     shards: PathBuf,
@@ -49,7 +54,7 @@ impl ShardDir {
     /// Where the shard for `key` lives: (its directory, its path).
     pub(crate) fn shard_path(&self, key: &ShardKey) -> (PathBuf, PathBuf) {
         let name = key.file_name();
-        let dir = self.shards.join(format!("{:02x}", crc32c::crc32c(name.as_bytes()) & 0xff));
+        let dir = self.shards.join(subdir_name(&name));
         let path = dir.join(name);
         (dir, path)
     }

@@ -44,6 +44,7 @@ impl StoreCore {
     /// metadata alone. `capacity_bytes`: a limit on the bytes stored; `None`
     /// means whatever the file system has free.
     pub(crate) fn open(dir: &Path, capacity_bytes: Option<u64>) -> Result<StoreCore, DataError> {
+        refuse_segment_folder(dir)?;
         let dir = ShardDir::create(dir)?;
         let mut acct = Accounting::default();
         let mut stale = 0u64;
@@ -213,6 +214,21 @@ impl StoreCore {
         acct.reserved += new_len;
         Ok(())
     }
+}
+
+/// A folder the segment store has used holds its shards in segment files
+/// (its own shard files migrated into them): a per-file store opened on it
+/// would see none of them, and serve an empty store.
+fn refuse_segment_folder(dir: &Path) -> Result<(), DataError> {
+    let Ok(entries) = fs::read_dir(dir.join("segments")) else { return Ok(()) };
+    let has_segments =
+        entries.flatten().any(|e| e.file_name().to_str().is_some_and(|n| n.starts_with("seg-") && n.ends_with(".log")));
+    if has_segments {
+        return Err(DataError::Config(
+            "this data folder holds a segment store (segments/); open it with the segment store".into(),
+        ));
+    }
+    Ok(())
 }
 
 /// The `ShardStore` methods every store answers from its `core: StoreCore`

@@ -6,14 +6,18 @@ use std::str::FromStr;
 use std::sync::Arc;
 
 use crate::uring_store::uring_available;
-use crate::{DataError, FileStore, ShardStore, UringStore};
+use crate::{DataError, FileStore, SegmentStore, ShardStore, UringStore};
 
 /// A shard store backend, as configured.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum StoreKind {
-    /// io_uring with `O_DIRECT` when the kernel allows it, else the portable
-    /// file store (with a warning).
+    /// Shards appended to segment files with group commit
+    /// ([`SegmentStore`]); opens (and migrates) folders of the per-file
+    /// stores.
     #[default]
+    Segment,
+    /// One file per shard: io_uring with `O_DIRECT` when the kernel allows
+    /// it, else the portable file store (with a warning).
     Auto,
     /// io_uring with `O_DIRECT` ([`UringStore`]); fail to start without it.
     Uring,
@@ -26,10 +30,13 @@ impl FromStr for StoreKind {
 
     fn from_str(s: &str) -> Result<StoreKind, DataError> {
         match s {
+            "segment" => Ok(StoreKind::Segment),
             "auto" => Ok(StoreKind::Auto),
             "uring" => Ok(StoreKind::Uring),
             "file" => Ok(StoreKind::File),
-            other => Err(DataError::Config(format!("unknown store kind {other:?}: expected auto, uring or file"))),
+            other => {
+                Err(DataError::Config(format!("unknown store kind {other:?}: expected segment, auto, uring or file")))
+            }
         }
     }
 }
@@ -37,6 +44,7 @@ impl FromStr for StoreKind {
 impl fmt::Display for StoreKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
+            StoreKind::Segment => "segment",
             StoreKind::Auto => "auto",
             StoreKind::Uring => "uring",
             StoreKind::File => "file",
@@ -48,6 +56,11 @@ impl fmt::Display for StoreKind {
 /// runtime). `Auto` falls back to [`FileStore`] only when io_uring is
 /// unavailable; any other failure is returned.
 pub fn open_store(kind: StoreKind, dir: &Path, capacity_bytes: Option<u64>) -> Result<Arc<dyn ShardStore>, DataError> {
+    if kind == StoreKind::Segment {
+        let store = SegmentStore::open(dir, capacity_bytes)?;
+        tracing::info!(backend = "segment", direct = store.is_direct(), "opened shard store");
+        return Ok(Arc::new(store));
+    }
     let kind = match kind {
         StoreKind::Auto => match uring_available() {
             Ok(()) => StoreKind::Uring,
@@ -79,16 +92,16 @@ mod tests {
 
     #[test]
     fn parses_and_prints_every_kind() {
-        for kind in [StoreKind::Auto, StoreKind::Uring, StoreKind::File] {
+        for kind in [StoreKind::Segment, StoreKind::Auto, StoreKind::Uring, StoreKind::File] {
             assert_eq!(kind.to_string().parse::<StoreKind>().unwrap(), kind);
         }
-        assert_eq!(StoreKind::default(), StoreKind::Auto);
+        assert_eq!(StoreKind::default(), StoreKind::Segment);
         assert!(matches!("disk".parse::<StoreKind>(), Err(DataError::Config(_))));
     }
 
     #[test]
     fn every_kind_opens_a_working_store() {
-        for kind in [StoreKind::Auto, StoreKind::Uring, StoreKind::File] {
+        for kind in [StoreKind::Segment, StoreKind::Auto, StoreKind::Uring, StoreKind::File] {
             if kind == StoreKind::Uring && uring_available().is_err() {
                 eprintln!("skipping the uring store kind: io_uring is unavailable here");
                 continue;

@@ -10,7 +10,7 @@ use shardline_types::placement::mix64;
 use shardline_types::ShardKey;
 
 use super::*;
-use crate::conformance::{conformance_tests, files_under, flip_byte_at, key, payload, Harness};
+use crate::conformance::{conformance_tests, files_under, flip_byte_at, key, payload, tear_file, Harness, Tear};
 use crate::FileStore;
 
 struct UringHarness;
@@ -23,6 +23,11 @@ impl Harness for UringHarness {
     }
     fn flip_payload_byte(dir: &Path, key: &ShardKey) {
         flip_byte_at(&shard_file(dir, key), BLOCK_LEN_V2 as u64 + 5);
+    }
+    fn tear_last_write(dir: &Path, key: &ShardKey, tear: Tear) {
+        let path = shard_file(dir, key);
+        let len = fs::metadata(&path).unwrap().len() - BLOCK_LEN_V2 as u64;
+        tear_file(&path, BLOCK_LEN_V2 as u64, len, tear);
     }
     fn unavailable() -> Option<String> {
         unavailable()
@@ -48,6 +53,9 @@ mod buffered {
         }
         fn flip_payload_byte(dir: &Path, key: &ShardKey) {
             UringHarness::flip_payload_byte(dir, key)
+        }
+        fn tear_last_write(dir: &Path, key: &ShardKey, tear: Tear) {
+            UringHarness::tear_last_write(dir, key, tear)
         }
         fn unavailable() -> Option<String> {
             super::unavailable()

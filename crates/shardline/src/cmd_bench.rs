@@ -55,9 +55,24 @@ pub struct BenchArgs {
     /// Keep the cluster's folder here instead of a temporary one.
     #[arg(long)]
     data_dir: Option<PathBuf>,
+    /// Only benchmark the shard stores (puts/s and syncs per shard for 6
+    /// concurrent writers), in a folder under --data-dir (default: here).
+    #[arg(long)]
+    store_only: bool,
+    /// Seconds per store and shard size with --store-only.
+    #[arg(long, default_value_t = 3.0)]
+    store_secs: f64,
+    /// Rounds with --store-only (interleaved; the table shows medians).
+    #[arg(long, default_value_t = 3)]
+    store_rounds: usize,
 }
 
 pub async fn run(a: BenchArgs) -> Result<()> {
+    if a.store_only {
+        let (dir, secs, rounds, json) = (a.data_dir.clone(), a.store_secs, a.store_rounds, a.json);
+        return tokio::task::spawn_blocking(move || crate::bench_store::run_alone(dir.as_deref(), secs, rounds, json))
+            .await?;
+    }
     crate::synthetic::Pattern::check_fits(a.files, a.size.div_ceil(a.files.max(1)))?;
     let mut report = serde_json::Map::new();
     let say = |msg: &str| {
@@ -78,6 +93,10 @@ pub async fn run(a: BenchArgs) -> Result<()> {
     }
 
     let tmp = tempfile::Builder::new().prefix("shardline-bench-").tempdir()?;
+    say("shard stores…");
+    let store_dir = a.data_dir.clone().unwrap_or_else(|| tmp.path().to_path_buf()).join("store-bench");
+    let store = tokio::task::spawn_blocking(move || crate::bench_store::quick(&store_dir)).await??;
+    report.extend(crate::bench_store::json(&store));
     let layout = Layout::default();
     let spec = Spec {
         dir: a.data_dir.clone().unwrap_or_else(|| tmp.path().to_path_buf()),
@@ -211,6 +230,7 @@ pub async fn run(a: BenchArgs) -> Result<()> {
     println!("shardline bench (MB/s = 10^6 bytes/s; every ratio is against a number measured in this run)");
     println!("  storage       {}", storage.line());
     println!("  baselines     loopback TCP {loopback:.0} MB/s, memcpy {memcpy:.0} MB/s, XChaCha20-Poly1305 seal {seal:.0} MB/s/core, RS 4+2 encode {encode:.0} MB/s/core");
+    println!("  shard store   {}", crate::bench_store::line(&store));
     println!(
         "  latency       fsync (256 B write + fdatasync, cluster disk) {:.3} ms median / {:.3} ms mean into preallocated space, \
          {:.3} / {:.3} ms appending; loopback TCP round trip {:.3} ms median / {:.3} ms mean",

@@ -91,9 +91,12 @@ pub struct DataArgs {
     /// Bytes this server may hold (default: the disk's free space).
     #[arg(long)]
     capacity: Option<u64>,
-    /// Shard store: auto (io_uring with O_DIRECT when the kernel allows it,
-    /// else buffered files), uring, or file.
-    #[arg(long, default_value = "auto")]
+    /// Shard store: segment (shards appended to segment files, one fsync
+    /// shared by every shard that arrived meanwhile; migrates a folder of
+    /// the per-file stores), or one file per shard: auto (io_uring with
+    /// O_DIRECT when the kernel allows it, else buffered files), uring, or
+    /// file.
+    #[arg(long, env = "SHARDLINE_DATA_STORE", default_value = "segment")]
     store: shardline_data::StoreKind,
     /// Failure-domain label (rack); shards of a chunk avoid sharing one.
     #[arg(long, default_value = "")]

@@ -5,6 +5,7 @@ mod bench_fuse;
 mod bench_latency;
 mod bench_random;
 mod bench_seal;
+mod bench_store;
 mod cluster_file;
 mod cmd_admin;
 mod cmd_bench;
