@@ -29,7 +29,7 @@ fn cluster(octet: u8) -> TestCluster {
 
 async fn client_with(c: &TestCluster, tweak: impl FnOnce(&mut ClientConfig)) -> Client {
     let addrs = meta_cluster::meta_servers(c).into_iter().map(|(_, a)| a).collect();
-    let mut cfg = ClientConfig::new(addrs, meta_cluster::key_file(c));
+    let mut cfg = ClientConfig::new(addrs, meta_cluster::key_file(c), c.identity(shardline_rpc::Role::Client));
     cfg.meta_deadline = Duration::from_secs(30);
     tweak(&mut cfg);
     Client::connect(cfg).await.expect("connect a client")

@@ -1,27 +1,29 @@
 //! Black-box: the native client under faults between it and the metadata
 //! service (a real cluster of separate processes on 127.0.0.70-79; the
-//! client runs in the test, behind frame-aware proxies).
+//! client runs in the test, behind frame-aware proxies that end TLS).
 
 mod harness;
 #[path = "harness/reply_dropper.rs"]
 mod reply_dropper;
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use harness::{TestCluster, CHUNK};
 use reply_dropper::ReplyDropper;
 use shardline_client::inode_api::SetAttrRequest;
 use shardline_client::{Client, ClientConfig, ClientError, FileHandle};
+use shardline_rpc::{Role, Tls};
 
-/// Metadata addresses and key file from the cluster's `cluster.toml`.
-fn cluster_config(c: &TestCluster) -> (Vec<String>, PathBuf) {
+/// Metadata addresses, key file and client certificate from the cluster's `cluster.toml`.
+fn cluster_config(c: &TestCluster) -> (Vec<String>, PathBuf, Arc<Tls>) {
     let text = std::fs::read_to_string(c.cluster_file()).expect("read cluster.toml");
     let v: toml::Value = toml::from_str(&text).expect("parse cluster.toml");
     let meta = v["meta"].as_array().expect("meta servers");
     let addrs = meta.iter().map(|m| m["addr"].as_str().expect("addr").to_string()).collect();
     let key = v["key_file"].as_str().expect("key_file");
-    (addrs, c.data_dir().join(key))
+    (addrs, c.data_dir().join(key), c.identity(Role::Client))
 }
 
 fn pattern(seed: u8, len: usize) -> Vec<u8> {
@@ -33,15 +35,17 @@ fn pattern(seed: u8, len: usize) -> Vec<u8> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_ambiguous_commit_keeps_the_shards_it_may_have_made_live() {
     let cluster = TestCluster::start(70);
-    let (meta_addrs, key_file) = cluster_config(&cluster);
-    let cfg = ClientConfig::new(meta_addrs.clone(), key_file.clone());
+    let (meta_addrs, key_file, tls) = cluster_config(&cluster);
+    let cfg = ClientConfig::new(meta_addrs.clone(), key_file.clone(), tls.clone());
     let plain = Client::connect(cfg).await.expect("connect");
     let old = pattern(1, CHUNK);
     plain.write_file("/victim", &old).await.expect("write the first version");
 
     // A client whose every path to the metadata service loses commit replies.
-    let droppers: Vec<ReplyDropper> = meta_addrs.iter().map(|a| ReplyDropper::start(&cluster.host, a)).collect();
-    let mut cfg = ClientConfig::new(droppers.iter().map(|d| d.addr.clone()).collect(), key_file);
+    let as_meta = cluster.server_identity("meta", 1);
+    let droppers: Vec<ReplyDropper> =
+        meta_addrs.iter().map(|a| ReplyDropper::start(&cluster.host, a, as_meta.clone(), tls.clone())).collect();
+    let mut cfg = ClientConfig::new(droppers.iter().map(|d| d.addr.clone()).collect(), key_file, tls);
     cfg.meta_deadline = Duration::from_secs(3);
     let faulty = Client::connect(cfg).await.expect("connect through proxies");
     let ino = faulty.stat("/victim").await.expect("stat").ino;
@@ -67,8 +71,8 @@ async fn an_ambiguous_commit_keeps_the_shards_it_may_have_made_live() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reading_a_huge_sparse_file_whole_is_an_error_not_an_abort() {
     let cluster = TestCluster::start(71);
-    let (meta_addrs, key_file) = cluster_config(&cluster);
-    let client = Client::connect(ClientConfig::new(meta_addrs, key_file)).await.expect("connect");
+    let (meta_addrs, key_file, tls) = cluster_config(&cluster);
+    let client = Client::connect(ClientConfig::new(meta_addrs, key_file, tls)).await.expect("connect");
     client.write_file("/sparse", b"head").await.expect("write");
     let ino = client.stat("/sparse").await.expect("stat").ino;
     let huge = 1u64 << 50; // 1 PiB, nearly all hole
@@ -93,8 +97,8 @@ async fn reading_a_huge_sparse_file_whole_is_an_error_not_an_abort() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unlinks_reuse_the_clients_shard_connections() {
     let cluster = TestCluster::start(72);
-    let (meta_addrs, key_file) = cluster_config(&cluster);
-    let client = Client::connect(ClientConfig::new(meta_addrs, key_file)).await.expect("connect");
+    let (meta_addrs, key_file, tls) = cluster_config(&cluster);
+    let client = Client::connect(ClientConfig::new(meta_addrs, key_file, tls)).await.expect("connect");
     let files = 5;
     for i in 0..files {
         client.write_file(&format!("/f{i}"), &pattern(i as u8, CHUNK)).await.expect("write");
@@ -125,8 +129,8 @@ async fn unlinks_reuse_the_clients_shard_connections() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn statfs_reports_used_space_as_not_free() {
     let cluster = TestCluster::start(73);
-    let (meta_addrs, key_file) = cluster_config(&cluster);
-    let client = Client::connect(ClientConfig::new(meta_addrs, key_file)).await.expect("connect");
+    let (meta_addrs, key_file, tls) = cluster_config(&cluster);
+    let client = Client::connect(ClientConfig::new(meta_addrs, key_file, tls)).await.expect("connect");
     let written = 8 * CHUNK;
     client.write_file("/fill", &pattern(9, written)).await.expect("write");
     // Usage reaches the leader with the next heartbeats.
@@ -147,8 +151,8 @@ async fn statfs_reports_used_space_as_not_free() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_file_whose_chunk_list_spans_many_pages_reads_back() {
     let cluster = TestCluster::start(74);
-    let (meta_addrs, key_file) = cluster_config(&cluster);
-    let mut cfg = ClientConfig::new(meta_addrs, key_file);
+    let (meta_addrs, key_file, tls) = cluster_config(&cluster);
+    let mut cfg = ClientConfig::new(meta_addrs, key_file, tls);
     cfg.chunk_list_page = 3;
     let client = Client::connect(cfg).await.expect("connect");
     let data = pattern(5, 10 * CHUNK + 123);

@@ -32,7 +32,7 @@ use shardline_client::inode_api::NewFile;
 use shardline_proto::v1 as pb;
 use shardline_proto::v1::meta_request::Body;
 use shardline_proto::v1::meta_response::Body as RBody;
-use shardline_rpc::{MetaCallError, MetaClient};
+use shardline_rpc::{MetaCallError, MetaClient, Role};
 use shardline_types::{ErrorCode, ROOT_INO};
 
 const HOST: &str = "127.0.0.61";
@@ -145,7 +145,7 @@ fn partitioned_meta_server_serves_no_stale_reads_and_catches_up() {
     wait_applied(&c, f, max_applied(&c));
     let cut = |open: bool| proxies.iter().for_each(|p| p.set_open(open));
     // Talks to the partitioned server only, bypassing the proxies.
-    let direct = MetaClient::new(vec![f_listen.clone()], Duration::from_secs(3));
+    let direct = MetaClient::new(vec![f_listen.clone()], Duration::from_secs(3), c.identity(Role::Client));
     // Followers redirect reads to the leader even when healthy.
     match seen(rt.block_on(direct.call_one(&f_listen, lookup(dir, "before")))) {
         Seen::Refused(_) => {}
@@ -188,7 +188,10 @@ fn partitioned_meta_server_serves_no_stale_reads_and_catches_up() {
     cut(false);
     let cut_at = Instant::now();
     let reader = {
-        let (addr, meta) = (f_listen.clone(), MetaClient::new(vec![f_listen.clone()], Duration::from_secs(3)));
+        let (addr, meta) = (
+            f_listen.clone(),
+            MetaClient::new(vec![f_listen.clone()], Duration::from_secs(3), c.identity(Role::Client)),
+        );
         rt.spawn(async move {
             let mut out = Vec::new();
             while cut_at.elapsed() < Duration::from_secs(12) {
@@ -202,7 +205,10 @@ fn partitioned_meta_server_serves_no_stale_reads_and_catches_up() {
     };
     // A write sent to the cut-off leader: it must not be acknowledged.
     let ghost = {
-        let (addr, meta) = (f_listen.clone(), MetaClient::new(vec![f_listen.clone()], Duration::from_secs(3)));
+        let (addr, meta) = (
+            f_listen.clone(),
+            MetaClient::new(vec![f_listen.clone()], Duration::from_secs(3), c.identity(Role::Client)),
+        );
         rt.spawn(async move {
             let body = Body::Mkdir(pb::Mkdir { parent: dir, name: "ghost".into(), mode: 0o755, ..Default::default() });
             meta.call_one(&addr, body).await
@@ -251,6 +257,7 @@ fn partitioned_meta_server_serves_no_stale_reads_and_catches_up() {
     let everyone = MetaClient::new(
         std::iter::once(f_listen.clone()).chain(servers.iter().map(|(_, a)| a.clone())).collect(),
         Duration::from_secs(30),
+        c.identity(Role::Client),
     );
     assert_eq!(seen(rt.block_on(everyone.call(lookup(dir, "after2")))), Seen::Ino(after2));
     assert_eq!(seen(rt.block_on(everyone.call(lookup(dir, "ghost")))), Seen::NotFound);

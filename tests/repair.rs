@@ -206,9 +206,32 @@ fn a_server_with_two_disks_never_holds_two_shards_of_one_chunk() {
     let port = || std::net::TcpListener::bind("127.0.0.26:0").unwrap().local_addr().unwrap().port();
     let (p7, p8) = (port(), port());
     let (d7, d8) = (c.dir.path().join("disk-a"), c.dir.path().join("disk-b"));
+    // One certificate names both of the server's targets.
+    let certs = c.data_dir().join("certs");
+    let out = certs.join("data-7-8");
+    let issued = c.cli(&[
+        "admin",
+        "certs",
+        "issue",
+        "--dir",
+        certs.to_str().unwrap(),
+        "--role",
+        "data",
+        "--id",
+        "7",
+        "--id",
+        "8",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(issued.status.success(), "{}", String::from_utf8_lossy(&issued.stderr));
+    let mut tls = c.server_tls_args("data", 1);
+    tls[1] = out.with_extension("pem").display().to_string();
+    tls[3] = out.with_extension("key").display().to_string();
     let _server = KillOnDrop(
         std::process::Command::new(harness::BIN)
             .args(["data", "--id", "7", "--listen", &format!("127.0.0.26:{p7}"), "--heartbeat-ms", "500"])
+            .args(&tls)
             .arg("--dir")
             .arg(&d7)
             .arg("--target")

@@ -16,9 +16,29 @@ use harness::{content, TestCluster, BIN, CHUNK};
 fn a_metadata_server_without_a_key_file_refuses_to_start() {
     let dir = tempfile::tempdir().expect("temp dir");
     let meta_dir = dir.path().join("meta-1");
+    let certs = dir.path().join("certs");
+    let (certs_s, out) = (certs.to_str().expect("utf-8"), certs.join("meta-1"));
+    by_hand::certs_cmd(&["init", "--dir", certs_s]);
+    by_hand::certs_cmd(&[
+        "issue",
+        "--dir",
+        certs_s,
+        "--role",
+        "meta",
+        "--id",
+        "1",
+        "--out",
+        out.to_str().expect("utf-8"),
+    ]);
     let mut child = Command::new(BIN)
         .args(["meta", "--id", "1", "--listen", "127.0.0.61:0", "--peers", "1=127.0.0.61:0", "--dir"])
         .arg(&meta_dir)
+        .arg("--tls-cert")
+        .arg(out.with_extension("pem"))
+        .arg("--tls-key")
+        .arg(out.with_extension("key"))
+        .arg("--tls-ca")
+        .arg(certs.join("ca.pem"))
         .env_remove("SHARDLINE_META_KEY_FILE")
         .env("SHARDLINE_LOG", "warn")
         .stdout(Stdio::null())

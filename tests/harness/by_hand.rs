@@ -1,7 +1,8 @@
 //! A cluster started server by server instead of by `shardline up`, for
 //! tests that need it in states `up` never leaves it in (say, fewer data
 //! servers registered than k+m): the folder `up` would write (cluster.toml,
-//! the client key, the metadata servers' key, made with `shardline keygen`),
+//! the client key, the metadata servers' key, made with `shardline keygen`,
+//! and the certificates, made with `shardline admin certs init|issue`),
 //! then `shardline meta` and `shardline data` processes started one at a
 //! time. The harness's drop kills every server through its pid file.
 
@@ -21,14 +22,28 @@ pub fn prepare(c: &TestCluster, data: u64) {
     let dir = dir.canonicalize().expect("canonical cluster folder");
     keygen(&dir.join("kek.key"));
     keygen(&dir.join("meta.key"));
+    let certs = dir.join("certs");
+    certs_cmd(&["init", "--dir", certs.to_str().expect("utf-8 path")]);
+    let issue = |role: &str, id: Option<u64>, stem: &str| {
+        let out = certs.join(stem);
+        let mut args = vec!["issue", "--dir", certs.to_str().expect("utf-8 path"), "--role", role];
+        let id = id.map(|i| i.to_string());
+        if let Some(id) = &id {
+            args.extend(["--id", id.as_str()]);
+        }
+        args.extend(["--out", out.to_str().expect("utf-8 path")]);
+        certs_cmd(&args);
+        (out.with_extension("pem").display().to_string(), out.with_extension("key").display().to_string())
+    };
     // Hold every port until all are chosen, so no two servers share one.
     let mut held = Vec::new();
     let mut node = |kind: &str, id: u64| {
         let l = TcpListener::bind((c.host.as_str(), 0)).expect("bind a free port");
         let addr = l.local_addr().expect("local address");
         held.push(l);
+        let (cert, key) = issue(kind, Some(id), &format!("{kind}-{id}"));
         format!(
-            "[[{kind}]]\nid = {id}\naddr = \"{addr}\"\ndir = \"{}\"\n\n",
+            "[[{kind}]]\nid = {id}\naddr = \"{addr}\"\ndir = \"{}\"\ncert = \"{cert}\"\nkey = \"{key}\"\n\n",
             dir.join(format!("{kind}-{id}")).display()
         )
     };
@@ -42,7 +57,21 @@ pub fn prepare(c: &TestCluster, data: u64) {
     for id in 1..=data {
         text.push_str(&node("data", id));
     }
+    let (client_cert, client_key) = issue("client", None, "client");
+    let (admin_cert, admin_key) = issue("admin", None, "admin");
+    text.push_str(&format!(
+        "[tls]\nca = \"{}\"\ncrl = \"{}\"\nclient_cert = \"{client_cert}\"\nclient_key = \"{client_key}\"\n\
+         admin_cert = \"{admin_cert}\"\nadmin_key = \"{admin_key}\"\n",
+        certs.join("ca.pem").display(),
+        certs.join("crl.pem").display()
+    ));
     std::fs::write(c.cluster_file(), text).expect("write cluster.toml");
+}
+
+/// Run `shardline admin certs ARGS` and require success.
+pub fn certs_cmd(args: &[&str]) {
+    let out = Command::new(BIN).args(["admin", "certs"]).args(args).output().expect("run shardline admin certs");
+    assert!(out.status.success(), "admin certs {args:?}: {}", String::from_utf8_lossy(&out.stderr));
 }
 
 fn keygen(path: &Path) {
@@ -77,6 +106,7 @@ pub fn start_data(c: &TestCluster, id: u64) -> Child {
     Command::new(BIN)
         .args(["data", "--id", &id.to_string(), "--listen", &addr("data", id), "--meta", &metas.join(",")])
         .args(["--heartbeat-ms", "500"])
+        .args(c.server_tls_args("data", id))
         .arg("--dir")
         .arg(&dir)
         .env("SHARDLINE_LOG", "info")

@@ -36,7 +36,7 @@ pub fn key_file(c: &TestCluster) -> PathBuf {
 /// retrying through leader changes for `meta_deadline`).
 pub async fn connect(c: &TestCluster, meta_deadline: Duration) -> Client {
     let addrs = meta_servers(c).into_iter().map(|(_, a)| a).collect();
-    let mut cfg = ClientConfig::new(addrs, key_file(c));
+    let mut cfg = ClientConfig::new(addrs, key_file(c), c.identity(shardline_rpc::Role::Client));
     cfg.meta_deadline = meta_deadline;
     Client::connect(cfg).await.expect("connect a client")
 }

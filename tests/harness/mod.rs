@@ -485,6 +485,7 @@ impl TestCluster {
             .args(["--down-after-ms", "3000"])
             .arg("--key-file")
             .arg(self.data_dir().join("meta.key"))
+            .args(self.server_tls_args("meta", id))
             .arg("--dir")
             .arg(&dir)
             .args(extra)
@@ -494,6 +495,63 @@ impl TestCluster {
             .stderr(log)
             .spawn()
             .expect("spawn shardline meta")
+    }
+
+    /// The `--tls-*` flags server `kind`-`id` runs with (its certificate
+    /// from cluster.toml, the cluster CA and revocation list).
+    pub fn server_tls_args(&self, kind: &str, id: u64) -> Vec<String> {
+        let file = self.cluster_toml();
+        let node = file[kind]
+            .as_array()
+            .expect("servers")
+            .iter()
+            .find(|n| n["id"].as_integer() == Some(id as i64))
+            .expect("server in cluster.toml");
+        let tls = &file["tls"];
+        let mut args = vec![
+            "--tls-cert".to_string(),
+            node["cert"].as_str().expect("server certificate").to_string(),
+            "--tls-key".to_string(),
+            node["key"].as_str().expect("server key").to_string(),
+            "--tls-ca".to_string(),
+            tls["ca"].as_str().expect("CA").to_string(),
+        ];
+        if let Some(crl) = tls.get("crl").and_then(|c| c.as_str()) {
+            args.extend(["--tls-crl".to_string(), crl.to_string()]);
+        }
+        args
+    }
+
+    /// The TLS identity cluster.toml gives a client (`Role::Client`) or an
+    /// operator (`Role::Admin`).
+    pub fn identity(&self, role: shardline_rpc::Role) -> std::sync::Arc<shardline_rpc::Tls> {
+        let file = self.cluster_toml();
+        let tls = &file["tls"];
+        let path = |k: &str| PathBuf::from(tls[k].as_str().unwrap_or_else(|| panic!("[tls] {k} in cluster.toml")));
+        let files = shardline_rpc::TlsFiles {
+            cert: path(&format!("{role}_cert")),
+            key: path(&format!("{role}_key")),
+            ca: path("ca"),
+            crl: tls.get("crl").and_then(|c| c.as_str()).map(PathBuf::from),
+        };
+        shardline_rpc::Tls::load(&files).expect("load a TLS identity")
+    }
+
+    /// The TLS identity of server `kind`-`id` (its certificate from cluster.toml).
+    pub fn server_identity(&self, kind: &str, id: u64) -> std::sync::Arc<shardline_rpc::Tls> {
+        let args = self.server_tls_args(kind, id);
+        let files = shardline_rpc::TlsFiles {
+            cert: PathBuf::from(&args[1]),
+            key: PathBuf::from(&args[3]),
+            ca: PathBuf::from(&args[5]),
+            crl: args.get(7).map(PathBuf::from),
+        };
+        shardline_rpc::Tls::load(&files).expect("load a server's TLS identity")
+    }
+
+    fn cluster_toml(&self) -> toml::Value {
+        let text = std::fs::read_to_string(self.cluster_file()).expect("read cluster.toml");
+        toml::from_str(&text).expect("parse cluster.toml")
     }
 
     /// The metadata servers as `admin status --json` reports them.

@@ -1,23 +1,25 @@
-//! A frame-aware TCP proxy in front of one metadata server, for tests of
-//! lost replies: it relays every request and reply, except that while
-//! dropping is on, a `CommitChunk` is relayed to the server and then the
-//! connection is closed instead of returning the reply. The commit applied;
-//! the client cannot know it did.
+//! A frame-aware proxy in front of one metadata server, for tests of lost
+//! replies: it relays every request and reply, except that while dropping
+//! is on, a `CommitChunk` is relayed to the server and then the connection
+//! is closed instead of returning the reply. The commit applied; the client
+//! cannot know it did.
+//!
+//! Every connection is mutual TLS, so the proxy ends TLS on both sides: it
+//! accepts clients with a metadata server's certificate and dials the
+//! server with the client's (as a man in the middle that holds both).
 
 #![allow(dead_code)]
 
-use std::io::{Read, Write};
-use std::net::{Shutdown, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
 
 use prost::Message as _;
 use shardline_proto::v1 as pb;
+use shardline_rpc::{read_frame, write_frame, Role, Tls};
+use tokio::net::{TcpListener, TcpStream};
 
 #[derive(Default)]
 struct Shared {
-    stop: AtomicBool,
     drop_commit_replies: AtomicBool,
     dropped: AtomicUsize,
 }
@@ -26,17 +28,34 @@ pub struct ReplyDropper {
     /// The address it listens on.
     pub addr: String,
     shared: Arc<Shared>,
+    /// Dropping it ends the proxy's runtime and every relay.
+    _stop: std::sync::mpsc::Sender<()>,
 }
 
 impl ReplyDropper {
-    /// Listen on `host`:any port and relay to `target`.
-    pub fn start(host: &str, target: &str) -> ReplyDropper {
-        let listener = TcpListener::bind(format!("{host}:0")).expect("bind reply dropper");
+    /// Listen on `host`:any port and relay to `target`: accept as
+    /// `server_tls` (a metadata server's identity), dial as `client_tls`.
+    pub fn start(host: &str, target: &str, server_tls: Arc<Tls>, client_tls: Arc<Tls>) -> ReplyDropper {
+        let listener = std::net::TcpListener::bind(format!("{host}:0")).expect("bind reply dropper");
+        listener.set_nonblocking(true).expect("non-blocking listener");
         let addr = listener.local_addr().expect("dropper address").to_string();
         let shared = Arc::new(Shared::default());
+        let (stop_tx, stop_rx) = std::sync::mpsc::channel::<()>();
         let (s, t) = (shared.clone(), target.to_string());
-        std::thread::spawn(move || accept_loop(listener, t, s));
-        ReplyDropper { addr, shared }
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("dropper runtime");
+            rt.block_on(async move {
+                let listener = TcpListener::from_std(listener).expect("tokio listener");
+                let stopped = tokio::task::spawn_blocking(move || {
+                    let _ = stop_rx.recv();
+                });
+                tokio::select! {
+                    _ = accept_loop(listener, t, s, server_tls, client_tls) => {}
+                    _ = stopped => {}
+                }
+            });
+        });
+        ReplyDropper { addr, shared, _stop: stop_tx }
     }
 
     /// Swallow the replies of `CommitChunk` requests from now on (true) or not.
@@ -50,62 +69,48 @@ impl ReplyDropper {
     }
 }
 
-impl Drop for ReplyDropper {
-    fn drop(&mut self) {
-        self.shared.stop.store(true, Ordering::SeqCst);
-        let _ = TcpStream::connect_timeout(&self.addr.parse().expect("dropper address"), Duration::from_secs(1));
-    }
-}
-
-fn accept_loop(listener: TcpListener, target: String, shared: Arc<Shared>) {
-    for conn in listener.incoming() {
-        if shared.stop.load(Ordering::SeqCst) {
-            return;
-        }
-        let Ok(client) = conn else { continue };
-        let Ok(server) = TcpStream::connect(&target) else { continue };
-        let shared = shared.clone();
-        std::thread::spawn(move || relay(client, server, &shared));
+async fn accept_loop(
+    listener: TcpListener,
+    target: String,
+    shared: Arc<Shared>,
+    server_tls: Arc<Tls>,
+    client_tls: Arc<Tls>,
+) {
+    loop {
+        let Ok((client, _)) = listener.accept().await else { continue };
+        let (shared, target, server_tls, client_tls) =
+            (shared.clone(), target.clone(), server_tls.clone(), client_tls.clone());
+        tokio::spawn(async move {
+            let Ok((client, _)) = server_tls.accept(client).await else { return };
+            let Ok(server) = TcpStream::connect(&target).await else { return };
+            let Ok(server) = client_tls.connect(server, Role::Meta).await else { return };
+            relay(client, server, &shared).await;
+        });
     }
 }
 
 /// Relay request/reply pairs (the metadata protocol has one request in
 /// flight per connection) until either side closes or a reply is dropped.
-fn relay(mut client: TcpStream, mut server: TcpStream, shared: &Shared) {
-    while let Some(request) = read_raw_frame(&mut client) {
+async fn relay<C, S>(mut client: C, mut server: S, shared: &Shared)
+where
+    C: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    while let Ok(Some(request)) = read_frame(&mut client).await {
         let is_commit = matches!(
-            pb::MetaRequest::decode(header_of(&request)).ok().and_then(|r| r.body),
+            pb::MetaRequest::decode(request.header.clone()).ok().and_then(|r| r.body),
             Some(pb::meta_request::Body::CommitChunk(_))
         );
-        if server.write_all(&request).is_err() {
+        if write_frame(&mut server, &request).await.is_err() {
             break;
         }
-        let Some(reply) = read_raw_frame(&mut server) else { break };
+        let Ok(Some(reply)) = read_frame(&mut server).await else { break };
         if is_commit && shared.drop_commit_replies.load(Ordering::SeqCst) {
             shared.dropped.fetch_add(1, Ordering::SeqCst);
             break;
         }
-        if client.write_all(&reply).is_err() {
+        if write_frame(&mut client, &reply).await.is_err() {
             break;
         }
     }
-    let _ = client.shutdown(Shutdown::Both);
-    let _ = server.shutdown(Shutdown::Both);
-}
-
-/// One whole frame as raw bytes: 12-byte preamble (magic, version, header
-/// and payload lengths), header, payload.
-fn read_raw_frame(s: &mut TcpStream) -> Option<Vec<u8>> {
-    let mut frame = vec![0u8; 12];
-    s.read_exact(&mut frame).ok()?;
-    let header_len = u32::from_le_bytes(frame[4..8].try_into().ok()?) as usize;
-    let payload_len = u32::from_le_bytes(frame[8..12].try_into().ok()?) as usize;
-    frame.resize(12 + header_len + payload_len, 0);
-    s.read_exact(&mut frame[12..]).ok()?;
-    Some(frame)
-}
-
-fn header_of(frame: &[u8]) -> &[u8] {
-    let header_len = u32::from_le_bytes([frame[4], frame[5], frame[6], frame[7]]) as usize;
-    &frame[12..12 + header_len]
 }

@@ -8,7 +8,7 @@ use shardline_crypto::{ChunkFormat, CipherSuite, Dek, Kek};
 use shardline_proto::v1 as pb;
 use shardline_proto::v1::meta_request::Body;
 use shardline_proto::v1::meta_response::Body as RBody;
-use shardline_rpc::{MetaClient, Pool};
+use shardline_rpc::{MetaClient, Pool, Role, Tls};
 use shardline_types::{ShardKey, ROOT_INO};
 
 use crate::file_ctx::FileCtx;
@@ -26,6 +26,9 @@ pub struct ClientConfig {
     pub meta_addrs: Vec<String>,
     /// The key-encryption key file (never sent anywhere).
     pub key_file: PathBuf,
+    /// This client's TLS identity (a `client` or `admin` certificate of
+    /// the cluster CA) for every connection.
+    pub tls: Arc<Tls>,
     /// Chunks written concurrently by one writer.
     pub write_parallelism: usize,
     /// Chunks read ahead by one reader.
@@ -52,10 +55,11 @@ pub struct ClientConfig {
 }
 
 impl ClientConfig {
-    pub fn new(meta_addrs: Vec<String>, key_file: PathBuf) -> Self {
+    pub fn new(meta_addrs: Vec<String>, key_file: PathBuf, tls: Arc<Tls>) -> Self {
         ClientConfig {
             meta_addrs,
             key_file,
+            tls,
             write_parallelism: 4,
             read_parallelism: 6,
             meta_deadline: Duration::from_secs(15),
@@ -259,8 +263,8 @@ impl Client {
     pub async fn connect(cfg: ClientConfig) -> Result<Client, ClientError> {
         let kek = Kek::load(&cfg.key_file)?;
         let inner = Arc::new(Inner {
-            meta: MetaClient::new(cfg.meta_addrs.clone(), cfg.meta_deadline),
-            pool: Arc::new(Pool::new(Duration::from_secs(2), cfg.shard_timeout)),
+            meta: MetaClient::new(cfg.meta_addrs.clone(), cfg.meta_deadline, cfg.tls.clone()),
+            pool: Arc::new(Pool::new(cfg.tls.clone(), Role::Data, Duration::from_secs(2), cfg.shard_timeout)),
             kek,
             placement: RwLock::new(Arc::new(PlacementView::default())),
             dirs: Default::default(),

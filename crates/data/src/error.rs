@@ -21,6 +21,9 @@ pub enum DataError {
     /// Storing the shard would exceed the capacity.
     #[error("no space: shard needs {needed} bytes, {available} available")]
     NoSpace { needed: u64, available: u64 },
+    /// The sender's certificate does not allow this request.
+    #[error("permission denied: {0}")]
+    PermissionDenied(String),
     /// A request that can never succeed as sent.
     #[error("invalid request: {0}")]
     InvalidArgument(String),
@@ -62,6 +65,7 @@ impl DataError {
             DataError::Io { .. } | DataError::Internal(_) => ErrorCode::Internal,
             DataError::StaleEpoch { .. } => ErrorCode::StaleEpoch,
             DataError::Unavailable(_) => ErrorCode::Unavailable,
+            DataError::PermissionDenied(_) => ErrorCode::PermissionDenied,
         }
     }
 

@@ -31,6 +31,7 @@
 //!   server's one [`throttle::TokenBucket`] shared by all of them.
 //! - [`server`]: [`DataConfig`] and [`run`], which wire the parts together.
 
+pub mod authz;
 pub mod error;
 pub mod file_store;
 pub mod fs_type;

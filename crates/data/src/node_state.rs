@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use shardline_proto::v1 as pb;
-use shardline_rpc::{MetaClient, Pool};
+use shardline_rpc::{MetaClient, Pool, Role, Tls};
 use shardline_types::NodeId;
 
 use crate::throttle::TokenBucket;
@@ -38,11 +38,12 @@ pub struct NodeState {
 
 impl NodeState {
     /// `rebuild_rate`: the server's rebuild budget in bytes per second.
-    pub fn new(id: NodeId, meta: MetaClient, rebuild_rate: u64) -> Self {
+    /// `tls`: the server's identity, for dialing its peers.
+    pub fn new(id: NodeId, meta: MetaClient, rebuild_rate: u64, tls: Arc<Tls>) -> Self {
         NodeState {
             id,
             meta,
-            peers: Pool::new(Duration::from_secs(2), Duration::from_secs(30)),
+            peers: Pool::new(tls, Role::Data, Duration::from_secs(2), Duration::from_secs(30)),
             rebuild_throttle: TokenBucket::new(rebuild_rate),
             progress: RebuildProgress::default(),
             running: Mutex::new(HashSet::new()),

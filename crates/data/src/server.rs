@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use shardline_rpc::MetaClient;
+use shardline_rpc::{MetaClient, Role, Tls};
 use shardline_types::NodeId;
 use tokio::net::TcpListener;
 
@@ -54,6 +54,9 @@ pub struct DataConfig {
     /// otherwise; `Uring` or `File` force one (`Uring` fails to start without
     /// io_uring). The two per-file stores read each other's folders.
     pub store: StoreKind,
+    /// This server's TLS identity: a `data` certificate naming this id
+    /// (and the ids of the server's other targets). Required.
+    pub tls: Option<Arc<Tls>>,
 }
 
 impl Default for DataConfig {
@@ -73,6 +76,7 @@ impl Default for DataConfig {
             gc_interval: Some(Duration::from_secs(600)),
             gc_grace: Duration::from_secs(600),
             store: StoreKind::Segment,
+            tls: None,
         }
     }
 }
@@ -96,7 +100,20 @@ impl DataConfig {
         if self.capacity_bytes == Some(0) {
             return bad("capacity must be positive");
         }
+        self.identity()?;
         Ok(())
+    }
+
+    /// The TLS identity, which must be a data server's naming this id.
+    pub fn identity(&self) -> Result<Arc<Tls>, DataError> {
+        let tls = self.tls.clone().ok_or_else(|| DataError::Config("no TLS certificate".into()))?;
+        match tls.principal() {
+            Some(p) if p.role == Role::Data && p.holds_id(self.id) => Ok(tls),
+            Some(p) => {
+                Err(DataError::Config(format!("the TLS certificate is for {p}, not for data server {}", self.id)))
+            }
+            None => Err(DataError::Config("no TLS certificate".into())),
+        }
     }
 }
 
@@ -130,8 +147,9 @@ pub async fn run_with_listener(cfg: DataConfig, listener: TcpListener) -> Result
         fs = %fs_type,
         "data server listening"
     );
-    let meta = MetaClient::new(cfg.meta_addrs.clone(), META_CALL_DEADLINE);
-    let node = Arc::new(NodeState::new(cfg.id, meta, cfg.rebuild_rate));
+    let tls = cfg.identity()?;
+    let meta = MetaClient::new(cfg.meta_addrs.clone(), META_CALL_DEADLINE, tls.clone());
+    let node = Arc::new(NodeState::new(cfg.id, meta, cfg.rebuild_rate, tls.clone()));
     let me = Identity { id: cfg.id, advertise: cfg.advertise.clone(), rack: cfg.rack.clone(), fs_type };
     tokio::spawn(heartbeat_loop(node.clone(), me, store.clone(), cfg.heartbeat_interval));
     if let Some(every) = cfg.scrub_interval {
@@ -145,7 +163,7 @@ pub async fn run_with_listener(cfg: DataConfig, listener: TcpListener) -> Result
             crate::gc::collect(&node, &store, grace).await.map(|r| format!("{r:?}"))
         }));
     }
-    shardline_rpc::serve(listener, Arc::new(DataService::with_node(store, node))).await;
+    shardline_rpc::serve(listener, Arc::new(DataService::with_node(store, node)), tls).await;
     Ok(())
 }
 

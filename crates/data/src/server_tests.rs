@@ -4,7 +4,8 @@ use std::sync::Mutex;
 
 use bytes::Bytes;
 use shardline_proto::v1::{self, meta_request, meta_response, MetaRequest, MetaResponse};
-use shardline_rpc::{code_to_wire, Frame, Handler};
+use shardline_rpc::pki::TestPki;
+use shardline_rpc::{code_to_wire, Frame, Handler, Principal};
 use shardline_types::ErrorCode;
 
 use super::*;
@@ -17,7 +18,8 @@ struct FakeMeta {
 }
 
 impl Handler for FakeMeta {
-    async fn handle(&self, request: Frame) -> Frame {
+    async fn handle(&self, peer: &Principal, request: Frame) -> Frame {
+        assert_eq!((peer.role, peer.ids.as_slice()), (Role::Data, &[7][..]), "the data server's own certificate");
         let req: MetaRequest = match request.decode() {
             Ok(r) => r,
             Err(_) => return Frame::default(),
@@ -54,7 +56,8 @@ async fn registers_heartbeats_and_re_registers_when_forgotten() {
     let meta_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let meta_addr = meta_listener.local_addr().unwrap().to_string();
     let fake = Arc::new(FakeMeta::default());
-    tokio::spawn(shardline_rpc::serve(meta_listener, fake.clone()));
+    let pki = TestPki::new().unwrap();
+    tokio::spawn(shardline_rpc::serve(meta_listener, fake.clone(), pki.identity(Role::Meta, &[1]).unwrap()));
 
     let dir = tempfile::tempdir().unwrap();
     let cfg = DataConfig {
@@ -66,6 +69,7 @@ async fn registers_heartbeats_and_re_registers_when_forgotten() {
         heartbeat_interval: Duration::from_millis(20),
         capacity_bytes: Some(1 << 30),
         store: StoreKind::Auto,
+        tls: Some(pki.identity(Role::Data, &[7]).unwrap()),
         ..DataConfig::default()
     };
     assert!(cfg.validate().is_err(), "empty listen address accepted");
@@ -88,6 +92,13 @@ async fn registers_heartbeats_and_re_registers_when_forgotten() {
 }
 
 #[test]
-fn default_config_is_valid() {
-    DataConfig::default().validate().unwrap();
+fn default_config_is_valid_with_its_own_certificate_only() {
+    let err = DataConfig::default().validate().unwrap_err().to_string();
+    assert!(err.contains("no TLS certificate"), "{err}");
+    let pki = TestPki::new().unwrap();
+    let with = |role, id| DataConfig { tls: Some(pki.identity(role, &[id]).unwrap()), ..DataConfig::default() };
+    with(Role::Data, 1).validate().unwrap();
+    let err = with(Role::Data, 2).validate().unwrap_err().to_string();
+    assert!(err.contains("not for data server 1"), "{err}");
+    assert!(with(Role::Meta, 1).validate().is_err(), "a metadata server's certificate");
 }

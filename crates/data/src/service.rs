@@ -8,10 +8,11 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use shardline_proto::v1::{self, data_request, data_response, DataRequest, DataResponse};
-use shardline_rpc::{code_to_wire, Frame, Handler};
+use shardline_rpc::{code_to_wire, Frame, Handler, Principal};
 use shardline_types::{ErrorCode, ShardKey};
 use tracing::Instrument;
 
+use crate::authz::{authorize, Access};
 use crate::node_state::NodeState;
 use crate::{DataError, ShardStore};
 
@@ -98,8 +99,8 @@ impl<S: ShardStore + ?Sized> DataService<S> {
 }
 
 impl<S: ShardStore + ?Sized> Handler for DataService<S> {
-    async fn handle(&self, request: Frame) -> Frame {
-        let result = match Op::decode(&request) {
+    async fn handle(&self, peer: &Principal, request: Frame) -> Frame {
+        let result = match Op::decode(&request).and_then(|op| authorize(peer, op.access()).map(|()| op)) {
             Ok(op) => {
                 let span = op.span();
                 async {
@@ -150,6 +151,13 @@ impl Op {
         }
     }
 
+    fn access(&self) -> Access {
+        match self {
+            Op::Put { .. } | Op::Get { .. } | Op::Delete { .. } => Access::Shard,
+            Op::Scrub | Op::Gc { .. } => Access::Maintenance,
+        }
+    }
+
     fn span(&self) -> tracing::Span {
         match self {
             Op::Put { key, .. } => op_span("put", key),
@@ -197,6 +205,7 @@ fn report(e: &DataError) {
         }
         ErrorCode::Internal => tracing::error!(error = %e.chain(), "shard request failed"),
         ErrorCode::NoSpace => tracing::warn!("shard refused: out of space"),
+        ErrorCode::PermissionDenied => tracing::info!(error = %e.chain(), "shard request refused"),
         _ => tracing::debug!(error = %e.chain(), "shard request refused"),
     }
 }

@@ -3,7 +3,8 @@
 use std::time::Duration;
 
 use shardline_proto::v1::{ErrorCode as WireCode, ShardId};
-use shardline_rpc::Pool;
+use shardline_rpc::pki::TestPki;
+use shardline_rpc::{Pool, Role};
 
 use super::*;
 use crate::FileStore;
@@ -19,8 +20,14 @@ async fn start(capacity: Option<u64>) -> Server {
     let store = Arc::new(FileStore::open(dir.path(), capacity).unwrap());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap().to_string();
-    tokio::spawn(shardline_rpc::serve(listener, Arc::new(DataService::new(store))));
-    Server { addr, pool: Pool::new(Duration::from_secs(2), Duration::from_secs(10)), _dir: dir }
+    let pki = TestPki::new().unwrap();
+    tokio::spawn(shardline_rpc::serve(
+        listener,
+        Arc::new(DataService::new(store)),
+        pki.identity(Role::Data, &[1]).unwrap(),
+    ));
+    let client = pki.identity(Role::Client, &[]).unwrap();
+    Server { addr, pool: Pool::new(client, Role::Data, Duration::from_secs(2), Duration::from_secs(10)), _dir: dir }
 }
 
 impl Server {

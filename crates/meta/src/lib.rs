@@ -10,6 +10,7 @@
 //! [`server`] wires it together.
 
 pub mod at_rest;
+pub mod authz;
 pub mod error;
 pub mod fs_usage;
 pub mod lease;

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use shardline_rpc::{Role, Tls};
 use shardline_types::Layout;
 
 use crate::at_rest::AtRest;
@@ -55,6 +56,9 @@ pub struct MetaConfig {
     /// A client holding opens that has not reached the leader for this long
     /// loses them (clients with opens renew every second).
     pub client_lease: Duration,
+    /// This server's TLS identity (a `meta` certificate naming `id`): it
+    /// serves clients, data servers and peers, and dials peers, with it.
+    pub tls: Arc<Tls>,
 }
 
 /// Default for [`MetaConfig::client_lease`].
@@ -97,6 +101,16 @@ impl MetaConfig {
         if self.pg_count == 0 {
             return Err(MetaError::Config("pg_count must be at least 1".into()));
         }
+        match self.tls.principal() {
+            Some(p) if p.role == Role::Meta && p.holds_id(self.id) => {}
+            Some(p) => {
+                return Err(MetaError::Config(format!(
+                    "the TLS certificate is for {p}, not for metadata server {}",
+                    self.id
+                )))
+            }
+            None => return Err(MetaError::Config("no TLS certificate".into())),
+        }
         Ok(())
     }
 }
@@ -124,8 +138,14 @@ pub async fn run(cfg: MetaConfig, shutdown: impl Future<Output = ()>) -> Result<
     });
     let mut addrs = cfg.peers.clone();
     addrs.extend(store.members()?);
-    let peers =
-        Peers::start(cfg.id, addrs, &tokio::runtime::Handle::current(), on_snapshot_failed, cfg.snapshot_part_bytes);
+    let peers = Peers::start(
+        cfg.id,
+        addrs,
+        &tokio::runtime::Handle::current(),
+        on_snapshot_failed,
+        cfg.snapshot_part_bytes,
+        cfg.tls.clone(),
+    );
     let shared = Arc::new(Shared::default());
     store.start_writer(peers.outbox(), tx.clone(), shared.stats.clone())?;
     tokio::spawn(write_stats::publish(shared.stats.clone(), cfg.dir.clone(), STATS_EVERY));
@@ -145,7 +165,7 @@ pub async fn run(cfg: MetaConfig, shutdown: impl Future<Output = ()>) -> Result<
     let service = Arc::new(MetaService::new(service_cfg, tx, shared, view));
     tokio::spawn(service.clone().monitor());
     tracing::info!(id = cfg.id, addr = %cfg.listen, "metadata server listening");
-    let serve = tokio::spawn(shardline_rpc::serve(listener, service));
+    let serve = tokio::spawn(shardline_rpc::serve(listener, service, cfg.tls.clone()));
     // The Raft thread ends on a storage failure, which ends the server, or
     // when asked to.
     let mut joined = tokio::task::spawn_blocking(move || raft_thread.join());
@@ -169,7 +189,9 @@ mod tests {
     use super::*;
 
     fn config(key_file: Option<PathBuf>, insecure_plaintext: bool) -> MetaConfig {
+        let pki = shardline_rpc::pki::TestPki::new().unwrap();
         MetaConfig {
+            tls: pki.identity(Role::Meta, &[1]).unwrap(),
             id: 1,
             dir: PathBuf::from("unused"),
             listen: "127.0.0.1:0".into(),
@@ -194,5 +216,15 @@ mod tests {
         assert!(msg.contains("no key file") && msg.contains("--insecure-plaintext-metadata"), "{msg}");
         config(None, true).validate().expect("explicit opt-out");
         config(Some(PathBuf::from("meta.key")), false).validate().expect("with a key");
+    }
+
+    #[test]
+    fn a_metadata_server_refuses_a_certificate_that_is_not_its_own() {
+        let pki = shardline_rpc::pki::TestPki::new().unwrap();
+        for tls in [pki.identity(Role::Meta, &[2]).unwrap(), pki.identity(Role::Data, &[1]).unwrap()] {
+            let cfg = MetaConfig { tls, ..config(None, true) };
+            let msg = cfg.validate().expect_err("someone else's certificate").to_string();
+            assert!(msg.contains("not for metadata server 1"), "{msg}");
+        }
     }
 }

@@ -16,10 +16,11 @@ use protobuf::Message as PbMessage;
 use shardline_proto::v1 as pb;
 use shardline_proto::v1::meta_request::Body;
 use shardline_proto::v1::meta_response::Body as RBody;
-use shardline_rpc::{Frame, Handler};
+use shardline_rpc::{Frame, Handler, Principal};
 use shardline_types::ErrorCode;
 use tokio::sync::oneshot;
 
+use crate::authz::authorize;
 use crate::fs_usage::{with_live_usage, UsageReport};
 use crate::namespace::OpError;
 use crate::node::{unavailable, Input, NodeStatus, Shared};
@@ -264,6 +265,13 @@ impl MetaService {
                 let mut msgs = Vec::with_capacity(batch.messages.len());
                 for m in &batch.messages {
                     match raft::prelude::Message::parse_from_bytes(m) {
+                        // The batch's sender was checked against its certificate.
+                        Ok(m) if m.from != batch.from => {
+                            return error_response(&OpError::new(
+                                ErrorCode::PermissionDenied,
+                                format!("raft message from {} inside a batch from {}", m.from, batch.from),
+                            ))
+                        }
                         Ok(m) => msgs.push(m),
                         Err(_) => return error_response(&OpError::new(ErrorCode::InvalidArgument, "bad raft message")),
                     }
@@ -330,32 +338,46 @@ fn rand_request_id(seq: &AtomicU64) -> u64 {
     t ^ seq.fetch_add(1, Ordering::Relaxed).rotate_left(48)
 }
 
-impl Handler for MetaService {
-    async fn handle(&self, request: Frame) -> Frame {
-        let resp = match request.decode::<pb::MetaRequest>() {
-            Ok(mut req) => match req.body.as_mut() {
-                // Any request renews its client's lease on opens.
-                Some(b) if req.client_id != 0 && !matches!(b, Body::Raft(_)) => {
-                    self.clients_seen.lock().unwrap_or_else(|e| e.into_inner()).insert(req.client_id, Instant::now());
+impl MetaService {
+    /// A decoded request its sender may make.
+    async fn handle_allowed(&self, mut req: pb::MetaRequest, payload: bytes::Bytes) -> pb::MetaResponse {
+        match req.body.as_mut() {
+            // Any request renews its client's lease on opens.
+            Some(b) if req.client_id != 0 && !matches!(b, Body::Raft(_)) => {
+                self.clients_seen.lock().unwrap_or_else(|e| e.into_inner()).insert(req.client_id, Instant::now());
+                self.dispatch(req).await
+            }
+            // A snapshot message (or a part of one) rides in the payload.
+            Some(Body::Raft(batch)) if !payload.is_empty() => match batch.snapshot_part.take() {
+                None => {
+                    batch.messages.push(payload.to_vec());
                     self.dispatch(req).await
                 }
-                // A snapshot message (or a part of one) rides in the payload.
-                Some(Body::Raft(batch)) if !request.payload.is_empty() => match batch.snapshot_part.take() {
-                    None => {
-                        batch.messages.push(request.payload.to_vec());
+                Some(part) => match self.snapshots.add(batch.from, &part, &payload) {
+                    Ok(Some(whole)) => {
+                        tracing::info!(from = batch.from, bytes = whole.len(), "snapshot received in parts");
+                        batch.messages.push(whole);
                         self.dispatch(req).await
                     }
-                    Some(part) => match self.snapshots.add(batch.from, &part, &request.payload) {
-                        Ok(Some(whole)) => {
-                            tracing::info!(from = batch.from, bytes = whole.len(), "snapshot received in parts");
-                            batch.messages.push(whole);
-                            self.dispatch(req).await
-                        }
-                        Ok(None) => ok(RBody::Empty(pb::Empty {})),
-                        Err(e) => error_response(&OpError::new(ErrorCode::InvalidArgument, e)),
-                    },
+                    Ok(None) => ok(RBody::Empty(pb::Empty {})),
+                    Err(e) => error_response(&OpError::new(ErrorCode::InvalidArgument, e)),
                 },
-                _ => self.dispatch(req).await,
+            },
+            _ => self.dispatch(req).await,
+        }
+    }
+}
+
+impl Handler for MetaService {
+    async fn handle(&self, peer: &Principal, request: Frame) -> Frame {
+        let resp = match request.decode::<pb::MetaRequest>() {
+            // Nothing is looked at, recorded or reassembled for a refused request.
+            Ok(req) => match authorize(peer, &req) {
+                Ok(()) => self.handle_allowed(req, request.payload).await,
+                Err(e) => {
+                    tracing::info!(%peer, error = %e.message, "request refused");
+                    error_response(&e)
+                }
             },
             Err(e) => error_response(&OpError::new(ErrorCode::InvalidArgument, format!("undecodable request: {e}"))),
         };

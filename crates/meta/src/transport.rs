@@ -13,7 +13,7 @@ use bytes::Bytes;
 use protobuf::Message as PbMessage;
 use raft::prelude::{Message, MessageType};
 use shardline_proto::v1 as pb;
-use shardline_rpc::{Frame, Pool};
+use shardline_rpc::{Frame, Pool, Role, Tls};
 
 use crate::snapshot_stream;
 use tokio::sync::mpsc;
@@ -72,8 +72,9 @@ impl Peers {
         rt: &tokio::runtime::Handle,
         on_snapshot_failed: SnapshotFailed,
         part_bytes: usize,
+        tls: Arc<Tls>,
     ) -> Self {
-        let pool = Arc::new(Pool::new(Duration::from_millis(500), Duration::from_secs(2)));
+        let pool = Arc::new(Pool::new(tls, Role::Meta, Duration::from_millis(500), Duration::from_secs(2)));
         let mut peers = Peers {
             self_id,
             addrs: HashMap::new(),

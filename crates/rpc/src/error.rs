@@ -11,6 +11,10 @@ pub enum RpcError {
     Io { addr: String, source: io::Error },
     #[error("request to {addr} timed out after {millis} ms")]
     Timeout { addr: String, millis: u64 },
+    /// The TLS handshake failed or the peer refused this connection's
+    /// certificate: retrying the same server will not help.
+    #[error("TLS with {addr}: {reason}")]
+    Refused { addr: String, reason: String },
     #[error("protocol violation: {0}")]
     Protocol(String),
     #[error("decode message: {0}")]
@@ -18,6 +22,26 @@ pub enum RpcError {
 }
 
 impl RpcError {
+    /// An I/O error with `addr`; a TLS refusal behind it becomes [`RpcError::Refused`].
+    pub fn io(addr: &str, source: io::Error) -> RpcError {
+        match crate::tls::explain(&source) {
+            Some(reason) => RpcError::Refused { addr: addr.to_string(), reason },
+            None => RpcError::Io { addr: addr.to_string(), source },
+        }
+    }
+
+    /// A failed TLS handshake with `addr`: refused when TLS said no, else
+    /// (the connection broke) an I/O error.
+    pub fn handshake(addr: &str, source: io::Error) -> RpcError {
+        match crate::tls::explain(&source) {
+            Some(reason) => RpcError::Refused { addr: addr.to_string(), reason: format!("handshake: {reason}") },
+            None => RpcError::Io {
+                addr: addr.to_string(),
+                source: io::Error::new(source.kind(), format!("TLS handshake: {source}")),
+            },
+        }
+    }
+
     /// Whether the peer may simply be down or slow (so another replica, shard
     /// or a later retry can help).
     pub fn is_unavailable(&self) -> bool {

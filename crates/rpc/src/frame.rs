@@ -43,9 +43,33 @@ impl Frame {
     }
 }
 
+/// A frame's fixed preamble, read and checked: how long the rest is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Preamble {
+    pub header_len: usize,
+    pub payload_len: usize,
+}
+
+impl Preamble {
+    /// Bytes that follow the preamble.
+    pub fn body_len(&self) -> usize {
+        self.header_len + self.payload_len
+    }
+}
+
 /// Read one frame. `Ok(None)` means the peer closed the stream cleanly
 /// between frames.
 pub async fn read_frame<R: AsyncRead + Unpin>(r: &mut R) -> io::Result<Option<Frame>> {
+    match read_preamble(r).await? {
+        None => Ok(None),
+        Some(pre) => read_body(r, pre).await.map(Some),
+    }
+}
+
+/// Read and check a preamble. `Ok(None)`: clean end of stream before it.
+/// The lengths are bounded by [`MAX_HEADER_LEN`] and [`MAX_PAYLOAD_LEN`], so
+/// nothing larger is ever allocated.
+pub async fn read_preamble<R: AsyncRead + Unpin>(r: &mut R) -> io::Result<Option<Preamble>> {
     let mut pre = [0u8; PREAMBLE_LEN];
     match r.read_exact(&mut pre[..1]).await {
         Ok(_) => {}
@@ -64,9 +88,14 @@ pub async fn read_frame<R: AsyncRead + Unpin>(r: &mut R) -> io::Result<Option<Fr
     if header_len > MAX_HEADER_LEN || payload_len > MAX_PAYLOAD_LEN {
         return Err(invalid("frame too large"));
     }
-    let header = read_exact_bytes(r, header_len).await?;
-    let payload = read_exact_bytes(r, payload_len).await?;
-    Ok(Some(Frame { header, payload }))
+    Ok(Some(Preamble { header_len, payload_len }))
+}
+
+/// Read the header and payload a preamble announced.
+pub async fn read_body<R: AsyncRead + Unpin>(r: &mut R, pre: Preamble) -> io::Result<Frame> {
+    let header = read_exact_bytes(r, pre.header_len).await?;
+    let payload = read_exact_bytes(r, pre.payload_len).await?;
+    Ok(Frame { header, payload })
 }
 
 async fn read_exact_bytes<R: AsyncRead + Unpin>(r: &mut R, len: usize) -> io::Result<Bytes> {

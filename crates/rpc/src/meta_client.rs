@@ -6,13 +6,14 @@
 //! client id and a request id so the state machine can deduplicate retries.
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use shardline_proto::v1::{meta_request, ErrorCode as WireCode, MetaRequest, MetaResponse};
 use shardline_types::ErrorCode;
 
-use crate::{Frame, Pool, RpcError};
+use crate::{Frame, Pool, Role, RpcError, Tls};
 
 /// An error from the metadata service, or the failure to reach it.
 #[derive(Debug, thiserror::Error)]
@@ -87,13 +88,14 @@ pub struct MetaClient {
 impl MetaClient {
     /// `addrs`: every metadata server's address. `deadline`: how long one
     /// request may keep retrying (leader elections take a second or two).
-    pub fn new(addrs: Vec<String>, deadline: Duration) -> Self {
+    /// `tls`: this process's identity.
+    pub fn new(addrs: Vec<String>, deadline: Duration, tls: Arc<Tls>) -> Self {
         MetaClient {
             addrs,
             leader: AtomicUsize::new(0),
             client_id: rand_u64(),
             next_request: AtomicU64::new(1),
-            pool: Pool::new(Duration::from_secs(1), Duration::from_secs(10)),
+            pool: Pool::new(tls, Role::Meta, Duration::from_secs(1), Duration::from_secs(10)),
             deadline,
         }
     }
@@ -115,10 +117,14 @@ impl MetaClient {
         let mut backoff = Duration::from_millis(20);
         let mut last_err = String::from("no metadata servers configured");
         let mut idx = self.leader.load(Ordering::Relaxed) % self.addrs.len().max(1);
+        // Servers that refused this client's certificate in a row: when all
+        // have, retrying cannot help.
+        let mut refused = 0;
         while !self.addrs.is_empty() {
             let addr = &self.addrs[idx];
             match self.pool.call(addr, &frame).await {
                 Ok(resp) => {
+                    refused = 0;
                     let resp: MetaResponse = resp.decode()?;
                     match &resp.error {
                         None => {
@@ -143,6 +149,14 @@ impl MetaClient {
                     }
                 }
                 Err(e) => {
+                    if matches!(e, RpcError::Refused { .. }) {
+                        refused += 1;
+                        if refused >= self.addrs.len() {
+                            return Err(e.into());
+                        }
+                    } else {
+                        refused = 0;
+                    }
                     last_err = e.to_string();
                     self.pool.forget(addr);
                     idx = (idx + 1) % self.addrs.len();

@@ -1,29 +1,39 @@
 //! Client side: a pool of idle connections per address.
 //!
-//! A call checks out a connection (or dials a new one), sends one request,
-//! reads one response and returns the connection. A connection that failed
-//! mid-call is dropped, never reused.
+//! A call checks out a connection (or dials one: TCP, then the TLS
+//! handshake, checking that the server holds a certificate of the role the
+//! pool talks to), sends one request, reads one response and returns the
+//! connection. A connection that failed mid-call is dropped, never reused;
+//! one idle for [`MAX_IDLE_AGE`] is closed rather than reused (servers
+//! close connections idle much longer, see `server.rs`).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
-use tokio::io::{BufReader, BufWriter};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::io::BufStream;
 use tokio::net::TcpStream;
 
 use crate::frame::{read_frame, write_frame, Frame};
+use crate::principal::Role;
+use crate::tls::Tls;
 use crate::RpcError;
 
+/// Idle connections older than this are not reused.
+pub const MAX_IDLE_AGE: Duration = Duration::from_secs(60);
+
 struct Conn {
-    r: BufReader<OwnedReadHalf>,
-    w: BufWriter<OwnedWriteHalf>,
+    stream: BufStream<tokio_rustls::client::TlsStream<TcpStream>>,
+    idle_since: Instant,
 }
 
 /// Connection pool; cheap to share behind an `Arc`.
 pub struct Pool {
     idle: Mutex<HashMap<String, Vec<Conn>>>,
+    tls: Arc<Tls>,
+    /// The role every server this pool dials must hold.
+    server_role: Role,
     connect_timeout: Duration,
     request_timeout: Duration,
     max_idle_per_addr: usize,
@@ -41,9 +51,12 @@ pub struct PoolStats {
 }
 
 impl Pool {
-    pub fn new(connect_timeout: Duration, request_timeout: Duration) -> Self {
+    /// A pool for servers of `server_role`, dialed as `tls`.
+    pub fn new(tls: Arc<Tls>, server_role: Role, connect_timeout: Duration, request_timeout: Duration) -> Self {
         Pool {
             idle: Mutex::new(HashMap::new()),
+            tls,
+            server_role,
             connect_timeout,
             request_timeout,
             max_idle_per_addr: 32,
@@ -69,12 +82,12 @@ impl Pool {
             None => self.dial(addr).await?,
         };
         let io = async {
-            write_frame(&mut conn.w, request).await?;
-            read_frame(&mut conn.r).await
+            write_frame(&mut conn.stream, request).await?;
+            read_frame(&mut conn.stream).await
         };
         let result = match tokio::time::timeout(timeout, io).await {
             Err(_) => return Err(RpcError::Timeout { addr: addr.to_string(), millis: timeout.as_millis() as u64 }),
-            Ok(Err(e)) => return Err(RpcError::Io { addr: addr.to_string(), source: e }),
+            Ok(Err(e)) => return Err(RpcError::io(addr, e)),
             Ok(Ok(None)) => {
                 return Err(RpcError::Io {
                     addr: addr.to_string(),
@@ -93,10 +106,15 @@ impl Pool {
     }
 
     fn checkout(&self, addr: &str) -> Option<Conn> {
-        self.idle.lock().unwrap_or_else(|e| e.into_inner()).get_mut(addr).and_then(|v| v.pop())
+        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        let list = idle.get_mut(addr)?;
+        // The most recently used first; older ones are dropped as stale.
+        list.retain(|c| c.idle_since.elapsed() < MAX_IDLE_AGE);
+        list.pop()
     }
 
-    fn checkin(&self, addr: &str, conn: Conn) {
+    fn checkin(&self, addr: &str, mut conn: Conn) {
+        conn.idle_since = Instant::now();
         let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
         let list = idle.entry(addr.to_string()).or_default();
         if list.len() < self.max_idle_per_addr {
@@ -117,30 +135,43 @@ impl Pool {
             Ok(Ok(s)) => s,
         };
         let _ = stream.set_nodelay(true);
-        let (r, w) = stream.into_split();
-        Ok(Conn { r: BufReader::with_capacity(256 << 10, r), w: BufWriter::with_capacity(256 << 10, w) })
+        let handshake = self.tls.connect(stream, self.server_role);
+        let stream = match tokio::time::timeout(self.connect_timeout, handshake).await {
+            Err(_) => {
+                return Err(RpcError::Timeout {
+                    addr: addr.to_string(),
+                    millis: self.connect_timeout.as_millis() as u64,
+                })
+            }
+            Ok(Err(e)) => return Err(RpcError::handshake(addr, e)),
+            Ok(Ok(s)) => s,
+        };
+        Ok(Conn { stream: BufStream::with_capacity(256 << 10, 256 << 10, stream), idle_since: Instant::now() })
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::pki::TestPki;
+    use crate::principal::Principal;
     use crate::server::{serve, Handler};
-    use std::sync::Arc;
 
     struct Echo;
     impl Handler for Echo {
-        async fn handle(&self, request: Frame) -> Frame {
+        async fn handle(&self, _peer: &Principal, request: Frame) -> Frame {
             Frame::new(request.payload, request.header)
         }
     }
 
     #[tokio::test]
     async fn calls_reuse_connections_and_swap_parts() {
+        let pki = TestPki::new().unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap().to_string();
-        tokio::spawn(serve(listener, Arc::new(Echo)));
-        let pool = Pool::new(Duration::from_secs(2), Duration::from_secs(5));
+        tokio::spawn(serve(listener, Arc::new(Echo), pki.identity(Role::Data, &[1]).unwrap()));
+        let client = pki.identity(Role::Client, &[]).unwrap();
+        let pool = Pool::new(client, Role::Data, Duration::from_secs(2), Duration::from_secs(5));
         for i in 0..3u8 {
             let resp = pool.call(&addr, &Frame::new(vec![i], vec![7u8; 200_000])).await.unwrap();
             assert_eq!(resp.header.len(), 200_000);
@@ -155,7 +186,8 @@ mod tests {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap().to_string();
         drop(listener);
-        let pool = Pool::new(Duration::from_secs(2), Duration::from_secs(5));
+        let client = TestPki::new().unwrap().identity(Role::Client, &[]).unwrap();
+        let pool = Pool::new(client, Role::Data, Duration::from_secs(2), Duration::from_secs(5));
         let err = pool.call(&addr, &Frame::default()).await.unwrap_err();
         assert!(err.is_unavailable(), "{err}");
     }

@@ -7,7 +7,7 @@ use std::time::Duration;
 use anyhow::{bail, Result};
 use clap::Subcommand;
 use shardline_proto::v1 as pb;
-use shardline_rpc::MetaClient;
+use shardline_rpc::{MetaClient, Role};
 
 use crate::cluster_file::ClusterFile;
 
@@ -43,6 +43,11 @@ pub enum AdminCmd {
         #[command(subcommand)]
         command: MetaCmd,
     },
+    /// The cluster CA: create it, issue certificates, revoke them.
+    Certs {
+        #[command(subcommand)]
+        command: crate::certs::CertsCmd,
+    },
 }
 
 #[derive(Subcommand)]
@@ -64,20 +69,24 @@ pub enum MetaCmd {
 }
 
 pub async fn run(cmd: AdminCmd, cluster: &Option<PathBuf>) -> Result<()> {
-    let file = ClusterFile::load(&crate::cluster_path(cluster))?;
+    let load = || ClusterFile::load(&crate::cluster_path(cluster));
     match cmd {
+        AdminCmd::Certs { command } => crate::certs::run(command, cluster),
         AdminCmd::Status { json, wait_healthy, timeout } => {
+            let file = load()?;
             if wait_healthy {
                 wait_healthy_for(&file, Duration::from_secs(timeout)).await?;
             }
             status(&file, json).await
         }
-        AdminCmd::Meta { command } => meta_membership(&file, command).await,
+        AdminCmd::Meta { command } => meta_membership(&load()?, command).await,
         AdminCmd::Scrub { json } => {
+            let file = load()?;
             let totals = on_every_data_server(&file, pb::data_request::Body::Scrub(pb::Scrub {})).await?;
             report("scrub", &totals, &["checked", "corrupt", "repaired", "unrepairable"], json)
         }
         AdminCmd::Gc { grace_ms, json } => {
+            let file = load()?;
             let body = pb::data_request::Body::Gc(pb::CollectGarbage { grace_ms });
             let totals = on_every_data_server(&file, body).await?;
             report("gc", &totals, &["examined", "deleted", "deleted_bytes"], json)
@@ -100,10 +109,11 @@ fn report(what: &str, totals: &BTreeMap<&'static str, u64>, keys: &[&str], json:
 
 /// Send one request to every data server in the map; add up the reports.
 async fn on_every_data_server(file: &ClusterFile, body: pb::data_request::Body) -> Result<BTreeMap<&'static str, u64>> {
-    let meta = MetaClient::new(file.meta_addrs(), Duration::from_secs(5));
+    let tls = file.identity(Role::Admin)?;
+    let meta = MetaClient::new(file.meta_addrs(), Duration::from_secs(5), tls.clone());
     let resp = meta.call(pb::meta_request::Body::GetPlacement(pb::GetPlacement {})).await?;
     let Some(pb::meta_response::Body::Placement(map)) = resp.body else { bail!("no placement map") };
-    let pool = shardline_rpc::Pool::new(Duration::from_secs(2), Duration::from_secs(3600));
+    let pool = shardline_rpc::Pool::new(tls, Role::Data, Duration::from_secs(2), Duration::from_secs(3600));
     let mut totals = BTreeMap::new();
     let req = pb::DataRequest { body: Some(body) };
     for s in map.servers.iter().filter(|s| s.state == "up") {
@@ -147,7 +157,7 @@ async fn meta_membership(file: &ClusterFile, cmd: MetaCmd) -> Result<()> {
         MetaCmd::Add { id, addr } => pb::MetaMembershipChange { id, addr, remove: false },
         MetaCmd::Remove { id } => pb::MetaMembershipChange { id, addr: String::new(), remove: true },
     };
-    let meta = MetaClient::new(file.meta_addrs(), Duration::from_secs(10));
+    let meta = MetaClient::new(file.meta_addrs(), Duration::from_secs(10), file.identity(Role::Admin)?);
     let resp = meta.call(pb::meta_request::Body::MetaMembership(change)).await?;
     let Some(pb::meta_response::Body::MetaMembers(m)) = resp.body else {
         bail!("unexpected reply to a membership change")
@@ -164,8 +174,9 @@ async fn meta_membership(file: &ClusterFile, cmd: MetaCmd) -> Result<()> {
 async fn wait_healthy_for(file: &ClusterFile, timeout: Duration) -> Result<()> {
     let start = std::time::Instant::now();
     let addrs = file.meta_addrs();
+    let tls = file.identity(Role::Admin)?;
     loop {
-        let last = match crate::health::leader_status(&addrs).await {
+        let last = match crate::health::leader_status(&addrs, &tls).await {
             Some(st) => {
                 let mut expected: Vec<u64> =
                     file.data.iter().map(|n| n.id).chain(st.data.iter().map(|d| d.id)).collect();
@@ -187,9 +198,10 @@ async fn wait_healthy_for(file: &ClusterFile, timeout: Duration) -> Result<()> {
 }
 
 async fn status(file: &ClusterFile, json: bool) -> Result<()> {
-    let meta = MetaClient::new(file.meta_addrs(), Duration::from_secs(2));
+    let meta = MetaClient::new(file.meta_addrs(), Duration::from_secs(2), file.identity(Role::Admin)?);
     let mut metas = Vec::new();
     let mut leader_view: Option<pb::ClusterStatus> = None;
+    let mut errors = Vec::new();
     for n in &file.meta {
         match meta.call_one(&n.addr, pb::meta_request::Body::Status(pb::GetStatus {})).await {
             Ok(pb::MetaResponse { body: Some(pb::meta_response::Body::Status(st)), .. }) => {
@@ -201,14 +213,19 @@ async fn status(file: &ClusterFile, json: bool) -> Result<()> {
                     }
                 }
             }
-            _ => metas.push(serde_json::json!({"id": n.id, "address": n.addr, "role": "unreachable", "term": null})),
+            Ok(_) => errors.push(format!("metadata server {}: unexpected answer", n.id)),
+            Err(e) => {
+                errors.push(format!("metadata server {}: {e}", n.id));
+                metas.push(serde_json::json!({"id": n.id, "address": n.addr, "role": "unreachable", "term": null,
+                    "error": e.to_string()}))
+            }
         }
     }
     let Some(st) = leader_view else {
         if json {
             println!("{}", serde_json::json!({"meta": metas, "data": [], "leader": null}));
         }
-        bail!("no metadata leader reachable (is the cluster running?)");
+        bail!("no metadata leader reachable (is the cluster running?): {}", errors.join("; "));
     };
     let data: Vec<_> = st
         .data

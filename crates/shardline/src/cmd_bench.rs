@@ -111,7 +111,9 @@ pub async fn run(a: BenchArgs) -> Result<()> {
     say("starting a local cluster: 3 metadata + 8 data servers, RS 4+2…");
     let mut cluster = LocalCluster::start(&spec)?;
     cluster.wait_ready(Duration::from_secs(60)).await?;
-    let client = Client::connect(ClientConfig::new(cluster.file.meta_addrs(), cluster.file.key_file.clone())).await?;
+    let tls = cluster.file.identity(shardline_rpc::Role::Client)?;
+    let client =
+        Client::connect(ClientConfig::new(cluster.file.meta_addrs(), cluster.file.key_file.clone(), tls)).await?;
     client.mkdir("/bench").await?;
 
     say("native sequential write and read…");
@@ -427,7 +429,8 @@ async fn make_files(client: &Client, dir: &str, threads: usize, per: u64) -> Res
 
 /// Kill one data server and time the rebuild of its shards elsewhere.
 async fn rebuild_bench(cluster: &mut LocalCluster) -> Result<(u64, f64)> {
-    let meta = Arc::new(shardline_rpc::MetaClient::new(cluster.file.meta_addrs(), Duration::from_secs(5)));
+    let tls = cluster.file.identity(shardline_rpc::Role::Client)?;
+    let meta = Arc::new(shardline_rpc::MetaClient::new(cluster.file.meta_addrs(), Duration::from_secs(5), tls));
     cluster.kill("data-1")?;
     let addrs = cluster.file.meta_addrs();
     // The leader's view: only it knows the data servers' progress.

@@ -70,7 +70,9 @@ pub async fn run(a: DemoArgs) -> Result<()> {
     say(&format!("starting a local cluster: 3 metadata + {} data servers, RS {}, encrypted…", spec.data, layout.ec()));
     let mut cluster = LocalCluster::start(&spec)?;
     cluster.wait_ready(Duration::from_secs(60)).await?;
-    let client = Client::connect(ClientConfig::new(cluster.file.meta_addrs(), cluster.file.key_file.clone())).await?;
+    let tls = cluster.file.identity(shardline_rpc::Role::Client)?;
+    let client =
+        Client::connect(ClientConfig::new(cluster.file.meta_addrs(), cluster.file.key_file.clone(), tls)).await?;
     client.mkdir("/train").await.context("create /train")?;
 
     let pattern = Pattern::new(0x5348_4152_444c_494e);

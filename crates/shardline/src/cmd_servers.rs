@@ -21,6 +21,38 @@ pub struct ServerIdentity {
     /// Address to listen on.
     #[arg(long)]
     listen: String,
+    #[command(flatten)]
+    tls: TlsArgs,
+}
+
+/// A server's TLS files: every connection, in and out, is mutual TLS.
+#[derive(Args)]
+pub struct TlsArgs {
+    /// This server's certificate (PEM) from the cluster CA, for its role
+    /// (meta or data) and id (`shardline admin certs issue`).
+    #[arg(long)]
+    tls_cert: PathBuf,
+    /// Its private key (PEM, mode 0600).
+    #[arg(long)]
+    tls_key: PathBuf,
+    /// The cluster CA certificate (PEM): peers must hold certificates it issued.
+    #[arg(long)]
+    tls_ca: PathBuf,
+    /// The CA's revocation list (PEM), re-read whenever it changes.
+    #[arg(long)]
+    tls_crl: Option<PathBuf>,
+}
+
+impl TlsArgs {
+    fn load(&self) -> Result<std::sync::Arc<shardline_rpc::Tls>> {
+        let files = shardline_rpc::TlsFiles {
+            cert: self.tls_cert.clone(),
+            key: self.tls_key.clone(),
+            ca: self.tls_ca.clone(),
+            crl: self.tls_crl.clone(),
+        };
+        shardline_rpc::Tls::load(&files).context("load the server's TLS certificate")
+    }
 }
 
 #[derive(Args)]
@@ -179,6 +211,7 @@ pub async fn run_meta(a: MetaArgs) -> Result<()> {
         snapshot_part_bytes: a.snapshot_part_bytes,
         client_lease: Duration::from_millis(a.client_lease_ms),
         join: a.join,
+        tls: a.me.tls.load()?,
     };
     let _pid = PidFile::create(&a.me.dir)?;
     shardline_meta::run(cfg, shutdown_signal()).await.context("metadata server failed")
@@ -211,6 +244,7 @@ pub async fn run_data(a: DataArgs) -> Result<()> {
         scrub_interval: (a.scrub_interval_s > 0).then(|| Duration::from_secs(a.scrub_interval_s)),
         gc_interval: (a.gc_interval_s > 0).then(|| Duration::from_secs(a.gc_interval_s)),
         gc_grace: Duration::from_secs(a.gc_grace_s),
+        tls: Some(a.me.tls.load()?),
     };
     let mut configs = vec![primary.clone()];
     for (id, addr, dir) in extra {

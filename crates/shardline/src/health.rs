@@ -2,15 +2,16 @@
 //! for it: the metadata leader's status, and whether it says every data
 //! server expected is up and every placement group healthy.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use shardline_proto::v1 as pb;
-use shardline_rpc::MetaClient;
+use shardline_rpc::{MetaClient, Tls};
 
 /// The status as the metadata leader sees it (only the leader knows the
 /// data servers' liveness); None when no server answers as leader.
-pub async fn leader_status(addrs: &[String]) -> Option<pb::ClusterStatus> {
-    let meta = MetaClient::new(addrs.to_vec(), Duration::from_secs(1));
+pub async fn leader_status(addrs: &[String], tls: &Arc<Tls>) -> Option<pb::ClusterStatus> {
+    let meta = MetaClient::new(addrs.to_vec(), Duration::from_secs(1), tls.clone());
     for addr in addrs {
         let Ok(resp) = meta.call_one(addr, pb::meta_request::Body::Status(pb::GetStatus {})).await else {
             continue;
@@ -27,8 +28,8 @@ pub async fn leader_status(addrs: &[String]) -> Option<pb::ClusterStatus> {
 /// Whether the metadata service has served requests: some server answers
 /// and a leader has been elected and committed (it is leader, or has applied
 /// entries; followers know this too, so it holds right after the leader dies).
-pub async fn has_served(addrs: &[String]) -> bool {
-    let meta = MetaClient::new(addrs.to_vec(), Duration::from_secs(1));
+pub async fn has_served(addrs: &[String], tls: &Arc<Tls>) -> bool {
+    let meta = MetaClient::new(addrs.to_vec(), Duration::from_secs(1), tls.clone());
     for addr in addrs {
         if let Ok(pb::MetaResponse { body: Some(pb::meta_response::Body::Status(st)), .. }) =
             meta.call_one(addr, pb::meta_request::Body::Status(pb::GetStatus {})).await

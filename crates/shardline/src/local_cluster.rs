@@ -6,11 +6,13 @@ use std::net::TcpListener;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use shardline_crypto::Kek;
 use shardline_proto::v1 as pb;
+use shardline_rpc::{Role, Tls};
 use shardline_types::Layout;
 
 use crate::cluster_file::{ClusterFile, Node, CLUSTER_FILE_VERSION};
@@ -47,6 +49,8 @@ pub enum Readiness {
 pub struct LocalCluster {
     pub file: ClusterFile,
     pub cluster_path: PathBuf,
+    /// The operator's identity (status and health checks).
+    pub admin: Arc<Tls>,
     children: Vec<(String, Child)>,
 }
 
@@ -57,13 +61,17 @@ fn free_port(host: &str) -> Result<(u16, TcpListener)> {
     Ok((l.local_addr()?.port(), l))
 }
 
-/// Create the cluster file and key file on first start; reuse them after.
+/// Create the cluster file, key file and certificates on first start;
+/// reuse them after (a cluster file from before TLS gets its certificates).
 fn prepare(spec: &Spec) -> Result<ClusterFile> {
     std::fs::create_dir_all(&spec.dir).with_context(|| format!("create {}", spec.dir.display()))?;
     let dir = spec.dir.canonicalize()?;
     let path = dir.join("cluster.toml");
     if path.exists() {
-        let file = ClusterFile::load(&path)?;
+        let mut file = ClusterFile::load(&path)?;
+        if crate::certs::ensure_local(&mut file, &dir)? {
+            file.save(&path)?;
+        }
         if file.meta.len() != spec.meta || file.data.len() != spec.data || file.ec != spec.layout.ec() {
             tracing::warn!(
                 "{} already describes {} meta / {} data servers with EC {}; using it as it is",
@@ -82,12 +90,18 @@ fn prepare(spec: &Spec) -> Result<ClusterFile> {
     let node = |kind: &str, id: u64| -> Result<Node> {
         let (port, listener) = free_port(&spec.host)?;
         held.borrow_mut().push(listener);
-        Ok(Node { id, addr: format!("{}:{}", spec.host, port), dir: dir.join(format!("{kind}-{id}")) })
+        Ok(Node {
+            id,
+            addr: format!("{}:{}", spec.host, port),
+            dir: dir.join(format!("{kind}-{id}")),
+            cert: None,
+            key: None,
+        })
     };
     let meta = (1..=spec.meta as u64).map(|i| node("meta", i)).collect::<Result<Vec<_>>>()?;
     let data = (1..=spec.data as u64).map(|i| node("data", i)).collect::<Result<Vec<_>>>()?;
     drop(held);
-    let file = ClusterFile {
+    let mut file = ClusterFile {
         version: CLUSTER_FILE_VERSION,
         ec: spec.layout.ec(),
         chunk_size: spec.layout.chunk_size,
@@ -95,7 +109,9 @@ fn prepare(spec: &Spec) -> Result<ClusterFile> {
         key_file,
         meta,
         data,
+        tls: None,
     };
+    crate::certs::ensure_local(&mut file, &dir)?;
     file.validate()?;
     file.save(&path)?;
     Ok(file)
@@ -127,8 +143,14 @@ impl LocalCluster {
             }
         }
         let exe = std::env::current_exe().context("find the shardline executable")?;
-        let mut cluster =
-            LocalCluster { cluster_path: file.key_file.with_file_name("cluster.toml"), file, children: Vec::new() };
+        let admin = file.identity(Role::Admin)?;
+        let tls = file.tls.clone().context("the cluster file names no TLS files")?;
+        let mut cluster = LocalCluster {
+            cluster_path: file.key_file.with_file_name("cluster.toml"),
+            file,
+            admin,
+            children: Vec::new(),
+        };
         let layout = cluster.file.layout()?;
         // The metadata servers' shared key (their storage is sealed with it).
         let meta_key = cluster.cluster_path.with_file_name(META_KEY_FILE);
@@ -141,6 +163,7 @@ impl LocalCluster {
                 .args(["--pg-count", &cluster.file.pg_count.to_string(), "--down-after-ms", "3000"])
                 .arg("--key-file")
                 .arg(&meta_key)
+                .args(n.tls_args(&tls)?)
                 .arg("--dir")
                 .arg(&n.dir);
             if let Some(ms) = spec.client_lease_ms {
@@ -153,6 +176,7 @@ impl LocalCluster {
             cmd.arg("data")
                 .args(["--id", &n.id.to_string(), "--listen", &n.addr, "--meta", &cluster.file.meta_addrs().join(",")])
                 .args(["--heartbeat-ms", "500"])
+                .args(n.tls_args(&tls)?)
                 .arg("--dir")
                 .arg(&n.dir);
             if let Some(c) = spec.data_capacity {
@@ -223,7 +247,7 @@ impl LocalCluster {
             if !gone.is_empty() && !answered {
                 // Whether it answered before we asked (`up` may be slower
                 // to ask than a script, or than the death).
-                answered = crate::health::has_served(&self.file.meta_addrs()).await;
+                answered = crate::health::has_served(&self.file.meta_addrs(), &self.admin).await;
             }
             for (name, pid, status) in gone {
                 if !answered {
@@ -231,7 +255,7 @@ impl LocalCluster {
                 }
                 exited(&name, pid, &status);
             }
-            if let Some(st) = crate::health::leader_status(&self.file.meta_addrs()).await {
+            if let Some(st) = crate::health::leader_status(&self.file.meta_addrs(), &self.admin).await {
                 answered = true;
                 let h = crate::health::health(&st, &self.running_data_ids());
                 if h.healthy {
@@ -256,7 +280,7 @@ impl LocalCluster {
 
     /// The metadata leader's status, if a leader answers.
     pub async fn leader_status(&self) -> Option<pb::ClusterStatus> {
-        crate::health::leader_status(&self.file.meta_addrs()).await
+        crate::health::leader_status(&self.file.meta_addrs(), &self.admin).await
     }
 
     /// Children that exited since the last call: (name, pid, how it ended).

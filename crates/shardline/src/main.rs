@@ -6,6 +6,7 @@ mod bench_latency;
 mod bench_random;
 mod bench_seal;
 mod bench_store;
+mod certs;
 mod cluster_file;
 mod cmd_admin;
 mod cmd_bench;
@@ -116,7 +117,8 @@ async fn connect(cluster: &Option<PathBuf>) -> Result<Client> {
     let path = cluster_path(cluster);
     let file = cluster_file::ClusterFile::load(&path)
         .context("no cluster to talk to (start one with `shardline up`, or pass --cluster)")?;
-    let client = Client::connect(ClientConfig::new(file.meta_addrs(), file.key_file.clone()))
+    let tls = file.identity(shardline_rpc::Role::Client)?;
+    let client = Client::connect(ClientConfig::new(file.meta_addrs(), file.key_file.clone(), tls))
         .await
         .with_context(|| format!("connect to the cluster in {}", path.display()))?;
     Ok(client)

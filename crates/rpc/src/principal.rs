@@ -1,0 +1,195 @@
+//! Who is on the other end of a connection: the role (and, for servers, the
+//! node ids) that the cluster CA wrote into the peer's certificate.
+//!
+//! A Shardline certificate names its role in a URI subject alternative name,
+//! `shardline://role/<role>[/<id>]`:
+//!
+//! | certificate of | URI SAN(s) | may |
+//! | --- | --- | --- |
+//! | a metadata server | `shardline://role/meta/<raft id>` | send Raft messages as that id |
+//! | a data server | `shardline://role/data/<id>` (one per target it runs) | register and heartbeat as those ids, read peers' shards to rebuild |
+//! | a client | `shardline://role/client` | namespace and shard requests |
+//! | an operator | `shardline://role/admin` | everything a client may, plus membership, scrub, GC, server states |
+//!
+//! Server certificates also carry the DNS name of their kind
+//! ([`Role::server_name`]), which clients check when they dial, so a data
+//! server cannot pose as a metadata server.
+
+use std::fmt;
+
+/// The URI scheme and path prefix every role SAN starts with.
+pub const ROLE_URI_PREFIX: &str = "shardline://role/";
+
+/// What a certificate entitles its holder to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Role {
+    /// A metadata server (Raft peer).
+    Meta,
+    /// A data server.
+    Data,
+    /// A client (native client, mount, file commands).
+    Client,
+    /// An operator (`shardline admin`).
+    Admin,
+}
+
+impl Role {
+    pub const ALL: [Role; 4] = [Role::Meta, Role::Data, Role::Client, Role::Admin];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Meta => "meta",
+            Role::Data => "data",
+            Role::Client => "client",
+            Role::Admin => "admin",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Role> {
+        Role::ALL.into_iter().find(|r| r.as_str() == s)
+    }
+
+    /// Whether certificates of this role name node ids.
+    pub fn has_ids(self) -> bool {
+        matches!(self, Role::Meta | Role::Data)
+    }
+
+    /// Whether this role serves connections (its certificate is also a
+    /// TLS server certificate).
+    pub fn is_server(self) -> bool {
+        self.has_ids()
+    }
+
+    /// The DNS name in a server certificate of this role, checked by
+    /// whoever dials it (None for roles that do not serve).
+    pub fn server_name(self) -> Option<&'static str> {
+        match self {
+            Role::Meta => Some("meta.shardline"),
+            Role::Data => Some("data.shardline"),
+            Role::Client | Role::Admin => None,
+        }
+    }
+
+    /// The role SAN of a certificate for `id` (ignored by roles without ids).
+    pub fn uri(self, id: Option<u64>) -> String {
+        match (self.has_ids(), id) {
+            (true, Some(id)) => format!("{ROLE_URI_PREFIX}{}/{id}", self.as_str()),
+            _ => format!("{ROLE_URI_PREFIX}{}", self.as_str()),
+        }
+    }
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The authenticated peer of a connection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    pub role: Role,
+    /// Node ids bound to the certificate (metadata and data servers; a data
+    /// server running several targets has one per target).
+    pub ids: Vec<u64>,
+    /// The certificate's common name, for logs.
+    pub name: String,
+}
+
+impl Principal {
+    /// Whether this principal holds `role`.
+    pub fn is(&self, role: Role) -> bool {
+        self.role == role
+    }
+
+    /// Whether `id` is bound to this principal's certificate.
+    pub fn holds_id(&self, id: u64) -> bool {
+        self.ids.contains(&id)
+    }
+
+    /// The principal named by a certificate's role URIs: exactly one role,
+    /// with ids for server roles and none for the others.
+    pub fn from_uris<'a>(uris: impl IntoIterator<Item = &'a str>, name: String) -> Result<Principal, String> {
+        let mut role = None;
+        let mut ids = Vec::new();
+        for uri in uris {
+            let Some(rest) = uri.strip_prefix(ROLE_URI_PREFIX) else { continue };
+            let (r, id) = match rest.split_once('/') {
+                Some((r, id)) => (r, Some(id)),
+                None => (rest, None),
+            };
+            let r = Role::parse(r).ok_or_else(|| format!("unknown role in {uri:?}"))?;
+            if role.is_some_and(|seen| seen != r) {
+                return Err("certificate names more than one role".into());
+            }
+            role = Some(r);
+            match (r.has_ids(), id) {
+                (true, Some(id)) => ids.push(id.parse().map_err(|_| format!("bad node id in {uri:?}"))?),
+                (true, None) => return Err(format!("{uri:?} names no node id")),
+                (false, Some(_)) => return Err(format!("{uri:?}: role {r} takes no node id")),
+                (false, None) => {}
+            }
+        }
+        let role = role.ok_or_else(|| "certificate names no Shardline role (shardline://role/...)".to_string())?;
+        ids.sort_unstable();
+        ids.dedup();
+        Ok(Principal { role, ids, name })
+    }
+
+    /// The principal of a DER certificate.
+    pub fn from_cert_der(der: &[u8]) -> Result<Principal, String> {
+        use x509_parser::extensions::GeneralName;
+        let (_, cert) = x509_parser::parse_x509_certificate(der).map_err(|e| format!("parse certificate: {e}"))?;
+        let name =
+            cert.subject().iter_common_name().next().and_then(|cn| cn.as_str().ok()).unwrap_or_default().to_string();
+        let san = cert.subject_alternative_name().map_err(|e| format!("read subject alternative names: {e}"))?;
+        let uris: Vec<&str> = san
+            .map(|ext| ext.value.general_names.iter())
+            .into_iter()
+            .flatten()
+            .filter_map(|g| match g {
+                GeneralName::URI(u) => Some(*u),
+                _ => None,
+            })
+            .collect();
+        Principal::from_uris(uris, name)
+    }
+}
+
+impl fmt::Display for Principal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.ids.as_slice() {
+            [] => write!(f, "{} {:?}", self.role, self.name),
+            ids => write!(f, "{} {ids:?} {:?}", self.role, self.name),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn role_uris_round_trip() {
+        for role in Role::ALL {
+            let uri = role.uri(Some(3));
+            let p = Principal::from_uris([uri.as_str()], "n".into()).unwrap();
+            assert_eq!(p.role, role);
+            assert_eq!(p.ids, if role.has_ids() { vec![3] } else { vec![] });
+        }
+        let p = Principal::from_uris(["shardline://role/data/8", "shardline://role/data/7"], String::new()).unwrap();
+        assert_eq!(p.ids, vec![7, 8]);
+        assert!(p.holds_id(7) && !p.holds_id(9));
+    }
+
+    #[test]
+    fn ambiguous_or_missing_roles_are_refused() {
+        assert!(Principal::from_uris([], String::new()).unwrap_err().contains("no Shardline role"));
+        assert!(Principal::from_uris(["https://example.com"], String::new()).is_err());
+        assert!(Principal::from_uris(["shardline://role/meta/1", "shardline://role/admin"], String::new()).is_err());
+        assert!(Principal::from_uris(["shardline://role/meta"], String::new()).is_err());
+        assert!(Principal::from_uris(["shardline://role/meta/x"], String::new()).is_err());
+        assert!(Principal::from_uris(["shardline://role/client/4"], String::new()).is_err());
+        assert!(Principal::from_uris(["shardline://role/root"], String::new()).is_err());
+    }
+}
