@@ -537,6 +537,18 @@ impl TestCluster {
         shardline_rpc::Tls::load(&files).expect("load a TLS identity")
     }
 
+    /// The TLS identity in `stem`.pem / `stem`.key, trusting this cluster's CA.
+    pub fn identity_from(&self, stem: &Path) -> std::sync::Arc<shardline_rpc::Tls> {
+        let certs = self.data_dir().join("certs");
+        let files = shardline_rpc::TlsFiles {
+            cert: stem.with_extension("pem"),
+            key: stem.with_extension("key"),
+            ca: certs.join("ca.pem"),
+            crl: Some(certs.join("crl.pem")),
+        };
+        shardline_rpc::Tls::load(&files).expect("load a TLS identity")
+    }
+
     /// The TLS identity of server `kind`-`id` (its certificate from cluster.toml).
     pub fn server_identity(&self, kind: &str, id: u64) -> std::sync::Arc<shardline_rpc::Tls> {
         let args = self.server_tls_args(kind, id);

@@ -1,5 +1,6 @@
 //! `shardline bench`: measure Shardline beside the machine's own limits, all
-//! in one run — loopback TCP, memcpy, the cipher and the erasure code as
+//! in one run — loopback TCP (plain, and through the mutual TLS every
+//! connection uses), memcpy, the cipher and the erasure code as
 //! baselines; then on a fresh local cluster: native sequential write and
 //! read, metadata operations with 1 and 16 concurrent clients, and rebuild
 //! after a data server dies. Every number is printed next to its baseline.
@@ -82,6 +83,12 @@ pub async fn run(a: BenchArgs) -> Result<()> {
     };
     say("baselines…");
     let loopback = crate::loopback::measure(a.size.clamp(256 << 20, 2 << 30), 4)? / 1e6;
+    // The same through mutual TLS, with certificates made like the cluster's.
+    let pki = shardline_rpc::pki::TestPki::new()?;
+    let (server, client) =
+        (pki.identity(shardline_rpc::Role::Data, &[1])?, pki.identity(shardline_rpc::Role::Client, &[])?);
+    let loopback_tls = crate::loopback::measure_tls(a.size.clamp(256 << 20, 2 << 30), 4, server, client).await? / 1e6;
+    report.insert("loopback_tls_mbps".into(), round1(loopback_tls).into());
     let memcpy = memcpy_mbps();
     let (seal, encode) = tokio::task::spawn_blocking(codec_mbps).await?;
     report.insert("loopback_mbps".into(), round1(loopback).into());
@@ -232,6 +239,10 @@ pub async fn run(a: BenchArgs) -> Result<()> {
     println!("shardline bench (MB/s = 10^6 bytes/s; every ratio is against a number measured in this run)");
     println!("  storage       {}", storage.line());
     println!("  baselines     loopback TCP {loopback:.0} MB/s, memcpy {memcpy:.0} MB/s, XChaCha20-Poly1305 seal {seal:.0} MB/s/core, RS 4+2 encode {encode:.0} MB/s/core");
+    println!(
+        "  loopback TLS  {loopback_tls:.0} MB/s ({:.1}% of loopback TCP): TLS 1.3 AES-GCM, as every Shardline connection",
+        100.0 * loopback_tls / loopback
+    );
     println!("  shard store   {}", crate::bench_store::line(&store));
     println!(
         "  latency       fsync (256 B write + fdatasync, cluster disk) {:.3} ms median / {:.3} ms mean into preallocated space, \

@@ -1,0 +1,336 @@
+//! Black-box: mutual TLS and authorization by certificate role on a real
+//! cluster of separate processes (127.0.0.100-104). Connections without a
+//! certificate, with a self-signed one or with a revoked one are refused
+//! with a clear error; a client certificate cannot send Raft messages,
+//! register as a data server or run operator commands, and nothing changes
+//! when it tries; garbage, truncated frames and oversized lengths on every
+//! port kill no server.
+
+mod harness;
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use harness::{content, TestCluster};
+use protobuf::Message as _;
+use shardline_proto::v1 as pb;
+use shardline_proto::v1::meta_request::Body;
+use shardline_rpc::{Frame, MetaCallError, MetaClient, Pool, Role, RpcError, Tls};
+use shardline_types::ErrorCode;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime")
+}
+
+/// (id, address) of every server of `kind` in cluster.toml.
+fn servers(c: &TestCluster, kind: &str) -> Vec<(u64, String)> {
+    let text = std::fs::read_to_string(c.cluster_file()).expect("read cluster.toml");
+    let v: toml::Value = toml::from_str(&text).expect("parse cluster.toml");
+    v[kind]
+        .as_array()
+        .expect("servers")
+        .iter()
+        .map(|n| (n["id"].as_integer().expect("id") as u64, n["addr"].as_str().expect("addr").to_string()))
+        .collect()
+}
+
+fn ca_pem(c: &TestCluster) -> String {
+    std::fs::read_to_string(c.data_dir().join("certs/ca.pem")).expect("read the CA certificate")
+}
+
+/// One request to a server of `role` at `addr` as `tls`: Ok with any
+/// answer (an error answer included), Err with the transport's refusal.
+async fn probe(tls: Arc<Tls>, role: Role, addr: &str) -> Result<(), RpcError> {
+    let pool = Pool::new(tls, role, Duration::from_secs(5), Duration::from_secs(10));
+    let frame = match role {
+        Role::Meta => Frame::from_message(
+            &pb::MetaRequest { client_id: 1, request_id: 1, body: Some(Body::Status(pb::GetStatus {})) },
+            Bytes::new(),
+        ),
+        _ => {
+            let id = pb::ShardId { file_id: 1, chunk_index: 0, version: 1, shard_index: 0 };
+            let get = pb::GetShard { id: Some(id), epoch: 0, offset: 0, length: 0 };
+            Frame::from_message(&pb::DataRequest { body: Some(pb::data_request::Body::Get(get)) }, Bytes::new())
+        }
+    };
+    pool.call(addr, &frame).await.map(|_| ())
+}
+
+/// A refusal whose message names `what` (the TLS alert the server sent).
+fn assert_refused(r: Result<(), RpcError>, what: &str, case: &str) {
+    match r {
+        Err(e @ RpcError::Refused { .. }) => assert!(e.to_string().contains(what), "{case}: {e}"),
+        other => panic!("{case}: expected a refusal naming {what}, got {other:?}"),
+    }
+}
+
+/// Write a copy of cluster.toml whose `role` certificate is `stem`.pem/.key.
+fn cluster_file_with(c: &TestCluster, role: &str, stem: &Path) -> std::path::PathBuf {
+    let text = std::fs::read_to_string(c.cluster_file()).expect("read cluster.toml");
+    let certs = c.data_dir().join("certs");
+    let text = text
+        .replace(
+            &certs.join(format!("{role}.pem")).display().to_string(),
+            &stem.with_extension("pem").display().to_string(),
+        )
+        .replace(
+            &certs.join(format!("{role}.key")).display().to_string(),
+            &stem.with_extension("key").display().to_string(),
+        );
+    let path = c.dir.path().join(format!("cluster-{role}-{}.toml", stem.file_name().unwrap().to_string_lossy()));
+    std::fs::write(&path, text).expect("write the cluster file copy");
+    path
+}
+
+fn run_with(cluster_file: &Path, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(harness::BIN)
+        .arg("--cluster")
+        .arg(cluster_file)
+        .args(args)
+        .env("SHARDLINE_LOG", "warn")
+        .output()
+        .expect("run shardline")
+}
+
+#[test]
+fn connections_without_a_valid_certificate_are_refused() {
+    let c = TestCluster::start(100);
+    let data = content(100_000, 1);
+    c.put_bytes("/kept", &data);
+    let (meta, store) = (servers(&c, "meta")[0].1.clone(), servers(&c, "data")[0].1.clone());
+    let ca = ca_pem(&c);
+    let certs = c.data_dir().join("certs");
+    let rt = runtime();
+
+    // No certificate at all.
+    let anonymous = Tls::from_pem(None, &ca, None).unwrap();
+    for (role, addr) in [(Role::Meta, &meta), (Role::Data, &store)] {
+        assert_refused(rt.block_on(probe(anonymous.clone(), role, addr)), "CertificateRequired", "no certificate");
+    }
+
+    // A self-signed certificate claiming the client role.
+    let own = shardline_rpc::pki::self_signed(Role::Client).unwrap();
+    let self_signed = Tls::from_pem(Some((&own.cert_pem, &own.key_pem)), &ca, None).unwrap();
+    for (role, addr) in [(Role::Meta, &meta), (Role::Data, &store)] {
+        assert_refused(rt.block_on(probe(self_signed.clone(), role, addr)), "UnknownCA", "self-signed");
+    }
+
+    // A certificate of the cluster CA: accepted, then revoked while the
+    // servers run (they re-read the revocation list) and refused.
+    let bob = certs.join("bob");
+    c.ok(&["admin", "certs", "issue", "--role", "client", "--out", bob.to_str().unwrap()]);
+    let bob_tls = c.identity_from(&bob);
+    for (role, addr) in [(Role::Meta, &meta), (Role::Data, &store)] {
+        rt.block_on(probe(bob_tls.clone(), role, addr)).expect("a valid certificate is accepted");
+    }
+    let bob_file = cluster_file_with(&c, "client", &bob);
+    assert!(run_with(&bob_file, &["ls", "/"]).status.success());
+    c.ok(&["admin", "certs", "revoke", "--cert", bob.with_extension("pem").to_str().unwrap()]);
+    for (role, addr) in [(Role::Meta, &meta), (Role::Data, &store)] {
+        assert_refused(rt.block_on(probe(bob_tls.clone(), role, addr)), "CertificateRevoked", "revoked");
+    }
+    // What a person sees.
+    let out = run_with(&bob_file, &["get", "/kept", "-"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && out.stdout.is_empty(), "a revoked client read a file");
+    assert!(err.contains("refused this connection") && err.contains("CertificateRevoked"), "{err}");
+
+    // Nothing changed for the holders of valid certificates.
+    assert_eq!(c.get_bytes("/kept").unwrap(), data);
+    rt.block_on(probe(c.identity(Role::Client), Role::Meta, &meta)).expect("the cluster's client still connects");
+}
+
+/// The error a refused metadata request came back with.
+fn denied(r: Result<pb::MetaResponse, MetaCallError>, case: &str) -> String {
+    match r {
+        Err(MetaCallError::Service { code: ErrorCode::PermissionDenied, message }) => message,
+        other => panic!("{case}: expected PERMISSION_DENIED, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_client_certificate_cannot_speak_for_servers_or_operators() {
+    let c = TestCluster::start(101);
+    let data = content(200_000, 2);
+    c.put_bytes("/kept", &data);
+    let metas = servers(&c, "meta");
+    let stores = servers(&c, "data");
+    let before = c.status();
+    let leader = c.meta_leader(Duration::from_secs(30));
+    let (follower, follower_addr) = metas.iter().find(|(id, _)| *id != leader).cloned().expect("a follower");
+    let bystander = metas.iter().find(|(id, _)| *id != leader && *id != follower).expect("a third server").0;
+    let term = before["meta"].as_array().unwrap().iter().map(|m| m["term"].as_u64().unwrap()).max().unwrap();
+    let rt = runtime();
+    let meta =
+        |tls: Arc<Tls>| MetaClient::new(metas.iter().map(|(_, a)| a.clone()).collect(), Duration::from_secs(5), tls);
+    let client = meta(c.identity(Role::Client));
+
+    // A forged heartbeat from the leader with a far higher term: accepted,
+    // it would make the follower adopt that term.
+    let mut forged = raft::prelude::Message::default();
+    forged.set_msg_type(raft::prelude::MessageType::MsgHeartbeat);
+    (forged.from, forged.to, forged.term) = (leader, follower, term + 100);
+    let batch = || {
+        Body::Raft(pb::RaftBatch {
+            from: leader,
+            messages: vec![forged.write_to_bytes().expect("encode")],
+            snapshot_part: None,
+        })
+    };
+    let msg = denied(rt.block_on(client.call_one(&follower_addr, batch())), "raft from a client");
+    assert!(msg.contains("only from metadata servers") && msg.contains("client"), "{msg}");
+    let as_data = meta(c.server_identity("data", 1));
+    let msg = denied(rt.block_on(as_data.call_one(&follower_addr, batch())), "raft from a data server");
+    assert!(msg.contains("only from metadata servers"), "{msg}");
+    // A metadata server's certificate, but not the sender's: `from` must match it.
+    let as_other_meta = meta(c.server_identity("meta", bystander));
+    let msg = denied(rt.block_on(as_other_meta.call_one(&follower_addr, batch())), "raft as another server");
+    assert!(msg.contains(&format!("raft messages from {leader}")), "{msg}");
+
+    // Registering and heartbeating as a data server.
+    let register = |id| {
+        Body::Register(pb::RegisterDataServer {
+            id,
+            addr: "127.0.0.101:9".into(),
+            capacity_bytes: 1 << 40,
+            rack: String::new(),
+        })
+    };
+    let msg = denied(rt.block_on(client.call(register(99))), "registration from a client");
+    assert!(msg.contains("only from data servers"), "{msg}");
+    let msg =
+        denied(rt.block_on(client.call(Body::Heartbeat(pb::Heartbeat { id: 1, ..Default::default() }))), "heartbeat");
+    assert!(msg.contains("only from data servers"), "{msg}");
+    let msg = denied(rt.block_on(as_data.call(register(2))), "data-1 registering as data-2");
+    assert!(msg.contains("for data server 2") && msg.contains("[1]"), "{msg}");
+
+    // Operator commands: membership, server states, scrub, GC.
+    let remove = Body::MetaMembership(pb::MetaMembershipChange { id: bystander, addr: String::new(), remove: true });
+    let msg = denied(rt.block_on(client.call(remove)), "membership change");
+    assert!(msg.contains("admin role"), "{msg}");
+    let down = Body::SetServerState(pb::SetServerState { down: vec![1, 2, 3], up: vec![] });
+    assert!(denied(rt.block_on(client.call(down)), "server states").contains("admin role"));
+    let pool = Pool::new(c.identity(Role::Client), Role::Data, Duration::from_secs(5), Duration::from_secs(30));
+    for body in
+        [pb::data_request::Body::Gc(pb::CollectGarbage { grace_ms: 0 }), pb::data_request::Body::Scrub(pb::Scrub {})]
+    {
+        let frame = Frame::from_message(&pb::DataRequest { body: Some(body) }, Bytes::new());
+        let resp: pb::DataResponse = rt.block_on(pool.call(&stores[0].1, &frame)).expect("an answer").decode().unwrap();
+        let e = resp.error.expect("refused");
+        assert_eq!(e.code, pb::ErrorCode::PermissionDenied as i32, "{}", e.message);
+        assert!(e.message.contains("admin role"), "{}", e.message);
+    }
+    // The same through the CLI, with the client's certificate in the admin's place.
+    let as_client = cluster_file_with(&c, "admin", &c.data_dir().join("certs/client"));
+    for args in [&["admin", "gc", "--grace-ms", "0"][..], &["admin", "meta", "remove", "--id", &bystander.to_string()]]
+    {
+        let out = run_with(&as_client, args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success() && err.contains("admin role"), "{args:?}: {err}");
+    }
+
+    // Nothing changed: same metadata servers and term, same data servers, all up, the file whole.
+    let after = c.status();
+    let ids = |v: &serde_json::Value, k: &str| {
+        let mut ids: Vec<u64> = v[k].as_array().unwrap().iter().map(|s| s["id"].as_u64().unwrap()).collect();
+        ids.sort_unstable();
+        ids
+    };
+    assert_eq!(ids(&after, "meta"), vec![1, 2, 3]);
+    assert_eq!(ids(&after, "data"), ids(&before, "data"));
+    assert!(after["data"].as_array().unwrap().iter().all(|d| d["state"] == "up"), "{after:#}");
+    for m in after["meta"].as_array().unwrap() {
+        assert_eq!(m["term"].as_u64(), Some(term), "a forged raft message moved the term: {after:#}");
+    }
+    assert_eq!(c.get_bytes("/kept").unwrap(), data);
+}
+
+/// Bytes that are not a frame, sent inside TLS by a valid client, or to
+/// the raw port; each must end only its own connection.
+#[test]
+fn garbage_truncated_frames_and_oversized_lengths_kill_no_server() {
+    let c = TestCluster::start(102);
+    let data = content(300_000, 3);
+    c.put_bytes("/before", &data);
+    let client = c.identity(Role::Client);
+    let rt = runtime();
+    let all: Vec<(Role, String)> = servers(&c, "meta")
+        .into_iter()
+        .map(|(_, a)| (Role::Meta, a))
+        .chain(servers(&c, "data").into_iter().map(|(_, a)| (Role::Data, a)))
+        .collect();
+    let preamble = |header_len: u32, payload_len: u32| {
+        let mut p = b"SHL\x01".to_vec();
+        p.extend_from_slice(&header_len.to_le_bytes());
+        p.extend_from_slice(&payload_len.to_le_bytes());
+        p
+    };
+    let junk = content(4096, 4);
+    let mut inside_tls: Vec<(&str, Vec<u8>)> = vec![
+        ("bad magic", junk.clone()),
+        ("oversized header length", preamble(u32::MAX, 0)),
+        ("oversized payload length", preamble(0, u32::MAX)),
+        ("truncated frame", [preamble(100, 80 << 20), vec![7; 10]].concat()),
+        ("truncated preamble", b"SHL".to_vec()),
+    ];
+    let mut undecodable = preamble(64, 0);
+    undecodable.extend_from_slice(&junk[..64]);
+    inside_tls.push(("undecodable header", undecodable.clone()));
+    let raw: Vec<(&str, Vec<u8>)> = vec![
+        ("raw junk", junk.clone()),
+        ("truncated TLS record", vec![0x16, 0x03, 0x01, 0x02, 0x00, 0x01]),
+        ("a frame without TLS", undecodable),
+        ("nothing", vec![]),
+    ];
+    rt.block_on(async {
+        for (role, addr) in &all {
+            for (case, bytes) in &raw {
+                let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
+                let _ = s.write_all(bytes).await;
+                let _ = s.shutdown().await;
+                let mut sink = Vec::new();
+                let read = tokio::time::timeout(Duration::from_secs(30), s.read_to_end(&mut sink)).await;
+                assert!(read.is_ok(), "{addr}: {case}: the server kept the connection open");
+            }
+            for (case, bytes) in &inside_tls {
+                let tcp = tokio::net::TcpStream::connect(addr).await.expect("connect");
+                let mut s = client.connect(tcp, *role).await.expect("handshake");
+                s.write_all(bytes).await.expect("send");
+                let _ = s.flush().await;
+                if *case == "undecodable header" {
+                    // A whole frame that is not a request: an error answer, and the connection stays usable.
+                    let reply = shardline_rpc::read_frame(&mut s).await.expect("an answer").expect("a frame");
+                    let code = match role {
+                        Role::Meta => reply.decode::<pb::MetaResponse>().unwrap().error.map(|e| e.code),
+                        _ => reply.decode::<pb::DataResponse>().unwrap().error.map(|e| e.code),
+                    };
+                    assert_eq!(code, Some(pb::ErrorCode::InvalidArgument as i32), "{addr}: {case}");
+                    continue;
+                }
+                let _ = s.shutdown().await;
+                let mut sink = Vec::new();
+                let read = tokio::time::timeout(Duration::from_secs(30), s.read_to_end(&mut sink)).await;
+                assert!(read.is_ok(), "{addr}: {case}: the server kept the connection open");
+            }
+            // The same server still serves a valid request.
+            probe(client.clone(), *role, addr).await.unwrap_or_else(|e| panic!("{addr} stopped serving: {e}"));
+        }
+    });
+    // Every server process is alive, every server answers, data flows.
+    for entry in std::fs::read_dir(c.data_dir()).unwrap().flatten() {
+        if let Ok(pid) = std::fs::read_to_string(entry.path().join("pid")) {
+            let alive = Path::new(&format!("/proc/{}", pid.trim())).exists();
+            assert!(alive, "{} died", entry.file_name().to_string_lossy());
+        }
+    }
+    let st = c.status();
+    assert_eq!(st["meta"].as_array().unwrap().iter().filter(|m| m["role"] != "unreachable").count(), 3, "{st:#}");
+    assert!(st["data"].as_array().unwrap().iter().all(|d| d["state"] == "up"), "{st:#}");
+    assert_eq!(c.get_bytes("/before").unwrap(), data);
+    let more = content(200_000, 5);
+    c.put_bytes("/after", &more);
+    assert_eq!(c.get_bytes("/after").unwrap(), more);
+}
