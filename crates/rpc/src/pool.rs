@@ -24,7 +24,7 @@ use crate::RpcError;
 pub const MAX_IDLE_AGE: Duration = Duration::from_secs(60);
 
 struct Conn {
-    stream: BufStream<tokio_rustls::client::TlsStream<TcpStream>>,
+    stream: BufStream<crate::tls::ClientStream>,
     idle_since: Instant,
 }
 
