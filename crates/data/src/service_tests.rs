@@ -12,6 +12,7 @@ use crate::FileStore;
 struct Server {
     addr: String,
     pool: Pool,
+    pki: TestPki,
     _dir: tempfile::TempDir,
 }
 
@@ -27,7 +28,12 @@ async fn start(capacity: Option<u64>) -> Server {
         pki.identity(Role::Data, &[1]).unwrap(),
     ));
     let client = pki.identity(Role::Client, &[]).unwrap();
-    Server { addr, pool: Pool::new(client, Role::Data, Duration::from_secs(2), Duration::from_secs(10)), _dir: dir }
+    Server {
+        addr,
+        pool: Pool::new(client, Role::Data, Duration::from_secs(2), Duration::from_secs(10)),
+        pki,
+        _dir: dir,
+    }
 }
 
 impl Server {
@@ -137,4 +143,41 @@ async fn full_store_answers_no_space() {
     let data = Bytes::from(vec![7u8; 2000]);
     let (resp, _) = srv.call(put(0, crc32c::crc32c(&data)), data).await;
     assert_eq!(error_code(&resp), Some(WireCode::NoSpace));
+}
+
+#[tokio::test]
+async fn scrub_and_gc_need_the_admin_role_and_are_refused_before_they_run() {
+    let s = start(None).await;
+    let (resp, _) = s
+        .call(
+            data_request::Body::Put(v1::PutShard {
+                id: id(0),
+                crc32c: crc32c::crc32c(b"kept"),
+                epoch: 0,
+                data_shards: 4,
+                parity_shards: 2,
+            }),
+            Bytes::from_static(b"kept"),
+        )
+        .await;
+    assert!(resp.error.is_none());
+    for body in [data_request::Body::Scrub(v1::Scrub {}), data_request::Body::Gc(v1::CollectGarbage { grace_ms: 0 })] {
+        let (resp, _) = s.call(body.clone(), Bytes::new()).await;
+        let e = resp.error.expect("a client may not scrub or collect garbage");
+        assert_eq!(e.code, WireCode::PermissionDenied as i32, "{}", e.message);
+        // An operator gets past the check (to this bare service's own refusal).
+        let admin = Pool::new(
+            s.pki.identity(Role::Admin, &[]).unwrap(),
+            Role::Data,
+            Duration::from_secs(2),
+            Duration::from_secs(10),
+        );
+        let frame = Frame::from_message(&DataRequest { body: Some(body) }, Bytes::new());
+        let resp: DataResponse = admin.call(&s.addr, &frame).await.unwrap().decode().unwrap();
+        assert_eq!(resp.error.map(|e| e.code), Some(WireCode::InvalidArgument as i32));
+    }
+    let (resp, data) =
+        s.call(data_request::Body::Get(v1::GetShard { id: id(0), epoch: 0, offset: 0, length: 0 }), Bytes::new()).await;
+    assert!(resp.error.is_none());
+    assert_eq!(&data[..], b"kept");
 }

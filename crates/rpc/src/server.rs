@@ -161,3 +161,7 @@ where
 fn kib(bytes: usize) -> u32 {
     bytes.div_ceil(1024).min(u32::MAX as usize) as u32
 }
+
+#[cfg(test)]
+#[path = "server_tests.rs"]
+mod tests;
