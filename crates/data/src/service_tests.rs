@@ -162,7 +162,7 @@ async fn scrub_and_gc_need_the_admin_role_and_are_refused_before_they_run() {
         .await;
     assert!(resp.error.is_none());
     for body in [data_request::Body::Scrub(v1::Scrub {}), data_request::Body::Gc(v1::CollectGarbage { grace_ms: 0 })] {
-        let (resp, _) = s.call(body.clone(), Bytes::new()).await;
+        let (resp, _) = s.call(body, Bytes::new()).await;
         let e = resp.error.expect("a client may not scrub or collect garbage");
         assert_eq!(e.code, WireCode::PermissionDenied as i32, "{}", e.message);
         // An operator gets past the check (to this bare service's own refusal).
