@@ -334,3 +334,35 @@ fn garbage_truncated_frames_and_oversized_lengths_kill_no_server() {
     c.put_bytes("/after", &more);
     assert_eq!(c.get_bytes("/after").unwrap(), more);
 }
+
+/// The opt-in integrity-only transport: data servers started with it give
+/// clients that offer it authenticated records instead of TLS after the
+/// handshake; metadata servers never do; files read back whole.
+#[test]
+fn integrity_only_data_connections_are_opt_in_and_carry_files_whole() {
+    let c = TestCluster::start_with(103, &["--data-integrity-only"]);
+    let text = std::fs::read_to_string(c.cluster_file()).expect("read cluster.toml");
+    assert!(text.contains("data_integrity_only = true"), "{text}");
+    let data = content(3 * harness::CHUNK + 77, 6);
+    c.put_bytes("/f", &data);
+    assert_eq!(c.get_bytes("/f").unwrap(), data);
+    let client = c.identity(Role::Client);
+    let rt = runtime();
+    rt.block_on(async {
+        let (_, store) = &servers(&c, "data")[0];
+        let (_, meta) = &servers(&c, "meta")[0];
+        for (addr, role, offer, expect) in
+            [(store, Role::Data, true, true), (store, Role::Data, false, false), (meta, Role::Meta, true, false)]
+        {
+            let tcp = tokio::net::TcpStream::connect(addr).await.expect("connect");
+            let s = client.connect_with(tcp, role, offer).await.expect("handshake");
+            assert_eq!(s.is_integrity_only(), expect, "{role} server, offered: {offer}");
+        }
+        // Without a valid certificate there is no integrity-only either.
+        let anonymous = Tls::from_pem(None, &ca_pem(&c), None).unwrap();
+        let pool = Pool::new(anonymous, Role::Data, Duration::from_secs(5), Duration::from_secs(10)).integrity_only(true);
+        let frame = Frame::from_message(&pb::DataRequest { body: Some(pb::data_request::Body::Scrub(pb::Scrub {})) }, Bytes::new());
+        let err = pool.call(store, &frame).await.expect_err("no certificate");
+        assert!(err.to_string().contains("CertificateRequired"), "{err}");
+    });
+}

@@ -29,6 +29,10 @@ pub struct ClientConfig {
     /// This client's TLS identity (a `client` or `admin` certificate of
     /// the cluster CA) for every connection.
     pub tls: Arc<Tls>,
+    /// Offer data servers the integrity-only transport (shards travel
+    /// authenticated but not encrypted a second time; they are sealed end
+    /// to end already). Servers that do not accept it stay fully encrypted.
+    pub data_integrity_only: bool,
     /// Chunks written concurrently by one writer.
     pub write_parallelism: usize,
     /// Chunks read ahead by one reader.
@@ -60,6 +64,7 @@ impl ClientConfig {
             meta_addrs,
             key_file,
             tls,
+            data_integrity_only: false,
             write_parallelism: 4,
             read_parallelism: 6,
             meta_deadline: Duration::from_secs(15),
@@ -264,7 +269,10 @@ impl Client {
         let kek = Kek::load(&cfg.key_file)?;
         let inner = Arc::new(Inner {
             meta: MetaClient::new(cfg.meta_addrs.clone(), cfg.meta_deadline, cfg.tls.clone()),
-            pool: Arc::new(Pool::new(cfg.tls.clone(), Role::Data, Duration::from_secs(2), cfg.shard_timeout)),
+            pool: Arc::new(
+                Pool::new(cfg.tls.clone(), Role::Data, Duration::from_secs(2), cfg.shard_timeout)
+                    .integrity_only(cfg.data_integrity_only),
+            ),
             kek,
             placement: RwLock::new(Arc::new(PlacementView::default())),
             dirs: Default::default(),

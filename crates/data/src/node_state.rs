@@ -43,7 +43,8 @@ impl NodeState {
         NodeState {
             id,
             meta,
-            peers: Pool::new(tls, Role::Data, Duration::from_secs(2), Duration::from_secs(30)),
+            peers: Pool::new(tls.clone(), Role::Data, Duration::from_secs(2), Duration::from_secs(30))
+                .integrity_only(tls.accepts_integrity_only()),
             rebuild_throttle: TokenBucket::new(rebuild_rate),
             progress: RebuildProgress::default(),
             running: Mutex::new(HashSet::new()),

@@ -8,10 +8,12 @@
 //! connection under limits (connections, timeouts, memory for large frames)
 //! and hands each request to its [`Handler`] with the peer's
 //! [`Principal`]; [`pool`] keeps idle client connections per address so
-//! concurrent callers each get their own stream.
+//! concurrent callers each get their own stream. Connections to data
+//! servers may opt into [`integrity`]-only records after the handshake.
 
 pub mod error;
 pub mod frame;
+pub mod integrity;
 pub mod meta_client;
 pub mod pki;
 pub mod pool;

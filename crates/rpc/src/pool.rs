@@ -34,6 +34,8 @@ pub struct Pool {
     tls: Arc<Tls>,
     /// The role every server this pool dials must hold.
     server_role: Role,
+    /// Offer the integrity-only transport (`integrity.rs`) to servers.
+    integrity_only: bool,
     connect_timeout: Duration,
     request_timeout: Duration,
     max_idle_per_addr: usize,
@@ -57,12 +59,20 @@ impl Pool {
             idle: Mutex::new(HashMap::new()),
             tls,
             server_role,
+            integrity_only: false,
             connect_timeout,
             request_timeout,
             max_idle_per_addr: 32,
             dials: AtomicU64::new(0),
             calls: AtomicU64::new(0),
         }
+    }
+
+    /// Offer the integrity-only transport to the servers dialed (those
+    /// that accept it use it; the others stay fully encrypted).
+    pub fn integrity_only(mut self, on: bool) -> Self {
+        self.integrity_only = on;
+        self
     }
 
     pub fn stats(&self) -> PoolStats {
@@ -135,7 +145,7 @@ impl Pool {
             Ok(Ok(s)) => s,
         };
         let _ = stream.set_nodelay(true);
-        let handshake = self.tls.connect(stream, self.server_role);
+        let handshake = self.tls.connect_with(stream, self.server_role, self.integrity_only);
         let stream = match tokio::time::timeout(self.connect_timeout, handshake).await {
             Err(_) => {
                 return Err(RpcError::Timeout {

@@ -135,3 +135,38 @@ async fn oversized_and_garbage_frames_end_only_their_connection() {
     let resp = pool.call(&server.addr, &Frame::new(Bytes::new(), vec![1u8; 3 << 20])).await.unwrap();
     assert_eq!(&resp.header[..], b"client");
 }
+
+#[tokio::test]
+async fn integrity_only_is_used_only_when_both_sides_opt_in() {
+    let pki = TestPki::new().unwrap();
+    let issued = pki
+        .ca
+        .issue(&crate::pki::CertSpec {
+            role: Role::Data,
+            ids: vec![1],
+            name: "d".into(),
+            valid_for: Duration::from_secs(600),
+        })
+        .unwrap();
+    let cert = Some((issued.cert_pem.as_str(), issued.key_pem.as_str()));
+    for accept in [true, false] {
+        let tls = crate::Tls::from_pem_with(cert, pki.ca.cert_pem(), None, accept).unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        tokio::spawn(serve(listener, Arc::new(WhoAmI), tls));
+        let client = pki.identity(Role::Client, &[]).unwrap();
+        for offer in [true, false] {
+            let tcp = tokio::net::TcpStream::connect(&addr).await.unwrap();
+            let mut s = client.connect_with(tcp, Role::Data, offer).await.unwrap();
+            assert_eq!(s.is_integrity_only(), accept && offer, "accept {accept}, offer {offer}");
+            // Requests work either way, large ones included.
+            for payload in [vec![], vec![9u8; 3 << 20]] {
+                write_frame(&mut s, &Frame::new(Bytes::new(), payload)).await.unwrap();
+                let resp = read_frame(&mut s).await.unwrap().unwrap();
+                assert_eq!(&resp.header[..], b"client");
+            }
+        }
+        let pool = Pool::new(client, Role::Data, Duration::from_secs(2), Duration::from_secs(5)).integrity_only(true);
+        assert_eq!(&pool.call(&addr, &Frame::default()).await.unwrap().header[..], b"client");
+    }
+}

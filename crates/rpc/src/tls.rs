@@ -28,17 +28,68 @@ use rustls::server::WebPkiClientVerifier;
 use rustls::{CertificateError, DigitallySignedStruct, DistinguishedName, RootCertStore, SignatureScheme};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, CertificateRevocationListDer, PrivateKeyDer, ServerName, UnixTime};
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 
+use crate::integrity::{Keys, MacStream, ALPN_INTEGRITY, ALPN_TLS, GO};
 use crate::principal::{Principal, Role};
 
 /// The TCP stream under TLS: reads buffered (see the module doc), writes
 /// passed straight through.
 pub type Socket = tokio::io::BufReader<TcpStream>;
 /// A connection this process dialed.
-pub type ClientStream = tokio_rustls::client::TlsStream<Socket>;
+pub type ClientStream = Transport<tokio_rustls::client::TlsStream<Socket>>;
 /// A connection this process accepted.
-pub type ServerStream = tokio_rustls::server::TlsStream<Socket>;
+pub type ServerStream = Transport<tokio_rustls::server::TlsStream<Socket>>;
+
+/// A connection after its handshake: TLS throughout (the default), or the
+/// integrity-only records both sides opted into (`integrity.rs`).
+pub enum Transport<T> {
+    Tls(T),
+    IntegrityOnly(MacStream<Socket>),
+}
+
+impl<T> Transport<T> {
+    /// Whether the bytes on this connection travel unencrypted (authenticated).
+    pub fn is_integrity_only(&self) -> bool {
+        matches!(self, Transport::IntegrityOnly(_))
+    }
+}
+
+impl<T: AsyncRead + Unpin> AsyncRead for Transport<T> {
+    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Transport::Tls(s) => Pin::new(s).poll_read(cx, buf),
+            Transport::IntegrityOnly(s) => Pin::new(s).poll_read(cx, buf),
+        }
+    }
+}
+
+impl<T: AsyncWrite + Unpin> AsyncWrite for Transport<T> {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Transport::Tls(s) => Pin::new(s).poll_write(cx, buf),
+            Transport::IntegrityOnly(s) => Pin::new(s).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Transport::Tls(s) => Pin::new(s).poll_flush(cx),
+            Transport::IntegrityOnly(s) => Pin::new(s).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Transport::Tls(s) => Pin::new(s).poll_shutdown(cx),
+            Transport::IntegrityOnly(s) => Pin::new(s).poll_shutdown(cx),
+        }
+    }
+}
 
 /// Read buffer under TLS: rustls's 4 KiB reads are served from it.
 const SOCKET_READ_BUFFER: usize = 256 << 10;
@@ -66,12 +117,16 @@ struct Built {
     crl_stamp: Option<(SystemTime, u64)>,
     server: Option<Arc<rustls::ServerConfig>>,
     client: Arc<rustls::ClientConfig>,
+    /// The same, offering the integrity-only transport first.
+    client_integrity: Arc<rustls::ClientConfig>,
 }
 
 /// What the configurations are built from.
 struct Material {
     chain: Option<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>)>,
     ca: CertificateDer<'static>,
+    /// Servers: accept the integrity-only transport from peers that offer it.
+    accept_integrity_only: bool,
 }
 
 /// One process's TLS identity and trust. Cheap to share behind an `Arc`.
@@ -91,6 +146,12 @@ impl std::fmt::Debug for Tls {
 impl Tls {
     /// Load an identity from files.
     pub fn load(files: &TlsFiles) -> Result<Arc<Tls>, TlsError> {
+        Tls::load_with(files, false)
+    }
+
+    /// As [`Tls::load`]; a server given `accept_integrity_only` lets peers
+    /// that offer it use the integrity-only transport (`integrity.rs`).
+    pub fn load_with(files: &TlsFiles, accept_integrity_only: bool) -> Result<Arc<Tls>, TlsError> {
         let read = |p: &Path, what: &str| {
             std::fs::read(p).map_err(|e| TlsError(format!("read the {what} {}: {e}", p.display())))
         };
@@ -101,12 +162,22 @@ impl Tls {
         let ca = certs_from_pem(&read(&files.ca, "CA certificate")?)
             .map_err(|e| TlsError(format!("{}: {e}", files.ca.display())))?
             .remove(0);
-        Tls::build(Material { chain: Some((chain, key)), ca }, files.crl.clone(), None)
+        Tls::build(Material { chain: Some((chain, key)), ca, accept_integrity_only }, files.crl.clone(), None)
     }
 
     /// An identity from PEM text (`cert` = (certificate, key); None: a
     /// client without a certificate, which servers refuse — for tests).
     pub fn from_pem(cert: Option<(&str, &str)>, ca_pem: &str, crl_pem: Option<&str>) -> Result<Arc<Tls>, TlsError> {
+        Tls::from_pem_with(cert, ca_pem, crl_pem, false)
+    }
+
+    /// As [`Tls::from_pem`], with [`Tls::load_with`]'s choice.
+    pub fn from_pem_with(
+        cert: Option<(&str, &str)>,
+        ca_pem: &str,
+        crl_pem: Option<&str>,
+        accept_integrity_only: bool,
+    ) -> Result<Arc<Tls>, TlsError> {
         let chain = match cert {
             Some((c, k)) => Some((
                 certs_from_pem(c.as_bytes())?,
@@ -115,7 +186,7 @@ impl Tls {
             None => None,
         };
         let ca = certs_from_pem(ca_pem.as_bytes())?.remove(0);
-        Tls::build(Material { chain, ca }, None, crl_pem.map(|p| p.as_bytes().to_vec()))
+        Tls::build(Material { chain, ca, accept_integrity_only }, None, crl_pem.map(|p| p.as_bytes().to_vec()))
     }
 
     fn build(material: Material, crl_file: Option<PathBuf>, crl_pem: Option<Vec<u8>>) -> Result<Arc<Tls>, TlsError> {
@@ -132,6 +203,12 @@ impl Tls {
         Ok(Arc::new(Tls { material, crl_file, principal, built: RwLock::new(built) }))
     }
 
+    /// Whether this server lets peers use the integrity-only transport
+    /// (and so offers it when it dials peers of its own kind).
+    pub fn accepts_integrity_only(&self) -> bool {
+        self.material.accept_integrity_only
+    }
+
     /// Who this process is (None for an identity without a certificate).
     pub fn principal(&self) -> Option<&Principal> {
         self.principal.as_ref()
@@ -139,7 +216,7 @@ impl Tls {
 
     /// The current configurations, rebuilt first if the CRL file changed.
     /// A CRL that fails to load keeps the previous one (and says so).
-    fn current(&self) -> (Option<Arc<rustls::ServerConfig>>, Arc<rustls::ClientConfig>) {
+    fn current(&self) -> (Option<Arc<rustls::ServerConfig>>, Arc<rustls::ClientConfig>, Arc<rustls::ClientConfig>) {
         if let Some(path) = &self.crl_file {
             let stamp = file_stamp(path);
             let stale = self.built.read().unwrap_or_else(|e| e.into_inner()).crl_stamp != stamp;
@@ -157,27 +234,52 @@ impl Tls {
             }
         }
         let b = self.built.read().unwrap_or_else(|e| e.into_inner());
-        (b.server.clone(), b.client.clone())
+        (b.server.clone(), b.client.clone(), b.client_integrity.clone())
     }
 
     /// Dial-side handshake with a server that must hold a `server` certificate.
     pub async fn connect(&self, tcp: TcpStream, server: Role) -> io::Result<ClientStream> {
-        let name = server.server_name().ok_or_else(|| {
-            io::Error::new(io::ErrorKind::InvalidInput, format!("{server} certificates do not serve"))
-        })?;
+        self.connect_with(tcp, server, false).await
+    }
+
+    /// As [`Tls::connect`]; with `integrity_only`, offer the integrity-only
+    /// transport (used when the server accepts it).
+    pub async fn connect_with(&self, tcp: TcpStream, server: Role, integrity_only: bool) -> io::Result<ClientStream> {
+        let name = server
+            .server_name()
+            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, format!("{server} certificates do not serve")))?;
         let name = ServerName::try_from(name).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
-        let (_, client) = self.current();
+        let (_, client, client_integrity) = self.current();
+        let config = if integrity_only { client_integrity } else { client };
         let socket = tokio::io::BufReader::with_capacity(SOCKET_READ_BUFFER, tcp);
-        tokio_rustls::TlsConnector::from(client).connect(name, socket).await
+        let mut stream = tokio_rustls::TlsConnector::from(config).connect(name, socket).await?;
+        if stream.get_ref().1.alpn_protocol() != Some(ALPN_INTEGRITY) {
+            return Ok(Transport::Tls(stream));
+        }
+        let conn = stream.get_ref().1;
+        let keys = Keys::export(|out, label| conn.export_keying_material(out, label, None).map(|_| ()))?;
+        // The server's go-ahead, the last TLS record: nothing follows it
+        // until this side speaks.
+        let mut go = [0u8; 1];
+        stream.read_exact(&mut go).await?;
+        if go[0] != GO {
+            return Err(io::Error::new(io::ErrorKind::InvalidData, "bad integrity-only go-ahead"));
+        }
+        let (socket, _) = stream.into_inner();
+        if !socket.buffer().is_empty() {
+            return Err(io::Error::new(io::ErrorKind::InvalidData, "bytes after the integrity-only go-ahead"));
+        }
+        Ok(Transport::IntegrityOnly(MacStream::new(socket, &keys, true)?))
     }
 
     /// Accept-side handshake: the stream and the verified peer.
     pub async fn accept(&self, tcp: TcpStream) -> io::Result<(ServerStream, Principal)> {
-        let (server, _) = self.current();
-        let server = server
-            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "this identity has no server certificate"))?;
+        let (server, _, _) = self.current();
+        let server = server.ok_or_else(|| {
+            io::Error::new(io::ErrorKind::InvalidInput, "this identity has no server certificate")
+        })?;
         let socket = tokio::io::BufReader::with_capacity(SOCKET_READ_BUFFER, tcp);
-        let stream = tokio_rustls::TlsAcceptor::from(server).accept(socket).await?;
+        let mut stream = tokio_rustls::TlsAcceptor::from(server).accept(socket).await?;
         let principal = stream
             .get_ref()
             .1
@@ -187,7 +289,18 @@ impl Tls {
             .and_then(|c| {
                 Principal::from_cert_der(c).map_err(|e| io::Error::new(io::ErrorKind::PermissionDenied, e))
             })?;
-        Ok((stream, principal))
+        if stream.get_ref().1.alpn_protocol() != Some(ALPN_INTEGRITY) {
+            return Ok((Transport::Tls(stream), principal));
+        }
+        let conn = stream.get_ref().1;
+        let keys = Keys::export(|out, label| conn.export_keying_material(out, label, None).map(|_| ()))?;
+        stream.write_all(&[GO]).await?;
+        stream.flush().await?;
+        let (socket, _) = stream.into_inner();
+        if !socket.buffer().is_empty() {
+            return Err(io::Error::new(io::ErrorKind::InvalidData, "bytes before the integrity-only go-ahead"));
+        }
+        Ok((Transport::IntegrityOnly(MacStream::new(socket, &keys, false)?), principal))
     }
 }
 
@@ -220,6 +333,9 @@ fn configs(
         None => builder.with_no_client_auth(),
     };
     client.resumption = Resumption::disabled();
+    client.alpn_protocols = vec![ALPN_TLS.to_vec()];
+    let mut client_integrity = client.clone();
+    client_integrity.alpn_protocols = vec![ALPN_INTEGRITY.to_vec(), ALPN_TLS.to_vec()];
     let server = match (&m.chain, principal) {
         (Some((chain, key)), Some(p)) if p.role.is_server() => {
             let verifier = WebPkiClientVerifier::builder_with_provider(roots, provider())
@@ -233,12 +349,16 @@ fn configs(
                 .with_single_cert(chain.clone(), key.clone_key())
                 .map_err(tls_err("server certificate"))?;
             server.send_tls13_tickets = 0;
+            server.alpn_protocols = match m.accept_integrity_only {
+                true => vec![ALPN_INTEGRITY.to_vec(), ALPN_TLS.to_vec()],
+                false => vec![ALPN_TLS.to_vec()],
+            };
             server.session_storage = Arc::new(rustls::server::NoServerSessionStorage {});
             Some(Arc::new(server))
         }
         _ => None,
     };
-    Ok(Built { crl_stamp, server, client: Arc::new(client) })
+    Ok(Built { crl_stamp, server, client: Arc::new(client), client_integrity: Arc::new(client_integrity) })
 }
 
 /// The CA's checks, then: the certificate must name a Shardline role.

@@ -197,7 +197,8 @@ impl CertDir {
 /// Give a local cluster (`shardline up`) its CA and every certificate its
 /// file lacks, under `DIR/certs/`; fills in the file's TLS fields. Returns
 /// whether anything changed (the file must then be saved).
-pub fn ensure_local(file: &mut ClusterFile, dir: &Path) -> Result<bool> {
+/// `integrity_only`: whether clients offer data servers the integrity-only transport.
+pub fn ensure_local(file: &mut ClusterFile, dir: &Path, integrity_only: bool) -> Result<bool> {
     let certs = CertDir(dir.join("certs"));
     let mut changed = false;
     if !certs.ca().exists() {
@@ -229,6 +230,7 @@ pub fn ensure_local(file: &mut ClusterFile, dir: &Path) -> Result<bool> {
         client_key: Some(client_key),
         admin_cert: Some(admin_cert),
         admin_key: Some(admin_key),
+        data_integrity_only: integrity_only,
     };
     let before = file.tls.as_ref().map(|t| format!("{t:?}"));
     changed |= before != Some(format!("{tls:?}"));

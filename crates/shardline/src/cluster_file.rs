@@ -59,6 +59,10 @@ pub struct TlsSection {
     pub admin_cert: Option<PathBuf>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub admin_key: Option<PathBuf>,
+    /// Clients offer data servers the integrity-only transport (shards
+    /// authenticated, not encrypted again); see docs/security.md.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub data_integrity_only: bool,
 }
 
 /// One server of the cluster.
@@ -153,6 +157,13 @@ impl ClusterFile {
         Tls::load(&files).with_context(|| format!("load the {role} certificate"))
     }
 
+    /// A native client configuration for this cluster, as `role`.
+    pub fn client_config(&self, role: Role) -> Result<shardline_client::ClientConfig> {
+        let mut cfg = shardline_client::ClientConfig::new(self.meta_addrs(), self.key_file.clone(), self.identity(role)?);
+        cfg.data_integrity_only = self.tls.as_ref().is_some_and(|t| t.data_integrity_only);
+        Ok(cfg)
+    }
+
     pub fn meta_addrs(&self) -> Vec<String> {
         self.meta.iter().map(|n| n.addr.clone()).collect()
     }
@@ -205,6 +216,7 @@ dir = "/x/data-1"
             client_key: Some("/x/certs/client.key".into()),
             admin_cert: None,
             admin_key: None,
+            data_integrity_only: false,
         });
         file.meta[0].cert = Some("/x/certs/meta-1.pem".into());
         file.meta[0].key = Some("/x/certs/meta-1.key".into());

@@ -13,7 +13,7 @@ use anyhow::{Context, Result};
 use bytes::Bytes;
 use clap::Args;
 use shardline_client::inode_api::NewFile;
-use shardline_client::{Client, ClientConfig};
+use shardline_client::Client;
 use shardline_crypto::{seal_chunk_padded, ChunkAad, Dek, SEAL_OVERHEAD};
 use shardline_erasure::Codec;
 use shardline_types::Layout;
@@ -50,6 +50,11 @@ pub struct BenchArgs {
     /// Skip the FUSE benchmarks (they need /dev/fuse and fusermount3).
     #[arg(long)]
     no_fuse: bool,
+    /// Run the cluster with the integrity-only transport to data servers
+    /// (shards authenticated but not encrypted a second time; see
+    /// docs/security.md), to compare with the default full TLS.
+    #[arg(long)]
+    data_integrity_only: bool,
     /// Print one JSON object.
     #[arg(long)]
     json: bool,
@@ -89,6 +94,7 @@ pub async fn run(a: BenchArgs) -> Result<()> {
         (pki.identity(shardline_rpc::Role::Data, &[1])?, pki.identity(shardline_rpc::Role::Client, &[])?);
     let loopback_tls = crate::loopback::measure_tls(a.size.clamp(256 << 20, 2 << 30), 4, server, client).await? / 1e6;
     report.insert("loopback_tls_mbps".into(), round1(loopback_tls).into());
+    report.insert("data_integrity_only".into(), a.data_integrity_only.into());
     let memcpy = memcpy_mbps();
     let (seal, encode) = tokio::task::spawn_blocking(codec_mbps).await?;
     report.insert("loopback_mbps".into(), round1(loopback).into());
@@ -114,13 +120,12 @@ pub async fn run(a: BenchArgs) -> Result<()> {
         host: "127.0.0.1".into(),
         data_capacity: None,
         client_lease_ms: None,
+        data_integrity_only: a.data_integrity_only,
     };
     say("starting a local cluster: 3 metadata + 8 data servers, RS 4+2…");
     let mut cluster = LocalCluster::start(&spec)?;
     cluster.wait_ready(Duration::from_secs(60)).await?;
-    let tls = cluster.file.identity(shardline_rpc::Role::Client)?;
-    let client =
-        Client::connect(ClientConfig::new(cluster.file.meta_addrs(), cluster.file.key_file.clone(), tls)).await?;
+    let client = Client::connect(cluster.file.client_config(shardline_rpc::Role::Client)?).await?;
     client.mkdir("/bench").await?;
 
     say("native sequential write and read…");

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
-use shardline_client::{Client, ClientConfig};
+use shardline_client::Client;
 use shardline_types::Layout;
 
 use crate::local_cluster::{LocalCluster, Spec};
@@ -66,13 +66,12 @@ pub async fn run(a: DemoArgs) -> Result<()> {
         host: "127.0.0.1".into(),
         data_capacity: None,
         client_lease_ms: None,
+        data_integrity_only: false,
     };
     say(&format!("starting a local cluster: 3 metadata + {} data servers, RS {}, encrypted…", spec.data, layout.ec()));
     let mut cluster = LocalCluster::start(&spec)?;
     cluster.wait_ready(Duration::from_secs(60)).await?;
-    let tls = cluster.file.identity(shardline_rpc::Role::Client)?;
-    let client =
-        Client::connect(ClientConfig::new(cluster.file.meta_addrs(), cluster.file.key_file.clone(), tls)).await?;
+    let client = Client::connect(cluster.file.client_config(shardline_rpc::Role::Client)?).await?;
     client.mkdir("/train").await.context("create /train")?;
 
     let pattern = Pattern::new(0x5348_4152_444c_494e);

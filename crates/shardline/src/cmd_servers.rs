@@ -44,14 +44,15 @@ pub struct TlsArgs {
 }
 
 impl TlsArgs {
-    fn load(&self) -> Result<std::sync::Arc<shardline_rpc::Tls>> {
+    /// `integrity_only`: let peers that offer it use the integrity-only transport.
+    fn load(&self, integrity_only: bool) -> Result<std::sync::Arc<shardline_rpc::Tls>> {
         let files = shardline_rpc::TlsFiles {
             cert: self.tls_cert.clone(),
             key: self.tls_key.clone(),
             ca: self.tls_ca.clone(),
             crl: self.tls_crl.clone(),
         };
-        shardline_rpc::Tls::load(&files).context("load the server's TLS certificate")
+        shardline_rpc::Tls::load_with(&files, integrity_only).context("load the server's TLS certificate")
     }
 }
 
@@ -143,6 +144,12 @@ pub struct DataArgs {
     /// Background garbage-collection interval in seconds (0: only `admin gc`).
     #[arg(long, default_value_t = 600)]
     gc_interval_s: u64,
+    /// Let clients and peers that offer it use the integrity-only transport
+    /// after the TLS handshake: requests and shards travel authenticated but
+    /// unencrypted (shards are sealed end to end already); see
+    /// docs/security.md. Off: every byte stays encrypted.
+    #[arg(long)]
+    integrity_only: bool,
     /// Shards younger than this many seconds are never garbage-collected.
     #[arg(long, default_value_t = 600)]
     gc_grace_s: u64,
@@ -211,7 +218,7 @@ pub async fn run_meta(a: MetaArgs) -> Result<()> {
         snapshot_part_bytes: a.snapshot_part_bytes,
         client_lease: Duration::from_millis(a.client_lease_ms),
         join: a.join,
-        tls: a.me.tls.load()?,
+        tls: a.me.tls.load(false)?,
     };
     let _pid = PidFile::create(&a.me.dir)?;
     shardline_meta::run(cfg, shutdown_signal()).await.context("metadata server failed")
@@ -244,7 +251,7 @@ pub async fn run_data(a: DataArgs) -> Result<()> {
         scrub_interval: (a.scrub_interval_s > 0).then(|| Duration::from_secs(a.scrub_interval_s)),
         gc_interval: (a.gc_interval_s > 0).then(|| Duration::from_secs(a.gc_interval_s)),
         gc_grace: Duration::from_secs(a.gc_grace_s),
-        tls: Some(a.me.tls.load()?),
+        tls: Some(a.me.tls.load(a.integrity_only)?),
     };
     let mut configs = vec![primary.clone()];
     for (id, addr, dir) in extra {

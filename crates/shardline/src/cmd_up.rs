@@ -42,6 +42,11 @@ pub struct UpArgs {
     /// them, in ms (default: the metadata servers' 30 s).
     #[arg(long)]
     pub client_lease_ms: Option<u64>,
+    /// Connections to data servers use the integrity-only transport after
+    /// the TLS handshake (authenticated, not encrypted; shards are sealed
+    /// end to end already). Default: fully encrypted. See docs/security.md.
+    #[arg(long)]
+    pub data_integrity_only: bool,
     /// Detach: start the cluster in the background and return once it is
     /// ready (exit 0), or failed or not healthy in time (non-zero). Its
     /// output goes to --log-file.
@@ -80,6 +85,7 @@ impl UpArgs {
             host: self.host.clone(),
             data_capacity: self.data_capacity,
             client_lease_ms: self.client_lease_ms,
+            data_integrity_only: self.data_integrity_only,
         })
     }
 }

@@ -34,6 +34,8 @@ pub struct Spec {
     pub data_capacity: Option<u64>,
     /// Metadata servers' client lease in ms (None: their default).
     pub client_lease_ms: Option<u64>,
+    /// Data servers accept, and clients offer, the integrity-only transport.
+    pub data_integrity_only: bool,
 }
 
 /// How waiting for a started cluster ended.
@@ -69,7 +71,7 @@ fn prepare(spec: &Spec) -> Result<ClusterFile> {
     let path = dir.join("cluster.toml");
     if path.exists() {
         let mut file = ClusterFile::load(&path)?;
-        if crate::certs::ensure_local(&mut file, &dir)? {
+        if crate::certs::ensure_local(&mut file, &dir, spec.data_integrity_only)? {
             file.save(&path)?;
         }
         if file.meta.len() != spec.meta || file.data.len() != spec.data || file.ec != spec.layout.ec() {
@@ -111,7 +113,7 @@ fn prepare(spec: &Spec) -> Result<ClusterFile> {
         data,
         tls: None,
     };
-    crate::certs::ensure_local(&mut file, &dir)?;
+    crate::certs::ensure_local(&mut file, &dir, spec.data_integrity_only)?;
     file.validate()?;
     file.save(&path)?;
     Ok(file)
@@ -181,6 +183,9 @@ impl LocalCluster {
                 .arg(&n.dir);
             if let Some(c) = spec.data_capacity {
                 cmd.args(["--capacity", &c.to_string()]);
+            }
+            if spec.data_integrity_only {
+                cmd.arg("--integrity-only");
             }
             cluster.spawn(format!("data-{}", n.id), cmd, &n.dir)?;
         }

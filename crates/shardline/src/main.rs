@@ -27,7 +27,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
-use shardline_client::{Client, ClientConfig};
+use shardline_client::Client;
 
 #[derive(Parser)]
 #[command(name = "shardline", version, about = "Encrypted, erasure-coded distributed file system for AI training data")]
@@ -117,8 +117,7 @@ async fn connect(cluster: &Option<PathBuf>) -> Result<Client> {
     let path = cluster_path(cluster);
     let file = cluster_file::ClusterFile::load(&path)
         .context("no cluster to talk to (start one with `shardline up`, or pass --cluster)")?;
-    let tls = file.identity(shardline_rpc::Role::Client)?;
-    let client = Client::connect(ClientConfig::new(file.meta_addrs(), file.key_file.clone(), tls))
+    let client = Client::connect(file.client_config(shardline_rpc::Role::Client)?)
         .await
         .with_context(|| format!("connect to the cluster in {}", path.display()))?;
     Ok(client)
