@@ -360,8 +360,12 @@ fn integrity_only_data_connections_are_opt_in_and_carry_files_whole() {
         }
         // Without a valid certificate there is no integrity-only either.
         let anonymous = Tls::from_pem(None, &ca_pem(&c), None).unwrap();
-        let pool = Pool::new(anonymous, Role::Data, Duration::from_secs(5), Duration::from_secs(10)).integrity_only(true);
-        let frame = Frame::from_message(&pb::DataRequest { body: Some(pb::data_request::Body::Scrub(pb::Scrub {})) }, Bytes::new());
+        let pool =
+            Pool::new(anonymous, Role::Data, Duration::from_secs(5), Duration::from_secs(10)).integrity_only(true);
+        let frame = Frame::from_message(
+            &pb::DataRequest { body: Some(pb::data_request::Body::Scrub(pb::Scrub {})) },
+            Bytes::new(),
+        );
         let err = pool.call(store, &frame).await.expect_err("no certificate");
         assert!(err.to_string().contains("CertificateRequired"), "{err}");
     });

@@ -216,10 +216,22 @@ impl TestPki {
 
     /// A TLS identity of `role` (with `ids`), trusting this CA.
     pub fn identity(&self, role: Role, ids: &[u64]) -> Result<std::sync::Arc<crate::tls::Tls>, PkiError> {
+        self.identity_with(role, ids, false)
+    }
+
+    /// As [`TestPki::identity`]; a server identity that accepts the
+    /// integrity-only transport when `accept_integrity_only`.
+    pub fn identity_with(
+        &self,
+        role: Role,
+        ids: &[u64],
+        accept_integrity_only: bool,
+    ) -> Result<std::sync::Arc<crate::tls::Tls>, PkiError> {
         let spec =
             CertSpec { role, ids: ids.to_vec(), name: format!("{role}-test"), valid_for: Duration::from_secs(86_400) };
         let issued = self.ca.issue(&spec)?;
-        crate::tls::Tls::from_pem(Some((&issued.cert_pem, &issued.key_pem)), self.ca.cert_pem(), None)
+        let cert = Some((issued.cert_pem.as_str(), issued.key_pem.as_str()));
+        crate::tls::Tls::from_pem_with(cert, self.ca.cert_pem(), None, accept_integrity_only)
             .map_err(|e| PkiError(e.to_string()))
     }
 }

@@ -170,3 +170,30 @@ async fn integrity_only_is_used_only_when_both_sides_opt_in() {
         assert_eq!(&pool.call(&addr, &Frame::default()).await.unwrap().header[..], b"client");
     }
 }
+
+/// Not a check: prints what TLS and the integrity-only transport move over
+/// loopback in this process (`cargo test -p shardline-rpc --release --
+/// --ignored --nocapture throughput`). `shardline bench` has the same rows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore]
+async fn throughput_of_tls_and_integrity_only() {
+    let pki = TestPki::new().unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    tokio::spawn(serve(listener, Arc::new(WhoAmI), pki.identity_with(Role::Data, &[1], true).unwrap()));
+    let client = pki.identity(Role::Client, &[]).unwrap();
+    for round in 0..3 {
+        for offer in [false, true] {
+            let tcp = tokio::net::TcpStream::connect(&addr).await.unwrap();
+            let mut s = client.connect_with(tcp, Role::Data, offer).await.unwrap();
+            let frame = Frame::new(Bytes::new(), vec![7u8; 1 << 20]);
+            let start = std::time::Instant::now();
+            for _ in 0..256 {
+                write_frame(&mut s, &frame).await.unwrap();
+                read_frame(&mut s).await.unwrap().unwrap();
+            }
+            let mbps = 256.0 * (1 << 20) as f64 / start.elapsed().as_secs_f64() / 1e6;
+            println!("round {round}: {} {mbps:.0} MB/s", if offer { "integrity-only" } else { "TLS" });
+        }
+    }
+}

@@ -245,9 +245,9 @@ impl Tls {
     /// As [`Tls::connect`]; with `integrity_only`, offer the integrity-only
     /// transport (used when the server accepts it).
     pub async fn connect_with(&self, tcp: TcpStream, server: Role, integrity_only: bool) -> io::Result<ClientStream> {
-        let name = server
-            .server_name()
-            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, format!("{server} certificates do not serve")))?;
+        let name = server.server_name().ok_or_else(|| {
+            io::Error::new(io::ErrorKind::InvalidInput, format!("{server} certificates do not serve"))
+        })?;
         let name = ServerName::try_from(name).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
         let (_, client, client_integrity) = self.current();
         let config = if integrity_only { client_integrity } else { client };
@@ -275,9 +275,8 @@ impl Tls {
     /// Accept-side handshake: the stream and the verified peer.
     pub async fn accept(&self, tcp: TcpStream) -> io::Result<(ServerStream, Principal)> {
         let (server, _, _) = self.current();
-        let server = server.ok_or_else(|| {
-            io::Error::new(io::ErrorKind::InvalidInput, "this identity has no server certificate")
-        })?;
+        let server = server
+            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "this identity has no server certificate"))?;
         let socket = tokio::io::BufReader::with_capacity(SOCKET_READ_BUFFER, tcp);
         let mut stream = tokio_rustls::TlsAcceptor::from(server).accept(socket).await?;
         let principal = stream

@@ -159,7 +159,8 @@ impl ClusterFile {
 
     /// A native client configuration for this cluster, as `role`.
     pub fn client_config(&self, role: Role) -> Result<shardline_client::ClientConfig> {
-        let mut cfg = shardline_client::ClientConfig::new(self.meta_addrs(), self.key_file.clone(), self.identity(role)?);
+        let mut cfg =
+            shardline_client::ClientConfig::new(self.meta_addrs(), self.key_file.clone(), self.identity(role)?);
         cfg.data_integrity_only = self.tls.as_ref().is_some_and(|t| t.data_integrity_only);
         Ok(cfg)
     }

@@ -90,10 +90,13 @@ pub async fn run(a: BenchArgs) -> Result<()> {
     let loopback = crate::loopback::measure(a.size.clamp(256 << 20, 2 << 30), 4)? / 1e6;
     // The same through mutual TLS, with certificates made like the cluster's.
     let pki = shardline_rpc::pki::TestPki::new()?;
-    let (server, client) =
-        (pki.identity(shardline_rpc::Role::Data, &[1])?, pki.identity(shardline_rpc::Role::Client, &[])?);
-    let loopback_tls = crate::loopback::measure_tls(a.size.clamp(256 << 20, 2 << 30), 4, server, client).await? / 1e6;
+    let server = pki.identity_with(shardline_rpc::Role::Data, &[1], true)?;
+    let client = pki.identity(shardline_rpc::Role::Client, &[])?;
+    let bytes = a.size.clamp(256 << 20, 2 << 30);
+    let loopback_tls = crate::loopback::measure_tls(bytes, 4, server.clone(), client.clone(), false).await? / 1e6;
+    let loopback_integrity = crate::loopback::measure_tls(bytes, 4, server, client, true).await? / 1e6;
     report.insert("loopback_tls_mbps".into(), round1(loopback_tls).into());
+    report.insert("loopback_integrity_only_mbps".into(), round1(loopback_integrity).into());
     report.insert("data_integrity_only".into(), a.data_integrity_only.into());
     let memcpy = memcpy_mbps();
     let (seal, encode) = tokio::task::spawn_blocking(codec_mbps).await?;
@@ -245,8 +248,10 @@ pub async fn run(a: BenchArgs) -> Result<()> {
     println!("  storage       {}", storage.line());
     println!("  baselines     loopback TCP {loopback:.0} MB/s, memcpy {memcpy:.0} MB/s, XChaCha20-Poly1305 seal {seal:.0} MB/s/core, RS 4+2 encode {encode:.0} MB/s/core");
     println!(
-        "  loopback TLS  {loopback_tls:.0} MB/s ({:.1}% of loopback TCP): TLS 1.3 AES-GCM, as every Shardline connection",
-        100.0 * loopback_tls / loopback
+        "  loopback TLS  {loopback_tls:.0} MB/s ({:.1}% of loopback TCP): TLS 1.3 AES-GCM, as every Shardline connection; \
+         integrity-only {loopback_integrity:.0} MB/s ({:.1}%)",
+        100.0 * loopback_tls / loopback,
+        100.0 * loopback_integrity / loopback
     );
     println!("  shard store   {}", crate::bench_store::line(&store));
     println!(

@@ -57,14 +57,16 @@ pub fn measure(total: u64, streams: usize) -> Result<f64> {
     Ok((per_stream * streams as u64) as f64 / secs)
 }
 
-/// As [`measure`], through mutual TLS (the cluster's own certificates:
+/// As [`measure`], through mutual TLS (certificates like the cluster's:
 /// `server` holds a data server's, `client` a client's): what TLS costs on
-/// this machine before any of Shardline's work.
+/// this machine before any of Shardline's work. With `integrity_only` the
+/// client offers the integrity-only transport (used if `server` accepts it).
 pub async fn measure_tls(
     total: u64,
     streams: usize,
     server: std::sync::Arc<shardline_rpc::Tls>,
     client: std::sync::Arc<shardline_rpc::Tls>,
+    integrity_only: bool,
 ) -> Result<f64> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let streams = streams.max(1);
@@ -95,7 +97,7 @@ pub async fn measure_tls(
         senders.spawn(async move {
             let tcp = tokio::net::TcpStream::connect(addr).await?;
             tcp.set_nodelay(true)?;
-            let mut s = client.connect(tcp, shardline_rpc::Role::Data).await?;
+            let mut s = client.connect_with(tcp, shardline_rpc::Role::Data, integrity_only).await?;
             let buf = vec![0x5au8; 1 << 20];
             let mut left = per_stream;
             while left > 0 {
