@@ -48,8 +48,8 @@ pub type ServerStream = Transport<tokio_rustls::server::TlsStream<Socket>>;
 /// A connection after its handshake: TLS throughout (the default), or the
 /// integrity-only records both sides opted into (`integrity.rs`).
 pub enum Transport<T> {
-    Tls(T),
-    IntegrityOnly(MacStream<Socket>),
+    Tls(Box<T>),
+    IntegrityOnly(Box<MacStream<Socket>>),
 }
 
 impl<T> Transport<T> {
@@ -62,8 +62,8 @@ impl<T> Transport<T> {
 impl<T: AsyncRead + Unpin> AsyncRead for Transport<T> {
     fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
         match self.get_mut() {
-            Transport::Tls(s) => Pin::new(s).poll_read(cx, buf),
-            Transport::IntegrityOnly(s) => Pin::new(s).poll_read(cx, buf),
+            Transport::Tls(s) => Pin::new(&mut **s).poll_read(cx, buf),
+            Transport::IntegrityOnly(s) => Pin::new(&mut **s).poll_read(cx, buf),
         }
     }
 }
@@ -71,22 +71,22 @@ impl<T: AsyncRead + Unpin> AsyncRead for Transport<T> {
 impl<T: AsyncWrite + Unpin> AsyncWrite for Transport<T> {
     fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
         match self.get_mut() {
-            Transport::Tls(s) => Pin::new(s).poll_write(cx, buf),
-            Transport::IntegrityOnly(s) => Pin::new(s).poll_write(cx, buf),
+            Transport::Tls(s) => Pin::new(&mut **s).poll_write(cx, buf),
+            Transport::IntegrityOnly(s) => Pin::new(&mut **s).poll_write(cx, buf),
         }
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match self.get_mut() {
-            Transport::Tls(s) => Pin::new(s).poll_flush(cx),
-            Transport::IntegrityOnly(s) => Pin::new(s).poll_flush(cx),
+            Transport::Tls(s) => Pin::new(&mut **s).poll_flush(cx),
+            Transport::IntegrityOnly(s) => Pin::new(&mut **s).poll_flush(cx),
         }
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match self.get_mut() {
-            Transport::Tls(s) => Pin::new(s).poll_shutdown(cx),
-            Transport::IntegrityOnly(s) => Pin::new(s).poll_shutdown(cx),
+            Transport::Tls(s) => Pin::new(&mut **s).poll_shutdown(cx),
+            Transport::IntegrityOnly(s) => Pin::new(&mut **s).poll_shutdown(cx),
         }
     }
 }
@@ -254,7 +254,7 @@ impl Tls {
         let socket = tokio::io::BufReader::with_capacity(SOCKET_READ_BUFFER, tcp);
         let mut stream = tokio_rustls::TlsConnector::from(config).connect(name, socket).await?;
         if stream.get_ref().1.alpn_protocol() != Some(ALPN_INTEGRITY) {
-            return Ok(Transport::Tls(stream));
+            return Ok(Transport::Tls(Box::new(stream)));
         }
         let conn = stream.get_ref().1;
         let keys = Keys::export(|out, label| conn.export_keying_material(out, label, None).map(|_| ()))?;
@@ -269,7 +269,7 @@ impl Tls {
         if !socket.buffer().is_empty() {
             return Err(io::Error::new(io::ErrorKind::InvalidData, "bytes after the integrity-only go-ahead"));
         }
-        Ok(Transport::IntegrityOnly(MacStream::new(socket, &keys, true)?))
+        Ok(Transport::IntegrityOnly(Box::new(MacStream::new(socket, &keys, true)?)))
     }
 
     /// Accept-side handshake: the stream and the verified peer.
@@ -289,7 +289,7 @@ impl Tls {
                 Principal::from_cert_der(c).map_err(|e| io::Error::new(io::ErrorKind::PermissionDenied, e))
             })?;
         if stream.get_ref().1.alpn_protocol() != Some(ALPN_INTEGRITY) {
-            return Ok((Transport::Tls(stream), principal));
+            return Ok((Transport::Tls(Box::new(stream)), principal));
         }
         let conn = stream.get_ref().1;
         let keys = Keys::export(|out, label| conn.export_keying_material(out, label, None).map(|_| ()))?;
@@ -299,7 +299,7 @@ impl Tls {
         if !socket.buffer().is_empty() {
             return Err(io::Error::new(io::ErrorKind::InvalidData, "bytes before the integrity-only go-ahead"));
         }
-        Ok((Transport::IntegrityOnly(MacStream::new(socket, &keys, false)?), principal))
+        Ok((Transport::IntegrityOnly(Box::new(MacStream::new(socket, &keys, false)?)), principal))
     }
 }
 
