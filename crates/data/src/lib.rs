@@ -51,6 +51,7 @@ pub mod uring_store;
 
 mod aligned_buf;
 mod disk;
+mod le_bytes;
 mod shard_dir;
 mod store_core;
 mod uring_thread;
