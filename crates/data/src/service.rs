@@ -7,6 +7,7 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
+use shardline_metrics as metrics;
 use shardline_proto::v1::{self, data_request, data_response, DataRequest, DataResponse};
 use shardline_rpc::{code_to_wire, Frame, Handler};
 use shardline_types::{ErrorCode, ShardKey};
@@ -102,7 +103,9 @@ impl<S: ShardStore + ?Sized> Handler for DataService<S> {
         let result = match Op::decode(&request) {
             Ok(op) => {
                 let span = op.span();
-                async {
+                let timer = metrics::RequestTimer::start("data", op.name());
+                metrics::payload_bytes_total().with_label_values(&["data", "in"]).inc_by(request.payload.len() as u64);
+                let result = async {
                     let result = self.execute(op, request.payload).await;
                     if let Err(e) = &result {
                         report(e);
@@ -110,7 +113,12 @@ impl<S: ShardStore + ?Sized> Handler for DataService<S> {
                     result
                 }
                 .instrument(span)
-                .await
+                .await;
+                timer.finish(result.is_ok());
+                if let Ok((_, payload)) = &result {
+                    metrics::payload_bytes_total().with_label_values(&["data", "out"]).inc_by(payload.len() as u64);
+                }
+                result
             }
             Err(e) => {
                 report(&e);
@@ -147,6 +155,17 @@ impl Op {
             Some(data_request::Body::Delete(d)) => Ok(Op::Delete { key: shard_key(d.id)? }),
             Some(data_request::Body::Scrub(_)) => Ok(Op::Scrub),
             Some(data_request::Body::Gc(g)) => Ok(Op::Gc { grace_ms: g.grace_ms }),
+        }
+    }
+
+    /// The operation's name in metrics.
+    fn name(&self) -> &'static str {
+        match self {
+            Op::Put { .. } => "put",
+            Op::Get { .. } => "get",
+            Op::Delete { .. } => "delete",
+            Op::Scrub => "scrub",
+            Op::Gc { .. } => "gc",
         }
     }
 

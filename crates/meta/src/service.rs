@@ -101,7 +101,7 @@ impl MetaService {
         }
     }
 
-    async fn node_status(&self) -> Option<NodeStatus> {
+    pub(crate) async fn node_status(&self) -> Option<NodeStatus> {
         let (tx, rx) = oneshot::channel::<NodeStatus>();
         if !self.send(Input::Status { reply: tx }) {
             return None;
@@ -114,7 +114,7 @@ impl MetaService {
         self.shared.leader_since.lock().unwrap_or_else(|e| e.into_inner()).map(|t| t.elapsed())
     }
 
-    async fn status(&self) -> pb::MetaResponse {
+    pub(crate) async fn status(&self) -> pb::MetaResponse {
         let Some(st) = self.node_status().await else { return unavailable("metadata server is shutting down") };
         let me = pb::MetaServerInfo {
             id: st.id,
@@ -175,8 +175,11 @@ impl MetaService {
     /// clients silent for the client lease. Runs forever.
     pub async fn monitor(self: Arc<Self>) {
         let mut tick = tokio::time::interval(Duration::from_millis(250));
-        loop {
+        for n in 0u64.. {
             tick.tick().await;
+            if n % 4 == 0 {
+                self.publish_metrics().await;
+            }
             // A new leader first waits a full timeout so every live server
             // and client has had the chance to reach it.
             let Some(led) = self.leader_for() else { continue };
@@ -256,6 +259,13 @@ impl MetaService {
     }
 
     async fn dispatch(&self, req: pb::MetaRequest) -> pb::MetaResponse {
+        let timer = shardline_metrics::RequestTimer::start("meta", crate::op_names::op_name(req.body.as_ref()));
+        let resp = self.dispatch_inner(req).await;
+        timer.finish(resp.error.is_none());
+        resp
+    }
+
+    async fn dispatch_inner(&self, req: pb::MetaRequest) -> pb::MetaResponse {
         let Some(body) = req.body.as_ref() else {
             return error_response(&OpError::new(ErrorCode::InvalidArgument, "empty request"));
         };

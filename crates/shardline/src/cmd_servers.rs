@@ -21,6 +21,10 @@ pub struct ServerIdentity {
     /// Address to listen on.
     #[arg(long)]
     listen: String,
+    /// Serve Prometheus metrics at http://ADDR/metrics (port 0: any free
+    /// port; the address bound is written to DIR/metrics.addr).
+    #[arg(long, value_name = "ADDR")]
+    metrics_listen: Option<String>,
 }
 
 #[derive(Args)]
@@ -181,6 +185,7 @@ pub async fn run_meta(a: MetaArgs) -> Result<()> {
         join: a.join,
     };
     let _pid = PidFile::create(&a.me.dir)?;
+    let _metrics = crate::metrics_endpoint::start(a.me.metrics_listen.as_deref(), Some(&a.me.dir))?;
     shardline_meta::run(cfg, shutdown_signal()).await.context("metadata server failed")
 }
 
@@ -217,6 +222,7 @@ pub async fn run_data(a: DataArgs) -> Result<()> {
         configs.push(shardline_data::DataConfig { id, advertise: addr.clone(), listen: addr, dir, ..primary.clone() });
     }
     let _pid = PidFile::create(&a.me.dir)?;
+    let _metrics = crate::metrics_endpoint::start(a.me.metrics_listen.as_deref(), Some(&a.me.dir))?;
     let mut targets = tokio::task::JoinSet::new();
     for cfg in configs {
         let id = cfg.id;

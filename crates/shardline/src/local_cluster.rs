@@ -101,6 +101,13 @@ fn prepare(spec: &Spec) -> Result<ClusterFile> {
     Ok(file)
 }
 
+/// A local server's metrics endpoint: its own host, any free port (the
+/// server writes the address to `DIR/metrics.addr`).
+fn metrics_listen(addr: &str) -> String {
+    let host = addr.rsplit_once(':').map_or(addr, |(h, _)| h);
+    format!("{host}:0")
+}
+
 /// The pid recorded in `dir/pid`, if that process is still alive.
 pub fn running_pid(dir: &Path) -> Option<i32> {
     let pid: i32 = std::fs::read_to_string(dir.join("pid")).ok()?.trim().parse().ok()?;
@@ -139,6 +146,7 @@ impl LocalCluster {
                 .args(["--id", &n.id.to_string(), "--listen", &n.addr, "--peers", &cluster.file.peers_arg()])
                 .args(["--ec", &layout.ec(), "--chunk-size", &layout.chunk_size.to_string()])
                 .args(["--pg-count", &cluster.file.pg_count.to_string(), "--down-after-ms", "3000"])
+                .args(["--metrics-listen", &metrics_listen(&n.addr)])
                 .arg("--key-file")
                 .arg(&meta_key)
                 .arg("--dir")
@@ -153,6 +161,7 @@ impl LocalCluster {
             cmd.arg("data")
                 .args(["--id", &n.id.to_string(), "--listen", &n.addr, "--meta", &cluster.file.meta_addrs().join(",")])
                 .args(["--heartbeat-ms", "500"])
+                .args(["--metrics-listen", &metrics_listen(&n.addr)])
                 .arg("--dir")
                 .arg(&n.dir);
             if let Some(c) = spec.data_capacity {

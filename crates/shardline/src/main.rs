@@ -17,6 +17,7 @@ mod cmd_up;
 mod health;
 mod local_cluster;
 mod loopback;
+mod metrics_endpoint;
 mod storage_report;
 mod synthetic;
 mod up_daemon;
