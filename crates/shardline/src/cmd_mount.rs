@@ -58,20 +58,6 @@ pub struct MountArgs {
     pub unmount_watch: bool,
 }
 
-/// Like the other commands (SHARDLINE_LOG, default warn), but fuser's own
-/// debug lines name files, so it stays at warn whatever is asked.
-pub fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("SHARDLINE_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"))
-        .add_directive("fuser=warn".parse().expect("static directive"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        // Colours only on a terminal: log files stay plain text.
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .try_init();
-}
-
 pub async fn run(args: MountArgs, cluster: &Option<PathBuf>) -> Result<()> {
     if args.unmount_watch {
         let path = args.mountpoint.clone();

@@ -91,7 +91,7 @@ pub struct DataArgs {
     meta: String,
     /// Heartbeat interval in milliseconds.
     #[arg(long, default_value_t = 1000)]
-    heartbeat_ms: u64,
+    pub(crate) heartbeat_ms: u64,
     /// Bytes this server may hold (default: the disk's free space).
     #[arg(long)]
     capacity: Option<u64>,
@@ -104,7 +104,7 @@ pub struct DataArgs {
     store: shardline_data::StoreKind,
     /// Failure-domain label (rack); shards of a chunk avoid sharing one.
     #[arg(long, default_value = "")]
-    rack: String,
+    pub(crate) rack: String,
     /// Rebuild throttle of this server in MB/s (10^6 bytes/s): one budget
     /// shared by all its rebuild tasks.
     #[arg(long, default_value_t = shardline_data::DEFAULT_REBUILD_RATE / 1_000_000)]
