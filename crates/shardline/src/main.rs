@@ -6,6 +6,7 @@ mod bench_latency;
 mod bench_random;
 mod bench_seal;
 mod bench_store;
+mod capacity;
 mod cluster_file;
 mod cmd_admin;
 mod cmd_bench;
