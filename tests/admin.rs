@@ -78,4 +78,18 @@ fn admin_layout_get_and_set_and_the_old_alias_agree() {
     let err = String::from_utf8_lossy(&missing.stderr);
     assert!(!missing.status.success() && err.trim_end().lines().count() == 1, "{err}");
     assert!(err.contains("/nonexistent/cluster.toml"), "{err}");
+
+    // Progress bars are for terminals: piped, a large put and get print
+    // exactly their one result line and nothing on stderr.
+    let big = content(17 << 20, 123);
+    let local = c.dir.path().join("big.bin");
+    std::fs::write(&local, &big).expect("write local file");
+    let put = c.cli(&["put", local.to_str().expect("utf-8"), "/big"]);
+    assert!(put.status.success());
+    assert_eq!(String::from_utf8_lossy(&put.stdout), format!("/big: {} bytes\n", big.len()));
+    assert!(put.stderr.is_empty(), "put wrote to a pipe: {}", String::from_utf8_lossy(&put.stderr));
+    let back = c.dir.path().join("back.bin");
+    let get = c.cli(&["get", "/big", back.to_str().expect("utf-8")]);
+    assert!(get.status.success() && get.stderr.is_empty(), "{}", String::from_utf8_lossy(&get.stderr));
+    assert!(std::fs::read(&back).expect("read back") == big);
 }

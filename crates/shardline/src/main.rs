@@ -22,6 +22,7 @@ mod local_cluster;
 mod logging;
 mod loopback;
 mod metrics_endpoint;
+mod progress;
 mod storage_report;
 mod synthetic;
 mod up_daemon;
