@@ -151,8 +151,9 @@ impl TestCluster {
     pub fn up(&mut self) {
         self.spawn_up();
         if self.wait_up_line(|l| l.contains("cluster ready"), Duration::from_secs(90)).is_none() {
+            let said = self.up_lines().join("\n");
             self.stop();
-            panic!("cluster did not become ready");
+            panic!("cluster did not become ready within 90 s; `up` said:\n{said}");
         }
     }
 
