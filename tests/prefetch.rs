@@ -1,5 +1,5 @@
 //! Black-box: the native client's prefetch (data-loader) API against a real
-//! cluster of separate processes on 127.0.0.90: items come back in the
+//! cluster of separate processes on 127.0.0.91-92: items come back in the
 //! order given, every one exactly once with the right bytes, errors per
 //! item, and the window bounds (items and bytes) hold.
 
@@ -26,7 +26,7 @@ fn pattern(seed: u64, len: usize) -> Vec<u8> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn prefetch_yields_every_item_in_order_within_its_window() {
-    let cluster = TestCluster::start(90);
+    let cluster = TestCluster::start(91);
     let client = connect(&cluster).await;
     client.mkdir("/ds").await.expect("mkdir");
     client.mkdir("/ds/sub").await.expect("mkdir");
@@ -109,7 +109,7 @@ async fn prefetch_yields_every_item_in_order_within_its_window() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_prefetch_stream_dropped_half_way_cancels_cleanly() {
-    let cluster = TestCluster::start(91);
+    let cluster = TestCluster::start(92);
     let client = connect(&cluster).await;
     let data = pattern(9, 2 * CHUNK);
     client.write_file("/big", &data).await.expect("write");
