@@ -22,6 +22,7 @@ import json
 import multiprocessing
 import os
 import random
+import statistics
 import subprocess
 import sys
 import tarfile
@@ -149,6 +150,7 @@ def main() -> None:
     ap.add_argument("--files", type=int, default=10_000)
     ap.add_argument("--workers", type=int, default=8)
     ap.add_argument("--window", type=int, default=16, help="prefetch window (items) per stream")
+    ap.add_argument("--rounds", type=int, default=3, help="timed rounds; each row is the median")
     ap.add_argument("--no-fuse", action="store_true")
     ap.add_argument("--json", action="store_true")
     a = ap.parse_args()
@@ -158,7 +160,7 @@ def main() -> None:
     os.makedirs(mnt, exist_ok=True)
     block = 4 << 20
     result: dict[str, object] = {"shards": a.shards, "shard_mib": a.shard_mib, "sample_kib": a.sample_kib,
-                                 "files": a.files, "workers": a.workers, "window": a.window}
+                                 "files": a.files, "workers": a.workers, "window": a.window, "rounds": a.rounds}
 
     # Data.
     log(f"writing {a.shards} tar shards of {a.shard_mib} MiB ({a.sample_kib} KiB samples)")
@@ -190,44 +192,48 @@ def main() -> None:
     tar_native(client, shards, sizes, block, a.window)
     _native.bench_read(client._native, [[p for p, _ in files]], window=a.window)
 
-    rows = {}
-    log("tar shards: native")
-    rows["tar_native"] = rate(*tar_native(client, shards, sizes, block, a.window))
-    log("tar shards: python TarDataset")
-    n, secs = tar_python(client, shards, block, a.window)
-    rows["tar_python"] = rate(sum(sizes), secs)
-    rows["tar_python_sample_bytes"] = n
+    samples: dict[str, list[float]] = {}
+
+    def record(name: str, value: float) -> None:
+        samples.setdefault(name, []).append(value)
 
     ds = MapDataset([p for p, _ in files], client=client, seed=1, window=a.window)
     shares = [[ds.samples[i] for i in ds.share(w, a.workers)] for w in range(a.workers)]
-    log(f"small files: native, {a.workers} streams")
-    nbytes, _, secs = _native.bench_read(client._native, shares, window=a.window)
-    assert nbytes == small_bytes, (nbytes, small_bytes)
-    rows["small_native"] = a.files / secs
-    log(f"small files: python MapDataset, {a.workers} forked workers")
-    nbytes, secs = run_workers("python", [(ds, (w, a.workers)) for w in range(a.workers)])
-    assert nbytes == small_bytes, (nbytes, small_bytes)
-    rows["small_python"] = a.files / secs
-    log(f"small files: python ds[i] without prefetch, {a.workers} forked workers")
-    nbytes, secs = run_workers("python-getitem", [((ds, ds.share(w, a.workers)), None) for w in range(a.workers)])
-    rows["small_python_getitem"] = a.files / secs
-
-    if not a.no_fuse:
+    # Rounds interleave the three ways, so that a busy neighbour slows all
+    # of them alike; each row reports its median.
+    for r in range(a.rounds):
+        log(f"round {r + 1}/{a.rounds}: tar shards, native / python TarDataset")
+        record("tar_native", rate(*tar_native(client, shards, sizes, block, a.window)))
+        n, secs = tar_python(client, shards, block, a.window)
+        record("tar_python", rate(sum(sizes), secs))
+        log(f"round {r + 1}/{a.rounds}: small files, native {a.workers} streams / python {a.workers} workers")
+        nbytes, _, secs = _native.bench_read(client._native, shares, window=a.window)
+        assert nbytes == small_bytes, (nbytes, small_bytes)
+        record("small_native", a.files / secs)
+        nbytes, secs = run_workers("python", [(ds, (w, a.workers)) for w in range(a.workers)])
+        assert nbytes == small_bytes, (nbytes, small_bytes)
+        record("small_python", a.files / secs)
+        nbytes, secs = run_workers("python-getitem", [((ds, ds.share(w, a.workers)), None) for w in range(a.workers)])
+        assert nbytes == small_bytes, (nbytes, small_bytes)
+        record("small_python_getitem", a.files / secs)
+        if a.no_fuse:
+            continue
         for what in ("tar", "small"):
             pid = mount(a.binary, a.cluster, mnt)  # fresh: the kernel's cache is cold
             try:
+                log(f"round {r + 1}/{a.rounds}: {what}, fuse")
                 if what == "tar":
-                    log("tar shards: fuse")
                     n, secs = tar_fuse(mnt, shards, block)
-                    rows["tar_fuse"] = rate(sum(sizes), secs)
+                    record("tar_fuse", rate(sum(sizes), secs))
                 else:
-                    log(f"small files: fuse, {a.workers} forked workers")
                     args = [([mnt + p for p in share], None) for share in shares]
                     nbytes, secs = run_workers("fuse", args)
                     assert nbytes == small_bytes, (nbytes, small_bytes)
-                    rows["small_fuse"] = a.files / secs
+                    record("small_fuse", a.files / secs)
             finally:
                 unmount(pid, mnt)
+    rows = {k: statistics.median(v) for k, v in samples.items()}
+    result["all_rounds"] = samples
 
     result.update(rows)
     ratios = {
@@ -242,6 +248,7 @@ def main() -> None:
         print(json.dumps(result, indent=2))
         return
     mb = small_bytes / a.files / 1e6
+    print(f"median of {a.rounds} rounds")
     print(f"tar shards: {a.shards} x {a.shard_mib} MiB, {a.sample_kib} KiB samples, read in order (MB/s)")
     for k in ("native", "python", "fuse"):
         if f"tar_{k}" in rows:

@@ -133,12 +133,21 @@ struct Shared {
 
 impl Prefetch {
     /// The next item's outcome, in order; `None` once every item was taken.
+    /// Cancel-safe: dropping the future before it completes loses nothing
+    /// (the item is still the next one).
     pub async fn next(&mut self) -> Option<Prefetched> {
         self.fill();
+        let front = self.in_flight.front_mut()?;
+        let joined = (&mut front.handle).await;
         let task = self.in_flight.pop_front()?;
-        let data = match task.handle.await {
+        let data = match joined {
             Ok(r) => r,
-            Err(e) => Err(ClientError::Internal(format!("prefetch task: {e}"))),
+            Err(e) => {
+                // It died before or after its turn for bytes: pass the turn
+                // on, or the items after it would wait for it forever.
+                self.shared.budget.pass_turn(task.index);
+                Err(ClientError::Internal(format!("prefetch task: {e}")))
+            }
         };
         self.shared.budget.release(task.held.swap(0, Ordering::AcqRel));
         self.shared.items_held.fetch_sub(1, Ordering::AcqRel);
@@ -253,6 +262,17 @@ impl Budget {
         }
     }
 
+    /// Skip `turn` if it has not been taken (its item failed without
+    /// asking for bytes).
+    fn pass_turn(&self, turn: usize) {
+        let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        if s.next_turn == turn {
+            s.next_turn += 1;
+            drop(s);
+            self.changed.notify_waiters();
+        }
+    }
+
     fn release(&self, n: u64) {
         if n == 0 {
             return;
@@ -292,5 +312,20 @@ mod tests {
         b.release(100);
         assert_eq!(late.await.expect("join"), 10);
         assert_eq!(b.max_granted.load(std::sync::atomic::Ordering::Acquire), 100);
+    }
+
+    #[tokio::test]
+    async fn a_turn_passed_on_lets_the_next_one_go() {
+        let b = Arc::new(Budget::new(10));
+        let next = tokio::spawn({
+            let b = b.clone();
+            async move { b.acquire(1, 5).await }
+        });
+        tokio::task::yield_now().await;
+        assert!(!next.is_finished(), "turn 1 went before turn 0");
+        b.pass_turn(0);
+        assert_eq!(next.await.expect("join"), 5);
+        b.pass_turn(0); // already past: no effect
+        assert_eq!(b.acquire(2, 5).await, 5);
     }
 }
