@@ -15,6 +15,8 @@
 //! sealing, by older clients) still read. [`file_handle`] serves the mount:
 //! sequential streams read ahead in whole chunks, random reads by range
 //! (`read_pattern`). [`client`] holds the namespace operations by path.
+//! [`prefetch`] is the data-loader API: an epoch's files or ranges read
+//! with a bounded window in flight, in order.
 //!
 //! Every type is owned (`Arc` inside, no borrowed lifetimes) so that other
 //! languages' bindings can hold them.
@@ -32,6 +34,8 @@ pub mod file_handle;
 pub mod inode_api;
 pub mod paths;
 pub mod placement;
+pub mod prefetch;
+mod prefetch_open;
 mod range_read;
 mod read_pattern;
 pub mod reader;
@@ -41,6 +45,7 @@ pub mod writer;
 pub use client::{Client, ClientConfig, DirEntry, FileKind, FileStat};
 pub use error::ClientError;
 pub use file_handle::FileHandle;
+pub use prefetch::{Prefetch, PrefetchConfig, PrefetchItem, PrefetchStats, Prefetched};
 pub use reader::FileReader;
 pub use shardline_crypto::{ChunkFormat, CipherSuite};
 pub use writer::FileWriter;
