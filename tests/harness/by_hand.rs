@@ -77,6 +77,8 @@ pub fn start_data(c: &TestCluster, id: u64) -> Child {
     Command::new(BIN)
         .args(["data", "--id", &id.to_string(), "--listen", &addr("data", id), "--meta", &metas.join(",")])
         .args(["--heartbeat-ms", "500"])
+        .arg("--cap-key-file")
+        .arg(c.data_dir().join("cap.key"))
         .arg("--dir")
         .arg(&dir)
         .env("SHARDLINE_LOG", "info")

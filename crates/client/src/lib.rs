@@ -16,9 +16,15 @@
 //! sequential streams read ahead in whole chunks, random reads by range
 //! (`read_pattern`). [`client`] holds the namespace operations by path.
 //!
+//! Every shard request carries a capability token from the metadata
+//! service (`caps`): get tokens come with chunk lists, put tokens are
+//! granted per chunk version written, delete tokens come with released
+//! chunks.
+//!
 //! Every type is owned (`Arc` inside, no borrowed lifetimes) so that other
 //! languages' bindings can hold them.
 
+mod caps;
 mod chunk_list;
 pub mod chunk_read;
 pub mod chunk_write;

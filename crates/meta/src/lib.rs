@@ -7,9 +7,11 @@
 //! commit, snapshots in redb); [`node`] is the one Ready loop; [`transport`] carries Raft messages to peers; [`service`]
 //! answers requests (mutations through the log, queries under the leader's
 //! read lease ([`lease`]) or through ReadIndex);
+//! [`caps`] adds shard capabilities to the answers that need them;
 //! [`server`] wires it together.
 
 pub mod at_rest;
+pub mod caps;
 pub mod error;
 pub mod fs_usage;
 pub mod lease;

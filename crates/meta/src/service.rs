@@ -20,6 +20,7 @@ use shardline_rpc::{Frame, Handler};
 use shardline_types::ErrorCode;
 use tokio::sync::oneshot;
 
+use crate::caps::CapIssuer;
 use crate::fs_usage::{with_live_usage, UsageReport};
 use crate::namespace::OpError;
 use crate::node::{unavailable, Input, NodeStatus, Shared};
@@ -54,6 +55,8 @@ pub struct MetaService {
     clients_seen: Mutex<HashMap<u64, Instant>>,
     /// The state machine, for queries answered here under the read lease.
     view: Arc<ReadView>,
+    /// Shard capabilities added to chunk lists, released chunks and grants.
+    caps: CapIssuer,
 }
 
 /// What the request handlers are told at start.
@@ -66,6 +69,8 @@ pub struct ServiceConfig {
     pub self_addr: String,
     /// A client holding opens that is silent this long loses them.
     pub client_lease: Duration,
+    /// Issues shard capabilities (none when capabilities are off).
+    pub caps: CapIssuer,
 }
 
 impl MetaService {
@@ -83,6 +88,7 @@ impl MetaService {
             client_lease: cfg.client_lease,
             clients_seen: Mutex::new(HashMap::new()),
             view,
+            caps: cfg.caps,
         }
     }
 
@@ -255,7 +261,19 @@ impl MetaService {
             .collect()
     }
 
-    async fn dispatch(&self, req: pb::MetaRequest) -> pb::MetaResponse {
+    /// Answer `req`, then add the shard capabilities its answer carries
+    /// (`caps.rs`): tokens are made fresh for every answer, a deduplicated
+    /// retry's included, and never stored.
+    async fn dispatch(&self, mut req: pb::MetaRequest) -> pb::MetaResponse {
+        crate::caps::strip_request_caps(&mut req);
+        let body = req.body.clone();
+        let mut resp = self.dispatch_inner(req).await;
+        let epoch = self.view.sm().epoch();
+        self.caps.attach(body.as_ref(), &mut resp, epoch);
+        resp
+    }
+
+    async fn dispatch_inner(&self, req: pb::MetaRequest) -> pb::MetaResponse {
         let Some(body) = req.body.as_ref() else {
             return error_response(&OpError::new(ErrorCode::InvalidArgument, "empty request"));
         };
@@ -279,6 +297,12 @@ impl MetaService {
                 }
                 resp
             }
+            // Cluster-wide scrub/GC tokens. Admin-only once connections
+            // carry roles (issue 12 item 1); see docs/security.md.
+            Body::GrantAdminCap(g) => match self.caps.grant_admin(g, self.view.sm().epoch()) {
+                Ok(caps) => ok(RBody::Caps(caps)),
+                Err(e) => error_response(&e),
+            },
             Body::MetaMembership(change) => {
                 let change = change.clone();
                 self.ask(|reply| Input::ConfChange { change, reply }).await

@@ -270,6 +270,11 @@ impl StateMachine {
             Some(Body::CheckLive(c)) => ok(RBody::Liveness(pb::Liveness {
                 live: c.chunks.iter().map(|v| ns.is_live(v.file_id, v.chunk_index, v.version)).collect(),
             })),
+            Some(Body::GrantCaps(g)) => {
+                self.check_grant(g)?;
+                // The service fills in the tokens (crates/meta/src/caps.rs).
+                ok(RBody::Caps(pb::Caps::default()))
+            }
             Some(Body::Heartbeat(h)) => ok(RBody::Heartbeat(pb::HeartbeatReply {
                 epoch: self.registry.epoch(),
                 rebuild: self
@@ -281,6 +286,42 @@ impl StateMachine {
             })),
             _ => return Err(OpError::new(ErrorCode::InvalidArgument, "not a query")),
         })
+    }
+
+    /// Whether capabilities may be granted as `g` asks: a known operation,
+    /// a bounded list, a regular file, and for put no live version (a
+    /// committed chunk is never overwritten in place).
+    fn check_grant(&self, g: &pb::GrantCaps) -> Result<(), OpError> {
+        if crate::caps::granted_ops(g.ops).is_none() {
+            return Err(OpError::new(ErrorCode::InvalidArgument, "capabilities are granted for get (1) or put (2)"));
+        }
+        if g.chunks.is_empty() || g.chunks.len() > crate::caps::MAX_GRANT_CHUNKS {
+            return Err(OpError::new(
+                ErrorCode::InvalidArgument,
+                format!("a grant names 1 to {} chunk versions", crate::caps::MAX_GRANT_CHUNKS),
+            ));
+        }
+        let inode = self.ns.get(g.ino)?;
+        if inode.kind != Kind::Regular {
+            return Err(OpError::new(ErrorCode::InvalidArgument, format!("inode {} is not a regular file", g.ino)));
+        }
+        if g.ops == shardline_crypto::cap_ops::PUT {
+            if let Some(c) = g.chunks.iter().find(|c| self.ns.is_live(g.ino, c.index, c.version)) {
+                return Err(OpError::new(
+                    ErrorCode::PermissionDenied,
+                    format!(
+                        "chunk {} version {:x} is live: committed chunks are never overwritten",
+                        c.index, c.version
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The placement map's epoch.
+    pub fn epoch(&self) -> u64 {
+        self.registry.epoch()
     }
 
     /// File-system usage for statfs: the registered capacity of every data

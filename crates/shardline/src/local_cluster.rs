@@ -17,6 +17,9 @@ use crate::cluster_file::{ClusterFile, Node, CLUSTER_FILE_VERSION};
 
 /// The metadata servers' key file, next to `cluster.toml`.
 pub const META_KEY_FILE: &str = "meta.key";
+/// The cluster capability key file (metadata and data servers), next to
+/// `cluster.toml`.
+pub const CAP_KEY_FILE: &str = "cap.key";
 
 /// What to start.
 #[derive(Debug, Clone)]
@@ -133,6 +136,9 @@ impl LocalCluster {
         // The metadata servers' shared key (their storage is sealed with it).
         let meta_key = cluster.cluster_path.with_file_name(META_KEY_FILE);
         Kek::load_or_create(&meta_key).context("create the metadata servers' key file")?;
+        // The cluster capability key (shard tokens), 0600 like the others.
+        let cap_key = cluster.cluster_path.with_file_name(CAP_KEY_FILE);
+        Kek::load_or_create(&cap_key).context("create the cluster capability key file")?;
         for n in cluster.file.meta.clone() {
             let mut cmd = Command::new(&exe);
             cmd.arg("meta")
@@ -141,6 +147,8 @@ impl LocalCluster {
                 .args(["--pg-count", &cluster.file.pg_count.to_string(), "--down-after-ms", "3000"])
                 .arg("--key-file")
                 .arg(&meta_key)
+                .arg("--cap-key-file")
+                .arg(&cap_key)
                 .arg("--dir")
                 .arg(&n.dir);
             if let Some(ms) = spec.client_lease_ms {
@@ -153,6 +161,8 @@ impl LocalCluster {
             cmd.arg("data")
                 .args(["--id", &n.id.to_string(), "--listen", &n.addr, "--meta", &cluster.file.meta_addrs().join(",")])
                 .args(["--heartbeat-ms", "500"])
+                .arg("--cap-key-file")
+                .arg(&cap_key)
                 .arg("--dir")
                 .arg(&n.dir);
             if let Some(c) = spec.data_capacity {
