@@ -161,3 +161,84 @@ fn shard_requests_without_a_valid_token_are_refused_and_change_nothing() {
     assert_eq!(c.get_bytes("/f").expect("read the overwrite"), new);
     assert_eq!(c.get_bytes("/g").expect("read the new file"), data);
 }
+
+/// Send one Raft envelope from "peer" `from` to the metadata server at
+/// `addr`, as a single frame with no credentials; the server's answer.
+async fn send_raft(addr: &str, from: u64, msg: &raft::prelude::Message) -> pb::MetaResponse {
+    use protobuf::Message as _;
+    let bytes = msg.write_to_bytes().expect("encode raft message");
+    let req = pb::MetaRequest {
+        body: Some(pb::meta_request::Body::Raft(pb::RaftBatch { from, messages: vec![bytes], snapshot_part: None })),
+        ..Default::default()
+    };
+    let pool = Pool::new(Duration::from_secs(2), Duration::from_secs(10));
+    let frame = shardline_rpc::Frame::from_message(&req, bytes::Bytes::new());
+    pool.call(addr, &frame).await.expect("raft call").decode().expect("decode the answer")
+}
+
+#[test]
+fn a_forged_raft_append_with_an_undecodable_entry_is_refused_and_the_server_keeps_running() {
+    use raft::prelude::{ConfState, Entry, Message, MessageType, Snapshot, SnapshotMetadata};
+    let mut c = TestCluster::start(106);
+    let data = content(CHUNK + 3, 6);
+    c.put_bytes("/f", &data);
+    let metas = c.meta_status();
+    let leader = metas.iter().find(|m| m["role"] == "leader").expect("a leader").clone();
+    let follower = metas.iter().find(|m| m["role"] == "follower").expect("a follower").clone();
+    let (leader_id, term) = (leader["id"].as_u64().expect("id"), leader["term"].as_u64().expect("term"));
+    let (follower_id, commit) =
+        (follower["id"].as_u64().expect("id"), follower["commit_index"].as_u64().expect("commit"));
+    let addr = addrs(&c, "meta")[&follower_id].clone();
+
+    // The attack of issue 12: the leader's id and term, an entry that is not
+    // a MetaRequest right after the follower's log, and a commit index
+    // covering it.
+    let entry = Entry { index: commit + 1, term, data: b"not a MetaRequest".to_vec().into(), ..Default::default() };
+    let mut append = Message::default();
+    append.set_msg_type(MessageType::MsgAppend);
+    append.from = leader_id;
+    append.to = follower_id;
+    append.term = term;
+    append.log_term = term;
+    append.index = commit;
+    append.commit = commit + 1;
+    append.set_entries(vec![entry].into());
+    // A snapshot whose ConfState raft-rs could not restore (a fatal! path).
+    let mut meta = SnapshotMetadata { index: commit + 100, term, ..Default::default() };
+    meta.set_conf_state(ConfState::default());
+    let mut snap = Snapshot::default();
+    snap.set_metadata(meta);
+    let mut snapshot = Message::default();
+    snapshot.set_msg_type(MessageType::MsgSnapshot);
+    snapshot.from = leader_id;
+    snapshot.to = follower_id;
+    snapshot.term = term;
+    snapshot.set_snapshot(snap);
+
+    let rt = runtime();
+    for (what, msg, why) in [("append", &append, "entry"), ("snapshot", &snapshot, "conf state")] {
+        let resp = rt.block_on(send_raft(&addr, leader_id, msg));
+        let e = resp.error.unwrap_or_else(|| panic!("the forged {what} was accepted"));
+        assert_eq!(e.code, pb::ErrorCode::InvalidArgument as i32, "{}", e.message);
+        assert!(e.message.contains("bad raft message") && e.message.contains(why), "{what}: {}", e.message);
+    }
+    // The follower keeps running and in step; the cluster serves.
+    let pid: i32 = std::fs::read_to_string(c.meta_dir(follower_id).join("pid"))
+        .expect("the follower's pid file")
+        .trim()
+        .parse()
+        .expect("pid");
+    // SAFETY: signal 0 only checks that the process exists.
+    assert_eq!(unsafe { libc::kill(pid, 0) }, 0, "the follower died");
+    c.put_bytes("/g", &data);
+    assert_eq!(c.get_bytes("/g").expect("read after the attack"), data);
+    c.wait_status(Duration::from_secs(30), |v| {
+        v["meta"]
+            .as_array()
+            .is_some_and(|ms| ms.iter().any(|m| m["id"].as_u64() == Some(follower_id) && m["role"] == "follower"))
+    });
+    // Nothing undecodable was persisted: the whole cluster restarts.
+    c.restart();
+    assert_eq!(c.get_bytes("/f").expect("read after restart"), data);
+    assert_eq!(c.get_bytes("/g").expect("read after restart"), data);
+}

@@ -12,7 +12,6 @@ use std::sync::mpsc::Sender;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use protobuf::Message as PbMessage;
 use shardline_proto::v1 as pb;
 use shardline_proto::v1::meta_request::Body;
 use shardline_proto::v1::meta_response::Body as RBody;
@@ -279,13 +278,24 @@ impl MetaService {
         };
         match body {
             Body::Raft(batch) => {
-                let mut msgs = Vec::with_capacity(batch.messages.len());
-                for m in &batch.messages {
-                    match raft::prelude::Message::parse_from_bytes(m) {
-                        Ok(m) => msgs.push(m),
-                        Err(_) => return error_response(&OpError::new(ErrorCode::InvalidArgument, "bad raft message")),
+                // A snapshot is decoded to be checked: off the async threads.
+                let size: usize = batch.messages.iter().map(Vec::len).sum();
+                let (me, batch) = (self.id, batch.clone());
+                let checked = if size > (1 << 20) {
+                    tokio::task::spawn_blocking(move || crate::raft_guard::parse_checked(&batch, me))
+                        .await
+                        .unwrap_or_else(|e| Err(format!("check task failed: {e}")))
+                } else {
+                    crate::raft_guard::parse_checked(&batch, me)
+                };
+                let msgs = match checked {
+                    Ok(msgs) => msgs,
+                    Err(why) => {
+                        tracing::warn!(from = req_from(&req), %why, "refused a raft message");
+                        let msg = format!("bad raft message: {why}");
+                        return error_response(&OpError::new(ErrorCode::InvalidArgument, msg));
                     }
-                }
+                };
                 self.send(Input::Raft(msgs));
                 ok(RBody::Empty(pb::Empty {}))
             }
@@ -339,6 +349,14 @@ impl MetaService {
             Some(resp) => resp,
             None => self.ask(|reply| Input::Read { req, reply }).await,
         }
+    }
+}
+
+/// The peer a Raft envelope names.
+fn req_from(req: &pb::MetaRequest) -> u64 {
+    match &req.body {
+        Some(Body::Raft(b)) => b.from,
+        _ => 0,
     }
 }
 

@@ -331,3 +331,37 @@ fn capabilities_are_granted_only_for_regular_files_and_never_to_overwrite_a_live
     let none = sm.read(&req(1, 0, Body::GrantCaps(pb::GrantCaps { ino: f.ino, ops: get, chunks: vec![] })));
     assert_eq!(code_of(&none), wire(ErrorCode::InvalidArgument));
 }
+
+#[test]
+fn the_duplicate_request_cache_forgets_the_oldest_clients_the_same_way_on_every_replica() {
+    use super::DEDUP_CLIENTS;
+    let mut sm = StateMachine::new(Layout::default(), 16);
+    let mkdir = |client: u64| {
+        req(
+            client,
+            1,
+            Body::Mkdir(pb::Mkdir { parent: ROOT_INO, name: format!("d{client}").into(), ..Default::default() }),
+        )
+    };
+    let mut restored = None;
+    for client in 1..=DEDUP_CLIENTS as u64 + 1 {
+        sm.apply(&mkdir(client), client as i64);
+        if client == DEDUP_CLIENTS as u64 / 2 {
+            // A replica that starts from a snapshot taken here.
+            let snap = crate::snapshot::encode(&sm, &Default::default());
+            restored = Some(crate::snapshot::decode(&snap).expect("decode").0);
+        }
+    }
+    let mut replica = restored.expect("snapshot taken");
+    for client in DEDUP_CLIENTS as u64 / 2 + 1..=DEDUP_CLIENTS as u64 + 1 {
+        replica.apply(&mkdir(client), client as i64);
+    }
+    assert!(sm.dedup_clients() <= DEDUP_CLIENTS * 7 / 8, "{} clients remembered", sm.dedup_clients());
+    let snap = |m: &StateMachine| crate::snapshot::encode(m, &Default::default());
+    assert_eq!(snap(&sm), snap(&replica), "replicas forgot different clients");
+    // The newest client's retry still returns its original outcome; the
+    // oldest client's retry is a new request (its name now exists).
+    let newest = DEDUP_CLIENTS as u64 + 1;
+    assert!(sm.apply(&mkdir(newest), 0).error.is_none(), "a remembered retry");
+    assert_eq!(code_of(&sm.apply(&mkdir(1), 0)), wire(ErrorCode::AlreadyExists), "a forgotten client");
+}
