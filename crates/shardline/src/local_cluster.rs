@@ -137,8 +137,16 @@ impl LocalCluster {
         let meta_key = cluster.cluster_path.with_file_name(META_KEY_FILE);
         Kek::load_or_create(&meta_key).context("create the metadata servers' key file")?;
         // The cluster capability key (shard tokens), 0600 like the others.
+        // SHARDLINE_INSECURE_NO_CAPABILITIES=1 starts every server without
+        // capabilities instead (development, and to measure their cost).
         let cap_key = cluster.cluster_path.with_file_name(CAP_KEY_FILE);
         Kek::load_or_create(&cap_key).context("create the cluster capability key file")?;
+        let caps_off = std::env::var_os("SHARDLINE_INSECURE_NO_CAPABILITIES").is_some_and(|v| v == "1");
+        let cap_args: Vec<std::ffi::OsString> = if caps_off {
+            vec!["--insecure-no-capabilities".into()]
+        } else {
+            vec!["--cap-key-file".into(), cap_key.clone().into()]
+        };
         for n in cluster.file.meta.clone() {
             let mut cmd = Command::new(&exe);
             cmd.arg("meta")
@@ -147,8 +155,7 @@ impl LocalCluster {
                 .args(["--pg-count", &cluster.file.pg_count.to_string(), "--down-after-ms", "3000"])
                 .arg("--key-file")
                 .arg(&meta_key)
-                .arg("--cap-key-file")
-                .arg(&cap_key)
+                .args(&cap_args)
                 .arg("--dir")
                 .arg(&n.dir);
             if let Some(ms) = spec.client_lease_ms {
@@ -161,8 +168,7 @@ impl LocalCluster {
             cmd.arg("data")
                 .args(["--id", &n.id.to_string(), "--listen", &n.addr, "--meta", &cluster.file.meta_addrs().join(",")])
                 .args(["--heartbeat-ms", "500"])
-                .arg("--cap-key-file")
-                .arg(&cap_key)
+                .args(&cap_args)
                 .arg("--dir")
                 .arg(&n.dir);
             if let Some(c) = spec.data_capacity {
