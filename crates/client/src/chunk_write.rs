@@ -48,7 +48,7 @@ pub(crate) async fn write_chunk(
         ChunkFormat::V2 => SegmentLayout::for_plaintext(plaintext.len()).sealed_len(),
     };
     let sealed_len_wire = u32::try_from(sealed_len).map_err(|_| ClientError::TooLarge { size: sealed_len as u64 })?;
-    let shards = {
+    let encode = {
         let ctx = ctx.clone();
         tokio::task::spawn_blocking(move || {
             let padded = ctx.codec.cell_size(sealed_len) * ctx.codec.data_shards();
@@ -67,9 +67,12 @@ pub(crate) async fn write_chunk(
             };
             ctx.codec.encode(Bytes::from(sealed))
         })
-        .await
-        .map_err(|e| ClientError::Internal(format!("encode task: {e}")))??
     };
+    // The put capability is asked for while the chunk is sealed and coded,
+    // so its round trip to the metadata service costs no time of its own.
+    let (shards, first_cap) = tokio::join!(encode, write_cap(inner, ctx.ino, index, version));
+    let shards = shards.map_err(|e| ClientError::Internal(format!("encode task: {e}")))??;
+    let mut next_cap = Some(first_cap?);
     let ec = (ctx.codec.data_shards() as u32, ctx.codec.parity_shards() as u32);
     let key = |i: usize| ShardKey { file_id: ctx.ino, chunk_index: index, version, shard_index: i as u32 };
     let deadline = Instant::now() + inner.cfg.write_retry_window;
@@ -78,8 +81,11 @@ pub(crate) async fn write_chunk(
     loop {
         let (view, pg, targets) = targets_for_write(inner, ctx.ino, index, shards.len(), deadline).await?;
         let epoch = view.epoch;
-        // A fresh put capability per attempt: it carries the current epoch.
-        cap = write_cap(inner, ctx.ino, index, version).await?;
+        // A fresh put capability for every retry: it carries the current epoch.
+        cap = match next_cap.take() {
+            Some(c) => c,
+            None => write_cap(inner, ctx.ino, index, version).await?,
+        };
         let results = join_all(shards.iter().enumerate().map(|(i, s)| {
             let (pool, addr, k, s, cap) = (&inner.pool, &targets[i], key(i), s.clone(), cap.as_ref());
             async move { shard_io::put(pool, addr, &k, s, cap, epoch, ec).await }
