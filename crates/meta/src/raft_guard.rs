@@ -7,7 +7,8 @@
 //!
 //! Checked without state: the message is addressed to this server, comes
 //! from the peer its envelope names (not 0, not this server), is of a type
-//! peers send; its entries follow the index it appends after, one by one,
+//! peers send; a read-index message carries exactly one read context (raft-rs
+//! indexes it unchecked); an append's entries follow the index it appends after, one by one,
 //! with terms that never fall and never pass the message's term, and each
 //! decodes as what it claims to be (a `MetaRequest` entry in this crate's
 //! format, a conf change, a conf change v2 whose context is an address);
@@ -83,12 +84,26 @@ fn sent_by_peers(ty: MessageType) -> bool {
     )
 }
 
+/// Longest read context a ReadIndex message may carry (this crate's are 8
+/// bytes).
+const MAX_READ_CONTEXT: usize = 64;
+
 fn check_entries(m: &Message) -> Result<(), String> {
+    match m.get_msg_type() {
+        MessageType::MsgAppend => {}
+        // raft-rs reads `entries[0]` of these unchecked: exactly one, the
+        // read's context.
+        MessageType::MsgReadIndex | MessageType::MsgReadIndexResp => {
+            return match m.entries.first() {
+                Some(e) if m.entries.len() == 1 && e.data.len() <= MAX_READ_CONTEXT => Ok(()),
+                _ => Err(format!("a {:?} must carry exactly one short read context", m.get_msg_type())),
+            };
+        }
+        _ if m.entries.is_empty() => return Ok(()),
+        ty => return Err(format!("a {ty:?} carries entries")),
+    }
     if m.entries.is_empty() {
         return Ok(());
-    }
-    if m.get_msg_type() != MessageType::MsgAppend {
-        return Err(format!("a {:?} carries entries", m.get_msg_type()));
     }
     if m.entries.len() > MAX_ENTRIES_PER_MESSAGE {
         return Err(format!("an append of {} entries", m.entries.len()));

@@ -112,6 +112,22 @@ fn misaddressed_and_local_messages_are_refused() {
     assert!(check(&heartbeat, LEADER, ME).is_err(), "entries outside an append");
 }
 
+#[test]
+fn read_index_messages_carry_exactly_one_short_context() {
+    for ty in [MessageType::MsgReadIndex, MessageType::MsgReadIndexResp] {
+        let mut m = append(vec![]);
+        m.set_msg_type(ty);
+        // raft-rs indexes entries[0] of these without looking: a panic.
+        assert!(check(&m, LEADER, ME).is_err(), "{ty:?} without a context");
+        m.set_entries(vec![Entry { data: 7u64.to_le_bytes().to_vec().into(), ..Default::default() }].into());
+        assert_eq!(check(&m, LEADER, ME), Ok(()), "{ty:?}");
+        m.mut_entries().push(Entry::default());
+        assert!(check(&m, LEADER, ME).is_err(), "{ty:?} with two");
+        m.set_entries(vec![Entry { data: vec![0; 1000].into(), ..Default::default() }].into());
+        assert!(check(&m, LEADER, ME).is_err(), "{ty:?} with a long context");
+    }
+}
+
 fn snapshot_message(cs: ConfState, data: Vec<u8>) -> Message {
     let mut meta = SnapshotMetadata { index: 20, term: 3, ..Default::default() };
     meta.set_conf_state(cs);
