@@ -177,7 +177,7 @@ async fn send_raft(addr: &str, from: u64, msg: &raft::prelude::Message) -> pb::M
 }
 
 #[test]
-fn a_forged_raft_append_with_an_undecodable_entry_is_refused_and_the_server_keeps_running() {
+fn forged_raft_messages_are_refused_and_the_servers_keep_running() {
     use raft::prelude::{ConfState, Entry, Message, MessageType, Snapshot, SnapshotMetadata};
     let mut c = TestCluster::start(106);
     let data = content(CHUNK + 3, 6);
@@ -215,21 +215,37 @@ fn a_forged_raft_append_with_an_undecodable_entry_is_refused_and_the_server_keep
     snapshot.term = term;
     snapshot.set_snapshot(snap);
 
+    // A read-index request without its context, to the leader (raft-rs
+    // reads entries[0] of it unchecked).
+    let follower_from = follower_id;
+    let mut read_index = Message::default();
+    read_index.set_msg_type(MessageType::MsgReadIndex);
+    read_index.from = follower_from;
+    read_index.to = leader_id;
+    read_index.term = term;
+    let leader_addr = addrs(&c, "meta")[&leader_id].clone();
+
     let rt = runtime();
-    for (what, msg, why) in [("append", &append, "entry"), ("snapshot", &snapshot, "conf state")] {
-        let resp = rt.block_on(send_raft(&addr, leader_id, msg));
+    for (what, to, from, msg, why) in [
+        ("append", &addr, leader_id, &append, "entry"),
+        ("snapshot", &addr, leader_id, &snapshot, "conf state"),
+        ("read index", &leader_addr, follower_from, &read_index, "read context"),
+    ] {
+        let resp = rt.block_on(send_raft(to, from, msg));
         let e = resp.error.unwrap_or_else(|| panic!("the forged {what} was accepted"));
         assert_eq!(e.code, pb::ErrorCode::InvalidArgument as i32, "{}", e.message);
         assert!(e.message.contains("bad raft message") && e.message.contains(why), "{what}: {}", e.message);
     }
-    // The follower keeps running and in step; the cluster serves.
-    let pid: i32 = std::fs::read_to_string(c.meta_dir(follower_id).join("pid"))
-        .expect("the follower's pid file")
-        .trim()
-        .parse()
-        .expect("pid");
-    // SAFETY: signal 0 only checks that the process exists.
-    assert_eq!(unsafe { libc::kill(pid, 0) }, 0, "the follower died");
+    // The follower and the leader keep running; the cluster serves.
+    for id in [follower_id, leader_id] {
+        let pid: i32 = std::fs::read_to_string(c.meta_dir(id).join("pid"))
+            .unwrap_or_else(|e| panic!("metadata server {id} stopped (its pid file is gone: {e})"))
+            .trim()
+            .parse()
+            .expect("pid");
+        // SAFETY: signal 0 only checks that the process exists.
+        assert_eq!(unsafe { libc::kill(pid, 0) }, 0, "metadata server {id} died");
+    }
     c.put_bytes("/g", &data);
     assert_eq!(c.get_bytes("/g").expect("read after the attack"), data);
     c.wait_status(Duration::from_secs(30), |v| {
