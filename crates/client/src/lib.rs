@@ -18,9 +18,15 @@
 //! [`prefetch`] is the data-loader API: an epoch's files or ranges read
 //! with a bounded window in flight, in order.
 //!
+//! Every shard request carries a capability token from the metadata
+//! service (`caps`): get tokens come with chunk lists, put tokens are
+//! granted per chunk version written, delete tokens come with released
+//! chunks.
+//!
 //! Every type is owned (`Arc` inside, no borrowed lifetimes) so that other
 //! languages' bindings can hold them.
 
+mod caps;
 mod chunk_list;
 pub mod chunk_read;
 pub mod chunk_write;

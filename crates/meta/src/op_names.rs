@@ -41,6 +41,8 @@ pub(crate) fn op_name(body: Option<&Body>) -> &'static str {
         Body::MetaMembership(_) => "meta_membership",
         Body::Mknod(_) => "mknod",
         Body::ExpireClients(_) => "expire_clients",
+        Body::GrantCaps(_) => "grant_caps",
+        Body::GrantAdminCap(_) => "grant_admin_cap",
     }
 }
 

@@ -12,7 +12,6 @@ use std::sync::mpsc::Sender;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use protobuf::Message as PbMessage;
 use shardline_proto::v1 as pb;
 use shardline_proto::v1::meta_request::Body;
 use shardline_proto::v1::meta_response::Body as RBody;
@@ -20,6 +19,7 @@ use shardline_rpc::{Frame, Handler};
 use shardline_types::ErrorCode;
 use tokio::sync::oneshot;
 
+use crate::caps::CapIssuer;
 use crate::fs_usage::{with_live_usage, UsageReport};
 use crate::namespace::OpError;
 use crate::node::{unavailable, Input, NodeStatus, Shared};
@@ -54,6 +54,8 @@ pub struct MetaService {
     clients_seen: Mutex<HashMap<u64, Instant>>,
     /// The state machine, for queries answered here under the read lease.
     view: Arc<ReadView>,
+    /// Shard capabilities added to chunk lists, released chunks and grants.
+    caps: CapIssuer,
 }
 
 /// What the request handlers are told at start.
@@ -66,6 +68,8 @@ pub struct ServiceConfig {
     pub self_addr: String,
     /// A client holding opens that is silent this long loses them.
     pub client_lease: Duration,
+    /// Issues shard capabilities (none when capabilities are off).
+    pub caps: CapIssuer,
 }
 
 impl MetaService {
@@ -83,6 +87,7 @@ impl MetaService {
             client_lease: cfg.client_lease,
             clients_seen: Mutex::new(HashMap::new()),
             view,
+            caps: cfg.caps,
         }
     }
 
@@ -258,9 +263,16 @@ impl MetaService {
             .collect()
     }
 
-    async fn dispatch(&self, req: pb::MetaRequest) -> pb::MetaResponse {
+    /// Answer `req`, then add the shard capabilities its answer carries
+    /// (`caps.rs`): tokens are made fresh for every answer, a deduplicated
+    /// retry's included, and never stored. Counted and timed in metrics.
+    async fn dispatch(&self, mut req: pb::MetaRequest) -> pb::MetaResponse {
         let timer = shardline_metrics::RequestTimer::start("meta", crate::op_names::op_name(req.body.as_ref()));
-        let resp = self.dispatch_inner(req).await;
+        crate::caps::strip_request_caps(&mut req);
+        let body = req.body.clone();
+        let mut resp = self.dispatch_inner(req).await;
+        let epoch = self.view.sm().epoch();
+        self.caps.attach(body.as_ref(), &mut resp, epoch);
         timer.finish(resp.error.is_none());
         resp
     }
@@ -271,13 +283,24 @@ impl MetaService {
         };
         match body {
             Body::Raft(batch) => {
-                let mut msgs = Vec::with_capacity(batch.messages.len());
-                for m in &batch.messages {
-                    match raft::prelude::Message::parse_from_bytes(m) {
-                        Ok(m) => msgs.push(m),
-                        Err(_) => return error_response(&OpError::new(ErrorCode::InvalidArgument, "bad raft message")),
+                // A snapshot is decoded to be checked: off the async threads.
+                let size: usize = batch.messages.iter().map(Vec::len).sum();
+                let (me, batch) = (self.id, batch.clone());
+                let checked = if size > (1 << 20) {
+                    tokio::task::spawn_blocking(move || crate::raft_guard::parse_checked(&batch, me))
+                        .await
+                        .unwrap_or_else(|e| Err(format!("check task failed: {e}")))
+                } else {
+                    crate::raft_guard::parse_checked(&batch, me)
+                };
+                let msgs = match checked {
+                    Ok(msgs) => msgs,
+                    Err(why) => {
+                        tracing::warn!(from = req_from(&req), %why, "refused a raft message");
+                        let msg = format!("bad raft message: {why}");
+                        return error_response(&OpError::new(ErrorCode::InvalidArgument, msg));
                     }
-                }
+                };
                 self.send(Input::Raft(msgs));
                 ok(RBody::Empty(pb::Empty {}))
             }
@@ -289,6 +312,12 @@ impl MetaService {
                 }
                 resp
             }
+            // Cluster-wide scrub/GC tokens. Admin-only once connections
+            // carry roles (issue 12 item 1); see docs/security.md.
+            Body::GrantAdminCap(g) => match self.caps.grant_admin(g, self.view.sm().epoch()) {
+                Ok(caps) => ok(RBody::Caps(caps)),
+                Err(e) => error_response(&e),
+            },
             Body::MetaMembership(change) => {
                 let change = change.clone();
                 self.ask(|reply| Input::ConfChange { change, reply }).await
@@ -325,6 +354,14 @@ impl MetaService {
             Some(resp) => resp,
             None => self.ask(|reply| Input::Read { req, reply }).await,
         }
+    }
+}
+
+/// The peer a Raft envelope names.
+fn req_from(req: &pb::MetaRequest) -> u64 {
+    match &req.body {
+        Some(Body::Raft(b)) => b.from,
+        _ => 0,
     }
 }
 

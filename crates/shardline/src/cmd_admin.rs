@@ -124,15 +124,26 @@ pub async fn run(cmd: AdminCmd, cluster: &Option<PathBuf>) -> Result<()> {
             crate::cmd_files::run(cmd, cluster).await
         }
         AdminCmd::Scrub { json } => {
-            let totals = on_every_data_server(&file, pb::data_request::Body::Scrub(pb::Scrub {})).await?;
+            let cap = admin_cap(&file, shardline_crypto::cap_ops::SCRUB).await?;
+            let totals = on_every_data_server(&file, pb::data_request::Body::Scrub(pb::Scrub { cap })).await?;
             report("scrub", &totals, &["checked", "corrupt", "repaired", "unrepairable"], json)
         }
         AdminCmd::Gc { grace_ms, json } => {
-            let body = pb::data_request::Body::Gc(pb::CollectGarbage { grace_ms });
+            let cap = admin_cap(&file, shardline_crypto::cap_ops::GC).await?;
+            let body = pb::data_request::Body::Gc(pb::CollectGarbage { grace_ms, cap });
             let totals = on_every_data_server(&file, body).await?;
             report("gc", &totals, &["examined", "deleted", "deleted_bytes"], json)
         }
     }
+}
+
+/// A cluster-wide capability for `ops` (scrub or GC) from the metadata
+/// service; None when the cluster runs without capabilities.
+async fn admin_cap(file: &ClusterFile, ops: u32) -> Result<Option<pb::ShardCap>> {
+    let meta = MetaClient::new(file.meta_addrs(), Duration::from_secs(5));
+    let resp = meta.call(pb::meta_request::Body::GrantAdminCap(pb::GrantAdminCap { ops })).await?;
+    let Some(pb::meta_response::Body::Caps(caps)) = resp.body else { bail!("no capability in the answer") };
+    Ok(caps.caps.into_iter().next())
 }
 
 fn report(what: &str, totals: &BTreeMap<&'static str, u64>, keys: &[&str], json: bool) -> Result<()> {

@@ -17,6 +17,9 @@ use crate::cluster_file::{ClusterFile, Node, CLUSTER_FILE_VERSION};
 
 /// The metadata servers' key file, next to `cluster.toml`.
 pub const META_KEY_FILE: &str = "meta.key";
+/// The cluster capability key file (metadata and data servers), next to
+/// `cluster.toml`.
+pub const CAP_KEY_FILE: &str = "cap.key";
 
 /// What to start.
 #[derive(Debug, Clone)]
@@ -140,6 +143,17 @@ impl LocalCluster {
         // The metadata servers' shared key (their storage is sealed with it).
         let meta_key = cluster.cluster_path.with_file_name(META_KEY_FILE);
         Kek::load_or_create(&meta_key).context("create the metadata servers' key file")?;
+        // The cluster capability key (shard tokens), 0600 like the others.
+        // SHARDLINE_INSECURE_NO_CAPABILITIES=1 starts every server without
+        // capabilities instead (development, and to measure their cost).
+        let cap_key = cluster.cluster_path.with_file_name(CAP_KEY_FILE);
+        Kek::load_or_create(&cap_key).context("create the cluster capability key file")?;
+        let caps_off = std::env::var_os("SHARDLINE_INSECURE_NO_CAPABILITIES").is_some_and(|v| v == "1");
+        let cap_args: Vec<std::ffi::OsString> = if caps_off {
+            vec!["--insecure-no-capabilities".into()]
+        } else {
+            vec!["--cap-key-file".into(), cap_key.clone().into()]
+        };
         for n in cluster.file.meta.clone() {
             let mut cmd = Command::new(&exe);
             cmd.arg("meta")
@@ -149,6 +163,7 @@ impl LocalCluster {
                 .args(["--metrics-listen", &metrics_listen(&n.addr)])
                 .arg("--key-file")
                 .arg(&meta_key)
+                .args(&cap_args)
                 .arg("--dir")
                 .arg(&n.dir);
             if let Some(ms) = spec.client_lease_ms {
@@ -162,6 +177,7 @@ impl LocalCluster {
                 .args(["--id", &n.id.to_string(), "--listen", &n.addr, "--meta", &cluster.file.meta_addrs().join(",")])
                 .args(["--heartbeat-ms", "500"])
                 .args(["--metrics-listen", &metrics_listen(&n.addr)])
+                .args(&cap_args)
                 .arg("--dir")
                 .arg(&n.dir);
             if let Some(c) = spec.data_capacity {
