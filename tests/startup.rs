@@ -234,8 +234,11 @@ fn the_metadata_leader_dying_before_up_says_ready_leaves_the_others_running() {
 fn a_metadata_server_runs_from_a_config_file_and_logs_json() {
     let dir = tempfile::tempdir().expect("temp dir");
     let key = dir.path().join("meta.key");
-    let kg = Command::new(BIN).arg("keygen").arg(&key).output().expect("keygen");
-    assert!(kg.status.success());
+    let cap_key = dir.path().join("cap.key");
+    for k in [&key, &cap_key] {
+        let kg = Command::new(BIN).arg("keygen").arg(k).output().expect("keygen");
+        assert!(kg.status.success());
+    }
     let port = std::net::TcpListener::bind("127.0.0.64:0").expect("port").local_addr().expect("addr").port();
     let meta_dir = dir.path().join("meta-1");
     let config = dir.path().join("shardline.toml");
@@ -243,9 +246,10 @@ fn a_metadata_server_runs_from_a_config_file_and_logs_json() {
         &config,
         format!(
             "[meta]\nid = 1\ndir = \"{}\"\nlisten = \"127.0.0.64:{port}\"\npeers = \"1=127.0.0.64:{port}\"\n\
-             key_file = \"{}\"\nmetrics_listen = \"127.0.0.64:0\"\ntick_ms = 5000\n",
+             key_file = \"{}\"\ncap_key_file = \"{}\"\nmetrics_listen = \"127.0.0.64:0\"\ntick_ms = 5000\n",
             meta_dir.display(),
-            key.display()
+            key.display(),
+            cap_key.display()
         ),
     )
     .expect("write the config");
