@@ -44,3 +44,27 @@ def pattern(seed: int, length: int) -> bytes:
         out += hashlib.sha256(f"{seed}:{block}".encode()).digest()
         block += 1
     return bytes(out[:length])
+
+
+def run_forked_workers(target, args_per_worker: list[tuple], timeout: float = 60.0) -> list:
+    """Run ``target(*args, out)`` in one forked process per args tuple and
+    return what each put on ``out`` (in arrival order). A worker that hangs
+    or dies fails the test, and no worker outlives it."""
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("fork")
+    out = ctx.Queue()
+    procs = [ctx.Process(target=target, args=(*args, out), daemon=True) for args in args_per_worker]
+    for p in procs:
+        p.start()
+    try:
+        results = [out.get(timeout=timeout) for _ in procs]
+        for p in procs:
+            p.join(timeout=timeout)
+            assert p.exitcode == 0, f"worker exited with {p.exitcode}"
+        return results
+    finally:
+        for p in procs:
+            if p.is_alive():
+                p.kill()
+                p.join()

@@ -6,6 +6,8 @@ from __future__ import annotations
 import io
 import os
 import pickle
+import select
+import signal
 
 import pytest
 
@@ -179,8 +181,14 @@ def test_a_client_used_after_fork_reconnects_in_the_child(client, base):
             os.write(w, ok)
             os._exit(0)
     os.close(w)
-    assert os.read(r, 1) == b"1", "the child could not read through the inherited client"
-    os.waitpid(pid, 0)
+    try:
+        ready, _, _ = select.select([r], [], [], 60)
+        assert ready, "the child hung"
+        assert os.read(r, 1) == b"1", "the child could not read through the inherited client"
+    finally:
+        if os.waitpid(pid, os.WNOHANG) == (0, 0):
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
     assert client.read_range(f"{base}/fork", 0, 5) == data[:5], "the parent's connection broke"
 
 
