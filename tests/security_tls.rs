@@ -52,7 +52,7 @@ async fn probe(tls: Arc<Tls>, role: Role, addr: &str) -> Result<(), RpcError> {
         ),
         _ => {
             let id = pb::ShardId { file_id: 1, chunk_index: 0, version: 1, shard_index: 0 };
-            let get = pb::GetShard { id: Some(id), epoch: 0, offset: 0, length: 0 };
+            let get = pb::GetShard { id: Some(id), epoch: 0, offset: 0, length: 0, cap: None };
             Frame::from_message(&pb::DataRequest { body: Some(pb::data_request::Body::Get(get)) }, Bytes::new())
         }
     };
@@ -214,9 +214,10 @@ fn a_client_certificate_cannot_speak_for_servers_or_operators() {
     let down = Body::SetServerState(pb::SetServerState { down: vec![1, 2, 3], up: vec![] });
     assert!(denied(rt.block_on(client.call(down)), "server states").contains("admin role"));
     let pool = Pool::new(c.identity(Role::Client), Role::Data, Duration::from_secs(5), Duration::from_secs(30));
-    for body in
-        [pb::data_request::Body::Gc(pb::CollectGarbage { grace_ms: 0 }), pb::data_request::Body::Scrub(pb::Scrub {})]
-    {
+    for body in [
+        pb::data_request::Body::Gc(pb::CollectGarbage { grace_ms: 0, cap: None }),
+        pb::data_request::Body::Scrub(pb::Scrub { cap: None }),
+    ] {
         let frame = Frame::from_message(&pb::DataRequest { body: Some(body) }, Bytes::new());
         let resp: pb::DataResponse = rt.block_on(pool.call(&stores[0].1, &frame)).expect("an answer").decode().unwrap();
         let e = resp.error.expect("refused");
@@ -363,7 +364,7 @@ fn integrity_only_data_connections_are_opt_in_and_carry_files_whole() {
         let pool =
             Pool::new(anonymous, Role::Data, Duration::from_secs(5), Duration::from_secs(10)).integrity_only(true);
         let frame = Frame::from_message(
-            &pb::DataRequest { body: Some(pb::data_request::Body::Scrub(pb::Scrub {})) },
+            &pb::DataRequest { body: Some(pb::data_request::Body::Scrub(pb::Scrub { cap: None })) },
             Bytes::new(),
         );
         let err = pool.call(store, &frame).await.expect_err("no certificate");

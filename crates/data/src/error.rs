@@ -41,6 +41,9 @@ pub enum DataError {
     /// has seen; the sender should refresh its map.
     #[error("stale placement epoch {request} (this server has seen {current})")]
     StaleEpoch { request: u64, current: u64 },
+    /// The request's capability token is missing or does not allow it.
+    #[error("refused: {0}")]
+    Refused(String),
     /// A peer or the metadata service could not help (rebuild, scrub).
     #[error("unavailable: {0}")]
     Unavailable(String),
@@ -66,6 +69,7 @@ impl DataError {
             DataError::StaleEpoch { .. } => ErrorCode::StaleEpoch,
             DataError::Unavailable(_) => ErrorCode::Unavailable,
             DataError::PermissionDenied(_) => ErrorCode::PermissionDenied,
+            DataError::Refused(_) => ErrorCode::PermissionDenied,
         }
     }
 

@@ -26,12 +26,15 @@
 //!   [`open_store`].
 //! - [`service`]: [`DataService`], the request handler: wire messages in,
 //!   store calls out, errors as stable wire codes.
+//! - [`caps`]: capability checks on every shard request, and the tokens
+//!   this server mints for its own peer reads (rebuild, scrub repair).
 //! - [`heartbeat`]: registration with the metadata service and heartbeats.
 //! - `rebuild.rs` + `peer_rebuild.rs`: rebuild tasks, throttled by the
 //!   server's one [`throttle::TokenBucket`] shared by all of them.
 //! - [`server`]: [`DataConfig`] and [`run`], which wire the parts together.
 
 pub mod authz;
+pub mod caps;
 pub mod error;
 pub mod file_store;
 pub mod fs_type;
@@ -52,6 +55,7 @@ pub mod uring_store;
 
 mod aligned_buf;
 mod disk;
+mod le_bytes;
 mod shard_dir;
 mod store_core;
 mod uring_thread;

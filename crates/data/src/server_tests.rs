@@ -70,6 +70,7 @@ async fn registers_heartbeats_and_re_registers_when_forgotten() {
         capacity_bytes: Some(1 << 30),
         store: StoreKind::Auto,
         tls: Some(pki.identity(Role::Data, &[7]).unwrap()),
+        insecure_no_capabilities: true,
         ..DataConfig::default()
     };
     assert!(cfg.validate().is_err(), "empty listen address accepted");
@@ -93,12 +94,28 @@ async fn registers_heartbeats_and_re_registers_when_forgotten() {
 
 #[test]
 fn default_config_is_valid_with_its_own_certificate_only() {
-    let err = DataConfig::default().validate().unwrap_err().to_string();
+    let insecure = DataConfig { insecure_no_capabilities: true, ..DataConfig::default() };
+    let err = insecure.clone().validate().unwrap_err().to_string();
     assert!(err.contains("no TLS certificate"), "{err}");
     let pki = TestPki::new().unwrap();
-    let with = |role, id| DataConfig { tls: Some(pki.identity(role, &[id]).unwrap()), ..DataConfig::default() };
+    let with = |role, id| DataConfig { tls: Some(pki.identity(role, &[id]).unwrap()), ..insecure.clone() };
     with(Role::Data, 1).validate().unwrap();
     let err = with(Role::Data, 2).validate().unwrap_err().to_string();
     assert!(err.contains("not for data server 1"), "{err}");
     assert!(with(Role::Meta, 1).validate().is_err(), "a metadata server's certificate");
+}
+
+#[test]
+fn a_config_needs_a_capability_key_or_the_insecure_flag() {
+    let pki = TestPki::new().unwrap();
+    let base = DataConfig { tls: Some(pki.identity(Role::Data, &[1]).unwrap()), ..DataConfig::default() };
+    let err = base.validate().expect_err("no key accepted");
+    assert!(err.to_string().contains("--cap-key-file"), "{err}");
+    let keyed = DataConfig { cap_key_file: Some("cap.key".into()), ..base.clone() };
+    keyed.validate().unwrap();
+    DataConfig { insecure_no_capabilities: true, ..base.clone() }.validate().unwrap();
+    let both = DataConfig { insecure_no_capabilities: true, ..keyed.clone() };
+    assert!(both.validate().is_err());
+    let below_floor = DataConfig { gc_grace: Duration::from_secs(1), ..keyed };
+    assert!(below_floor.validate().is_err(), "background grace below the floor accepted");
 }

@@ -66,10 +66,11 @@ async fn ranged_gets_return_the_range_with_its_own_checksum() {
     let data = Bytes::from((0..300_000u32).map(|i| (i % 251) as u8).collect::<Vec<_>>());
     srv.call(put(0, crc32c::crc32c(&data)), data.clone()).await;
     for (offset, len, want) in [(1000u64, 5000u64, 1000..6000), (299_000, 5000, 299_000..300_000), (7, 0, 7..300_000)] {
-        let got = shardline_rpc::shard_client::get_range(&srv.pool, &srv.addr, &key(0), 1, offset, len).await.unwrap();
+        let got =
+            shardline_rpc::shard_client::get_range(&srv.pool, &srv.addr, &key(0), None, 1, offset, len).await.unwrap();
         assert_eq!(got, data.slice(want), "range {offset}+{len}");
     }
-    let past = data_request::Body::Get(v1::GetShard { id: id(0), epoch: 1, offset: 300_001, length: 1 });
+    let past = data_request::Body::Get(v1::GetShard { id: id(0), epoch: 1, offset: 300_001, length: 1, cap: None });
     let (resp, _) = srv.call(past, Bytes::new()).await;
     assert_eq!(error_code(&resp), Some(WireCode::InvalidArgument));
 }
@@ -100,8 +101,8 @@ async fn put_get_delete_over_the_wire() {
     );
     assert_eq!(payload, data);
 
-    let del = data_request::Body::Delete(v1::DeleteShard { id: id(0) });
-    let (resp, _) = srv.call(del, Bytes::new()).await;
+    let del = data_request::Body::Delete(v1::DeleteShard { id: id(0), cap: None });
+    let (resp, _) = srv.call(del.clone(), Bytes::new()).await;
     assert_eq!(resp.body, Some(data_response::Body::Delete(v1::DeleteShardOk { existed: true })));
     let (resp, _) = srv.call(del, Bytes::new()).await;
     assert_eq!(resp.body, Some(data_response::Body::Delete(v1::DeleteShardOk { existed: false })));
@@ -156,13 +157,17 @@ async fn scrub_and_gc_need_the_admin_role_and_are_refused_before_they_run() {
                 epoch: 0,
                 data_shards: 4,
                 parity_shards: 2,
+                cap: None,
             }),
             Bytes::from_static(b"kept"),
         )
         .await;
     assert!(resp.error.is_none());
-    for body in [data_request::Body::Scrub(v1::Scrub {}), data_request::Body::Gc(v1::CollectGarbage { grace_ms: 0 })] {
-        let (resp, _) = s.call(body, Bytes::new()).await;
+    for body in [
+        data_request::Body::Scrub(v1::Scrub { cap: None }),
+        data_request::Body::Gc(v1::CollectGarbage { grace_ms: 0, cap: None }),
+    ] {
+        let (resp, _) = s.call(body.clone(), Bytes::new()).await;
         let e = resp.error.expect("a client may not scrub or collect garbage");
         assert_eq!(e.code, WireCode::PermissionDenied as i32, "{}", e.message);
         // An operator gets past the check (to this bare service's own refusal).
@@ -176,8 +181,14 @@ async fn scrub_and_gc_need_the_admin_role_and_are_refused_before_they_run() {
         let resp: DataResponse = admin.call(&s.addr, &frame).await.unwrap().decode().unwrap();
         assert_eq!(resp.error.map(|e| e.code), Some(WireCode::InvalidArgument as i32));
     }
-    let (resp, data) =
-        s.call(data_request::Body::Get(v1::GetShard { id: id(0), epoch: 0, offset: 0, length: 0 }), Bytes::new()).await;
+    let (resp, data) = s
+        .call(
+            data_request::Body::Get(v1::GetShard { id: id(0), epoch: 0, offset: 0, length: 0, cap: None }),
+            Bytes::new(),
+        )
+        .await;
     assert!(resp.error.is_none());
     assert_eq!(&data[..], b"kept");
 }
+#[path = "service_caps_tests.rs"]
+mod caps;
