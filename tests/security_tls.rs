@@ -15,10 +15,11 @@ use std::time::Duration;
 use bytes::Bytes;
 use harness::{content, TestCluster};
 use protobuf::Message as _;
+use shardline_crypto::cap_ops;
 use shardline_proto::v1 as pb;
 use shardline_proto::v1::meta_request::Body;
 use shardline_rpc::{Frame, MetaCallError, MetaClient, Pool, Role, RpcError, Tls};
-use shardline_types::ErrorCode;
+use shardline_types::{ErrorCode, ROOT_INO};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 fn runtime() -> tokio::runtime::Runtime {
@@ -224,14 +225,44 @@ fn a_client_certificate_cannot_speak_for_servers_or_operators() {
         assert_eq!(e.code, pb::ErrorCode::PermissionDenied as i32, "{}", e.message);
         assert!(e.message.contains("admin role"), "{}", e.message);
     }
+    // Every other operator request of the metadata service (the table in
+    // meta/src/authz.rs): cluster-wide scrub/GC tokens, client-lease
+    // expiry, layout policies, scrub/GC bits in a shard grant.
+    let lookup = Body::Lookup(pb::Lookup { parent: ROOT_INO, name: b"kept".to_vec() });
+    let Some(pb::meta_response::Body::Attr(attr)) = rt.block_on(client.call(lookup)).expect("lookup").body else {
+        panic!("lookup answer")
+    };
+    let ino = attr.ino;
+    for (body, what) in [
+        (Body::GrantAdminCap(pb::GrantAdminCap { ops: cap_ops::GC }), "GC capability"),
+        (Body::GrantAdminCap(pb::GrantAdminCap { ops: cap_ops::SCRUB }), "scrub capability"),
+        (Body::ExpireClients(pb::ExpireClients { clients: vec![1] }), "lease expiry"),
+        (Body::SetLayout(pb::SetLayout { ino: 1, layout: None }), "layout policy"),
+        (Body::GrantCaps(pb::GrantCaps { ino, ops: cap_ops::GC, chunks: vec![] }), "GC bits in a shard grant"),
+    ] {
+        let msg = denied(rt.block_on(client.call(body)), what);
+        assert!(msg.contains("needs the admin role") && msg.contains("client"), "{what}: {msg}");
+    }
+    // Shard grants are for clients and operators, not for servers.
+    let grant = Body::GrantCaps(pb::GrantCaps { ino, ops: cap_ops::GET, chunks: vec![] });
+    let msg = denied(rt.block_on(as_data.call(grant)), "a shard grant to a data server");
+    assert!(msg.contains("client or admin"), "{msg}");
     // The same through the CLI, with the client's certificate in the admin's place.
+    c.ok(&["mkdir", "/policy"]);
+    let layout_before = c.ok(&["admin", "layout", "get", "/policy"]);
     let as_client = cluster_file_with(&c, "admin", &c.data_dir().join("certs/client"));
-    for args in [&["admin", "gc", "--grace-ms", "0"][..], &["admin", "meta", "remove", "--id", &bystander.to_string()]]
-    {
+    for args in [
+        &["admin", "gc", "--grace-ms", "0"][..],
+        &["admin", "scrub"],
+        &["admin", "meta", "remove", "--id", &bystander.to_string()],
+        &["admin", "layout", "set", "/policy", "--ec", "2+1"],
+        &["layout", "/policy", "--chunk-size", "32768"],
+    ] {
         let out = run_with(&as_client, args);
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(!out.status.success() && err.contains("admin role"), "{args:?}: {err}");
     }
+    assert_eq!(c.ok(&["admin", "layout", "get", "/policy"]), layout_before, "a refused layout change changed it");
 
     // Nothing changed: same metadata servers and term, same data servers, all up, the file whole.
     let after = c.status();

@@ -313,8 +313,7 @@ impl MetaService {
                 }
                 resp
             }
-            // Cluster-wide scrub/GC tokens. Admin-only once connections
-            // carry roles (issue 12 item 1); see docs/security.md.
+            // Cluster-wide scrub/GC tokens: admin only (authz.rs).
             Body::GrantAdminCap(g) => match self.caps.grant_admin(g, self.view.sm().epoch()) {
                 Ok(caps) => ok(RBody::Caps(caps)),
                 Err(e) => error_response(&e),

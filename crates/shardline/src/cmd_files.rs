@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 use shardline_client::FileKind;
 
-use crate::{connect, Cmd};
+use crate::{connect, connect_as, Cmd};
 
 fn kind_name(k: FileKind) -> &'static str {
     match k {
@@ -39,7 +39,13 @@ fn entry_json(e: &shardline_client::DirEntry) -> serde_json::Value {
 }
 
 pub async fn run(cmd: Cmd, cluster: &Option<PathBuf>) -> Result<()> {
-    let client = connect(cluster).await?;
+    // Setting a layout policy is an operator request (the admin certificate).
+    let client = match &cmd {
+        Cmd::Layout { ec, chunk_size, .. } if ec.is_some() || chunk_size.is_some() => {
+            connect_as(cluster, shardline_rpc::Role::Admin).await?
+        }
+        _ => connect(cluster).await?,
+    };
     match cmd {
         Cmd::Put { local, path } => {
             let shown = path.display();

@@ -105,7 +105,8 @@ enum Cmd {
     /// Create a directory.
     Mkdir { path: PathBuf },
     /// Show or set a directory's layout policy (chunk size, erasure code),
-    /// which files and directories created in it inherit.
+    /// which files and directories created in it inherit. Setting one is an
+    /// operator request: it presents the cluster file's admin certificate.
     Layout {
         path: PathBuf,
         /// Erasure code K+M for new files.
@@ -127,10 +128,16 @@ fn cluster_path(cli: &Option<PathBuf>) -> PathBuf {
 }
 
 async fn connect(cluster: &Option<PathBuf>) -> Result<Client> {
+    connect_as(cluster, shardline_rpc::Role::Client).await
+}
+
+/// A client presenting the `role` certificate of the cluster file (the
+/// client's, or the operator's for operator requests such as layout policies).
+async fn connect_as(cluster: &Option<PathBuf>, role: shardline_rpc::Role) -> Result<Client> {
     let path = cluster_path(cluster);
     let file = cluster_file::ClusterFile::load(&path)
         .context("no cluster to talk to (start one with `shardline up`, or pass --cluster)")?;
-    let client = Client::connect(file.client_config(shardline_rpc::Role::Client)?)
+    let client = Client::connect(file.client_config(role)?)
         .await
         .with_context(|| format!("connect to the cluster in {}", path.display()))?;
     Ok(client)
