@@ -43,7 +43,7 @@ mod tests {
 
     #[test]
     fn maintenance_needs_admin_and_shards_need_no_metadata_server() {
-        let p = |role| Principal { role, ids: vec![], name: String::new() };
+        let p = |role| Principal { role, ids: vec![], name: String::new(), user: Default::default() };
         assert!(authorize(&p(Role::Admin), Access::Maintenance).is_ok());
         for role in [Role::Client, Role::Data, Role::Meta] {
             let e = authorize(&p(role), Access::Maintenance).unwrap_err();

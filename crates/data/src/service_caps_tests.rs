@@ -68,7 +68,7 @@ fn delete(cap: Option<v1::ShardCap>) -> Frame {
 async fn call(s: &Setup, f: Frame) -> (v1::DataResponse, Bytes) {
     // An operator, whom the role check lets send every request: what is
     // refused here is refused for the capability.
-    let admin = Principal { role: Role::Admin, ids: vec![], name: "admin".into() };
+    let admin = Principal { role: Role::Admin, ids: vec![], name: "admin".into(), user: Default::default() };
     let resp = s.service.handle(&admin, f).await;
     (resp.decode().unwrap(), resp.payload)
 }

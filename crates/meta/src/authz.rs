@@ -144,7 +144,7 @@ mod tests {
     use super::*;
 
     fn peer(role: Role, ids: &[u64]) -> Principal {
-        Principal { role, ids: ids.to_vec(), name: "t".into() }
+        Principal { role, ids: ids.to_vec(), name: "t".into(), user: Default::default() }
     }
 
     fn req(body: Body) -> pb::MetaRequest {

@@ -7,6 +7,8 @@
 //! commit, snapshots in redb); [`node`] is the one Ready loop; [`transport`] carries Raft messages to peers; [`service`]
 //! answers requests (mutations through the log, queries under the leader's
 //! read lease ([`lease`]) or through ReadIndex);
+//! [`authz`] decides who may send what and [`identity`] which uid/gid a
+//! client certificate acts as;
 //! [`raft_guard`] checks every Raft message from the network before raft-rs
 //! sees it; [`caps`] adds shard capabilities to the answers that need them;
 //! [`server`] wires it together.
@@ -16,6 +18,7 @@ pub mod authz;
 pub mod caps;
 pub mod error;
 pub mod fs_usage;
+pub mod identity;
 pub mod lease;
 pub mod log_cache;
 pub mod log_migrate;

@@ -411,7 +411,7 @@ impl Handler for MetaService {
     async fn handle(&self, peer: &Principal, request: Frame) -> Frame {
         let resp = match request.decode::<pb::MetaRequest>() {
             // Nothing is looked at, recorded or reassembled for a refused request.
-            Ok(req) => match authorize(peer, &req) {
+            Ok(mut req) => match authorize(peer, &req).and_then(|()| crate::identity::apply(&peer.user, &mut req)) {
                 Ok(()) => self.handle_allowed(req, request.payload).await,
                 Err(e) => {
                     tracing::info!(%peer, error = %e.message, "request refused");

@@ -26,6 +26,6 @@ pub use error::RpcError;
 pub use frame::{read_frame, write_frame, Frame, MAX_HEADER_LEN, MAX_PAYLOAD_LEN};
 pub use meta_client::{code_from_wire, code_to_wire, MetaCallError, MetaClient};
 pub use pool::{Pool, PoolStats};
-pub use principal::{Principal, Role};
+pub use principal::{Principal, Role, UserMap};
 pub use server::{serve, serve_with, Handler, ServerLimits};
 pub use tls::{Tls, TlsFiles};

@@ -18,7 +18,7 @@ use rcgen::{
 };
 use time::OffsetDateTime;
 
-use crate::principal::Role;
+use crate::principal::{Role, UserMap};
 
 /// A PKI failure (bad PEM, a signing error).
 #[derive(Debug, thiserror::Error)]
@@ -55,6 +55,8 @@ pub struct CertSpec {
     pub name: String,
     /// How long the certificate is valid from now.
     pub valid_for: Duration,
+    /// The POSIX identity a client certificate acts as (client only).
+    pub user: UserMap,
 }
 
 /// The cluster's certificate authority: its certificate and signing key.
@@ -111,6 +113,13 @@ impl ClusterCa {
         }
         for id in &spec.ids {
             params.subject_alt_names.push(uri(Some(*id))?);
+        }
+        if spec.user.is_restricted() && spec.role != Role::Client {
+            return Err(PkiError(format!("a {} certificate cannot carry a uid/gid mapping or root squash", spec.role)));
+        }
+        for u in spec.user.uris() {
+            let u = rcgen::string::Ia5String::try_from(u).map_err(|e| PkiError(format!("user URI: {e}")))?;
+            params.subject_alt_names.push(SanType::URI(u));
         }
         params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
         if let Some(dns) = spec.role.server_name() {
@@ -227,8 +236,13 @@ impl TestPki {
         ids: &[u64],
         accept_integrity_only: bool,
     ) -> Result<std::sync::Arc<crate::tls::Tls>, PkiError> {
-        let spec =
-            CertSpec { role, ids: ids.to_vec(), name: format!("{role}-test"), valid_for: Duration::from_secs(86_400) };
+        let spec = CertSpec {
+            role,
+            ids: ids.to_vec(),
+            name: format!("{role}-test"),
+            valid_for: Duration::from_secs(86_400),
+            user: UserMap::default(),
+        };
         let issued = self.ca.issue(&spec)?;
         let cert = Some((issued.cert_pem.as_str(), issued.key_pem.as_str()));
         crate::tls::Tls::from_pem_with(cert, self.ca.cert_pem(), None, accept_integrity_only)
@@ -262,15 +276,25 @@ mod tests {
     #[test]
     fn issued_certificates_carry_their_role_and_ids() {
         let (ca, _) = ClusterCa::generate("ca", Duration::from_secs(3600)).unwrap();
-        let spec =
-            CertSpec { role: Role::Data, ids: vec![7, 8], name: "data-7".into(), valid_for: Duration::from_secs(60) };
+        let spec = CertSpec {
+            role: Role::Data,
+            ids: vec![7, 8],
+            name: "data-7".into(),
+            valid_for: Duration::from_secs(60),
+            user: UserMap::default(),
+        };
         let issued = ca.issue(&spec).unwrap();
         let der = crate::tls::certs_from_pem(issued.cert_pem.as_bytes()).unwrap();
         let p = Principal::from_cert_der(&der[0]).unwrap();
         assert_eq!((p.role, p.ids.as_slice(), p.name.as_str()), (Role::Data, &[7, 8][..], "data-7"));
         assert_eq!(serial_of(&issued.cert_pem).unwrap(), issued.serial_hex);
-        let client =
-            CertSpec { role: Role::Client, ids: vec![], name: "alice".into(), valid_for: Duration::from_secs(60) };
+        let client = CertSpec {
+            role: Role::Client,
+            ids: vec![],
+            name: "alice".into(),
+            valid_for: Duration::from_secs(60),
+            user: UserMap::default(),
+        };
         let p = Principal::from_cert_der(
             &crate::tls::certs_from_pem(ca.issue(&client).unwrap().cert_pem.as_bytes()).unwrap()[0],
         )
@@ -284,7 +308,13 @@ mod tests {
     fn a_reloaded_ca_issues_certificates_that_chain_to_it() {
         let (ca, key_pem) = ClusterCa::generate("ca", Duration::from_secs(3600)).unwrap();
         let again = ClusterCa::load(ca.cert_pem(), &key_pem).unwrap();
-        let spec = CertSpec { role: Role::Admin, ids: vec![], name: "op".into(), valid_for: Duration::from_secs(60) };
+        let spec = CertSpec {
+            role: Role::Admin,
+            ids: vec![],
+            name: "op".into(),
+            valid_for: Duration::from_secs(60),
+            user: UserMap::default(),
+        };
         let issued = again.issue(&spec).unwrap();
         crate::tls::Tls::from_pem(Some((&issued.cert_pem, &issued.key_pem)), ca.cert_pem(), None).unwrap();
         let crl = again.crl(std::slice::from_ref(&issued.serial_hex), 2, Duration::from_secs(60)).unwrap();

@@ -11,6 +11,12 @@
 //! | a client | `shardline://role/client` | namespace and shard requests |
 //! | an operator | `shardline://role/admin` | everything a client may, plus membership, scrub, GC, server states |
 //!
+//! A client certificate may also bind the POSIX identity its holder acts as
+//! (issue 12 item 3, the CephFS `root_squash` model): [`UserMap`], from
+//! `shardline://user/<uid>/<gid>` (every request acts as that uid and gid,
+//! whatever it claims) and `shardline://option/root-squash` (uid 0 acts as
+//! nobody, 65534:65534, and setuid/setgid bits are stripped).
+//!
 //! Server certificates also carry the DNS name of their kind
 //! ([`Role::server_name`]), which clients check when they dial, so a data
 //! server cannot pose as a metadata server.
@@ -19,6 +25,54 @@ use std::fmt;
 
 /// The URI scheme and path prefix every role SAN starts with.
 pub const ROLE_URI_PREFIX: &str = "shardline://role/";
+
+/// The URI prefix of a client certificate's fixed uid/gid.
+pub const USER_URI_PREFIX: &str = "shardline://user/";
+/// The URI of a client certificate whose root is squashed.
+pub const ROOT_SQUASH_URI: &str = "shardline://option/root-squash";
+/// The uid and gid a squashed root acts as (nobody, nogroup).
+pub const NOBODY: u32 = 65_534;
+
+/// The POSIX identity a client certificate may act as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct UserMap {
+    /// Every request acts as this uid and gid, whatever it claims.
+    pub ids: Option<(u32, u32)>,
+    /// uid 0 acts as [`NOBODY`], and modes lose their setuid/setgid bits.
+    pub root_squash: bool,
+}
+
+impl UserMap {
+    /// Whether the certificate restricts anything.
+    pub fn is_restricted(&self) -> bool {
+        self.ids.is_some() || self.root_squash
+    }
+
+    /// The uid and gid a request claiming `uid`/`gid` acts as.
+    pub fn effective(&self, uid: u32, gid: u32) -> (u32, u32) {
+        let (uid, gid) = self.ids.unwrap_or((uid, gid));
+        if self.root_squash && uid == 0 {
+            (NOBODY, NOBODY)
+        } else {
+            (uid, gid)
+        }
+    }
+
+    /// The SAN URIs that carry this mapping in a certificate.
+    pub fn uris(&self) -> Vec<String> {
+        let mut uris: Vec<String> = self.ids.iter().map(|(uid, gid)| format!("{USER_URI_PREFIX}{uid}/{gid}")).collect();
+        if self.root_squash {
+            uris.push(ROOT_SQUASH_URI.to_string());
+        }
+        uris
+    }
+
+    fn parse_user(rest: &str) -> Result<(u32, u32), String> {
+        let bad = || format!("bad uid/gid in {USER_URI_PREFIX}{rest:?} (want UID/GID)");
+        let (uid, gid) = rest.split_once('/').ok_or_else(bad)?;
+        Ok((uid.parse().map_err(|_| bad())?, gid.parse().map_err(|_| bad())?))
+    }
+}
 
 /// What a certificate entitles its holder to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -94,6 +148,9 @@ pub struct Principal {
     pub ids: Vec<u64>,
     /// The certificate's common name, for logs.
     pub name: String,
+    /// The POSIX identity a client certificate may act as (unrestricted for
+    /// every other role).
+    pub user: UserMap,
 }
 
 impl Principal {
@@ -112,7 +169,20 @@ impl Principal {
     pub fn from_uris<'a>(uris: impl IntoIterator<Item = &'a str>, name: String) -> Result<Principal, String> {
         let mut role = None;
         let mut ids = Vec::new();
+        let mut user = UserMap::default();
         for uri in uris {
+            if let Some(rest) = uri.strip_prefix(USER_URI_PREFIX) {
+                let ids = UserMap::parse_user(rest)?;
+                if user.ids.is_some_and(|seen| seen != ids) {
+                    return Err("certificate names more than one uid/gid".into());
+                }
+                user.ids = Some(ids);
+                continue;
+            }
+            if uri == ROOT_SQUASH_URI {
+                user.root_squash = true;
+                continue;
+            }
             let Some(rest) = uri.strip_prefix(ROLE_URI_PREFIX) else { continue };
             let (r, id) = match rest.split_once('/') {
                 Some((r, id)) => (r, Some(id)),
@@ -131,9 +201,12 @@ impl Principal {
             }
         }
         let role = role.ok_or_else(|| "certificate names no Shardline role (shardline://role/...)".to_string())?;
+        if user.is_restricted() && role != Role::Client {
+            return Err(format!("a {role} certificate cannot carry a uid/gid mapping or root squash"));
+        }
         ids.sort_unstable();
         ids.dedup();
-        Ok(Principal { role, ids, name })
+        Ok(Principal { role, ids, name, user })
     }
 
     /// The principal of a DER certificate.
@@ -191,5 +264,26 @@ mod tests {
         assert!(Principal::from_uris(["shardline://role/meta/x"], String::new()).is_err());
         assert!(Principal::from_uris(["shardline://role/client/4"], String::new()).is_err());
         assert!(Principal::from_uris(["shardline://role/root"], String::new()).is_err());
+    }
+
+    #[test]
+    fn client_certificates_may_carry_a_user_mapping_and_root_squash() {
+        let p = Principal::from_uris(
+            ["shardline://role/client", "shardline://user/1000/100", ROOT_SQUASH_URI],
+            String::new(),
+        )
+        .unwrap();
+        assert_eq!(p.user, UserMap { ids: Some((1000, 100)), root_squash: true });
+        assert_eq!(p.user.effective(0, 0), (1000, 100), "the certificate's ids, not the request's");
+        let squash = UserMap { ids: None, root_squash: true };
+        assert_eq!(squash.effective(0, 0), (NOBODY, NOBODY));
+        assert_eq!(squash.effective(5, 6), (5, 6));
+        assert_eq!(UserMap::default().effective(0, 0), (0, 0));
+        let mut uris = p.user.uris();
+        uris.push(Role::Client.uri(None));
+        assert_eq!(Principal::from_uris(uris.iter().map(String::as_str), String::new()).unwrap().user, p.user);
+        for bad in [["shardline://role/admin", ROOT_SQUASH_URI], ["shardline://role/client", "shardline://user/x/1"]] {
+            assert!(Principal::from_uris(bad, String::new()).is_err(), "{bad:?}");
+        }
     }
 }

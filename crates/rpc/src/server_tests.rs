@@ -146,6 +146,7 @@ async fn integrity_only_is_used_only_when_both_sides_opt_in() {
             ids: vec![1],
             name: "d".into(),
             valid_for: Duration::from_secs(600),
+            user: Default::default(),
         })
         .unwrap();
     let cert = Some((issued.cert_pem.as_str(), issued.key_pem.as_str()));

@@ -21,7 +21,7 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use clap::Subcommand;
 use shardline_rpc::pki::{CertSpec, ClusterCa};
-use shardline_rpc::Role;
+use shardline_rpc::{Role, UserMap};
 
 use crate::cluster_file::{ClusterFile, TlsSection};
 
@@ -60,6 +60,17 @@ pub enum CertsCmd {
         /// Validity in days.
         #[arg(long, default_value_t = 365)]
         days: u64,
+        /// Client certificates: every request acts as this uid, whatever
+        /// it claims (with --gid).
+        #[arg(long, requires = "gid")]
+        uid: Option<u32>,
+        /// Client certificates: the gid that goes with --uid.
+        #[arg(long, requires = "uid")]
+        gid: Option<u32>,
+        /// Client certificates: uid 0 acts as nobody (65534:65534) and
+        /// setuid/setgid bits are stripped from modes it sets.
+        #[arg(long)]
+        root_squash: bool,
     },
     /// Revoke a certificate: add its serial to revoked.txt and re-sign
     /// crl.pem, which servers re-read at their next handshake.
@@ -83,7 +94,7 @@ pub fn run(cmd: CertsCmd, cluster: &Option<PathBuf>) -> Result<()> {
             dir.init(&name)?;
             println!("created the cluster CA in {} (ca.pem, ca.key 0600, crl.pem)", dir.0.display());
         }
-        CertsCmd::Issue { dir, role, ids, name, out, days } => {
+        CertsCmd::Issue { dir, role, ids, name, out, days, uid, gid, root_squash } => {
             let dir = CertDir(dir.unwrap_or_else(default_dir));
             let role =
                 Role::parse(&role).with_context(|| format!("unknown role {role:?} (meta, data, client, admin)"))?;
@@ -92,7 +103,13 @@ pub fn run(cmd: CertsCmd, cluster: &Option<PathBuf>) -> Result<()> {
                 None => role.to_string(),
             });
             let serial = dir.issue(
-                &CertSpec { role, ids, name, valid_for: Duration::from_secs(days.saturating_mul(86_400)) },
+                &CertSpec {
+                    role,
+                    ids,
+                    name,
+                    valid_for: Duration::from_secs(days.saturating_mul(86_400)),
+                    user: UserMap { ids: uid.zip(gid), root_squash },
+                },
                 &out,
             )?;
             println!(
@@ -210,7 +227,7 @@ pub fn ensure_local(file: &mut ClusterFile, dir: &Path, integrity_only: bool) ->
         let out = certs.0.join(&stem);
         let (pem, key) = (out.with_extension("pem"), out.with_extension("key"));
         if !pem.exists() || !key.exists() {
-            certs.issue(&CertSpec { role, ids, name: stem, valid_for }, &out)?;
+            certs.issue(&CertSpec { role, ids, name: stem, valid_for, user: UserMap::default() }, &out)?;
             changed = true;
         }
         Ok((pem, key))
@@ -267,8 +284,13 @@ mod tests {
         let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode(&dir.ca_key()), 0o600);
         let out = tmp.path().join("alice");
-        let spec =
-            CertSpec { role: Role::Client, ids: vec![], name: "alice".into(), valid_for: Duration::from_secs(86_400) };
+        let spec = CertSpec {
+            role: Role::Client,
+            ids: vec![],
+            name: "alice".into(),
+            valid_for: Duration::from_secs(86_400),
+            user: UserMap::default(),
+        };
         let serial = dir.issue(&spec, &out).unwrap();
         assert_eq!(mode(&out.with_extension("key")), 0o600);
         let pem = std::fs::read_to_string(out.with_extension("pem")).unwrap();
