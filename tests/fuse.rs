@@ -401,7 +401,11 @@ fn namespace_operations_and_errors_through_the_mount() {
 fn two_mounts_of_one_cluster_are_close_to_open_consistent() {
     let c = TestCluster::start(42);
     let a = Mount::start(&c, &[]);
-    let b = Mount::start(&c, &[]);
+    let b = Mount::start(&c, &["--suid", "--dev"]);
+    // Asked otherwise, B honours setuid bits and devices; A does not.
+    let (a_opts, b_opts) = (mount_options(&a.path), mount_options(&b.path));
+    assert!(a_opts.iter().any(|o| o == "nosuid") && a_opts.iter().any(|o| o == "nodev"), "{a_opts:?}");
+    assert!(!b_opts.iter().any(|o| o == "nosuid" || o == "nodev"), "{b_opts:?}");
     let data = content(3 * CHUNK + 11, 1);
     fs::write(a.p("shared"), &data).unwrap();
     assert_eq!(fs::read(b.p("shared")).unwrap(), data, "B opens after A closed");
@@ -671,6 +675,13 @@ fn mmap_reads_and_special_files_through_the_mount() {
     drop(m);
 }
 
+/// The options of the mount at `path`, from /proc/self/mountinfo.
+fn mount_options(path: &Path) -> Vec<String> {
+    let info = fs::read_to_string("/proc/self/mountinfo").expect("mountinfo");
+    let line = info.lines().find(|l| l.split(' ').nth(4) == path.to_str()).expect("the mount in mountinfo");
+    line.split(' ').nth(5).expect("options").split(',').map(String::from).collect()
+}
+
 #[test]
 fn a_daemon_mount_returns_once_mounted_and_serves_files() {
     require_fuse();
@@ -701,12 +712,15 @@ fn a_daemon_mount_returns_once_mounted_and_serves_files() {
         .and_then(|s| s.parse().ok())
         .expect("pid in the output");
     let read = fs::read(path.join("hello"));
+    // Issue 12 item 3: nosuid and nodev unless asked otherwise (--suid, --dev).
+    let options = mount_options(&path);
     // SAFETY: stopping the mount process this test started; it unmounts on SIGTERM.
     unsafe { libc::kill(pid, libc::SIGTERM) };
     harness::wait_gone(pid);
     let _ = Command::new("fusermount3").args(["-u", "-z"]).arg(&path).stderr(Stdio::null()).status();
     assert_eq!(read.unwrap(), b"from the daemon");
     assert_eq!(dev_of(&path), parent_dev, "SIGTERM unmounts");
+    assert!(options.iter().any(|o| o == "nosuid") && options.iter().any(|o| o == "nodev"), "{options:?}");
 }
 
 #[test]

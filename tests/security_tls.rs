@@ -278,6 +278,62 @@ fn a_client_certificate_cannot_speak_for_servers_or_operators() {
         assert_eq!(m["term"].as_u64(), Some(term), "a forged raft message moved the term: {after:#}");
     }
     assert_eq!(c.get_bytes("/kept").unwrap(), data);
+
+    squashed_and_mapped_client_certificates(&c, &rt);
+}
+
+/// A native client (this process) with the client certificate `stem`.
+fn client_with(c: &TestCluster, rt: &tokio::runtime::Runtime, stem: &Path) -> shardline_client::Client {
+    let text = std::fs::read_to_string(c.cluster_file()).expect("read cluster.toml");
+    let v: toml::Value = toml::from_str(&text).expect("parse cluster.toml");
+    let addrs = v["meta"].as_array().expect("meta").iter().map(|m| m["addr"].as_str().unwrap().to_string()).collect();
+    let key = c.data_dir().join(v["key_file"].as_str().expect("key_file"));
+    let cfg = shardline_client::ClientConfig::new(addrs, key, c.identity_from(stem));
+    rt.block_on(shardline_client::Client::connect(cfg)).expect("connect")
+}
+
+/// Issue 12 item 3 (in part): a root-squashed client certificate creating a
+/// setuid file as root gets a file owned by nobody without the setuid bit,
+/// and may not chown; a certificate bound to uid 1000 creates as 1000
+/// whatever it claims. The metadata service decides, not the client.
+fn squashed_and_mapped_client_certificates(c: &TestCluster, rt: &tokio::runtime::Runtime) {
+    use shardline_client::inode_api::{NewFile, SetAttrRequest};
+    let certs = c.data_dir().join("certs");
+    let issue = |stem: &str, extra: &[&str]| {
+        let out = certs.join(stem);
+        let mut args = vec!["issue", "--dir", certs.to_str().unwrap(), "--role", "client", "--out"];
+        args.push(out.to_str().unwrap());
+        args.extend(extra);
+        let out_cmd = std::process::Command::new(harness::BIN).args(["admin", "certs"]).args(&args).output().unwrap();
+        assert!(out_cmd.status.success(), "certs issue: {}", String::from_utf8_lossy(&out_cmd.stderr));
+        out
+    };
+    let squashed = client_with(c, rt, &issue("squashed", &["--root-squash"]));
+    let root = ROOT_INO;
+    let attr = rt
+        .block_on(squashed.inodes().create(NewFile { mode: 0o4755, ..NewFile::new(root, "suid") }))
+        .expect("a squashed root may create a file");
+    assert_eq!((attr.uid, attr.gid), (65_534, 65_534), "root squashed to nobody");
+    assert_eq!(attr.mode & 0o7777, 0o755, "the setuid bit is stripped: {:o}", attr.mode);
+    let chmod = SetAttrRequest { mode: Some(0o6755), ..Default::default() };
+    let after = rt.block_on(squashed.inodes().setattr(attr.ino, &chmod)).expect("chmod");
+    assert_eq!(after.mode & 0o7777, 0o755, "chmod u+s stripped too: {:o}", after.mode);
+    let chown = SetAttrRequest { uid: Some(0), ..Default::default() };
+    let err = rt.block_on(squashed.inodes().setattr(attr.ino, &chown)).expect_err("a squashed root may not chown");
+    assert_eq!(err.code(), ErrorCode::PermissionDenied, "{err}");
+    assert!(err.to_string().contains("may not set a file's owner"), "{err}");
+    let seen = rt.block_on(squashed.inodes().getattr(attr.ino)).expect("getattr");
+    assert_eq!((seen.uid, seen.mode & 0o7777), (65_534, 0o755), "nothing changed");
+
+    let alice = client_with(c, rt, &issue("alice", &["--uid", "1000", "--gid", "100"]));
+    let attr = rt
+        .block_on(alice.inodes().create(NewFile { mode: 0o4755, uid: 0, gid: 0, ..NewFile::new(root, "alice") }))
+        .expect("create");
+    assert_eq!((attr.uid, attr.gid), (1000, 100), "the certificate's ids, not the request's");
+    // The unrestricted client certificate of `shardline up` keeps its ids.
+    let plain = client_with(c, rt, &certs.join("client"));
+    let attr = rt.block_on(plain.inodes().create(NewFile { uid: 7, gid: 8, ..NewFile::new(root, "plain") })).unwrap();
+    assert_eq!((attr.uid, attr.gid), (7, 8));
 }
 
 /// Bytes that are not a frame, sent inside TLS by a valid client, or to

@@ -25,11 +25,22 @@ pub struct MountOptions {
     pub auto_unmount: bool,
     /// Kernel read-ahead for the mount, in KiB (0: leave the default).
     pub read_ahead_kb: u32,
+    /// Honour setuid/setgid bits (off: the mount is `nosuid`).
+    pub suid: bool,
+    /// Honour device files (off: the mount is `nodev`).
+    pub dev: bool,
 }
 
 impl Default for MountOptions {
     fn default() -> Self {
-        MountOptions { threads: 16, allow_other: false, auto_unmount: true, read_ahead_kb: 16 << 10 }
+        MountOptions {
+            threads: 16,
+            allow_other: false,
+            auto_unmount: true,
+            read_ahead_kb: 16 << 10,
+            suid: false,
+            dev: false,
+        }
     }
 }
 
@@ -119,6 +130,11 @@ pub fn mount(fs: ShardlineFs, path: &Path, opts: &MountOptions) -> Result<Mounte
         MountOption::NoAtime,
         MountOption::CUSTOM(format!("max_read={}", crate::attr::BLOCK_SIZE)),
     ];
+    // A file system whose contents any client certificate may write is not
+    // trusted for setuid programs or device nodes unless asked (said
+    // explicitly either way: fuser's own default is nosuid, nodev).
+    config.mount_options.push(if opts.suid { MountOption::Suid } else { MountOption::NoSuid });
+    config.mount_options.push(if opts.dev { MountOption::Dev } else { MountOption::NoDev });
     if opts.auto_unmount {
         config.mount_options.push(MountOption::AutoUnmount);
     }

@@ -48,6 +48,12 @@ pub struct MountArgs {
     /// Kernel read-ahead for the mount in KiB (0: the kernel's default).
     #[arg(long, default_value_t = 16384)]
     pub read_ahead_kb: u32,
+    /// Honour setuid/setgid bits on the mount (default: mounted nosuid).
+    #[arg(long)]
+    pub suid: bool,
+    /// Honour device files on the mount (default: mounted nodev).
+    #[arg(long)]
+    pub dev: bool,
     /// Serve the mount's Prometheus metrics (operations, bytes, cache hit
     /// rates) at http://ADDR/metrics.
     #[arg(long, value_name = "ADDR")]
@@ -84,6 +90,8 @@ pub async fn run(args: MountArgs, cluster: &Option<PathBuf>) -> Result<()> {
         allow_other: args.allow_other,
         auto_unmount: !args.no_auto_unmount,
         read_ahead_kb: args.read_ahead_kb,
+        suid: args.suid,
+        dev: args.dev,
     };
     let path = args.mountpoint.clone();
     let mounted = tokio::task::spawn_blocking(move || shardline_fuse::mount(fs, &path, &opts))
