@@ -159,3 +159,55 @@ async fn a_file_whose_chunk_list_spans_many_pages_reads_back() {
     let tail = handle.read_at(9 * CHUNK as u64, 2 * CHUNK).await.expect("read the last pages' chunks");
     assert!(tail[..] == data[9 * CHUNK..], "the inode API read other bytes");
 }
+
+/// Found by the nemesis (issue 13): an append spanning chunks committed each
+/// chunk with the handle's whole new size, so a chunk committed before the
+/// ones below it made the file longer than its committed data, and readers
+/// (and, had the writer crashed, everyone forever) saw zeros no write put
+/// there. Commits that grow a file must land in order, each growing it only
+/// to its own end.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_extending_write_in_flight_never_shows_zeros_to_a_reader() {
+    let cluster = TestCluster::start(114);
+    let (meta_addrs, key_file) = cluster_config(&cluster);
+    let writer = Client::connect(ClientConfig::new(meta_addrs.clone(), key_file.clone())).await.expect("connect");
+    let reader = Client::connect(ClientConfig::new(meta_addrs, key_file)).await.expect("connect");
+    // No zero byte anywhere in what is written.
+    let bytes =
+        |seed: usize, len: usize| (0..len).map(|i| ((i + seed) as u8).wrapping_mul(31) | 1).collect::<Vec<u8>>();
+    writer.write_file("/grow", &bytes(0, 1)).await.expect("write the first byte");
+    let ino = writer.stat("/grow").await.expect("stat").ino;
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let watch = {
+        let done = done.clone();
+        tokio::spawn(async move {
+            let (mut reads, mut with_zeros) = (0u32, Vec::new());
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                if let Ok(data) = reader.read_file("/grow").await {
+                    reads += 1;
+                    if let Some(at) = data.iter().position(|b| *b == 0) {
+                        with_zeros.push((data.len(), at));
+                    }
+                }
+            }
+            (reads, with_zeros)
+        })
+    };
+    for round in 0..12 {
+        let handle = FileHandle::open(&writer, ino).await.expect("open");
+        let size = handle.size();
+        handle.write_at(size, &bytes(round, 2 * CHUNK + CHUNK / 2)).await.expect("append");
+        handle.flush().await.expect("flush the append");
+    }
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (reads, with_zeros) = watch.await.expect("reader task");
+    assert!(reads > 10, "the reader read only {reads} times");
+    assert!(
+        with_zeros.is_empty(),
+        "{} of {reads} reads saw zeros (size, first zero): {with_zeros:?}",
+        with_zeros.len()
+    );
+    let all = writer.read_file("/grow").await.expect("read back");
+    assert_eq!(all.len(), 1 + 12 * (2 * CHUNK + CHUNK / 2));
+    assert!(!all.contains(&0));
+}
