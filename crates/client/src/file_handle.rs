@@ -28,7 +28,7 @@ use shardline_proto::v1 as pb;
 use tokio::sync::{watch, OnceCell, Semaphore};
 
 use crate::chunk_read::read_chunk;
-use crate::chunk_write::write_chunk;
+use crate::chunk_write::{write_chunk, write_chunk_gated};
 use crate::client::Inner;
 use crate::dirty_chunk::DirtyChunk;
 use crate::file_ctx::FileCtx;
@@ -64,6 +64,10 @@ struct State {
     pattern: ReadPattern,
     /// Whether this handle wrote or set attributes since it was opened.
     changed: bool,
+    /// A commit that would have grown the file failed: later chunks must
+    /// not grow it over the gap (cleared once a flush has seen every
+    /// commit end).
+    growth_failed: bool,
 }
 
 struct Shared {
@@ -122,6 +126,7 @@ impl FileHandle {
             error: None,
             pattern: ReadPattern::default(),
             changed: false,
+            growth_failed: false,
         };
         let s = Shared {
             inner,
@@ -239,6 +244,9 @@ impl FileHandle {
                 if d.covers(cs as usize) {
                     let full = st.dirty.remove(&idx).unwrap_or_default().overlay(&[], cs as usize);
                     self.s.enqueue(&mut st, idx, Bytes::from(full), cstart + cs);
+                    // Its commit waits for partial chunks below it that grow
+                    // the file: send those now rather than at the flush.
+                    too_dirty |= st.dirty.range(..idx).any(|(j, _)| st.size.min((j + 1) * cs) > st.committed_size);
                 }
                 pos += take as u64;
             }
@@ -256,7 +264,11 @@ impl FileHandle {
     pub async fn flush(&self) -> Result<(), ClientError> {
         self.s.submit_dirty().await?;
         self.s.wait_outstanding(0).await;
-        if let Some(e) = self.s.lock().error.take() {
+        let mut st = self.s.lock();
+        if st.outstanding == 0 {
+            st.growth_failed = false;
+        }
+        if let Some(e) = st.error.take() {
             return Err(e);
         }
         Ok(())
@@ -320,8 +332,10 @@ impl Shared {
     }
 
     /// Queue a whole version of chunk `idx`; it commits after the versions
-    /// queued before it.
+    /// queued before it, growing the file at most to the chunk's end.
     fn enqueue(self: &Arc<Self>, st: &mut State, idx: u64, bytes: Bytes, new_size: u64) {
+        let cs = self.ctx.chunk_size as u64;
+        let new_size = new_size.min((idx + 1) * cs).max(idx * cs + bytes.len() as u64);
         let q = st.queued.entry(idx).or_default();
         q.push_back((bytes.clone(), new_size));
         st.outstanding += 1;
@@ -333,18 +347,29 @@ impl Shared {
     fn spawn_commit(self: &Arc<Self>, idx: u64, bytes: Bytes, new_size: u64) {
         let me = self.clone();
         tokio::spawn(async move {
+            // The permit bounds shard uploads; it is let go before waiting
+            // for the chunks below (which may need one themselves).
             let permit = me.permits.acquire().await;
-            let result = write_chunk(&me.inner, &me.ctx, idx, bytes, new_size).await;
-            drop(permit);
+            let gate = async {
+                drop(permit);
+                me.wait_growth_below(idx, new_size).await
+            };
+            let result = write_chunk_gated(&me.inner, &me.ctx, idx, bytes, new_size, gate).await;
             let next = {
                 let mut st = me.lock();
                 st.commit_seq += 1;
                 let seq = st.commit_seq;
                 st.stale.insert(idx, seq);
                 st.outstanding -= 1;
-                if let Err(e) = result {
-                    tracing::warn!(file_id = me.ctx.ino, chunk = idx, error = %e, "chunk commit failed");
-                    st.error.get_or_insert(e);
+                match result {
+                    Ok(()) => st.committed_size = st.committed_size.max(new_size),
+                    Err(e) => {
+                        tracing::warn!(file_id = me.ctx.ino, chunk = idx, error = %e, "chunk commit failed");
+                        if new_size > st.committed_size {
+                            st.growth_failed = true;
+                        }
+                        st.error.get_or_insert(e);
+                    }
                 }
                 let q = st.queued.entry(idx).or_default();
                 q.pop_front();
@@ -359,6 +384,37 @@ impl Shared {
             }
             me.done.send_modify(|c| *c += 1);
         });
+    }
+
+    /// Before a commit of chunk `idx` that grows the file to `new_size`:
+    /// wait until no chunk below it still has to grow the file (queued,
+    /// committing or dirty), so the size never covers bytes that are not
+    /// committed; fail if such a chunk could not be committed.
+    async fn wait_growth_below(&self, idx: u64, new_size: u64) -> Result<(), ClientError> {
+        let cs = self.ctx.chunk_size as u64;
+        let mut rx = self.done.subscribe();
+        loop {
+            {
+                let st = self.lock();
+                let committed = st.committed_size;
+                if new_size <= committed {
+                    return Ok(());
+                }
+                if st.growth_failed {
+                    return Err(ClientError::Internal(format!(
+                        "a chunk below chunk {idx} of this write could not be committed"
+                    )));
+                }
+                let queued = st.queued.range(..idx).any(|(_, q)| q.iter().any(|(_, n)| *n > committed));
+                let dirty = st.dirty.range(..idx).any(|(j, _)| st.size.min((j + 1) * cs) > committed);
+                if !queued && !dirty {
+                    return Ok(());
+                }
+            }
+            if rx.changed().await.is_err() {
+                return Ok(());
+            }
+        }
     }
 
     /// Wait until at most `max` chunk versions are queued or committing.
