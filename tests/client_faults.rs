@@ -211,3 +211,43 @@ async fn an_extending_write_in_flight_never_shows_zeros_to_a_reader() {
     assert_eq!(all.len(), 1 + 12 * (2 * CHUNK + CHUNK / 2));
     assert!(!all.contains(&0));
 }
+
+/// Found by the nemesis (issue 13): `Client::open` looked the path up, then
+/// asked for that inode's chunks; a file renamed over the path in between
+/// had freed the inode, and the open failed "not found" although the path
+/// never stopped existing. It must find whichever file the path names.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn opening_a_path_that_files_are_renamed_over_never_says_not_found() {
+    let cluster = TestCluster::start(115);
+    let (meta_addrs, key_file) = cluster_config(&cluster);
+    let writer = Client::connect(ClientConfig::new(meta_addrs.clone(), key_file.clone())).await.expect("connect");
+    let reader = Client::connect(ClientConfig::new(meta_addrs, key_file)).await.expect("connect");
+    writer.write_file("/hot", b"first").await.expect("write the first version");
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let opener = {
+        let done = done.clone();
+        tokio::spawn(async move {
+            let (mut opens, mut missing) = (0u32, Vec::new());
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                match reader.open("/hot").await {
+                    Ok(_) => opens += 1,
+                    Err(e) => missing.push(e.to_string()),
+                }
+            }
+            (opens, missing)
+        })
+    };
+    for round in 0..150u32 {
+        writer.write_file("/hot", &round.to_le_bytes()).await.expect("replace the file");
+    }
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (opens, missing) = opener.await.expect("opener task");
+    assert!(opens > 50, "only {opens} opens");
+    assert!(
+        missing.is_empty(),
+        "{} of {} opens failed: {:?}",
+        missing.len(),
+        opens as usize + missing.len(),
+        &missing[..missing.len().min(3)]
+    );
+}

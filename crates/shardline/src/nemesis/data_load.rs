@@ -200,7 +200,9 @@ impl DataLoad {
                     self.stats.record_read(what, &c);
                 }
                 Err(e) if is_not_found(&e) && must_exist => {
-                    self.stats.bad(&format!("native read of {}", f.path), 0, 1, "file not found".into())
+                    let m = f.model.lock().unwrap_or_else(|e| e.into_inner()).clone();
+                    let detail = format!("file not found ({e}; {})", m.describe(call, ret));
+                    self.stats.bad(&format!("native read of {}", f.path), 0, 1, detail)
                 }
                 Err(_) => {
                     self.stats.reads_failed.fetch_add(1, Ordering::Relaxed);
