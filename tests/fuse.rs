@@ -890,3 +890,25 @@ fn cpython_os_shutil_fileio_and_tempfile_tests_pass_on_a_mount() {
     // Their temporary files were on the mount (the run's working directory).
     assert!(log.contains(&format!("== cwd: {}", m.path.display())), "the tests ran elsewhere:\n{log:.2000}");
 }
+
+/// Found by the nemesis (issue 13): every open of a file in a mount shares
+/// one handle, and a commit failure was reported to whichever open flushed
+/// first: a reader's close heard of it (and ignored it), then the writer's
+/// fsync returned success for data that was never stored. Each open must
+/// be told (as Linux reports write-back errors to every open file).
+#[test]
+fn a_failed_commit_reaches_the_writers_fsync_even_after_a_readers_close() {
+    let c = TestCluster::start(116);
+    let m = Mount::start(&c, &[]);
+    let p = m.p("victim");
+    fs::write(&p, b"x").expect("create the file");
+    let w = OpenOptions::new().write(true).open(&p).expect("open for writing");
+    // With EC 4+2 over six servers, no chunk can be stored while one is down.
+    c.kill_data(1);
+    w.write_all_at(&content(3 * CHUNK, 116), 0).expect("buffer the write");
+    // A reader opens and closes the same file meanwhile: its close flushes
+    // the shared handle and waits for the commits, which fail.
+    drop(File::open(&p).expect("open for reading"));
+    let synced = w.sync_all();
+    assert!(synced.is_err(), "fsync reported success for a write that was never stored");
+}

@@ -68,6 +68,12 @@ struct State {
     /// not grow it over the gap (cleared once a flush has seen every
     /// commit end).
     growth_failed: bool,
+    /// Commit failures so far, and the latest one's message: each opener
+    /// of a shared handle learns of failures since it last asked
+    /// ([`FileHandle::flush_seen`]), as Linux reports write-back errors to
+    /// every open file description (errseq).
+    error_seq: u64,
+    last_error: String,
 }
 
 struct Shared {
@@ -127,6 +133,8 @@ impl FileHandle {
             pattern: ReadPattern::default(),
             changed: false,
             growth_failed: false,
+            error_seq: 0,
+            last_error: String::new(),
         };
         let s = Shared {
             inner,
@@ -274,6 +282,37 @@ impl FileHandle {
         Ok(())
     }
 
+    /// How many commits of this handle have failed so far (an opener
+    /// records it when it opens, for [`FileHandle::flush_seen`]).
+    pub fn error_seq(&self) -> u64 {
+        self.s.lock().error_seq
+    }
+
+    /// Commit everything written so far, wait for it, and report a commit
+    /// failure that happened after `seen` (a count from
+    /// [`FileHandle::error_seq`], advanced here). Every opener of a shared
+    /// handle keeps its own `seen`, so a failure is reported to each of
+    /// them (the writer's fsync is not told "fine" because a reader's
+    /// close heard of the failure first).
+    pub async fn flush_seen(&self, seen: &mut u64) -> Result<(), ClientError> {
+        self.s.submit_dirty().await?;
+        self.s.wait_outstanding(0).await;
+        let mut st = self.s.lock();
+        if st.outstanding == 0 {
+            st.growth_failed = false;
+        }
+        if st.error_seq > *seen {
+            *seen = st.error_seq;
+            return Err(ClientError::WriteFailed {
+                file_id: self.s.ctx.ino,
+                chunk_index: 0,
+                shard_index: 0,
+                detail: st.last_error.clone(),
+            });
+        }
+        Ok(())
+    }
+
     /// Change attributes through this handle. A size change flushes first;
     /// a shrink rewrites the chunk straddling the new size, cut to it (so a
     /// later extension reads zeros there, not old bytes).
@@ -368,6 +407,8 @@ impl Shared {
                         if new_size > st.committed_size {
                             st.growth_failed = true;
                         }
+                        st.error_seq += 1;
+                        st.last_error = e.to_string();
                         st.error.get_or_insert(e);
                     }
                 }

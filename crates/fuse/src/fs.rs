@@ -283,8 +283,8 @@ impl Filesystem for ShardlineFs {
         }
     }
 
-    fn flush(&self, _req: &Request, ino: INodeNo, _fh: Fh, _lock_owner: LockOwner, reply: ReplyEmpty) {
-        empty(reply, self.run(self.op_flush(ino.0)));
+    fn flush(&self, _req: &Request, ino: INodeNo, fh: Fh, _lock_owner: LockOwner, reply: ReplyEmpty) {
+        empty(reply, self.run(self.op_flush(ino.0, fh.0)));
     }
 
     fn release(
@@ -300,8 +300,8 @@ impl Filesystem for ShardlineFs {
         empty(reply, self.run(self.op_release(ino.0, fh.0)));
     }
 
-    fn fsync(&self, _req: &Request, ino: INodeNo, _fh: Fh, _datasync: bool, reply: ReplyEmpty) {
-        empty(reply, self.run(self.op_flush(ino.0)));
+    fn fsync(&self, _req: &Request, ino: INodeNo, fh: Fh, _datasync: bool, reply: ReplyEmpty) {
+        empty(reply, self.run(self.op_flush(ino.0, fh.0)));
     }
 
     fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {

@@ -66,7 +66,8 @@ impl ShardlineFs {
                 let _ = n.inval_inode(fuser::INodeNo(ino), -1, 0);
             }
         }
-        let fh = self.files.new_fh(OpenedAs { ino, flags });
+        let errors_seen = self.files.handle(ino).map_or(0, |h| h.error_seq());
+        let fh = self.files.new_fh(OpenedAs { ino, flags, errors_seen });
         Ok((fh, if keep { FopenFlags::FOPEN_KEEP_CACHE } else { FopenFlags::empty() }))
     }
 
@@ -88,11 +89,16 @@ impl ShardlineFs {
         Ok(h.write_at(offset, data).await?)
     }
 
-    pub(crate) async fn op_flush(&self, ino: u64) -> OpResult<()> {
-        match self.files.handle(ino) {
-            Some(h) => Ok(h.flush().await?),
-            None => Ok(()),
-        }
+    /// flush(2) at a close, or fsync: commit what this mount buffered, and
+    /// report commit failures this open has not been told of yet (each
+    /// open of a shared handle is told, as Linux reports write-back errors).
+    pub(crate) async fn op_flush(&self, ino: u64, fh: u64) -> OpResult<()> {
+        let Some(h) = self.files.handle(ino) else { return Ok(()) };
+        let Some(opened) = self.files.opened(fh) else { return Ok(h.flush().await?) };
+        let mut seen = opened.errors_seen;
+        let r = h.flush_seen(&mut seen).await;
+        self.files.set_errors_seen(fh, seen);
+        Ok(r?)
     }
 
     pub(crate) async fn op_release(&self, ino: u64, fh: u64) -> OpResult<()> {
@@ -114,8 +120,9 @@ impl ShardlineFs {
         // The metadata service applies a set-group-id parent's group.
         let (name, mode, uid, gid) = (name_bytes(name)?.to_vec(), mode & 0o7777, caller.uid, caller.gid);
         let (a, h) = self.inodes.create_open(NewFile { parent, name, mode, uid, gid, exclusive }).await?;
-        self.files.insert(a.ino, h, (a.mtime_ns, a.size));
-        Ok((self.attr_of(&a), self.files.new_fh(OpenedAs { ino: a.ino, flags })))
+        let h = self.files.insert(a.ino, h, (a.mtime_ns, a.size));
+        let errors_seen = h.error_seq();
+        Ok((self.attr_of(&a), self.files.new_fh(OpenedAs { ino: a.ino, flags, errors_seen })))
     }
 
     /// One local open less; the last one flushes, remembers the file's
