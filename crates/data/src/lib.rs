@@ -30,8 +30,11 @@
 //! - `rebuild.rs` + `peer_rebuild.rs`: rebuild tasks, throttled by the
 //!   server's one [`throttle::TokenBucket`] shared by all of them.
 //! - [`server`]: [`DataConfig`] and [`run`], which wire the parts together.
+//! - [`fault_store`]: disk faults on demand behind the store trait, only
+//!   when `SHARDLINE_DATA_FAULT_FILE` is set (fault injection).
 
 pub mod error;
+pub mod fault_store;
 pub mod file_store;
 pub mod fs_type;
 pub mod gc;

@@ -6,7 +6,10 @@
 //! The folder holds `cluster.toml` (the real addresses, for `shardline
 //! admin`), `client.toml` and `mount.toml` (the same cluster as the
 //! nemesis' clients and the mount reach it: through their proxies), both key
-//! files, and one folder with a `log` per server.
+//! files, one folder per server, `logs/<server>.log` (kept when a server's
+//! folder is wiped) and `faults/` (the data servers' disk-fault control
+//! files, `fault_store.rs`, and the clock offsets of servers started under
+//! libfaketime).
 
 use std::collections::BTreeMap;
 use std::net::TcpListener;
@@ -47,7 +50,12 @@ pub struct Cluster {
     procs: BTreeMap<Node, Proc>,
     /// Extra environment per server (disk faults, clock skew).
     pub env: BTreeMap<Node, Vec<(String, String)>>,
+    /// Metadata servers to start with `--join` (wiped, not yet added back).
+    pub join: std::collections::BTreeSet<Node>,
 }
+
+/// libfaketime, where Debian puts it (package faketime).
+pub const LIBFAKETIME: &str = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1";
 
 fn free_addr(host: &str) -> Result<String> {
     let l = TcpListener::bind((host, 0)).with_context(|| format!("bind a free port on {host}"))?;
@@ -77,6 +85,15 @@ impl Cluster {
             proxies.push(Proxy::with_listener(listener, target));
         }
         let procs = topo.servers().into_iter().map(|n| (n, Proc { child: None, state: RunState::Down })).collect();
+        std::fs::create_dir_all(dir.join("logs"))?;
+        std::fs::create_dir_all(dir.join("faults"))?;
+        let mut env = BTreeMap::new();
+        for d in 1..=topo.datas {
+            let file = dir.join("faults").join(format!("data-{d}"));
+            std::fs::write(&file, "none\n")?;
+            let var = (shardline_data::fault_store::FAULT_FILE_ENV.to_string(), file.display().to_string());
+            env.insert(Node::Data(d), vec![var]);
+        }
         let c = Cluster {
             bin: bin.to_path_buf(),
             dir,
@@ -86,7 +103,8 @@ impl Cluster {
             listen,
             proxies,
             procs,
-            env: BTreeMap::new(),
+            env,
+            join: Default::default(),
         };
         c.write_cluster_file("cluster.toml", |n| c.listen[&n].clone())?;
         c.write_cluster_file("client.toml", |n| c.proxy_addr(Node::Client, n))?;
@@ -147,6 +165,9 @@ impl Cluster {
                     .args(["--down-after-ms", "3000"])
                     .arg("--key-file")
                     .arg(self.dir.join("meta.key"));
+                if self.join.contains(&n) {
+                    cmd.arg("--join");
+                }
             }
             Node::Data(i) => {
                 let metas: Vec<String> = (1..=self.topo.metas).map(|j| self.proxy_addr(n, Node::Meta(j))).collect();
@@ -168,7 +189,7 @@ impl Cluster {
     pub fn start(&mut self, n: Node) -> Result<()> {
         let dir = self.node_dir(n);
         std::fs::create_dir_all(&dir)?;
-        let log = std::fs::OpenOptions::new().create(true).append(true).open(dir.join("log"))?;
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(self.log_path(n))?;
         let mut cmd = self.command(n);
         cmd.stdin(Stdio::null()).stdout(log.try_clone()?).stderr(log);
         // SAFETY: prctl is async-signal-safe; the kernel SIGKILLs the server
@@ -306,11 +327,104 @@ impl Cluster {
         }
     }
 
+    pub fn log_path(&self, n: Node) -> PathBuf {
+        self.dir.join("logs").join(format!("{n}.log"))
+    }
+
     /// The last lines of server `n`'s log, for reports.
     pub fn log_tail(&self, n: Node, lines: usize) -> String {
-        let text = std::fs::read_to_string(self.node_dir(n).join("log")).unwrap_or_default();
+        let text = std::fs::read_to_string(self.log_path(n)).unwrap_or_default();
         let all: Vec<&str> = text.lines().collect();
         all[all.len().saturating_sub(lines)..].join("\n")
+    }
+}
+
+/// Faults on a server's disk, clock and folder.
+impl Cluster {
+    /// What data server `n`'s disk does now (`fault_store.rs`).
+    pub fn set_disk_fault(&self, n: Node, mode: &str) {
+        let _ = std::fs::write(self.dir.join("faults").join(n.to_string()), format!("{mode}\n"));
+    }
+
+    /// Start server `n` (from its next start on) under libfaketime, its
+    /// wall clock offset by what `set_clock` writes; false without it.
+    pub fn enable_clock(&mut self, n: Node) -> bool {
+        if !Path::new(LIBFAKETIME).exists() {
+            return false;
+        }
+        let file = self.dir.join("faults").join(format!("clock-{n}"));
+        if std::fs::write(&file, "+0\n").is_err() {
+            return false;
+        }
+        let vars = [
+            ("LD_PRELOAD", LIBFAKETIME.to_string()),
+            ("FAKETIME_TIMESTAMP_FILE", file.display().to_string()),
+            ("FAKETIME_CACHE_DURATION", "1".to_string()),
+            // Only the wall clock jumps; timers and timeouts run on.
+            ("FAKETIME_DONT_FAKE_MONOTONIC", "1".to_string()),
+        ];
+        self.env.entry(n).or_default().extend(vars.into_iter().map(|(k, v)| (k.to_string(), v)));
+        true
+    }
+
+    pub fn clock_enabled(&self, n: Node) -> bool {
+        self.env.get(&n).is_some_and(|v| v.iter().any(|(k, _)| k == "FAKETIME_TIMESTAMP_FILE"))
+    }
+
+    /// Offset server `n`'s wall clock by `secs` from the real one.
+    pub fn set_clock(&self, n: Node, secs: i64) {
+        let _ = std::fs::write(self.dir.join("faults").join(format!("clock-{n}")), format!("{secs:+}\n"));
+    }
+
+    /// Delete server `n`'s folder (it must be down).
+    pub fn wipe(&self, n: Node) {
+        let _ = std::fs::remove_dir_all(self.node_dir(n));
+    }
+
+    /// Flip one bit in `count` of data server `n`'s stored shards (chosen
+    /// by `seed`), behind its back; how many were flipped.
+    pub fn bit_rot(&self, n: Node, seed: u64, count: usize) -> usize {
+        use std::os::unix::fs::FileExt;
+        let Ok(shards) = shardline_data::segment_store::inspect::stored_shards(&self.node_dir(n)) else { return 0 };
+        let shards: Vec<_> = shards.into_iter().filter(|s| s.payload_len > 0).collect();
+        let mut flipped = 0;
+        for j in 0..count.min(shards.len()) {
+            let mix = shardline_types::placement::mix64(seed.wrapping_add(j as u64));
+            let s = &shards[(mix % shards.len() as u64) as usize];
+            let at = s.payload_offset + (mix >> 32) % s.payload_len;
+            let Ok(f) = std::fs::OpenOptions::new().read(true).write(true).open(&s.path) else { continue };
+            let mut b = [0u8; 1];
+            if f.read_exact_at(&mut b, at).is_ok() && f.write_all_at(&[b[0] ^ 0x04], at).is_ok() {
+                flipped += 1;
+            }
+        }
+        flipped
+    }
+
+    /// `shardline admin ARGS`, retried until it succeeds or `timeout`.
+    pub fn admin_until_ok(&self, args: &[&str], timeout: Duration) -> Result<()> {
+        let start = Instant::now();
+        loop {
+            let out = self.cli(args)?;
+            if out.status.success() {
+                return Ok(());
+            }
+            if start.elapsed() > timeout {
+                bail!("shardline {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr).trim());
+            }
+            std::thread::sleep(Duration::from_millis(500));
+        }
+    }
+
+    /// Whether `admin status` lists every metadata server as a voter that
+    /// is leader or follower.
+    pub fn metas_ok(&self) -> bool {
+        let Ok(out) = self.cli(&["admin", "status", "--json"]) else { return false };
+        let Ok(v) = serde_json::from_slice::<serde_json::Value>(&out.stdout) else { return false };
+        let Some(metas) = v["meta"].as_array() else { return false };
+        (1..=self.topo.metas).all(|id| {
+            metas.iter().any(|m| m["id"].as_u64() == Some(id) && (m["role"] == "leader" || m["role"] == "follower"))
+        })
     }
 }
 

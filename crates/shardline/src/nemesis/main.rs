@@ -9,7 +9,8 @@
 //! (data workloads), `ns_model.rs` / `ns_load.rs` (namespace workload and
 //! its sequential model for the linearizability checker shared with the
 //! black-box tests, `tests/harness/linearizability.rs`), `verify.rs` (the
-//! final read-back), `summary.rs` (the report), `run.rs` (one run, start to
+//! final read-back), `redundancy.rs` (every shard back in place after the
+//! heal), `summary.rs` (the report), `run.rs` (one run, start to
 //! end).
 
 mod cluster;
@@ -24,6 +25,7 @@ mod ns_load;
 mod ns_model;
 #[path = "../../../../tests/harness/proxy.rs"]
 mod proxy;
+mod redundancy;
 mod run;
 mod schedule;
 mod summary;

@@ -17,6 +17,14 @@ enum Undo {
     Resume(Node),
     Open(Vec<usize>),
     Remount,
+    /// Healthy disk again.
+    Disk(Node),
+    /// Clock back to the real one.
+    Clock(Node),
+    /// Start the wiped metadata server empty and add it back.
+    Rejoin(u64),
+    /// Done at once, nothing to undo.
+    Done,
     Nothing,
 }
 
@@ -34,6 +42,8 @@ pub struct NemesisReport {
     pub unexpected_exits: Vec<(String, String, String)>,
     /// Faults that could not be carried out (e.g. no leader to kill).
     pub skipped: u64,
+    /// Steps of faults that failed (a wiped server not added back...).
+    pub errors: Vec<String>,
 }
 
 pub struct Nemesis<'a> {
@@ -134,6 +144,45 @@ impl<'a> Nemesis<'a> {
                 }
                 None => Undo::Nothing,
             },
+            Fault::Disk { node, mode } => {
+                self.cluster.set_disk_fault(*node, mode);
+                Undo::Disk(*node)
+            }
+            Fault::BitRot { node, seed } => {
+                let n = self.cluster.bit_rot(*node, *seed, 3);
+                self.note(t0, format!("flipped bits in {n} shards of {node}"));
+                Undo::Done
+            }
+            Fault::WipeData(n) => {
+                self.cluster.kill(*n);
+                self.cluster.wipe(*n);
+                Undo::Restart(*n)
+            }
+            Fault::WipeMeta(i) => {
+                let n = Node::Meta(*i);
+                if self.cluster.state(n) != RunState::Running {
+                    Undo::Nothing
+                } else {
+                    self.cluster.kill(n);
+                    self.cluster.wipe(n);
+                    self.cluster.join.insert(n);
+                    let id = i.to_string();
+                    if let Err(e) =
+                        self.cluster.admin_until_ok(&["admin", "meta", "remove", "--id", &id], Duration::from_secs(60))
+                    {
+                        self.report.errors.push(format!("remove wiped meta-{i}: {e:#}"));
+                    }
+                    Undo::Rejoin(*i)
+                }
+            }
+            Fault::ClockJump { node, secs } => {
+                if self.cluster.clock_enabled(*node) {
+                    self.cluster.set_clock(*node, *secs);
+                    Undo::Clock(*node)
+                } else {
+                    Undo::Nothing
+                }
+            }
         };
         if matches!(undo, Undo::Nothing) {
             self.report.skipped += 1;
@@ -163,7 +212,25 @@ impl<'a> Nemesis<'a> {
                     }
                 }
             }
-            Undo::Nothing => {}
+            Undo::Disk(n) => self.cluster.set_disk_fault(n, "none"),
+            Undo::Clock(n) => self.cluster.set_clock(n, 0),
+            Undo::Rejoin(i) => {
+                let n = Node::Meta(i);
+                if self.cluster.state(n) == RunState::Down {
+                    if let Err(e) = self.cluster.start(n) {
+                        eprintln!("nemesis: restart {n}: {e:#}");
+                    }
+                }
+                let (id, addr) = (i.to_string(), self.cluster.listen[&n].clone());
+                let add = ["admin", "meta", "add", "--id", &id, "--addr", &addr];
+                match self.cluster.admin_until_ok(&add, Duration::from_secs(60)) {
+                    Ok(()) => {
+                        self.cluster.join.remove(&n);
+                    }
+                    Err(e) => self.report.errors.push(format!("add wiped meta-{i} back: {e:#}")),
+                }
+            }
+            Undo::Done | Undo::Nothing => {}
         }
     }
 

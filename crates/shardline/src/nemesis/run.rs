@@ -22,7 +22,7 @@ use crate::nemesis::Nemesis;
 use crate::ns_load::{self, Histories};
 use crate::schedule::{digest, schedule, ScheduleSpec};
 use crate::summary::Summary;
-use crate::topology::Topology;
+use crate::topology::{Node, Topology};
 use crate::{parse_duration, parse_seed, Args};
 
 /// Small chunks so that "several chunks" stays small.
@@ -136,6 +136,11 @@ pub fn run(args: Args) -> Result<bool> {
     let dir = args.dir.clone().unwrap_or_else(|| tmp.path().to_path_buf());
     println!("nemesis: cluster folder {}", dir.display());
     let mut cluster = Cluster::prepare(&bin, &dir, topo.clone(), args.octet, &args.ec, CHUNK)?;
+    for n in crate::schedule::clock_targets(&events) {
+        if !cluster.enable_clock(n) {
+            println!("nemesis: no libfaketime ({}): clock jumps on {n} are skipped", crate::cluster::LIBFAKETIME);
+        }
+    }
     for n in topo.servers() {
         cluster.start(n)?;
     }
@@ -243,7 +248,16 @@ pub fn run(args: Args) -> Result<bool> {
     let healing = Instant::now();
     println!("nemesis: faults over; every fault undone, waiting for health");
     stop.store(true, Ordering::Relaxed);
-    let heal = nem.cluster.wait_healthy(p.heal_bound);
+    let heal = nem.cluster.wait_healthy(p.heal_bound).and_then(|_| {
+        // Every metadata server a member again, leader or follower.
+        while !nem.cluster.metas_ok() {
+            if healing.elapsed() > p.heal_bound {
+                anyhow::bail!("metadata servers not all members after {:?}", p.heal_bound);
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        Ok(())
+    });
     let heal_seconds = heal.as_ref().ok().map(|_| healing.elapsed().as_secs_f64());
     if let Err(e) = &heal {
         eprintln!("nemesis: {e:#}");
@@ -269,14 +283,23 @@ pub fn run(args: Args) -> Result<bool> {
     drop(nem);
 
     // Read everything back, close and check the namespace histories.
+    let metas: Vec<String> = (1..=topo.metas).map(|i| cluster.listen[&Node::Meta(i)].clone()).collect();
+    let data_dirs: BTreeMap<u64, PathBuf> = (1..=topo.datas).map(|d| (d, cluster.node_dir(Node::Data(d)))).collect();
     let verify = rt.block_on(async {
         let c = connect(&client_file).await?;
         let all: Vec<&File> = data.files.iter().chain(fuse.files.iter()).collect();
         let fin = crate::verify::final_reads(&c, t0, &all).await;
         let closed = ns_load::final_lookups(&c, t0, &hist).await;
-        Ok::<_, anyhow::Error>((fin, closed))
+        let mut inos = Vec::new();
+        for f in &all {
+            if let Ok(st) = c.stat(&f.path).await {
+                inos.push(st.ino);
+            }
+        }
+        let red = crate::redundancy::check(metas.clone(), &inos, &data_dirs).await;
+        Ok::<_, anyhow::Error>((fin, closed, red))
     });
-    let (fin, closed) = verify?;
+    let (fin, closed, red) = verify?;
     let lin = ns_load::check_all(&hist, 20_000_000);
 
     let mut s = Summary {
@@ -301,6 +324,7 @@ pub fn run(args: Args) -> Result<bool> {
         heal_seconds,
         heal_bound_seconds: p.heal_bound.as_secs_f64(),
         unexpected_exits: report.unexpected_exits.iter().map(|(n, how, _)| format!("{n} ({how})")).collect(),
+        problems: report.errors.clone(),
         replay,
         ..Default::default()
     };
@@ -314,6 +338,16 @@ pub fn run(args: Args) -> Result<bool> {
     } else {
         format!("linearizable ({} histories, {} operations)", lin.histories, lin.operations)
     };
+    match red {
+        Ok(r) => {
+            s.chunks_checked = r.chunks;
+            s.shards_missing = r.shards_missing;
+            for e in r.examples {
+                println!("nemesis: detail: missing shard: {e}");
+            }
+        }
+        Err(e) => s.problems.push(format!("redundancy check failed: {e:#}")),
+    }
     s.judge();
     for d in fin.details.iter().chain(stats.first_bad.lock().unwrap_or_else(|e| e.into_inner()).iter()) {
         println!("nemesis: detail: {d}");

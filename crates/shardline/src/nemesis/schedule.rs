@@ -39,6 +39,20 @@ pub enum Fault {
     Blackhole(Node, Node),
     /// SIGKILL the mount process; remount when the fault ends.
     KillMount,
+    /// The data server's disk fails this way (`fault_store.rs`: eio,
+    /// enospc, fsync-fail, read-flip) until the fault ends.
+    Disk { node: Node, mode: &'static str },
+    /// Bits flipped at rest in a few of the data server's stored shards
+    /// (chosen by `seed`); scrub or degraded reads must cope.
+    BitRot { node: Node, seed: u64 },
+    /// SIGKILL the data server and wipe its folder; a replacement with the
+    /// same identity and an empty disk starts when the fault ends.
+    WipeData(Node),
+    /// SIGKILL the metadata server, wipe its folder and remove it from the
+    /// cluster; it rejoins empty (`--join`, `admin meta add`) at the end.
+    WipeMeta(u64),
+    /// The server's wall clock jumps by `secs` (libfaketime), back at the end.
+    ClockJump { node: Node, secs: i64 },
 }
 
 impl Fault {
@@ -56,6 +70,16 @@ impl Fault {
             Fault::Delay { .. } => "delay",
             Fault::Blackhole(..) => "blackhole",
             Fault::KillMount => "kill-mount",
+            Fault::Disk { mode, .. } => match *mode {
+                "eio" => "disk-eio",
+                "enospc" => "disk-enospc",
+                "fsync-fail" => "disk-fsync-fail",
+                _ => "disk-read-flip",
+            },
+            Fault::BitRot { .. } => "bit-rot",
+            Fault::WipeData(_) => "wipe-data",
+            Fault::WipeMeta(_) => "wipe-meta",
+            Fault::ClockJump { .. } => "clock-jump",
         }
     }
 
@@ -63,7 +87,15 @@ impl Fault {
     /// until it starts; counted as meta-0).
     pub fn impairs(&self, topo: &Topology) -> Vec<Node> {
         match self {
-            Fault::Kill(n) | Fault::Pause(n) | Fault::Isolate(n) | Fault::Delay { node: n, .. } => vec![*n],
+            Fault::Kill(n)
+            | Fault::Pause(n)
+            | Fault::Isolate(n)
+            | Fault::Delay { node: n, .. }
+            | Fault::Disk { node: n, .. }
+            | Fault::BitRot { node: n, .. }
+            | Fault::WipeData(n)
+            | Fault::ClockJump { node: n, .. } => vec![*n],
+            Fault::WipeMeta(i) => vec![Node::Meta(*i)],
             Fault::KillLeader => vec![Node::Meta(0)],
             Fault::PartitionMeta(i) => vec![Node::Meta(*i)],
             Fault::OneWay { link, .. } => {
@@ -140,27 +172,38 @@ fn draw(rng: &mut StdRng, topo: &Topology, spec: &ScheduleSpec) -> (Fault, Durat
         let roll = rng.gen_range(0..100);
         return match roll {
             // Restarted before (1 s) or after (8 s) the 3 s failure timeout.
-            0..=17 => (Fault::Kill(server(rng)), ms(rng, 500, 8000)),
-            18..=24 => (Fault::KillLeader, ms(rng, 500, 6000)),
-            25..=36 => (Fault::Pause(server(rng)), ms(rng, 4000, 9000)),
-            37..=50 => (Fault::Isolate(server(rng)), ms(rng, 2000, 12000)),
-            51..=57 => (Fault::PartitionMeta(rng.gen_range(1..=topo.metas)), ms(rng, 2000, 10000)),
-            58..=71 => {
+            0..=13 => (Fault::Kill(server(rng)), ms(rng, 500, 8000)),
+            14..=19 => (Fault::KillLeader, ms(rng, 500, 6000)),
+            20..=29 => (Fault::Pause(server(rng)), ms(rng, 4000, 9000)),
+            30..=40 => (Fault::Isolate(server(rng)), ms(rng, 2000, 12000)),
+            41..=46 => (Fault::PartitionMeta(rng.gen_range(1..=topo.metas)), ms(rng, 2000, 10000)),
+            47..=57 => {
                 let link = rng.gen_range(0..topo.links.len());
                 let dir = if rng.gen_bool(0.5) { Dir::Forward } else { Dir::Backward };
                 (Fault::OneWay { link, dir, discard: rng.gen_bool(0.5) }, ms(rng, 2000, 10000))
             }
-            72..=83 => {
+            58..=66 => {
                 let ms_delay = *[20u64, 50, 100, 300, 1000].get(rng.gen_range(0..5)).unwrap_or(&50);
                 (Fault::Delay { node: server(rng), ms: ms_delay }, ms(rng, 3000, 12000))
             }
-            84..=93 => {
+            67..=74 => {
                 let a = server(rng);
                 let b = meta(rng);
                 if a == b {
                     continue;
                 }
                 (Fault::Blackhole(a, b), ms(rng, 2000, 10000))
+            }
+            75..=81 => {
+                let mode = ["eio", "enospc", "fsync-fail", "read-flip"][rng.gen_range(0..4)];
+                (Fault::Disk { node: data(rng), mode }, ms(rng, 2000, 10000))
+            }
+            82..=85 => (Fault::BitRot { node: data(rng), seed: rng.gen() }, ms(rng, 20000, 40000)),
+            86..=89 => (Fault::WipeData(data(rng)), ms(rng, 500, 8000)),
+            90..=92 => (Fault::WipeMeta(rng.gen_range(1..=topo.metas)), ms(rng, 1000, 6000)),
+            93..=95 => {
+                let secs = [-600i64, -30, 30, 600, 3600][rng.gen_range(0..5)];
+                (Fault::ClockJump { node: server(rng), secs }, ms(rng, 5000, 20000))
             }
             _ if spec.mount => (Fault::KillMount, ms(rng, 500, 4000)),
             _ => continue,
@@ -211,11 +254,39 @@ mod tests {
     #[test]
     fn every_kind_is_drawn() {
         let topo = Topology::new(3, 6);
-        let ev = schedule(7, &ScheduleSpec { duration: Duration::from_secs(3600), ..spec() }, &topo);
+        let ev = schedule(7, &ScheduleSpec { duration: Duration::from_secs(7200), ..spec() }, &topo);
         let kinds: BTreeSet<&str> = ev.iter().map(|e| e.fault.kind()).collect();
-        for k in ["kill-meta", "kill-data", "kill-leader", "pause", "isolate", "partition-meta", "delay", "blackhole"] {
+        for k in [
+            "kill-meta",
+            "kill-data",
+            "kill-leader",
+            "pause",
+            "isolate",
+            "partition-meta",
+            "delay",
+            "blackhole",
+            "disk-eio",
+            "disk-enospc",
+            "disk-fsync-fail",
+            "disk-read-flip",
+            "bit-rot",
+            "wipe-data",
+            "wipe-meta",
+            "clock-jump",
+        ] {
             assert!(kinds.contains(k), "{k} missing from {kinds:?}");
         }
         assert!(kinds.contains("one-way-stall") && kinds.contains("one-way-drop") && kinds.contains("kill-mount"));
     }
+}
+
+/// The servers whose clocks the schedule jumps (they start under libfaketime).
+pub fn clock_targets(events: &[Event]) -> BTreeSet<Node> {
+    events
+        .iter()
+        .filter_map(|e| match e.fault {
+            Fault::ClockJump { node, .. } => Some(node),
+            _ => None,
+        })
+        .collect()
 }

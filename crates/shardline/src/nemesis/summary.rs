@@ -32,6 +32,10 @@ pub struct Summary {
     /// Reads that returned an overwritten version, or missed bytes or a
     /// file an acknowledged write had put there.
     pub stale_reads: u64,
+    /// Committed chunks whose shards were looked for after the heal, and
+    /// shards missing from the servers their groups name.
+    pub chunks_checked: u64,
+    pub shards_missing: u64,
     pub linearizability: String,
     pub linearizable: bool,
     pub heal_seconds: Option<f64>,
@@ -55,6 +59,10 @@ impl Summary {
         }
         if self.stale_reads > 0 {
             self.problems.push(format!("{} reads returned stale or missing bytes", self.stale_reads));
+        }
+        if self.shards_missing > 0 {
+            self.problems
+                .push(format!("{} shards missing after the heal (redundancy not restored)", self.shards_missing));
         }
         if !self.linearizable {
             self.problems.push(format!("namespace history: {}", self.linearizability));
@@ -88,6 +96,10 @@ impl Summary {
         println!("acked lost      {} (files unreadable: {})", self.acked_writes_lost, self.files_unreadable);
         println!("wrong reads     {} (stale reads: {})", self.wrong_reads, self.stale_reads);
         println!("linearizable    {}", self.linearizability);
+        println!(
+            "redundancy      {} shards missing in {} chunks after the heal",
+            self.shards_missing, self.chunks_checked
+        );
         match self.heal_seconds {
             Some(s) => println!("time to heal    {s:.1} s (bound {:.0} s)", self.heal_bound_seconds),
             None => println!("time to heal    NOT HEALED within {:.0} s", self.heal_bound_seconds),
