@@ -264,3 +264,44 @@ fn partitioned_meta_server_serves_no_stale_reads_and_catches_up() {
         meta_cluster::reap(child);
     }
 }
+
+/// Found by the nemesis (issue 13): a metadata server wiped and rejoined
+/// (`admin meta remove`, `shardline meta --join`, `admin meta add`) while
+/// the leader's log still held the removal learned that log from its start
+/// rather than from a snapshot. Starting with no voters, it skipped the
+/// removal and applied "add me" to an empty configuration: it took itself
+/// for a one-voter cluster, elected itself once the leader was gone, and
+/// served (and acknowledged writes to) a stale copy of the namespace. Here
+/// the other two servers are stopped once it has caught up: a server that
+/// knows it is one of three can never lead alone.
+#[test]
+fn a_rejoined_wiped_meta_server_never_leads_a_cluster_of_its_own() {
+    let c = TestCluster::start(117);
+    c.ok(&["mkdir", "/rejoin"]);
+    let leader = c.meta_leader(Duration::from_secs(30));
+    let servers = meta_cluster::meta_servers(&c);
+    let (wiped, addr) = servers.iter().find(|(id, _)| *id != leader).cloned().expect("a follower");
+    meta_cluster::kill_meta_reaped(&c, wiped, &mut []);
+    std::fs::remove_dir_all(c.meta_dir(wiped)).expect("wipe its folder");
+    c.ok(&["admin", "meta", "remove", "--id", &wiped.to_string()]);
+    // Far fewer changes than a snapshot interval: the removal stays in the log.
+    c.ok(&["mkdir", "/rejoin/while-away"]);
+    let child = c.start_meta(wiped, &["--join"]);
+    c.ok(&["admin", "meta", "add", "--id", &wiped.to_string(), "--addr", &addr]);
+    c.ok(&["mkdir", "/rejoin/after"]);
+    wait_applied(&c, wiped, max_applied(&c));
+    for (id, _) in servers.iter().filter(|(id, _)| *id != wiped) {
+        meta_cluster::kill_meta_reaped(&c, *id, &mut []);
+    }
+    // Well past several election timeouts (10-20 ticks of 100 ms).
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    let meta = MetaClient::new(vec![addr.clone()], Duration::from_secs(2));
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(8) {
+        if let Some((role, _)) = rt.block_on(own_status(&meta, &addr)) {
+            assert_ne!(role, "leader", "the rejoined server leads with the other two servers gone");
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    meta_cluster::reap(child);
+}
