@@ -305,3 +305,43 @@ fn a_rejoined_wiped_meta_server_never_leads_a_cluster_of_its_own() {
     }
     meta_cluster::reap(child);
 }
+
+/// Found by the nemesis (issue 13): a metadata request waited up to 10 s
+/// for an answer from one server before trying the next. When the leader
+/// was paused (SIGSTOP: connections accepted, nothing answered), every data
+/// server's heartbeat hung on it for those 10 s, and the new leader,
+/// elected within two, declared them all down after its 3 s timeout
+/// (remapping every placement group onto nothing). A paused leader must not
+/// make live data servers look dead.
+#[test]
+fn a_paused_meta_leader_does_not_make_live_data_servers_look_dead() {
+    let c = TestCluster::start(118);
+    c.ok(&["mkdir", "/pause"]);
+    let leader = c.meta_leader(Duration::from_secs(30));
+    let pid: i32 = std::fs::read_to_string(c.meta_dir(leader).join("pid")).expect("pid").trim().parse().expect("pid");
+    // SAFETY: pausing a server process this test started (resumed below).
+    unsafe { libc::kill(pid, libc::SIGSTOP) };
+    let paused = Instant::now();
+    let mut new_leader = None;
+    let mut down_seen = Vec::new();
+    // Long past the election and the 3 s failure timeout.
+    while paused.elapsed() < Duration::from_secs(9) {
+        let st: serde_json::Value =
+            serde_json::from_slice(&c.cli(&["admin", "status", "--json"]).stdout).unwrap_or_default();
+        if let Some(l) = st["meta"].as_array().and_then(|m| m.iter().find(|m| m["role"] == "leader")) {
+            new_leader = l["id"].as_u64();
+            for d in st["data"].as_array().into_iter().flatten() {
+                // "unresponsive": not heard from since the election, shown
+                // only; "down" is the leader's verdict, which remaps.
+                if d["state"] == "down" {
+                    down_seen.push(format!("data-{} {} at {:?}", d["id"], d["state"], paused.elapsed()));
+                }
+            }
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    // SAFETY: as above.
+    unsafe { libc::kill(pid, libc::SIGCONT) };
+    assert!(new_leader.is_some_and(|l| l != leader), "no new leader while meta-{leader} was paused");
+    assert!(down_seen.is_empty(), "live data servers were declared down: {down_seen:?}");
+}
