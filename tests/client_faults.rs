@@ -251,3 +251,25 @@ async fn opening_a_path_that_files_are_renamed_over_never_says_not_found() {
         &missing[..missing.len().min(3)]
     );
 }
+
+/// Found by the nemesis (issue 13): when a write that grew a file failed to
+/// commit, the open handle (the mount's, shared by every open of the file)
+/// kept the grown size with the bytes gone, so reads through it returned
+/// zeros no write put there. The handle must fall back to what is committed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_extending_write_leaves_no_zeros_behind_in_the_handle() {
+    let cluster = TestCluster::start(119);
+    let (meta_addrs, key_file) = cluster_config(&cluster);
+    let mut cfg = ClientConfig::new(meta_addrs, key_file);
+    cfg.write_retry_window = Duration::from_secs(3);
+    let client = Client::connect(cfg).await.expect("connect");
+    client.write_file("/grow-fail", b"abc").await.expect("write the first bytes");
+    let ino = client.stat("/grow-fail").await.expect("stat").ino;
+    let handle = FileHandle::open(&client, ino).await.expect("open");
+    // With EC 4+2 over six servers, no chunk can be stored while one is down.
+    cluster.kill_data(1);
+    handle.write_at(3, &pattern(5, 2 * CHUNK)).await.expect("buffer the append");
+    assert!(handle.flush().await.is_err(), "the append cannot have been stored");
+    let got = handle.read_at(0, 3 * CHUNK).await.expect("read through the handle");
+    assert_eq!(&got[..], b"abc", "read {} bytes, {} of them zeros", got.len(), got.iter().filter(|b| **b == 0).count());
+}

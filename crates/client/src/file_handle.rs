@@ -400,6 +400,7 @@ impl Shared {
                 let seq = st.commit_seq;
                 st.stale.insert(idx, seq);
                 st.outstanding -= 1;
+                let failed_growth = result.is_err() && new_size > st.committed_size;
                 match result {
                     Ok(()) => st.committed_size = st.committed_size.max(new_size),
                     Err(e) => {
@@ -418,6 +419,9 @@ impl Shared {
                 if next.is_none() {
                     st.queued.remove(&idx);
                 }
+                if failed_growth {
+                    me.shrink_to_pending(&mut st);
+                }
                 next
             };
             if let Some((b, n)) = next {
@@ -425,6 +429,17 @@ impl Shared {
             }
             me.done.send_modify(|c| *c += 1);
         });
+    }
+
+    /// A commit that would have grown the file failed: its bytes are gone,
+    /// so the file as this handle sees it ends where the committed bytes
+    /// and the writes still on their way end (reads past that see the end
+    /// of the file, not zeros no write put there).
+    fn shrink_to_pending(&self, st: &mut State) {
+        let cs = self.ctx.chunk_size as u64;
+        let dirty = st.dirty.keys().map(|j| ((j + 1) * cs).min(st.size)).max().unwrap_or(0);
+        let queued = st.queued.values().flat_map(|q| q.iter().map(|(_, n)| *n)).max().unwrap_or(0);
+        st.size = st.size.min(st.committed_size.max(dirty).max(queued));
     }
 
     /// Before a commit of chunk `idx` that grows the file to `new_size`:
