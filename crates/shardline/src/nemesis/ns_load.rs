@@ -183,7 +183,26 @@ pub struct LinReport {
     pub operations: usize,
     pub unknown: usize,
     pub failed: Vec<String>,
+    pub failed_dirs: Vec<(usize, u64)>,
     pub gave_up: usize,
+}
+
+/// Write the history of directory (group, epoch) to `path`, one
+/// operation a line in invocation order (times in ms), for a post-mortem.
+pub fn dump(h: &Histories, group: usize, epoch: u64, path: &std::path::Path) {
+    let dirs = h.dirs.lock().unwrap_or_else(|e| e.into_inner());
+    let Some(recs) = dirs.get(&(group, epoch)) else { return };
+    let mut recs = recs.clone();
+    recs.sort_by_key(|r| r.call);
+    let ms = |t: u64| t as f64 / 1e6;
+    let text: String = recs
+        .iter()
+        .map(|r| {
+            let ret = r.ret.map_or("-".to_string(), |t| format!("{:.3}", ms(t)));
+            format!("{:.3} {ret} client {} {:?} -> {:?}\n", ms(r.call), r.client, r.input, r.output)
+        })
+        .collect();
+    let _ = std::fs::write(path, text);
 }
 
 pub fn check_all(h: &Histories, max_steps: u64) -> LinReport {
@@ -216,6 +235,7 @@ pub fn check_all(h: &Histories, max_steps: u64) -> LinReport {
             Verdict::NotLinearizable { stuck, .. } => {
                 let around: Vec<String> = stuck.iter().take(4).map(|&i| format!("{:?}", recs[i])).collect();
                 rep.failed.push(format!("{}: not linearizable near {}", dir_name(group, epoch), around.join("; ")));
+                rep.failed_dirs.push((group, epoch));
             }
         }
     }

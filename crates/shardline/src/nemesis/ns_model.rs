@@ -111,7 +111,7 @@ impl Model for Namespace {
                 _ => return None,
             },
             NsIn::Link { ino, to } => {
-                let alive = s.names[..FILES.len()].iter().any(|v| *v == Some(Val::Ino(ino)));
+                let alive = s.names[..FILES.len()].contains(&Some(Val::Ino(ino)));
                 match (alive, &s.names[to], out) {
                     (false, _, None | Some(NsOut::NotFound)) => {}
                     (true, Some(_), None | Some(NsOut::Exists)) => {}

@@ -301,6 +301,11 @@ pub fn run(args: Args) -> Result<bool> {
     });
     let (fin, closed, red) = verify?;
     let lin = ns_load::check_all(&hist, 20_000_000);
+    for &(g, e) in &lin.failed_dirs {
+        let path = dir.join(format!("history-{}.txt", ns_load::dir_name(g, e)));
+        ns_load::dump(&hist, g, e, &path);
+        println!("nemesis: the history of {} is in {}", ns_load::dir_name(g, e), path.display());
+    }
 
     let mut s = Summary {
         seed: format!("{seed:#x}"),

@@ -217,6 +217,17 @@ pub fn digest(events: &[Event]) -> u64 {
     crc32c::crc32c(text.as_bytes()) as u64
 }
 
+/// The servers whose clocks the schedule jumps (they start under libfaketime).
+pub fn clock_targets(events: &[Event]) -> BTreeSet<Node> {
+    events
+        .iter()
+        .filter_map(|e| match e.fault {
+            Fault::ClockJump { node, .. } => Some(node),
+            _ => None,
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -278,15 +289,4 @@ mod tests {
         }
         assert!(kinds.contains("one-way-stall") && kinds.contains("one-way-drop") && kinds.contains("kill-mount"));
     }
-}
-
-/// The servers whose clocks the schedule jumps (they start under libfaketime).
-pub fn clock_targets(events: &[Event]) -> BTreeSet<Node> {
-    events
-        .iter()
-        .filter_map(|e| match e.fault {
-            Fault::ClockJump { node, .. } => Some(node),
-            _ => None,
-        })
-        .collect()
 }
