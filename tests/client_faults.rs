@@ -268,8 +268,30 @@ async fn a_failed_extending_write_leaves_no_zeros_behind_in_the_handle() {
     let handle = FileHandle::open(&client, ino).await.expect("open");
     // With EC 4+2 over six servers, no chunk can be stored while one is down.
     cluster.kill_data(1);
-    handle.write_at(3, &pattern(5, 2 * CHUNK)).await.expect("buffer the append");
+    let nonzero: Vec<u8> = pattern(5, 2 * CHUNK).iter().map(|b| b | 1).collect();
+    handle.write_at(3, &nonzero).await.expect("buffer the append");
+    // Reads through the handle while the commits fail one after another
+    // see the new bytes, or the end of the file: never zeros.
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let watch = {
+        let (h, done) = (handle.clone(), done.clone());
+        tokio::spawn(async move {
+            let mut zeros = Vec::new();
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                if let Ok(b) = h.read_at(0, 3 * CHUNK).await {
+                    if let Some(at) = b.iter().position(|x| *x == 0) {
+                        zeros.push((b.len(), at));
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            zeros
+        })
+    };
     assert!(handle.flush().await.is_err(), "the append cannot have been stored");
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    let zeros = watch.await.expect("reader task");
+    assert!(zeros.is_empty(), "reads during the failing flush saw zeros (length, first zero): {zeros:?}");
     let got = handle.read_at(0, 3 * CHUNK).await.expect("read through the handle");
     assert_eq!(&got[..], b"abc", "read {} bytes, {} of them zeros", got.len(), got.iter().filter(|b| **b == 0).count());
 }

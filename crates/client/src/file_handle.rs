@@ -420,7 +420,7 @@ impl Shared {
                     st.queued.remove(&idx);
                 }
                 if failed_growth {
-                    me.shrink_to_pending(&mut st);
+                    me.shrink_to_failed(&mut st, idx);
                 }
                 next
             };
@@ -431,15 +431,14 @@ impl Shared {
         });
     }
 
-    /// A commit that would have grown the file failed: its bytes are gone,
-    /// so the file as this handle sees it ends where the committed bytes
-    /// and the writes still on their way end (reads past that see the end
-    /// of the file, not zeros no write put there).
-    fn shrink_to_pending(&self, st: &mut State) {
+    /// A commit of chunk `idx` that would have grown the file failed: its
+    /// bytes are gone, so the file as this handle sees it ends at that
+    /// chunk (or where the committed bytes end, if later). Reads past it
+    /// see the end of the file, not zeros no write put there; the chunks
+    /// above, which were to grow it further, fail at their gate.
+    fn shrink_to_failed(&self, st: &mut State, idx: u64) {
         let cs = self.ctx.chunk_size as u64;
-        let dirty = st.dirty.keys().map(|j| ((j + 1) * cs).min(st.size)).max().unwrap_or(0);
-        let queued = st.queued.values().flat_map(|q| q.iter().map(|(_, n)| *n)).max().unwrap_or(0);
-        st.size = st.size.min(st.committed_size.max(dirty).max(queued));
+        st.size = st.size.min(st.committed_size.max(idx * cs));
     }
 
     /// Before a commit of chunk `idx` that grows the file to `new_size`:

@@ -21,7 +21,9 @@ enum Undo {
     Disk(Node),
     /// Clock back to the real one.
     Clock(Node),
-    /// Start the wiped metadata server empty and add it back.
+    /// Start the wiped metadata server empty and add it back (once it is
+    /// out of the cluster: an empty server must never come back under an
+    /// identity a quorum may have counted).
     Rejoin(u64),
     /// Done at once, nothing to undo.
     Done,
@@ -31,7 +33,14 @@ enum Undo {
 struct Active {
     ends: Instant,
     undo: Undo,
+    /// The servers it impairs, for the guard against too many at once.
+    impairs: Vec<Node>,
 }
+
+/// An event that could not start within this long of its time (the loop
+/// was busy, e.g. adding a wiped server back) is skipped, not bunched up
+/// with the ones after it.
+const LATE: Duration = Duration::from_secs(5);
 
 /// What the nemesis did and saw.
 #[derive(Debug, Default)]
@@ -52,11 +61,20 @@ pub struct Nemesis<'a> {
     active: Vec<Active>,
     pub report: NemesisReport,
     verbose: bool,
+    /// Wiped metadata servers already removed from the cluster.
+    removed: std::collections::BTreeSet<u64>,
 }
 
 impl<'a> Nemesis<'a> {
     pub fn new(cluster: &'a mut Cluster, mount: Option<&'a mut Mount>, verbose: bool) -> Self {
-        Nemesis { cluster, mount, active: Vec::new(), report: NemesisReport::default(), verbose }
+        Nemesis {
+            cluster,
+            mount,
+            active: Vec::new(),
+            report: NemesisReport::default(),
+            verbose,
+            removed: Default::default(),
+        }
     }
 
     /// Run `events` from `t0`, returning once the last has started and the
@@ -89,6 +107,16 @@ impl<'a> Nemesis<'a> {
 
     fn start(&mut self, e: &Event, t0: Instant) {
         let topo = self.cluster.topo.clone();
+        // The schedule keeps a quorum and k shards; carrying it out late
+        // (the loop was held up) must not break that: check what is active
+        // now, and skip late events.
+        let impairs = e.fault.impairs(&topo);
+        let busy: std::collections::BTreeSet<Node> = self.active.iter().flat_map(|a| a.impairs.clone()).collect();
+        if t0.elapsed() > e.at + LATE || !crate::schedule::allowed(&impairs, &busy) {
+            self.report.skipped += 1;
+            self.note(t0, format!("skipped {:?} (late, or too much impaired already)", e.fault));
+            return;
+        }
         let undo = match &e.fault {
             Fault::Kill(n) => {
                 if self.cluster.state(*n) != RunState::Running {
@@ -168,9 +196,11 @@ impl<'a> Nemesis<'a> {
                     self.cluster.join.insert(n);
                     let id = i.to_string();
                     if let Err(e) =
-                        self.cluster.admin_until_ok(&["admin", "meta", "remove", "--id", &id], Duration::from_secs(60))
+                        self.cluster.admin_until_ok(&["admin", "meta", "remove", "--id", &id], Duration::from_secs(20))
                     {
-                        self.report.errors.push(format!("remove wiped meta-{i}: {e:#}"));
+                        eprintln!("nemesis: remove wiped meta-{i} (retried when it rejoins): {e:#}");
+                    } else {
+                        self.removed.insert(*i);
                     }
                     Undo::Rejoin(*i)
                 }
@@ -191,7 +221,7 @@ impl<'a> Nemesis<'a> {
         }
         *self.report.faults.entry(e.fault.kind()).or_default() += 1;
         self.note(t0, format!("start {:?} for {:.1}s", e.fault, e.lasts.as_secs_f64()));
-        self.active.push(Active { ends: Instant::now() + e.lasts, undo });
+        self.active.push(Active { ends: Instant::now() + e.lasts, undo, impairs });
     }
 
     fn undo(&mut self, undo: Undo) {
@@ -216,6 +246,24 @@ impl<'a> Nemesis<'a> {
             Undo::Clock(n) => self.cluster.set_clock(n, 0),
             Undo::Rejoin(i) => {
                 let n = Node::Meta(i);
+                if !self.removed.contains(&i) {
+                    let id = i.to_string();
+                    match self
+                        .cluster
+                        .admin_until_ok(&["admin", "meta", "remove", "--id", &id], Duration::from_secs(60))
+                    {
+                        Ok(()) => {
+                            self.removed.insert(i);
+                        }
+                        Err(e) => {
+                            // Still a member: starting it empty would be unsafe.
+                            let msg = format!("wiped meta-{i} could not be removed, left down: {e:#}");
+                            eprintln!("nemesis: {msg}");
+                            self.report.errors.push(msg);
+                            return;
+                        }
+                    }
+                }
                 if self.cluster.state(n) == RunState::Down {
                     if let Err(e) = self.cluster.start(n) {
                         eprintln!("nemesis: restart {n}: {e:#}");
@@ -226,8 +274,13 @@ impl<'a> Nemesis<'a> {
                 match self.cluster.admin_until_ok(&add, Duration::from_secs(60)) {
                     Ok(()) => {
                         self.cluster.join.remove(&n);
+                        self.removed.remove(&i);
                     }
-                    Err(e) => self.report.errors.push(format!("add wiped meta-{i} back: {e:#}")),
+                    Err(e) => {
+                        let msg = format!("add wiped meta-{i} back: {e:#}");
+                        eprintln!("nemesis: {msg}");
+                        self.report.errors.push(msg);
+                    }
                 }
             }
             Undo::Done | Undo::Nothing => {}
@@ -255,6 +308,9 @@ impl<'a> Nemesis<'a> {
         for n in self.cluster.topo.servers() {
             match self.cluster.state(n) {
                 RunState::Paused => self.cluster.resume(n),
+                // A wiped metadata server that could not be removed stays
+                // down (see Undo::Rejoin).
+                RunState::Down if self.cluster.join.contains(&n) => {}
                 RunState::Down => {
                     if let Err(e) = self.cluster.start(n) {
                         eprintln!("nemesis: restart {n}: {e:#}");

@@ -151,7 +151,7 @@ pub fn schedule(seed: u64, spec: &ScheduleSpec, topo: &Topology) -> Vec<Event> {
 }
 
 /// Whether a fault impairing `new` may start while `busy` are impaired.
-fn allowed(new: &[Node], busy: &BTreeSet<Node>) -> bool {
+pub fn allowed(new: &[Node], busy: &BTreeSet<Node>) -> bool {
     let metas = |it: &mut dyn Iterator<Item = &Node>| it.filter(|n| matches!(n, Node::Meta(_))).count();
     let datas = |it: &mut dyn Iterator<Item = &Node>| it.filter(|n| matches!(n, Node::Data(_))).count();
     if new.iter().any(|n| busy.contains(n)) {
