@@ -83,9 +83,12 @@ impl ShardlineFs {
         let h = self.open_handle(ino)?;
         let append =
             flags & libc::O_APPEND != 0 || self.files.opened(fh).is_some_and(|o| o.flags & libc::O_APPEND != 0);
-        // O_APPEND: at the end as this mount knows it (the kernel's idea of
-        // the size may be older than another client's commits).
-        let offset = if append { h.size().max(offset) } else { offset };
+        // O_APPEND: at the end as this mount's handle knows it. The kernel's
+        // idea of the size may be older than another client's commits, or
+        // still count a write whose commit failed (appending there would
+        // leave a hole of zeros); every write of this mount goes through
+        // the handle, so its size is the authority.
+        let offset = if append { h.size() } else { offset };
         Ok(h.write_at(offset, data).await?)
     }
 
@@ -98,6 +101,15 @@ impl ShardlineFs {
         let mut seen = opened.errors_seen;
         let r = h.flush_seen(&mut seen).await;
         self.files.set_errors_seen(fh, seen);
+        if r.is_err() {
+            // The handle dropped what failed: the kernel's cached size may
+            // still count bytes that are not there (an append at that size
+            // would leave a hole of zeros). Drop its cached attributes (only
+            // spinlocks in the kernel: safe from here).
+            if let Some(n) = self.notifier.get() {
+                let _ = n.inval_inode(fuser::INodeNo(ino), -1, 0);
+            }
+        }
         Ok(r?)
     }
 
