@@ -151,7 +151,11 @@ fn a_full_disk_is_enospc_and_files_already_written_still_read() {
 
 #[test]
 fn garbage_collection_deletes_orphan_shards_and_keeps_live_ones() {
-    let mut c = TestCluster::start(25);
+    // This cluster's operator lowers the grace floor (default 60 s) so that
+    // orphans made a moment ago can be collected now.
+    let mut c = TestCluster::unstarted(25, &[]);
+    c.up_env.push(("SHARDLINE_GC_MIN_GRACE_MS".into(), "0".into()));
+    c.up();
     let data = content(2 * CHUNK, 5);
     c.put_bytes("/keep", &data);
     let live = c.shard_files();
@@ -214,6 +218,8 @@ fn a_server_with_two_disks_never_holds_two_shards_of_one_chunk() {
             .arg("--target")
             .arg(format!("8:127.0.0.26:{p8}:{}", d8.display()))
             .args(["--meta", &metas.join(",")])
+            .arg("--cap-key-file")
+            .arg(c.data_dir().join("cap.key"))
             .env("SHARDLINE_LOG", "warn")
             .spawn()
             .unwrap(),

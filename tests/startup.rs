@@ -227,3 +227,90 @@ fn the_metadata_leader_dying_before_up_says_ready_leaves_the_others_running() {
     let ready = c.wait_up_line(|l| l.contains("cluster ready"), Duration::from_secs(60));
     assert!(ready.is_some(), "up never became ready: {:?}", c.up_lines());
 }
+
+/// Issue 14 items 3 and 4: a server takes its settings from `--config`
+/// (flags override it) and writes JSON log lines when asked.
+#[test]
+fn a_metadata_server_runs_from_a_config_file_and_logs_json() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let key = dir.path().join("meta.key");
+    let cap_key = dir.path().join("cap.key");
+    for k in [&key, &cap_key] {
+        let kg = Command::new(BIN).arg("keygen").arg(k).output().expect("keygen");
+        assert!(kg.status.success());
+    }
+    let port = std::net::TcpListener::bind("127.0.0.64:0").expect("port").local_addr().expect("addr").port();
+    let meta_dir = dir.path().join("meta-1");
+    let config = dir.path().join("shardline.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[meta]\nid = 1\ndir = \"{}\"\nlisten = \"127.0.0.64:{port}\"\npeers = \"1=127.0.0.64:{port}\"\n\
+             key_file = \"{}\"\ncap_key_file = \"{}\"\nmetrics_listen = \"127.0.0.64:0\"\ntick_ms = 5000\n",
+            meta_dir.display(),
+            key.display(),
+            cap_key.display()
+        ),
+    )
+    .expect("write the config");
+    let child = Command::new(BIN)
+        .arg("--config")
+        .arg(&config)
+        .args(["--log-format", "json", "--log-level", "info", "meta", "--tick-ms", "20"])
+        .env_remove("SHARDLINE_LOG")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run shardline meta");
+    let mut child = by_hand::Children(vec![child]);
+    let mut stderr = BufReader::new(child.0[0].stderr.take().expect("stderr"));
+    let mut line = String::new();
+    let listening = loop {
+        line.clear();
+        assert!(stderr.read_line(&mut line).expect("read stderr") > 0, "the server exited before listening");
+        let v: serde_json::Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+        if v["fields"]["message"] == "metadata server listening" {
+            break v;
+        }
+    };
+    assert_eq!(listening["level"], "INFO", "{listening}");
+    assert_eq!(listening["fields"]["addr"], format!("127.0.0.64:{port}"), "the config's listen address");
+    assert!(meta_dir.join("metrics.addr").exists(), "the config's metrics_listen was applied");
+    // The command line's --tick-ms overrode the file's 5000: a single
+    // server elects itself within a few ticks and answers status.
+    let cluster = dir.path().join("cluster.toml");
+    std::fs::write(
+        &cluster,
+        format!(
+            "version = 1\nec = \"4+2\"\nchunk_size = 65536\npg_count = 64\ndata = []\nkey_file = \"{}\"\n\n\
+             [[meta]]\nid = 1\naddr = \"127.0.0.64:{port}\"\ndir = \"{}\"\n",
+            key.display(),
+            meta_dir.display()
+        ),
+    )
+    .expect("cluster file");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let out = Command::new(BIN).arg("--cluster").arg(&cluster).args(["admin", "status", "--json"]).output();
+        let text = out.map(|o| String::from_utf8_lossy(&o.stdout).to_string()).unwrap_or_default();
+        let v: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+        if v["meta"][0]["role"] == "leader" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no leader with --tick-ms 20 (the file said 5000): {text}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    drop(child);
+}
+
+#[test]
+fn a_config_file_with_an_unknown_key_is_refused_by_name() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = dir.path().join("bad.toml");
+    std::fs::write(&config, "[data]\nheartbeat_msec = 500\n").expect("write");
+    let out = Command::new(BIN).arg("--config").arg(&config).arg("data").output().expect("run shardline data");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains("[data] heartbeat_msec: unknown key"), "{err}");
+    assert_eq!(err.lines().count(), 1, "one clear line: {err}");
+}

@@ -1,7 +1,8 @@
 //! A cluster started server by server instead of by `shardline up`, for
 //! tests that need it in states `up` never leaves it in (say, fewer data
 //! servers registered than k+m): the folder `up` would write (cluster.toml,
-//! the client key, the metadata servers' key, made with `shardline keygen`),
+//! the client key, the metadata servers' key, the capability key, made with
+//! `shardline keygen`),
 //! then `shardline meta` and `shardline data` processes started one at a
 //! time. The harness's drop kills every server through its pid file.
 
@@ -14,13 +15,15 @@ use std::process::{Child, Command, Stdio};
 use crate::harness::{TestCluster, BIN, CHUNK};
 
 /// Write cluster.toml (3 metadata + `data` data servers, EC 4+2, small
-/// chunks, on free ports of the harness's host) and both key files.
+/// chunks, on free ports of the harness's host) and the key files (client,
+/// metadata servers, cluster capabilities).
 pub fn prepare(c: &TestCluster, data: u64) {
     let dir = c.data_dir();
     std::fs::create_dir_all(&dir).expect("create the cluster folder");
     let dir = dir.canonicalize().expect("canonical cluster folder");
     keygen(&dir.join("kek.key"));
     keygen(&dir.join("meta.key"));
+    keygen(&dir.join("cap.key"));
     // Hold every port until all are chosen, so no two servers share one.
     let mut held = Vec::new();
     let mut node = |kind: &str, id: u64| {
@@ -77,6 +80,8 @@ pub fn start_data(c: &TestCluster, id: u64) -> Child {
     Command::new(BIN)
         .args(["data", "--id", &id.to_string(), "--listen", &addr("data", id), "--meta", &metas.join(",")])
         .args(["--heartbeat-ms", "500"])
+        .arg("--cap-key-file")
+        .arg(c.data_dir().join("cap.key"))
         .arg("--dir")
         .arg(&dir)
         .env("SHARDLINE_LOG", "info")

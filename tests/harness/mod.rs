@@ -80,6 +80,9 @@ pub struct TestCluster {
     pub host: String,
     /// Extra flags for `shardline up` (e.g. --data 8).
     pub up_args: Vec<String>,
+    /// Environment variables for `shardline up` and so for every server it
+    /// starts (e.g. SHARDLINE_GC_MIN_GRACE_MS).
+    pub up_env: Vec<(String, String)>,
     up: Option<Child>,
     /// Lines `shardline up` has printed on stdout so far.
     up_out: Arc<UpOutput>,
@@ -115,6 +118,7 @@ impl TestCluster {
             dir,
             host: format!("127.0.0.{octet}"),
             up_args,
+            up_env: Vec::new(),
             up: None,
             up_out: Arc::default(),
             daemon_pid: None,
@@ -134,6 +138,7 @@ impl TestCluster {
         cmd.args(["up", "--chunk-size", &CHUNK.to_string(), "--host", &self.host, "--data-dir"])
             .arg(self.data_dir())
             .args(&self.up_args)
+            .envs(self.up_env.iter().map(|(k, v)| (k, v)))
             .env("SHARDLINE_LOG", "warn");
         // SAFETY: prctl is async-signal-safe. If the test process dies
         // without dropping the harness (an abort), `up` gets SIGTERM and
@@ -151,8 +156,9 @@ impl TestCluster {
     pub fn up(&mut self) {
         self.spawn_up();
         if self.wait_up_line(|l| l.contains("cluster ready"), Duration::from_secs(90)).is_none() {
+            let said = self.up_lines().join("\n");
             self.stop();
-            panic!("cluster did not become ready");
+            panic!("cluster did not become ready within 90 s; `up` said:\n{said}");
         }
     }
 
@@ -485,6 +491,8 @@ impl TestCluster {
             .args(["--down-after-ms", "3000"])
             .arg("--key-file")
             .arg(self.data_dir().join("meta.key"))
+            .arg("--cap-key-file")
+            .arg(self.data_dir().join("cap.key"))
             .arg("--dir")
             .arg(&dir)
             .args(extra)

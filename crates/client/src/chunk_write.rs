@@ -21,6 +21,7 @@ use shardline_rpc::shard_client as shard_io;
 use shardline_rpc::MetaCallError;
 use shardline_types::{ErrorCode, ShardKey};
 
+use crate::caps::write_cap;
 use crate::client::Inner;
 use crate::file_ctx::FileCtx;
 use crate::placement::targets_for_write;
@@ -63,7 +64,7 @@ pub(crate) async fn write_chunk_gated(
         ChunkFormat::V2 => SegmentLayout::for_plaintext(plaintext.len()).sealed_len(),
     };
     let sealed_len_wire = u32::try_from(sealed_len).map_err(|_| ClientError::TooLarge { size: sealed_len as u64 })?;
-    let shards = {
+    let encode = {
         let ctx = ctx.clone();
         tokio::task::spawn_blocking(move || {
             let padded = ctx.codec.cell_size(sealed_len) * ctx.codec.data_shards();
@@ -82,19 +83,28 @@ pub(crate) async fn write_chunk_gated(
             };
             ctx.codec.encode(Bytes::from(sealed))
         })
-        .await
-        .map_err(|e| ClientError::Internal(format!("encode task: {e}")))??
     };
+    // The put capability is asked for while the chunk is sealed and coded,
+    // so its round trip to the metadata service costs no time of its own.
+    let (shards, first_cap) = tokio::join!(encode, write_cap(inner, ctx.ino, index, version));
+    let shards = shards.map_err(|e| ClientError::Internal(format!("encode task: {e}")))??;
+    let mut next_cap = Some(first_cap?);
     let ec = (ctx.codec.data_shards() as u32, ctx.codec.parity_shards() as u32);
     let key = |i: usize| ShardKey { file_id: ctx.ino, chunk_index: index, version, shard_index: i as u32 };
     let deadline = Instant::now() + inner.cfg.write_retry_window;
     let mut written: Vec<(String, ShardKey)> = Vec::new();
+    let mut cap: Option<pb::ShardCap>;
     loop {
         let (view, pg, targets) = targets_for_write(inner, ctx.ino, index, shards.len(), deadline).await?;
         let epoch = view.epoch;
+        // A fresh put capability for every retry: it carries the current epoch.
+        cap = match next_cap.take() {
+            Some(c) => c,
+            None => write_cap(inner, ctx.ino, index, version).await?,
+        };
         let results = join_all(shards.iter().enumerate().map(|(i, s)| {
-            let (pool, addr, k, s) = (&inner.pool, &targets[i], key(i), s.clone());
-            async move { shard_io::put(pool, addr, &k, s, epoch, ec).await }
+            let (pool, addr, k, s, cap) = (&inner.pool, &targets[i], key(i), s.clone(), cap.as_ref());
+            async move { shard_io::put(pool, addr, &k, s, cap, epoch, ec).await }
         }))
         .await;
         for (i, r) in results.iter().enumerate() {
@@ -107,11 +117,12 @@ pub(crate) async fn write_chunk_gated(
             None => {
                 if let Some(g) = gate.take() {
                     if let Err(e) = g.await {
-                        discard_now(inner, written).await;
+                        discard_now(inner, written, cap.as_ref()).await;
                         return Err(e);
                     }
                 }
-                let chunk = pb::Chunk { index, version, sealed_len: sealed_len_wire, pg, format: format.to_wire() };
+                let chunk =
+                    pb::Chunk { index, version, sealed_len: sealed_len_wire, pg, format: format.to_wire(), cap: None };
                 let commit = pb::CommitChunk { ino: ctx.ino, chunk: Some(chunk), new_size, epoch: view.epoch };
                 match inner.meta.call(pb::meta_request::Body::CommitChunk(commit)).await {
                     Ok(resp) => {
@@ -122,7 +133,7 @@ pub(crate) async fn write_chunk_gated(
                         // chunk's group are garbage; drop them.
                         let keep: Vec<(String, ShardKey)> =
                             targets.iter().enumerate().map(|(i, a)| (a.clone(), key(i))).collect();
-                        discard(inner, written.into_iter().filter(|w| !keep.contains(w)).collect());
+                        discard(inner, written.into_iter().filter(|w| !keep.contains(w)).collect(), cap);
                         return Ok(());
                     }
                     Err(MetaCallError::Service { code: ErrorCode::StaleEpoch, message }) => message,
@@ -134,7 +145,7 @@ pub(crate) async fn write_chunk_gated(
                         // them after its grace period only if the metadata
                         // service says the version is not live.
                         if commit_definitely_refused(&e) {
-                            discard_now(inner, written).await;
+                            discard_now(inner, written, cap.as_ref()).await;
                         } else {
                             tracing::warn!(
                                 file_id = ctx.ino,
@@ -150,7 +161,7 @@ pub(crate) async fn write_chunk_gated(
             Some((i, e)) => {
                 let retry = matches!(e.code, ErrorCode::Unavailable | ErrorCode::StaleEpoch | ErrorCode::Corrupt);
                 if !retry || Instant::now() > deadline {
-                    discard_now(inner, written).await;
+                    discard_now(inner, written, cap.as_ref()).await;
                     let detail =
                         if e.code == ErrorCode::NoSpace { format!("no space left: {e}") } else { e.to_string() };
                     return Err(ClientError::WriteFailed {
@@ -164,7 +175,7 @@ pub(crate) async fn write_chunk_gated(
             }
         };
         if Instant::now() > deadline {
-            discard_now(inner, written).await;
+            discard_now(inner, written, cap.as_ref()).await;
             return Err(ClientError::WriteFailed {
                 file_id: ctx.ino,
                 chunk_index: index,
@@ -193,21 +204,22 @@ fn commit_definitely_refused(e: &MetaCallError) -> bool {
 
 /// Delete shards no committed version refers to before reporting the
 /// failure, so a caller that retries does not race the deletions.
-async fn discard_now(inner: &Arc<Inner>, shards: Vec<(String, ShardKey)>) {
+/// `cap`: the put capability they were written with (it deletes too).
+async fn discard_now(inner: &Arc<Inner>, shards: Vec<(String, ShardKey)>, cap: Option<&pb::ShardCap>) {
     for (addr, key) in shards {
-        let _ = shard_io::delete(&inner.pool, &addr, &key).await;
+        let _ = shard_io::delete(&inner.pool, &addr, &key, cap).await;
     }
 }
 
 /// Delete shards nothing will ever refer to, in the background.
-fn discard(inner: &Arc<Inner>, shards: Vec<(String, ShardKey)>) {
+fn discard(inner: &Arc<Inner>, shards: Vec<(String, ShardKey)>, cap: Option<pb::ShardCap>) {
     if shards.is_empty() {
         return;
     }
     let inner = inner.clone();
     tokio::spawn(async move {
         for (addr, key) in shards {
-            let _ = shard_io::delete(&inner.pool, &addr, &key).await;
+            let _ = shard_io::delete(&inner.pool, &addr, &key, cap.as_ref()).await;
         }
     });
 }

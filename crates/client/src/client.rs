@@ -76,6 +76,8 @@ pub(crate) struct Inner {
     placement: RwLock<Arc<PlacementView>>,
     /// Directory attributes seen last (kept by the inode API).
     pub dirs: crate::dir_cache::DirAttrCache,
+    /// Shard capabilities granted beyond those chunk lists carry.
+    pub caps: crate::caps::CapCache,
 }
 
 impl Inner {
@@ -127,7 +129,8 @@ impl Inner {
         }
         let view = self.placement();
         let width = self.placement().groups_width_hint();
-        let pool_calls: Vec<(String, ShardKey)> = released
+        // Each released chunk carries its delete capability.
+        let pool_calls: Vec<(String, ShardKey, Option<pb::ShardCap>)> = released
             .chunks
             .iter()
             .flat_map(|c| {
@@ -141,6 +144,7 @@ impl Inner {
                             version: c.version,
                             shard_index: i as u32,
                         },
+                        c.cap.clone(),
                     )
                 })
             })
@@ -148,8 +152,8 @@ impl Inner {
         let pool = self.pool.clone();
         if let Ok(handle) = tokio::runtime::Handle::try_current() {
             handle.spawn(async move {
-                for (addr, key) in pool_calls {
-                    let _ = shard_io::delete(&pool, &addr, &key).await;
+                for (addr, key, cap) in pool_calls {
+                    let _ = shard_io::delete(&pool, &addr, &key, cap.as_ref()).await;
                 }
             });
         }
@@ -264,6 +268,7 @@ impl Client {
             kek,
             placement: RwLock::new(Arc::new(PlacementView::default())),
             dirs: Default::default(),
+            caps: Default::default(),
             cfg,
         });
         inner.refresh_placement().await?;

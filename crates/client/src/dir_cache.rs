@@ -67,7 +67,10 @@ impl DirAttrCache {
 
     /// The directory's attributes if learned less than `max_age` ago.
     pub fn fresh(&self, ino: u64, max_age: Duration) -> Option<InodeAttr> {
-        self.lock().get(&ino).filter(|(_, at)| at.elapsed() < max_age).map(|(a, _)| a.clone())
+        let found = self.lock().get(&ino).filter(|(_, at)| at.elapsed() < max_age).map(|(a, _)| a.clone());
+        let result = if found.is_some() { "hit" } else { "miss" };
+        shardline_metrics::client_cache_lookups_total().with_label_values(&["dir_attr", result]).inc();
+        found
     }
 }
 

@@ -563,7 +563,7 @@ impl Shared {
             {
                 return Ok(None);
             }
-            (*chunk, extent(st.size, idx, cs), extent(st.committed_size, idx, cs))
+            (chunk.clone(), extent(st.size, idx, cs), extent(st.committed_size, idx, cs))
         };
         let to = want.end.min(extent);
         let from = want.start.min(to);

@@ -15,10 +15,18 @@
 //! sealing, by older clients) still read. [`file_handle`] serves the mount:
 //! sequential streams read ahead in whole chunks, random reads by range
 //! (`read_pattern`). [`client`] holds the namespace operations by path.
+//! [`prefetch`] is the data-loader API: an epoch's files or ranges read
+//! with a bounded window in flight, in order.
+//!
+//! Every shard request carries a capability token from the metadata
+//! service (`caps`): get tokens come with chunk lists, put tokens are
+//! granted per chunk version written, delete tokens come with released
+//! chunks.
 //!
 //! Every type is owned (`Arc` inside, no borrowed lifetimes) so that other
 //! languages' bindings can hold them.
 
+mod caps;
 mod chunk_list;
 pub mod chunk_read;
 pub mod chunk_write;
@@ -32,6 +40,8 @@ pub mod file_handle;
 pub mod inode_api;
 pub mod paths;
 pub mod placement;
+pub mod prefetch;
+mod prefetch_open;
 mod range_read;
 mod read_pattern;
 pub mod reader;
@@ -41,6 +51,7 @@ pub mod writer;
 pub use client::{Client, ClientConfig, DirEntry, FileKind, FileStat};
 pub use error::ClientError;
 pub use file_handle::FileHandle;
+pub use prefetch::{Prefetch, PrefetchConfig, PrefetchItem, PrefetchStats, Prefetched};
 pub use reader::FileReader;
 pub use shardline_crypto::{ChunkFormat, CipherSuite};
 pub use writer::FileWriter;

@@ -15,6 +15,7 @@ use shardline_proto::v1 as pb;
 use shardline_rpc::shard_client as shard_io;
 use shardline_types::{ErrorCode, ShardKey};
 
+use crate::caps::{read_cap, refresh_read_cap};
 use crate::client::Inner;
 use crate::file_ctx::FileCtx;
 use crate::ClientError;
@@ -93,13 +94,14 @@ pub(crate) async fn fetch_cells(
         shard_index: i as u32,
     };
     let want_len = span.len();
+    let cap = read_cap(inner, ctx.ino, chunk, view.epoch).await?;
     let fetch = |i: usize| {
-        let (pool, addr, sk, epoch) = (&inner.pool, targets[i].clone(), key(i), view.epoch);
+        let (pool, addr, sk, epoch, cap) = (&inner.pool, targets[i].clone(), key(i), view.epoch, cap.as_ref());
         async move {
             let r = match span {
-                ShardSpan::Whole { .. } => shard_io::get(pool, &addr, &sk, epoch).await,
+                ShardSpan::Whole { .. } => shard_io::get(pool, &addr, &sk, cap, epoch).await,
                 ShardSpan::Range { offset, len } => {
-                    shard_io::get_range(pool, &addr, &sk, epoch, offset as u64, len as u64).await
+                    shard_io::get_range(pool, &addr, &sk, cap, epoch, offset as u64, len as u64).await
                 }
             };
             (i, r)
@@ -108,7 +110,7 @@ pub(crate) async fn fetch_cells(
     // Stand-ins in order of preference: other data cells, then parity.
     let mut spares = (0..width).filter(|i| !wanted.contains(i));
     let mut slots: Vec<Option<Bytes>> = vec![None; width];
-    let (mut have, mut failed, mut stale) = (0, false, false);
+    let (mut have, mut failed, mut stale, mut refused) = (0, false, false, false);
     let mut failures = Vec::new();
     let mut inflight: FuturesUnordered<_> = wanted.clone().map(fetch).collect();
     while let Some((i, result)) = inflight.next().await {
@@ -124,6 +126,7 @@ pub(crate) async fn fetch_cells(
             Err(e) => {
                 failed = true;
                 stale |= e.code == ErrorCode::StaleEpoch;
+                refused |= e.code == ErrorCode::PermissionDenied;
                 tracing::debug!(file_id = ctx.ino, chunk = chunk.index, shard = i, error = %e, "shard read failed; trying others");
                 failures.push(format!("shard {i}: {e}"));
             }
@@ -138,6 +141,13 @@ pub(crate) async fn fetch_cells(
             }
         }
     }
+    drop(inflight);
+    if refused {
+        // A token the servers refused (expired, or made under a key or map
+        // they no longer accept): get a fresh one for the retry.
+        refresh_read_cap(inner, ctx.ino, chunk).await?;
+        stale = true;
+    }
     let error = ClientError::Unavailable {
         file_id: ctx.ino,
         chunk_index: chunk.index,
@@ -149,8 +159,8 @@ pub(crate) async fn fetch_cells(
 }
 
 /// Run `attempt`; if it failed because the placement map moved under it (a
-/// server failed and its groups were remapped), refresh the map once and
-/// run it again.
+/// server failed and its groups were remapped) or a data server refused its
+/// capability, refresh the map once and run it again (with fresh tokens).
 pub(crate) async fn with_fresh_map<T, F, Fut>(inner: &Arc<Inner>, mut attempt: F) -> Result<T, ClientError>
 where
     F: FnMut() -> Fut,

@@ -18,6 +18,10 @@
 //!   v1, XChaCha20-Poly1305 over the whole chunk: `nonce(24) || ciphertext
 //!   || tag(16)` ([`SEAL_OVERHEAD`]). Still read; written only by tests.
 //!
+//! - [`CapKey`] / [`issue_cap`] / [`check_cap`] — capability tokens for
+//!   shard operations: HMAC-SHA256 under the cluster capability key over
+//!   chunk, version, operations, placement epoch and expiry.
+//!
 //! Both formats bind every sealed byte ([`ChunkAad`]) to its file, chunk
 //! index, chunk version and key id (v2 also to the segment's position), so a
 //! shard moved anywhere else fails to open.
@@ -25,6 +29,8 @@
 
 mod aad;
 mod blob;
+mod cap_token;
+mod capability;
 mod dek;
 mod error;
 mod kek;
@@ -36,6 +42,10 @@ mod suite;
 
 pub use aad::{ChunkAad, AAD_FORMAT_V2, AAD_FORMAT_VERSION, SUITE_XCHACHA20_POLY1305};
 pub use blob::{open_blob, seal_blob};
+pub use cap_token::{
+    check as check_cap, claims as cap_claims, issue as issue_cap, now_ms, CapRefusal, CapTarget, CLOCK_SKEW_MS,
+};
+pub use capability::{ops as cap_ops, CapKey, Capability, CAP_FORMAT_V1, CAP_MAC_LEN};
 pub use dek::Dek;
 pub use error::CryptoError;
 pub use kek::{Kek, WRAPPED_DEK_LEN};

@@ -38,6 +38,9 @@ pub enum DataError {
     /// has seen; the sender should refresh its map.
     #[error("stale placement epoch {request} (this server has seen {current})")]
     StaleEpoch { request: u64, current: u64 },
+    /// The request's capability token is missing or does not allow it.
+    #[error("refused: {0}")]
+    Refused(String),
     /// A peer or the metadata service could not help (rebuild, scrub).
     #[error("unavailable: {0}")]
     Unavailable(String),
@@ -62,6 +65,7 @@ impl DataError {
             DataError::Io { .. } | DataError::Internal(_) => ErrorCode::Internal,
             DataError::StaleEpoch { .. } => ErrorCode::StaleEpoch,
             DataError::Unavailable(_) => ErrorCode::Unavailable,
+            DataError::Refused(_) => ErrorCode::PermissionDenied,
         }
     }
 

@@ -45,6 +45,7 @@ pub async fn heartbeat_loop<S: ShardStore + ?Sized>(
         loop {
             tokio::time::sleep(interval).await;
             let usage = usage_of(&store).await;
+            publish_usage(me.id, &usage);
             let beat = Heartbeat {
                 id: me.id,
                 used_bytes: usage.used_bytes,
@@ -70,6 +71,17 @@ pub async fn heartbeat_loop<S: ShardStore + ?Sized>(
             }
         }
     }
+}
+
+/// This target's shards and space as metrics (updated every heartbeat).
+fn publish_usage(id: NodeId, usage: &Usage) {
+    let target = id.to_string();
+    let gauge = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+    shardline_metrics::data_shards().with_label_values(&[&target]).set(gauge(usage.shard_count));
+    let cap = shardline_metrics::data_capacity_bytes();
+    cap.with_label_values(&[&target, "total"]).set(gauge(usage.capacity_bytes));
+    cap.with_label_values(&[&target, "used"]).set(gauge(usage.used_bytes));
+    cap.with_label_values(&[&target, "free"]).set(gauge(usage.capacity_bytes.saturating_sub(usage.used_bytes)));
 }
 
 /// Register until the metadata service accepts, backing off up to `interval`

@@ -26,6 +26,8 @@
 //!   [`open_store`].
 //! - [`service`]: [`DataService`], the request handler: wire messages in,
 //!   store calls out, errors as stable wire codes.
+//! - [`caps`]: capability checks on every shard request, and the tokens
+//!   this server mints for its own peer reads (rebuild, scrub repair).
 //! - [`heartbeat`]: registration with the metadata service and heartbeats.
 //! - `rebuild.rs` + `peer_rebuild.rs`: rebuild tasks, throttled by the
 //!   server's one [`throttle::TokenBucket`] shared by all of them.
@@ -33,6 +35,7 @@
 //! - [`fault_store`]: disk faults on demand behind the store trait, only
 //!   when `SHARDLINE_DATA_FAULT_FILE` is set (fault injection).
 
+pub mod caps;
 pub mod error;
 pub mod fault_store;
 pub mod file_store;
@@ -54,6 +57,7 @@ pub mod uring_store;
 
 mod aligned_buf;
 mod disk;
+mod le_bytes;
 mod shard_dir;
 mod store_core;
 mod uring_thread;

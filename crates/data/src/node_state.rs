@@ -10,6 +10,7 @@ use shardline_proto::v1 as pb;
 use shardline_rpc::{MetaClient, Pool};
 use shardline_types::NodeId;
 
+use crate::caps::CapPolicy;
 use crate::throttle::TokenBucket;
 use crate::DataError;
 
@@ -32,14 +33,20 @@ pub struct NodeState {
     pub progress: RebuildProgress,
     /// Rebuild tasks (pg, shard index) being worked on now.
     pub running: Mutex<HashSet<(u32, u32)>>,
+    /// Capability checks on shard requests, and tokens for peer reads.
+    pub caps: CapPolicy,
+    /// The smallest garbage-collection grace a request may ask for.
+    pub gc_min_grace: Duration,
     epoch: AtomicU64,
     placement: RwLock<Option<Arc<pb::PlacementMap>>>,
 }
 
 impl NodeState {
     /// `rebuild_rate`: the server's rebuild budget in bytes per second.
-    pub fn new(id: NodeId, meta: MetaClient, rebuild_rate: u64) -> Self {
+    pub fn new(id: NodeId, meta: MetaClient, rebuild_rate: u64, caps: CapPolicy, gc_min_grace: Duration) -> Self {
         NodeState {
+            caps,
+            gc_min_grace,
             id,
             meta,
             peers: Pool::new(Duration::from_secs(2), Duration::from_secs(30)),
@@ -61,11 +68,12 @@ impl NodeState {
         self.epoch.fetch_max(epoch, Ordering::Relaxed);
     }
 
-    /// Refuse requests made with a map older than the newest seen. Epoch 0
-    /// means "unspecified" (tools and tests) and is let through.
+    /// Refuse requests made with a map older than the newest seen (with
+    /// capabilities, the epoch the token was issued under). Epoch 0 is older
+    /// than any map: there is no way around the check.
     pub fn check_epoch(&self, request: u64) -> Result<(), DataError> {
         let current = self.epoch();
-        if request != 0 && request < current {
+        if request < current {
             return Err(DataError::StaleEpoch { request, current });
         }
         Ok(())

@@ -31,17 +31,19 @@ pub async fn rebuild_shard<S: ShardStore + ?Sized>(
         )));
     }
     let codec = Codec::new(k, m).map_err(|e| DataError::InvalidArgument(e.to_string()))?;
-    // Server-to-server reads name exact shards on exact targets: no epoch
-    // check (0), so a map change elsewhere cannot stall a rebuild.
-    let epoch = 0;
+    // Peer reads carry a token this server mints for exactly this chunk
+    // version, under the newest epoch it has seen (a peer that has seen a
+    // newer one refuses; the task is retried after the next heartbeat).
+    let epoch = node.epoch();
+    let cap = node.caps.mint_peer_get(&key, epoch);
     let mut inflight = FuturesUnordered::new();
     for (i, addr) in targets.iter().enumerate().take(width) {
         if i == missing {
             continue;
         }
         let peer_key = ShardKey { shard_index: i as u32, ..key };
-        let pool = &node.peers;
-        inflight.push(async move { (i, shard_client::get(pool, addr, &peer_key, epoch).await) });
+        let (pool, cap) = (&node.peers, cap.as_ref());
+        inflight.push(async move { (i, shard_client::get(pool, addr, &peer_key, cap, epoch).await) });
     }
     let mut slots: Vec<Option<Vec<u8>>> = vec![None; width];
     let mut have = 0;

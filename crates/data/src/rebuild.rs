@@ -92,7 +92,10 @@ async fn run_task<S: ShardStore + ?Sized>(
             .buffer_unordered(REBUILD_PARALLELISM)
             .collect()
             .await;
+        let target = node.id.to_string();
         for (c, r) in results {
+            let outcome = if r.is_ok() { "ok" } else { "error" };
+            shardline_metrics::rebuild_shards_total().with_label_values(&[&target, outcome]).inc();
             match r {
                 Ok(n) => {
                     node.progress.bytes.fetch_add(n as u64, Ordering::Relaxed);

@@ -17,6 +17,8 @@ pub async fn scrub<S: ShardStore + ?Sized>(node: &NodeState, store: &Arc<S>) -> 
         tokio::task::spawn_blocking(move || store.list()).await.map_err(|e| DataError::Internal(e.to_string()))??
     };
     let mut report = pb::ScrubReport::default();
+    let target = node.id.to_string();
+    let counted = |result: &str| shardline_metrics::scrub_shards_total().with_label_values(&[&target, result]).inc();
     for key in keys {
         let result = {
             let store = store.clone();
@@ -25,10 +27,14 @@ pub async fn scrub<S: ShardStore + ?Sized>(node: &NodeState, store: &Arc<S>) -> 
                 .map_err(|e| DataError::Internal(e.to_string()))?
         };
         match result {
-            Ok(()) => report.checked += 1,
+            Ok(()) => {
+                report.checked += 1;
+                counted("ok");
+            }
             Err(DataError::NotFound) => {} // deleted meanwhile
             Err(DataError::Corrupt(why)) => {
                 report.checked += 1;
+                counted("corrupt");
                 report.corrupt += 1;
                 tracing::warn!(file_id = key.file_id, chunk = key.chunk_index, shard = key.shard_index, %why, "scrub found a corrupt shard");
                 match repair(node, store, key).await {

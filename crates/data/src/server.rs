@@ -8,10 +8,16 @@ use shardline_rpc::MetaClient;
 use shardline_types::NodeId;
 use tokio::net::TcpListener;
 
+use shardline_crypto::CapKey;
+
+use crate::caps::CapPolicy;
 use crate::heartbeat::{heartbeat_loop, Identity};
 use crate::node_state::NodeState;
 use crate::throttle::DEFAULT_REBUILD_RATE;
 use crate::{open_store, DataError, DataService, ShardStore, StoreKind};
+
+/// The default floor of garbage-collection grace periods.
+pub const DEFAULT_GC_MIN_GRACE: Duration = Duration::from_secs(60);
 
 /// How long one metadata call may keep retrying before the loop tries again.
 const META_CALL_DEADLINE: Duration = Duration::from_secs(5);
@@ -47,6 +53,19 @@ pub struct DataConfig {
     pub gc_interval: Option<Duration>,
     /// Shards younger than this are never garbage-collected (writes in flight).
     pub gc_grace: Duration,
+    /// The smallest grace a garbage-collection request (`shardline admin
+    /// gc --grace-ms`) may ask for; smaller ones are refused, so nobody can
+    /// delete the shards of writes in flight. Default [`DEFAULT_GC_MIN_GRACE`]
+    /// (above the client's 20 s write window).
+    pub gc_min_grace: Duration,
+    /// The cluster capability key file (shared with the metadata servers;
+    /// `shardline up` makes `cap.key`). Every shard request must then carry
+    /// a token issued under it.
+    pub cap_key_file: Option<PathBuf>,
+    /// Serve shard requests without checking capabilities (development
+    /// only: anyone who can reach the port may read, write or delete any
+    /// shard). Without it, a server with no `cap_key_file` refuses to start.
+    pub insecure_no_capabilities: bool,
     /// Shard store backend: `Segment` (the default) appends shards to
     /// segment files with group commit, and migrates a folder written by the
     /// per-file stores; `Auto` picks the per-file io_uring store with
@@ -72,6 +91,9 @@ impl Default for DataConfig {
             scrub_interval: Some(Duration::from_secs(24 * 3600)),
             gc_interval: Some(Duration::from_secs(600)),
             gc_grace: Duration::from_secs(600),
+            gc_min_grace: DEFAULT_GC_MIN_GRACE,
+            cap_key_file: None,
+            insecure_no_capabilities: false,
             store: StoreKind::Segment,
         }
     }
@@ -95,6 +117,17 @@ impl DataConfig {
         }
         if self.capacity_bytes == Some(0) {
             return bad("capacity must be positive");
+        }
+        if self.gc_grace < self.gc_min_grace {
+            return bad("the background garbage-collection grace is below the grace floor");
+        }
+        match (&self.cap_key_file, self.insecure_no_capabilities) {
+            (None, false) => {
+                return bad("no capability key file: pass --cap-key-file (the cluster capability key the metadata \
+                     servers share), or --insecure-no-capabilities for development")
+            }
+            (Some(_), true) => return bad("--cap-key-file and --insecure-no-capabilities exclude each other"),
+            _ => {}
         }
         Ok(())
     }
@@ -131,8 +164,22 @@ pub async fn run_with_listener(cfg: DataConfig, listener: TcpListener) -> Result
         fs = %fs_type,
         "data server listening"
     );
+    let caps = match &cfg.cap_key_file {
+        Some(path) => {
+            let path = path.clone();
+            let key = tokio::task::spawn_blocking(move || CapKey::load(&path))
+                .await
+                .map_err(|e| DataError::Internal(format!("key task failed: {e}")))?
+                .map_err(|e| DataError::Config(format!("load the capability key: {e}")))?;
+            CapPolicy::Enforce(Arc::new(key))
+        }
+        None => {
+            tracing::warn!("capabilities are off: anyone who can reach this server may read, write or delete shards");
+            CapPolicy::Off
+        }
+    };
     let meta = MetaClient::new(cfg.meta_addrs.clone(), META_CALL_DEADLINE);
-    let node = Arc::new(NodeState::new(cfg.id, meta, cfg.rebuild_rate));
+    let node = Arc::new(NodeState::new(cfg.id, meta, cfg.rebuild_rate, caps, cfg.gc_min_grace));
     let me = Identity { id: cfg.id, advertise: cfg.advertise.clone(), rack: cfg.rack.clone(), fs_type };
     tokio::spawn(heartbeat_loop(node.clone(), me, store.clone(), cfg.heartbeat_interval));
     if let Some(every) = cfg.scrub_interval {

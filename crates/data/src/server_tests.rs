@@ -66,6 +66,7 @@ async fn registers_heartbeats_and_re_registers_when_forgotten() {
         heartbeat_interval: Duration::from_millis(20),
         capacity_bytes: Some(1 << 30),
         store: StoreKind::Auto,
+        insecure_no_capabilities: true,
         ..DataConfig::default()
     };
     assert!(cfg.validate().is_err(), "empty listen address accepted");
@@ -88,6 +89,14 @@ async fn registers_heartbeats_and_re_registers_when_forgotten() {
 }
 
 #[test]
-fn default_config_is_valid() {
-    DataConfig::default().validate().unwrap();
+fn a_config_needs_a_capability_key_or_the_insecure_flag() {
+    let err = DataConfig::default().validate().expect_err("no key accepted");
+    assert!(err.to_string().contains("--cap-key-file"), "{err}");
+    let keyed = DataConfig { cap_key_file: Some("cap.key".into()), ..DataConfig::default() };
+    keyed.validate().unwrap();
+    DataConfig { insecure_no_capabilities: true, ..DataConfig::default() }.validate().unwrap();
+    let both = DataConfig { insecure_no_capabilities: true, ..keyed.clone() };
+    assert!(both.validate().is_err());
+    let below_floor = DataConfig { gc_grace: Duration::from_secs(1), ..keyed };
+    assert!(below_floor.validate().is_err(), "background grace below the floor accepted");
 }

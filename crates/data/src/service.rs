@@ -7,11 +7,15 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
+use shardline_metrics as metrics;
 use shardline_proto::v1::{self, data_request, data_response, DataRequest, DataResponse};
 use shardline_rpc::{code_to_wire, Frame, Handler};
 use shardline_types::{ErrorCode, ShardKey};
 use tracing::Instrument;
 
+use shardline_crypto::{cap_ops, CapTarget};
+
+use crate::caps::target_of;
 use crate::node_state::NodeState;
 use crate::{DataError, ShardStore};
 
@@ -25,11 +29,14 @@ pub struct DataService<S: ShardStore + ?Sized> {
 }
 
 impl<S: ShardStore + ?Sized> DataService<S> {
+    /// A bare store service: no epochs, no capabilities (tests of the
+    /// store protocol only; servers use [`DataService::with_node`]).
     pub fn new(store: Arc<S>) -> Self {
         DataService { store, node: None }
     }
 
-    /// A service that also checks epochs and can scrub and collect garbage.
+    /// A service that checks capabilities (as `node.caps` says) and epochs,
+    /// and can scrub and collect garbage.
     pub fn with_node(store: Arc<S>, node: Arc<NodeState>) -> Self {
         DataService { store, node: Some(node) }
     }
@@ -38,48 +45,71 @@ impl<S: ShardStore + ?Sized> DataService<S> {
         self.node.as_ref().ok_or_else(|| DataError::InvalidArgument("this server is not part of a cluster".into()))
     }
 
-    fn check_epoch(&self, epoch: u64) -> Result<(), DataError> {
-        match &self.node {
-            Some(n) => n.check_epoch(epoch),
-            None => Ok(()),
-        }
-    }
-
     /// The store behind the service.
     pub fn store(&self) -> &Arc<S> {
         &self.store
     }
 
+    /// Check the request's capability for `op` on `target` and the
+    /// placement epoch it carries. A bare store service checks nothing.
+    fn authorize(
+        &self,
+        cap: Option<&v1::ShardCap>,
+        target: CapTarget,
+        op: u32,
+        request_epoch: u64,
+    ) -> Result<(), DataError> {
+        let Some(node) = &self.node else { return Ok(()) };
+        let epoch = node.caps.check(cap, target, op, request_epoch)?;
+        node.check_epoch(epoch)
+    }
+
     async fn execute(&self, op: Op, payload: Bytes) -> Result<(data_response::Body, Bytes), DataError> {
         match op {
-            Op::Put { key, crc32c, epoch } => {
-                self.check_epoch(epoch)?;
+            Op::Put { key, crc32c, epoch, cap } => {
+                self.authorize(cap.as_ref(), target_of(&key), cap_ops::PUT, epoch)?;
                 self.blocking(move |s| s.put(&key, &payload, crc32c)).await?;
                 Ok((data_response::Body::Put(v1::PutShardOk {}), Bytes::new()))
             }
-            Op::Get { key, epoch, offset: 0, len: 0 } => {
-                self.check_epoch(epoch)?;
+            Op::Get { key, epoch, offset: 0, len: 0, cap } => {
+                self.authorize(cap.as_ref(), target_of(&key), cap_ops::GET, epoch)?;
                 let (data, crc32c) = self.blocking(move |s| s.get(&key)).await?;
                 let shard_len = data.len() as u64;
                 Ok((data_response::Body::Get(v1::GetShardOk { crc32c, offset: 0, shard_len }), Bytes::from(data)))
             }
-            Op::Get { key, epoch, offset, len } => {
-                self.check_epoch(epoch)?;
+            Op::Get { key, epoch, offset, len, cap } => {
+                self.authorize(cap.as_ref(), target_of(&key), cap_ops::GET, epoch)?;
                 let (data, shard_len) = self.blocking(move |s| s.get_range(&key, offset, len)).await?;
                 let crc32c = crc32c::crc32c(&data);
                 Ok((data_response::Body::Get(v1::GetShardOk { crc32c, offset, shard_len }), Bytes::from(data)))
             }
-            Op::Delete { key } => {
+            Op::Delete { key, cap } => {
+                // Deleting is allowed under any epoch: a stale map only
+                // means the shard may already have moved.
+                if let Some(node) = &self.node {
+                    node.caps.check(cap.as_ref(), target_of(&key), cap_ops::DELETE, 0)?;
+                }
                 let existed = self.blocking(move |s| s.delete(&key)).await?;
                 Ok((data_response::Body::Delete(v1::DeleteShardOk { existed }), Bytes::new()))
             }
-            Op::Scrub => {
-                let report = crate::scrub::scrub(self.node()?, &self.store).await?;
+            Op::Scrub { cap } => {
+                let node = self.node()?;
+                node.caps.check(cap.as_ref(), CapTarget::CLUSTER, cap_ops::SCRUB, 0)?;
+                let report = crate::scrub::scrub(node, &self.store).await?;
                 Ok((data_response::Body::Scrub(report), Bytes::new()))
             }
-            Op::Gc { grace_ms } => {
+            Op::Gc { grace_ms, cap } => {
+                let node = self.node()?;
+                node.caps.check(cap.as_ref(), CapTarget::CLUSTER, cap_ops::GC, 0)?;
                 let grace = std::time::Duration::from_millis(grace_ms);
-                let report = crate::gc::collect(self.node()?, &self.store, grace).await?;
+                if grace < node.gc_min_grace {
+                    return Err(DataError::InvalidArgument(format!(
+                        "garbage-collection grace of {grace_ms} ms is below this server's floor of {} ms \
+                         (shards of writes still in flight would be deleted)",
+                        node.gc_min_grace.as_millis()
+                    )));
+                }
+                let report = crate::gc::collect(node, &self.store, grace).await?;
                 Ok((data_response::Body::Gc(report), Bytes::new()))
             }
         }
@@ -102,7 +132,9 @@ impl<S: ShardStore + ?Sized> Handler for DataService<S> {
         let result = match Op::decode(&request) {
             Ok(op) => {
                 let span = op.span();
-                async {
+                let timer = metrics::RequestTimer::start("data", op.name());
+                metrics::payload_bytes_total().with_label_values(&["data", "in"]).inc_by(request.payload.len() as u64);
+                let result = async {
                     let result = self.execute(op, request.payload).await;
                     if let Err(e) = &result {
                         report(e);
@@ -110,7 +142,12 @@ impl<S: ShardStore + ?Sized> Handler for DataService<S> {
                     result
                 }
                 .instrument(span)
-                .await
+                .await;
+                timer.finish(result.is_ok());
+                if let Ok((_, payload)) = &result {
+                    metrics::payload_bytes_total().with_label_values(&["data", "out"]).inc_by(payload.len() as u64);
+                }
+                result
             }
             Err(e) => {
                 report(&e);
@@ -124,14 +161,15 @@ impl<S: ShardStore + ?Sized> Handler for DataService<S> {
     }
 }
 
-/// A request, converted from its wire form.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// A request, converted from its wire form (the capability is checked in
+/// `execute`, before anything is read or changed).
+#[derive(Debug, Clone, PartialEq, Eq)]
 enum Op {
-    Put { key: ShardKey, crc32c: u32, epoch: u64 },
-    Get { key: ShardKey, epoch: u64, offset: u64, len: u64 },
-    Delete { key: ShardKey },
-    Scrub,
-    Gc { grace_ms: u64 },
+    Put { key: ShardKey, crc32c: u32, epoch: u64, cap: Option<v1::ShardCap> },
+    Get { key: ShardKey, epoch: u64, offset: u64, len: u64, cap: Option<v1::ShardCap> },
+    Delete { key: ShardKey, cap: Option<v1::ShardCap> },
+    Scrub { cap: Option<v1::ShardCap> },
+    Gc { grace_ms: u64, cap: Option<v1::ShardCap> },
 }
 
 impl Op {
@@ -140,13 +178,26 @@ impl Op {
             request.decode().map_err(|e| DataError::InvalidArgument(format!("decode data request: {e}")))?;
         match req.body {
             None => Err(DataError::InvalidArgument("data request has no body".into())),
-            Some(data_request::Body::Put(p)) => Ok(Op::Put { key: shard_key(p.id)?, crc32c: p.crc32c, epoch: p.epoch }),
-            Some(data_request::Body::Get(g)) => {
-                Ok(Op::Get { key: shard_key(g.id)?, epoch: g.epoch, offset: g.offset, len: g.length })
+            Some(data_request::Body::Put(p)) => {
+                Ok(Op::Put { key: shard_key(p.id)?, crc32c: p.crc32c, epoch: p.epoch, cap: p.cap })
             }
-            Some(data_request::Body::Delete(d)) => Ok(Op::Delete { key: shard_key(d.id)? }),
-            Some(data_request::Body::Scrub(_)) => Ok(Op::Scrub),
-            Some(data_request::Body::Gc(g)) => Ok(Op::Gc { grace_ms: g.grace_ms }),
+            Some(data_request::Body::Get(g)) => {
+                Ok(Op::Get { key: shard_key(g.id)?, epoch: g.epoch, offset: g.offset, len: g.length, cap: g.cap })
+            }
+            Some(data_request::Body::Delete(d)) => Ok(Op::Delete { key: shard_key(d.id)?, cap: d.cap }),
+            Some(data_request::Body::Scrub(s)) => Ok(Op::Scrub { cap: s.cap }),
+            Some(data_request::Body::Gc(g)) => Ok(Op::Gc { grace_ms: g.grace_ms, cap: g.cap }),
+        }
+    }
+
+    /// The operation's name in metrics.
+    fn name(&self) -> &'static str {
+        match self {
+            Op::Put { .. } => "put",
+            Op::Get { .. } => "get",
+            Op::Delete { .. } => "delete",
+            Op::Scrub { .. } => "scrub",
+            Op::Gc { .. } => "gc",
         }
     }
 
@@ -154,8 +205,8 @@ impl Op {
         match self {
             Op::Put { key, .. } => op_span("put", key),
             Op::Get { key, .. } => op_span("get", key),
-            Op::Delete { key } => op_span("delete", key),
-            Op::Scrub => tracing::info_span!("scrub"),
+            Op::Delete { key, .. } => op_span("delete", key),
+            Op::Scrub { .. } => tracing::info_span!("scrub"),
             Op::Gc { .. } => tracing::info_span!("gc"),
         }
     }
@@ -197,6 +248,7 @@ fn report(e: &DataError) {
         }
         ErrorCode::Internal => tracing::error!(error = %e.chain(), "shard request failed"),
         ErrorCode::NoSpace => tracing::warn!("shard refused: out of space"),
+        ErrorCode::PermissionDenied => tracing::info!(error = %e.chain(), "shard request refused"),
         _ => tracing::debug!(error = %e.chain(), "shard request refused"),
     }
 }

@@ -53,10 +53,11 @@ async fn ranged_gets_return_the_range_with_its_own_checksum() {
     let data = Bytes::from((0..300_000u32).map(|i| (i % 251) as u8).collect::<Vec<_>>());
     srv.call(put(0, crc32c::crc32c(&data)), data.clone()).await;
     for (offset, len, want) in [(1000u64, 5000u64, 1000..6000), (299_000, 5000, 299_000..300_000), (7, 0, 7..300_000)] {
-        let got = shardline_rpc::shard_client::get_range(&srv.pool, &srv.addr, &key(0), 1, offset, len).await.unwrap();
+        let got =
+            shardline_rpc::shard_client::get_range(&srv.pool, &srv.addr, &key(0), None, 1, offset, len).await.unwrap();
         assert_eq!(got, data.slice(want), "range {offset}+{len}");
     }
-    let past = data_request::Body::Get(v1::GetShard { id: id(0), epoch: 1, offset: 300_001, length: 1 });
+    let past = data_request::Body::Get(v1::GetShard { id: id(0), epoch: 1, offset: 300_001, length: 1, cap: None });
     let (resp, _) = srv.call(past, Bytes::new()).await;
     assert_eq!(error_code(&resp), Some(WireCode::InvalidArgument));
 }
@@ -87,8 +88,8 @@ async fn put_get_delete_over_the_wire() {
     );
     assert_eq!(payload, data);
 
-    let del = data_request::Body::Delete(v1::DeleteShard { id: id(0) });
-    let (resp, _) = srv.call(del, Bytes::new()).await;
+    let del = data_request::Body::Delete(v1::DeleteShard { id: id(0), cap: None });
+    let (resp, _) = srv.call(del.clone(), Bytes::new()).await;
     assert_eq!(resp.body, Some(data_response::Body::Delete(v1::DeleteShardOk { existed: true })));
     let (resp, _) = srv.call(del, Bytes::new()).await;
     assert_eq!(resp.body, Some(data_response::Body::Delete(v1::DeleteShardOk { existed: false })));
@@ -131,3 +132,6 @@ async fn full_store_answers_no_space() {
     let (resp, _) = srv.call(put(0, crc32c::crc32c(&data)), data).await;
     assert_eq!(error_code(&resp), Some(WireCode::NoSpace));
 }
+
+#[path = "service_caps_tests.rs"]
+mod caps;

@@ -29,6 +29,7 @@ use std::ops::Range;
 
 use shardline_types::ShardKey;
 
+use crate::le_bytes::{corrupt, u16_at, u32_at, u64_at};
 use crate::DataError;
 
 /// Magic bytes at the start of every shard file.
@@ -175,29 +176,6 @@ fn decode_fields(buf: &[u8], format: Format) -> Result<(ShardHeader, Format), Da
     };
     let header = ShardHeader { key, payload_len: u64_at(buf, 8), payload_crc: u32_at(buf, 16) };
     Ok((header, format))
-}
-
-fn corrupt(what: &str) -> DataError {
-    DataError::Corrupt(what.to_string())
-}
-
-// Callers check `buf`'s length first; these copy fixed-size slices.
-fn u16_at(buf: &[u8], at: usize) -> u16 {
-    let mut b = [0u8; 2];
-    b.copy_from_slice(&buf[at..at + 2]);
-    u16::from_le_bytes(b)
-}
-
-fn u32_at(buf: &[u8], at: usize) -> u32 {
-    let mut b = [0u8; 4];
-    b.copy_from_slice(&buf[at..at + 4]);
-    u32::from_le_bytes(b)
-}
-
-fn u64_at(buf: &[u8], at: usize) -> u64 {
-    let mut b = [0u8; 8];
-    b.copy_from_slice(&buf[at..at + 8]);
-    u64::from_le_bytes(b)
 }
 
 #[cfg(test)]

@@ -82,15 +82,20 @@ impl ShardlineFs {
         self.notifier.clone()
     }
 
-    fn run<F: Future>(&self, f: F) -> F::Output {
-        self.rt.block_on(f)
+    /// Serve one kernel request: run `f` to its end, counted and timed in
+    /// the mount's metrics under `op`.
+    fn run_op<T, E, F: Future<Output = Result<T, E>>>(&self, op: &'static str, f: F) -> Result<T, E> {
+        let timer = shardline_metrics::RequestTimer::start("mount", op);
+        let result = self.rt.block_on(f);
+        timer.finish(result.is_ok());
+        result
     }
 
     /// The listing taken at opendir (or a fresh one if the handle is unknown).
     fn listing(&self, ino: u64, fh: u64) -> OpResult<Arc<Listing>> {
         match self.files.dir(fh) {
             Some(l) => Ok(l),
-            None => Ok(Arc::new(self.run(self.op_list_dir(ino))?)),
+            None => Ok(Arc::new(self.run_op("list_dir", self.op_list_dir(ino))?)),
         }
     }
 }
@@ -140,14 +145,14 @@ impl Filesystem for ShardlineFs {
     }
 
     fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
-        match self.run(self.op_lookup(parent.0, name)) {
+        match self.run_op("lookup", self.op_lookup(parent.0, name)) {
             Ok(a) => reply.entry_with_ttls(&self.opts.attr_ttl, &self.opts.entry_ttl, &a, Generation(0)),
             Err(f) => reply.error(f.0),
         }
     }
 
     fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<Fh>, reply: ReplyAttr) {
-        match self.run(self.op_getattr(ino.0)) {
+        match self.run_op("getattr", self.op_getattr(ino.0)) {
             Ok(a) => reply.attr(&self.opts.attr_ttl, &a),
             Err(f) => reply.error(f.0),
         }
@@ -172,14 +177,14 @@ impl Filesystem for ShardlineFs {
         reply: ReplyAttr,
     ) {
         let change = crate::ops_names::AttrChange { mode, uid, gid, size, atime, mtime };
-        match self.run(self.op_setattr(caller(req), ino.0, change)) {
+        match self.run_op("setattr", self.op_setattr(caller(req), ino.0, change)) {
             Ok(a) => reply.attr(&self.opts.attr_ttl, &a),
             Err(f) => reply.error(f.0),
         }
     }
 
     fn readlink(&self, _req: &Request, ino: INodeNo, reply: ReplyData) {
-        match self.run(self.inodes.readlink(ino.0)) {
+        match self.run_op("readlink", self.inodes.readlink(ino.0)) {
             Ok(t) => reply.data(&t),
             Err(e) => reply.error(Fail::from(e).0),
         }
@@ -187,9 +192,9 @@ impl Filesystem for ShardlineFs {
 
     fn mknod(&self, req: &Request, parent: INodeNo, name: &OsStr, mode: u32, umask: u32, rdev: u32, reply: ReplyEntry) {
         let result = if let Some(kind) = crate::attr::special_kind(mode) {
-            self.run(self.op_mknod(&creator(req), parent.0, name, kind, mode & !umask, rdev))
+            self.run_op("mknod", self.op_mknod(&creator(req), parent.0, name, kind, mode & !umask, rdev))
         } else if mode & libc::S_IFMT == libc::S_IFREG {
-            self.run(self.op_create(&creator(req), parent.0, name, mode & !umask, true))
+            self.run_op("create", self.op_create(&creator(req), parent.0, name, mode & !umask, true))
         } else {
             Err(Fail(Errno::EINVAL))
         };
@@ -200,22 +205,22 @@ impl Filesystem for ShardlineFs {
     }
 
     fn mkdir(&self, req: &Request, parent: INodeNo, name: &OsStr, mode: u32, umask: u32, reply: ReplyEntry) {
-        match self.run(self.op_mkdir(&creator(req), parent.0, name, mode & !umask)) {
+        match self.run_op("mkdir", self.op_mkdir(&creator(req), parent.0, name, mode & !umask)) {
             Ok(a) => reply.entry_with_ttls(&self.opts.attr_ttl, &self.opts.entry_ttl, &a, Generation(0)),
             Err(f) => reply.error(f.0),
         }
     }
 
     fn unlink(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
-        empty(reply, self.run(self.op_unlink(parent.0, name, false)));
+        empty(reply, self.run_op("unlink", self.op_unlink(parent.0, name, false)));
     }
 
     fn rmdir(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
-        empty(reply, self.run(self.op_unlink(parent.0, name, true)));
+        empty(reply, self.run_op("unlink", self.op_unlink(parent.0, name, true)));
     }
 
     fn symlink(&self, req: &Request, parent: INodeNo, link_name: &OsStr, target: &Path, reply: ReplyEntry) {
-        match self.run(self.op_symlink(&creator(req), parent.0, link_name, target)) {
+        match self.run_op("symlink", self.op_symlink(&creator(req), parent.0, link_name, target)) {
             Ok(a) => reply.entry_with_ttls(&self.opts.attr_ttl, &self.opts.entry_ttl, &a, Generation(0)),
             Err(f) => reply.error(f.0),
         }
@@ -231,18 +236,18 @@ impl Filesystem for ShardlineFs {
         flags: RenameFlags,
         reply: ReplyEmpty,
     ) {
-        empty(reply, self.run(self.op_rename(parent.0, name, newparent.0, newname, flags)));
+        empty(reply, self.run_op("rename", self.op_rename(parent.0, name, newparent.0, newname, flags)));
     }
 
     fn link(&self, _req: &Request, ino: INodeNo, newparent: INodeNo, newname: &OsStr, reply: ReplyEntry) {
-        match self.run(self.op_link(ino.0, newparent.0, newname)) {
+        match self.run_op("link", self.op_link(ino.0, newparent.0, newname)) {
             Ok(a) => reply.entry_with_ttls(&self.opts.attr_ttl, &self.opts.entry_ttl, &a, Generation(0)),
             Err(f) => reply.error(f.0),
         }
     }
 
     fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
-        match self.run(self.op_open(ino.0, flags.0)) {
+        match self.run_op("open", self.op_open(ino.0, flags.0)) {
             Ok((fh, keep)) => reply.opened(Fh(fh), keep),
             Err(f) => reply.error(f.0),
         }
@@ -259,8 +264,11 @@ impl Filesystem for ShardlineFs {
         _lock_owner: Option<LockOwner>,
         reply: ReplyData,
     ) {
-        match self.run(self.op_read(ino.0, offset, size)) {
-            Ok(b) => reply.data(&b),
+        match self.run_op("read", self.op_read(ino.0, offset, size)) {
+            Ok(b) => {
+                shardline_metrics::payload_bytes_total().with_label_values(&["mount", "out"]).inc_by(b.len() as u64);
+                reply.data(&b)
+            }
             Err(f) => reply.error(f.0),
         }
     }
@@ -277,14 +285,17 @@ impl Filesystem for ShardlineFs {
         _lock_owner: Option<LockOwner>,
         reply: ReplyWrite,
     ) {
-        match self.run(self.op_write(ino.0, fh.0, offset, data, flags.0)) {
-            Ok(()) => reply.written(data.len() as u32),
+        match self.run_op("write", self.op_write(ino.0, fh.0, offset, data, flags.0)) {
+            Ok(()) => {
+                shardline_metrics::payload_bytes_total().with_label_values(&["mount", "in"]).inc_by(data.len() as u64);
+                reply.written(data.len() as u32)
+            }
             Err(f) => reply.error(f.0),
         }
     }
 
     fn flush(&self, _req: &Request, ino: INodeNo, fh: Fh, _lock_owner: LockOwner, reply: ReplyEmpty) {
-        empty(reply, self.run(self.op_flush(ino.0, fh.0)));
+        empty(reply, self.run_op("flush", self.op_flush(ino.0, fh.0)));
     }
 
     fn release(
@@ -297,15 +308,15 @@ impl Filesystem for ShardlineFs {
         _flush: bool,
         reply: ReplyEmpty,
     ) {
-        empty(reply, self.run(self.op_release(ino.0, fh.0)));
+        empty(reply, self.run_op("release", self.op_release(ino.0, fh.0)));
     }
 
     fn fsync(&self, _req: &Request, ino: INodeNo, fh: Fh, _datasync: bool, reply: ReplyEmpty) {
-        empty(reply, self.run(self.op_flush(ino.0, fh.0)));
+        empty(reply, self.run_op("flush", self.op_flush(ino.0, fh.0)));
     }
 
     fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
-        match self.run(self.op_list_dir(ino.0)) {
+        match self.run_op("list_dir", self.op_list_dir(ino.0)) {
             Ok(listing) => reply.opened(Fh(self.files.new_dir(listing)), FopenFlags::empty()),
             Err(f) => reply.error(f.0),
         }
@@ -352,7 +363,7 @@ impl Filesystem for ShardlineFs {
     }
 
     fn statfs(&self, _req: &Request, _ino: INodeNo, reply: ReplyStatfs) {
-        match self.run(self.inodes.statfs()) {
+        match self.run_op("statfs", self.inodes.statfs()) {
             Ok(s) => {
                 let bsize = if s.block_size == 0 { 4096 } else { s.block_size };
                 let (blocks, free) = (s.total_bytes / bsize as u64, s.free_bytes / bsize as u64);
@@ -373,23 +384,23 @@ impl Filesystem for ShardlineFs {
         _position: u32,
         reply: ReplyEmpty,
     ) {
-        empty(reply, self.run(self.op_setxattr(ino.0, name, value, flags)));
+        empty(reply, self.run_op("setxattr", self.op_setxattr(ino.0, name, value, flags)));
     }
 
     fn getxattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, size: u32, reply: ReplyXattr) {
-        xattr_reply(reply, size, self.run(self.op_getxattr(ino.0, name)));
+        xattr_reply(reply, size, self.run_op("getxattr", self.op_getxattr(ino.0, name)));
     }
 
     fn listxattr(&self, _req: &Request, ino: INodeNo, size: u32, reply: ReplyXattr) {
-        xattr_reply(reply, size, self.run(self.op_listxattr(ino.0)));
+        xattr_reply(reply, size, self.run_op("listxattr", self.op_listxattr(ino.0)));
     }
 
     fn removexattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, reply: ReplyEmpty) {
-        empty(reply, self.run(self.op_removexattr(ino.0, name)));
+        empty(reply, self.run_op("removexattr", self.op_removexattr(ino.0, name)));
     }
 
     fn access(&self, req: &Request, ino: INodeNo, mask: AccessFlags, reply: ReplyEmpty) {
-        empty(reply, self.run(self.op_access(&caller(req), ino.0, mask.bits() as u32)));
+        empty(reply, self.run_op("access", self.op_access(&caller(req), ino.0, mask.bits() as u32)));
     }
 
     fn create(
@@ -402,14 +413,14 @@ impl Filesystem for ShardlineFs {
         flags: i32,
         reply: ReplyCreate,
     ) {
-        match self.run(self.op_create_open(&creator(req), parent.0, name, mode & !umask, flags)) {
+        match self.run_op("create_open", self.op_create_open(&creator(req), parent.0, name, mode & !umask, flags)) {
             Ok((attr, fh)) => reply.created(&self.opts.entry_ttl, &attr, Generation(0), Fh(fh), FopenFlags::empty()),
             Err(f) => reply.error(f.0),
         }
     }
 
     fn fallocate(&self, _req: &Request, ino: INodeNo, _fh: Fh, offset: u64, length: u64, mode: i32, reply: ReplyEmpty) {
-        empty(reply, self.run(self.op_fallocate(ino.0, offset, length, mode)));
+        empty(reply, self.run_op("fallocate", self.op_fallocate(ino.0, offset, length, mode)));
     }
 
     /// No ioctl is supported: ENOTTY ("not a terminal", what `isatty` and

@@ -7,9 +7,12 @@
 //! commit, snapshots in redb); [`node`] is the one Ready loop; [`transport`] carries Raft messages to peers; [`service`]
 //! answers requests (mutations through the log, queries under the leader's
 //! read lease ([`lease`]) or through ReadIndex);
+//! [`raft_guard`] checks every Raft message from the network before raft-rs
+//! sees it; [`caps`] adds shard capabilities to the answers that need them;
 //! [`server`] wires it together.
 
 pub mod at_rest;
+pub mod caps;
 pub mod error;
 pub mod fs_usage;
 pub mod lease;
@@ -17,9 +20,12 @@ pub mod log_cache;
 pub mod log_migrate;
 pub mod log_writer;
 pub mod membership;
+mod metrics_publish;
 pub mod namespace;
 pub mod node;
 pub mod node_io;
+mod op_names;
+pub mod raft_guard;
 pub mod raft_store;
 pub mod read_view;
 pub mod registry;

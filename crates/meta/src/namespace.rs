@@ -42,6 +42,9 @@ mod tests;
 mod xattr;
 
 pub use attrs::{SetAttrs, MAX_FILE_SIZE};
+
+/// Most entries one ReadDir page returns (with attributes, about 2 MB).
+pub const MAX_READDIR_PAGE: usize = 10_000;
 pub use links::MAX_SYMLINK_LEN;
 pub use xattr::{XattrMode, MAX_XATTR_NAME_LEN, MAX_XATTR_TOTAL, MAX_XATTR_VALUE_LEN};
 
@@ -228,9 +231,11 @@ impl Namespace {
 
     /// Up to `limit` entries with names strictly after `after`, and whether
     /// more follow.
+    /// At most `limit` entries after `after`, never more than
+    /// [`MAX_READDIR_PAGE`] whatever a request asks.
     pub fn readdir(&self, ino: Ino, after: &[u8], limit: usize) -> OpResult<DirPage> {
         let entries = self.dir(ino)?;
-        let limit = limit.clamp(1, 10_000);
+        let limit = limit.clamp(1, MAX_READDIR_PAGE);
         let mut out = Vec::new();
         let range = entries.range::<[u8], _>((std::ops::Bound::Excluded(after), std::ops::Bound::Unbounded));
         let mut more = false;

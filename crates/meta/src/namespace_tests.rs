@@ -69,6 +69,17 @@ fn readdir_pages_in_name_order() {
 }
 
 #[test]
+fn a_readdir_page_is_capped_whatever_the_request_asks() {
+    let mut ns = Namespace::new(Layout::default());
+    for i in 0..MAX_READDIR_PAGE + 5 {
+        ns.create(ROOT_INO, format!("f{i:06}").as_bytes(), attrs(), true, 1).unwrap();
+    }
+    let (page, more) = ns.readdir(ROOT_INO, b"", usize::MAX).unwrap();
+    assert_eq!(page.len(), MAX_READDIR_PAGE);
+    assert!(more);
+}
+
+#[test]
 fn rename_replaces_and_refuses_cycles() {
     let mut ns = Namespace::new(Layout::default());
     let a = ns.create(ROOT_INO, b"a", attrs(), true, 1).unwrap();

@@ -233,6 +233,18 @@ impl Node {
                     if m.get_msg_type() == MessageType::MsgHeartbeat && m.commit > last {
                         m.commit = last;
                     }
+                    // An acknowledgement of entries this log does not have
+                    // would move the commit index past its end (a raft-rs
+                    // panic); no real peer sends one.
+                    if m.get_msg_type() == MessageType::MsgAppendResponse && !m.reject && m.index > last {
+                        tracing::warn!(
+                            from = m.from,
+                            index = m.index,
+                            last,
+                            "ignored an append response beyond the log"
+                        );
+                        continue;
+                    }
                     // Messages from unknown or stale peers are refused by raft.
                     let _ = self.raw.step(m);
                 }

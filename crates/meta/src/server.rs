@@ -9,6 +9,7 @@ use std::time::Duration;
 use shardline_types::Layout;
 
 use crate::at_rest::AtRest;
+use crate::caps::CapIssuer;
 use crate::node::{Input, Node, Shared};
 use crate::raft_store::RaftStore;
 use crate::service::{MetaService, ServiceConfig};
@@ -55,7 +56,24 @@ pub struct MetaConfig {
     /// A client holding opens that has not reached the leader for this long
     /// loses them (clients with opens renew every second).
     pub client_lease: Duration,
+    /// The cluster capability key file (KEK file format, mode 0600), shared
+    /// with the data servers: chunk lists, released chunks and grants carry
+    /// shard capabilities made under it. None is refused unless
+    /// [`insecure_no_capabilities`](Self::insecure_no_capabilities).
+    pub cap_key_file: Option<PathBuf>,
+    /// Issue no capabilities (development only: data servers must then run
+    /// with `--insecure-no-capabilities` too).
+    pub insecure_no_capabilities: bool,
+    /// How long the capabilities issued here live.
+    pub cap_ttl: Duration,
 }
+
+/// Default for [`MetaConfig::cap_ttl`].
+pub const DEFAULT_CAP_TTL: Duration = Duration::from_secs(300);
+/// The range allowed for [`MetaConfig::cap_ttl`]: long enough to outlast
+/// a request and the clock skew data servers allow, short enough that a
+/// leaked token soon stops working.
+pub const CAP_TTL_RANGE: std::ops::RangeInclusive<Duration> = Duration::from_secs(10)..=Duration::from_secs(86_400);
 
 /// Default for [`MetaConfig::client_lease`].
 pub const DEFAULT_CLIENT_LEASE: Duration = Duration::from_secs(30);
@@ -97,6 +115,28 @@ impl MetaConfig {
         if self.pg_count == 0 {
             return Err(MetaError::Config("pg_count must be at least 1".into()));
         }
+        match (&self.cap_key_file, self.insecure_no_capabilities) {
+            (None, false) => {
+                return Err(MetaError::Config(
+                    "no capability key file: pass --cap-key-file (the cluster capability key shared with \
+                     the data servers, made by `shardline keygen`), or --insecure-no-capabilities for development"
+                        .into(),
+                ))
+            }
+            (Some(_), true) => {
+                return Err(MetaError::Config(
+                    "--cap-key-file and --insecure-no-capabilities exclude each other".into(),
+                ))
+            }
+            _ => {}
+        }
+        if !CAP_TTL_RANGE.contains(&self.cap_ttl) {
+            return Err(MetaError::Config(format!(
+                "the capability lifetime must be between {:?} and {:?}",
+                CAP_TTL_RANGE.start(),
+                CAP_TTL_RANGE.end()
+            )));
+        }
         Ok(())
     }
 }
@@ -114,6 +154,10 @@ pub async fn run(cfg: MetaConfig, shutdown: impl Future<Output = ()>) -> Result<
             id = cfg.id,
             "--insecure-plaintext-metadata: metadata, file names included, is stored unencrypted"
         );
+    }
+    let caps = CapIssuer::load(cfg.cap_key_file.as_deref(), cfg.cap_ttl)?;
+    if !caps.enabled() {
+        tracing::warn!(id = cfg.id, "--insecure-no-capabilities: shard requests need no capability");
     }
     let mut store = RaftStore::open(&cfg.dir, &voters, at_rest)?;
     let listener = tokio::net::TcpListener::bind(&cfg.listen).await?;
@@ -140,6 +184,7 @@ pub async fn run(cfg: MetaConfig, shutdown: impl Future<Output = ()>) -> Result<
         data_shards: cfg.layout.data_shards as usize,
         self_addr: cfg.listen.clone(),
         client_lease: cfg.client_lease,
+        caps,
     };
     let stop = shared.clone();
     let service = Arc::new(MetaService::new(service_cfg, tx, shared, view));
@@ -184,7 +229,20 @@ mod tests {
             join: false,
             snapshot_part_bytes: 1 << 20,
             client_lease: DEFAULT_CLIENT_LEASE,
+            cap_key_file: Some(PathBuf::from("cap.key")),
+            insecure_no_capabilities: false,
+            cap_ttl: DEFAULT_CAP_TTL,
         }
+    }
+
+    #[test]
+    fn a_metadata_server_without_a_capability_key_refuses_to_start_unless_told() {
+        let no_key = MetaConfig { cap_key_file: None, ..config(Some(PathBuf::from("meta.key")), false) };
+        let msg = no_key.validate().expect_err("no capability key").to_string();
+        assert!(msg.contains("--cap-key-file") && msg.contains("--insecure-no-capabilities"), "{msg}");
+        MetaConfig { insecure_no_capabilities: true, ..no_key.clone() }.validate().expect("explicit opt-out");
+        let zero_ttl = MetaConfig { cap_ttl: Duration::ZERO, ..config(Some(PathBuf::from("meta.key")), false) };
+        assert!(zero_ttl.validate().is_err(), "tokens that expire at once");
     }
 
     #[test]

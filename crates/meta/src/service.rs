@@ -12,7 +12,6 @@ use std::sync::mpsc::Sender;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use protobuf::Message as PbMessage;
 use shardline_proto::v1 as pb;
 use shardline_proto::v1::meta_request::Body;
 use shardline_proto::v1::meta_response::Body as RBody;
@@ -20,6 +19,7 @@ use shardline_rpc::{Frame, Handler};
 use shardline_types::ErrorCode;
 use tokio::sync::oneshot;
 
+use crate::caps::CapIssuer;
 use crate::fs_usage::{with_live_usage, UsageReport};
 use crate::namespace::OpError;
 use crate::node::{unavailable, Input, NodeStatus, Shared};
@@ -54,6 +54,8 @@ pub struct MetaService {
     clients_seen: Mutex<HashMap<u64, Instant>>,
     /// The state machine, for queries answered here under the read lease.
     view: Arc<ReadView>,
+    /// Shard capabilities added to chunk lists, released chunks and grants.
+    caps: CapIssuer,
 }
 
 /// What the request handlers are told at start.
@@ -66,6 +68,8 @@ pub struct ServiceConfig {
     pub self_addr: String,
     /// A client holding opens that is silent this long loses them.
     pub client_lease: Duration,
+    /// Issues shard capabilities (none when capabilities are off).
+    pub caps: CapIssuer,
 }
 
 impl MetaService {
@@ -83,6 +87,7 @@ impl MetaService {
             client_lease: cfg.client_lease,
             clients_seen: Mutex::new(HashMap::new()),
             view,
+            caps: cfg.caps,
         }
     }
 
@@ -101,7 +106,7 @@ impl MetaService {
         }
     }
 
-    async fn node_status(&self) -> Option<NodeStatus> {
+    pub(crate) async fn node_status(&self) -> Option<NodeStatus> {
         let (tx, rx) = oneshot::channel::<NodeStatus>();
         if !self.send(Input::Status { reply: tx }) {
             return None;
@@ -114,7 +119,7 @@ impl MetaService {
         self.shared.leader_since.lock().unwrap_or_else(|e| e.into_inner()).map(|t| t.elapsed())
     }
 
-    async fn status(&self) -> pb::MetaResponse {
+    pub(crate) async fn status(&self) -> pb::MetaResponse {
         let Some(st) = self.node_status().await else { return unavailable("metadata server is shutting down") };
         let me = pb::MetaServerInfo {
             id: st.id,
@@ -175,8 +180,11 @@ impl MetaService {
     /// clients silent for the client lease. Runs forever.
     pub async fn monitor(self: Arc<Self>) {
         let mut tick = tokio::time::interval(Duration::from_millis(250));
-        loop {
+        for n in 0u64.. {
             tick.tick().await;
+            if n % 4 == 0 {
+                self.publish_metrics().await;
+            }
             // A new leader first waits a full timeout so every live server
             // and client has had the chance to reach it.
             let Some(led) = self.leader_for() else { continue };
@@ -255,19 +263,44 @@ impl MetaService {
             .collect()
     }
 
-    async fn dispatch(&self, req: pb::MetaRequest) -> pb::MetaResponse {
+    /// Answer `req`, then add the shard capabilities its answer carries
+    /// (`caps.rs`): tokens are made fresh for every answer, a deduplicated
+    /// retry's included, and never stored. Counted and timed in metrics.
+    async fn dispatch(&self, mut req: pb::MetaRequest) -> pb::MetaResponse {
+        let timer = shardline_metrics::RequestTimer::start("meta", crate::op_names::op_name(req.body.as_ref()));
+        crate::caps::strip_request_caps(&mut req);
+        let body = req.body.clone();
+        let mut resp = self.dispatch_inner(req).await;
+        let epoch = self.view.sm().epoch();
+        self.caps.attach(body.as_ref(), &mut resp, epoch);
+        timer.finish(resp.error.is_none());
+        resp
+    }
+
+    async fn dispatch_inner(&self, req: pb::MetaRequest) -> pb::MetaResponse {
         let Some(body) = req.body.as_ref() else {
             return error_response(&OpError::new(ErrorCode::InvalidArgument, "empty request"));
         };
         match body {
             Body::Raft(batch) => {
-                let mut msgs = Vec::with_capacity(batch.messages.len());
-                for m in &batch.messages {
-                    match raft::prelude::Message::parse_from_bytes(m) {
-                        Ok(m) => msgs.push(m),
-                        Err(_) => return error_response(&OpError::new(ErrorCode::InvalidArgument, "bad raft message")),
+                // A snapshot is decoded to be checked: off the async threads.
+                let size: usize = batch.messages.iter().map(Vec::len).sum();
+                let (me, batch) = (self.id, batch.clone());
+                let checked = if size > (1 << 20) {
+                    tokio::task::spawn_blocking(move || crate::raft_guard::parse_checked(&batch, me))
+                        .await
+                        .unwrap_or_else(|e| Err(format!("check task failed: {e}")))
+                } else {
+                    crate::raft_guard::parse_checked(&batch, me)
+                };
+                let msgs = match checked {
+                    Ok(msgs) => msgs,
+                    Err(why) => {
+                        tracing::warn!(from = req_from(&req), %why, "refused a raft message");
+                        let msg = format!("bad raft message: {why}");
+                        return error_response(&OpError::new(ErrorCode::InvalidArgument, msg));
                     }
-                }
+                };
                 self.send(Input::Raft(msgs));
                 ok(RBody::Empty(pb::Empty {}))
             }
@@ -279,6 +312,12 @@ impl MetaService {
                 }
                 resp
             }
+            // Cluster-wide scrub/GC tokens. Admin-only once connections
+            // carry roles (issue 12 item 1); see docs/security.md.
+            Body::GrantAdminCap(g) => match self.caps.grant_admin(g, self.view.sm().epoch()) {
+                Ok(caps) => ok(RBody::Caps(caps)),
+                Err(e) => error_response(&e),
+            },
             Body::MetaMembership(change) => {
                 let change = change.clone();
                 self.ask(|reply| Input::ConfChange { change, reply }).await
@@ -315,6 +354,14 @@ impl MetaService {
             Some(resp) => resp,
             None => self.ask(|reply| Input::Read { req, reply }).await,
         }
+    }
+}
+
+/// The peer a Raft envelope names.
+fn req_from(req: &pb::MetaRequest) -> u64 {
+    match &req.body {
+        Some(Body::Raft(b)) => b.from,
+        _ => 0,
     }
 }
 

@@ -55,6 +55,10 @@ pub mod v1 {
         pub client_id: u64,
         #[prost(message, repeated, tag = "2")]
         pub responses: Vec<Recent>,
+        /// When the client's last mutation was applied (leader time, ns;
+        /// added compatibly: older snapshots have 0, forgotten first).
+        #[prost(int64, tag = "3")]
+        pub last_ns: i64,
     }
 
     #[derive(Clone, PartialEq, prost::Message)]

@@ -8,9 +8,16 @@
 //! or from another transfer ends the transfer with an error, so the sender
 //! reports the snapshot undelivered and Raft sends it again later; a part
 //! at offset 0 starts a new transfer and drops any unfinished one.
+//!
+//! Bounded: one transfer per peer, at most [`MAX_TRANSFERS`] at once, at
+//! most [`MAX_SNAPSHOT_BYTES`] announced by one and [`MAX_BUFFERED_BYTES`]
+//! announced by all together, and a transfer with no part for
+//! [`PART_TIMEOUT`] is dropped, so senders that never finish cannot hold
+//! memory.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use shardline_proto::v1 as pb;
@@ -19,6 +26,12 @@ use shardline_proto::v1 as pb;
 pub const DEFAULT_PART_BYTES: usize = 16 << 20;
 /// The largest snapshot message a receiver accepts.
 pub const MAX_SNAPSHOT_BYTES: u64 = 16 << 30;
+/// Transfers reassembled at once (one per sending peer).
+pub const MAX_TRANSFERS: usize = 4;
+/// Bytes all unfinished transfers together may announce.
+pub const MAX_BUFFERED_BYTES: u64 = MAX_SNAPSHOT_BYTES;
+/// A transfer with no new part for this long is dropped.
+pub const PART_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// The parts of `msg` (an encoded snapshot message) for transfer `transfer`.
 pub fn parts(transfer: u64, msg: Bytes, part_bytes: usize) -> Vec<(pb::SnapshotPart, Bytes)> {
@@ -37,6 +50,8 @@ struct Partial {
     transfer: u64,
     total: u64,
     bytes: Vec<u8>,
+    /// When the last part arrived.
+    touched: Instant,
 }
 
 /// Unfinished incoming snapshot transfers, one per sending peer.
@@ -48,14 +63,36 @@ pub struct Reassembly {
 impl Reassembly {
     /// Add one part from peer `from`: the whole message once it is complete.
     pub fn add(&self, from: u64, part: &pb::SnapshotPart, data: &[u8]) -> Result<Option<Vec<u8>>, String> {
+        self.add_at(Instant::now(), from, part, data)
+    }
+
+    /// [`add`](Self::add) at time `now` (tests move the clock).
+    pub fn add_at(
+        &self,
+        now: Instant,
+        from: u64,
+        part: &pb::SnapshotPart,
+        data: &[u8],
+    ) -> Result<Option<Vec<u8>>, String> {
         let mut map = self.by_peer.lock().unwrap_or_else(|e| e.into_inner());
+        map.retain(|_, p| now.saturating_duration_since(p.touched) < PART_TIMEOUT);
+        if from == 0 {
+            return Err("snapshot part from peer 0".into());
+        }
         if part.offset == 0 {
+            map.remove(&from);
             if part.total > MAX_SNAPSHOT_BYTES {
-                map.remove(&from);
                 return Err(format!("snapshot of {} bytes is over the {MAX_SNAPSHOT_BYTES}-byte limit", part.total));
             }
+            if map.len() >= MAX_TRANSFERS {
+                return Err(format!("{MAX_TRANSFERS} snapshot transfers are already under way"));
+            }
+            let announced: u64 = map.values().map(|p| p.total).sum();
+            if announced.saturating_add(part.total) > MAX_BUFFERED_BYTES {
+                return Err("unfinished snapshot transfers would hold too much memory".into());
+            }
             // Grown as parts arrive, so a bogus total reserves nothing.
-            map.insert(from, Partial { transfer: part.transfer, total: part.total, bytes: Vec::new() });
+            map.insert(from, Partial { transfer: part.transfer, total: part.total, bytes: Vec::new(), touched: now });
         }
         let Some(p) = map.get_mut(&from) else {
             return Err("snapshot part without its transfer's first part".into());
@@ -63,16 +100,22 @@ impl Reassembly {
         let fits = p.transfer == part.transfer
             && p.total == part.total
             && part.offset == p.bytes.len() as u64
-            && part.offset + data.len() as u64 <= p.total;
+            && part.offset.saturating_add(data.len() as u64) <= p.total;
         if !fits {
             map.remove(&from);
             return Err("snapshot part out of order or from another transfer".into());
         }
         p.bytes.extend_from_slice(data);
+        p.touched = now;
         if p.bytes.len() as u64 == p.total {
             return Ok(map.remove(&from).map(|p| p.bytes));
         }
         Ok(None)
+    }
+
+    /// Transfers under way (tests).
+    pub fn transfers(&self) -> usize {
+        self.by_peer.lock().unwrap_or_else(|e| e.into_inner()).len()
     }
 }
 
@@ -121,6 +164,33 @@ mod tests {
         r.add(7, &other[1].0, &other[1].1).expect("second");
         let done = r.add(7, &other[2].0, &other[2].1).expect("third");
         assert_eq!(done.as_deref(), Some(&message(10_000)[..]));
+    }
+
+    #[test]
+    fn transfers_are_bounded_in_number_and_memory_and_expire() {
+        let r = Reassembly::default();
+        let t0 = Instant::now();
+        let first = |total| pb::SnapshotPart { transfer: 1, offset: 0, total };
+        for peer in 1..=MAX_TRANSFERS as u64 {
+            assert_eq!(r.add_at(t0, peer, &first(10), b"x"), Ok(None), "peer {peer}");
+        }
+        let why = r.add_at(t0, 99, &first(10), b"x").expect_err("a transfer over the limit");
+        assert!(why.contains("already under way"), "{why}");
+        assert!(r.add_at(t0, 0, &first(10), b"x").is_err(), "peer 0");
+        // A peer restarting its own transfer does not need a free slot.
+        assert_eq!(r.add_at(t0, 1, &first(10), b"y"), Ok(None));
+        // Silent transfers expire and free their slots.
+        let later = t0 + PART_TIMEOUT + Duration::from_secs(1);
+        assert_eq!(r.add_at(later, 99, &first(10), b"x"), Ok(None));
+        assert_eq!(r.transfers(), 1);
+        // What all transfers announce together is bounded.
+        let r = Reassembly::default();
+        assert_eq!(r.add_at(t0, 1, &first(MAX_BUFFERED_BYTES / 2 + 1), b"x"), Ok(None));
+        let why = r.add_at(t0, 2, &first(MAX_BUFFERED_BYTES / 2 + 1), b"x").expect_err("too much memory");
+        assert!(why.contains("too much memory"), "{why}");
+        // An offset that would overflow is refused, not a panic.
+        let huge = pb::SnapshotPart { transfer: 1, offset: u64::MAX, total: MAX_BUFFERED_BYTES / 2 + 1 };
+        assert!(r.add_at(t0, 1, &huge, b"xy").is_err());
     }
 
     #[test]

@@ -52,7 +52,14 @@ fn busy_state() -> StateMachine {
             &mut sm,
             Body::CommitChunk(pb::CommitChunk {
                 ino: f.ino,
-                chunk: Some(pb::Chunk { index: 0, version: 7 + i, sealed_len: 100, pg: 3, format: (i % 3) as u32 }),
+                chunk: Some(pb::Chunk {
+                    index: 0,
+                    version: 7 + i,
+                    sealed_len: 100,
+                    pg: 3,
+                    format: (i % 3) as u32,
+                    cap: None,
+                }),
                 new_size: 60,
                 epoch: 0,
             }),

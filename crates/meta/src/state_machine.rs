@@ -17,12 +17,24 @@ use crate::wire::*;
 
 /// How many recent responses are remembered per client for deduplication.
 const DEDUP_PER_CLIENT: usize = 128;
+/// How many clients' responses are remembered. Past this, those that sent
+/// their last mutation longest ago (by the leader's clock in the log, so
+/// every replica forgets the same ones) are forgotten, down to 7/8 of it.
+pub const DEDUP_CLIENTS: usize = 4096;
+
+/// One client's recent responses, oldest first, and when (leader time, ns)
+/// its last mutation was applied.
+#[derive(Clone, Default)]
+pub(crate) struct ClientRecent {
+    pub last_ns: i64,
+    pub responses: VecDeque<(u64, pb::MetaResponse)>,
+}
 
 #[derive(Clone)]
 pub struct StateMachine {
     pub ns: Namespace,
     pub registry: Registry,
-    recent: BTreeMap<u64, VecDeque<(u64, pb::MetaResponse)>>,
+    recent: BTreeMap<u64, ClientRecent>,
 }
 
 /// Whether a request changes state (and so goes through the Raft log).
@@ -70,7 +82,8 @@ impl StateMachine {
     /// Apply one committed mutation. A retried request (same client and
     /// request id) gets the original response back.
     pub fn apply(&mut self, req: &pb::MetaRequest, now: i64) -> pb::MetaResponse {
-        if let Some(resp) = self.recent.get(&req.client_id).and_then(|q| q.iter().find(|(id, _)| *id == req.request_id))
+        if let Some(resp) =
+            self.recent.get(&req.client_id).and_then(|c| c.responses.iter().find(|(id, _)| *id == req.request_id))
         {
             return resp.1.clone();
         }
@@ -81,12 +94,34 @@ impl StateMachine {
             }
             Err(e) => error_response(&e),
         };
-        let q = self.recent.entry(req.client_id).or_default();
-        q.push_back((req.request_id, resp.clone()));
-        if q.len() > DEDUP_PER_CLIENT {
-            q.pop_front();
+        let c = self.recent.entry(req.client_id).or_default();
+        c.last_ns = now;
+        c.responses.push_back((req.request_id, resp.clone()));
+        if c.responses.len() > DEDUP_PER_CLIENT {
+            c.responses.pop_front();
+        }
+        if self.recent.len() > DEDUP_CLIENTS {
+            self.forget_oldest_clients();
         }
         resp
+    }
+
+    /// Bound the duplicate-request cache: forget the clients heard from
+    /// longest ago (ties by id), down to 7/8 of [`DEDUP_CLIENTS`].
+    /// Deterministic: every replica applies the same entries.
+    fn forget_oldest_clients(&mut self) {
+        let keep = DEDUP_CLIENTS * 7 / 8;
+        let mut by_age: Vec<(i64, u64)> = self.recent.iter().map(|(id, c)| (c.last_ns, *id)).collect();
+        by_age.sort_unstable();
+        let drop = by_age.len().saturating_sub(keep);
+        for (_, id) in by_age.into_iter().take(drop) {
+            self.recent.remove(&id);
+        }
+    }
+
+    /// Clients in the duplicate-request cache (tests).
+    pub fn dedup_clients(&self) -> usize {
+        self.recent.len()
     }
 
     /// After a successful namespace change, the directories whose entries
@@ -270,6 +305,11 @@ impl StateMachine {
             Some(Body::CheckLive(c)) => ok(RBody::Liveness(pb::Liveness {
                 live: c.chunks.iter().map(|v| ns.is_live(v.file_id, v.chunk_index, v.version)).collect(),
             })),
+            Some(Body::GrantCaps(g)) => {
+                self.check_grant(g)?;
+                // The service fills in the tokens (crates/meta/src/caps.rs).
+                ok(RBody::Caps(pb::Caps::default()))
+            }
             Some(Body::Heartbeat(h)) => ok(RBody::Heartbeat(pb::HeartbeatReply {
                 epoch: self.registry.epoch(),
                 rebuild: self
@@ -281,6 +321,42 @@ impl StateMachine {
             })),
             _ => return Err(OpError::new(ErrorCode::InvalidArgument, "not a query")),
         })
+    }
+
+    /// Whether capabilities may be granted as `g` asks: a known operation,
+    /// a bounded list, a regular file, and for put no live version (a
+    /// committed chunk is never overwritten in place).
+    fn check_grant(&self, g: &pb::GrantCaps) -> Result<(), OpError> {
+        if crate::caps::granted_ops(g.ops).is_none() {
+            return Err(OpError::new(ErrorCode::InvalidArgument, "capabilities are granted for get (1) or put (2)"));
+        }
+        if g.chunks.is_empty() || g.chunks.len() > crate::caps::MAX_GRANT_CHUNKS {
+            return Err(OpError::new(
+                ErrorCode::InvalidArgument,
+                format!("a grant names 1 to {} chunk versions", crate::caps::MAX_GRANT_CHUNKS),
+            ));
+        }
+        let inode = self.ns.get(g.ino)?;
+        if inode.kind != Kind::Regular {
+            return Err(OpError::new(ErrorCode::InvalidArgument, format!("inode {} is not a regular file", g.ino)));
+        }
+        if g.ops == shardline_crypto::cap_ops::PUT {
+            if let Some(c) = g.chunks.iter().find(|c| self.ns.is_live(g.ino, c.index, c.version)) {
+                return Err(OpError::new(
+                    ErrorCode::PermissionDenied,
+                    format!(
+                        "chunk {} version {:x} is live: committed chunks are never overwritten",
+                        c.index, c.version
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The placement map's epoch.
+    pub fn epoch(&self) -> u64 {
+        self.registry.epoch()
     }
 
     /// File-system usage for statfs: the registered capacity of every data

@@ -58,7 +58,7 @@ fn retried_setattr_returns_the_original_outcome() {
     for i in 0..3u64 {
         let commit = Body::CommitChunk(pb::CommitChunk {
             ino: f.ino,
-            chunk: Some(pb::Chunk { index: i, version: 7, sealed_len: 10, pg: 1, format: 2 }),
+            chunk: Some(pb::Chunk { index: i, version: 7, sealed_len: 10, pg: 1, format: 2, cap: None }),
             new_size: (i + 1) * 4096,
             epoch: 0,
         });
@@ -275,7 +275,7 @@ fn the_chunk_list_of_a_huge_file_comes_in_pages_that_fit_a_frame() {
     for i in 0..n {
         // Versions are random 64-bit numbers, as clients pick them.
         let version = shardline_types::placement::mix64(i) | 1 << 63;
-        let chunk = pb::Chunk { index: i, version, sealed_len: 4 << 20, pg: (i % 64) as u32, format: 2 };
+        let chunk = pb::Chunk { index: i, version, sealed_len: 4 << 20, pg: (i % 64) as u32, format: 2, cap: None };
         let body =
             Body::CommitChunk(pb::CommitChunk { ino: f.ino, chunk: Some(chunk), new_size: (i + 1) * cs, epoch: 0 });
         assert_eq!(code_of(&sm.apply(&req(2, i + 1, body), 2)), None);
@@ -303,4 +303,65 @@ fn the_chunk_list_of_a_huge_file_comes_in_pages_that_fit_a_frame() {
         from = seen;
     }
     assert_eq!(seen, n);
+}
+
+#[test]
+fn capabilities_are_granted_only_for_regular_files_and_never_to_overwrite_a_live_version() {
+    let mut sm = StateMachine::new(Layout { chunk_size: 4096, data_shards: 4, parity_shards: 2 }, 16);
+    let f = create(&mut sm, "f", 1);
+    let commit = Body::CommitChunk(pb::CommitChunk {
+        ino: f.ino,
+        chunk: Some(pb::Chunk { index: 0, version: 7, sealed_len: 10, pg: 1, format: 2, cap: None }),
+        new_size: 4096,
+        epoch: 0,
+    });
+    assert!(sm.apply(&req(1, 2, commit), 2).error.is_none());
+    let grant = |ino, ops, version| {
+        let chunks = vec![pb::ChunkRef { index: 0, version }];
+        sm.read(&req(1, 0, Body::GrantCaps(pb::GrantCaps { ino, ops, chunks })))
+    };
+    let (get, put) = (shardline_crypto::cap_ops::GET, shardline_crypto::cap_ops::PUT);
+    assert!(matches!(grant(f.ino, get, 7).body, Some(RBody::Caps(_))));
+    assert!(grant(f.ino, put, 8).error.is_none(), "a new version");
+    assert_eq!(code_of(&grant(f.ino, put, 7)), wire(ErrorCode::PermissionDenied), "the live version");
+    assert_eq!(code_of(&grant(ROOT_INO, get, 7)), wire(ErrorCode::InvalidArgument), "a directory");
+    assert_eq!(code_of(&grant(f.ino + 100, get, 7)), wire(ErrorCode::NotFound));
+    assert_eq!(code_of(&grant(f.ino, get | put, 8)), wire(ErrorCode::InvalidArgument));
+    assert_eq!(code_of(&grant(f.ino, shardline_crypto::cap_ops::DELETE, 8)), wire(ErrorCode::InvalidArgument));
+    let none = sm.read(&req(1, 0, Body::GrantCaps(pb::GrantCaps { ino: f.ino, ops: get, chunks: vec![] })));
+    assert_eq!(code_of(&none), wire(ErrorCode::InvalidArgument));
+}
+
+#[test]
+fn the_duplicate_request_cache_forgets_the_oldest_clients_the_same_way_on_every_replica() {
+    use super::DEDUP_CLIENTS;
+    let mut sm = StateMachine::new(Layout::default(), 16);
+    let mkdir = |client: u64| {
+        req(
+            client,
+            1,
+            Body::Mkdir(pb::Mkdir { parent: ROOT_INO, name: format!("d{client}").into(), ..Default::default() }),
+        )
+    };
+    let mut restored = None;
+    for client in 1..=DEDUP_CLIENTS as u64 + 1 {
+        sm.apply(&mkdir(client), client as i64);
+        if client == DEDUP_CLIENTS as u64 / 2 {
+            // A replica that starts from a snapshot taken here.
+            let snap = crate::snapshot::encode(&sm, &Default::default());
+            restored = Some(crate::snapshot::decode(&snap).expect("decode").0);
+        }
+    }
+    let mut replica = restored.expect("snapshot taken");
+    for client in DEDUP_CLIENTS as u64 / 2 + 1..=DEDUP_CLIENTS as u64 + 1 {
+        replica.apply(&mkdir(client), client as i64);
+    }
+    assert!(sm.dedup_clients() <= DEDUP_CLIENTS * 7 / 8, "{} clients remembered", sm.dedup_clients());
+    let snap = |m: &StateMachine| crate::snapshot::encode(m, &Default::default());
+    assert_eq!(snap(&sm), snap(&replica), "replicas forgot different clients");
+    // The newest client's retry still returns its original outcome; the
+    // oldest client's retry is a new request (its name now exists).
+    let newest = DEDUP_CLIENTS as u64 + 1;
+    assert!(sm.apply(&mkdir(newest), 0).error.is_none(), "a remembered retry");
+    assert_eq!(code_of(&sm.apply(&mkdir(1), 0)), wire(ErrorCode::AlreadyExists), "a forgotten client");
 }

@@ -3,7 +3,7 @@
 
 use std::collections::VecDeque;
 
-use super::StateMachine;
+use super::{ClientRecent, StateMachine};
 use crate::namespace::Namespace;
 use crate::registry::Registry;
 use crate::snapshot::{corrupt, v1};
@@ -18,9 +18,11 @@ impl StateMachine {
             recent: self
                 .recent
                 .iter()
-                .map(|(&client_id, q)| v1::ClientRecent {
+                .map(|(&client_id, c)| v1::ClientRecent {
                     client_id,
-                    responses: q
+                    last_ns: c.last_ns,
+                    responses: c
+                        .responses
                         .iter()
                         .map(|(id, r)| v1::Recent { request_id: *id, response: Some(r.clone()) })
                         .collect(),
@@ -37,9 +39,9 @@ impl StateMachine {
             .recent
             .into_iter()
             .map(|c| {
-                let q: VecDeque<_> =
+                let responses: VecDeque<_> =
                     c.responses.into_iter().map(|r| (r.request_id, r.response.unwrap_or_default())).collect();
-                (c.client_id, q)
+                (c.client_id, ClientRecent { last_ns: c.last_ns, responses })
             })
             .collect();
         Ok(StateMachine { ns, registry, recent })

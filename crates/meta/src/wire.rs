@@ -71,7 +71,7 @@ pub fn attr_to_wire(i: &Inode) -> pb::Attr {
 }
 
 pub fn chunk_to_wire(c: &ChunkRef) -> pb::Chunk {
-    pb::Chunk { index: c.index, version: c.version, sealed_len: c.sealed_len, pg: c.pg, format: c.format }
+    pb::Chunk { index: c.index, version: c.version, sealed_len: c.sealed_len, pg: c.pg, format: c.format, cap: None }
 }
 
 pub fn chunk_from_wire(c: &pb::Chunk) -> ChunkRef {

@@ -41,22 +41,39 @@ async fn call(pool: &Pool, addr: &str, body: Body, payload: Bytes) -> Result<(pb
 }
 
 /// Store a shard durably. `ec` is the chunk's (k, m), kept with the shard.
+/// `cap`: the metadata service's capability for this chunk version (ops:
+/// put), which servers that check capabilities require.
 pub async fn put(
     pool: &Pool,
     addr: &str,
     key: &ShardKey,
     data: Bytes,
+    cap: Option<&pb::ShardCap>,
     epoch: u64,
     ec: (u32, u32),
 ) -> Result<(), ShardError> {
     let crc = crc32c::crc32c(&data);
-    let put = pb::PutShard { id: Some(wire_id(key)), crc32c: crc, epoch, data_shards: ec.0, parity_shards: ec.1 };
+    let put = pb::PutShard {
+        id: Some(wire_id(key)),
+        crc32c: crc,
+        epoch,
+        data_shards: ec.0,
+        parity_shards: ec.1,
+        cap: cap.cloned(),
+    };
     call(pool, addr, Body::Put(put), data).await.map(|_| ())
 }
 
-/// Fetch a shard and check its CRC32C end to end.
-pub async fn get(pool: &Pool, addr: &str, key: &ShardKey, epoch: u64) -> Result<Bytes, ShardError> {
-    get_range(pool, addr, key, epoch, 0, 0).await
+/// Fetch a shard and check its CRC32C end to end. `cap`: a capability
+/// with ops get.
+pub async fn get(
+    pool: &Pool,
+    addr: &str,
+    key: &ShardKey,
+    cap: Option<&pb::ShardCap>,
+    epoch: u64,
+) -> Result<Bytes, ShardError> {
+    get_range(pool, addr, key, cap, epoch, 0, 0).await
 }
 
 /// Read `len` bytes (0: to the end) of a shard from `offset`, verified by
@@ -66,11 +83,12 @@ pub async fn get_range(
     pool: &Pool,
     addr: &str,
     key: &ShardKey,
+    cap: Option<&pb::ShardCap>,
     epoch: u64,
     offset: u64,
     len: u64,
 ) -> Result<Bytes, ShardError> {
-    let req = pb::GetShard { id: Some(wire_id(key)), epoch, offset, length: len };
+    let req = pb::GetShard { id: Some(wire_id(key)), epoch, offset, length: len, cap: cap.cloned() };
     let (msg, payload) = call(pool, addr, Body::Get(req), Bytes::new()).await?;
     let Some(pb::data_response::Body::Get(ok)) = msg.body else {
         return Err(ShardError { code: ErrorCode::Corrupt, detail: format!("{addr}: response without shard") });
@@ -88,7 +106,8 @@ pub async fn get_range(
     Ok(payload.slice(start..end))
 }
 
-/// Delete a shard (missing is fine).
-pub async fn delete(pool: &Pool, addr: &str, key: &ShardKey) -> Result<(), ShardError> {
-    call(pool, addr, Body::Delete(pb::DeleteShard { id: Some(wire_id(key)) }), Bytes::new()).await.map(|_| ())
+/// Delete a shard (missing is fine). `cap`: a capability with ops delete.
+pub async fn delete(pool: &Pool, addr: &str, key: &ShardKey, cap: Option<&pb::ShardCap>) -> Result<(), ShardError> {
+    let body = Body::Delete(pb::DeleteShard { id: Some(wire_id(key)), cap: cap.cloned() });
+    call(pool, addr, body, Bytes::new()).await.map(|_| ())
 }

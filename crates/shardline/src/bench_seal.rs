@@ -1,11 +1,13 @@
 //! `shardline bench` row for the cipher suites: sealing and opening 4 MiB
 //! chunks in chunk format v2 on one core, per suite, beside format v1's
-//! whole-chunk open (what every read paid before segments).
+//! whole-chunk open (what every read paid before segments); and what a data
+//! server's capability check costs per shard request.
 
 use std::time::Instant;
 
 use shardline_crypto::{
-    open_chunk, open_segments, seal_chunk, seal_segments, ChunkAad, CipherSuite, Dek, SegmentLayout,
+    cap_ops, check_cap, issue_cap, now_ms, open_chunk, open_segments, seal_chunk, seal_segments, CapKey, CapTarget,
+    Capability, ChunkAad, CipherSuite, Dek, SegmentLayout,
 };
 
 const CHUNK: usize = 4 << 20;
@@ -41,4 +43,20 @@ pub fn suites_mbps() -> Vec<(String, f64)> {
     }
     out.push(("open_v1_mbps_1core".into(), mbps(t)));
     out
+}
+
+/// Microseconds one capability check takes on one core (what a data server
+/// adds to every shard request: decode aside, an HMAC-SHA256 verification).
+pub fn cap_check_us() -> f64 {
+    const CHECKS: u32 = 100_000;
+    let key = CapKey::from_bytes("bench", rand::random());
+    let cap = Capability { file_id: 1, chunk_index: 2, version: 3, ops: cap_ops::GET, epoch: 4, expires_ms: u64::MAX };
+    let token = issue_cap(&key, &cap);
+    let target = CapTarget { file_id: 1, chunk_index: 2, version: 3 };
+    let t = Instant::now();
+    for _ in 0..CHECKS {
+        let ok = check_cap(&key, Some(std::hint::black_box(&token)), target, cap_ops::GET, now_ms());
+        std::hint::black_box(ok.expect("a token made just now checks"));
+    }
+    t.elapsed().as_secs_f64() * 1e6 / f64::from(CHECKS)
 }

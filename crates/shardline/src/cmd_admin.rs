@@ -43,6 +43,44 @@ pub enum AdminCmd {
         #[command(subcommand)]
         command: MetaCmd,
     },
+    /// Every data server (each disk is one): failure domain, state, raw
+    /// capacity, used, free and shards.
+    Nodes {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Raw and usable capacity, per server and per failure domain, the
+    /// largest file the cluster can still take, and failure domains whose
+    /// loss could not be re-protected.
+    Capacity {
+        /// Erasure code to compute usable space for (default: the cluster's).
+        #[arg(long)]
+        ec: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// A directory's layout policy (chunk size, erasure code), which files
+    /// and directories created in it inherit (`shardline layout` is an alias).
+    Layout {
+        #[command(subcommand)]
+        command: LayoutCmd,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum LayoutCmd {
+    /// Show a directory's (or file's) layout.
+    Get { path: PathBuf },
+    /// Set a directory's layout policy for new files.
+    Set {
+        path: PathBuf,
+        /// Erasure code K+M for new files.
+        #[arg(long)]
+        ec: Option<String>,
+        /// Plaintext bytes per chunk for new files.
+        #[arg(long)]
+        chunk_size: Option<u32>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -73,16 +111,39 @@ pub async fn run(cmd: AdminCmd, cluster: &Option<PathBuf>) -> Result<()> {
             status(&file, json).await
         }
         AdminCmd::Meta { command } => meta_membership(&file, command).await,
+        AdminCmd::Nodes { json } => nodes(&file, json).await,
+        AdminCmd::Capacity { ec, json } => capacity(&file, ec.as_deref(), json).await,
+        AdminCmd::Layout { command } => {
+            let cmd = match command {
+                LayoutCmd::Get { path } => crate::Cmd::Layout { path, ec: None, chunk_size: None },
+                LayoutCmd::Set { ec: None, chunk_size: None, .. } => {
+                    bail!("admin layout set: give --ec K+M and/or --chunk-size BYTES")
+                }
+                LayoutCmd::Set { path, ec, chunk_size } => crate::Cmd::Layout { path, ec, chunk_size },
+            };
+            crate::cmd_files::run(cmd, cluster).await
+        }
         AdminCmd::Scrub { json } => {
-            let totals = on_every_data_server(&file, pb::data_request::Body::Scrub(pb::Scrub {})).await?;
+            let cap = admin_cap(&file, shardline_crypto::cap_ops::SCRUB).await?;
+            let totals = on_every_data_server(&file, pb::data_request::Body::Scrub(pb::Scrub { cap })).await?;
             report("scrub", &totals, &["checked", "corrupt", "repaired", "unrepairable"], json)
         }
         AdminCmd::Gc { grace_ms, json } => {
-            let body = pb::data_request::Body::Gc(pb::CollectGarbage { grace_ms });
+            let cap = admin_cap(&file, shardline_crypto::cap_ops::GC).await?;
+            let body = pb::data_request::Body::Gc(pb::CollectGarbage { grace_ms, cap });
             let totals = on_every_data_server(&file, body).await?;
             report("gc", &totals, &["examined", "deleted", "deleted_bytes"], json)
         }
     }
+}
+
+/// A cluster-wide capability for `ops` (scrub or GC) from the metadata
+/// service; None when the cluster runs without capabilities.
+async fn admin_cap(file: &ClusterFile, ops: u32) -> Result<Option<pb::ShardCap>> {
+    let meta = MetaClient::new(file.meta_addrs(), Duration::from_secs(5));
+    let resp = meta.call(pb::meta_request::Body::GrantAdminCap(pb::GrantAdminCap { ops })).await?;
+    let Some(pb::meta_response::Body::Caps(caps)) = resp.body else { bail!("no capability in the answer") };
+    Ok(caps.caps.into_iter().next())
 }
 
 fn report(what: &str, totals: &BTreeMap<&'static str, u64>, keys: &[&str], json: bool) -> Result<()> {
@@ -271,6 +332,77 @@ async fn status(file: &ClusterFile, json: bool) -> Result<()> {
                 human(d.rebuild_bytes)
             );
         }
+    }
+    Ok(())
+}
+
+async fn leader_view(file: &ClusterFile) -> Result<pb::ClusterStatus> {
+    match crate::health::leader_status(&file.meta_addrs()).await {
+        Some(st) => Ok(st),
+        None => bail!("no metadata leader reachable (is the cluster running?)"),
+    }
+}
+
+async fn nodes(file: &ClusterFile, json: bool) -> Result<()> {
+    let nodes = crate::capacity::nodes(&leader_view(file).await?);
+    if json {
+        println!("{}", serde_json::to_string_pretty(&nodes)?);
+        return Ok(());
+    }
+    println!(
+        "  {:>4}  {:<12} {:<13} {:>11} {:>11} {:>11} {:>5} {:>8}",
+        "id", "domain", "state", "capacity", "used", "free", "use%", "shards"
+    );
+    for n in &nodes {
+        println!(
+            "  {:>4}  {:<12} {:<13} {:>11} {:>11} {:>11} {:>4.0}% {:>8}",
+            n.id,
+            n.domain,
+            n.state,
+            human(n.capacity_bytes),
+            human(n.used_bytes),
+            human(n.free_bytes),
+            100.0 * n.used_bytes as f64 / n.capacity_bytes.max(1) as f64,
+            n.shards
+        );
+    }
+    Ok(())
+}
+
+async fn capacity(file: &ClusterFile, ec: Option<&str>, json: bool) -> Result<()> {
+    let layout = match ec {
+        Some(ec) => shardline_types::Layout::default().with_ec(ec)?,
+        None => file.layout()?,
+    };
+    let st = leader_view(file).await?;
+    let r = crate::capacity::report(&st, u64::from(layout.data_shards), u64::from(layout.parity_shards));
+    if json {
+        println!("{}", serde_json::to_string_pretty(&r)?);
+        return Ok(());
+    }
+    println!(
+        "raw: {} capacity, {} used, {} free on the {} of {} data servers that are up",
+        human(r.raw_capacity_bytes),
+        human(r.raw_used_bytes),
+        human(r.raw_free_bytes),
+        r.servers_up,
+        r.servers_total
+    );
+    println!("usable for new files (EC {}): {} free", r.ec, human(r.usable_free_bytes));
+    println!("largest file the cluster can still take: {}", human(r.largest_file_bytes));
+    println!("failure domains:");
+    for d in &r.domains {
+        println!(
+            "  {:<12} {} server(s), {:>11} capacity, {:>11} used, {:>11} free",
+            d.name,
+            d.servers,
+            human(d.capacity_bytes),
+            human(d.used_bytes),
+            human(d.free_bytes)
+        );
+    }
+    for w in &r.warnings {
+        println!("warning: {w}");
     }
     Ok(())
 }

@@ -88,6 +88,8 @@ pub async fn run(a: BenchArgs) -> Result<()> {
     report.insert("memcpy_mbps".into(), round1(memcpy).into());
     report.insert("seal_mbps_1core".into(), round1(seal).into());
     report.insert("rs_encode_mbps_1core".into(), round1(encode).into());
+    let cap_check_us = tokio::task::spawn_blocking(crate::bench_seal::cap_check_us).await?;
+    report.insert("cap_check_us".into(), (((cap_check_us * 1000.0).round()) / 1000.0).into());
     for (k, v) in tokio::task::spawn_blocking(crate::bench_seal::suites_mbps).await? {
         report.insert(k, round1(v).into());
     }
@@ -233,13 +235,16 @@ pub async fn run(a: BenchArgs) -> Result<()> {
     println!("  shard store   {}", crate::bench_store::line(&store));
     println!(
         "  latency       fsync (256 B write + fdatasync, cluster disk) {:.3} ms median / {:.3} ms mean into preallocated space, \
-         {:.3} / {:.3} ms appending; loopback TCP round trip {:.3} ms median / {:.3} ms mean",
+         {:.3} / {:.3} ms appending; loopback TCP round trip {:.3} ms median / {:.3} ms mean; \
+         capability check {:.2} µs per shard request ({:.1}% of the round trip)",
         fsync.median_ms,
         fsync.mean_ms,
         fsync_append.median_ms,
         fsync_append.mean_ms,
         rtt.median_ms,
-        rtt.mean_ms
+        rtt.mean_ms,
+        cap_check_us,
+        100.0 * cap_check_us / (rtt.median_ms * 1000.0).max(1e-9)
     );
     println!(
         "  native write  {:>8.1} MB/s  {:>5.1}% of loopback",

@@ -45,6 +45,7 @@ pub async fn run(cmd: Cmd, cluster: &Option<PathBuf>) -> Result<()> {
             let shown = path.display();
             let mut f = std::fs::File::open(&local).with_context(|| format!("open {}", local.display()))?;
             let mut w = client.create(&path).await.with_context(|| format!("create {shown}"))?;
+            let bar = crate::progress::bytes(f.metadata().map(|m| m.len()).unwrap_or(0), "put");
             let mut buf = vec![0u8; 4 << 20];
             loop {
                 let n = f.read(&mut buf).with_context(|| format!("read {}", local.display()))?;
@@ -52,8 +53,10 @@ pub async fn run(cmd: Cmd, cluster: &Option<PathBuf>) -> Result<()> {
                     break;
                 }
                 w.write(&buf[..n]).await.with_context(|| format!("write {shown}"))?;
+                bar.inc(n as u64);
             }
             let size = w.finish().await.with_context(|| format!("write {shown}"))?;
+            bar.finish_and_clear();
             println!("{shown}: {size} bytes");
         }
         Cmd::Get { path, local } => {
@@ -72,14 +75,17 @@ pub async fn run(cmd: Cmd, cluster: &Option<PathBuf>) -> Result<()> {
                 Box::new(std::fs::File::create(&partial).with_context(|| format!("create {}", partial.display()))?)
             };
             let mut write_err = None;
+            let bar = crate::progress::bytes(reader.size(), "get");
             let read = reader
                 .for_each_chunk(6, |_, bytes| {
                     if write_err.is_none() {
                         write_err = out.write_all(&bytes).err();
                     }
+                    bar.inc(bytes.len() as u64);
                     Ok(())
                 })
                 .await;
+            bar.finish_and_clear();
             let flushed = out.flush();
             drop(out);
             let result = read.with_context(|| format!("read {shown}")).and_then(|_| match write_err {

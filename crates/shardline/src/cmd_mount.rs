@@ -48,24 +48,14 @@ pub struct MountArgs {
     /// Kernel read-ahead for the mount in KiB (0: the kernel's default).
     #[arg(long, default_value_t = 16384)]
     pub read_ahead_kb: u32,
+    /// Serve the mount's Prometheus metrics (operations, bytes, cache hit
+    /// rates) at http://ADDR/metrics.
+    #[arg(long, value_name = "ADDR")]
+    pub metrics_listen: Option<String>,
     /// Internal: run as the auto-unmount watcher of the mount process whose
     /// pipe is our stdin.
     #[arg(long, hide = true)]
     pub unmount_watch: bool,
-}
-
-/// Like the other commands (SHARDLINE_LOG, default warn), but fuser's own
-/// debug lines name files, so it stays at warn whatever is asked.
-pub fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("SHARDLINE_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"))
-        .add_directive("fuser=warn".parse().expect("static directive"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        // Colours only on a terminal: log files stay plain text.
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .try_init();
 }
 
 pub async fn run(args: MountArgs, cluster: &Option<PathBuf>) -> Result<()> {
@@ -83,6 +73,7 @@ pub async fn run(args: MountArgs, cluster: &Option<PathBuf>) -> Result<()> {
         anyhow::bail!("auto-unmount needs fusermount3 (apt-get install fuse3), or pass --no-auto-unmount");
     }
     let client = connect(cluster).await?;
+    let metrics = crate::metrics_endpoint::start(args.metrics_listen.as_deref(), None)?;
     let fs_opts = FsOptions {
         attr_ttl: Duration::from_millis(args.attr_ttl_ms),
         entry_ttl: Duration::from_millis(args.entry_ttl_ms),
@@ -121,6 +112,9 @@ pub async fn run(args: MountArgs, cluster: &Option<PathBuf>) -> Result<()> {
         Some(child)
     };
     println!("mounted at {}", args.mountpoint.display());
+    if let Some(m) = &metrics {
+        println!("metrics at http://{}/metrics", m.addr());
+    }
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
     let mut tick = tokio::time::interval(Duration::from_millis(200));

@@ -21,6 +21,10 @@ pub struct ServerIdentity {
     /// Address to listen on.
     #[arg(long)]
     listen: String,
+    /// Serve Prometheus metrics at http://ADDR/metrics (port 0: any free
+    /// port; the address bound is written to DIR/metrics.addr).
+    #[arg(long, value_name = "ADDR")]
+    metrics_listen: Option<String>,
 }
 
 #[derive(Args)]
@@ -68,6 +72,27 @@ pub struct MetaArgs {
     /// Send snapshots to peers in parts of at most this many bytes.
     #[arg(long, env = "SHARDLINE_META_SNAPSHOT_PART_BYTES", default_value_t = shardline_meta::snapshot_stream::DEFAULT_PART_BYTES)]
     snapshot_part_bytes: usize,
+    #[command(flatten)]
+    caps: CapArgs,
+    /// How long the shard capabilities this server issues live, in seconds.
+    #[arg(long, env = "SHARDLINE_CAP_TTL_S", default_value_t = shardline_meta::server::DEFAULT_CAP_TTL.as_secs())]
+    cap_ttl_s: u64,
+}
+
+/// The cluster capability key (both server kinds).
+#[derive(Args)]
+pub struct CapArgs {
+    /// The cluster capability key file (0600, made by `shardline keygen`;
+    /// `shardline up` makes `cap.key`), shared by the metadata and data
+    /// servers: metadata servers issue shard capabilities under it, data
+    /// servers check them on every shard request. Required unless
+    /// --insecure-no-capabilities.
+    #[arg(long, env = "SHARDLINE_CAP_KEY_FILE")]
+    cap_key_file: Option<PathBuf>,
+    /// Run without shard capabilities: anyone who can reach a data server
+    /// may read, write or delete any shard. For development only.
+    #[arg(long, conflicts_with = "cap_key_file")]
+    insecure_no_capabilities: bool,
 }
 
 #[derive(Args)]
@@ -87,7 +112,7 @@ pub struct DataArgs {
     meta: String,
     /// Heartbeat interval in milliseconds.
     #[arg(long, default_value_t = 1000)]
-    heartbeat_ms: u64,
+    pub(crate) heartbeat_ms: u64,
     /// Bytes this server may hold (default: the disk's free space).
     #[arg(long)]
     capacity: Option<u64>,
@@ -100,7 +125,7 @@ pub struct DataArgs {
     store: shardline_data::StoreKind,
     /// Failure-domain label (rack); shards of a chunk avoid sharing one.
     #[arg(long, default_value = "")]
-    rack: String,
+    pub(crate) rack: String,
     /// Rebuild throttle of this server in MB/s (10^6 bytes/s): one budget
     /// shared by all its rebuild tasks.
     #[arg(long, default_value_t = shardline_data::DEFAULT_REBUILD_RATE / 1_000_000)]
@@ -114,6 +139,13 @@ pub struct DataArgs {
     /// Shards younger than this many seconds are never garbage-collected.
     #[arg(long, default_value_t = 600)]
     gc_grace_s: u64,
+    /// The smallest grace, in milliseconds, that `shardline admin gc
+    /// --grace-ms` may ask of this server (smaller ones are refused, so the
+    /// shards of writes in flight are never collected).
+    #[arg(long, env = "SHARDLINE_GC_MIN_GRACE_MS", default_value_t = shardline_data::server::DEFAULT_GC_MIN_GRACE.as_millis() as u64)]
+    gc_min_grace_ms: u64,
+    #[command(flatten)]
+    caps: CapArgs,
 }
 
 /// Removes the pid file when the server stops.
@@ -179,8 +211,12 @@ pub async fn run_meta(a: MetaArgs) -> Result<()> {
         snapshot_part_bytes: a.snapshot_part_bytes,
         client_lease: Duration::from_millis(a.client_lease_ms),
         join: a.join,
+        cap_key_file: a.caps.cap_key_file,
+        insecure_no_capabilities: a.caps.insecure_no_capabilities,
+        cap_ttl: Duration::from_secs(a.cap_ttl_s),
     };
     let _pid = PidFile::create(&a.me.dir)?;
+    let _metrics = crate::metrics_endpoint::start(a.me.metrics_listen.as_deref(), Some(&a.me.dir))?;
     shardline_meta::run(cfg, shutdown_signal()).await.context("metadata server failed")
 }
 
@@ -211,12 +247,16 @@ pub async fn run_data(a: DataArgs) -> Result<()> {
         scrub_interval: (a.scrub_interval_s > 0).then(|| Duration::from_secs(a.scrub_interval_s)),
         gc_interval: (a.gc_interval_s > 0).then(|| Duration::from_secs(a.gc_interval_s)),
         gc_grace: Duration::from_secs(a.gc_grace_s),
+        gc_min_grace: Duration::from_millis(a.gc_min_grace_ms),
+        cap_key_file: a.caps.cap_key_file.clone(),
+        insecure_no_capabilities: a.caps.insecure_no_capabilities,
     };
     let mut configs = vec![primary.clone()];
     for (id, addr, dir) in extra {
         configs.push(shardline_data::DataConfig { id, advertise: addr.clone(), listen: addr, dir, ..primary.clone() });
     }
     let _pid = PidFile::create(&a.me.dir)?;
+    let _metrics = crate::metrics_endpoint::start(a.me.metrics_listen.as_deref(), Some(&a.me.dir))?;
     let mut targets = tokio::task::JoinSet::new();
     for cfg in configs {
         let id = cfg.id;

@@ -17,6 +17,9 @@ use crate::cluster_file::{ClusterFile, Node, CLUSTER_FILE_VERSION};
 
 /// The metadata servers' key file, next to `cluster.toml`.
 pub const META_KEY_FILE: &str = "meta.key";
+/// The cluster capability key file (metadata and data servers), next to
+/// `cluster.toml`.
+pub const CAP_KEY_FILE: &str = "cap.key";
 
 /// What to start.
 #[derive(Debug, Clone)]
@@ -101,6 +104,13 @@ fn prepare(spec: &Spec) -> Result<ClusterFile> {
     Ok(file)
 }
 
+/// A local server's metrics endpoint: its own host, any free port (the
+/// server writes the address to `DIR/metrics.addr`).
+fn metrics_listen(addr: &str) -> String {
+    let host = addr.rsplit_once(':').map_or(addr, |(h, _)| h);
+    format!("{host}:0")
+}
+
 /// The pid recorded in `dir/pid`, if that process is still alive.
 pub fn running_pid(dir: &Path) -> Option<i32> {
     let pid: i32 = std::fs::read_to_string(dir.join("pid")).ok()?.trim().parse().ok()?;
@@ -133,14 +143,27 @@ impl LocalCluster {
         // The metadata servers' shared key (their storage is sealed with it).
         let meta_key = cluster.cluster_path.with_file_name(META_KEY_FILE);
         Kek::load_or_create(&meta_key).context("create the metadata servers' key file")?;
+        // The cluster capability key (shard tokens), 0600 like the others.
+        // SHARDLINE_INSECURE_NO_CAPABILITIES=1 starts every server without
+        // capabilities instead (development, and to measure their cost).
+        let cap_key = cluster.cluster_path.with_file_name(CAP_KEY_FILE);
+        Kek::load_or_create(&cap_key).context("create the cluster capability key file")?;
+        let caps_off = std::env::var_os("SHARDLINE_INSECURE_NO_CAPABILITIES").is_some_and(|v| v == "1");
+        let cap_args: Vec<std::ffi::OsString> = if caps_off {
+            vec!["--insecure-no-capabilities".into()]
+        } else {
+            vec!["--cap-key-file".into(), cap_key.clone().into()]
+        };
         for n in cluster.file.meta.clone() {
             let mut cmd = Command::new(&exe);
             cmd.arg("meta")
                 .args(["--id", &n.id.to_string(), "--listen", &n.addr, "--peers", &cluster.file.peers_arg()])
                 .args(["--ec", &layout.ec(), "--chunk-size", &layout.chunk_size.to_string()])
                 .args(["--pg-count", &cluster.file.pg_count.to_string(), "--down-after-ms", "3000"])
+                .args(["--metrics-listen", &metrics_listen(&n.addr)])
                 .arg("--key-file")
                 .arg(&meta_key)
+                .args(&cap_args)
                 .arg("--dir")
                 .arg(&n.dir);
             if let Some(ms) = spec.client_lease_ms {
@@ -153,6 +176,8 @@ impl LocalCluster {
             cmd.arg("data")
                 .args(["--id", &n.id.to_string(), "--listen", &n.addr, "--meta", &cluster.file.meta_addrs().join(",")])
                 .args(["--heartbeat-ms", "500"])
+                .args(["--metrics-listen", &metrics_listen(&n.addr)])
+                .args(&cap_args)
                 .arg("--dir")
                 .arg(&n.dir);
             if let Some(c) = spec.data_capacity {

@@ -6,6 +6,7 @@ mod bench_latency;
 mod bench_random;
 mod bench_seal;
 mod bench_store;
+mod capacity;
 mod cluster_file;
 mod cmd_admin;
 mod cmd_bench;
@@ -14,9 +15,14 @@ mod cmd_files;
 mod cmd_mount;
 mod cmd_servers;
 mod cmd_up;
+mod config_file;
+mod config_reference;
 mod health;
 mod local_cluster;
+mod logging;
 mod loopback;
+mod metrics_endpoint;
+mod progress;
 mod storage_report;
 mod synthetic;
 mod up_daemon;
@@ -25,21 +31,39 @@ mod workload;
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 use shardline_client::{Client, ClientConfig};
 
 #[derive(Parser)]
 #[command(name = "shardline", version, about = "Encrypted, erasure-coded distributed file system for AI training data")]
+// A later flag overrides an earlier one: a config file's settings come first.
+#[command(args_override_self = true)]
 struct Cli {
     /// Cluster file written by `shardline up` (default: ./shardline-data/cluster.toml).
     #[arg(long, global = true, env = "SHARDLINE_CLUSTER")]
     cluster: Option<PathBuf>,
+    /// Config file (TOML) for `meta`, `data` and `mount`: see docs/config.md.
+    /// Flags on the command line override it.
+    #[arg(long, global = true, env = "SHARDLINE_CONFIG")]
+    config: Option<PathBuf>,
+    /// Log level or filter (error, warn, info, debug, trace, or an
+    /// env-filter such as `shardline_meta=debug,warn`); default: SHARDLINE_LOG,
+    /// else the command's own.
+    #[arg(long, global = true, value_name = "LEVEL")]
+    log_level: Option<String>,
+    /// Log lines as text or as one JSON object per line.
+    #[arg(long, global = true, env = "SHARDLINE_LOG_FORMAT", value_enum, default_value_t = logging::LogFormat::Text)]
+    log_format: logging::LogFormat,
     #[command(subcommand)]
     command: Cmd,
 }
 
 #[derive(Subcommand)]
 enum Cmd {
+    /// Print the config-file reference (docs/config.md) generated from the
+    /// commands' flags.
+    #[command(hide = true)]
+    ConfigReference,
     /// Start a local cluster (separate processes on loopback) in the
     /// foreground, or with --daemon in the background once it is ready.
     Up(cmd_up::UpArgs),
@@ -97,17 +121,6 @@ enum Cmd {
     },
 }
 
-fn init_logging(default: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("SHARDLINE_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        // Colours only on a terminal: log files stay plain text.
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .try_init();
-}
-
 fn cluster_path(cli: &Option<PathBuf>) -> PathBuf {
     cli.clone().unwrap_or_else(|| PathBuf::from("shardline-data/cluster.toml"))
 }
@@ -133,8 +146,21 @@ fn keygen(file: &std::path::Path) -> Result<()> {
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    let cli = Cli::parse();
+    let argv = match config_file::apply(std::env::args_os().collect(), &Cli::command()) {
+        Ok(argv) => argv,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    let cli = Cli::parse_from(argv);
+    let log = logging::LogOptions { level: cli.log_level.clone(), format: cli.log_format };
+    let init_logging = |default: &str| logging::init(&log, default, &[]);
     let result = match cli.command {
+        Cmd::ConfigReference => {
+            print!("{}", config_reference::markdown(&Cli::command()));
+            Ok(())
+        }
         Cmd::Up(args) => {
             init_logging("info");
             cmd_up::run(args).await
@@ -156,7 +182,7 @@ async fn main() -> std::process::ExitCode {
             cmd_servers::run_data(args).await
         }
         Cmd::Mount(args) => {
-            cmd_mount::init_logging();
+            logging::init(&log, "warn", &["fuser=warn"]);
             cmd_mount::run(args, &cli.cluster).await
         }
         Cmd::Keygen { file } => {

@@ -56,11 +56,13 @@ pub async fn run_phase(
     let failed = Arc::new(AtomicBool::new(false));
     let sizes = Arc::new(sizes.to_vec());
     let dir_path: Arc<str> = Arc::from(dir_path);
+    let label = if dir == Direction::Write { "write" } else { "read" };
+    let bar = crate::progress::bytes(sizes.iter().sum(), label);
     let mut workers = JoinSet::new();
     for _ in 0..parallel.max(1) {
         let (client, pattern, next, sizes, failed) =
             (client.clone(), pattern.clone(), next.clone(), sizes.clone(), failed.clone());
-        let dir_path = dir_path.clone();
+        let (dir_path, bar) = (dir_path.clone(), bar.clone());
         workers.spawn(async move {
             let mut bytes = 0u64;
             let mut first_bad: Option<(u64, String, u64)> = None;
@@ -79,6 +81,7 @@ pub async fn run_phase(
                 match r {
                     Ok((n, bad)) => {
                         bytes += n;
+                        bar.inc(n);
                         if let Some(at) = bad {
                             if first_bad.as_ref().is_none_or(|(f, _, _)| i < *f) {
                                 first_bad = Some((i, path, at));
@@ -104,6 +107,7 @@ pub async fn run_phase(
             }
         }
     }
+    bar.finish_and_clear();
     let first_bad = first_bad.map(|(_, path, at)| (path, at));
     Ok(Phase { bytes: total, secs: start.elapsed().as_secs_f64(), first_bad })
 }

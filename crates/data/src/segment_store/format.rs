@@ -43,6 +43,7 @@
 
 use shardline_types::ShardKey;
 
+use crate::le_bytes::{corrupt, u16_at, u32_at, u64_at};
 use crate::DataError;
 
 /// First bytes of every segment file.
@@ -304,27 +305,6 @@ pub(crate) fn parse_segment_file_name(name: &str) -> Option<u64> {
         return None;
     }
     u64::from_str_radix(hex, 16).ok()
-}
-
-fn corrupt(what: &str) -> DataError {
-    DataError::Corrupt(what.to_string())
-}
-
-// Callers check `buf`'s length first; these copy fixed-size slices.
-fn u16_at(buf: &[u8], at: usize) -> u16 {
-    u16::from_le_bytes([buf[at], buf[at + 1]])
-}
-
-fn u32_at(buf: &[u8], at: usize) -> u32 {
-    let mut b = [0u8; 4];
-    b.copy_from_slice(&buf[at..at + 4]);
-    u32::from_le_bytes(b)
-}
-
-fn u64_at(buf: &[u8], at: usize) -> u64 {
-    let mut b = [0u8; 8];
-    b.copy_from_slice(&buf[at..at + 8]);
-    u64::from_le_bytes(b)
 }
 
 #[cfg(test)]

@@ -68,7 +68,7 @@ impl Cluster {
         let (host, proxy_host) = (format!("127.0.0.{octet}"), format!("127.0.0.{}", octet + 1));
         std::fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
         let dir = dir.canonicalize()?;
-        for key in ["kek.key", "meta.key"] {
+        for key in ["kek.key", "meta.key", "cap.key"] {
             let out = Command::new(bin).arg("keygen").arg(dir.join(key)).output().context("run shardline keygen")?;
             if !out.status.success() {
                 bail!("keygen: {}", String::from_utf8_lossy(&out.stderr));
@@ -177,6 +177,11 @@ impl Cluster {
                     .args(["--gc-interval-s", "30", "--gc-grace-s", "120"]);
             }
             _ => {}
+        }
+        // Both server kinds share the cluster capability key: metadata
+        // servers issue shard capabilities, data servers check them.
+        if matches!(n, Node::Meta(_) | Node::Data(_)) {
+            cmd.arg("--cap-key-file").arg(self.dir.join("cap.key"));
         }
         cmd.arg("--dir").arg(&dir).env("SHARDLINE_LOG", "info");
         for (k, v) in self.env.get(&n).into_iter().flatten() {

@@ -1,0 +1,187 @@
+//! Black-box tests of the Prometheus endpoints: every server kind and a
+//! mount serve `/metrics`, a Prometheus text-format parser reads it, and the
+//! values match what the test did (a real cluster on 127.0.0.120-121).
+
+mod harness;
+
+use std::io::{Read, Write};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use harness::{content, TestCluster, BIN, CHUNK};
+use prometheus_parse::{Sample, Scrape, Value};
+
+/// GET /metrics from `addr`, parsed.
+fn scrape(addr: &str) -> Scrape {
+    let mut s = std::net::TcpStream::connect(addr).unwrap_or_else(|e| panic!("connect to metrics at {addr}: {e}"));
+    s.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+    write!(s, "GET /metrics HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").expect("send");
+    let mut reply = String::new();
+    s.read_to_string(&mut reply).expect("read the reply");
+    assert!(reply.starts_with("HTTP/1.1 200"), "GET /metrics: {reply}");
+    let body = reply.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or_default();
+    Scrape::parse(body.lines().map(|l| Ok(l.to_string()))).expect("a Prometheus text-format page")
+}
+
+fn value(s: &Sample) -> f64 {
+    match s.value {
+        Value::Counter(v) | Value::Gauge(v) | Value::Untyped(v) => v,
+        _ => 0.0,
+    }
+}
+
+/// Sum of `metric` over samples whose labels include every pair in `want`.
+fn sum(scrape: &Scrape, metric: &str, want: &[(&str, &str)]) -> f64 {
+    scrape
+        .samples
+        .iter()
+        .filter(|s| s.metric == metric && want.iter().all(|(k, v)| s.labels.get(k) == Some(*v)))
+        .map(value)
+        .sum()
+}
+
+fn metrics_addr(node_dir: &Path) -> String {
+    let f = node_dir.join("metrics.addr");
+    std::fs::read_to_string(&f).unwrap_or_else(|e| panic!("{}: {e}", f.display())).trim().to_string()
+}
+
+/// Scrape until `done` holds (values refreshed by heartbeats and the
+/// monitor are awaited, not slept for); the last scrape either way.
+fn scrape_until(addrs: &[String], timeout: Duration, done: impl Fn(&[Scrape]) -> bool) -> Vec<Scrape> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let pages: Vec<Scrape> = addrs.iter().map(|a| scrape(a)).collect();
+        if done(&pages) || Instant::now() > deadline {
+            return pages;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn total(pages: &[Scrape], metric: &str, want: &[(&str, &str)]) -> f64 {
+    pages.iter().map(|p| sum(p, metric, want)).sum()
+}
+
+#[test]
+fn every_server_kind_serves_metrics_that_match_what_was_done() {
+    let c = TestCluster::start(120);
+    let data = content(3 << 20, 7);
+    let shards = (data.len().div_ceil(CHUNK) * 6) as f64; // 4+2 per chunk
+    c.put_bytes("/m.bin", &data);
+    assert_eq!(c.get_bytes("/m.bin").expect("read back"), data);
+
+    let dir = c.data_dir();
+    let data_addrs: Vec<String> = (1..=6).map(|i| metrics_addr(&dir.join(format!("data-{i}")))).collect();
+    let meta_addrs: Vec<String> = (1..=3).map(|i| metrics_addr(&dir.join(format!("meta-{i}")))).collect();
+
+    // Data servers: the six shards were put and counted, in bytes and as
+    // stored shards (the gauge follows the next heartbeat).
+    let pages =
+        scrape_until(&data_addrs, Duration::from_secs(20), |p| total(p, "shardline_data_shards", &[]) >= shards);
+    assert_eq!(total(&pages, "shardline_data_shards", &[]), shards, "every shard stored");
+    let puts = total(&pages, "shardline_requests_total", &[("server", "data"), ("op", "put"), ("outcome", "ok")]);
+    assert_eq!(puts, shards, "one put per shard");
+    let gets = total(&pages, "shardline_requests_total", &[("server", "data"), ("op", "get"), ("outcome", "ok")]);
+    assert!(gets >= shards / 6.0 * 4.0, "a read needs k=4 shards a chunk, saw {gets}");
+    let bytes_in = total(&pages, "shardline_payload_bytes_total", &[("server", "data"), ("direction", "in")]);
+    assert!(bytes_in >= data.len() as f64 * 1.5, "4+2 shards of 3 MiB carry ≥ 4.5 MiB, saw {bytes_in}");
+    let used = total(&pages, "shardline_data_capacity_bytes", &[("kind", "used")]);
+    let free = total(&pages, "shardline_data_capacity_bytes", &[("kind", "free")]);
+    let cap = total(&pages, "shardline_data_capacity_bytes", &[("kind", "total")]);
+    assert!(used > 0.0 && free > 0.0 && used + free <= cap + 1.0, "used {used} free {free} total {cap}");
+    let latency = total(&pages, "shardline_request_duration_seconds_count", &[("server", "data"), ("op", "put")]);
+    assert_eq!(latency, shards, "every put timed");
+
+    // Metadata servers: one leader, which sees all six data servers up and
+    // every placement group healthy; the create went through it.
+    let pages = scrape_until(&meta_addrs, Duration::from_secs(20), |p| {
+        total(p, "shardline_cluster_data_servers", &[("state", "up")]) == 6.0
+    });
+    assert_eq!(total(&pages, "shardline_raft_is_leader", &[]), 1.0, "exactly one leader");
+    assert_eq!(total(&pages, "shardline_cluster_data_servers", &[("state", "up")]), 6.0);
+    assert!(total(&pages, "shardline_cluster_placement_groups", &[("state", "healthy")]) > 0.0);
+    assert_eq!(total(&pages, "shardline_cluster_placement_groups", &[("state", "unavailable")]), 0.0);
+    let creates = total(&pages, "shardline_requests_total", &[("server", "meta"), ("op", "create"), ("outcome", "ok")]);
+    assert!(creates >= 1.0, "the file's create was counted, saw {creates}");
+    for p in &pages {
+        let (commit, applied) =
+            (sum(p, "shardline_raft_commit_index", &[]), sum(p, "shardline_raft_applied_index", &[]));
+        assert!(applied > 0.0 && applied <= commit, "applied {applied} commit {commit}");
+        assert!(sum(p, "shardline_raft_term", &[]) >= 1.0);
+    }
+}
+
+/// A `shardline mount --daemon`; unmounted (which ends it) and killed on drop.
+struct DaemonMount {
+    path: std::path::PathBuf,
+    pid: Option<i32>,
+}
+
+impl Drop for DaemonMount {
+    fn drop(&mut self) {
+        let _ = Command::new("fusermount3").args(["-u", "-z"]).arg(&self.path).stderr(Stdio::null()).status();
+        if let Some(pid) = self.pid {
+            // SAFETY: signalling the mount process this test started.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+        }
+    }
+}
+
+#[test]
+fn a_mount_serves_its_operations_bytes_and_cache_lookups() {
+    let c = TestCluster::start(121);
+    let port = std::net::TcpListener::bind("127.0.0.121:0").expect("free port").local_addr().expect("addr").port();
+    let addr = format!("127.0.0.121:{port}");
+    let mnt = c.dir.path().join("mnt");
+    std::fs::create_dir(&mnt).expect("mount point");
+    let mut mount = DaemonMount { path: mnt.clone(), pid: None };
+    let out = Command::new(BIN)
+        .arg("--cluster")
+        .arg(c.cluster_file())
+        .arg("mount")
+        .arg(&mnt)
+        .args(["--daemon", "--metrics-listen", &addr])
+        .arg("--log-file")
+        .arg(c.dir.path().join("mount.log"))
+        .output()
+        .expect("run shardline mount");
+    let said = String::from_utf8_lossy(&out.stdout).to_string();
+    mount.pid = said.split("(pid ").nth(1).and_then(|r| r.split(',').next()).and_then(|p| p.parse().ok());
+    assert!(out.status.success(), "mount failed: {said} {}", String::from_utf8_lossy(&out.stderr));
+
+    let data = content(300_000, 9);
+    std::fs::create_dir(mnt.join("d")).expect("mkdir");
+    std::fs::write(mnt.join("d/f"), &data).expect("write through the mount");
+    assert_eq!(std::fs::metadata(mnt.join("d/f")).expect("stat").len(), data.len() as u64);
+
+    let page = scrape(&addr);
+    let written = sum(&page, "shardline_payload_bytes_total", &[("server", "mount"), ("direction", "in")]);
+    assert_eq!(written, data.len() as f64, "every byte written through the mount is counted once");
+    assert!(sum(&page, "shardline_requests_total", &[("server", "mount"), ("op", "write"), ("outcome", "ok")]) >= 1.0);
+    assert!(sum(&page, "shardline_requests_total", &[("server", "mount"), ("op", "mkdir"), ("outcome", "ok")]) == 1.0);
+    let lookups = sum(&page, "shardline_client_cache_lookups_total", &[("cache", "dir_attr")]);
+    assert!(lookups >= 1.0, "the directory-attribute cache was consulted, saw {lookups}");
+    drop(mount);
+}
+
+#[test]
+fn the_grafana_dashboard_names_only_metrics_that_exist() {
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
+    let dash = std::fs::read_to_string(format!("{root}/deploy/grafana/shardline.json")).expect("dashboard");
+    let _: serde_json::Value = serde_json::from_str(&dash).expect("the dashboard is JSON");
+    let families = std::fs::read_to_string(format!("{root}/crates/metrics/src/families.rs")).expect("families");
+    let names = |text: &str| -> Vec<String> {
+        text.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .filter(|w| w.starts_with("shardline_") && w.len() > "shardline_".len())
+            .map(String::from)
+            .collect()
+    };
+    let known = names(&families);
+    let used = names(&dash);
+    assert!(used.len() >= 10, "the dashboard queries metrics");
+    for name in used {
+        let base = name.trim_end_matches("_bucket");
+        assert!(known.iter().any(|k| k == base), "the dashboard queries {name}, which no process exports");
+    }
+}
