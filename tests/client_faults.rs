@@ -294,4 +294,10 @@ async fn a_failed_extending_write_leaves_no_zeros_behind_in_the_handle() {
     assert!(zeros.is_empty(), "reads during the failing flush saw zeros (length, first zero): {zeros:?}");
     let got = handle.read_at(0, 3 * CHUNK).await.expect("read through the handle");
     assert_eq!(&got[..], b"abc", "read {} bytes, {} of them zeros", got.len(), got.iter().filter(|b| **b == 0).count());
+    // The handle remembers that bytes above 3 were lost, not a hole: a
+    // mount answers a read cut short there with EIO, since the kernel, which
+    // saw the grown size, would fill the rest with zeros (nemesis seed
+    // 0x1eaf2, `a_short_read_over_a_failed_growth_is_eio_not_kernel_zeros`).
+    assert!(handle.lost_growth_above(3), "the failed growth was forgotten");
+    assert!(!handle.lost_growth_above(3 + 2 * CHUNK as u64), "lost bytes past the failed write's end");
 }

@@ -68,6 +68,12 @@ struct State {
     /// not grow it over the gap (cleared once a flush has seen every
     /// commit end).
     growth_failed: bool,
+    /// The largest size a failed growth cut this handle's view down from
+    /// (0: none since the size last grew past it or was set). A reader
+    /// that was told that size (the kernel, through a mount) may still
+    /// ask for bytes below it that are gone: see
+    /// [`FileHandle::lost_growth_above`].
+    cut_from: u64,
     /// Commit failures so far, and the latest one's message: each opener
     /// of a shared handle learns of failures since it last asked
     /// ([`FileHandle::flush_seen`]), as Linux reports write-back errors to
@@ -133,6 +139,7 @@ impl FileHandle {
             pattern: ReadPattern::default(),
             changed: false,
             growth_failed: false,
+            cut_from: 0,
             error_seq: 0,
             last_error: String::new(),
         };
@@ -159,6 +166,16 @@ impl FileHandle {
     /// The size including writes not yet flushed.
     pub fn size(&self) -> u64 {
         self.s.lock().size
+    }
+
+    /// Whether a write that would have grown the file past `end` failed to
+    /// commit, and the size it gave the file may still be believed by
+    /// someone who saw it: bytes between `end` and that size are gone, not
+    /// a hole. A mount answers a read cut short at `end` by such a loss
+    /// with EIO, since the kernel fills a short read with zeros up to the
+    /// size it believes (wrong bytes are worse than an error).
+    pub fn lost_growth_above(&self, end: u64) -> bool {
+        self.s.lock().cut_from > end
     }
 
     /// Whether this handle wrote or changed attributes since it was opened
@@ -240,6 +257,11 @@ impl FileHandle {
                 return Err(e);
             }
             st.size = st.size.max(end);
+            if st.size >= st.cut_from {
+                // Written past where a failed growth had ended: the size
+                // anyone may believe is this one again.
+                st.cut_from = 0;
+            }
             st.changed = true;
             let mut pos = offset;
             while pos < end {
@@ -339,6 +361,7 @@ impl FileHandle {
         {
             let mut st = self.s.lock();
             st.size = attr.size;
+            st.cut_from = 0;
             st.dirty.clear();
         }
         self.s.refresh(true).await?;
@@ -438,7 +461,11 @@ impl Shared {
     /// above, which were to grow it further, fail at their gate.
     fn shrink_to_failed(&self, st: &mut State, idx: u64) {
         let cs = self.ctx.chunk_size as u64;
+        let before = st.size;
         st.size = st.size.min(st.committed_size.max(idx * cs));
+        if st.size < before {
+            st.cut_from = st.cut_from.max(before);
+        }
     }
 
     /// Before a commit of chunk `idx` that grows the file to `new_size`:
