@@ -136,7 +136,10 @@ impl MetaClient {
                         }
                         Some(e) => {
                             let code = code_from_wire(e.code);
-                            if !code.retryable() {
+                            // A stale epoch is the caller's to handle (send
+                            // again to the new placement): the same request
+                            // would only be refused again.
+                            if !code.retryable() || code == ErrorCode::StaleEpoch {
                                 self.leader.store(idx, Ordering::Relaxed);
                                 return Err(MetaCallError::Service { code, message: e.message.clone() });
                             }
