@@ -920,3 +920,25 @@ fn a_failed_commit_reaches_the_writers_fsync_even_after_a_readers_close() {
     drop(w);
     assert_eq!(fs::read(&p).expect("read back"), b"x");
 }
+
+/// The test above failed when run beside another test: that test started a
+/// process, the fork copied the writer's descriptor, and the child's exec
+/// closed it. That close flushed the writer's open file, heard of the
+/// failed commits and marked them told, so the writer's own fsync returned
+/// success for bytes never stored. A close (of any duplicate) reports a
+/// failure but leaves it for the fsync.
+#[test]
+fn closing_a_duplicate_descriptor_leaves_the_failed_commit_for_the_writers_fsync() {
+    let c = TestCluster::start(111);
+    let m = Mount::start(&c, &[]);
+    let p = m.p("victim");
+    fs::write(&p, b"x").expect("create the file");
+    let w = OpenOptions::new().write(true).open(&p).expect("open for writing");
+    // With EC 4+2 over six servers, no chunk can be stored while one is down.
+    c.kill_data(1);
+    w.write_all_at(&content(2 * CHUNK, 111), 0).expect("buffer the write");
+    // A duplicate of the writer's descriptor (as a fork would make) is
+    // closed: the close flushes, waits for the commits, and fails.
+    drop(w.try_clone().expect("dup the descriptor"));
+    assert!(w.sync_all().is_err(), "fsync reported success for a write that was never stored");
+}

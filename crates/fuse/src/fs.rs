@@ -295,7 +295,7 @@ impl Filesystem for ShardlineFs {
     }
 
     fn flush(&self, _req: &Request, ino: INodeNo, fh: Fh, _lock_owner: LockOwner, reply: ReplyEmpty) {
-        empty(reply, self.run_op("flush", self.op_flush(ino.0, fh.0)));
+        empty(reply, self.run_op("flush", self.op_flush(ino.0, fh.0, false)));
     }
 
     fn release(
@@ -312,7 +312,7 @@ impl Filesystem for ShardlineFs {
     }
 
     fn fsync(&self, _req: &Request, ino: INodeNo, fh: Fh, _datasync: bool, reply: ReplyEmpty) {
-        empty(reply, self.run_op("flush", self.op_flush(ino.0, fh.0)));
+        empty(reply, self.run_op("flush", self.op_flush(ino.0, fh.0, true)));
     }
 
     fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {

@@ -112,15 +112,21 @@ impl ShardlineFs {
         Ok(h.write_at(offset, data).await?)
     }
 
-    /// flush(2) at a close, or fsync: commit what this mount buffered, and
-    /// report commit failures this open has not been told of yet (each
-    /// open of a shared handle is told, as Linux reports write-back errors).
-    pub(crate) async fn op_flush(&self, ino: u64, fh: u64) -> OpResult<()> {
+    /// flush(2) at a close, or fsync (`fsync`): commit what this mount
+    /// buffered, and report commit failures this open has not been told of
+    /// yet (each open of a shared handle is told, as Linux reports
+    /// write-back errors). Only an fsync marks them told: a close flushes
+    /// too, but it may be the close of a duplicate of the descriptor (dup,
+    /// or fork then exec in any thread of the writer's process), and the
+    /// writer's own fsync must still hear of the failure.
+    pub(crate) async fn op_flush(&self, ino: u64, fh: u64, fsync: bool) -> OpResult<()> {
         let Some(h) = self.files.handle(ino) else { return Ok(()) };
         let Some(opened) = self.files.opened(fh) else { return Ok(h.flush().await?) };
         let mut seen = opened.errors_seen;
         let r = h.flush_seen(&mut seen).await;
-        self.files.set_errors_seen(fh, seen);
+        if fsync {
+            self.files.set_errors_seen(fh, seen);
+        }
         if r.is_err() {
             // The handle dropped what failed: the kernel's cached size may
             // still count bytes that are not there (an append at that size
