@@ -58,7 +58,9 @@ impl Mount {
             .arg(c.cluster_file())
             .arg("mount")
             .arg(path)
-            .args(["--foreground", "--attr-ttl-ms", "1000", "--entry-ttl-ms", "1000"])
+            .arg("--foreground")
+            .args(if extra.contains(&"--attr-ttl-ms") { &[][..] } else { &["--attr-ttl-ms", "1000"][..] })
+            .args(["--entry-ttl-ms", "1000"])
             .args(extra)
             .env("SHARDLINE_LOG", "warn")
             .stdout(Stdio::null())
@@ -903,4 +905,54 @@ fn cpython_os_shutil_fileio_and_tempfile_tests_pass_on_a_mount() {
     assert!(log.contains("Total test files: run=4/4"), "not every test module ran:\n{tail}");
     // Their temporary files were on the mount (the run's working directory).
     assert!(log.contains(&format!("== cwd: {}", m.path.display())), "the tests ran elsewhere:\n{log:.2000}");
+}
+
+/// Found by the nemesis (issue 13): every open of a file in a mount shares
+/// one handle, and a commit failure was reported to whichever open flushed
+/// first: a reader's close heard of it (and ignored it), then the writer's
+/// fsync returned success for data that was never stored. Each open must
+/// be told (as Linux reports write-back errors to every open file).
+#[test]
+fn a_failed_commit_reaches_the_writers_fsync_even_after_a_readers_close() {
+    let c = TestCluster::start(116);
+    let m = Mount::start(&c, &["--attr-ttl-ms", "60000"]);
+    let p = m.p("victim");
+    fs::write(&p, b"x").expect("create the file");
+    let w = OpenOptions::new().write(true).open(&p).expect("open for writing");
+    // With EC 4+2 over six servers, no chunk can be stored while one is down.
+    c.kill_data(1);
+    w.write_all_at(&content(3 * CHUNK, 116), 0).expect("buffer the write");
+    // A reader opens and closes the same file meanwhile: its close flushes
+    // the shared handle and waits for the commits, which fail.
+    drop(File::open(&p).expect("open for reading"));
+    let synced = w.sync_all();
+    assert!(synced.is_err(), "fsync reported success for a write that was never stored");
+    // And the kernel, which caches sizes for a minute here, no longer
+    // counts the failed write's bytes (an append at that size would leave
+    // a hole of zeros).
+    assert_eq!(fs::metadata(&p).expect("stat").len(), 1, "the failed write's size outlived it");
+    drop(w);
+    assert_eq!(fs::read(&p).expect("read back"), b"x");
+}
+
+/// The test above failed when run beside another test: that test started a
+/// process, the fork copied the writer's descriptor, and the child's exec
+/// closed it. That close flushed the writer's open file, heard of the
+/// failed commits and marked them told, so the writer's own fsync returned
+/// success for bytes never stored. A close (of any duplicate) reports a
+/// failure but leaves it for the fsync.
+#[test]
+fn closing_a_duplicate_descriptor_leaves_the_failed_commit_for_the_writers_fsync() {
+    let c = TestCluster::start(111);
+    let m = Mount::start(&c, &[]);
+    let p = m.p("victim");
+    fs::write(&p, b"x").expect("create the file");
+    let w = OpenOptions::new().write(true).open(&p).expect("open for writing");
+    // With EC 4+2 over six servers, no chunk can be stored while one is down.
+    c.kill_data(1);
+    w.write_all_at(&content(2 * CHUNK, 111), 0).expect("buffer the write");
+    // A duplicate of the writer's descriptor (as a fork would make) is
+    // closed: the close flushes, waits for the commits, and fails.
+    drop(w.try_clone().expect("dup the descriptor"));
+    assert!(w.sync_all().is_err(), "fsync reported success for a write that was never stored");
 }

@@ -271,3 +271,84 @@ fn partitioned_meta_server_serves_no_stale_reads_and_catches_up() {
         meta_cluster::reap(child);
     }
 }
+
+/// Found by the nemesis (issue 13): a metadata server wiped and rejoined
+/// (`admin meta remove`, `shardline meta --join`, `admin meta add`) while
+/// the leader's log still held the removal learned that log from its start
+/// rather than from a snapshot. Starting with no voters, it skipped the
+/// removal and applied "add me" to an empty configuration: it took itself
+/// for a one-voter cluster, elected itself once the leader was gone, and
+/// served (and acknowledged writes to) a stale copy of the namespace. Here
+/// the other two servers are stopped once it has caught up: a server that
+/// knows it is one of three can never lead alone.
+#[test]
+fn a_rejoined_wiped_meta_server_never_leads_a_cluster_of_its_own() {
+    let c = TestCluster::start(117);
+    c.ok(&["mkdir", "/rejoin"]);
+    let leader = c.meta_leader(Duration::from_secs(30));
+    let servers = meta_cluster::meta_servers(&c);
+    let (wiped, addr) = servers.iter().find(|(id, _)| *id != leader).cloned().expect("a follower");
+    meta_cluster::kill_meta_reaped(&c, wiped, &mut []);
+    std::fs::remove_dir_all(c.meta_dir(wiped)).expect("wipe its folder");
+    c.ok(&["admin", "meta", "remove", "--id", &wiped.to_string()]);
+    // Far fewer changes than a snapshot interval: the removal stays in the log.
+    c.ok(&["mkdir", "/rejoin/while-away"]);
+    let child = c.start_meta(wiped, &["--join"]);
+    c.ok(&["admin", "meta", "add", "--id", &wiped.to_string(), "--addr", &addr]);
+    c.ok(&["mkdir", "/rejoin/after"]);
+    wait_applied(&c, wiped, max_applied(&c));
+    for (id, _) in servers.iter().filter(|(id, _)| *id != wiped) {
+        meta_cluster::kill_meta_reaped(&c, *id, &mut []);
+    }
+    // Well past several election timeouts (10-20 ticks of 100 ms).
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    let meta = MetaClient::new(vec![addr.clone()], Duration::from_secs(2));
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(8) {
+        if let Some((role, _)) = rt.block_on(own_status(&meta, &addr)) {
+            assert_ne!(role, "leader", "the rejoined server leads with the other two servers gone");
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    meta_cluster::reap(child);
+}
+
+/// Found by the nemesis (issue 13): a metadata request waited up to 10 s
+/// for an answer from one server before trying the next. When the leader
+/// was paused (SIGSTOP: connections accepted, nothing answered), every data
+/// server's heartbeat hung on it for those 10 s, and the new leader,
+/// elected within two, declared them all down after its 3 s timeout
+/// (remapping every placement group onto nothing). A paused leader must not
+/// make live data servers look dead.
+#[test]
+fn a_paused_meta_leader_does_not_make_live_data_servers_look_dead() {
+    let c = TestCluster::start(118);
+    c.ok(&["mkdir", "/pause"]);
+    let leader = c.meta_leader(Duration::from_secs(30));
+    let pid: i32 = std::fs::read_to_string(c.meta_dir(leader).join("pid")).expect("pid").trim().parse().expect("pid");
+    // SAFETY: pausing a server process this test started (resumed below).
+    unsafe { libc::kill(pid, libc::SIGSTOP) };
+    let paused = Instant::now();
+    let mut new_leader = None;
+    let mut down_seen = Vec::new();
+    // Long past the election and the 3 s failure timeout.
+    while paused.elapsed() < Duration::from_secs(9) {
+        let st: serde_json::Value =
+            serde_json::from_slice(&c.cli(&["admin", "status", "--json"]).stdout).unwrap_or_default();
+        if let Some(l) = st["meta"].as_array().and_then(|m| m.iter().find(|m| m["role"] == "leader")) {
+            new_leader = l["id"].as_u64();
+            for d in st["data"].as_array().into_iter().flatten() {
+                // "unresponsive": not heard from since the election, shown
+                // only; "down" is the leader's verdict, which remaps.
+                if d["state"] == "down" {
+                    down_seen.push(format!("data-{} {} at {:?}", d["id"], d["state"], paused.elapsed()));
+                }
+            }
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    // SAFETY: as above.
+    unsafe { libc::kill(pid, libc::SIGCONT) };
+    assert!(new_leader.is_some_and(|l| l != leader), "no new leader while meta-{leader} was paused");
+    assert!(down_seen.is_empty(), "live data servers were declared down: {down_seen:?}");
+}

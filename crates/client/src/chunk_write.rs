@@ -36,6 +36,22 @@ pub(crate) async fn write_chunk(
     plaintext: Bytes,
     new_size: u64,
 ) -> Result<(), ClientError> {
+    write_chunk_gated(inner, ctx, index, plaintext, new_size, std::future::ready(Ok(()))).await
+}
+
+/// [`write_chunk`], with the commit held until `gate` resolves (awaited
+/// once, after every shard is stored): open files commit chunks that grow
+/// the file in order, so the size never covers bytes not committed yet. A
+/// gate that fails abandons the version (its shards are deleted).
+pub(crate) async fn write_chunk_gated(
+    inner: &Arc<Inner>,
+    ctx: &Arc<FileCtx>,
+    index: u64,
+    plaintext: Bytes,
+    new_size: u64,
+    gate: impl std::future::Future<Output = Result<(), ClientError>>,
+) -> Result<(), ClientError> {
+    let mut gate = Some(gate);
     let version = loop {
         let v = rand::random::<u64>();
         if v != 0 {
@@ -99,6 +115,12 @@ pub(crate) async fn write_chunk(
         let failure = results.iter().enumerate().find_map(|(i, r)| r.as_ref().err().map(|e| (i, e.clone())));
         let retry_reason = match failure {
             None => {
+                if let Some(g) = gate.take() {
+                    if let Err(e) = g.await {
+                        discard_now(inner, written, cap.as_ref()).await;
+                        return Err(e);
+                    }
+                }
                 let chunk =
                     pb::Chunk { index, version, sealed_len: sealed_len_wire, pg, format: format.to_wire(), cap: None };
                 let commit = pb::CommitChunk { ino: ctx.ino, chunk: Some(chunk), new_size, epoch: view.epoch };

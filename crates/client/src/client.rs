@@ -434,12 +434,27 @@ impl Client {
     }
 
     /// Open a file for reading (a snapshot of its committed chunks).
+    ///
+    /// The path is looked up, then its inode's chunks fetched: a file
+    /// renamed over the path in between frees the inode found, so the path
+    /// is looked up again (it names the new file) rather than reported
+    /// missing.
     pub async fn open(&self, path: impl AsRef<Path>) -> Result<FileReader, ClientError> {
-        let attr = self.resolve_parts(&components(path.as_ref())?).await?;
-        if FileKind::from_wire(attr.kind) != FileKind::File {
-            return Err(ClientError::NotAFile);
-        }
-        let (attr, chunks) = crate::chunk_list::get_chunks(&self.inner, attr.ino).await?;
+        let parts = components(path.as_ref())?;
+        let mut attempts = 0;
+        let (attr, chunks) = loop {
+            let attr = self.resolve_parts(&parts).await?;
+            if FileKind::from_wire(attr.kind) != FileKind::File {
+                return Err(ClientError::NotAFile);
+            }
+            match crate::chunk_list::get_chunks(&self.inner, attr.ino).await {
+                Err(ClientError::Meta(shardline_rpc::MetaCallError::Service {
+                    code: shardline_types::ErrorCode::NotFound,
+                    ..
+                })) if attempts < 8 => attempts += 1,
+                other => break other?,
+            }
+        };
         let ctx = FileCtx::new(&self.inner, &attr, None)?;
         Ok(FileReader::new(self.inner.clone(), Arc::new(ctx), attr.size, chunks))
     }

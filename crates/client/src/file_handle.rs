@@ -28,7 +28,7 @@ use shardline_proto::v1 as pb;
 use tokio::sync::{watch, OnceCell, Semaphore};
 
 use crate::chunk_read::read_chunk;
-use crate::chunk_write::write_chunk;
+use crate::chunk_write::{write_chunk, write_chunk_gated};
 use crate::client::Inner;
 use crate::dirty_chunk::DirtyChunk;
 use crate::file_ctx::FileCtx;
@@ -64,6 +64,22 @@ struct State {
     pattern: ReadPattern,
     /// Whether this handle wrote or set attributes since it was opened.
     changed: bool,
+    /// A commit that would have grown the file failed: later chunks must
+    /// not grow it over the gap (cleared once a flush has seen every
+    /// commit end).
+    growth_failed: bool,
+    /// The largest size a failed growth cut this handle's view down from
+    /// (0: none since the size last grew past it or was set). A reader
+    /// that was told that size (the kernel, through a mount) may still
+    /// ask for bytes below it that are gone: see
+    /// [`FileHandle::lost_growth_above`].
+    cut_from: u64,
+    /// Commit failures so far, and the latest one's message: each opener
+    /// of a shared handle learns of failures since it last asked
+    /// ([`FileHandle::flush_seen`]), as Linux reports write-back errors to
+    /// every open file description (errseq).
+    error_seq: u64,
+    last_error: String,
 }
 
 struct Shared {
@@ -122,6 +138,10 @@ impl FileHandle {
             error: None,
             pattern: ReadPattern::default(),
             changed: false,
+            growth_failed: false,
+            cut_from: 0,
+            error_seq: 0,
+            last_error: String::new(),
         };
         let s = Shared {
             inner,
@@ -146,6 +166,16 @@ impl FileHandle {
     /// The size including writes not yet flushed.
     pub fn size(&self) -> u64 {
         self.s.lock().size
+    }
+
+    /// Whether a write that would have grown the file past `end` failed to
+    /// commit, and the size it gave the file may still be believed by
+    /// someone who saw it: bytes between `end` and that size are gone, not
+    /// a hole. A mount answers a read cut short at `end` by such a loss
+    /// with EIO, since the kernel fills a short read with zeros up to the
+    /// size it believes (wrong bytes are worse than an error).
+    pub fn lost_growth_above(&self, end: u64) -> bool {
+        self.s.lock().cut_from > end
     }
 
     /// Whether this handle wrote or changed attributes since it was opened
@@ -227,6 +257,11 @@ impl FileHandle {
                 return Err(e);
             }
             st.size = st.size.max(end);
+            if st.size >= st.cut_from {
+                // Written past where a failed growth had ended: the size
+                // anyone may believe is this one again.
+                st.cut_from = 0;
+            }
             st.changed = true;
             let mut pos = offset;
             while pos < end {
@@ -239,6 +274,9 @@ impl FileHandle {
                 if d.covers(cs as usize) {
                     let full = st.dirty.remove(&idx).unwrap_or_default().overlay(&[], cs as usize);
                     self.s.enqueue(&mut st, idx, Bytes::from(full), cstart + cs);
+                    // Its commit waits for partial chunks below it that grow
+                    // the file: send those now rather than at the flush.
+                    too_dirty |= st.dirty.range(..idx).any(|(j, _)| st.size.min((j + 1) * cs) > st.committed_size);
                 }
                 pos += take as u64;
             }
@@ -256,8 +294,43 @@ impl FileHandle {
     pub async fn flush(&self) -> Result<(), ClientError> {
         self.s.submit_dirty().await?;
         self.s.wait_outstanding(0).await;
-        if let Some(e) = self.s.lock().error.take() {
+        let mut st = self.s.lock();
+        if st.outstanding == 0 {
+            st.growth_failed = false;
+        }
+        if let Some(e) = st.error.take() {
             return Err(e);
+        }
+        Ok(())
+    }
+
+    /// How many commits of this handle have failed so far (an opener
+    /// records it when it opens, for [`FileHandle::flush_seen`]).
+    pub fn error_seq(&self) -> u64 {
+        self.s.lock().error_seq
+    }
+
+    /// Commit everything written so far, wait for it, and report a commit
+    /// failure that happened after `seen` (a count from
+    /// [`FileHandle::error_seq`], advanced here). Every opener of a shared
+    /// handle keeps its own `seen`, so a failure is reported to each of
+    /// them (the writer's fsync is not told "fine" because a reader's
+    /// close heard of the failure first).
+    pub async fn flush_seen(&self, seen: &mut u64) -> Result<(), ClientError> {
+        self.s.submit_dirty().await?;
+        self.s.wait_outstanding(0).await;
+        let mut st = self.s.lock();
+        if st.outstanding == 0 {
+            st.growth_failed = false;
+        }
+        if st.error_seq > *seen {
+            *seen = st.error_seq;
+            return Err(ClientError::WriteFailed {
+                file_id: self.s.ctx.ino,
+                chunk_index: 0,
+                shard_index: 0,
+                detail: st.last_error.clone(),
+            });
         }
         Ok(())
     }
@@ -288,6 +361,7 @@ impl FileHandle {
         {
             let mut st = self.s.lock();
             st.size = attr.size;
+            st.cut_from = 0;
             st.dirty.clear();
         }
         self.s.refresh(true).await?;
@@ -320,8 +394,10 @@ impl Shared {
     }
 
     /// Queue a whole version of chunk `idx`; it commits after the versions
-    /// queued before it.
+    /// queued before it, growing the file at most to the chunk's end.
     fn enqueue(self: &Arc<Self>, st: &mut State, idx: u64, bytes: Bytes, new_size: u64) {
+        let cs = self.ctx.chunk_size as u64;
+        let new_size = new_size.min((idx + 1) * cs).max(idx * cs + bytes.len() as u64);
         let q = st.queued.entry(idx).or_default();
         q.push_back((bytes.clone(), new_size));
         st.outstanding += 1;
@@ -333,24 +409,41 @@ impl Shared {
     fn spawn_commit(self: &Arc<Self>, idx: u64, bytes: Bytes, new_size: u64) {
         let me = self.clone();
         tokio::spawn(async move {
+            // The permit bounds shard uploads; it is let go before waiting
+            // for the chunks below (which may need one themselves).
             let permit = me.permits.acquire().await;
-            let result = write_chunk(&me.inner, &me.ctx, idx, bytes, new_size).await;
-            drop(permit);
+            let gate = async {
+                drop(permit);
+                me.wait_growth_below(idx, new_size).await
+            };
+            let result = write_chunk_gated(&me.inner, &me.ctx, idx, bytes, new_size, gate).await;
             let next = {
                 let mut st = me.lock();
                 st.commit_seq += 1;
                 let seq = st.commit_seq;
                 st.stale.insert(idx, seq);
                 st.outstanding -= 1;
-                if let Err(e) = result {
-                    tracing::warn!(file_id = me.ctx.ino, chunk = idx, error = %e, "chunk commit failed");
-                    st.error.get_or_insert(e);
+                let failed_growth = result.is_err() && new_size > st.committed_size;
+                match result {
+                    Ok(()) => st.committed_size = st.committed_size.max(new_size),
+                    Err(e) => {
+                        tracing::warn!(file_id = me.ctx.ino, chunk = idx, error = %e, "chunk commit failed");
+                        if new_size > st.committed_size {
+                            st.growth_failed = true;
+                        }
+                        st.error_seq += 1;
+                        st.last_error = e.to_string();
+                        st.error.get_or_insert(e);
+                    }
                 }
                 let q = st.queued.entry(idx).or_default();
                 q.pop_front();
                 let next = q.front().cloned();
                 if next.is_none() {
                     st.queued.remove(&idx);
+                }
+                if failed_growth {
+                    me.shrink_to_failed(&mut st, idx);
                 }
                 next
             };
@@ -359,6 +452,51 @@ impl Shared {
             }
             me.done.send_modify(|c| *c += 1);
         });
+    }
+
+    /// A commit of chunk `idx` that would have grown the file failed: its
+    /// bytes are gone, so the file as this handle sees it ends at that
+    /// chunk (or where the committed bytes end, if later). Reads past it
+    /// see the end of the file, not zeros no write put there; the chunks
+    /// above, which were to grow it further, fail at their gate.
+    fn shrink_to_failed(&self, st: &mut State, idx: u64) {
+        let cs = self.ctx.chunk_size as u64;
+        let before = st.size;
+        st.size = st.size.min(st.committed_size.max(idx * cs));
+        if st.size < before {
+            st.cut_from = st.cut_from.max(before);
+        }
+    }
+
+    /// Before a commit of chunk `idx` that grows the file to `new_size`:
+    /// wait until no chunk below it still has to grow the file (queued,
+    /// committing or dirty), so the size never covers bytes that are not
+    /// committed; fail if such a chunk could not be committed.
+    async fn wait_growth_below(&self, idx: u64, new_size: u64) -> Result<(), ClientError> {
+        let cs = self.ctx.chunk_size as u64;
+        let mut rx = self.done.subscribe();
+        loop {
+            {
+                let st = self.lock();
+                let committed = st.committed_size;
+                if new_size <= committed {
+                    return Ok(());
+                }
+                if st.growth_failed {
+                    return Err(ClientError::Internal(format!(
+                        "a chunk below chunk {idx} of this write could not be committed"
+                    )));
+                }
+                let queued = st.queued.range(..idx).any(|(_, q)| q.iter().any(|(_, n)| *n > committed));
+                let dirty = st.dirty.range(..idx).any(|(j, _)| st.size.min((j + 1) * cs) > committed);
+                if !queued && !dirty {
+                    return Ok(());
+                }
+            }
+            if rx.changed().await.is_err() {
+                return Ok(());
+            }
+        }
     }
 
     /// Wait until at most `max` chunk versions are queued or committing.

@@ -32,10 +32,13 @@
 //! - `rebuild.rs` + `peer_rebuild.rs`: rebuild tasks, throttled by the
 //!   server's one [`throttle::TokenBucket`] shared by all of them.
 //! - [`server`]: [`DataConfig`] and [`run`], which wire the parts together.
+//! - [`fault_store`]: disk faults on demand behind the store trait, only
+//!   when `SHARDLINE_DATA_FAULT_FILE` is set (fault injection).
 
 pub mod authz;
 pub mod caps;
 pub mod error;
+pub mod fault_store;
 pub mod file_store;
 pub mod fs_type;
 pub mod gc;

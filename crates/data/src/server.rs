@@ -164,7 +164,8 @@ pub async fn run_with_listener(cfg: DataConfig, listener: TcpListener) -> Result
     cfg.validate()?;
     let (kind, dir, capacity) = (cfg.store, cfg.dir.clone(), cfg.capacity_bytes);
     let (store, fs_type) = tokio::task::spawn_blocking(move || {
-        open_store(kind, &dir, capacity).map(|store| (store, crate::fs_type::fs_type(&dir)))
+        open_store(kind, &dir, capacity)
+            .map(|store| (crate::fault_store::wrap_from_env(store), crate::fs_type::fs_type(&dir)))
     })
     .await
     .map_err(|e| DataError::Internal(format!("open task failed: {e}")))??;

@@ -294,8 +294,8 @@ impl Filesystem for ShardlineFs {
         }
     }
 
-    fn flush(&self, _req: &Request, ino: INodeNo, _fh: Fh, _lock_owner: LockOwner, reply: ReplyEmpty) {
-        empty(reply, self.run_op("flush", self.op_flush(ino.0)));
+    fn flush(&self, _req: &Request, ino: INodeNo, fh: Fh, _lock_owner: LockOwner, reply: ReplyEmpty) {
+        empty(reply, self.run_op("flush", self.op_flush(ino.0, fh.0, false)));
     }
 
     fn release(
@@ -311,8 +311,8 @@ impl Filesystem for ShardlineFs {
         empty(reply, self.run_op("release", self.op_release(ino.0, fh.0)));
     }
 
-    fn fsync(&self, _req: &Request, ino: INodeNo, _fh: Fh, _datasync: bool, reply: ReplyEmpty) {
-        empty(reply, self.run_op("flush", self.op_flush(ino.0)));
+    fn fsync(&self, _req: &Request, ino: INodeNo, fh: Fh, _datasync: bool, reply: ReplyEmpty) {
+        empty(reply, self.run_op("flush", self.op_flush(ino.0, fh.0, true)));
     }
 
     fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {

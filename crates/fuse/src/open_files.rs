@@ -51,6 +51,9 @@ pub struct OpenedAs {
     pub ino: u64,
     /// The open(2) flags.
     pub flags: i32,
+    /// The file handle's commit failures this open has been told of
+    /// (`FileHandle::flush_seen`); set when it opens.
+    pub errors_seen: u64,
 }
 
 /// A file's last local close.
@@ -159,6 +162,13 @@ impl OpenFiles {
 
     pub fn opened(&self, fh: u64) -> Option<OpenedAs> {
         lock(&self.fhs).get(&fh).copied()
+    }
+
+    /// Record what commit failures open `fh` has been told of.
+    pub fn set_errors_seen(&self, fh: u64, seen: u64) {
+        if let Some(o) = lock(&self.fhs).get_mut(&fh) {
+            o.errors_seen = seen;
+        }
     }
 
     pub fn drop_fh(&self, fh: u64) -> Option<OpenedAs> {

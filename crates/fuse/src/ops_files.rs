@@ -26,6 +26,19 @@ pub(crate) fn stale(e: ClientError) -> Fail {
 }
 use crate::open_files::{Closed, OpenedAs};
 
+/// The reply to a read of `asked` bytes at `offset` that produced `data`:
+/// `data` itself, unless it is short and `lost_above(end)` says the bytes
+/// after its end were dropped by a failed growing commit, which the kernel
+/// may not know yet (it would read zeros there): then EIO.
+fn short_read_reply(offset: u64, asked: u32, data: Bytes, lost_above: impl Fn(u64) -> bool) -> OpResult<Bytes> {
+    let end = offset + data.len() as u64;
+    if (data.len() as u64) < u64::from(asked) && lost_above(end) {
+        tracing::debug!(offset, asked, got = data.len(), "short read over bytes a failed commit dropped: EIO");
+        return Err(Fail(Errno::EIO));
+    }
+    Ok(data)
+}
+
 impl ShardlineFs {
     /// Open a regular file; returns the handle number and whether the
     /// kernel may keep its cached pages (the file is unchanged since this
@@ -66,7 +79,8 @@ impl ShardlineFs {
                 let _ = n.inval_inode(fuser::INodeNo(ino), -1, 0);
             }
         }
-        let fh = self.files.new_fh(OpenedAs { ino, flags });
+        let errors_seen = self.files.handle(ino).map_or(0, |h| h.error_seq());
+        let fh = self.files.new_fh(OpenedAs { ino, flags, errors_seen });
         Ok((fh, if keep { FopenFlags::FOPEN_KEEP_CACHE } else { FopenFlags::empty() }))
     }
 
@@ -74,25 +88,55 @@ impl ShardlineFs {
         self.files.handle(ino).ok_or(Fail(Errno::EBADF))
     }
 
+    /// read(2) from the kernel. A reply shorter than asked is filled with
+    /// zeros by the kernel up to the size it believes, and that size can
+    /// still count a write whose commit failed (learned from the write's
+    /// reply, or asked while the commit was failing): such a read is EIO,
+    /// never zeros no write put there.
     pub(crate) async fn op_read(&self, ino: u64, offset: u64, size: u32) -> OpResult<Bytes> {
-        Ok(self.open_handle(ino)?.read_at(offset, size as usize).await?)
+        let h = self.open_handle(ino)?;
+        let data = h.read_at(offset, size as usize).await?;
+        short_read_reply(offset, size, data, |end| h.lost_growth_above(end))
     }
 
     pub(crate) async fn op_write(&self, ino: u64, fh: u64, offset: u64, data: &[u8], flags: i32) -> OpResult<()> {
         let h = self.open_handle(ino)?;
         let append =
             flags & libc::O_APPEND != 0 || self.files.opened(fh).is_some_and(|o| o.flags & libc::O_APPEND != 0);
-        // O_APPEND: at the end as this mount knows it (the kernel's idea of
-        // the size may be older than another client's commits).
-        let offset = if append { h.size().max(offset) } else { offset };
+        // O_APPEND: at the end as this mount's handle knows it. The kernel's
+        // idea of the size may be older than another client's commits, or
+        // still count a write whose commit failed (appending there would
+        // leave a hole of zeros); every write of this mount goes through
+        // the handle, so its size is the authority.
+        let offset = if append { h.size() } else { offset };
         Ok(h.write_at(offset, data).await?)
     }
 
-    pub(crate) async fn op_flush(&self, ino: u64) -> OpResult<()> {
-        match self.files.handle(ino) {
-            Some(h) => Ok(h.flush().await?),
-            None => Ok(()),
+    /// flush(2) at a close, or fsync (`fsync`): commit what this mount
+    /// buffered, and report commit failures this open has not been told of
+    /// yet (each open of a shared handle is told, as Linux reports
+    /// write-back errors). Only an fsync marks them told: a close flushes
+    /// too, but it may be the close of a duplicate of the descriptor (dup,
+    /// or fork then exec in any thread of the writer's process), and the
+    /// writer's own fsync must still hear of the failure.
+    pub(crate) async fn op_flush(&self, ino: u64, fh: u64, fsync: bool) -> OpResult<()> {
+        let Some(h) = self.files.handle(ino) else { return Ok(()) };
+        let Some(opened) = self.files.opened(fh) else { return Ok(h.flush().await?) };
+        let mut seen = opened.errors_seen;
+        let r = h.flush_seen(&mut seen).await;
+        if fsync {
+            self.files.set_errors_seen(fh, seen);
         }
+        if r.is_err() {
+            // The handle dropped what failed: the kernel's cached size may
+            // still count bytes that are not there (an append at that size
+            // would leave a hole of zeros). Drop its cached attributes (only
+            // spinlocks in the kernel: safe from here).
+            if let Some(n) = self.notifier.get() {
+                let _ = n.inval_inode(fuser::INodeNo(ino), -1, 0);
+            }
+        }
+        Ok(r?)
     }
 
     pub(crate) async fn op_release(&self, ino: u64, fh: u64) -> OpResult<()> {
@@ -114,8 +158,9 @@ impl ShardlineFs {
         // The metadata service applies a set-group-id parent's group.
         let (name, mode, uid, gid) = (name_bytes(name)?.to_vec(), mode & 0o7777, caller.uid, caller.gid);
         let (a, h) = self.inodes.create_open(NewFile { parent, name, mode, uid, gid, exclusive }).await?;
-        self.files.insert(a.ino, h, (a.mtime_ns, a.size));
-        Ok((self.attr_of(&a), self.files.new_fh(OpenedAs { ino: a.ino, flags })))
+        let h = self.files.insert(a.ino, h, (a.mtime_ns, a.size));
+        let errors_seen = h.error_seq();
+        Ok((self.attr_of(&a), self.files.new_fh(OpenedAs { ino: a.ino, flags, errors_seen })))
     }
 
     /// One local open less; the last one flushes, remembers the file's
@@ -171,5 +216,32 @@ impl ShardlineFs {
             h.set_attr(&self.inodes, &req).await?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Nemesis, long profile (seed 0x1eaf2): reads through the mount
+    /// returned zeros at a chunk boundary while a write growing the file
+    /// failed to commit. The handle had cut its size back, the mount
+    /// replied short, and the kernel, which still believed the grown size,
+    /// filled the rest of the read with zeros.
+    #[test]
+    fn a_short_read_over_a_failed_growth_is_eio_not_kernel_zeros() {
+        let cut = 65_536u64;
+        let lost = |end: u64| end < 72_038;
+        // Asked across the cut after the growth failed: EIO, not a short reply.
+        let r = short_read_reply(59_086, 10_736, Bytes::from(vec![7u8; (cut - 59_086) as usize]), lost);
+        assert_eq!(r, Err(Fail(Errno::EIO)));
+        // Asked wholly above it: EIO too.
+        assert_eq!(short_read_reply(cut, 4096, Bytes::new(), lost), Err(Fail(Errno::EIO)));
+        // A full reply is the bytes, cut or not.
+        let full = Bytes::from(vec![7u8; 100]);
+        assert_eq!(short_read_reply(0, 100, full.clone(), lost), Ok(full));
+        // An ordinary end of file (nothing lost there) stays a short read.
+        let tail = Bytes::from(vec![7u8; 10]);
+        assert_eq!(short_read_reply(cut - 10, 4096, tail.clone(), |_| false), Ok(tail));
     }
 }

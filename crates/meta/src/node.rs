@@ -510,7 +510,7 @@ impl Node {
             Err(e) => {
                 let _ = reply.send(crate::wire::error_response(&e));
             }
-            Ok(cc) => match self.raw.propose_conf_change(change.addr.clone().into_bytes(), cc) {
+            Ok(cc) => match self.raw.propose_conf_change(membership::encode_context(&change.addr, &voters, &cc), cc) {
                 Ok(()) => self.pending_conf = Some((self.raw.raft.raft_log.last_index(), reply)),
                 Err(e) => {
                     let _ = reply.send(unavailable(&format!("propose membership change: {e}")));
@@ -525,13 +525,30 @@ impl Node {
         let cc = raft::prelude::ConfChangeV2::parse_from_bytes(&entry.data)?;
         // A new quorum: the old one's promise no longer covers it.
         self.end_lease();
-        match self.raw.apply_conf_change(&cc) {
-            Ok(cs) => self.store.save_conf_state(&cs)?,
-            // Committed but invalid (e.g. removing the last voter): every
-            // server skips it the same way.
-            Err(e) => tracing::warn!(id = self.id, error = %e, "ignored an invalid membership change"),
+        let (addr, voters_after) = membership::decode_context(&entry.context);
+        let known = self.raw.raft.prs().conf().to_conf_state().voters;
+        match voters_after {
+            // Joined empty and meeting the log before any snapshot: no
+            // voters to change yet, so take the ones the entry lists.
+            Some(after) if known.is_empty() && !after.is_empty() => {
+                for id in after {
+                    let mut single = raft::prelude::ConfChangeSingle::default();
+                    single.set_change_type(raft::prelude::ConfChangeType::AddNode);
+                    single.node_id = id;
+                    let mut one = raft::prelude::ConfChangeV2::default();
+                    one.set_changes(vec![single].into());
+                    let cs = self.raw.apply_conf_change(&one)?;
+                    self.store.save_conf_state(&cs)?;
+                }
+                tracing::info!(id = self.id, "joined: took the voters listed by the first membership change");
+            }
+            _ => match self.raw.apply_conf_change(&cc) {
+                Ok(cs) => self.store.save_conf_state(&cs)?,
+                // Committed but invalid (e.g. removing the last voter): every
+                // server skips it the same way.
+                Err(e) => tracing::warn!(id = self.id, error = %e, "ignored an invalid membership change"),
+            },
         }
-        let addr = String::from_utf8(entry.context.to_vec()).unwrap_or_default();
         membership::update_peers(&mut self.peers, &cc, addr);
         self.store.save_members(&self.peers.members())?;
         self.snapshot_soon = true;

@@ -134,9 +134,21 @@ pub fn check_entry(e: &Entry) -> Result<(), String> {
         }
         EntryType::EntryConfChangeV2 => {
             ConfChangeV2::parse_from_bytes(&e.data).map_err(|e| format!("conf change: {e}"))?;
-            let addr = std::str::from_utf8(&e.context).map_err(|_| "conf change address is not UTF-8")?;
+            let text = std::str::from_utf8(&e.context).map_err(|_| "conf change address is not UTF-8")?;
+            // Format 2 (`membership::encode_context`): the address, then a
+            // line with the voters after the change; format 1: the address.
+            let (addr, voters) = match text.split_once('\n') {
+                Some((addr, rest)) => (addr, Some(rest)),
+                None => (text, None),
+            };
             if addr.len() > MAX_ADDR_LEN || addr.chars().any(char::is_control) {
                 return Err("conf change address is not an address".into());
+            }
+            if let Some(rest) = voters {
+                let list = rest.strip_prefix("voters=").ok_or("conf change context: no voters line")?;
+                if list.len() > MAX_ADDR_LEN || !list.split(',').all(|v| v.is_empty() || v.parse::<u64>().is_ok()) {
+                    return Err("conf change context: the voters are not a list of ids".into());
+                }
             }
             Ok(())
         }

@@ -12,6 +12,10 @@ use shardline_types::{rebalance, Candidate, NodeId};
 #[path = "registry_snapshot.rs"]
 mod snapshot;
 
+#[cfg(test)]
+#[path = "registry_sim_tests.rs"]
+mod sim_tests;
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServerRecord {
     pub id: NodeId,

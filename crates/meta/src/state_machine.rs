@@ -171,6 +171,22 @@ impl StateMachine {
             Some(Body::CommitChunk(c)) => {
                 let chunk =
                     c.chunk.as_ref().ok_or_else(|| OpError::new(ErrorCode::InvalidArgument, "missing chunk"))?;
+                // Shards sent to a group's targets as of an epoch before
+                // they last changed may miss the new target, whose rebuild
+                // may have listed the group's chunks already: such a
+                // commit would leave the chunk short of a shard that
+                // nothing restores. Checked here, in log order with the
+                // map changes. (Epoch 0: requests that predate epochs.)
+                let changed = self.registry.pg_epoch(chunk.pg).unwrap_or(0);
+                if c.epoch != 0 && c.epoch < changed {
+                    return Err(OpError::new(
+                        ErrorCode::StaleEpoch,
+                        format!(
+                            "placement group {} changed targets at epoch {changed}, after the write's epoch {}",
+                            chunk.pg, c.epoch
+                        ),
+                    ));
+                }
                 ok(RBody::Released(released_to_wire(&ns.commit_chunk(
                     c.ino,
                     chunk_from_wire(chunk),

@@ -365,3 +365,45 @@ fn the_duplicate_request_cache_forgets_the_oldest_clients_the_same_way_on_every_
     assert!(sm.apply(&mkdir(newest), 0).error.is_none(), "a remembered retry");
     assert_eq!(code_of(&sm.apply(&mkdir(1), 0)), wire(ErrorCode::AlreadyExists), "a forgotten client");
 }
+
+/// Nemesis (issue 13), CI profile after the capability merge: with two
+/// data servers down at once, a chunk was written to its group's targets
+/// of one epoch and committed after the group's targets had changed and
+/// the new target's rebuild had listed the group: the cluster said healthy
+/// with the new target missing its shard (and, in another run, a chunk
+/// left with too few shards to rebuild). Such a commit must be refused as
+/// stale, so the client sends the shards again to the new targets.
+#[test]
+fn a_commit_written_for_targets_that_changed_since_is_refused_as_stale() {
+    let mut sm = StateMachine::new(Layout { chunk_size: 4096, data_shards: 4, parity_shards: 2 }, 16);
+    for id in 1..=7 {
+        let reg = Body::Register(pb::RegisterDataServer {
+            id,
+            addr: format!("127.0.0.{id}:1"),
+            capacity_bytes: 1 << 30,
+            rack: format!("r{id}"),
+        });
+        assert!(sm.apply(&req(5, id, reg), 1).error.is_none());
+    }
+    let f = create(&mut sm, "f", 1);
+    let before = sm.epoch();
+    // Server 1 goes down: some groups get a new target.
+    let down = Body::SetServerState(pb::SetServerState { down: vec![1], up: vec![] });
+    assert!(sm.apply(&req(5, 100, down), 2).error.is_none());
+    let moved = (0..16u32).find(|pg| sm.registry.pg_epoch(*pg) == Some(sm.epoch())).expect("a group changed");
+    let kept = (0..16u32).find(|pg| sm.registry.pg_epoch(*pg) < Some(sm.epoch())).expect("a group kept its targets");
+    let commit = |index: u64, pg: u32, epoch: u64| {
+        Body::CommitChunk(pb::CommitChunk {
+            ino: f.ino,
+            chunk: Some(pb::Chunk { index, version: 7, sealed_len: 10, pg, format: 2, cap: None }),
+            new_size: (index + 1) * 4096,
+            epoch,
+        })
+    };
+    assert_eq!(code_of(&sm.apply(&req(1, 10, commit(0, moved, before)), 3)), wire(ErrorCode::StaleEpoch));
+    assert!(!sm.ns.is_live(f.ino, 0, 7), "the stale commit applied");
+    // The same write sent to the new targets commits; so does one to a
+    // group whose targets did not change.
+    assert!(sm.apply(&req(1, 11, commit(0, moved, sm.epoch())), 4).error.is_none());
+    assert!(sm.apply(&req(1, 12, commit(1, kept, before)), 5).error.is_none());
+}

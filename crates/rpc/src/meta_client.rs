@@ -85,6 +85,15 @@ pub struct MetaClient {
     deadline: Duration,
 }
 
+/// How long one attempt waits for one server's answer before the request
+/// moves on to the next server (the request as a whole keeps its deadline;
+/// a retried mutation carries the same request id, so it applies once). A
+/// paused or blackholed server accepts connections and never answers: a
+/// long wait on it held every heartbeat past the failure timeout, and the
+/// new leader declared live data servers dead. Well under the 3-5 s
+/// failure timeouts, well over a loaded cluster's commit latency.
+pub const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(2);
+
 impl MetaClient {
     /// `addrs`: every metadata server's address. `deadline`: how long one
     /// request may keep retrying (leader elections take a second or two).
@@ -95,7 +104,7 @@ impl MetaClient {
             leader: AtomicUsize::new(0),
             client_id: rand_u64(),
             next_request: AtomicU64::new(1),
-            pool: Pool::new(tls, Role::Meta, Duration::from_secs(1), Duration::from_secs(10)),
+            pool: Pool::new(tls, Role::Meta, Duration::from_secs(1), ATTEMPT_TIMEOUT),
             deadline,
         }
     }
@@ -133,7 +142,10 @@ impl MetaClient {
                         }
                         Some(e) => {
                             let code = code_from_wire(e.code);
-                            if !code.retryable() {
+                            // A stale epoch is the caller's to handle (send
+                            // again to the new placement): the same request
+                            // would only be refused again.
+                            if !code.retryable() || code == ErrorCode::StaleEpoch {
                                 self.leader.store(idx, Ordering::Relaxed);
                                 return Err(MetaCallError::Service { code, message: e.message.clone() });
                             }
