@@ -173,9 +173,10 @@ async fn a_file_whose_chunk_list_spans_many_pages_reads_back() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_extending_write_in_flight_never_shows_zeros_to_a_reader() {
     let cluster = TestCluster::start(114);
-    let (meta_addrs, key_file) = cluster_config(&cluster);
-    let writer = Client::connect(ClientConfig::new(meta_addrs.clone(), key_file.clone())).await.expect("connect");
-    let reader = Client::connect(ClientConfig::new(meta_addrs, key_file)).await.expect("connect");
+    let (meta_addrs, key_file, tls) = cluster_config(&cluster);
+    let writer =
+        Client::connect(ClientConfig::new(meta_addrs.clone(), key_file.clone(), tls.clone())).await.expect("connect");
+    let reader = Client::connect(ClientConfig::new(meta_addrs, key_file, tls)).await.expect("connect");
     // No zero byte anywhere in what is written.
     let bytes =
         |seed: usize, len: usize| (0..len).map(|i| ((i + seed) as u8).wrapping_mul(31) | 1).collect::<Vec<u8>>();
@@ -223,9 +224,10 @@ async fn an_extending_write_in_flight_never_shows_zeros_to_a_reader() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn opening_a_path_that_files_are_renamed_over_never_says_not_found() {
     let cluster = TestCluster::start(115);
-    let (meta_addrs, key_file) = cluster_config(&cluster);
-    let writer = Client::connect(ClientConfig::new(meta_addrs.clone(), key_file.clone())).await.expect("connect");
-    let reader = Client::connect(ClientConfig::new(meta_addrs, key_file)).await.expect("connect");
+    let (meta_addrs, key_file, tls) = cluster_config(&cluster);
+    let writer =
+        Client::connect(ClientConfig::new(meta_addrs.clone(), key_file.clone(), tls.clone())).await.expect("connect");
+    let reader = Client::connect(ClientConfig::new(meta_addrs, key_file, tls)).await.expect("connect");
     writer.write_file("/hot", b"first").await.expect("write the first version");
     let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let opener = {
@@ -263,8 +265,8 @@ async fn opening_a_path_that_files_are_renamed_over_never_says_not_found() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_extending_write_leaves_no_zeros_behind_in_the_handle() {
     let cluster = TestCluster::start(119);
-    let (meta_addrs, key_file) = cluster_config(&cluster);
-    let mut cfg = ClientConfig::new(meta_addrs, key_file);
+    let (meta_addrs, key_file, tls) = cluster_config(&cluster);
+    let mut cfg = ClientConfig::new(meta_addrs, key_file, tls);
     cfg.write_retry_window = Duration::from_secs(3);
     let client = Client::connect(cfg).await.expect("connect");
     client.write_file("/grow-fail", b"abc").await.expect("write the first bytes");

@@ -302,7 +302,7 @@ fn a_rejoined_wiped_meta_server_never_leads_a_cluster_of_its_own() {
     }
     // Well past several election timeouts (10-20 ticks of 100 ms).
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
-    let meta = MetaClient::new(vec![addr.clone()], Duration::from_secs(2));
+    let meta = MetaClient::new(vec![addr.clone()], Duration::from_secs(2), c.identity(Role::Client));
     let start = Instant::now();
     while start.elapsed() < Duration::from_secs(8) {
         if let Some((role, _)) = rt.block_on(own_status(&meta, &addr)) {

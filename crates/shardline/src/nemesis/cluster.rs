@@ -57,6 +57,39 @@ pub struct Cluster {
 /// libfaketime, where Debian puts it (package faketime).
 pub const LIBFAKETIME: &str = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1";
 
+/// The cluster CA and a certificate for every server, the clients and
+/// the operator, under `DIR/certs/`, made with `shardline admin certs`.
+fn make_certs(bin: &Path, dir: &Path, topo: &Topology) -> Result<()> {
+    let certs = dir.join("certs");
+    let run = |args: &[&str]| -> Result<()> {
+        let out = Command::new(bin).args(["admin", "certs"]).args(args).arg("--dir").arg(&certs).output()?;
+        if !out.status.success() {
+            bail!("shardline admin certs {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr));
+        }
+        Ok(())
+    };
+    run(&["init"])?;
+    let mut issue = vec![("client".to_string(), None), ("admin".to_string(), None)];
+    for n in topo.servers() {
+        match n {
+            Node::Meta(i) => issue.push(("meta".into(), Some(i))),
+            Node::Data(i) => issue.push(("data".into(), Some(i))),
+            _ => {}
+        }
+    }
+    for (role, id) in issue {
+        let stem = id.map_or(role.clone(), |i| format!("{role}-{i}"));
+        let out = certs.join(&stem).display().to_string();
+        let mut args = vec!["issue", "--role", role.as_str(), "--out", out.as_str()];
+        let id = id.map(|i| i.to_string());
+        if let Some(id) = &id {
+            args.extend(["--id", id.as_str()]);
+        }
+        run(&args)?;
+    }
+    Ok(())
+}
+
 fn free_addr(host: &str) -> Result<String> {
     let l = TcpListener::bind((host, 0)).with_context(|| format!("bind a free port on {host}"))?;
     Ok(l.local_addr()?.to_string())
@@ -74,6 +107,7 @@ impl Cluster {
                 bail!("keygen: {}", String::from_utf8_lossy(&out.stderr));
             }
         }
+        make_certs(bin, &dir, &topo)?;
         let mut listen = BTreeMap::new();
         for n in topo.servers() {
             listen.insert(n, free_addr(&host)?);
@@ -135,9 +169,31 @@ impl Cluster {
                 _ => continue,
             };
             let dir = self.node_dir(n);
-            text.push_str(&format!("[[{kind}]]\nid = {id}\naddr = \"{addr}\"\ndir = \"{}\"\n\n", dir.display()));
+            let cert = self.cert(&format!("{kind}-{id}"));
+            text.push_str(&format!(
+                "[[{kind}]]\nid = {id}\naddr = \"{addr}\"\ndir = \"{}\"\ncert = \"{}\"\nkey = \"{}\"\n\n",
+                dir.display(),
+                cert.with_extension("pem").display(),
+                cert.with_extension("key").display()
+            ));
         }
+        let (client, admin) = (self.cert("client"), self.cert("admin"));
+        text.push_str(&format!(
+            "[tls]\nca = \"{}\"\ncrl = \"{}\"\nclient_cert = \"{}\"\nclient_key = \"{}\"\n\
+             admin_cert = \"{}\"\nadmin_key = \"{}\"\n",
+            self.cert("ca").with_extension("pem").display(),
+            self.cert("crl").with_extension("pem").display(),
+            client.with_extension("pem").display(),
+            client.with_extension("key").display(),
+            admin.with_extension("pem").display(),
+            admin.with_extension("key").display(),
+        ));
         std::fs::write(self.dir.join(name), text).with_context(|| format!("write {name}"))
+    }
+
+    /// `certs/STEM` (add `.pem` or `.key`).
+    pub fn cert(&self, stem: &str) -> PathBuf {
+        self.dir.join("certs").join(stem)
     }
 
     pub fn node_dir(&self, n: Node) -> PathBuf {
@@ -178,10 +234,17 @@ impl Cluster {
             }
             _ => {}
         }
-        // Both server kinds share the cluster capability key: metadata
-        // servers issue shard capabilities, data servers check them.
-        if matches!(n, Node::Meta(_) | Node::Data(_)) {
+        // Both server kinds share the cluster capability key (metadata
+        // servers issue shard capabilities, data servers check them) and
+        // the cluster CA; each has its own certificate.
+        if let Node::Meta(i) | Node::Data(i) = n {
+            let kind = if matches!(n, Node::Meta(_)) { "meta" } else { "data" };
+            let cert = self.cert(&format!("{kind}-{i}"));
             cmd.arg("--cap-key-file").arg(self.dir.join("cap.key"));
+            cmd.arg("--tls-cert").arg(cert.with_extension("pem"));
+            cmd.arg("--tls-key").arg(cert.with_extension("key"));
+            cmd.arg("--tls-ca").arg(self.cert("ca").with_extension("pem"));
+            cmd.arg("--tls-crl").arg(self.cert("crl").with_extension("pem"));
         }
         cmd.arg("--dir").arg(&dir).env("SHARDLINE_LOG", "info");
         for (k, v) in self.env.get(&n).into_iter().flatten() {
@@ -437,4 +500,24 @@ impl Drop for Cluster {
     fn drop(&mut self) {
         self.stop_all();
     }
+}
+
+/// The TLS identity (`client` or `admin`) the cluster file at `path` names.
+pub fn identity_of(path: &Path, role: &str) -> Result<std::sync::Arc<shardline_rpc::Tls>> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("read {}", path.display()))?;
+    identity(&toml::from_str(&text)?, role)
+}
+
+/// The TLS identity (`client` or `admin`) a cluster file's `[tls]` names.
+pub fn identity(file: &toml::Value, role: &str) -> Result<std::sync::Arc<shardline_rpc::Tls>> {
+    let tls = file.get("tls").context("the cluster file has no [tls] section")?;
+    let path =
+        |k: &str| -> Result<PathBuf> { Ok(PathBuf::from(tls[k].as_str().with_context(|| format!("[tls] {k}"))?)) };
+    let files = shardline_rpc::TlsFiles {
+        cert: path(&format!("{role}_cert"))?,
+        key: path(&format!("{role}_key"))?,
+        ca: path("ca")?,
+        crl: Some(path("crl")?),
+    };
+    Ok(shardline_rpc::Tls::load(&files)?)
 }

@@ -24,8 +24,13 @@ pub struct Redundancy {
 }
 
 /// Check the chunks of files `inos`; `data_dirs`: each data server's folder.
-pub async fn check(meta_addrs: Vec<String>, inos: &[u64], data_dirs: &BTreeMap<u64, PathBuf>) -> Result<Redundancy> {
-    let meta = MetaClient::new(meta_addrs, Duration::from_secs(15));
+pub async fn check(
+    meta_addrs: Vec<String>,
+    tls: std::sync::Arc<shardline_rpc::Tls>,
+    inos: &[u64],
+    data_dirs: &BTreeMap<u64, PathBuf>,
+) -> Result<Redundancy> {
+    let meta = MetaClient::new(meta_addrs, Duration::from_secs(15), tls);
     let Some(RBody::Placement(map)) = meta.call(Body::GetPlacement(pb::GetPlacement {})).await?.body else {
         bail!("no placement map");
     };

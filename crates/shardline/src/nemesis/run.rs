@@ -92,7 +92,8 @@ async fn connect(cluster_file: &Path) -> Result<Client> {
         .filter_map(|m| m["addr"].as_str().map(String::from))
         .collect();
     let key = PathBuf::from(v["key_file"].as_str().context("key_file")?);
-    Ok(Client::connect(ClientConfig::new(metas, key)).await?)
+    let tls = crate::cluster::identity(&v, "client")?;
+    Ok(Client::connect(ClientConfig::new(metas, key, tls)).await?)
 }
 
 async fn mkdir(client: &Client, parent: u64, name: &str) -> Result<u64> {
@@ -296,7 +297,8 @@ pub fn run(args: Args) -> Result<bool> {
                 inos.push(st.ino);
             }
         }
-        let red = crate::redundancy::check(metas.clone(), &inos, &data_dirs).await;
+        let tls = crate::cluster::identity_of(&client_file, "admin")?;
+        let red = crate::redundancy::check(metas.clone(), tls, &inos, &data_dirs).await;
         Ok::<_, anyhow::Error>((fin, closed, red))
     });
     let (fin, closed, red) = verify?;
