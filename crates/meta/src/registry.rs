@@ -4,6 +4,10 @@
 //! of the server set recomputes the map with stable slots
 //! (`shardline_types::placement::rebalance`); every slot that changes hands
 //! becomes a rebuild task for its new target, and the epoch goes up.
+//!
+//! Draining, removing and rebalancing (the operator's moves, with the
+//! hand-offs that let an old holder release its copies) are in
+//! `registry_moves.rs`.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -12,6 +16,10 @@ use shardline_types::{rebalance, Candidate, NodeId};
 #[path = "registry_snapshot.rs"]
 mod snapshot;
 
+#[path = "registry_moves.rs"]
+mod moves;
+pub use moves::{MovePlan, RemoveRefusal};
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServerRecord {
     pub id: NodeId,
@@ -19,6 +27,8 @@ pub struct ServerRecord {
     pub capacity_bytes: u64,
     pub rack: String,
     pub down: bool,
+    /// Being drained: given no slots, its slots handed to others.
+    pub draining: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -33,6 +43,14 @@ pub struct Registry {
     /// The epoch at which each group's targets last changed: a chunk placed
     /// with an older map may have missed the new target and is refused.
     pg_epochs: Vec<u64>,
+    /// (pg, shard index, old holder): slots handed from a live server to
+    /// another; the old holder keeps its copies until the new target has
+    /// rebuilt the slot, then releases them (`ReleaseDone`).
+    handoffs: BTreeSet<(u32, u32, NodeId)>,
+    /// Ids removed by the operator: they may not register again.
+    removed: BTreeSet<NodeId>,
+    /// Cluster-wide budget for moving shards, bytes/s (0: the servers' own).
+    move_rate: u64,
 }
 
 impl Registry {
@@ -46,6 +64,9 @@ impl Registry {
             groups: Vec::new(),
             rebuilding: BTreeMap::new(),
             pg_epochs: Vec::new(),
+            handoffs: BTreeSet::new(),
+            removed: BTreeSet::new(),
+            move_rate: 0,
         }
     }
 
@@ -85,15 +106,32 @@ impl Registry {
         self.rebuilding.iter().filter(|(_, &s)| s == server).map(|(k, _)| *k).collect()
     }
 
-    /// Add or update a server; returns the (possibly new) epoch.
-    pub fn register(&mut self, id: NodeId, addr: &str, capacity_bytes: u64, rack: &str) -> u64 {
-        let record = ServerRecord { id, addr: addr.to_string(), capacity_bytes, rack: rack.to_string(), down: false };
+    /// Add or update a server; returns the (possibly new) epoch. With
+    /// `remap` false (the cluster holds data), a new server joins without
+    /// taking slots: `admin rebalance` moves them, at the operator's pace.
+    pub fn register(
+        &mut self,
+        id: NodeId,
+        addr: &str,
+        capacity_bytes: u64,
+        rack: &str,
+        remap: bool,
+    ) -> Result<u64, String> {
+        if self.removed.contains(&id) {
+            return Err(format!("data server {id} was removed from the cluster; start it with a new id"));
+        }
+        let draining = self.servers.get(&id).is_some_and(|s| s.draining);
+        let record =
+            ServerRecord { id, addr: addr.to_string(), capacity_bytes, rack: rack.to_string(), down: false, draining };
         match self.servers.insert(id, record.clone()) {
             Some(old) if old.addr == record.addr && old.rack == record.rack && !old.down => {}
             Some(old) if old.addr == record.addr && old.rack == record.rack => self.remap(),
+            // A new server, with data in the cluster: known (and its address
+            // in the map) but given slots only by a rebalance.
+            None if !remap && !self.groups.is_empty() => self.epoch += 1,
             _ => self.remap(),
         }
-        self.epoch
+        Ok(self.epoch)
     }
 
     /// Mark servers down or up again, and remap.
@@ -128,10 +166,18 @@ impl Registry {
         false
     }
 
+    /// The servers placement may use: up and not draining.
+    fn candidates(&self) -> Vec<Candidate> {
+        self.servers
+            .values()
+            .filter(|s| !s.down && !s.draining)
+            .map(|s| Candidate { id: s.id, rack: s.rack.clone() })
+            .collect()
+    }
+
     fn remap(&mut self) {
         self.epoch += 1;
-        let up: Vec<Candidate> =
-            self.servers.values().filter(|s| !s.down).map(|s| Candidate { id: s.id, rack: s.rack.clone() }).collect();
+        let up = self.candidates();
         if self.groups.is_empty() && up.len() < self.width {
             return;
         }
@@ -145,6 +191,13 @@ impl Registry {
                     if a != b {
                         self.rebuilding.insert((pg as u32, slot as u32), *b);
                         self.pg_epochs[pg] = self.epoch;
+                        // A live old holder keeps its copies until the new
+                        // target has the slot; one given the slot back has
+                        // nothing to release.
+                        self.handoffs.remove(&(pg as u32, slot as u32, *b));
+                        if self.servers.get(a).is_some_and(|s| !s.down) {
+                            self.handoffs.insert((pg as u32, slot as u32, *a));
+                        }
                     }
                 }
             }
@@ -165,14 +218,14 @@ mod tests {
     #[test]
     fn map_appears_once_enough_servers_register() {
         let mut r = Registry::new(3, 8);
-        r.register(1, "a", 0, "");
-        r.register(2, "b", 0, "");
+        r.register(1, "a", 0, "", true).unwrap();
+        r.register(2, "b", 0, "", true).unwrap();
         assert_eq!(r.pg_count(), 0);
-        let e = r.register(3, "c", 0, "");
+        let e = r.register(3, "c", 0, "", true).unwrap();
         assert_eq!(r.pg_count(), 8);
         assert!(r.groups().iter().all(|g| g.len() == 3));
-        assert_eq!(r.register(3, "c", 10, ""), e, "same address: no new epoch");
-        assert!(r.register(3, "c2", 10, "") > e);
+        assert_eq!(r.register(3, "c", 10, "", true).unwrap(), e, "same address: no new epoch");
+        assert!(r.register(3, "c2", 10, "", true).unwrap() > e);
         assert!(r.rebuilding().is_empty(), "the first map needs no rebuild");
     }
 
@@ -180,7 +233,7 @@ mod tests {
     fn a_down_server_hands_its_slots_to_others_as_rebuild_tasks() {
         let mut r = Registry::new(3, 16);
         for i in 1..=5 {
-            r.register(i, &format!("s{i}"), 0, "");
+            r.register(i, &format!("s{i}"), 0, "", true).unwrap();
         }
         // Servers 4 and 5 joined an existing map: they took over some slots.
         let joined: Vec<_> = r.rebuilding().iter().map(|(k, v)| (*k, *v)).collect();
@@ -207,7 +260,7 @@ mod join_tests {
     fn late_joiners_get_slots() {
         let mut r = Registry::new(6, 64);
         for i in [3, 4, 5, 6, 7, 8, 1, 2] {
-            r.register(i, &format!("s{i}"), 0, "");
+            r.register(i, &format!("s{i}"), 0, "", true).unwrap();
         }
         for id in 1..=8 {
             let n = r.groups().iter().filter(|g| g.contains(&id)).count();

@@ -17,6 +17,7 @@ impl Registry {
                     capacity_bytes: s.capacity_bytes,
                     rack: s.rack.clone(),
                     down: s.down,
+                    draining: s.draining,
                 })
                 .collect(),
             epoch: self.epoch,
@@ -29,6 +30,13 @@ impl Registry {
                 .map(|(&(pg, shard_index), &server)| v1::Rebuild { pg, shard_index, server })
                 .collect(),
             pg_epochs: self.pg_epochs.clone(),
+            handoffs: self
+                .handoffs
+                .iter()
+                .map(|&(pg, shard_index, server)| v1::Rebuild { pg, shard_index, server })
+                .collect(),
+            removed: self.removed.iter().copied().collect(),
+            move_rate: self.move_rate,
         }
     }
 
@@ -48,6 +56,7 @@ impl Registry {
                         capacity_bytes: v.capacity_bytes,
                         rack: v.rack,
                         down: v.down,
+                        draining: v.draining,
                     };
                     (rec.id, rec)
                 })
@@ -58,6 +67,9 @@ impl Registry {
             groups: s.groups.into_iter().map(|g| g.targets).collect(),
             rebuilding: s.rebuilding.into_iter().map(|r| ((r.pg, r.shard_index), r.server)).collect(),
             pg_epochs: s.pg_epochs,
+            handoffs: s.handoffs.into_iter().map(|h| (h.pg, h.shard_index, h.server)).collect(),
+            removed: s.removed.into_iter().collect(),
+            move_rate: s.move_rate,
         })
     }
 }

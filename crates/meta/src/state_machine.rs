@@ -60,7 +60,10 @@ pub fn is_mutation(body: &Body) -> bool {
             | Body::SetLayout(_)
             | Body::Mknod(_)
             | Body::ExpireClients(_)
-    )
+            | Body::DrainDataServer(_)
+            | Body::RemoveDataServer(_)
+            | Body::ReleaseDone(_)
+    ) || matches!(body, Body::Rebalance(r) if !r.dry_run)
 }
 
 /// Most chunks one `GetChunks` reply carries (about 2 MB of headers; a
@@ -179,9 +182,21 @@ impl StateMachine {
                 )?)))
             }
             Some(Body::Register(r)) => {
-                let epoch = self.registry.register(r.id, &r.addr, r.capacity_bytes, &r.rack);
+                // Before any data exists a joining server takes slots at once;
+                // after, only a rebalance gives it some.
+                let remap = !ns.holds_chunks();
+                let epoch = self
+                    .registry
+                    .register(r.id, &r.addr, r.capacity_bytes, &r.rack, remap)
+                    .map_err(|e| OpError::new(ErrorCode::PermissionDenied, e))?;
                 ok(RBody::Registered(pb::Registered { epoch }))
             }
+            Some(
+                b @ (Body::DrainDataServer(_)
+                | Body::RemoveDataServer(_)
+                | Body::Rebalance(_)
+                | Body::ReleaseDone(_)),
+            ) => self.apply_move(b)?,
             Some(Body::SetServerState(s)) => {
                 self.registry.set_state(&s.down, &s.up);
                 ok(RBody::Empty(pb::Empty {}))
@@ -318,7 +333,15 @@ impl StateMachine {
                     .into_iter()
                     .map(|(pg, shard_index)| pb::RebuildTask { pg, shard_index })
                     .collect(),
+                release: self
+                    .registry
+                    .releases_for(h.id)
+                    .into_iter()
+                    .map(|(pg, shard_index)| pb::RebuildTask { pg, shard_index })
+                    .collect(),
+                rebuild_rate: self.registry.rebuild_rate_share(),
             })),
+            Some(Body::Rebalance(r)) if r.dry_run => self.plan_rebalance(),
             _ => return Err(OpError::new(ErrorCode::InvalidArgument, "not a query")),
         })
     }
@@ -406,7 +429,11 @@ impl StateMachine {
                 .map(|s| pb::DataServerInfo {
                     id: s.id,
                     addr: s.addr.clone(),
-                    state: if s.down { "down".into() } else { "up".into() },
+                    state: match (s.down, s.draining) {
+                        (true, _) => "down".into(),
+                        (false, true) => "draining".into(),
+                        (false, false) => "up".into(),
+                    },
                     capacity_bytes: s.capacity_bytes,
                     rack: s.rack.clone(),
                     ..Default::default()
@@ -418,6 +445,9 @@ impl StateMachine {
 
 #[path = "state_machine_snapshot.rs"]
 mod snapshot;
+
+#[path = "state_machine_moves.rs"]
+mod moves;
 
 #[cfg(test)]
 #[path = "state_machine_posix_tests.rs"]
