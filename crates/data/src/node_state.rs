@@ -30,6 +30,11 @@ pub struct NodeState {
     /// The rebuild throttle: one budget for this server, shared by all its
     /// rebuild tasks.
     pub rebuild_throttle: TokenBucket,
+    /// The budget this server was started with (`--rebuild-rate`), used
+    /// whenever the cluster sets no move budget of its own.
+    pub own_rebuild_rate: u64,
+    /// A release of handed-over slots is running (`release.rs`).
+    pub releasing: std::sync::atomic::AtomicBool,
     pub progress: RebuildProgress,
     /// Rebuild tasks (pg, shard index) being worked on now.
     pub running: Mutex<HashSet<(u32, u32)>>,
@@ -51,6 +56,8 @@ impl NodeState {
             meta,
             peers: Pool::new(Duration::from_secs(2), Duration::from_secs(30)),
             rebuild_throttle: TokenBucket::new(rebuild_rate),
+            own_rebuild_rate: rebuild_rate,
+            releasing: std::sync::atomic::AtomicBool::new(false),
             progress: RebuildProgress::default(),
             running: Mutex::new(HashSet::new()),
             epoch: AtomicU64::new(0),

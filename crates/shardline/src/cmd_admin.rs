@@ -59,11 +59,71 @@ pub enum AdminCmd {
         #[arg(long)]
         json: bool,
     },
+    /// Move every shard off data server NODE (reads and writes go on); it
+    /// takes no new shards. Follows the drain until done; run it again to
+    /// resume following after an interruption.
+    Drain {
+        node: u64,
+        /// Take NODE back into placement instead.
+        #[arg(long)]
+        cancel: bool,
+        /// Start the drain and return.
+        #[arg(long)]
+        no_wait: bool,
+        /// Give up following after this many seconds (the drain goes on).
+        #[arg(long, default_value_t = 3600)]
+        timeout: u64,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Forget data server NODE: refused while it holds shards needed to
+    /// reach k (drain it first).
+    Remove {
+        node: u64,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Data servers joining the cluster.
+    Data {
+        #[command(subcommand)]
+        command: DataCmd,
+    },
+    /// Spread placement over every up data server (after adding some):
+    /// moves only the slots the new placement changes, says how many bytes
+    /// that is against the minimum, then follows the moves.
+    Rebalance {
+        /// Only say what would move.
+        #[arg(long)]
+        dry_run: bool,
+        /// Cluster-wide budget for moving shards, bytes/s (100M, 1G, 800KiB);
+        /// default: each server's own --rebuild-rate.
+        #[arg(long)]
+        max_bandwidth: Option<String>,
+        /// Give up following after this many seconds (the moves go on).
+        #[arg(long, default_value_t = 3600)]
+        timeout: u64,
+        #[arg(long)]
+        json: bool,
+    },
     /// A directory's layout policy (chunk size, erasure code), which files
     /// and directories created in it inherit (`shardline layout` is an alias).
     Layout {
         #[command(subcommand)]
         command: LayoutCmd,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum DataCmd {
+    /// Confirm that the data server at ADDR (started with `shardline data
+    /// --meta ...`, which registers itself) has joined; waits for it.
+    Add {
+        addr: String,
+        /// How long to wait, in seconds.
+        #[arg(long, default_value_t = 60)]
+        timeout: u64,
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -112,6 +172,16 @@ pub async fn run(cmd: AdminCmd, cluster: &Option<PathBuf>) -> Result<()> {
         }
         AdminCmd::Meta { command } => meta_membership(&file, command).await,
         AdminCmd::Nodes { json } => nodes(&file, json).await,
+        AdminCmd::Drain { node, cancel, no_wait, timeout, json } => {
+            crate::cmd_moves::drain(&file, node, cancel, no_wait, timeout, json).await
+        }
+        AdminCmd::Remove { node, json } => crate::cmd_moves::remove(&file, node, json).await,
+        AdminCmd::Data { command: DataCmd::Add { addr, timeout, json } } => {
+            crate::cmd_moves::data_add(&file, &addr, timeout, json).await
+        }
+        AdminCmd::Rebalance { dry_run, max_bandwidth, timeout, json } => {
+            crate::cmd_moves::rebalance(&file, dry_run, max_bandwidth.as_deref(), timeout, json).await
+        }
         AdminCmd::Capacity { ec, json } => capacity(&file, ec.as_deref(), json).await,
         AdminCmd::Layout { command } => {
             let cmd = match command {
@@ -278,14 +348,17 @@ async fn status(file: &ClusterFile, json: bool) -> Result<()> {
             serde_json::json!({"id": d.id, "address": d.addr, "state": d.state, "used_bytes": d.used_bytes,
             "capacity_bytes": d.capacity_bytes, "shards": d.shard_count, "rack": d.rack,
             "rebuild_chunks_done": d.rebuild_chunks_done, "rebuild_chunks_total": d.rebuild_chunks_total,
-            "rebuild_bytes": d.rebuild_bytes,
+            "rebuild_bytes": d.rebuild_bytes, "slots": d.slots, "moving_out_slots": d.moving_out,
+            "moving_out_bytes": d.moving_out_bytes, "held_bytes": d.held_bytes,
             "store_backend": d.store.as_ref().map(|s| s.backend.clone()),
             "direct_io": d.store.as_ref().map(|s| s.direct_io),
             "data_fs": d.store.as_ref().map(|s| s.fs_type.clone())})
         })
         .collect();
     let pgs = serde_json::json!({"total": st.pgs_total, "healthy": st.pgs_healthy, "degraded": st.pgs_degraded,
-        "unavailable": st.pgs_unavailable, "rebuilds_pending": st.rebuilds_pending, "epoch": st.epoch});
+        "unavailable": st.pgs_unavailable, "rebuilds_pending": st.rebuilds_pending, "epoch": st.epoch,
+        "moves_pending": st.moves_pending, "moves_pending_bytes": st.moves_pending_bytes,
+        "move_rate_bytes_per_s": st.move_rate});
     if json {
         println!(
             "{}",
@@ -320,6 +393,12 @@ async fn status(file: &ClusterFile, json: bool) -> Result<()> {
         "placement groups (epoch {}): {} total, {} healthy, {} degraded, {} unavailable",
         st.epoch, st.pgs_total, st.pgs_healthy, st.pgs_degraded, st.pgs_unavailable
     );
+    for d in st.data.iter().filter(|d| d.state == "draining") {
+        println!("draining data-{}: {} slot(s), {} still to move off it", d.id, d.moving_out, human(d.moving_out_bytes));
+    }
+    if st.moves_pending > 0 {
+        println!("moving: {} slot(s), {} to release from old holders", st.moves_pending, human(st.moves_pending_bytes));
+    }
     if st.rebuilds_pending > 0 {
         println!("rebuilding: {} shard slots pending", st.rebuilds_pending);
         for d in st.data.iter().filter(|d| d.rebuild_chunks_total > d.rebuild_chunks_done) {
