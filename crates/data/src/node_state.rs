@@ -107,6 +107,22 @@ impl NodeState {
         Ok(map)
     }
 
+    /// Per shard index of group `pg`, the addresses of old holders that
+    /// still keep copies (slots handed over by a drain or rebalance).
+    pub fn previous_holders(map: &pb::PlacementMap, pg: u32) -> Vec<Vec<String>> {
+        let width = map.width as usize;
+        let mut out = vec![Vec::new(); width];
+        let Some(group) = map.groups.iter().find(|g| g.id == pg) else { return out };
+        for h in &group.previous {
+            if let (Some(slot), Some(s)) =
+                (out.get_mut(h.shard_index as usize), map.servers.iter().find(|s| s.id == h.server))
+            {
+                slot.push(s.addr.clone());
+            }
+        }
+        out
+    }
+
     /// Addresses of a group's targets in shard order.
     pub fn targets(map: &pb::PlacementMap, pg: u32) -> Result<Vec<String>, DataError> {
         let group = map

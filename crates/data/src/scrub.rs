@@ -63,7 +63,8 @@ async fn repair<S: ShardStore + ?Sized>(node: &NodeState, store: &Arc<S>, key: S
         return Ok(());
     };
     let targets = NodeState::targets(&map, pg)?;
-    rebuild_shard(node, store, key, chunk.data_shards as usize, chunk.parity_shards as usize, &targets)
+    let previous = NodeState::previous_holders(&map, pg);
+    rebuild_shard(node, store, key, chunk.data_shards as usize, chunk.parity_shards as usize, &targets, &previous)
         .await
         .map(|_| ())
 }

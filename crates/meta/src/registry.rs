@@ -29,6 +29,10 @@ pub struct ServerRecord {
     pub down: bool,
     /// Being drained: given no slots, its slots handed to others.
     pub draining: bool,
+    /// Joined a cluster holding data and not yet placed: placement leaves it
+    /// out until a rebalance (so no map change but the operator's moves
+    /// data onto it).
+    pub pending: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -120,15 +124,27 @@ impl Registry {
         if self.removed.contains(&id) {
             return Err(format!("data server {id} was removed from the cluster; start it with a new id"));
         }
-        let draining = self.servers.get(&id).is_some_and(|s| s.draining);
-        let record =
-            ServerRecord { id, addr: addr.to_string(), capacity_bytes, rack: rack.to_string(), down: false, draining };
+        let old = self.servers.get(&id);
+        let draining = old.is_some_and(|s| s.draining);
+        let pending = match old {
+            Some(s) => s.pending,
+            None => !remap && !self.groups.is_empty(),
+        };
+        let record = ServerRecord {
+            id,
+            addr: addr.to_string(),
+            capacity_bytes,
+            rack: rack.to_string(),
+            down: false,
+            draining,
+            pending,
+        };
         match self.servers.insert(id, record.clone()) {
             Some(old) if old.addr == record.addr && old.rack == record.rack && !old.down => {}
             Some(old) if old.addr == record.addr && old.rack == record.rack => self.remap(),
             // A new server, with data in the cluster: known (and its address
             // in the map) but given slots only by a rebalance.
-            None if !remap && !self.groups.is_empty() => self.epoch += 1,
+            None if pending => self.epoch += 1,
             _ => self.remap(),
         }
         Ok(self.epoch)
@@ -166,11 +182,12 @@ impl Registry {
         false
     }
 
-    /// The servers placement may use: up and not draining.
+    /// The servers placement may use: up, not draining, not waiting for a
+    /// rebalance.
     fn candidates(&self) -> Vec<Candidate> {
         self.servers
             .values()
-            .filter(|s| !s.down && !s.draining)
+            .filter(|s| !s.down && !s.draining && !s.pending)
             .map(|s| Candidate { id: s.id, rack: s.rack.clone() })
             .collect()
     }

@@ -120,10 +120,11 @@ impl Registry {
             plan.minimum_bytes = 0;
             return Ok(plan);
         }
-        let others = self.servers.values().filter(|o| o.id != id && !o.down && !o.draining).count();
+        let others = self.servers.values().filter(|o| o.id != id && !o.down && !o.draining && !o.pending).count();
         if !cancel && others < self.width {
+            let hint = if self.servers.values().any(|o| o.pending) { " (rebalance first to place new servers)" } else { "" };
             return Err(format!(
-                "draining data server {id} would leave {others} servers for placement; every chunk needs {}",
+                "draining data server {id} would leave {others} servers for placement; every chunk needs {}{hint}",
                 self.width
             ));
         }
@@ -168,9 +169,10 @@ impl Registry {
     pub fn rebalance_now(&mut self, dry_run: bool, pg_bytes: &[u64]) -> MovePlan {
         let before = self.groups.clone();
         if dry_run {
-            let mut copy = self.clone();
-            copy.remap();
-            return copy.plan_between(&before, pg_bytes);
+            return self.clone().rebalance_now(false, pg_bytes);
+        }
+        for s in self.servers.values_mut() {
+            s.pending = false;
         }
         self.remap();
         self.plan_between(&before, pg_bytes)
@@ -294,6 +296,12 @@ mod tests {
             r.register(i, &format!("s{i}"), 0, "", false).unwrap();
         }
         assert_eq!(r.slots_of(8), 0);
+        // A new server flapping down and up (its first heartbeat late) is
+        // still not placed: only the operator's rebalance moves data.
+        r.set_state(&[8], &[]);
+        r.set_state(&[], &[8]);
+        assert_eq!(r.slots_of(8), 0);
+        assert!(r.rebuilding.is_empty());
         let dry = r.rebalance_now(true, &bytes);
         assert_eq!(r.slots_of(8), 0, "a dry run changes nothing");
         assert!(r.rebuilding.is_empty());

@@ -18,6 +18,7 @@ impl Registry {
                     rack: s.rack.clone(),
                     down: s.down,
                     draining: s.draining,
+                    pending: s.pending,
                 })
                 .collect(),
             epoch: self.epoch,
@@ -57,6 +58,7 @@ impl Registry {
                         rack: v.rack,
                         down: v.down,
                         draining: v.draining,
+                        pending: v.pending,
                     };
                     (rec.id, rec)
                 })

@@ -248,6 +248,9 @@ pub mod v1 {
         /// Added compatibly: absent in older snapshots (false).
         #[prost(bool, tag = "6")]
         pub draining: bool,
+        /// Added compatibly: absent in older snapshots (false).
+        #[prost(bool, tag = "7")]
+        pub pending: bool,
     }
 
     #[derive(Clone, PartialEq, prost::Message)]

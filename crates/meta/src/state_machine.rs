@@ -422,6 +422,11 @@ impl StateMachine {
                     id: i as u32,
                     targets: g.clone(),
                     rebuilding: r.rebuilding().keys().filter(|(pg, _)| *pg == i as u32).map(|(_, s)| *s).collect(),
+                    previous: r
+                        .handoffs()
+                        .filter(|(pg, _, _)| *pg == i as u32)
+                        .map(|&(_, shard_index, server)| pb::SlotHolder { shard_index, server })
+                        .collect(),
                 })
                 .collect(),
             servers: r
