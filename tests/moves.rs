@@ -6,9 +6,9 @@
 //! narrows, bytes moved against the minimum, every file byte-exact); and
 //! the commands' error cases: one line, non-zero exit.
 
-mod harness;
 #[path = "harness/by_hand.rs"]
 mod by_hand;
+mod harness;
 
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -33,7 +33,7 @@ fn refused(c: &TestCluster, args: &[&str]) -> String {
     err
 }
 
-fn server<'a>(st: &'a serde_json::Value, id: u64) -> Option<&'a serde_json::Value> {
+fn server(st: &serde_json::Value, id: u64) -> Option<&serde_json::Value> {
     st["data"].as_array()?.iter().find(|d| d["id"] == id)
 }
 
@@ -125,8 +125,10 @@ fn grow_six_to_nine_and_rebalance() {
     for id in 1..=6 {
         children.0.push(by_hand::start_data(&c, id));
     }
-    c.wait_status(WAIT, |v| v["placement_groups"]["healthy"].as_u64().is_some_and(|h| h > 0)
-        && v["placement_groups"]["healthy"] == v["placement_groups"]["total"]);
+    c.wait_status(WAIT, |v| {
+        v["placement_groups"]["healthy"].as_u64().is_some_and(|h| h > 0)
+            && v["placement_groups"]["healthy"] == v["placement_groups"]["total"]
+    });
     let files: Vec<(String, Vec<u8>)> =
         (0..8).map(|i| (format!("/g{i}"), content(4 * CHUNK + 77 * i, 1250 + i as u64))).collect();
     for (p, d) in &files {
@@ -141,7 +143,8 @@ fn grow_six_to_nine_and_rebalance() {
     let file: toml::Value = toml::from_str(&text).expect("parse cluster.toml");
     for id in 7..=9 {
         children.0.push(by_hand::start_data(&c, id));
-        let addr = file["data"].as_array().unwrap().iter().find(|n| n["id"].as_integer() == Some(id as i64)).unwrap()["addr"]
+        let addr = file["data"].as_array().unwrap().iter().find(|n| n["id"].as_integer() == Some(id as i64)).unwrap()
+            ["addr"]
             .as_str()
             .unwrap()
             .to_string();

@@ -71,8 +71,7 @@ async fn run_task<S: ShardStore + ?Sized>(
         let previous = Arc::new(previous);
         let results: Vec<_> = stream::iter(page.chunks.clone())
             .map(|c| {
-                let (node, store, targets, previous) =
-                    (node.clone(), store.clone(), targets.clone(), previous.clone());
+                let (node, store, targets, previous) = (node.clone(), store.clone(), targets.clone(), previous.clone());
                 async move {
                     let key = ShardKey {
                         file_id: c.file_id,

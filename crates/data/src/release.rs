@@ -45,7 +45,9 @@ async fn release<S: ShardStore + ?Sized>(
     let deleted = tokio::task::spawn_blocking(move || -> Result<u64, crate::DataError> {
         let mut n = 0;
         for key in store2.list()? {
-            if wanted.contains(&(pg_of(key.file_id, key.chunk_index, pg_count), key.shard_index)) && store2.delete(&key)? {
+            if wanted.contains(&(pg_of(key.file_id, key.chunk_index, pg_count), key.shard_index))
+                && store2.delete(&key)?
+            {
                 n += 1;
             }
         }

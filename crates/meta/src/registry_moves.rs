@@ -122,7 +122,8 @@ impl Registry {
         }
         let others = self.servers.values().filter(|o| o.id != id && !o.down && !o.draining && !o.pending).count();
         if !cancel && others < self.width {
-            let hint = if self.servers.values().any(|o| o.pending) { " (rebalance first to place new servers)" } else { "" };
+            let hint =
+                if self.servers.values().any(|o| o.pending) { " (rebalance first to place new servers)" } else { "" };
             return Err(format!(
                 "draining data server {id} would leave {others} servers for placement; every chunk needs {}{hint}",
                 self.width
@@ -223,9 +224,8 @@ impl Registry {
         was.groups = before.to_vec();
         let old = was.held_bytes(pg_bytes);
         let new = self.held_bytes(pg_bytes);
-        let spread = |m: &BTreeMap<NodeId, u64>| {
-            m.values().max().copied().unwrap_or(0) - m.values().min().copied().unwrap_or(0)
-        };
+        let spread =
+            |m: &BTreeMap<NodeId, u64>| m.values().max().copied().unwrap_or(0) - m.values().min().copied().unwrap_or(0);
         let total: u64 = new.values().sum();
         let n = new.len().max(1) as u64;
         let mean = total / n;

@@ -33,10 +33,7 @@ use crate::write_stats::Stage;
 /// rebalance) and cluster-wide scrub/GC tokens: admin-only once connections
 /// carry roles (issue 12 item 1); listed here together for that check.
 pub fn is_admin_request(body: &Body) -> bool {
-    matches!(
-        body,
-        Body::DrainDataServer(_) | Body::RemoveDataServer(_) | Body::Rebalance(_) | Body::GrantAdminCap(_)
-    )
+    matches!(body, Body::DrainDataServer(_) | Body::RemoveDataServer(_) | Body::Rebalance(_) | Body::GrantAdminCap(_))
 }
 
 /// Per data server: (slots it is the target of, slots it handed over not

@@ -192,10 +192,7 @@ impl StateMachine {
                 ok(RBody::Registered(pb::Registered { epoch }))
             }
             Some(
-                b @ (Body::DrainDataServer(_)
-                | Body::RemoveDataServer(_)
-                | Body::Rebalance(_)
-                | Body::ReleaseDone(_)),
+                b @ (Body::DrainDataServer(_) | Body::RemoveDataServer(_) | Body::Rebalance(_) | Body::ReleaseDone(_)),
             ) => self.apply_move(b)?,
             Some(Body::SetServerState(s)) => {
                 self.registry.set_state(&s.down, &s.up);

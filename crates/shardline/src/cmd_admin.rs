@@ -394,7 +394,12 @@ async fn status(file: &ClusterFile, json: bool) -> Result<()> {
         st.epoch, st.pgs_total, st.pgs_healthy, st.pgs_degraded, st.pgs_unavailable
     );
     for d in st.data.iter().filter(|d| d.state == "draining") {
-        println!("draining data-{}: {} slot(s), {} still to move off it", d.id, d.moving_out, human(d.moving_out_bytes));
+        println!(
+            "draining data-{}: {} slot(s), {} still to move off it",
+            d.id,
+            d.moving_out,
+            human(d.moving_out_bytes)
+        );
     }
     if st.moves_pending > 0 {
         println!("moving: {} slot(s), {} to release from old holders", st.moves_pending, human(st.moves_pending_bytes));

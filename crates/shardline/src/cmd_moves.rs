@@ -213,7 +213,11 @@ async fn follow(
             None => tracing::debug!("no metadata leader for now"),
         }
         if start.elapsed() >= timeout {
-            bail!("{what}: not finished after {} s ({} left); run it again to keep following", timeout.as_secs(), human(last_left));
+            bail!(
+                "{what}: not finished after {} s ({} left); run it again to keep following",
+                timeout.as_secs(),
+                human(last_left)
+            );
         }
         tokio::time::sleep(POLL).await;
     }
