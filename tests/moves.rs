@@ -4,7 +4,8 @@
 //! removing a server that holds needed shards is refused); growing a
 //! 6-server cluster to 9 and `admin rebalance` (the spread of used bytes
 //! narrows, bytes moved against the minimum, every file byte-exact); and
-//! the commands' error cases: one line, non-zero exit.
+//! the commands' error cases: one line, non-zero exit. `admin repair
+//! stop|start|status` holds a drain, which `admin drain` then follows again.
 
 #[path = "harness/by_hand.rs"]
 mod by_hand;
@@ -84,19 +85,34 @@ fn drain_under_reads_then_remove() {
             errors
         });
         first_rx.recv().expect("the reader read once");
+        // With repair stopped the drain is recorded but nothing moves yet;
+        // following it again later (as after a crash of the CLI) resumes.
+        c.ok(&["admin", "repair", "stop"]);
+        let started = json(&c, &["admin", "drain", "3", "--no-wait", "--json"]);
+        let st = c.status();
+        let d3 = server(&st, 3).expect("server 3 listed");
+        assert_eq!(d3["state"], "draining", "{st:#}");
+        assert_eq!(d3["moving_out_bytes"], started["plan"]["bytes"], "{st:#}");
+        let repair = json(&c, &["admin", "repair", "status", "--json"]);
+        assert_eq!(repair["paused"], true);
+        assert!(repair["slots_pending"].as_u64().unwrap() > 0, "{repair}");
+        c.ok(&["admin", "repair", "start"]);
         let out = c.cli(&["admin", "drain", "3", "--json"]);
         stop.store(true, Ordering::Release);
         let errors = reader.join().expect("reader thread");
         assert!(errors.is_empty(), "reads failed during the drain: {errors:?}");
         assert!(out.status.success(), "drain failed: {}", String::from_utf8_lossy(&out.stderr));
-        serde_json::from_slice::<serde_json::Value>(&out.stdout).expect("drain JSON")
+        let mut v = serde_json::from_slice::<serde_json::Value>(&out.stdout).expect("drain JSON");
+        v["started"] = started;
+        v
     });
     assert!(reads.load(Ordering::Relaxed) > 0);
     assert_eq!(drained["state"], "drained");
-    let plan = &drained["plan"];
+    let plan = &drained["started"]["plan"];
     assert!(plan["moves"].as_u64().unwrap() > 0, "{drained}");
     assert_eq!(plan["bytes"], plan["minimum_bytes"], "a drain moves exactly what the server held: {drained}");
     assert_eq!(drained["bytes_moved"], plan["bytes"], "{drained}");
+    assert_eq!(drained["plan"]["moves"], 0, "following again starts nothing new: {drained}");
 
     // New writes avoid the drained server.
     let late = content(2 * CHUNK, 1249);

@@ -47,6 +47,7 @@ pub(crate) fn op_name(body: Option<&Body>) -> &'static str {
         Body::RemoveDataServer(_) => "remove_data_server",
         Body::Rebalance(_) => "rebalance",
         Body::ReleaseDone(_) => "release_done",
+        Body::SetRepair(_) => "set_repair",
     }
 }
 

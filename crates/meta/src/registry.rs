@@ -55,6 +55,8 @@ pub struct Registry {
     removed: BTreeSet<NodeId>,
     /// Cluster-wide budget for moving shards, bytes/s (0: the servers' own).
     move_rate: u64,
+    /// No rebuild tasks are handed out (`admin repair stop`).
+    repair_paused: bool,
 }
 
 impl Registry {
@@ -71,6 +73,7 @@ impl Registry {
             handoffs: BTreeSet::new(),
             removed: BTreeSet::new(),
             move_rate: 0,
+            repair_paused: false,
         }
     }
 
@@ -105,8 +108,11 @@ impl Registry {
         &self.rebuilding
     }
 
-    /// Rebuild tasks assigned to `server`.
+    /// Rebuild tasks assigned to `server` (none while repair is paused).
     pub fn tasks_for(&self, server: NodeId) -> Vec<(u32, u32)> {
+        if self.repair_paused {
+            return Vec::new();
+        }
         self.rebuilding.iter().filter(|(_, &s)| s == server).map(|(k, _)| *k).collect()
     }
 

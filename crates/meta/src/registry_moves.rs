@@ -63,6 +63,14 @@ impl Registry {
         self.move_rate
     }
 
+    pub fn repair_paused(&self) -> bool {
+        self.repair_paused
+    }
+
+    pub fn set_repair_paused(&mut self, paused: bool) {
+        self.repair_paused = paused;
+    }
+
     pub fn set_move_rate(&mut self, rate: u64) {
         self.move_rate = rate;
     }
@@ -312,5 +320,9 @@ mod tests {
         assert!(plan.bytes >= plan.minimum_bytes && plan.minimum_bytes > 0, "{plan:?}");
         assert_eq!(plan.moves as usize, r.rebuilding.len());
         assert_eq!(r.handoffs().count(), r.rebuilding.len(), "every slot left a live holder");
+        r.set_repair_paused(true);
+        assert!(r.tasks_for(8).is_empty(), "no tasks while repair is paused");
+        r.set_repair_paused(false);
+        assert!(!r.tasks_for(8).is_empty());
     }
 }

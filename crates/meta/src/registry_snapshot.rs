@@ -38,6 +38,7 @@ impl Registry {
                 .collect(),
             removed: self.removed.iter().copied().collect(),
             move_rate: self.move_rate,
+            repair_paused: self.repair_paused,
         }
     }
 
@@ -72,6 +73,7 @@ impl Registry {
             handoffs: s.handoffs.into_iter().map(|h| (h.pg, h.shard_index, h.server)).collect(),
             removed: s.removed.into_iter().collect(),
             move_rate: s.move_rate,
+            repair_paused: s.repair_paused,
         })
     }
 }

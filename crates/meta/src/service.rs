@@ -30,10 +30,17 @@ use crate::wire::{error_response, ok};
 use crate::write_stats::Stage;
 
 /// Operator requests on the cluster's data servers (drain, remove,
-/// rebalance) and cluster-wide scrub/GC tokens: admin-only once connections
+/// rebalance, repair pause) and cluster-wide scrub/GC tokens: admin-only once connections
 /// carry roles (issue 12 item 1); listed here together for that check.
 pub fn is_admin_request(body: &Body) -> bool {
-    matches!(body, Body::DrainDataServer(_) | Body::RemoveDataServer(_) | Body::Rebalance(_) | Body::GrantAdminCap(_))
+    matches!(
+        body,
+        Body::DrainDataServer(_)
+            | Body::RemoveDataServer(_)
+            | Body::Rebalance(_)
+            | Body::SetRepair(_)
+            | Body::GrantAdminCap(_)
+    )
 }
 
 /// Per data server: (slots it is the target of, slots it handed over not
@@ -44,6 +51,7 @@ struct MovesSummary {
     pending: u32,
     pending_bytes: u64,
     rate: u64,
+    repair_paused: bool,
 }
 
 /// Client id the leader uses for its own proposals.
@@ -154,6 +162,7 @@ impl MetaService {
         status.moves_pending = moves.pending;
         status.moves_pending_bytes = moves.pending_bytes;
         status.move_rate = moves.rate;
+        status.repair_paused = moves.repair_paused;
         let live = self.liveness.lock().unwrap_or_else(|e| e.into_inner());
         let mut available = std::collections::HashSet::new();
         for s in &st.placement.servers {
@@ -207,7 +216,7 @@ impl MetaService {
         let sm = self.view.sm();
         let bytes = sm.pg_bytes();
         let r = &sm.registry;
-        let mut out = MovesSummary { rate: r.move_rate(), ..Default::default() };
+        let mut out = MovesSummary { rate: r.move_rate(), repair_paused: r.repair_paused(), ..Default::default() };
         for s in r.servers() {
             out.per_server.insert(s.id, (r.slots_of(s.id) as u32, 0, 0, r.held_bytes_of(s.id, &bytes)));
         }

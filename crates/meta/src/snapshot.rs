@@ -231,6 +231,9 @@ pub mod v1 {
         pub removed: Vec<u64>,
         #[prost(uint64, tag = "10")]
         pub move_rate: u64,
+        /// Added compatibly: absent in older snapshots (false).
+        #[prost(bool, tag = "11")]
+        pub repair_paused: bool,
     }
 
     #[derive(Clone, PartialEq, prost::Message)]

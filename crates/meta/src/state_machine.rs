@@ -63,6 +63,7 @@ pub fn is_mutation(body: &Body) -> bool {
             | Body::DrainDataServer(_)
             | Body::RemoveDataServer(_)
             | Body::ReleaseDone(_)
+            | Body::SetRepair(_)
     ) || matches!(body, Body::Rebalance(r) if !r.dry_run)
 }
 
@@ -192,7 +193,11 @@ impl StateMachine {
                 ok(RBody::Registered(pb::Registered { epoch }))
             }
             Some(
-                b @ (Body::DrainDataServer(_) | Body::RemoveDataServer(_) | Body::Rebalance(_) | Body::ReleaseDone(_)),
+                b @ (Body::DrainDataServer(_)
+                | Body::RemoveDataServer(_)
+                | Body::Rebalance(_)
+                | Body::ReleaseDone(_)
+                | Body::SetRepair(_)),
             ) => self.apply_move(b)?,
             Some(Body::SetServerState(s)) => {
                 self.registry.set_state(&s.down, &s.up);

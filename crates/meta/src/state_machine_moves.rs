@@ -62,6 +62,10 @@ impl StateMachine {
                 let plan = r.rebalance_now(b.dry_run, &bytes);
                 ok(RBody::MovePlan(plan_to_wire(&plan, r.epoch(), !b.dry_run)))
             }
+            Body::SetRepair(p) => {
+                r.set_repair_paused(p.paused);
+                ok(RBody::Empty(pb::Empty {}))
+            }
             Body::ReleaseDone(d) => {
                 r.release_done(d.server, d.pg, d.shard_index);
                 ok(RBody::Empty(pb::Empty {}))

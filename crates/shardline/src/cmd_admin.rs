@@ -83,6 +83,12 @@ pub enum AdminCmd {
         #[arg(long)]
         json: bool,
     },
+    /// Rebuilds of lost or moved shards: progress, or pause and resume
+    /// handing out rebuild tasks (the pause is replicated).
+    Repair {
+        #[command(subcommand)]
+        command: RepairCmd,
+    },
     /// Data servers joining the cluster.
     Data {
         #[command(subcommand)]
@@ -110,6 +116,26 @@ pub enum AdminCmd {
     Layout {
         #[command(subcommand)]
         command: LayoutCmd,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum RepairCmd {
+    /// Slots being rebuilt, per-server progress, and whether repair is paused.
+    Status {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Resume handing out rebuild tasks.
+    Start {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Stop handing out rebuild tasks (running ones finish the page they
+    /// are on); drains and rebalances wait too.
+    Stop {
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -176,6 +202,11 @@ pub async fn run(cmd: AdminCmd, cluster: &Option<PathBuf>) -> Result<()> {
             crate::cmd_moves::drain(&file, node, cancel, no_wait, timeout, json).await
         }
         AdminCmd::Remove { node, json } => crate::cmd_moves::remove(&file, node, json).await,
+        AdminCmd::Repair { command } => match command {
+            RepairCmd::Status { json } => crate::cmd_moves::repair_status(&file, json).await,
+            RepairCmd::Start { json } => crate::cmd_moves::repair_set(&file, false, json).await,
+            RepairCmd::Stop { json } => crate::cmd_moves::repair_set(&file, true, json).await,
+        },
         AdminCmd::Data { command: DataCmd::Add { addr, timeout, json } } => {
             crate::cmd_moves::data_add(&file, &addr, timeout, json).await
         }
@@ -358,7 +389,7 @@ async fn status(file: &ClusterFile, json: bool) -> Result<()> {
     let pgs = serde_json::json!({"total": st.pgs_total, "healthy": st.pgs_healthy, "degraded": st.pgs_degraded,
         "unavailable": st.pgs_unavailable, "rebuilds_pending": st.rebuilds_pending, "epoch": st.epoch,
         "moves_pending": st.moves_pending, "moves_pending_bytes": st.moves_pending_bytes,
-        "move_rate_bytes_per_s": st.move_rate});
+        "move_rate_bytes_per_s": st.move_rate, "repair_paused": st.repair_paused});
     if json {
         println!(
             "{}",

@@ -68,7 +68,10 @@ pub async fn drain(file: &ClusterFile, id: u64, cancel: bool, no_wait: bool, tim
     }
     let moved = follow(file, Duration::from_secs(timeout), &format!("drain data-{id}"), |st| {
         let d = st.data.iter().find(|d| d.id == id)?;
-        Some((d.moving_out_bytes + d.held_bytes, d.state == "drained"))
+        // A server that is down has nothing to copy from and cannot release:
+        // done once its slots are elsewhere (their new targets rebuild them
+        // from peers; `remove` waits for that).
+        Some((d.moving_out_bytes + d.held_bytes, d.state == "drained" || (d.state == "down" && d.slots == 0)))
     })
     .await?;
     report(json, serde_json::json!({"node": id, "state": "drained", "plan": plan_json(&plan)}), &moved, || {
@@ -127,6 +130,56 @@ pub async fn remove(file: &ClusterFile, id: u64, json: bool) -> Result<()> {
         println!("{}", serde_json::json!({"node": id, "removed": true}));
     } else {
         println!("data server {id} removed; stop its process (its id may not join again)");
+    }
+    Ok(())
+}
+
+/// `admin repair stop|start`.
+pub async fn repair_set(file: &ClusterFile, paused: bool, json: bool) -> Result<()> {
+    call(file, pb::meta_request::Body::SetRepair(pb::SetRepair { paused })).await?;
+    if json {
+        println!("{}", serde_json::json!({"repair_paused": paused}));
+    } else {
+        println!("repair {}", if paused { "stopped: no new rebuild tasks are handed out" } else { "started" });
+    }
+    Ok(())
+}
+
+/// `admin repair status`.
+pub async fn repair_status(file: &ClusterFile, json: bool) -> Result<()> {
+    let Some(st) = crate::health::leader_status(&file.meta_addrs()).await else {
+        bail!("no metadata leader reachable (is the cluster running?)")
+    };
+    let servers: Vec<_> = st
+        .data
+        .iter()
+        .filter(|d| d.rebuild_chunks_total > 0)
+        .map(|d| {
+            serde_json::json!({"id": d.id, "chunks_done": d.rebuild_chunks_done,
+                "chunks_total": d.rebuild_chunks_total, "bytes": d.rebuild_bytes})
+        })
+        .collect();
+    if json {
+        let v = serde_json::json!({"paused": st.repair_paused, "slots_pending": st.rebuilds_pending,
+            "pgs_degraded": st.pgs_degraded, "pgs_unavailable": st.pgs_unavailable, "servers": servers});
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(());
+    }
+    println!(
+        "repair {}: {} slot(s) to rebuild, {} degraded and {} unavailable placement groups",
+        if st.repair_paused { "stopped" } else { "running" },
+        st.rebuilds_pending,
+        st.pgs_degraded,
+        st.pgs_unavailable
+    );
+    for d in st.data.iter().filter(|d| d.rebuild_chunks_total > 0) {
+        println!(
+            "  data-{}: {}/{} chunks, {} rebuilt (since it started)",
+            d.id,
+            d.rebuild_chunks_done,
+            d.rebuild_chunks_total,
+            human(d.rebuild_bytes)
+        );
     }
     Ok(())
 }
