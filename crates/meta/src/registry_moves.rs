@@ -326,3 +326,67 @@ mod tests {
         assert!(!r.tasks_for(8).is_empty());
     }
 }
+
+#[cfg(test)]
+mod snapshot_tests {
+    use super::*;
+    use crate::snapshot::v1;
+    use prost::Message;
+
+    /// The registry's snapshot message as written before drains existed
+    /// (tags 1-7 of `Registry`, 1-5 of `Server`).
+    #[derive(Clone, PartialEq, prost::Message)]
+    struct OldServer {
+        #[prost(uint64, tag = "1")]
+        id: u64,
+        #[prost(string, tag = "2")]
+        addr: String,
+        #[prost(uint64, tag = "3")]
+        capacity_bytes: u64,
+        #[prost(string, tag = "4")]
+        rack: String,
+        #[prost(bool, tag = "5")]
+        down: bool,
+    }
+    #[derive(Clone, PartialEq, prost::Message)]
+    struct OldRegistry {
+        #[prost(message, repeated, tag = "1")]
+        servers: Vec<OldServer>,
+        #[prost(uint64, tag = "2")]
+        epoch: u64,
+        #[prost(uint64, tag = "3")]
+        width: u64,
+        #[prost(uint32, tag = "4")]
+        pg_count: u32,
+    }
+
+    #[test]
+    fn moves_survive_a_snapshot_and_older_registries_decode() {
+        let mut r = Registry::new(3, 8);
+        for i in 1..=5 {
+            r.register(i, &format!("s{i}"), 0, "", true).unwrap();
+        }
+        r.drain(2, false, &[10; 8]).unwrap();
+        r.register(9, "s9", 0, "", false).unwrap();
+        r.set_move_rate(5_000_000);
+        r.set_repair_paused(true);
+        let back = Registry::from_snapshot(r.to_snapshot()).unwrap();
+        assert_eq!(back.to_snapshot(), r.to_snapshot());
+        assert!(back.servers().any(|s| s.id == 2 && s.draining));
+        assert!(back.servers().any(|s| s.id == 9 && s.pending));
+        assert_eq!(back.handoffs().count(), r.handoffs().count());
+        assert!(back.repair_paused() && back.move_rate() == 5_000_000);
+
+        let old = OldRegistry {
+            servers: vec![OldServer { id: 1, addr: "a".into(), capacity_bytes: 7, rack: String::new(), down: true }],
+            epoch: 4,
+            width: 3,
+            pg_count: 8,
+        };
+        let decoded = v1::Registry::decode(old.encode_to_vec().as_slice()).unwrap();
+        let r = Registry::from_snapshot(decoded).unwrap();
+        let s = r.servers().next().unwrap();
+        assert!(s.down && !s.draining && !s.pending);
+        assert_eq!((r.handoffs().count(), r.move_rate(), r.repair_paused()), (0, 0, false));
+    }
+}
