@@ -198,6 +198,32 @@ impl Registry {
             .collect()
     }
 
+    /// With too few placed servers for full groups, slots still held by a
+    /// down or draining server go to servers waiting for a rebalance (the
+    /// best-scoring one not already in the group): better placed early than
+    /// degraded. Nothing else moves.
+    fn stand_in(&self, groups: &mut [Vec<NodeId>], placed: &[Candidate]) {
+        let spares: Vec<NodeId> =
+            self.servers.values().filter(|s| !s.down && !s.draining && s.pending).map(|s| s.id).collect();
+        if placed.len() >= self.width || spares.is_empty() {
+            return;
+        }
+        for (pg, g) in groups.iter_mut().enumerate() {
+            for i in 0..g.len() {
+                if placed.iter().any(|c| c.id == g[i]) {
+                    continue;
+                }
+                let best = spares
+                    .iter()
+                    .filter(|s| !g.contains(s))
+                    .max_by_key(|&&s| (shardline_types::placement::mix64(pg as u64 ^ s.rotate_left(17)), s));
+                if let Some(&s) = best {
+                    g[i] = s;
+                }
+            }
+        }
+    }
+
     fn remap(&mut self) {
         self.epoch += 1;
         let up = self.candidates();
@@ -205,7 +231,8 @@ impl Registry {
             return;
         }
         let first = self.groups.is_empty();
-        let new = rebalance(&self.groups, &up, self.width, self.pg_count);
+        let mut new = rebalance(&self.groups, &up, self.width, self.pg_count);
+        self.stand_in(&mut new, &up);
         if first {
             self.pg_epochs = vec![self.epoch; new.len()];
         } else {

@@ -310,6 +310,13 @@ mod tests {
         r.set_state(&[], &[8]);
         assert_eq!(r.slots_of(8), 0);
         assert!(r.rebuilding.is_empty());
+        // A placed server failing: a waiting one stands in rather than
+        // leaving groups degraded.
+        let mut failed = r.clone();
+        let held = failed.slots_of(1);
+        failed.set_state(&[1], &[]);
+        assert_eq!(failed.slots_of(1), 0);
+        assert_eq!((7..=9).map(|i| failed.slots_of(i)).sum::<usize>(), held);
         let dry = r.rebalance_now(true, &bytes);
         assert_eq!(r.slots_of(8), 0, "a dry run changes nothing");
         assert!(r.rebuilding.is_empty());
