@@ -97,6 +97,11 @@ fn drain_under_reads_then_remove() {
         assert_eq!(repair["paused"], true);
         assert!(repair["slots_pending"].as_u64().unwrap() > 0, "{repair}");
         c.ok(&["admin", "repair", "start"]);
+        c.ok(&["admin", "scrub", "stop"]);
+        assert_eq!(json(&c, &["admin", "scrub", "status", "--json"])["paused"], true);
+        assert!(refused(&c, &["admin", "scrub"]).contains("scrubbing is stopped"));
+        c.ok(&["admin", "scrub", "start"]);
+        assert_eq!(json(&c, &["admin", "scrub", "status", "--json"])["paused"], false);
         let out = c.cli(&["admin", "drain", "3", "--json"]);
         stop.store(true, Ordering::Release);
         let errors = reader.join().expect("reader thread");

@@ -62,6 +62,7 @@ pub async fn heartbeat_loop<S: ShardStore + ?Sized>(
                         node.observe_epoch(reply.epoch);
                         let rate = if reply.rebuild_rate > 0 { reply.rebuild_rate } else { node.own_rebuild_rate };
                         node.rebuild_throttle.set_rate(rate);
+                        node.scrub_paused.store(reply.scrub_paused, Ordering::Relaxed);
                         crate::rebuild::start_tasks(&node, &store, &reply.rebuild);
                         crate::release::start(&node, &store, reply.release);
                     }

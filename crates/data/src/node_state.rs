@@ -33,6 +33,9 @@ pub struct NodeState {
     /// The budget this server was started with (`--rebuild-rate`), used
     /// whenever the cluster sets no move budget of its own.
     pub own_rebuild_rate: u64,
+    /// Scrubbing is stopped cluster-wide (`admin scrub stop`), as the last
+    /// heartbeat reply said.
+    pub scrub_paused: std::sync::atomic::AtomicBool,
     /// A release of handed-over slots is running (`release.rs`).
     pub releasing: std::sync::atomic::AtomicBool,
     pub progress: RebuildProgress,
@@ -58,6 +61,7 @@ impl NodeState {
             rebuild_throttle: TokenBucket::new(rebuild_rate),
             own_rebuild_rate: rebuild_rate,
             releasing: std::sync::atomic::AtomicBool::new(false),
+            scrub_paused: std::sync::atomic::AtomicBool::new(false),
             progress: RebuildProgress::default(),
             running: Mutex::new(HashSet::new()),
             epoch: AtomicU64::new(0),

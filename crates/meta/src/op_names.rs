@@ -48,6 +48,7 @@ pub(crate) fn op_name(body: Option<&Body>) -> &'static str {
         Body::Rebalance(_) => "rebalance",
         Body::ReleaseDone(_) => "release_done",
         Body::SetRepair(_) => "set_repair",
+        Body::SetScrub(_) => "set_scrub",
     }
 }
 

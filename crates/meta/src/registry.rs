@@ -57,6 +57,8 @@ pub struct Registry {
     move_rate: u64,
     /// No rebuild tasks are handed out (`admin repair stop`).
     repair_paused: bool,
+    /// Data servers do not scrub (`admin scrub stop`).
+    scrub_paused: bool,
 }
 
 impl Registry {
@@ -74,6 +76,7 @@ impl Registry {
             removed: BTreeSet::new(),
             move_rate: 0,
             repair_paused: false,
+            scrub_paused: false,
         }
     }
 

@@ -71,6 +71,14 @@ impl Registry {
         self.repair_paused = paused;
     }
 
+    pub fn scrub_paused(&self) -> bool {
+        self.scrub_paused
+    }
+
+    pub fn set_scrub_paused(&mut self, paused: bool) {
+        self.scrub_paused = paused;
+    }
+
     pub fn set_move_rate(&mut self, rate: u64) {
         self.move_rate = rate;
     }
@@ -377,12 +385,13 @@ mod snapshot_tests {
         r.register(9, "s9", 0, "", false).unwrap();
         r.set_move_rate(5_000_000);
         r.set_repair_paused(true);
+        r.set_scrub_paused(true);
         let back = Registry::from_snapshot(r.to_snapshot()).unwrap();
         assert_eq!(back.to_snapshot(), r.to_snapshot());
         assert!(back.servers().any(|s| s.id == 2 && s.draining));
         assert!(back.servers().any(|s| s.id == 9 && s.pending));
         assert_eq!(back.handoffs().count(), r.handoffs().count());
-        assert!(back.repair_paused() && back.move_rate() == 5_000_000);
+        assert!(back.repair_paused() && back.scrub_paused() && back.move_rate() == 5_000_000);
 
         let old = OldRegistry {
             servers: vec![OldServer { id: 1, addr: "a".into(), capacity_bytes: 7, rack: String::new(), down: true }],

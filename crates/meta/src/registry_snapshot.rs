@@ -39,6 +39,7 @@ impl Registry {
             removed: self.removed.iter().copied().collect(),
             move_rate: self.move_rate,
             repair_paused: self.repair_paused,
+            scrub_paused: self.scrub_paused,
         }
     }
 
@@ -74,6 +75,7 @@ impl Registry {
             removed: s.removed.into_iter().collect(),
             move_rate: s.move_rate,
             repair_paused: s.repair_paused,
+            scrub_paused: s.scrub_paused,
         })
     }
 }

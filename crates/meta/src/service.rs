@@ -30,7 +30,7 @@ use crate::wire::{error_response, ok};
 use crate::write_stats::Stage;
 
 /// Operator requests on the cluster's data servers (drain, remove,
-/// rebalance, repair pause) and cluster-wide scrub/GC tokens: admin-only once connections
+/// rebalance, repair and scrub pauses) and cluster-wide scrub/GC tokens: admin-only once connections
 /// carry roles (issue 12 item 1); listed here together for that check.
 pub fn is_admin_request(body: &Body) -> bool {
     matches!(
@@ -39,6 +39,7 @@ pub fn is_admin_request(body: &Body) -> bool {
             | Body::RemoveDataServer(_)
             | Body::Rebalance(_)
             | Body::SetRepair(_)
+            | Body::SetScrub(_)
             | Body::GrantAdminCap(_)
     )
 }
@@ -163,6 +164,7 @@ impl MetaService {
         status.moves_pending_bytes = moves.pending_bytes;
         status.move_rate = moves.rate;
         status.repair_paused = moves.repair_paused;
+        status.scrub_paused = self.view.sm().registry.scrub_paused();
         let live = self.liveness.lock().unwrap_or_else(|e| e.into_inner());
         let mut available = std::collections::HashSet::new();
         for s in &st.placement.servers {

@@ -234,6 +234,9 @@ pub mod v1 {
         /// Added compatibly: absent in older snapshots (false).
         #[prost(bool, tag = "11")]
         pub repair_paused: bool,
+        /// Added compatibly: absent in older snapshots (false).
+        #[prost(bool, tag = "12")]
+        pub scrub_paused: bool,
     }
 
     #[derive(Clone, PartialEq, prost::Message)]

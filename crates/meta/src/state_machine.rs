@@ -64,6 +64,7 @@ pub fn is_mutation(body: &Body) -> bool {
             | Body::RemoveDataServer(_)
             | Body::ReleaseDone(_)
             | Body::SetRepair(_)
+            | Body::SetScrub(_)
     ) || matches!(body, Body::Rebalance(r) if !r.dry_run)
 }
 
@@ -197,7 +198,8 @@ impl StateMachine {
                 | Body::RemoveDataServer(_)
                 | Body::Rebalance(_)
                 | Body::ReleaseDone(_)
-                | Body::SetRepair(_)),
+                | Body::SetRepair(_)
+                | Body::SetScrub(_)),
             ) => self.apply_move(b)?,
             Some(Body::SetServerState(s)) => {
                 self.registry.set_state(&s.down, &s.up);
@@ -342,6 +344,7 @@ impl StateMachine {
                     .map(|(pg, shard_index)| pb::RebuildTask { pg, shard_index })
                     .collect(),
                 rebuild_rate: self.registry.rebuild_rate_share(),
+                scrub_paused: self.registry.scrub_paused(),
             })),
             Some(Body::Rebalance(r)) if r.dry_run => self.plan_rebalance(),
             _ => return Err(OpError::new(ErrorCode::InvalidArgument, "not a query")),

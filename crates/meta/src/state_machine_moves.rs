@@ -66,6 +66,10 @@ impl StateMachine {
                 r.set_repair_paused(p.paused);
                 ok(RBody::Empty(pb::Empty {}))
             }
+            Body::SetScrub(p) => {
+                r.set_scrub_paused(p.paused);
+                ok(RBody::Empty(pb::Empty {}))
+            }
             Body::ReleaseDone(d) => {
                 r.release_done(d.server, d.pg, d.shard_index);
                 ok(RBody::Empty(pb::Empty {}))

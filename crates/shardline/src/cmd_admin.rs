@@ -26,7 +26,12 @@ pub enum AdminCmd {
         timeout: u64,
     },
     /// Check every shard's CRC on every data server now; rebuild bad ones.
+    /// `scrub status|start|stop`: whether scrubbing is stopped, resume it,
+    /// stop it on every data server.
+    #[command(args_conflicts_with_subcommands = true)]
     Scrub {
+        #[command(subcommand)]
+        command: Option<ScrubCmd>,
         #[arg(long)]
         json: bool,
     },
@@ -116,6 +121,26 @@ pub enum AdminCmd {
     Layout {
         #[command(subcommand)]
         command: LayoutCmd,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum ScrubCmd {
+    /// Whether scrubbing is stopped.
+    Status {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Let data servers scrub again (in the background, and on request).
+    Start {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Stop scrubbing on every data server (a scrub running ends after the
+    /// shard it is on); replicated, so it outlasts restarts.
+    Stop {
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -224,7 +249,15 @@ pub async fn run(cmd: AdminCmd, cluster: &Option<PathBuf>) -> Result<()> {
             };
             crate::cmd_files::run(cmd, cluster).await
         }
-        AdminCmd::Scrub { json } => {
+        AdminCmd::Scrub { command: Some(command), .. } => match command {
+            ScrubCmd::Status { json } => crate::cmd_moves::scrub_status(&file, json).await,
+            ScrubCmd::Start { json } => crate::cmd_moves::scrub_set(&file, false, json).await,
+            ScrubCmd::Stop { json } => crate::cmd_moves::scrub_set(&file, true, json).await,
+        },
+        AdminCmd::Scrub { command: None, json } => {
+            if leader_view(&file).await?.scrub_paused {
+                bail!("scrubbing is stopped (shardline admin scrub start resumes it)");
+            }
             let cap = admin_cap(&file, shardline_crypto::cap_ops::SCRUB).await?;
             let totals = on_every_data_server(&file, pb::data_request::Body::Scrub(pb::Scrub { cap })).await?;
             report("scrub", &totals, &["checked", "corrupt", "repaired", "unrepairable"], json)
@@ -389,7 +422,8 @@ async fn status(file: &ClusterFile, json: bool) -> Result<()> {
     let pgs = serde_json::json!({"total": st.pgs_total, "healthy": st.pgs_healthy, "degraded": st.pgs_degraded,
         "unavailable": st.pgs_unavailable, "rebuilds_pending": st.rebuilds_pending, "epoch": st.epoch,
         "moves_pending": st.moves_pending, "moves_pending_bytes": st.moves_pending_bytes,
-        "move_rate_bytes_per_s": st.move_rate, "repair_paused": st.repair_paused});
+        "move_rate_bytes_per_s": st.move_rate, "repair_paused": st.repair_paused,
+        "scrub_paused": st.scrub_paused});
     if json {
         println!(
             "{}",

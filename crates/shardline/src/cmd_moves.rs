@@ -145,6 +145,30 @@ pub async fn repair_set(file: &ClusterFile, paused: bool, json: bool) -> Result<
     Ok(())
 }
 
+/// `admin scrub stop|start`.
+pub async fn scrub_set(file: &ClusterFile, paused: bool, json: bool) -> Result<()> {
+    call(file, pb::meta_request::Body::SetScrub(pb::SetScrub { paused })).await?;
+    if json {
+        println!("{}", serde_json::json!({"scrub_paused": paused}));
+    } else {
+        println!("scrub {}", if paused { "stopped on every data server" } else { "started" });
+    }
+    Ok(())
+}
+
+/// `admin scrub status`.
+pub async fn scrub_status(file: &ClusterFile, json: bool) -> Result<()> {
+    let Some(st) = crate::health::leader_status(&file.meta_addrs()).await else {
+        bail!("no metadata leader reachable (is the cluster running?)")
+    };
+    if json {
+        println!("{}", serde_json::json!({"paused": st.scrub_paused}));
+    } else {
+        println!("scrub {}", if st.scrub_paused { "stopped" } else { "running (daily, and on request)" });
+    }
+    Ok(())
+}
+
 /// `admin repair status`.
 pub async fn repair_status(file: &ClusterFile, json: bool) -> Result<()> {
     let Some(st) = crate::health::leader_status(&file.meta_addrs()).await else {
