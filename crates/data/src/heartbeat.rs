@@ -60,7 +60,11 @@ pub async fn heartbeat_loop<S: ShardStore + ?Sized>(
                 Ok(resp) => {
                     if let Some(meta_response::Body::Heartbeat(reply)) = resp.body {
                         node.observe_epoch(reply.epoch);
+                        let rate = if reply.rebuild_rate > 0 { reply.rebuild_rate } else { node.own_rebuild_rate };
+                        node.rebuild_throttle.set_rate(rate);
+                        node.scrub_paused.store(reply.scrub_paused, Ordering::Relaxed);
                         crate::rebuild::start_tasks(&node, &store, &reply.rebuild);
+                        crate::release::start(&node, &store, reply.release);
                     }
                 }
                 Err(e) if e.code() == ErrorCode::NotFound => {

@@ -46,6 +46,7 @@ pub mod heartbeat;
 pub mod node_state;
 pub mod peer_rebuild;
 pub mod rebuild;
+pub mod release;
 pub mod scrub;
 pub mod segment_store;
 pub mod server;

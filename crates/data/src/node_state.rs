@@ -30,6 +30,14 @@ pub struct NodeState {
     /// The rebuild throttle: one budget for this server, shared by all its
     /// rebuild tasks.
     pub rebuild_throttle: TokenBucket,
+    /// The budget this server was started with (`--rebuild-rate`), used
+    /// whenever the cluster sets no move budget of its own.
+    pub own_rebuild_rate: u64,
+    /// Scrubbing is stopped cluster-wide (`admin scrub stop`), as the last
+    /// heartbeat reply said.
+    pub scrub_paused: std::sync::atomic::AtomicBool,
+    /// A release of handed-over slots is running (`release.rs`).
+    pub releasing: std::sync::atomic::AtomicBool,
     pub progress: RebuildProgress,
     /// Rebuild tasks (pg, shard index) being worked on now.
     pub running: Mutex<HashSet<(u32, u32)>>,
@@ -60,6 +68,9 @@ impl NodeState {
             peers: Pool::new(tls.clone(), Role::Data, Duration::from_secs(2), Duration::from_secs(30))
                 .integrity_only(tls.accepts_integrity_only()),
             rebuild_throttle: TokenBucket::new(rebuild_rate),
+            own_rebuild_rate: rebuild_rate,
+            releasing: std::sync::atomic::AtomicBool::new(false),
+            scrub_paused: std::sync::atomic::AtomicBool::new(false),
             progress: RebuildProgress::default(),
             running: Mutex::new(HashSet::new()),
             epoch: AtomicU64::new(0),
@@ -107,6 +118,22 @@ impl NodeState {
         let map = Arc::new(map);
         *self.placement.write().unwrap_or_else(|e| e.into_inner()) = Some(map.clone());
         Ok(map)
+    }
+
+    /// Per shard index of group `pg`, the addresses of old holders that
+    /// still keep copies (slots handed over by a drain or rebalance).
+    pub fn previous_holders(map: &pb::PlacementMap, pg: u32) -> Vec<Vec<String>> {
+        let width = map.width as usize;
+        let mut out = vec![Vec::new(); width];
+        let Some(group) = map.groups.iter().find(|g| g.id == pg) else { return out };
+        for h in &group.previous {
+            if let (Some(slot), Some(s)) =
+                (out.get_mut(h.shard_index as usize), map.servers.iter().find(|s| s.id == h.server))
+            {
+                slot.push(s.addr.clone());
+            }
+        }
+        out
     }
 
     /// Addresses of a group's targets in shard order.

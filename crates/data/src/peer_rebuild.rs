@@ -1,6 +1,8 @@
-//! Rebuild one shard from its peers: read any k of the chunk's other shards,
-//! recompute the missing one with Reed–Solomon, store it. Ciphertext only:
-//! no key is needed or seen.
+//! Rebuild one shard from its peers: copied from an old holder when the
+//! slot was handed over (drain, rebalance), else read any k of the chunk's
+//! other shards (from their targets, or their old holders while a target
+//! is still rebuilding) and recompute it with Reed–Solomon; then store it.
+//! Ciphertext only: no key is needed or seen.
 
 use std::sync::Arc;
 
@@ -13,7 +15,8 @@ use crate::node_state::NodeState;
 use crate::{DataError, ShardStore};
 
 /// Rebuild `key` (a shard of a chunk coded k+m) from the other shards held
-/// by `targets` (addresses in shard order) and store it. Returns its size.
+/// by `targets` (addresses in shard order; `previous[i]`: old holders of
+/// shard i that still keep copies) and store it. Returns its size.
 pub async fn rebuild_shard<S: ShardStore + ?Sized>(
     node: &NodeState,
     store: &Arc<S>,
@@ -21,6 +24,7 @@ pub async fn rebuild_shard<S: ShardStore + ?Sized>(
     k: usize,
     m: usize,
     targets: &[String],
+    previous: &[Vec<String>],
 ) -> Result<usize, DataError> {
     let width = k + m;
     let missing = key.shard_index as usize;
@@ -36,6 +40,20 @@ pub async fn rebuild_shard<S: ShardStore + ?Sized>(
     // newer one refuses; the task is retried after the next heartbeat).
     let epoch = node.epoch();
     let cap = node.caps.mint_peer_get(&key, epoch);
+    let none = Vec::new();
+    let previous_of = |i: usize| previous.get(i).unwrap_or(&none);
+    // A handed-over slot: one copy from its old holder instead of k reads.
+    for addr in previous_of(missing) {
+        if let Ok(bytes) = shard_client::get(&node.peers, addr, &key, cap.as_ref(), epoch).await {
+            let (store, data) = (store.clone(), bytes.to_vec());
+            return tokio::task::spawn_blocking(move || {
+                store.put(&key, &data, crc32c::crc32c(&data))?;
+                Ok(data.len())
+            })
+            .await
+            .map_err(|e| DataError::Internal(format!("copy task: {e}")))?;
+        }
+    }
     let mut inflight = FuturesUnordered::new();
     for (i, addr) in targets.iter().enumerate().take(width) {
         if i == missing {
@@ -43,7 +61,17 @@ pub async fn rebuild_shard<S: ShardStore + ?Sized>(
         }
         let peer_key = ShardKey { shard_index: i as u32, ..key };
         let (pool, cap) = (&node.peers, cap.as_ref());
-        inflight.push(async move { (i, shard_client::get(pool, addr, &peer_key, cap, epoch).await) });
+        let fallbacks = previous_of(i);
+        inflight.push(async move {
+            let mut r = shard_client::get(pool, addr, &peer_key, cap, epoch).await;
+            for alt in fallbacks {
+                if r.is_ok() {
+                    break;
+                }
+                r = shard_client::get(pool, alt, &peer_key, cap, epoch).await;
+            }
+            (i, r)
+        });
     }
     let mut slots: Vec<Option<Vec<u8>>> = vec![None; width];
     let mut have = 0;

@@ -65,11 +65,13 @@ async fn run_task<S: ShardStore + ?Sized>(
         chunks += page.chunks.len() as u64;
         let map = node.placement().await?;
         let targets = NodeState::targets(&map, pg)?;
+        let previous = NodeState::previous_holders(&map, pg);
         // Several chunks at once: each waits on k peers' disks and the network.
         let targets = Arc::new(targets);
+        let previous = Arc::new(previous);
         let results: Vec<_> = stream::iter(page.chunks.clone())
             .map(|c| {
-                let (node, store, targets) = (node.clone(), store.clone(), targets.clone());
+                let (node, store, targets, previous) = (node.clone(), store.clone(), targets.clone(), previous.clone());
                 async move {
                     let key = ShardKey {
                         file_id: c.file_id,
@@ -81,7 +83,7 @@ async fn run_task<S: ShardStore + ?Sized>(
                         return (c, Ok(0));
                     }
                     let (k, m) = (c.data_shards as usize, c.parity_shards as usize);
-                    let r = rebuild_shard(&node, &store, key, k, m, &targets).await;
+                    let r = rebuild_shard(&node, &store, key, k, m, &targets, &previous).await;
                     if let Ok(n) = r {
                         // Every task of this server draws on one budget.
                         node.rebuild_throttle.acquire(n as u64).await;

@@ -20,6 +20,11 @@ pub async fn scrub<S: ShardStore + ?Sized>(node: &NodeState, store: &Arc<S>) -> 
     let target = node.id.to_string();
     let counted = |result: &str| shardline_metrics::scrub_shards_total().with_label_values(&[&target, result]).inc();
     for key in keys {
+        // `admin scrub stop`: end here; the next scrub starts from the top.
+        if node.scrub_paused.load(std::sync::atomic::Ordering::Relaxed) {
+            tracing::info!(node = node.id, checked = report.checked, "scrub stopped by the operator");
+            break;
+        }
         let result = {
             let store = store.clone();
             tokio::task::spawn_blocking(move || store.get(&key).map(|_| ()))
@@ -63,7 +68,8 @@ async fn repair<S: ShardStore + ?Sized>(node: &NodeState, store: &Arc<S>, key: S
         return Ok(());
     };
     let targets = NodeState::targets(&map, pg)?;
-    rebuild_shard(node, store, key, chunk.data_shards as usize, chunk.parity_shards as usize, &targets)
+    let previous = NodeState::previous_holders(&map, pg);
+    rebuild_shard(node, store, key, chunk.data_shards as usize, chunk.parity_shards as usize, &targets, &previous)
         .await
         .map(|_| ())
 }

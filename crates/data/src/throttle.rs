@@ -44,7 +44,8 @@ impl Clock for MonotonicClock {
 
 /// A token bucket of bytes, shared by everyone it throttles.
 pub struct TokenBucket<C: Clock = MonotonicClock> {
-    rate: u64,
+    /// Bytes per second; changed at run time by the cluster's move budget.
+    rate: std::sync::atomic::AtomicU64,
     burst: u64,
     clock: C,
     state: Mutex<State>,
@@ -74,12 +75,18 @@ impl<C: Clock> TokenBucket<C> {
     pub fn with_clock(rate: u64, burst: u64, clock: C) -> Self {
         let rate = rate.max(1);
         let at = clock.now();
+        let rate = std::sync::atomic::AtomicU64::new(rate);
         TokenBucket { rate, burst, clock, state: Mutex::new(State { tokens: burst as i128 * NANOS, at, granted: 0 }) }
     }
 
     /// Bytes per second.
     pub fn rate(&self) -> u64 {
-        self.rate
+        self.rate.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Change the rate (at least 1 byte/s) from now on.
+    pub fn set_rate(&self, rate: u64) {
+        self.rate.store(rate.max(1), std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Take `bytes`; returns how long the caller must wait before using
@@ -89,14 +96,14 @@ impl<C: Clock> TokenBucket<C> {
         let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
         let elapsed = now.saturating_sub(st.at).as_nanos() as i128;
         st.at = st.at.max(now);
-        st.tokens = (st.tokens + elapsed * self.rate as i128).min(self.burst as i128 * NANOS);
+        let rate = self.rate() as i128;
+        st.tokens = (st.tokens + elapsed * rate).min(self.burst as i128 * NANOS);
         st.tokens -= bytes as i128 * NANOS;
         st.granted = st.granted.saturating_add(bytes);
         if st.tokens >= 0 {
             return Duration::ZERO;
         }
         // Round up: never let a caller through before its debt is paid.
-        let rate = self.rate as i128;
         let wait = (-st.tokens + rate - 1) / rate;
         Duration::from_nanos(u64::try_from(wait).unwrap_or(u64::MAX))
     }

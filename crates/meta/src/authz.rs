@@ -9,9 +9,9 @@
 //! | request | allowed from |
 //! | --- | --- |
 //! | Raft batches | metadata servers, only as the id in their certificate |
-//! | Register, Heartbeat, RebuildDone | data servers, only for ids in their certificate |
+//! | Register, Heartbeat, RebuildDone, ReleaseDone | data servers, only for ids in their certificate |
 //! | ListPgChunks, CheckLive (rebuild, scrub, GC) | data servers, admin |
-//! | membership changes, server states (mark down/up), lease expiry, scrub/GC capabilities, layout policies | admin |
+//! | membership changes, server states (mark down/up), lease expiry, scrub/GC capabilities, layout policies, drain/remove/rebalance of data servers, repair and scrub switches | admin |
 //! | status, placement map, statfs | any role |
 //! | namespace and chunk requests, shard capabilities (get/put) | clients, admin |
 
@@ -49,6 +49,7 @@ pub fn required_role(body: &Body) -> Rule {
         Body::Register(r) => Rule::DataServer { id: r.id, what: "registration" },
         Body::Heartbeat(h) => Rule::DataServer { id: h.id, what: "a heartbeat" },
         Body::RebuildDone(d) => Rule::DataServer { id: d.server, what: "a rebuild report" },
+        Body::ReleaseDone(d) => Rule::DataServer { id: d.server, what: "a release report" },
         Body::ListPgChunks(_) | Body::CheckLive(_) => Rule::DataServerOrAdmin,
         // Operator requests.
         Body::MetaMembership(_) => Rule::Admin { what: "a membership change" },
@@ -56,6 +57,11 @@ pub fn required_role(body: &Body) -> Rule {
         Body::ExpireClients(_) => Rule::Admin { what: "expiring client leases" },
         Body::GrantAdminCap(_) => Rule::Admin { what: "a cluster-wide scrub or GC capability" },
         Body::SetLayout(_) => Rule::Admin { what: "setting a directory's layout policy" },
+        Body::DrainDataServer(_) => Rule::Admin { what: "draining a data server" },
+        Body::RemoveDataServer(_) => Rule::Admin { what: "removing a data server" },
+        Body::Rebalance(_) => Rule::Admin { what: "a rebalance" },
+        Body::SetRepair(_) => Rule::Admin { what: "stopping or starting repair" },
+        Body::SetScrub(_) => Rule::Admin { what: "stopping or starting scrub" },
         Body::GrantCaps(g) if g.ops & (cap_ops::SCRUB | cap_ops::GC) != 0 => {
             Rule::Admin { what: "a scrub or GC capability" }
         }

@@ -482,6 +482,27 @@ impl Namespace {
         self.pg_index == pg_index::PgIndex::build(self.inodes.values())
     }
 
+    /// Whether any file has a chunk (placed data that a map change moves).
+    pub fn holds_chunks(&self) -> bool {
+        !self.pg_index.is_empty()
+    }
+
+    /// Shard bytes one slot of each of `pg_count` groups holds: one shard
+    /// (⌈sealed length / k⌉) of every chunk placed in the group. A scan of
+    /// every chunk: for operator requests and status, not the data path.
+    pub fn pg_shard_bytes(&self, pg_count: u32) -> Vec<u64> {
+        let mut bytes = vec![0u64; pg_count as usize];
+        for inode in self.inodes.values() {
+            let k = u64::from(inode.layout.data_shards.max(1));
+            for c in inode.chunks.values() {
+                if let Some(b) = bytes.get_mut(c.pg as usize) {
+                    *b += u64::from(c.sealed_len).div_ceil(k);
+                }
+            }
+        }
+        bytes
+    }
+
     /// Whether this chunk version is the one a file refers to.
     pub fn is_live(&self, file: Ino, chunk_index: u64, version: u64) -> bool {
         self.inodes.get(&file).and_then(|i| i.chunks.get(&chunk_index)).is_some_and(|c| c.version == version)

@@ -51,6 +51,10 @@ impl PgIndex {
         }
     }
 
+    pub(crate) fn is_empty(&self) -> bool {
+        self.by_pg.is_empty()
+    }
+
     /// Up to `limit` (file, chunk index) pairs of `pg` after `after`, in
     /// order, and whether more follow.
     pub(crate) fn page(&self, pg: u32, after: (Ino, u64), limit: usize) -> (Vec<(Ino, u64)>, bool) {

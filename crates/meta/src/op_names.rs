@@ -43,6 +43,12 @@ pub(crate) fn op_name(body: Option<&Body>) -> &'static str {
         Body::ExpireClients(_) => "expire_clients",
         Body::GrantCaps(_) => "grant_caps",
         Body::GrantAdminCap(_) => "grant_admin_cap",
+        Body::DrainDataServer(_) => "drain_data_server",
+        Body::RemoveDataServer(_) => "remove_data_server",
+        Body::Rebalance(_) => "rebalance",
+        Body::ReleaseDone(_) => "release_done",
+        Body::SetRepair(_) => "set_repair",
+        Body::SetScrub(_) => "set_scrub",
     }
 }
 

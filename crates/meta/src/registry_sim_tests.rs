@@ -37,7 +37,7 @@ impl Sim {
     fn new(seed: u64) -> Sim {
         let mut reg = Registry::new(K + M, PGS);
         for id in 1..=SERVERS {
-            reg.register(id, &format!("s{id}"), 0, "");
+            reg.register(id, &format!("s{id}"), 0, "", true).expect("register");
         }
         // The map's first version needs no rebuild; joins after it did.
         for ((pg, slot), t) in reg.rebuilding().clone() {

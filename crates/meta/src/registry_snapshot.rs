@@ -17,6 +17,8 @@ impl Registry {
                     capacity_bytes: s.capacity_bytes,
                     rack: s.rack.clone(),
                     down: s.down,
+                    draining: s.draining,
+                    pending: s.pending,
                 })
                 .collect(),
             epoch: self.epoch,
@@ -29,6 +31,15 @@ impl Registry {
                 .map(|(&(pg, shard_index), &server)| v1::Rebuild { pg, shard_index, server })
                 .collect(),
             pg_epochs: self.pg_epochs.clone(),
+            handoffs: self
+                .handoffs
+                .iter()
+                .map(|&(pg, shard_index, server)| v1::Rebuild { pg, shard_index, server })
+                .collect(),
+            removed: self.removed.iter().copied().collect(),
+            move_rate: self.move_rate,
+            repair_paused: self.repair_paused,
+            scrub_paused: self.scrub_paused,
         }
     }
 
@@ -48,6 +59,8 @@ impl Registry {
                         capacity_bytes: v.capacity_bytes,
                         rack: v.rack,
                         down: v.down,
+                        draining: v.draining,
+                        pending: v.pending,
                     };
                     (rec.id, rec)
                 })
@@ -58,6 +71,11 @@ impl Registry {
             groups: s.groups.into_iter().map(|g| g.targets).collect(),
             rebuilding: s.rebuilding.into_iter().map(|r| ((r.pg, r.shard_index), r.server)).collect(),
             pg_epochs: s.pg_epochs,
+            handoffs: s.handoffs.into_iter().map(|h| (h.pg, h.shard_index, h.server)).collect(),
+            removed: s.removed.into_iter().collect(),
+            move_rate: s.move_rate,
+            repair_paused: s.repair_paused,
+            scrub_paused: s.scrub_paused,
         })
     }
 }

@@ -30,6 +30,17 @@ use crate::state_machine::is_mutation;
 use crate::wire::{error_response, ok};
 use crate::write_stats::Stage;
 
+/// Per data server: (slots it is the target of, slots it handed over not
+/// yet released, their shard bytes, shard bytes of its slots).
+#[derive(Default)]
+struct MovesSummary {
+    per_server: HashMap<u64, (u32, u32, u64, u64)>,
+    pending: u32,
+    pending_bytes: u64,
+    rate: u64,
+    repair_paused: bool,
+}
+
 /// Client id the leader uses for its own proposals.
 const MONITOR_CLIENT_ID: u64 = u64::MAX;
 
@@ -134,10 +145,22 @@ impl MetaService {
         if st.role != "leader" {
             return ok(RBody::Status(status));
         }
+        let moves = self.moves_summary();
+        status.moves_pending = moves.pending;
+        status.moves_pending_bytes = moves.pending_bytes;
+        status.move_rate = moves.rate;
+        status.repair_paused = moves.repair_paused;
+        status.scrub_paused = self.view.sm().registry.scrub_paused();
         let live = self.liveness.lock().unwrap_or_else(|e| e.into_inner());
         let mut available = std::collections::HashSet::new();
         for s in &st.placement.servers {
             let mut info = s.clone();
+            if let Some(m) = moves.per_server.get(&s.id) {
+                (info.slots, info.moving_out, info.moving_out_bytes, info.held_bytes) = *m;
+            }
+            if info.state == "draining" && info.slots == 0 && info.moving_out == 0 {
+                info.state = "drained".into();
+            }
             if let Some(l) = live.get(&s.id) {
                 info.used_bytes = l.report.used_bytes;
                 info.capacity_bytes = l.report.capacity_bytes;
@@ -174,6 +197,27 @@ impl MetaService {
             }
         }
         ok(RBody::Status(status))
+    }
+
+    /// Hand-offs and held bytes per server, from the state machine.
+    fn moves_summary(&self) -> MovesSummary {
+        let sm = self.view.sm();
+        let bytes = sm.pg_bytes();
+        let r = &sm.registry;
+        let mut out = MovesSummary { rate: r.move_rate(), repair_paused: r.repair_paused(), ..Default::default() };
+        for s in r.servers() {
+            out.per_server.insert(s.id, (r.slots_of(s.id) as u32, 0, 0, r.held_bytes_of(s.id, &bytes)));
+        }
+        for &(pg, _, from) in r.handoffs() {
+            let b = bytes.get(pg as usize).copied().unwrap_or(0);
+            out.pending += 1;
+            out.pending_bytes += b;
+            if let Some(e) = out.per_server.get_mut(&from) {
+                e.1 += 1;
+                e.2 += b;
+            }
+        }
+        out
     }
 
     /// On the leader: mark data servers down after `down_after` without a

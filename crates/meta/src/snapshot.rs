@@ -223,6 +223,20 @@ pub mod v1 {
         pub rebuilding: Vec<Rebuild>,
         #[prost(uint64, repeated, tag = "7")]
         pub pg_epochs: Vec<u64>,
+        /// Hand-offs not yet released (drain, rebalance). Tags 8-10 added
+        /// compatibly: absent in older snapshots (none, none, 0).
+        #[prost(message, repeated, tag = "8")]
+        pub handoffs: Vec<Rebuild>,
+        #[prost(uint64, repeated, tag = "9")]
+        pub removed: Vec<u64>,
+        #[prost(uint64, tag = "10")]
+        pub move_rate: u64,
+        /// Added compatibly: absent in older snapshots (false).
+        #[prost(bool, tag = "11")]
+        pub repair_paused: bool,
+        /// Added compatibly: absent in older snapshots (false).
+        #[prost(bool, tag = "12")]
+        pub scrub_paused: bool,
     }
 
     #[derive(Clone, PartialEq, prost::Message)]
@@ -237,6 +251,12 @@ pub mod v1 {
         pub rack: String,
         #[prost(bool, tag = "5")]
         pub down: bool,
+        /// Added compatibly: absent in older snapshots (false).
+        #[prost(bool, tag = "6")]
+        pub draining: bool,
+        /// Added compatibly: absent in older snapshots (false).
+        #[prost(bool, tag = "7")]
+        pub pending: bool,
     }
 
     #[derive(Clone, PartialEq, prost::Message)]

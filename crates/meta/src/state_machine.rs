@@ -60,7 +60,12 @@ pub fn is_mutation(body: &Body) -> bool {
             | Body::SetLayout(_)
             | Body::Mknod(_)
             | Body::ExpireClients(_)
-    )
+            | Body::DrainDataServer(_)
+            | Body::RemoveDataServer(_)
+            | Body::ReleaseDone(_)
+            | Body::SetRepair(_)
+            | Body::SetScrub(_)
+    ) || matches!(body, Body::Rebalance(r) if !r.dry_run)
 }
 
 /// Most chunks one `GetChunks` reply carries (about 2 MB of headers; a
@@ -195,9 +200,23 @@ impl StateMachine {
                 )?)))
             }
             Some(Body::Register(r)) => {
-                let epoch = self.registry.register(r.id, &r.addr, r.capacity_bytes, &r.rack);
+                // Before any data exists a joining server takes slots at once;
+                // after, only a rebalance gives it some.
+                let remap = !ns.holds_chunks();
+                let epoch = self
+                    .registry
+                    .register(r.id, &r.addr, r.capacity_bytes, &r.rack, remap)
+                    .map_err(|e| OpError::new(ErrorCode::PermissionDenied, e))?;
                 ok(RBody::Registered(pb::Registered { epoch }))
             }
+            Some(
+                b @ (Body::DrainDataServer(_)
+                | Body::RemoveDataServer(_)
+                | Body::Rebalance(_)
+                | Body::ReleaseDone(_)
+                | Body::SetRepair(_)
+                | Body::SetScrub(_)),
+            ) => self.apply_move(b)?,
             Some(Body::SetServerState(s)) => {
                 self.registry.set_state(&s.down, &s.up);
                 ok(RBody::Empty(pb::Empty {}))
@@ -334,7 +353,16 @@ impl StateMachine {
                     .into_iter()
                     .map(|(pg, shard_index)| pb::RebuildTask { pg, shard_index })
                     .collect(),
+                release: self
+                    .registry
+                    .releases_for(h.id)
+                    .into_iter()
+                    .map(|(pg, shard_index)| pb::RebuildTask { pg, shard_index })
+                    .collect(),
+                rebuild_rate: self.registry.rebuild_rate_share(),
+                scrub_paused: self.registry.scrub_paused(),
             })),
+            Some(Body::Rebalance(r)) if r.dry_run => self.plan_rebalance(),
             _ => return Err(OpError::new(ErrorCode::InvalidArgument, "not a query")),
         })
     }
@@ -415,6 +443,11 @@ impl StateMachine {
                     id: i as u32,
                     targets: g.clone(),
                     rebuilding: r.rebuilding().keys().filter(|(pg, _)| *pg == i as u32).map(|(_, s)| *s).collect(),
+                    previous: r
+                        .handoffs()
+                        .filter(|(pg, _, _)| *pg == i as u32)
+                        .map(|&(_, shard_index, server)| pb::SlotHolder { shard_index, server })
+                        .collect(),
                 })
                 .collect(),
             servers: r
@@ -422,7 +455,11 @@ impl StateMachine {
                 .map(|s| pb::DataServerInfo {
                     id: s.id,
                     addr: s.addr.clone(),
-                    state: if s.down { "down".into() } else { "up".into() },
+                    state: match (s.down, s.draining) {
+                        (true, _) => "down".into(),
+                        (false, true) => "draining".into(),
+                        (false, false) => "up".into(),
+                    },
                     capacity_bytes: s.capacity_bytes,
                     rack: s.rack.clone(),
                     ..Default::default()
@@ -434,6 +471,9 @@ impl StateMachine {
 
 #[path = "state_machine_snapshot.rs"]
 mod snapshot;
+
+#[path = "state_machine_moves.rs"]
+mod moves;
 
 #[cfg(test)]
 #[path = "state_machine_posix_tests.rs"]

@@ -26,7 +26,12 @@ pub enum AdminCmd {
         timeout: u64,
     },
     /// Check every shard's CRC on every data server now; rebuild bad ones.
+    /// `scrub status|start|stop`: whether scrubbing is stopped, resume it,
+    /// stop it on every data server.
+    #[command(args_conflicts_with_subcommands = true)]
     Scrub {
+        #[command(subcommand)]
+        command: Option<ScrubCmd>,
         #[arg(long)]
         json: bool,
     },
@@ -64,11 +69,117 @@ pub enum AdminCmd {
         #[arg(long)]
         json: bool,
     },
+    /// Move every shard off data server NODE (reads and writes go on); it
+    /// takes no new shards. Follows the drain until done; run it again to
+    /// resume following after an interruption.
+    Drain {
+        node: u64,
+        /// Take NODE back into placement instead.
+        #[arg(long)]
+        cancel: bool,
+        /// Start the drain and return.
+        #[arg(long)]
+        no_wait: bool,
+        /// Give up following after this many seconds (the drain goes on).
+        #[arg(long, default_value_t = 3600)]
+        timeout: u64,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Forget data server NODE: refused while it holds shards needed to
+    /// reach k (drain it first).
+    Remove {
+        node: u64,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Rebuilds of lost or moved shards: progress, or pause and resume
+    /// handing out rebuild tasks (the pause is replicated).
+    Repair {
+        #[command(subcommand)]
+        command: RepairCmd,
+    },
+    /// Data servers joining the cluster.
+    Data {
+        #[command(subcommand)]
+        command: DataCmd,
+    },
+    /// Spread placement over every up data server (after adding some):
+    /// moves only the slots the new placement changes, says how many bytes
+    /// that is against the minimum, then follows the moves.
+    Rebalance {
+        /// Only say what would move.
+        #[arg(long)]
+        dry_run: bool,
+        /// Cluster-wide budget for moving shards, bytes/s (100M, 1G, 800KiB);
+        /// default: each server's own --rebuild-rate.
+        #[arg(long)]
+        max_bandwidth: Option<String>,
+        /// Give up following after this many seconds (the moves go on).
+        #[arg(long, default_value_t = 3600)]
+        timeout: u64,
+        #[arg(long)]
+        json: bool,
+    },
     /// A directory's layout policy (chunk size, erasure code), which files
     /// and directories created in it inherit (`shardline layout` is an alias).
     Layout {
         #[command(subcommand)]
         command: LayoutCmd,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum ScrubCmd {
+    /// Whether scrubbing is stopped.
+    Status {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Let data servers scrub again (in the background, and on request).
+    Start {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Stop scrubbing on every data server (a scrub running ends after the
+    /// shard it is on); replicated, so it outlasts restarts.
+    Stop {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum RepairCmd {
+    /// Slots being rebuilt, per-server progress, and whether repair is paused.
+    Status {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Resume handing out rebuild tasks.
+    Start {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Stop handing out rebuild tasks (running ones finish the page they
+    /// are on); drains and rebalances wait too.
+    Stop {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum DataCmd {
+    /// Confirm that the data server at ADDR (started with `shardline data
+    /// --meta ...`, which registers itself) has joined; waits for it.
+    Add {
+        addr: String,
+        /// How long to wait, in seconds.
+        #[arg(long, default_value_t = 60)]
+        timeout: u64,
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -119,6 +230,21 @@ pub async fn run(cmd: AdminCmd, cluster: &Option<PathBuf>) -> Result<()> {
         }
         AdminCmd::Meta { command } => meta_membership(&load()?, command).await,
         AdminCmd::Nodes { json } => nodes(&load()?, json).await,
+        AdminCmd::Drain { node, cancel, no_wait, timeout, json } => {
+            crate::cmd_moves::drain(&load()?, node, cancel, no_wait, timeout, json).await
+        }
+        AdminCmd::Remove { node, json } => crate::cmd_moves::remove(&load()?, node, json).await,
+        AdminCmd::Repair { command } => match command {
+            RepairCmd::Status { json } => crate::cmd_moves::repair_status(&load()?, json).await,
+            RepairCmd::Start { json } => crate::cmd_moves::repair_set(&load()?, false, json).await,
+            RepairCmd::Stop { json } => crate::cmd_moves::repair_set(&load()?, true, json).await,
+        },
+        AdminCmd::Data { command: DataCmd::Add { addr, timeout, json } } => {
+            crate::cmd_moves::data_add(&load()?, &addr, timeout, json).await
+        }
+        AdminCmd::Rebalance { dry_run, max_bandwidth, timeout, json } => {
+            crate::cmd_moves::rebalance(&load()?, dry_run, max_bandwidth.as_deref(), timeout, json).await
+        }
         AdminCmd::Capacity { ec, json } => capacity(&load()?, ec.as_deref(), json).await,
         AdminCmd::Layout { command } => {
             let cmd = match command {
@@ -130,8 +256,16 @@ pub async fn run(cmd: AdminCmd, cluster: &Option<PathBuf>) -> Result<()> {
             };
             crate::cmd_files::run(cmd, cluster).await
         }
-        AdminCmd::Scrub { json } => {
+        AdminCmd::Scrub { command: Some(command), .. } => match command {
+            ScrubCmd::Status { json } => crate::cmd_moves::scrub_status(&load()?, json).await,
+            ScrubCmd::Start { json } => crate::cmd_moves::scrub_set(&load()?, false, json).await,
+            ScrubCmd::Stop { json } => crate::cmd_moves::scrub_set(&load()?, true, json).await,
+        },
+        AdminCmd::Scrub { command: None, json } => {
             let file = load()?;
+            if leader_view(&file).await?.scrub_paused {
+                bail!("scrubbing is stopped (shardline admin scrub start resumes it)");
+            }
             let cap = admin_cap(&file, shardline_crypto::cap_ops::SCRUB).await?;
             let totals = on_every_data_server(&file, pb::data_request::Body::Scrub(pb::Scrub { cap })).await?;
             report("scrub", &totals, &["checked", "corrupt", "repaired", "unrepairable"], json)
@@ -295,14 +429,18 @@ async fn status(file: &ClusterFile, json: bool) -> Result<()> {
             serde_json::json!({"id": d.id, "address": d.addr, "state": d.state, "used_bytes": d.used_bytes,
             "capacity_bytes": d.capacity_bytes, "shards": d.shard_count, "rack": d.rack,
             "rebuild_chunks_done": d.rebuild_chunks_done, "rebuild_chunks_total": d.rebuild_chunks_total,
-            "rebuild_bytes": d.rebuild_bytes,
+            "rebuild_bytes": d.rebuild_bytes, "slots": d.slots, "moving_out_slots": d.moving_out,
+            "moving_out_bytes": d.moving_out_bytes, "held_bytes": d.held_bytes,
             "store_backend": d.store.as_ref().map(|s| s.backend.clone()),
             "direct_io": d.store.as_ref().map(|s| s.direct_io),
             "data_fs": d.store.as_ref().map(|s| s.fs_type.clone())})
         })
         .collect();
     let pgs = serde_json::json!({"total": st.pgs_total, "healthy": st.pgs_healthy, "degraded": st.pgs_degraded,
-        "unavailable": st.pgs_unavailable, "rebuilds_pending": st.rebuilds_pending, "epoch": st.epoch});
+        "unavailable": st.pgs_unavailable, "rebuilds_pending": st.rebuilds_pending, "epoch": st.epoch,
+        "moves_pending": st.moves_pending, "moves_pending_bytes": st.moves_pending_bytes,
+        "move_rate_bytes_per_s": st.move_rate, "repair_paused": st.repair_paused,
+        "scrub_paused": st.scrub_paused});
     if json {
         println!(
             "{}",
@@ -337,6 +475,17 @@ async fn status(file: &ClusterFile, json: bool) -> Result<()> {
         "placement groups (epoch {}): {} total, {} healthy, {} degraded, {} unavailable",
         st.epoch, st.pgs_total, st.pgs_healthy, st.pgs_degraded, st.pgs_unavailable
     );
+    for d in st.data.iter().filter(|d| d.state == "draining") {
+        println!(
+            "draining data-{}: {} slot(s), {} still to move off it",
+            d.id,
+            d.moving_out,
+            human(d.moving_out_bytes)
+        );
+    }
+    if st.moves_pending > 0 {
+        println!("moving: {} slot(s), {} to release from old holders", st.moves_pending, human(st.moves_pending_bytes));
+    }
     if st.rebuilds_pending > 0 {
         println!("rebuilding: {} shard slots pending", st.rebuilds_pending);
         for d in st.data.iter().filter(|d| d.rebuild_chunks_total > d.rebuild_chunks_done) {

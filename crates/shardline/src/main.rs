@@ -14,6 +14,7 @@ mod cmd_bench;
 mod cmd_demo;
 mod cmd_files;
 mod cmd_mount;
+mod cmd_moves;
 mod cmd_servers;
 mod cmd_up;
 mod config_file;
