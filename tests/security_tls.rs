@@ -239,6 +239,11 @@ fn a_client_certificate_cannot_speak_for_servers_or_operators() {
         (Body::ExpireClients(pb::ExpireClients { clients: vec![1] }), "lease expiry"),
         (Body::SetLayout(pb::SetLayout { ino: 1, layout: None }), "layout policy"),
         (Body::GrantCaps(pb::GrantCaps { ino, ops: cap_ops::GC, chunks: vec![] }), "GC bits in a shard grant"),
+        (Body::DrainDataServer(pb::DrainDataServer { id: 1, cancel: false }), "a drain"),
+        (Body::RemoveDataServer(pb::RemoveDataServer { id: 1 }), "a data server's removal"),
+        (Body::Rebalance(pb::Rebalance { dry_run: false, max_bandwidth: 0 }), "a rebalance"),
+        (Body::SetRepair(pb::SetRepair { paused: true }), "stopping repair"),
+        (Body::SetScrub(pb::SetScrub { paused: true }), "stopping scrub"),
     ] {
         let msg = denied(rt.block_on(client.call(body)), what);
         assert!(msg.contains("needs the admin role") && msg.contains("client"), "{what}: {msg}");
@@ -257,6 +262,9 @@ fn a_client_certificate_cannot_speak_for_servers_or_operators() {
         &["admin", "meta", "remove", "--id", &bystander.to_string()],
         &["admin", "layout", "set", "/policy", "--ec", "2+1"],
         &["layout", "/policy", "--chunk-size", "32768"],
+        &["admin", "drain", "1", "--no-wait"],
+        &["admin", "rebalance"],
+        &["admin", "repair", "stop"],
     ] {
         let out = run_with(&as_client, args);
         let err = String::from_utf8_lossy(&out.stderr);
@@ -274,6 +282,11 @@ fn a_client_certificate_cannot_speak_for_servers_or_operators() {
     assert_eq!(ids(&after, "meta"), vec![1, 2, 3]);
     assert_eq!(ids(&after, "data"), ids(&before, "data"));
     assert!(after["data"].as_array().unwrap().iter().all(|d| d["state"] == "up"), "{after:#}");
+    assert_eq!(
+        after["placement_groups"]["repair_paused"].as_bool(),
+        Some(false),
+        "a refused repair stop paused repair"
+    );
     for m in after["meta"].as_array().unwrap() {
         assert_eq!(m["term"].as_u64(), Some(term), "a forged raft message moved the term: {after:#}");
     }

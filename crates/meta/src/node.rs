@@ -472,8 +472,8 @@ impl Node {
             match entry.get_entry_type() {
                 EntryType::EntryNormal => {
                     let started = Instant::now();
-                    let (now, req) = decode_entry(&entry.data)?;
-                    let resp = self.view.sm_mut().apply(&req, now);
+                    let (now, req, rules) = decode_entry(&entry.data)?;
+                    let resp = self.view.sm_mut().apply_with(&req, now, rules);
                     if let Some(waiting) = self.pending_writes.remove(&(req.client_id, req.request_id)) {
                         let stats = &self.shared.stats;
                         for w in waiting {

@@ -15,11 +15,15 @@ use shardline_types::ErrorCode;
 use tokio::sync::oneshot;
 
 use crate::snapshot_job::Saved;
+use crate::state_machine::ApplyRules;
 use crate::write_stats::WriteStats;
 use crate::MetaError;
 
-/// Version byte of a log entry's payload: `[1][now_ns i64 LE][MetaRequest]`.
+/// Version byte of a log entry's payload: `[format][now_ns i64 LE][MetaRequest]`.
+/// Format 1 and 2 share the layout; the format fixes how the entry applies
+/// ([`ApplyRules`]), so an old log replays as it first applied.
 const ENTRY_FORMAT_V1: u8 = 1;
+const ENTRY_FORMAT_V2: u8 = 2;
 
 pub type Reply = oneshot::Sender<pb::MetaResponse>;
 
@@ -88,14 +92,19 @@ pub struct Shared {
     pub stats: Arc<WriteStats>,
 }
 
-pub(crate) fn decode_entry(data: &[u8]) -> Result<(i64, pb::MetaRequest), MetaError> {
-    if data.len() < 9 || data[0] != ENTRY_FORMAT_V1 {
-        return Err(MetaError::CorruptEntry("unknown entry format".into()));
+pub(crate) fn decode_entry(data: &[u8]) -> Result<(i64, pb::MetaRequest, ApplyRules), MetaError> {
+    let rules = match data.first() {
+        Some(&ENTRY_FORMAT_V1) => ApplyRules::V1,
+        Some(&ENTRY_FORMAT_V2) => ApplyRules::V2,
+        _ => return Err(MetaError::CorruptEntry("unknown entry format".into())),
+    };
+    if data.len() < 9 {
+        return Err(MetaError::CorruptEntry("entry shorter than its header".into()));
     }
     let mut now = [0u8; 8];
     now.copy_from_slice(&data[1..9]);
     let req = pb::MetaRequest::decode(&data[9..]).map_err(|e| MetaError::CorruptEntry(e.to_string()))?;
-    Ok((i64::from_le_bytes(now), req))
+    Ok((i64::from_le_bytes(now), req, rules))
 }
 
 pub fn unavailable(msg: &str) -> pb::MetaResponse {
@@ -127,8 +136,34 @@ pub(crate) fn now_ns() -> i64 {
 /// A log entry's payload for `req`, proposed now.
 pub(crate) fn encode_entry(req: &pb::MetaRequest) -> Vec<u8> {
     let mut data = Vec::with_capacity(9 + req.encoded_len());
-    data.push(ENTRY_FORMAT_V1);
+    data.push(ENTRY_FORMAT_V2);
     data.extend_from_slice(&now_ns().to_le_bytes());
     req.encode(&mut data).unwrap_or_else(|_| unreachable!("Vec grows"));
     data
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request() -> pb::MetaRequest {
+        pb::MetaRequest { client_id: 3, request_id: 4, body: Some(pb::meta_request::Body::Status(pb::GetStatus {})) }
+    }
+
+    #[test]
+    fn new_entries_are_format_two_and_format_one_entries_still_decode() {
+        let new = encode_entry(&request());
+        assert_eq!(new[0], ENTRY_FORMAT_V2);
+        let (_, req, rules) = decode_entry(&new).expect("decode a new entry");
+        assert_eq!((req, rules), (request(), ApplyRules::V2));
+        // An entry as builds before format 2 wrote it: same layout, byte 1.
+        let mut old = new.clone();
+        old[0] = ENTRY_FORMAT_V1;
+        let (now, req, rules) = decode_entry(&old).expect("decode a format-1 entry");
+        assert_eq!((req, rules), (request(), ApplyRules::V1));
+        assert_eq!(now.to_le_bytes(), new[1..9]);
+        for bad in [vec![3u8; 12], vec![ENTRY_FORMAT_V2, 0, 0], vec![]] {
+            assert!(decode_entry(&bad).is_err(), "{bad:?} decoded");
+        }
+    }
 }

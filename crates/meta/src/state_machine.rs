@@ -35,6 +35,22 @@ pub struct StateMachine {
     pub ns: Namespace,
     pub registry: Registry,
     recent: BTreeMap<u64, ClientRecent>,
+    /// The rules of the entry being applied (not state: set per entry).
+    rules: ApplyRules,
+}
+
+/// How an entry applies, fixed by the log format it was written in, so a
+/// log replays exactly as it first applied whatever build replays it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ApplyRules {
+    /// Entry format 1: a chunk commit applies whatever its epoch, and a
+    /// registering data server takes placement slots at once.
+    V1,
+    /// Entry format 2 (the current one): a chunk commit written for a
+    /// group's targets older than their last change is refused as stale,
+    /// and a data server joining a cluster that holds data waits for a
+    /// rebalance.
+    V2,
 }
 
 /// Whether a request changes state (and so goes through the Raft log).
@@ -81,12 +97,20 @@ impl StateMachine {
             ns: Namespace::new(layout),
             registry: Registry::new(layout.width(), pg_count),
             recent: BTreeMap::new(),
+            rules: ApplyRules::V2,
         }
     }
 
-    /// Apply one committed mutation. A retried request (same client and
-    /// request id) gets the original response back.
+    /// Apply one committed mutation under the current rules. A retried
+    /// request (same client and request id) gets the original response back.
     pub fn apply(&mut self, req: &pb::MetaRequest, now: i64) -> pb::MetaResponse {
+        self.apply_with(req, now, ApplyRules::V2)
+    }
+
+    /// Apply one committed entry under the rules of the format it was
+    /// written in.
+    pub fn apply_with(&mut self, req: &pb::MetaRequest, now: i64, rules: ApplyRules) -> pb::MetaResponse {
+        self.rules = rules;
         if let Some(resp) =
             self.recent.get(&req.client_id).and_then(|c| c.responses.iter().find(|(id, _)| *id == req.request_id))
         {
@@ -182,8 +206,9 @@ impl StateMachine {
                 // commit would leave the chunk short of a shard that
                 // nothing restores. Checked here, in log order with the
                 // map changes. (Epoch 0: requests that predate epochs.)
+                // Entries of format 1 predate the check and replay without it.
                 let changed = self.registry.pg_epoch(chunk.pg).unwrap_or(0);
-                if c.epoch != 0 && c.epoch < changed {
+                if self.rules != ApplyRules::V1 && c.epoch != 0 && c.epoch < changed {
                     return Err(OpError::new(
                         ErrorCode::StaleEpoch,
                         format!(
@@ -201,8 +226,9 @@ impl StateMachine {
             }
             Some(Body::Register(r)) => {
                 // Before any data exists a joining server takes slots at once;
-                // after, only a rebalance gives it some.
-                let remap = !ns.holds_chunks();
+                // after, only a rebalance gives it some (entries of format 1
+                // predate that and replay as they applied: slots at once).
+                let remap = self.rules == ApplyRules::V1 || !ns.holds_chunks();
                 let epoch = self
                     .registry
                     .register(r.id, &r.addr, r.capacity_bytes, &r.rack, remap)

@@ -6,7 +6,7 @@ use shardline_proto::v1::meta_response::Body as RBody;
 use shardline_rpc::code_to_wire;
 use shardline_types::{ErrorCode, Layout, ROOT_INO};
 
-use super::{is_mutation, StateMachine};
+use super::{is_mutation, ApplyRules, StateMachine};
 
 fn req(client_id: u64, request_id: u64, body: Body) -> pb::MetaRequest {
     pb::MetaRequest { client_id, request_id, body: Some(body) }
@@ -406,4 +406,43 @@ fn a_commit_written_for_targets_that_changed_since_is_refused_as_stale() {
     // group whose targets did not change.
     assert!(sm.apply(&req(1, 11, commit(0, moved, sm.epoch())), 4).error.is_none());
     assert!(sm.apply(&req(1, 12, commit(1, kept, before)), 5).error.is_none());
+}
+
+/// Entries written before the stale-commit check and before joins waited
+/// for a rebalance (log entry format 1) replay as they first applied: a
+/// replica replaying an old log must reach the state the old build reached.
+#[test]
+fn entries_of_format_one_replay_without_the_stale_check_and_joins_take_slots() {
+    let register = |id: u64| {
+        Body::Register(pb::RegisterDataServer {
+            id,
+            addr: format!("127.0.0.{id}:1"),
+            capacity_bytes: 1 << 30,
+            rack: format!("r{id}"),
+        })
+    };
+    let mut sm = StateMachine::new(Layout { chunk_size: 4096, data_shards: 4, parity_shards: 2 }, 16);
+    for id in 1..=7 {
+        assert!(sm.apply_with(&req(5, id, register(id)), 1, ApplyRules::V1).error.is_none());
+    }
+    let f = create(&mut sm, "f", 1);
+    let before = sm.epoch();
+    let down = Body::SetServerState(pb::SetServerState { down: vec![1], up: vec![] });
+    assert!(sm.apply_with(&req(5, 100, down), 2, ApplyRules::V1).error.is_none());
+    let moved = (0..16u32).find(|pg| sm.registry.pg_epoch(*pg) == Some(sm.epoch())).expect("a group changed");
+    let commit = Body::CommitChunk(pb::CommitChunk {
+        ino: f.ino,
+        chunk: Some(pb::Chunk { index: 0, version: 7, sealed_len: 10, pg: moved, format: 2, cap: None }),
+        new_size: 4096,
+        epoch: before,
+    });
+    let resp = sm.apply_with(&req(1, 10, commit), 3, ApplyRules::V1);
+    assert!(resp.error.is_none(), "a format-1 commit is refused on replay: {:?}", resp.error);
+    assert!(sm.ns.is_live(f.ino, 0, 7), "the format-1 commit did not apply");
+    // The cluster holds data now: a format-1 join still takes slots at once,
+    // a format-2 join waits for a rebalance.
+    assert!(sm.apply_with(&req(5, 8, register(8)), 4, ApplyRules::V1).error.is_none());
+    assert!(sm.registry.slots_of(8) > 0, "a format-1 join took no slots");
+    assert!(sm.apply_with(&req(5, 9, register(9)), 5, ApplyRules::V2).error.is_none());
+    assert_eq!(sm.registry.slots_of(9), 0, "a format-2 join took slots before a rebalance");
 }

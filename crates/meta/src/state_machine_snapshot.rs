@@ -44,6 +44,6 @@ impl StateMachine {
                 (c.client_id, ClientRecent { last_ns: c.last_ns, responses })
             })
             .collect();
-        Ok(StateMachine { ns, registry, recent })
+        Ok(StateMachine { ns, registry, recent, rules: super::ApplyRules::V2 })
     }
 }
