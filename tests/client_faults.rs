@@ -183,13 +183,15 @@ async fn an_extending_write_in_flight_never_shows_zeros_to_a_reader() {
     writer.write_file("/grow", &bytes(0, 1)).await.expect("write the first byte");
     let ino = writer.stat("/grow").await.expect("stat").ino;
     let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let reads_so_far = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
     let watch = {
-        let done = done.clone();
+        let (done, reads_so_far) = (done.clone(), reads_so_far.clone());
         tokio::spawn(async move {
             let (mut reads, mut with_zeros) = (0u32, Vec::new());
             while !done.load(std::sync::atomic::Ordering::Relaxed) {
                 if let Ok(data) = reader.read_file("/grow").await {
                     reads += 1;
+                    reads_so_far.store(reads, std::sync::atomic::Ordering::Relaxed);
                     if let Some(at) = data.iter().position(|b| *b == 0) {
                         with_zeros.push((data.len(), at));
                     }
@@ -198,11 +200,20 @@ async fn an_extending_write_in_flight_never_shows_zeros_to_a_reader() {
             (reads, with_zeros)
         })
     };
-    for round in 0..12 {
+    // At least 12 appends, and on until the reader has read more than 10
+    // times among them (however slow the machine).
+    let mut round = 0;
+    while round < 12 || reads_so_far.load(std::sync::atomic::Ordering::Relaxed) <= 10 {
+        assert!(
+            round < 400,
+            "the reader read only {} times in {round} appends",
+            reads_so_far.load(std::sync::atomic::Ordering::Relaxed)
+        );
         let handle = FileHandle::open(&writer, ino).await.expect("open");
         let size = handle.size();
         handle.write_at(size, &bytes(round, 2 * CHUNK + CHUNK / 2)).await.expect("append");
         handle.flush().await.expect("flush the append");
+        round += 1;
     }
     done.store(true, std::sync::atomic::Ordering::Relaxed);
     let (reads, with_zeros) = watch.await.expect("reader task");
@@ -213,7 +224,7 @@ async fn an_extending_write_in_flight_never_shows_zeros_to_a_reader() {
         with_zeros.len()
     );
     let all = writer.read_file("/grow").await.expect("read back");
-    assert_eq!(all.len(), 1 + 12 * (2 * CHUNK + CHUNK / 2));
+    assert_eq!(all.len(), 1 + round * (2 * CHUNK + CHUNK / 2));
     assert!(!all.contains(&0));
 }
 

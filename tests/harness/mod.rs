@@ -158,8 +158,28 @@ impl TestCluster {
         if self.wait_up_line(|l| l.contains("cluster ready"), Duration::from_secs(90)).is_none() {
             let said = self.up_lines().join("\n");
             self.stop();
-            panic!("cluster did not become ready within 90 s; `up` said:\n{said}");
+            let logs = self.server_log_tails(20);
+            panic!("cluster did not become ready within 90 s; `up` said:\n{said}\n{logs}");
         }
+    }
+
+    /// The last `lines` lines of every server's log (for a failure message:
+    /// the folder is gone once the test ends).
+    pub fn server_log_tails(&self, lines: usize) -> String {
+        let mut out = String::new();
+        let Ok(entries) = std::fs::read_dir(self.data_dir()) else { return out };
+        let mut dirs: Vec<PathBuf> = entries.filter_map(|e| e.ok()).map(|e| e.path()).collect();
+        dirs.sort();
+        for dir in dirs {
+            let Ok(text) = std::fs::read_to_string(dir.join("log")) else { continue };
+            let tail: Vec<&str> = text.lines().rev().take(lines).collect();
+            out.push_str(&format!("--- {} log, last lines:\n", dir.display()));
+            for l in tail.into_iter().rev() {
+                out.push_str(l);
+                out.push('\n');
+            }
+        }
+        out
     }
 
     /// Start `shardline up` without waiting for anything; its stdout lines
