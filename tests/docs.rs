@@ -69,3 +69,21 @@ fn ci_runs_the_readmes_test_command() {
     assert!(readme.contains("\ntools/test\n"), "the README no longer shows `tools/test` as the test command");
     assert!(ci.lines().any(|l| l.trim() == "exec tools/test"), ".ci/run does not end by running tools/test");
 }
+
+/// The README's first command is `cargo run --release -- demo`: with more
+/// than one binary in the package (`shardline-nemesis`), `cargo run` picks
+/// one only through `default-run`.
+#[test]
+fn the_readmes_cargo_run_picks_the_shardline_binary() {
+    let readme = read("README.md");
+    assert!(readme.contains("cargo run --release -- demo"), "the README's first command changed");
+    let manifest: toml::Value = toml::from_str(&read("crates/shardline/Cargo.toml")).expect("parse Cargo.toml");
+    let bins = manifest.get("bin").and_then(|b| b.as_array()).map_or(0, |b| b.len());
+    if bins > 1 {
+        assert_eq!(
+            manifest["package"].get("default-run").and_then(|v| v.as_str()),
+            Some("shardline"),
+            "{bins} binaries and no default-run: `cargo run -- demo` cannot choose"
+        );
+    }
+}
