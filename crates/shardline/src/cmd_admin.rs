@@ -10,6 +10,7 @@ use shardline_proto::v1 as pb;
 use shardline_rpc::{MetaClient, Role};
 
 use crate::cluster_file::ClusterFile;
+use crate::cmd_moves::Switch;
 
 #[derive(Subcommand)]
 pub enum AdminCmd {
@@ -31,7 +32,7 @@ pub enum AdminCmd {
     #[command(args_conflicts_with_subcommands = true)]
     Scrub {
         #[command(subcommand)]
-        command: Option<ScrubCmd>,
+        command: Option<SwitchCmd>,
         #[arg(long)]
         json: bool,
     },
@@ -97,7 +98,7 @@ pub enum AdminCmd {
     /// handing out rebuild tasks (the pause is replicated).
     Repair {
         #[command(subcommand)]
-        command: RepairCmd,
+        command: SwitchCmd,
     },
     /// Data servers joining the cluster.
     Data {
@@ -129,40 +130,22 @@ pub enum AdminCmd {
     },
 }
 
+/// `admin repair` and `admin scrub`: a replicated switch, so a stop
+/// outlasts restarts of any server.
 #[derive(Subcommand)]
-pub enum ScrubCmd {
-    /// Whether scrubbing is stopped.
+pub enum SwitchCmd {
+    /// Whether it is stopped (repair: slots being rebuilt and per-server progress).
     Status {
         #[arg(long)]
         json: bool,
     },
-    /// Let data servers scrub again (in the background, and on request).
+    /// Resume it.
     Start {
         #[arg(long)]
         json: bool,
     },
-    /// Stop scrubbing on every data server (a scrub running ends after the
-    /// shard it is on); replicated, so it outlasts restarts.
-    Stop {
-        #[arg(long)]
-        json: bool,
-    },
-}
-
-#[derive(Subcommand)]
-pub enum RepairCmd {
-    /// Slots being rebuilt, per-server progress, and whether repair is paused.
-    Status {
-        #[arg(long)]
-        json: bool,
-    },
-    /// Resume handing out rebuild tasks.
-    Start {
-        #[arg(long)]
-        json: bool,
-    },
-    /// Stop handing out rebuild tasks (running ones finish the page they
-    /// are on); drains and rebalances wait too.
+    /// Stop it: work running finishes the shard or page it is on, nothing
+    /// new starts (stopping repair holds drains and rebalances too).
     Stop {
         #[arg(long)]
         json: bool,
@@ -235,9 +218,9 @@ pub async fn run(cmd: AdminCmd, cluster: &Option<PathBuf>) -> Result<()> {
         }
         AdminCmd::Remove { node, json } => crate::cmd_moves::remove(&load()?, node, json).await,
         AdminCmd::Repair { command } => match command {
-            RepairCmd::Status { json } => crate::cmd_moves::repair_status(&load()?, json).await,
-            RepairCmd::Start { json } => crate::cmd_moves::repair_set(&load()?, false, json).await,
-            RepairCmd::Stop { json } => crate::cmd_moves::repair_set(&load()?, true, json).await,
+            SwitchCmd::Status { json } => crate::cmd_moves::repair_status(&load()?, json).await,
+            SwitchCmd::Start { json } => crate::cmd_moves::set_switch(&load()?, Switch::Repair, false, json).await,
+            SwitchCmd::Stop { json } => crate::cmd_moves::set_switch(&load()?, Switch::Repair, true, json).await,
         },
         AdminCmd::Data { command: DataCmd::Add { addr, timeout, json } } => {
             crate::cmd_moves::data_add(&load()?, &addr, timeout, json).await
@@ -257,9 +240,9 @@ pub async fn run(cmd: AdminCmd, cluster: &Option<PathBuf>) -> Result<()> {
             crate::cmd_files::run(cmd, cluster).await
         }
         AdminCmd::Scrub { command: Some(command), .. } => match command {
-            ScrubCmd::Status { json } => crate::cmd_moves::scrub_status(&load()?, json).await,
-            ScrubCmd::Start { json } => crate::cmd_moves::scrub_set(&load()?, false, json).await,
-            ScrubCmd::Stop { json } => crate::cmd_moves::scrub_set(&load()?, true, json).await,
+            SwitchCmd::Status { json } => crate::cmd_moves::scrub_status(&load()?, json).await,
+            SwitchCmd::Start { json } => crate::cmd_moves::set_switch(&load()?, Switch::Scrub, false, json).await,
+            SwitchCmd::Stop { json } => crate::cmd_moves::set_switch(&load()?, Switch::Scrub, true, json).await,
         },
         AdminCmd::Scrub { command: None, json } => {
             let file = load()?;

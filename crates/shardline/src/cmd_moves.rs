@@ -134,33 +134,49 @@ pub async fn remove(file: &ClusterFile, id: u64, json: bool) -> Result<()> {
     Ok(())
 }
 
-/// `admin repair stop|start`.
-pub async fn repair_set(file: &ClusterFile, paused: bool, json: bool) -> Result<()> {
-    call(file, pb::meta_request::Body::SetRepair(pb::SetRepair { paused })).await?;
+/// The two replicated pause switches operators flip.
+#[derive(Debug, Clone, Copy)]
+pub enum Switch {
+    /// Handing out rebuild tasks (repairs, drains, rebalances).
+    Repair,
+    /// Scrubbing on every data server.
+    Scrub,
+}
+
+/// `admin repair stop|start` and `admin scrub stop|start`.
+pub async fn set_switch(file: &ClusterFile, switch: Switch, paused: bool, json: bool) -> Result<()> {
+    let (body, name, stopped) = match switch {
+        Switch::Repair => (
+            pb::meta_request::Body::SetRepair(pb::SetRepair { paused }),
+            "repair",
+            "stopped: no new rebuild tasks are handed out",
+        ),
+        Switch::Scrub => {
+            (pb::meta_request::Body::SetScrub(pb::SetScrub { paused }), "scrub", "stopped on every data server")
+        }
+    };
+    call(file, body).await?;
     if json {
-        println!("{}", serde_json::json!({"repair_paused": paused}));
+        let mut v = serde_json::Map::new();
+        v.insert(format!("{name}_paused"), serde_json::Value::Bool(paused));
+        println!("{}", serde_json::Value::Object(v));
     } else {
-        println!("repair {}", if paused { "stopped: no new rebuild tasks are handed out" } else { "started" });
+        println!("{name} {}", if paused { stopped } else { "started" });
     }
     Ok(())
 }
 
-/// `admin scrub stop|start`.
-pub async fn scrub_set(file: &ClusterFile, paused: bool, json: bool) -> Result<()> {
-    call(file, pb::meta_request::Body::SetScrub(pb::SetScrub { paused })).await?;
-    if json {
-        println!("{}", serde_json::json!({"scrub_paused": paused}));
-    } else {
-        println!("scrub {}", if paused { "stopped on every data server" } else { "started" });
+/// The leader's status, or the one-line error an operator sees.
+async fn leader_status(file: &ClusterFile) -> Result<pb::ClusterStatus> {
+    match crate::health::leader_status(&file.meta_addrs(), &file.identity(Role::Admin)?).await {
+        Some(st) => Ok(st),
+        None => bail!("no metadata leader reachable (is the cluster running?)"),
     }
-    Ok(())
 }
 
 /// `admin scrub status`.
 pub async fn scrub_status(file: &ClusterFile, json: bool) -> Result<()> {
-    let Some(st) = crate::health::leader_status(&file.meta_addrs(), &file.identity(Role::Admin)?).await else {
-        bail!("no metadata leader reachable (is the cluster running?)")
-    };
+    let st = leader_status(file).await?;
     if json {
         println!("{}", serde_json::json!({"paused": st.scrub_paused}));
     } else {
@@ -171,9 +187,7 @@ pub async fn scrub_status(file: &ClusterFile, json: bool) -> Result<()> {
 
 /// `admin repair status`.
 pub async fn repair_status(file: &ClusterFile, json: bool) -> Result<()> {
-    let Some(st) = crate::health::leader_status(&file.meta_addrs(), &file.identity(Role::Admin)?).await else {
-        bail!("no metadata leader reachable (is the cluster running?)")
-    };
+    let st = leader_status(file).await?;
     let servers: Vec<_> = st
         .data
         .iter()
