@@ -2,6 +2,7 @@
 //! children of this process, on loopback ports, all under one folder.
 //! Used by `shardline up` and `shardline demo`.
 
+use std::collections::{HashMap, HashSet};
 use std::net::TcpListener;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -122,11 +123,29 @@ fn prepare(spec: &Spec) -> Result<ClusterFile> {
     Ok(file)
 }
 
-/// A local server's metrics endpoint: its own host, any free port (the
-/// server writes the address to `DIR/metrics.addr`).
-fn metrics_listen(addr: &str) -> String {
-    let host = addr.rsplit_once(':').map_or(addr, |(h, _)| h);
-    format!("{host}:0")
+/// Each local server's metrics endpoint, by listen address: its own host
+/// and a port picked here, apart from every server's listen port (the
+/// server writes the address to `DIR/metrics.addr`). Picked up front rather
+/// than left to the servers as port 0: a metadata server binding port 0 at
+/// start could be handed a data server's listen port, free until that data
+/// server starts ("Address already in use").
+fn metrics_listens(file: &ClusterFile) -> Result<HashMap<String, String>> {
+    let taken: HashSet<&str> = file.meta.iter().chain(&file.data).map(|n| n.addr.as_str()).collect();
+    let mut held = Vec::new();
+    let mut out = HashMap::new();
+    for n in file.meta.iter().chain(&file.data) {
+        let host = n.addr.rsplit_once(':').map_or(n.addr.as_str(), |(h, _)| h);
+        let addr = loop {
+            let (port, listener) = free_port(host)?;
+            held.push(listener);
+            let addr = format!("{host}:{port}");
+            if !taken.contains(addr.as_str()) {
+                break addr;
+            }
+        };
+        out.insert(n.addr.clone(), addr);
+    }
+    Ok(out)
 }
 
 /// The pid recorded in `dir/pid`, if that process is still alive.
@@ -177,6 +196,11 @@ impl LocalCluster {
             vec!["--insecure-no-capabilities".into()]
         } else {
             vec!["--cap-key-file".into(), cap_key.clone().into()]
+        };
+        let metrics = metrics_listens(&cluster.file)?;
+        let metrics_listen = |addr: &str| {
+            let host = addr.rsplit_once(':').map_or(addr, |(h, _)| h);
+            metrics.get(addr).cloned().unwrap_or_else(|| format!("{host}:0"))
         };
         for n in cluster.file.meta.clone() {
             let mut cmd = Command::new(&exe);
