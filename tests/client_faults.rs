@@ -1,6 +1,6 @@
 //! Black-box: the native client under faults between it and the metadata
-//! service (a real cluster of separate processes on 127.0.0.70-79; the
-//! client runs in the test, behind frame-aware proxies that end TLS).
+//! service (a real cluster of separate processes on its own 127.0.0.x; the
+//! client runs in the test, some behind frame-aware proxies that end TLS).
 
 mod harness;
 #[path = "harness/reply_dropper.rs"]
@@ -317,4 +317,73 @@ async fn a_failed_extending_write_leaves_no_zeros_behind_in_the_handle() {
     // 0x1eaf2, `a_short_read_over_a_failed_growth_is_eio_not_kernel_zeros`).
     assert!(handle.lost_growth_above(3), "the failed growth was forgotten");
     assert!(!handle.lost_growth_above(3 + 2 * CHUNK as u64), "lost bytes past the failed write's end");
+}
+
+/// Found by the nemesis (issue 13): a reader that had opened a file read
+/// "file not found (no inode N)" once another client renamed a new file
+/// over the path (the old inode and its shards were freed). A whole-file
+/// read by path must return one whole version, reopening the path if the
+/// file it opened went away; a reader holding the old snapshot gets its old
+/// bytes while they last, then a stale-handle error (ESTALE), never "not
+/// found" for a path that exists.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_replaced_while_it_is_read_reads_as_one_version_or_stale_never_not_found() {
+    let cluster = TestCluster::start(126);
+    let (meta_addrs, key_file, tls) = cluster_config(&cluster);
+    let writer =
+        Client::connect(ClientConfig::new(meta_addrs.clone(), key_file.clone(), tls.clone())).await.expect("connect");
+    let reader = Client::connect(ClientConfig::new(meta_addrs, key_file, tls)).await.expect("connect");
+    let len = 2 * CHUNK + 1000;
+    let version = |round: u8| vec![round; len];
+    writer.write_file("/swap.tmp", &version(1)).await.expect("write the first version");
+    writer.rename("/swap.tmp", "/swap").await.expect("publish it");
+
+    // A snapshot of version 1, then version 2 renamed over it.
+    let old = reader.open("/swap").await.expect("open version 1");
+    writer.write_file("/swap.tmp", &version(2)).await.expect("write version 2");
+    writer.rename("/swap.tmp", "/swap").await.expect("rename it over version 1");
+    // Version 1's shards are deleted in the background: until then the old
+    // snapshot reads version 1 whole; after, it is stale.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let stale = loop {
+        match old.read_all().await {
+            Ok(bytes) => assert!(bytes == version(1), "the old snapshot read bytes of no single version"),
+            Err(e @ ClientError::Stale { .. }) => break e,
+            Err(e) => panic!("the old snapshot failed otherwise than stale: {e}"),
+        }
+        assert!(std::time::Instant::now() < deadline, "version 1's shards were never deleted");
+    };
+    assert_eq!(stale.code().errno(), 116, "stale reads are ESTALE: {stale}");
+    assert_eq!(reader.read_file("/swap").await.expect("read by path"), version(2));
+
+    // Whole reads by path while versions keep being renamed over it.
+    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let reads = {
+        let done = done.clone();
+        tokio::spawn(async move {
+            let (mut reads, mut bad) = (0u32, Vec::new());
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                match reader.read_file("/swap").await {
+                    Ok(b) if b.len() == len && b.iter().all(|x| *x == b[0]) => reads += 1,
+                    Ok(b) => bad.push(format!("{} bytes, not one version", b.len())),
+                    Err(e) => bad.push(e.to_string()),
+                }
+            }
+            (reads, bad)
+        })
+    };
+    for round in 3..40u8 {
+        writer.write_file("/swap.tmp", &version(round)).await.expect("write a version");
+        writer.rename("/swap.tmp", "/swap").await.expect("rename it over");
+    }
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (reads, bad) = reads.await.expect("reader task");
+    assert!(reads > 5, "only {reads} reads");
+    assert!(
+        bad.is_empty(),
+        "{} of {} whole reads failed: {:?}",
+        bad.len(),
+        reads as usize + bad.len(),
+        &bad[..bad.len().min(3)]
+    );
 }

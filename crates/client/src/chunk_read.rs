@@ -14,16 +14,22 @@ use shardline_proto::v1 as pb;
 
 use crate::client::Inner;
 use crate::file_ctx::FileCtx;
+use crate::stale;
 use crate::stripe_fetch::{fetch_cells, with_fresh_map, FetchFailure, ShardSpan};
 use crate::ClientError;
 
-/// Fetch, verify and decrypt a committed chunk; returns its plaintext.
+/// Fetch, verify and decrypt a committed chunk; returns its plaintext. A
+/// chunk version released since the snapshot was taken fails as
+/// [`ClientError::Stale`].
 pub(crate) async fn read_chunk(
     inner: &Arc<Inner>,
     ctx: &Arc<FileCtx>,
     chunk: &pb::Chunk,
 ) -> Result<Bytes, ClientError> {
-    with_fresh_map(inner, || read_once(inner, ctx, chunk)).await
+    match with_fresh_map(inner, || read_once(inner, ctx, chunk)).await {
+        Err(e) => Err(stale::explain(inner, ctx.ino, chunk, e).await),
+        ok => ok,
+    }
 }
 
 async fn read_once(inner: &Arc<Inner>, ctx: &Arc<FileCtx>, chunk: &pb::Chunk) -> Result<Bytes, FetchFailure> {

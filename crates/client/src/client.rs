@@ -267,6 +267,9 @@ pub struct Client {
     inner: Arc<Inner>,
 }
 
+/// Times [`Client::read_file`] reopens a file replaced while it was read.
+const MAX_REOPENS: usize = 8;
+
 impl Client {
     /// Load the key and fetch the placement map.
     pub async fn connect(cfg: ClientConfig) -> Result<Client, ClientError> {
@@ -459,8 +462,16 @@ impl Client {
         Ok(FileReader::new(self.inner.clone(), Arc::new(ctx), attr.size, chunks))
     }
 
-    /// Read a whole file.
+    /// Read a whole file: all of one version of it. A file replaced while
+    /// it is read (its old chunks released: [`ClientError::Stale`]) is
+    /// opened again by path and the new one read.
     pub async fn read_file(&self, path: impl AsRef<Path>) -> Result<Vec<u8>, ClientError> {
-        self.open(path).await?.read_all().await
+        let mut reopened = 0;
+        loop {
+            match self.open(path.as_ref()).await?.read_all().await {
+                Err(ClientError::Stale { .. }) if reopened < MAX_REOPENS => reopened += 1,
+                other => return other,
+            }
+        }
     }
 }

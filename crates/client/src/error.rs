@@ -27,6 +27,8 @@ pub enum ClientError {
     Erasure(#[from] shardline_erasure::ErasureError),
     #[error("a read of this file ({size} bytes) does not fit in memory; read it in ranges")]
     TooLarge { size: u64 },
+    #[error("file {file_id}: stale file handle: {detail}")]
+    Stale { file_id: u64, detail: String },
     #[error("internal: {0}")]
     Internal(String),
 }
@@ -45,6 +47,7 @@ impl ClientError {
             ClientError::Corrupt { .. } | ClientError::Crypto(_) => ErrorCode::Corrupt,
             ClientError::Erasure(_) | ClientError::Internal(_) => ErrorCode::Internal,
             ClientError::TooLarge { .. } => ErrorCode::InvalidArgument,
+            ClientError::Stale { .. } => ErrorCode::Stale,
         }
     }
 }

@@ -45,6 +45,7 @@ mod prefetch_open;
 mod range_read;
 mod read_pattern;
 pub mod reader;
+mod stale;
 mod stripe_fetch;
 pub mod writer;
 

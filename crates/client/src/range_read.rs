@@ -20,11 +20,13 @@ use shardline_proto::v1 as pb;
 use crate::chunk_read::{chunk_format, corrupt, read_chunk};
 use crate::client::Inner;
 use crate::file_ctx::FileCtx;
+use crate::stale;
 use crate::stripe_fetch::{fetch_cells, with_fresh_map, ShardSpan};
 use crate::ClientError;
 
 /// The plaintext bytes `plain` of a committed chunk, cut to what the chunk
-/// holds (shorter, or empty, past its end).
+/// holds (shorter, or empty, past its end). A chunk version released since
+/// the snapshot was taken fails as [`ClientError::Stale`].
 pub(crate) async fn read_chunk_range(
     inner: &Arc<Inner>,
     ctx: &Arc<FileCtx>,
@@ -36,6 +38,19 @@ pub(crate) async fn read_chunk_range(
         let end = plain.end.min(whole.len());
         return Ok(whole.slice(plain.start.min(end)..end));
     }
+    match read_segments(inner, ctx, chunk, plain).await {
+        Err(e) => Err(stale::explain(inner, ctx.ino, chunk, e).await),
+        ok => ok,
+    }
+}
+
+/// [`read_chunk_range`] of a format v2 chunk.
+async fn read_segments(
+    inner: &Arc<Inner>,
+    ctx: &Arc<FileCtx>,
+    chunk: &pb::Chunk,
+    plain: Range<usize>,
+) -> Result<Bytes, ClientError> {
     let sealed_len = chunk.sealed_len as usize;
     let layout = SegmentLayout::from_sealed_len(sealed_len).map_err(|e| corrupt(ctx, chunk.index, e))?;
     let segs = layout.segments_for(plain.clone());

@@ -72,6 +72,8 @@ pub fn code_to_wire(code: ErrorCode) -> WireCode {
         ErrorCode::Internal => WireCode::Internal,
         ErrorCode::PermissionDenied => WireCode::PermissionDenied,
         ErrorCode::NameTooLong => WireCode::NameTooLong,
+        // Client side only; were it ever sent, the file is gone.
+        ErrorCode::Stale => WireCode::NotFound,
     }
 }
 

@@ -19,6 +19,10 @@ pub enum ErrorCode {
     Internal,
     PermissionDenied,
     NameTooLong,
+    /// A client's snapshot of a file is gone: the file was removed or
+    /// replaced, or the chunk rewritten, since it was opened (client side
+    /// only; never sent on the wire).
+    Stale,
 }
 
 impl ErrorCode {
@@ -39,6 +43,7 @@ impl ErrorCode {
             ErrorCode::NoSpace => 28,          // ENOSPC
             ErrorCode::PermissionDenied => 13, // EACCES
             ErrorCode::NameTooLong => 36,      // ENAMETOOLONG
+            ErrorCode::Stale => 116,           // ESTALE
             _ => 5,                            // EIO
         }
     }

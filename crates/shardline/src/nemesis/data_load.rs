@@ -176,16 +176,15 @@ impl DataLoad {
                 m.writes.iter().any(|w| w.ret.is_some_and(|r| r < call) && w.outcome == crate::content::Outcome::Acked)
             };
             let result = async {
-                let reader = client.open(&f.path).await?;
                 if whole {
-                    let data = reader.read_all().await?;
-                    Ok::<_, ClientError>((0, None, data))
-                } else {
-                    let size = reader.size().max(1);
-                    let off = rng.gen_range(0..size + 100);
-                    let len = rng.gen_range(1..=2 * self.chunk) as usize;
-                    Ok((off, Some(len as u64), reader.read_at(off, len).await?.to_vec()))
+                    let data = client.read_file(&f.path).await?;
+                    return Ok::<_, ClientError>((0, None, data));
                 }
+                let reader = client.open(&f.path).await?;
+                let size = reader.size().max(1);
+                let off = rng.gen_range(0..size + 100);
+                let len = rng.gen_range(1..=2 * self.chunk) as usize;
+                Ok((off, Some(len as u64), reader.read_at(off, len).await?.to_vec()))
             }
             .await;
             let ret = now(self.t0);
