@@ -387,3 +387,35 @@ async fn a_file_replaced_while_it_is_read_reads_as_one_version_or_stale_never_no
         &bad[..bad.len().min(3)]
     );
 }
+
+/// Issue 10 item 7: a data server that stops answering (paused, not dead:
+/// its connections stay open) must cost a reader one hedging threshold, not
+/// the request timeout: the client asks other shards for the same bytes and
+/// the first k to arrive win.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paused_data_server_is_hedged_around_not_waited_for() {
+    let cluster = TestCluster::start(127);
+    let (meta_addrs, key_file, tls) = cluster_config(&cluster);
+    let mut cfg = ClientConfig::new(meta_addrs, key_file, tls);
+    // Without hedging a fetch from the paused server would wait this long.
+    cfg.shard_timeout = Duration::from_secs(120);
+    let client = Client::connect(cfg).await.expect("connect");
+    let data = pattern(9, 6 * CHUNK + 123);
+    client.write_file("/hedge", &data).await.expect("write");
+    assert_eq!(client.read_file("/hedge").await.expect("warm read"), data);
+    assert_eq!(client.hedged_fetches(), 0, "a healthy cluster needs no hedges (threshold: a 500 ms ceiling)");
+    // The server holding data shard 0 of the file's first chunk.
+    let server = cluster
+        .shard_files()
+        .into_iter()
+        .find(|s| s.key.chunk_index == 0 && s.key.shard_index == 0)
+        .expect("shard 0 of chunk 0 on some server")
+        .server;
+    let paused = cluster.pause_data(server);
+    let whole = client.read_file("/hedge").await.expect("read with a server paused");
+    let range = client.open("/hedge").await.expect("open").read_at(10, 1000).await.expect("a range of chunk 0");
+    drop(paused);
+    assert!(whole == data, "the hedged read returned other bytes");
+    assert_eq!(&range[..], &data[10..1010]);
+    assert!(client.hedged_fetches() > 0, "the paused server's shards were waited for, not hedged");
+}

@@ -335,6 +335,16 @@ impl TestCluster {
         wait_gone(pid);
     }
 
+    /// SIGSTOP one data server (it keeps its connections but answers
+    /// nothing) until the returned guard drops, which sends SIGCONT.
+    pub fn pause_data(&self, id: u64) -> Paused {
+        let dir = self.node_dir("data", id);
+        let pid: i32 = std::fs::read_to_string(dir.join("pid")).expect("pid file").trim().parse().expect("pid");
+        // SAFETY: signalling a server process this test started.
+        unsafe { libc::kill(pid, libc::SIGSTOP) };
+        Paused(pid)
+    }
+
     /// `admin status --json`, parsed.
     pub fn status(&self) -> serde_json::Value {
         serde_json::from_str(&self.ok(&["admin", "status", "--json"])).expect("status JSON")
@@ -421,6 +431,16 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
 }
 
 /// Wait until a process has exited (gone, or a zombie awaiting its parent).
+/// A paused server, resumed on drop (even when the test fails).
+pub struct Paused(i32);
+
+impl Drop for Paused {
+    fn drop(&mut self) {
+        // SAFETY: signalling a server process this test started.
+        unsafe { libc::kill(self.0, libc::SIGCONT) };
+    }
+}
+
 pub fn wait_gone(pid: i32) {
     assert!(exited_within(pid, Duration::from_secs(10)), "process {pid} did not exit");
 }

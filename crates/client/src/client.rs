@@ -87,6 +87,11 @@ pub(crate) struct Inner {
     pub dirs: crate::dir_cache::DirAttrCache,
     /// Shard capabilities granted beyond those chunk lists carry.
     pub caps: crate::caps::CapCache,
+    /// Recent shard fetch latencies: when to hedge a slow one.
+    pub latencies: crate::hedge::Latencies,
+    /// Shard fetches sent as hedges (another shard asked for bytes a slow
+    /// one had not sent yet).
+    pub hedged: std::sync::atomic::AtomicU64,
 }
 
 impl Inner {
@@ -284,6 +289,8 @@ impl Client {
             placement: RwLock::new(Arc::new(PlacementView::default())),
             dirs: Default::default(),
             caps: Default::default(),
+            latencies: Default::default(),
+            hedged: Default::default(),
             cfg,
         });
         inner.refresh_placement().await?;
@@ -298,6 +305,12 @@ impl Client {
     /// Connections dialed and requests sent to data servers so far.
     pub fn shard_connection_stats(&self) -> shardline_rpc::PoolStats {
         self.inner.pool.stats()
+    }
+
+    /// Shard fetches this client sent as hedges: another shard asked for
+    /// bytes a slow one had not sent within the hedging threshold.
+    pub fn hedged_fetches(&self) -> u64 {
+        self.inner.hedged.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     pub async fn refresh_placement(&self) -> Result<u64, ClientError> {

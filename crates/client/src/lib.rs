@@ -37,6 +37,7 @@ mod dirty_chunk;
 pub mod error;
 mod file_ctx;
 pub mod file_handle;
+mod hedge;
 pub mod inode_api;
 pub mod paths;
 pub mod placement;

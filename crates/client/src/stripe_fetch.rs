@@ -2,11 +2,14 @@
 //! that hold them or, when one is missing, unreachable, fails its CRC or
 //! has the wrong size, the same byte range of any k shards, decoded
 //! (Reed–Solomon works per byte position across the cells, so a degraded
-//! range read fetches and decodes only that range).
+//! range read fetches and decodes only that range). A fetch slower than
+//! most recent ones is hedged the same way (`hedge.rs`).
 
 use std::future::Future;
 use std::ops::Range;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::time::Instant;
 
 use bytes::Bytes;
 use futures::stream::{FuturesUnordered, StreamExt};
@@ -98,13 +101,14 @@ pub(crate) async fn fetch_cells(
     let fetch = |i: usize| {
         let (pool, addr, sk, epoch, cap) = (&inner.pool, targets[i].clone(), key(i), view.epoch, cap.as_ref());
         async move {
+            let started = Instant::now();
             let r = match span {
                 ShardSpan::Whole { .. } => shard_io::get(pool, &addr, &sk, cap, epoch).await,
                 ShardSpan::Range { offset, len } => {
                     shard_io::get_range(pool, &addr, &sk, cap, epoch, offset as u64, len as u64).await
                 }
             };
-            (i, r)
+            (i, r, started.elapsed())
         }
     };
     // Stand-ins in order of preference: other data cells, then parity.
@@ -113,9 +117,34 @@ pub(crate) async fn fetch_cells(
     let (mut have, mut failed, mut stale, mut refused) = (0, false, false, false);
     let mut failures = Vec::new();
     let mut inflight: FuturesUnordered<_> = wanted.clone().map(fetch).collect();
-    while let Some((i, result)) = inflight.next().await {
+    // Past this, the fetches still out count as slow (`hedge.rs`).
+    let hedge = tokio::time::sleep(inner.latencies.hedge_after());
+    tokio::pin!(hedge);
+    let mut hedged = false;
+    loop {
+        let (i, result, took) = tokio::select! {
+            next = inflight.next() => match next {
+                Some(done) => done,
+                None => break,
+            },
+            () = &mut hedge, if !hedged => {
+                hedged = true;
+                // Ask spares for enough bytes to make k without any fetch
+                // still out; the first k to arrive win.
+                let mut asked = 0;
+                while have + asked < k {
+                    let Some(i) = spares.next() else { break };
+                    inflight.push(fetch(i));
+                    asked += 1;
+                }
+                inner.hedged.fetch_add(asked as u64, Ordering::Relaxed);
+                shardline_metrics::client_hedged_fetches_total().inc_by(asked as u64);
+                continue;
+            }
+        };
         match result {
             Ok(bytes) if bytes.len() == want_len => {
+                inner.latencies.record(took);
                 slots[i] = Some(bytes);
                 have += 1;
             }
@@ -131,7 +160,7 @@ pub(crate) async fn fetch_cells(
                 failures.push(format!("shard {i}: {e}"));
             }
         }
-        if slots[wanted.clone()].iter().all(Option::is_some) || (failed && have >= k) {
+        if slots[wanted.clone()].iter().all(Option::is_some) || ((failed || hedged) && have >= k) {
             return Ok(Stripe { slots, wanted });
         }
         if failed {

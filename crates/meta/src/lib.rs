@@ -29,6 +29,7 @@ pub mod namespace;
 pub mod node;
 pub mod node_io;
 mod op_names;
+mod pending_change;
 pub mod raft_guard;
 pub mod raft_store;
 pub mod read_view;

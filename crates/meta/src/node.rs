@@ -41,6 +41,7 @@ use crate::log_writer::Batch;
 use crate::membership;
 use crate::node_io::{decode_entry, encode_entry, role_name, ReadBatch};
 pub use crate::node_io::{unavailable, Input, NodeStatus, Reply, Shared};
+use crate::pending_change::{not_taken, PendingChange, Settled};
 use crate::raft_store::RaftStore;
 use crate::read_view::ReadView;
 use crate::snapshot;
@@ -80,7 +81,7 @@ pub struct Node {
     /// Index of the latest snapshot (taken or received).
     snapshot_index: u64,
     /// The proposed membership change's log index and its waiting client.
-    pending_conf: Option<(u64, Reply)>,
+    pending_conf: PendingChange,
     /// Snapshot at the next opportunity (after a membership change, so a
     /// new member is in the snapshot it will be sent).
     snapshot_soon: bool,
@@ -145,7 +146,7 @@ impl Node {
             read_seq: 0,
             snapshot_every: snapshot_every.max(1),
             snapshot_index,
-            pending_conf: None,
+            pending_conf: PendingChange::default(),
             snapshot_soon: false,
             handed: 0,
             persisted: 0,
@@ -466,31 +467,46 @@ impl Node {
 
     fn apply(&mut self, entries: Vec<Entry>) -> Result<(), MetaError> {
         for entry in entries {
-            if entry.data.is_empty() {
-                continue; // a new leader's empty entry
+            let membership = entry.get_entry_type() == EntryType::EntryConfChangeV2 && !entry.data.is_empty();
+            self.apply_one(&entry)?;
+            match self.pending_conf.applied(entry.index, membership) {
+                Some(Settled::Applied(reply)) => {
+                    let _ = reply.send(membership::members_response(&self.raw, &self.peers));
+                }
+                Some(Settled::Dropped(reply)) => {
+                    let _ = reply.send(not_taken());
+                }
+                None => {}
             }
-            match entry.get_entry_type() {
-                EntryType::EntryNormal => {
-                    let started = Instant::now();
-                    let (now, req, rules) = decode_entry(&entry.data)?;
-                    let resp = self.view.sm_mut().apply_with(&req, now, rules);
-                    if let Some(waiting) = self.pending_writes.remove(&(req.client_id, req.request_id)) {
-                        let stats = &self.shared.stats;
-                        for w in waiting {
-                            stats.record(Stage::Replicate, started.saturating_duration_since(w.picked));
-                            stats.record(Stage::Apply, started.elapsed());
-                            let _ = w.reply.send(resp.clone());
-                        }
+        }
+        Ok(())
+    }
+
+    fn apply_one(&mut self, entry: &Entry) -> Result<(), MetaError> {
+        if entry.data.is_empty() {
+            return Ok(()); // a new leader's empty entry, or a change raft-rs dropped
+        }
+        match entry.get_entry_type() {
+            EntryType::EntryNormal => {
+                let started = Instant::now();
+                let (now, req, rules) = decode_entry(&entry.data)?;
+                let resp = self.view.sm_mut().apply_with(&req, now, rules);
+                if let Some(waiting) = self.pending_writes.remove(&(req.client_id, req.request_id)) {
+                    let stats = &self.shared.stats;
+                    for w in waiting {
+                        stats.record(Stage::Replicate, started.saturating_duration_since(w.picked));
+                        stats.record(Stage::Apply, started.elapsed());
+                        let _ = w.reply.send(resp.clone());
                     }
                 }
-                EntryType::EntryConfChange => {
-                    self.end_lease();
-                    let cc = ConfChange::parse_from_bytes(&entry.data)?;
-                    let cs = self.raw.apply_conf_change(&cc)?;
-                    self.store.save_conf_state(&cs)?;
-                }
-                EntryType::EntryConfChangeV2 => self.apply_membership(&entry)?,
             }
+            EntryType::EntryConfChange => {
+                self.end_lease();
+                let cc = ConfChange::parse_from_bytes(&entry.data)?;
+                let cs = self.raw.apply_conf_change(&cc)?;
+                self.store.save_conf_state(&cs)?;
+            }
+            EntryType::EntryConfChangeV2 => self.apply_membership(entry)?,
         }
         Ok(())
     }
@@ -511,7 +527,7 @@ impl Node {
                 let _ = reply.send(crate::wire::error_response(&e));
             }
             Ok(cc) => match self.raw.propose_conf_change(membership::encode_context(&change.addr, &voters, &cc), cc) {
-                Ok(()) => self.pending_conf = Some((self.raw.raft.raft_log.last_index(), reply)),
+                Ok(()) => self.pending_conf.start(self.raw.raft.raft_log.last_index(), reply),
                 Err(e) => {
                     let _ = reply.send(unavailable(&format!("propose membership change: {e}")));
                 }
@@ -552,11 +568,6 @@ impl Node {
         membership::update_peers(&mut self.peers, &cc, addr);
         self.store.save_members(&self.peers.members())?;
         self.snapshot_soon = true;
-        if self.pending_conf.as_ref().is_some_and(|(i, _)| *i == entry.index) {
-            if let Some((_, reply)) = self.pending_conf.take() {
-                let _ = reply.send(membership::members_response(&self.raw, &self.peers));
-            }
-        }
         Ok(())
     }
 
@@ -575,7 +586,7 @@ impl Node {
     /// that still commits later is deduplicated when the client retries.
     fn fail_pending(&mut self) {
         let resp = self.not_leader();
-        if let Some((_, reply)) = self.pending_conf.take() {
+        if let Some(reply) = self.pending_conf.take() {
             let _ = reply.send(resp.clone());
         }
         for (_, waiting) in self.pending_writes.drain() {

@@ -5,8 +5,8 @@ use std::sync::LazyLock;
 use std::time::Instant;
 
 use prometheus::{
-    exponential_buckets, register_histogram_vec, register_int_counter_vec, register_int_gauge, register_int_gauge_vec,
-    HistogramVec, IntCounterVec, IntGauge, IntGaugeVec,
+    exponential_buckets, register_histogram_vec, register_int_counter, register_int_counter_vec, register_int_gauge,
+    register_int_gauge_vec, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec,
 };
 
 // Registration fails only on a duplicate name or a malformed definition,
@@ -125,6 +125,14 @@ family!(
 );
 
 family!(
+    client_hedged_fetches_total,
+    IntCounter,
+    register_int_counter!(
+        "shardline_client_hedged_fetches_total",
+        "Shard fetches a client sent as hedges: another shard asked for bytes a slow one had not sent yet."
+    )
+);
+family!(
     client_cache_lookups_total,
     IntCounterVec,
     register_int_counter_vec!(
@@ -165,7 +173,7 @@ mod tests {
         let _ = (requests_total(), request_duration_seconds(), payload_bytes_total(), data_shards());
         let _ = (data_capacity_bytes(), raft_term(), raft_commit_index(), raft_applied_index(), raft_is_leader());
         let _ = (cluster_data_servers(), cluster_placement_groups(), rebuild_shards_total(), scrub_shards_total());
-        let _ = client_cache_lookups_total();
+        let _ = (client_cache_lookups_total(), client_hedged_fetches_total());
         let before = requests_total().with_label_values(&["unit", "t", "error"]).get();
         RequestTimer::start("unit", "t").finish(false);
         assert_eq!(requests_total().with_label_values(&["unit", "t", "error"]).get(), before + 1);

@@ -188,7 +188,12 @@ impl<'a> Nemesis<'a> {
             }
             Fault::WipeMeta(i) => {
                 let n = Node::Meta(*i);
-                if self.cluster.state(n) != RunState::Running {
+                // A wipe loses a replica for good until it rejoins: while
+                // another wiped server has not rejoined, a second would take
+                // a 3-server group past the one loss it survives.
+                let rejoining =
+                    self.cluster.join.iter().any(|j| matches!(j, Node::Meta(_))) || !self.removed.is_empty();
+                if self.cluster.state(n) != RunState::Running || rejoining {
                     Undo::Nothing
                 } else {
                     self.cluster.kill(n);
