@@ -69,6 +69,24 @@ pub struct File {
     pub model: Mutex<FileModel>,
 }
 
+impl File {
+    /// Record a write to this file starting: its index in the model, its
+    /// version and the file's content key.
+    pub fn begin_write(&self, kind: WriteKind, t0: Instant) -> (usize, u64, u64) {
+        let mut m = self.model.lock().unwrap_or_else(|e| e.into_inner());
+        let version = m.writes.len() as u64 + 1;
+        let idx = m.begin(version, kind, now(t0));
+        (idx, version, m.key)
+    }
+
+    /// Record write `idx` ending, acknowledged (`ok`) or not.
+    pub fn end_write(&self, idx: usize, ok: bool, t0: Instant, stats: &Stats) {
+        self.model.lock().unwrap_or_else(|e| e.into_inner()).end(idx, now(t0), ok);
+        let c = if ok { &stats.writes_ok } else { &stats.writes_failed };
+        c.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
 pub struct DataLoad {
     pub t0: Instant,
     pub files: Vec<File>,
@@ -116,16 +134,11 @@ impl DataLoad {
     }
 
     fn begin(&self, f: &File, kind: WriteKind) -> (usize, u64, u64) {
-        let mut m = f.model.lock().unwrap_or_else(|e| e.into_inner());
-        let version = m.writes.len() as u64 + 1;
-        let idx = m.begin(version, kind, now(self.t0));
-        (idx, version, m.key)
+        f.begin_write(kind, self.t0)
     }
 
     fn end(&self, f: &File, idx: usize, ok: bool) {
-        f.model.lock().unwrap_or_else(|e| e.into_inner()).end(idx, now(self.t0), ok);
-        let c = if ok { &self.stats.writes_ok } else { &self.stats.writes_failed };
-        c.fetch_add(1, Ordering::Relaxed);
+        f.end_write(idx, ok, self.t0, &self.stats);
     }
 
     async fn replace(&self, client: &Client, f: &File, len: u64) {

@@ -57,16 +57,11 @@ impl FuseLoad {
     }
 
     fn begin(&self, f: &File, kind: WriteKind) -> (usize, u64, u64) {
-        let mut m = f.model.lock().unwrap_or_else(|e| e.into_inner());
-        let version = m.writes.len() as u64 + 1;
-        let idx = m.begin(version, kind, now(self.t0));
-        (idx, version, m.key)
+        f.begin_write(kind, self.t0)
     }
 
     fn end(&self, f: &File, idx: usize, ok: bool) {
-        f.model.lock().unwrap_or_else(|e| e.into_inner()).end(idx, now(self.t0), ok);
-        let c = if ok { &self.stats.writes_ok } else { &self.stats.writes_failed };
-        c.fetch_add(1, Ordering::Relaxed);
+        f.end_write(idx, ok, self.t0, &self.stats);
     }
 
     fn replace(&self, f: &File, len: u64, n: u64) {
