@@ -422,7 +422,8 @@ async fn status(file: &ClusterFile, json: bool) -> Result<()> {
     let pgs = serde_json::json!({"total": st.pgs_total, "healthy": st.pgs_healthy, "degraded": st.pgs_degraded,
         "unavailable": st.pgs_unavailable, "rebuilds_pending": st.rebuilds_pending, "epoch": st.epoch,
         "moves_pending": st.moves_pending, "moves_pending_bytes": st.moves_pending_bytes,
-        "move_rate_bytes_per_s": st.move_rate, "repair_paused": st.repair_paused,
+        "move_rate_bytes_per_s": st.move_rate, "moves_eta_s": eta_secs(st.moves_pending_bytes, st.move_rate),
+        "repair_paused": st.repair_paused,
         "scrub_paused": st.scrub_paused});
     if json {
         println!(
@@ -467,7 +468,15 @@ async fn status(file: &ClusterFile, json: bool) -> Result<()> {
         );
     }
     if st.moves_pending > 0 {
-        println!("moving: {} slot(s), {} to release from old holders", st.moves_pending, human(st.moves_pending_bytes));
+        let pace = match eta_secs(st.moves_pending_bytes, st.move_rate) {
+            Some(eta) => format!(", at {}/s, ETA {}", human(st.move_rate), duration_text(eta)),
+            None => String::from(", rate not measured yet"),
+        };
+        println!(
+            "moving: {} slot(s), {} to release from old holders{pace}",
+            st.moves_pending,
+            human(st.moves_pending_bytes)
+        );
     }
     if st.rebuilds_pending > 0 {
         println!("rebuilding: {} shard slots pending", st.rebuilds_pending);
@@ -556,6 +565,21 @@ async fn capacity(file: &ClusterFile, ec: Option<&str>, json: bool) -> Result<()
     Ok(())
 }
 
+/// Seconds until `bytes` are moved at `rate` bytes/s (none before a rate
+/// has been measured).
+pub fn eta_secs(bytes: u64, rate: u64) -> Option<u64> {
+    (rate > 0).then(|| bytes.div_ceil(rate))
+}
+
+/// `s` seconds as "1h02m", "3m05s" or "42s".
+pub fn duration_text(s: u64) -> String {
+    match s {
+        0..=59 => format!("{s}s"),
+        60..=3599 => format!("{}m{:02}s", s / 60, s % 60),
+        _ => format!("{}h{:02}m", s / 3600, s % 3600 / 60),
+    }
+}
+
 pub fn human(b: u64) -> String {
     const U: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
     let mut v = b as f64;
@@ -568,5 +592,19 @@ pub fn human(b: u64) -> String {
         format!("{b} B")
     } else {
         format!("{v:.1} {}", U[i])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{duration_text, eta_secs};
+
+    #[test]
+    fn the_move_eta_comes_from_the_measured_rate() {
+        assert_eq!(eta_secs(1000, 0), None, "no rate measured yet");
+        assert_eq!(eta_secs(1000, 300), Some(4));
+        assert_eq!(duration_text(42), "42s");
+        assert_eq!(duration_text(185), "3m05s");
+        assert_eq!(duration_text(3720), "1h02m");
     }
 }
