@@ -1,5 +1,5 @@
 //! Black-box: the native client's prefetch (data-loader) API against a real
-//! cluster of separate processes on 127.0.0.91-92: items come back in the
+//! cluster of separate processes on 127.0.0.91-93: items come back in the
 //! order given, every one exactly once with the right bytes, errors per
 //! item, and the window bounds (items and bytes) hold.
 
@@ -125,4 +125,49 @@ async fn a_prefetch_stream_dropped_half_way_cancels_cleanly() {
     let whole = again.next().await.expect("an item").data.expect("read");
     assert!(whole[..] == data[..]);
     assert!(again.next().await.is_none());
+}
+
+/// Issue 11 item 5: many files written and stat'ed in one call each,
+/// pipelined; results in the order asked, a bad item failing alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_files_are_written_and_stated_in_one_call_each_in_order() {
+    let cluster = TestCluster::start(93);
+    let client = connect(&cluster).await;
+    client.mkdir("/many").await.expect("mkdir");
+    client.mkdir("/many/deep").await.expect("mkdir");
+    let files: Vec<(String, Vec<u8>)> = (0..300u64)
+        .map(|i| {
+            let dir = if i % 2 == 0 { "/many" } else { "/many/deep" };
+            (format!("{dir}/f{i:03}"), pattern(i, (i as usize * 37) % 5000))
+        })
+        .collect();
+    let written = client.write_files(&files).await;
+    assert_eq!(written.len(), files.len());
+    for ((path, data), w) in files.iter().zip(&written) {
+        assert_eq!(*w.as_ref().unwrap_or_else(|e| panic!("write {path}: {e}")), data.len() as u64);
+    }
+
+    let mut asked: Vec<String> = files.iter().rev().map(|(p, _)| p.clone()).collect();
+    asked.insert(7, "/many/missing".into());
+    asked.insert(11, "relative/path".into());
+    asked.insert(13, "/".into());
+    let stats = client.stat_many(&asked).await;
+    assert_eq!(stats.len(), asked.len());
+    for (path, st) in asked.iter().zip(&stats) {
+        match path.as_str() {
+            "/many/missing" => {
+                assert_eq!(st.as_ref().err().map(|e| e.code()), Some(ErrorCode::NotFound), "{path}")
+            }
+            "relative/path" => assert_eq!(st.as_ref().err().map(|e| e.code()), Some(ErrorCode::InvalidArgument)),
+            "/" => assert_eq!(st.as_ref().expect("stat /").ino, 1),
+            _ => {
+                let want = files.iter().find(|(p, _)| p == path).expect("a written file").1.len() as u64;
+                assert_eq!(st.as_ref().unwrap_or_else(|e| panic!("stat {path}: {e}")).size, want, "{path}");
+            }
+        }
+    }
+    // Each read back whole matches what was written for that path.
+    for (path, data) in files.iter().step_by(37) {
+        assert_eq!(&client.read_file(path).await.expect("read"), data, "{path}");
+    }
 }

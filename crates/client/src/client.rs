@@ -228,7 +228,7 @@ pub struct FileStat {
 }
 
 impl FileStat {
-    fn from_wire(a: &pb::Attr) -> Self {
+    pub(crate) fn from_wire(a: &pb::Attr) -> Self {
         let l = a.layout.unwrap_or_default();
         FileStat {
             ino: a.ino,

@@ -26,6 +26,7 @@
 //! Every type is owned (`Arc` inside, no borrowed lifetimes) so that other
 //! languages' bindings can hold them.
 
+mod batch;
 mod caps;
 mod chunk_list;
 pub mod chunk_read;

@@ -79,12 +79,18 @@ impl Opener {
         slot.get_or_try_init(|| self.open_uncached(path)).await.cloned()
     }
 
-    async fn open_uncached(&self, path: &Path) -> Result<FileReader, ClientError> {
+    /// Look `path` up: its directory resolved once per stream, then one
+    /// `Lookup` of its name.
+    pub async fn lookup(&self, path: &Path) -> Result<pb::MetaResponse, ClientError> {
         let (parent, name) = split_parent(path)?;
         let parent_path: PathBuf = parent.iter().fold(PathBuf::from("/"), |p, c| p.join(OsStr::from_bytes(c)));
         let dir = self.dir(&parent_path).await?;
         let lookup = Body::Lookup(pb::Lookup { parent: dir, name: name.to_vec() });
-        let attr = attr_of(self.inner.meta.call(lookup).await?)?;
+        Ok(self.inner.meta.call(lookup).await?)
+    }
+
+    async fn open_uncached(&self, path: &Path) -> Result<FileReader, ClientError> {
+        let attr = attr_of(self.lookup(path).await?)?;
         if FileKind::from_wire(attr.kind) != FileKind::File {
             return Err(ClientError::NotAFile);
         }
