@@ -28,6 +28,8 @@ mod metrics_publish;
 pub mod namespace;
 pub mod node;
 pub mod node_io;
+pub mod perm;
+pub mod perm_scope;
 mod op_names;
 pub mod raft_guard;
 pub mod raft_store;
