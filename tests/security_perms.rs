@@ -179,8 +179,12 @@ fn permissions_keys_and_subtrees_are_enforced_by_the_metadata_service() {
     refused_cli(&alice_file, &["mkdir", "/home/d2"], "permission denied");
 
     // Nothing changed: the owner still sees one entry and the same bytes.
-    let names: Vec<String> =
-        rt.block_on(owner.list("/home")).expect("list").into_iter().map(|e| String::from_utf8_lossy(&e.name).into_owned()).collect();
+    let names: Vec<String> = rt
+        .block_on(owner.list("/home"))
+        .expect("list")
+        .into_iter()
+        .map(|e| String::from_utf8_lossy(&e.name).into_owned())
+        .collect();
     assert_eq!(names, vec!["private".to_string()], "a refused request changed /home");
     assert_eq!(rt.block_on(owner.read_file("/home/private")).expect("read"), secret);
     let after = attr_of(rt.block_on(alice_raw.call(Body::Getattr(pb::GetAttr { ino: private.ino }))).expect("getattr"));
@@ -221,16 +225,19 @@ fn subtree_restriction(c: &TestCluster, rt: &tokio::runtime::Runtime, in_b: &[u8
     // By inode, with a raw client: a file in /b is refused whatever the path.
     let confined = raw(c, c.identity_from(&stem));
     let b_data = attr_of(
-        rt.block_on(raw(c, c.identity(shardline_rpc::Role::Client)).call(Body::Lookup(pb::Lookup {
-            parent: rt
-                .block_on(client_with(c, rt, &c.data_dir().join("certs/client")).inodes().lookup(ROOT_INO, "b"))
-                .expect("lookup /b")
-                .ino,
-            name: b"data".to_vec(),
-        })))
+        rt.block_on(
+            raw(c, c.identity(shardline_rpc::Role::Client)).call(Body::Lookup(pb::Lookup {
+                parent: rt
+                    .block_on(client_with(c, rt, &c.data_dir().join("certs/client")).inodes().lookup(ROOT_INO, "b"))
+                    .expect("lookup /b")
+                    .ino,
+                name: b"data".to_vec(),
+            })),
+        )
         .expect("lookup /b/data"),
     );
-    let msg = denied_raw(rt.block_on(confined.call(Body::Getattr(pb::GetAttr { ino: b_data.ino }))), "getattr by inode");
+    let msg =
+        denied_raw(rt.block_on(confined.call(Body::Getattr(pb::GetAttr { ino: b_data.ino }))), "getattr by inode");
     assert!(msg.contains("outside the subtree"), "{msg}");
     denied_raw(
         rt.block_on(confined.call(Body::GetChunks(pb::GetChunks { ino: b_data.ino, from_index: 0, limit: 10 }))),

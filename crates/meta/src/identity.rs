@@ -11,9 +11,8 @@
 //! restricted certificate is never an unrestricted root). Certificates
 //! without a mapping (and operators) keep the request's ids.
 //!
-//! Not yet: permission checks of the namespace itself (mode bits against
-//! the acting uid) — the mount still relies on the kernel's
-//! `default_permissions`.
+//! Permission checks of the namespace itself (mode bits against the acting
+//! uid, the subtree restriction) are `perm.rs`, run by the state machine.
 
 use shardline_proto::v1 as pb;
 use shardline_proto::v1::meta_request::Body;

@@ -28,11 +28,11 @@ mod links;
 mod model_tests;
 #[path = "namespace_open.rs"]
 mod open;
-#[path = "namespace_parents.rs"]
-mod parents;
 #[cfg(test)]
 #[path = "namespace_ops_tests.rs"]
 mod ops_tests;
+#[path = "namespace_parents.rs"]
+mod parents;
 #[path = "namespace_pg_index.rs"]
 mod pg_index;
 #[path = "namespace_snapshot.rs"]
@@ -507,10 +507,9 @@ impl Namespace {
     /// Whether the file-parents index matches the directory tables (tests).
     #[cfg(test)]
     pub(crate) fn file_parents_are_consistent(&self) -> bool {
-        let built = parents::FileParents::build(
-            self.dirs.iter().map(|(&d, e)| (d, e.values().copied())),
-            |i| self.inodes.get(&i).is_some_and(|n| n.kind == Kind::Directory),
-        );
+        let built = parents::FileParents::build(self.dirs.iter().map(|(&d, e)| (d, e.values().copied())), |i| {
+            self.inodes.get(&i).is_some_and(|n| n.kind == Kind::Directory)
+        });
         self.inodes.keys().all(|&i| built.of(i).eq(self.file_parents.of(i)))
     }
 

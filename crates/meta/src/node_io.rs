@@ -155,7 +155,12 @@ mod tests {
     use super::*;
 
     fn request() -> pb::MetaRequest {
-        pb::MetaRequest { client_id: 3, request_id: 4, caller: None, body: Some(pb::meta_request::Body::Status(pb::GetStatus {})) }
+        pb::MetaRequest {
+            client_id: 3,
+            request_id: 4,
+            caller: None,
+            body: Some(pb::meta_request::Body::Status(pb::GetStatus {})),
+        }
     }
 
     #[test]

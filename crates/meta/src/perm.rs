@@ -124,7 +124,7 @@ fn need<'a>(ns: &'a Namespace, who: &Who, ino: Ino, mask: u32, what: &str) -> Op
     }
 }
 
-/// `who` has r or w (`mask` one of them at least) on `ino`.
+/// `who` has r or w on `ino` (a missing inode passes).
 fn need_any(ns: &Namespace, who: &Who, ino: Ino, what: &str) -> OpResult<()> {
     match ns.get(ino) {
         Ok(i) if !who.may_inode(i, R) && !who.may_inode(i, W) => {
@@ -158,10 +158,8 @@ fn check_posix(ns: &Namespace, who: &Who, body: &Body) -> OpResult<()> {
         Body::Mkdir(m) => need(ns, who, m.parent, W | X, "mkdir").map(drop),
         Body::Symlink(s) => need(ns, who, s.parent, W | X, "symlink").map(drop),
         Body::Mknod(n) => {
-            let device = matches!(
-                pb::FileKind::try_from(n.kind),
-                Ok(pb::FileKind::CharDevice | pb::FileKind::BlockDevice)
-            );
+            let device =
+                matches!(pb::FileKind::try_from(n.kind), Ok(pb::FileKind::CharDevice | pb::FileKind::BlockDevice));
             if device && !who.root() {
                 return Err(denied(who, "only root makes device nodes".into()));
             }

@@ -240,6 +240,13 @@ fn a_subtree_confines_every_request_by_inode() {
     t.ns.rename(ROOT_INO, b"a", ROOT_INO, b"c", 3).unwrap();
     let e = check(&t.ns, &in_a, &getattr(t.inner)).unwrap_err();
     assert!(e.message.contains("does not exist"), "{}", e.message);
+    // The file-parents index is derived state: rebuilt from a snapshot.
+    let restored = Namespace::from_snapshot(t.ns.to_snapshot()).expect("restore");
+    assert!(restored.file_parents_are_consistent());
+    t.ns.link(t.g, t.inner, b"g2", 4).unwrap();
+    let restored = Namespace::from_snapshot(t.ns.to_snapshot()).expect("restore");
+    let in_c = pb::Caller { subtree: vec![b"c".to_vec()], ..Default::default() };
+    assert_eq!(code(check(&restored, &in_c, &getattr(t.g))), None, "a hard link inside, after a restore");
     // Combined with a uid: both checks apply.
     let both = pb::Caller { subtree: vec![b"c".to_vec()], ..user(1000, 1000, &[]) };
     assert_eq!(code(check(&t.ns, &both, &readdir(t.inner))), None);
