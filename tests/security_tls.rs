@@ -48,7 +48,7 @@ async fn probe(tls: Arc<Tls>, role: Role, addr: &str) -> Result<(), RpcError> {
     let pool = Pool::new(tls, role, Duration::from_secs(5), Duration::from_secs(10));
     let frame = match role {
         Role::Meta => Frame::from_message(
-            &pb::MetaRequest { client_id: 1, request_id: 1, body: Some(Body::Status(pb::GetStatus {})) },
+            &pb::MetaRequest { client_id: 1, request_id: 1, caller: None, body: Some(Body::Status(pb::GetStatus {})) },
             Bytes::new(),
         ),
         _ => {
@@ -338,13 +338,16 @@ fn squashed_and_mapped_client_certificates(c: &TestCluster, rt: &tokio::runtime:
     let seen = rt.block_on(squashed.inodes().getattr(attr.ino)).expect("getattr");
     assert_eq!((seen.uid, seen.mode & 0o7777), (65_534, 0o755), "nothing changed");
 
+    // The unrestricted client certificate of `shardline up` keeps its ids;
+    // it makes a directory anyone may write (the root is root's, 0755, and
+    // the metadata service checks a mapped certificate's permissions).
+    let plain = client_with(c, rt, &certs.join("client"));
+    let open = rt.block_on(plain.inodes().mkdir(root, "open", 0o777, 0, 0)).expect("mkdir");
     let alice = client_with(c, rt, &issue("alice", &["--uid", "1000", "--gid", "100"]));
     let attr = rt
-        .block_on(alice.inodes().create(NewFile { mode: 0o4755, uid: 0, gid: 0, ..NewFile::new(root, "alice") }))
+        .block_on(alice.inodes().create(NewFile { mode: 0o4755, uid: 0, gid: 0, ..NewFile::new(open.ino, "alice") }))
         .expect("create");
     assert_eq!((attr.uid, attr.gid), (1000, 100), "the certificate's ids, not the request's");
-    // The unrestricted client certificate of `shardline up` keeps its ids.
-    let plain = client_with(c, rt, &certs.join("client"));
     let attr = rt.block_on(plain.inodes().create(NewFile { uid: 7, gid: 8, ..NewFile::new(root, "plain") })).unwrap();
     assert_eq!((attr.uid, attr.gid), (7, 8));
 }

@@ -154,7 +154,7 @@ mod tests {
     }
 
     fn req(body: Body) -> pb::MetaRequest {
-        pb::MetaRequest { client_id: 1, request_id: 1, body: Some(body) }
+        pb::MetaRequest { client_id: 1, request_id: 1, caller: None, body: Some(body) }
     }
 
     fn denied(p: &Principal, body: Body) -> bool {

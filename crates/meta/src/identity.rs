@@ -11,9 +11,8 @@
 //! restricted certificate is never an unrestricted root). Certificates
 //! without a mapping (and operators) keep the request's ids.
 //!
-//! Not yet: permission checks of the namespace itself (mode bits against
-//! the acting uid) — the mount still relies on the kernel's
-//! `default_permissions`.
+//! Permission checks of the namespace itself (mode bits against the acting
+//! uid, the subtree restriction) are `perm.rs`, run by the state machine.
 
 use shardline_proto::v1 as pb;
 use shardline_proto::v1::meta_request::Body;
@@ -94,7 +93,7 @@ mod tests {
     use shardline_rpc::principal::NOBODY;
 
     fn req(body: Body) -> pb::MetaRequest {
-        pb::MetaRequest { client_id: 1, request_id: 1, body: Some(body) }
+        pb::MetaRequest { client_id: 1, request_id: 1, caller: None, body: Some(body) }
     }
 
     fn create(uid: u32, gid: u32, mode: u32) -> pb::MetaRequest {
@@ -108,7 +107,7 @@ mod tests {
 
     #[test]
     fn a_squashed_root_creates_as_nobody_without_setuid() {
-        let squash = UserMap { ids: None, root_squash: true };
+        let squash = UserMap { root_squash: true, ..Default::default() };
         let mut r = create(0, 0, 0o104755);
         apply(&squash, &mut r).unwrap();
         assert_eq!(created(&r), (NOBODY, NOBODY, 0o100755));
@@ -124,7 +123,7 @@ mod tests {
 
     #[test]
     fn a_mapped_certificate_acts_as_its_own_ids_only() {
-        let alice = UserMap { ids: Some((1000, 100)), root_squash: false };
+        let alice = UserMap { ids: Some((1000, 100)), ..Default::default() };
         let mut r = create(0, 0, 0o100644);
         apply(&alice, &mut r).unwrap();
         assert_eq!(created(&r), (1000, 100, 0o100644), "the certificate's ids, not the request's");
@@ -135,7 +134,7 @@ mod tests {
             assert_eq!(e.code, ErrorCode::PermissionDenied);
             assert!(e.message.contains("acts as uid 1000"), "{}", e.message);
         }
-        let squash = UserMap { ids: None, root_squash: true };
+        let squash = UserMap { root_squash: true, ..Default::default() };
         assert!(apply(&squash, &mut chown(Some(0), None)).is_err());
     }
 

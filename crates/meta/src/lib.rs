@@ -30,6 +30,8 @@ pub mod node;
 pub mod node_io;
 mod op_names;
 mod pending_change;
+pub mod perm;
+pub mod perm_scope;
 pub mod raft_guard;
 pub mod raft_store;
 pub mod read_view;

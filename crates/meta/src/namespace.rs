@@ -31,6 +31,8 @@ mod open;
 #[cfg(test)]
 #[path = "namespace_ops_tests.rs"]
 mod ops_tests;
+#[path = "namespace_parents.rs"]
+mod parents;
 #[path = "namespace_pg_index.rs"]
 mod pg_index;
 #[path = "namespace_snapshot.rs"]
@@ -167,6 +169,8 @@ pub struct Namespace {
     next_ino: Ino,
     /// Every chunk by placement group (derived from `inodes`).
     pg_index: pg_index::PgIndex,
+    /// The directories naming each non-directory (derived from `dirs`).
+    file_parents: parents::FileParents,
 }
 
 impl Namespace {
@@ -179,6 +183,7 @@ impl Namespace {
             open: BTreeMap::new(),
             next_ino: ROOT_INO + 1,
             pg_index: pg_index::PgIndex::default(),
+            file_parents: parents::FileParents::default(),
         };
         ns.inodes.insert(
             ROOT_INO,
@@ -322,6 +327,9 @@ impl Namespace {
         if let Some(entries) = self.dirs.get_mut(&parent) {
             entries.insert(name.to_vec(), ino);
         }
+        if kind != Kind::Directory {
+            self.file_parents.add(ino, parent);
+        }
         self.touch_dir(parent, now);
         ino
     }
@@ -341,6 +349,7 @@ impl Namespace {
         if let Some(entries) = self.dirs.get_mut(&parent) {
             entries.remove(name);
         }
+        self.file_parents.remove(ino, parent);
         self.touch_dir(parent, now);
         Ok(self.drop_link(ino, now))
     }
@@ -428,6 +437,9 @@ impl Namespace {
         }
         if kind == Kind::Directory {
             self.dir_parent.insert(ino, new_parent);
+        } else {
+            self.file_parents.remove(ino, parent);
+            self.file_parents.add(ino, new_parent);
         }
         if kind == Kind::Directory && parent != new_parent {
             if let Some(p) = self.inodes.get_mut(&parent) {
@@ -445,8 +457,18 @@ impl Namespace {
         Ok(released)
     }
 
+    /// The parent of directory `ino` (None for the root and non-directories).
+    pub fn dir_parent_of(&self, ino: Ino) -> Option<Ino> {
+        self.dir_parent.get(&ino).copied()
+    }
+
+    /// The directories holding a name of the non-directory `ino`.
+    pub fn file_parents_of(&self, ino: Ino) -> impl Iterator<Item = Ino> + '_ {
+        self.file_parents.of(ino)
+    }
+
     /// Whether `dir` is an ancestor of the directory `ino`.
-    fn is_ancestor(&self, dir: Ino, ino: Ino) -> bool {
+    pub(crate) fn is_ancestor(&self, dir: Ino, ino: Ino) -> bool {
         // Directories have exactly one parent: walk up from `ino`. The walk
         // is bounded by the number of directories, as the tree has no cycles.
         let mut cur = ino;
@@ -480,6 +502,15 @@ impl Namespace {
     #[cfg(test)]
     pub(crate) fn pg_index_is_consistent(&self) -> bool {
         self.pg_index == pg_index::PgIndex::build(self.inodes.values())
+    }
+
+    /// Whether the file-parents index matches the directory tables (tests).
+    #[cfg(test)]
+    pub(crate) fn file_parents_are_consistent(&self) -> bool {
+        let built = parents::FileParents::build(self.dirs.iter().map(|(&d, e)| (d, e.values().copied())), |i| {
+            self.inodes.get(&i).is_some_and(|n| n.kind == Kind::Directory)
+        });
+        self.inodes.keys().all(|&i| built.of(i).eq(self.file_parents.of(i)))
     }
 
     /// Whether any file has a chunk (placed data that a map change moves).

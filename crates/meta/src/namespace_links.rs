@@ -30,6 +30,7 @@ impl Namespace {
         if let Some(entries) = self.dirs.get_mut(&new_parent) {
             entries.insert(new_name.to_vec(), ino);
         }
+        self.file_parents.add(ino, new_parent);
         self.touch_dir(new_parent, now);
         let inode = self.inodes.get_mut(&ino).ok_or_else(|| OpError::new(ErrorCode::Internal, "inode vanished"))?;
         inode.nlink = inode.nlink.saturating_add(1);

@@ -589,6 +589,7 @@ fn run(seed: u64, steps: usize) -> Coverage {
             assert_eq!(ns.inode_count(), model.nodes.len(), "seed {seed} step {step}: inode counts differ");
             assert_eq!(ns.get(ROOT_INO).map(|r| r.nlink).ok(), Some(2 + count_root_subdirs(&model)));
             assert!(ns.pg_index_is_consistent(), "seed {seed} step {step}: the PG index differs from the chunks");
+            assert!(ns.file_parents_are_consistent(), "seed {seed} step {step}: the file-parents index differs");
         }
     }
     // Releasing every handle leaves no orphan behind.

@@ -175,7 +175,12 @@ impl Namespace {
             open.entry(o.ino).or_default().insert(o.client, o.count);
         }
         let pg_index = super::pg_index::PgIndex::build(inodes.values());
+        let file_parents =
+            super::parents::FileParents::build(dirs.iter().map(|(&d, entries)| (d, entries.values().copied())), |i| {
+                inodes.get(&i).is_some_and(|n| n.kind == Kind::Directory)
+            });
         Ok(Namespace {
+            file_parents,
             pg_index,
             inodes,
             dirs,

@@ -20,10 +20,15 @@ use crate::write_stats::WriteStats;
 use crate::MetaError;
 
 /// Version byte of a log entry's payload: `[format][now_ns i64 LE][MetaRequest]`.
-/// Format 1 and 2 share the layout; the format fixes how the entry applies
-/// ([`ApplyRules`]), so an old log replays as it first applied.
+/// Formats 1 to 3 share the layout; the format fixes how the entry applies
+/// ([`ApplyRules`]), so an old log replays as it first applied. Format 3 is
+/// format 2 with the request's `caller` honoured (permission checks,
+/// `perm.rs`): written only for requests that carry one, so a build that
+/// predates the checks stops on such an entry rather than applying it
+/// unchecked; a caller in a format 1 or 2 entry is ignored.
 const ENTRY_FORMAT_V1: u8 = 1;
 const ENTRY_FORMAT_V2: u8 = 2;
+const ENTRY_FORMAT_V3: u8 = 3;
 
 pub type Reply = oneshot::Sender<pb::MetaResponse>;
 
@@ -95,7 +100,7 @@ pub struct Shared {
 pub(crate) fn decode_entry(data: &[u8]) -> Result<(i64, pb::MetaRequest, ApplyRules), MetaError> {
     let rules = match data.first() {
         Some(&ENTRY_FORMAT_V1) => ApplyRules::V1,
-        Some(&ENTRY_FORMAT_V2) => ApplyRules::V2,
+        Some(&ENTRY_FORMAT_V2 | &ENTRY_FORMAT_V3) => ApplyRules::V2,
         _ => return Err(MetaError::CorruptEntry("unknown entry format".into())),
     };
     if data.len() < 9 {
@@ -103,7 +108,10 @@ pub(crate) fn decode_entry(data: &[u8]) -> Result<(i64, pb::MetaRequest, ApplyRu
     }
     let mut now = [0u8; 8];
     now.copy_from_slice(&data[1..9]);
-    let req = pb::MetaRequest::decode(&data[9..]).map_err(|e| MetaError::CorruptEntry(e.to_string()))?;
+    let mut req = pb::MetaRequest::decode(&data[9..]).map_err(|e| MetaError::CorruptEntry(e.to_string()))?;
+    if data[0] != ENTRY_FORMAT_V3 {
+        req.caller = None;
+    }
     Ok((i64::from_le_bytes(now), req, rules))
 }
 
@@ -136,7 +144,7 @@ pub(crate) fn now_ns() -> i64 {
 /// A log entry's payload for `req`, proposed now.
 pub(crate) fn encode_entry(req: &pb::MetaRequest) -> Vec<u8> {
     let mut data = Vec::with_capacity(9 + req.encoded_len());
-    data.push(ENTRY_FORMAT_V2);
+    data.push(if req.caller.is_some() { ENTRY_FORMAT_V3 } else { ENTRY_FORMAT_V2 });
     data.extend_from_slice(&now_ns().to_le_bytes());
     req.encode(&mut data).unwrap_or_else(|_| unreachable!("Vec grows"));
     data
@@ -147,7 +155,12 @@ mod tests {
     use super::*;
 
     fn request() -> pb::MetaRequest {
-        pb::MetaRequest { client_id: 3, request_id: 4, body: Some(pb::meta_request::Body::Status(pb::GetStatus {})) }
+        pb::MetaRequest {
+            client_id: 3,
+            request_id: 4,
+            caller: None,
+            body: Some(pb::meta_request::Body::Status(pb::GetStatus {})),
+        }
     }
 
     #[test]
@@ -162,8 +175,22 @@ mod tests {
         let (now, req, rules) = decode_entry(&old).expect("decode a format-1 entry");
         assert_eq!((req, rules), (request(), ApplyRules::V1));
         assert_eq!(now.to_le_bytes(), new[1..9]);
-        for bad in [vec![3u8; 12], vec![ENTRY_FORMAT_V2, 0, 0], vec![]] {
+        for bad in [vec![4u8; 12], vec![ENTRY_FORMAT_V2, 0, 0], vec![]] {
             assert!(decode_entry(&bad).is_err(), "{bad:?} decoded");
         }
+    }
+
+    #[test]
+    fn a_caller_is_written_as_format_three_and_ignored_in_older_formats() {
+        let caller = pb::Caller { uid: Some(1000), gid: 100, ..Default::default() };
+        let with = pb::MetaRequest { caller: Some(caller), ..request() };
+        let data = encode_entry(&with);
+        assert_eq!(data[0], ENTRY_FORMAT_V3);
+        let (_, req, rules) = decode_entry(&data).expect("decode a format-3 entry");
+        assert_eq!((req, rules), (with.clone(), ApplyRules::V2));
+        // The same bytes under format 2 apply as format 2 did: unchecked.
+        let mut old = data;
+        old[0] = ENTRY_FORMAT_V2;
+        assert_eq!(decode_entry(&old).expect("decode").1, request());
     }
 }

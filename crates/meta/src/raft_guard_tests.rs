@@ -34,6 +34,7 @@ fn request() -> Vec<u8> {
     let req = pb::MetaRequest {
         client_id: 1,
         request_id: 1,
+        caller: None,
         body: Some(pb::meta_request::Body::Mkdir(pb::Mkdir { parent: 1, name: b"d".to_vec(), ..Default::default() })),
     };
     encode_entry(&req)

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use shardline_proto::v1 as pb;
 use shardline_proto::v1::meta_request::Body;
 use shardline_proto::v1::meta_response::Body as RBody;
-use shardline_rpc::{Frame, Handler, Principal};
+use shardline_rpc::{Frame, Handler, Principal, Role};
 use shardline_types::ErrorCode;
 use tokio::sync::oneshot;
 
@@ -291,6 +291,7 @@ impl MetaService {
         let req = pb::MetaRequest {
             client_id: MONITOR_CLIENT_ID ^ self.id,
             request_id: rand_request_id(&self.monitor_seq),
+            caller: None,
             body: Some(body),
         };
         let resp = self.ask(|reply| Input::Propose { req, reply, queued: Instant::now() }).await;
@@ -314,10 +315,11 @@ impl MetaService {
     async fn dispatch(&self, mut req: pb::MetaRequest) -> pb::MetaResponse {
         let timer = shardline_metrics::RequestTimer::start("meta", crate::op_names::op_name(req.body.as_ref()));
         crate::caps::strip_request_caps(&mut req);
-        let body = req.body.clone();
+        let (body, caller) = (req.body.clone(), req.caller.clone());
         let mut resp = self.dispatch_inner(req).await;
         let epoch = self.view.sm().epoch();
         self.caps.attach(body.as_ref(), &mut resp, epoch);
+        crate::perm::filter_response(caller.as_ref(), body.as_ref(), &mut resp);
         timer.finish(resp.error.is_none());
         resp
     }
@@ -455,7 +457,11 @@ impl Handler for MetaService {
     async fn handle(&self, peer: &Principal, request: Frame) -> Frame {
         let resp = match request.decode::<pb::MetaRequest>() {
             // Nothing is looked at, recorded or reassembled for a refused request.
-            Ok(mut req) => match authorize(peer, &req).and_then(|()| crate::identity::apply(&peer.user, &mut req)) {
+            Ok(mut req) => match authorize(peer, &req).and_then(|()| {
+                // Who the request acts as comes from the certificate only.
+                req.caller = if peer.is(Role::Client) { crate::perm::caller_of(&peer.user) } else { None };
+                crate::identity::apply(&peer.user, &mut req)
+            }) {
                 Ok(()) => self.handle_allowed(req, request.payload).await,
                 Err(e) => {
                     tracing::info!(%peer, error = %e.message, "request refused");

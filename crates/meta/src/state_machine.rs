@@ -116,7 +116,8 @@ impl StateMachine {
         {
             return resp.1.clone();
         }
-        let resp = match self.apply_body(req.body.as_ref(), req.client_id, now) {
+        let allowed = self.permitted(req);
+        let resp = match allowed.and_then(|()| self.apply_body(req.body.as_ref(), req.client_id, now)) {
             Ok(mut r) => {
                 r.dirs = self.changed_dirs(req.body.as_ref());
                 r
@@ -133,6 +134,15 @@ impl StateMachine {
             self.forget_oldest_clients();
         }
         resp
+    }
+
+    /// Whether the request's caller (set by the service from a client
+    /// certificate, `perm.rs`) may make it against the state now.
+    fn permitted(&self, req: &pb::MetaRequest) -> Result<(), OpError> {
+        match (&req.caller, &req.body) {
+            (Some(caller), Some(body)) => crate::perm::check(&self.ns, caller, body),
+            _ => Ok(()),
+        }
     }
 
     /// Bound the duplicate-request cache: forget the clients heard from
@@ -296,7 +306,7 @@ impl StateMachine {
 
     /// Answer a query against the current state.
     pub fn read(&self, req: &pb::MetaRequest) -> pb::MetaResponse {
-        match self.read_body(req.body.as_ref()) {
+        match self.permitted(req).and_then(|()| self.read_body(req.body.as_ref())) {
             Ok(r) => r,
             Err(e) => error_response(&e),
         }
@@ -514,6 +524,7 @@ mod tests {
         pb::MetaRequest {
             client_id: client,
             request_id: id,
+            caller: None,
             body: Some(Body::Create(pb::Create {
                 parent: ROOT_INO,
                 name: name.into(),

@@ -121,6 +121,7 @@ impl MetaClient {
         let req = MetaRequest {
             client_id: self.client_id,
             request_id: self.next_request.fetch_add(1, Ordering::Relaxed),
+            caller: None,
             body: Some(body),
         };
         let frame = Frame::from_message(&req, Bytes::new());
@@ -191,6 +192,7 @@ impl MetaClient {
         let req = MetaRequest {
             client_id: self.client_id,
             request_id: self.next_request.fetch_add(1, Ordering::Relaxed),
+            caller: None,
             body: Some(body),
         };
         let resp: MetaResponse = self.pool.call(addr, &Frame::from_message(&req, Bytes::new())).await?.decode()?;

@@ -114,8 +114,11 @@ impl ClusterCa {
         for id in &spec.ids {
             params.subject_alt_names.push(uri(Some(*id))?);
         }
-        if spec.user.is_restricted() && spec.role != Role::Client {
-            return Err(PkiError(format!("a {} certificate cannot carry a uid/gid mapping or root squash", spec.role)));
+        if spec.user.restricts_anything() && spec.role != Role::Client {
+            return Err(PkiError(format!(
+                "a {} certificate cannot carry a uid/gid mapping, root squash, groups or a path",
+                spec.role
+            )));
         }
         for u in spec.user.uris() {
             let u = rcgen::string::Ia5String::try_from(u).map_err(|e| PkiError(format!("user URI: {e}")))?;

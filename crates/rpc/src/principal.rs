@@ -15,7 +15,13 @@
 //! (issue 12 item 3, the CephFS `root_squash` model): [`UserMap`], from
 //! `shardline://user/<uid>/<gid>` (every request acts as that uid and gid,
 //! whatever it claims) and `shardline://option/root-squash` (uid 0 acts as
-//! nobody, 65534:65534, and setuid/setgid bits are stripped).
+//! nobody, 65534:65534, and setuid/setgid bits are stripped). With a uid
+//! mapping, the metadata service also enforces POSIX permissions as that
+//! uid (`meta/src/perm.rs`), with the supplementary groups of
+//! `shardline://groups/<gid>,<gid>...` if the certificate names them.
+//! `shardline://path/<a>/<b>` confines the certificate to the subtree
+//! `/a/b` (the CephFS `path=` model). Certificates without these URIs are
+//! unrestricted, as before.
 //!
 //! Server certificates also carry the DNS name of their kind
 //! ([`Role::server_name`]), which clients check when they dial, so a data
@@ -30,22 +36,62 @@ pub const ROLE_URI_PREFIX: &str = "shardline://role/";
 pub const USER_URI_PREFIX: &str = "shardline://user/";
 /// The URI of a client certificate whose root is squashed.
 pub const ROOT_SQUASH_URI: &str = "shardline://option/root-squash";
+/// The URI prefix of a client certificate's supplementary groups.
+pub const GROUPS_URI_PREFIX: &str = "shardline://groups/";
+/// The URI prefix of a client certificate's subtree restriction.
+pub const PATH_URI_PREFIX: &str = "shardline://path/";
 /// The uid and gid a squashed root acts as (nobody, nogroup).
 pub const NOBODY: u32 = 65_534;
+/// Most supplementary groups a certificate may name (Linux's NGROUPS_MAX
+/// is larger, but a certificate is not the place for thousands).
+pub const MAX_GROUPS: usize = 256;
 
 /// The POSIX identity a client certificate may act as.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct UserMap {
     /// Every request acts as this uid and gid, whatever it claims.
     pub ids: Option<(u32, u32)>,
     /// uid 0 acts as [`NOBODY`], and modes lose their setuid/setgid bits.
     pub root_squash: bool,
+    /// Supplementary groups for permission checks (only with `ids`).
+    pub groups: Vec<u32>,
+    /// The subtree every request must stay in, as path components from the
+    /// root (None: the whole namespace).
+    pub subtree: Option<Vec<String>>,
 }
 
 impl UserMap {
-    /// Whether the certificate restricts anything.
+    /// Whether requests' owners and modes are rewritten (`meta/src/identity.rs`).
     pub fn is_restricted(&self) -> bool {
         self.ids.is_some() || self.root_squash
+    }
+
+    /// Whether the certificate carries any client restriction at all.
+    pub fn restricts_anything(&self) -> bool {
+        self.is_restricted() || self.subtree.is_some() || !self.groups.is_empty()
+    }
+
+    /// The subtree restriction as a path (`/a/b`), None when unrestricted.
+    pub fn subtree_path(&self) -> Option<String> {
+        self.subtree.as_ref().map(|c| format!("/{}", c.join("/")))
+    }
+
+    /// Parse a `--path` value: absolute, components of URI-safe characters,
+    /// no `.` or `..`. `/` alone means the whole namespace (None).
+    pub fn parse_subtree(path: &str) -> Result<Option<Vec<String>>, String> {
+        if !path.starts_with('/') {
+            return Err(format!("subtree path {path:?} must be absolute"));
+        }
+        let comps: Vec<String> = path.split('/').filter(|c| !c.is_empty()).map(String::from).collect();
+        for c in &comps {
+            let safe = c.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=:@".contains(&b));
+            if c == "." || c == ".." || !safe {
+                return Err(format!(
+                    "subtree path {path:?}: components may hold letters, digits and -._~!$&'()*+,;=:@ only, and not be . or .."
+                ));
+            }
+        }
+        Ok((!comps.is_empty()).then_some(comps))
     }
 
     /// The uid and gid a request claiming `uid`/`gid` acts as.
@@ -64,7 +110,23 @@ impl UserMap {
         if self.root_squash {
             uris.push(ROOT_SQUASH_URI.to_string());
         }
+        if !self.groups.is_empty() {
+            let list: Vec<String> = self.groups.iter().map(u32::to_string).collect();
+            uris.push(format!("{GROUPS_URI_PREFIX}{}", list.join(",")));
+        }
+        if let Some(comps) = &self.subtree {
+            uris.push(format!("{PATH_URI_PREFIX}{}", comps.join("/")));
+        }
         uris
+    }
+
+    fn parse_groups(rest: &str) -> Result<Vec<u32>, String> {
+        let bad = || format!("bad group list in {GROUPS_URI_PREFIX}{rest:?} (want GID,GID,...)");
+        let groups: Vec<u32> = rest.split(',').map(|g| g.parse().map_err(|_| bad())).collect::<Result<_, _>>()?;
+        if groups.len() > MAX_GROUPS {
+            return Err(format!("a certificate names at most {MAX_GROUPS} supplementary groups"));
+        }
+        Ok(groups)
     }
 
     fn parse_user(rest: &str) -> Result<(u32, u32), String> {
@@ -183,6 +245,19 @@ impl Principal {
                 user.root_squash = true;
                 continue;
             }
+            if let Some(rest) = uri.strip_prefix(GROUPS_URI_PREFIX) {
+                user.groups.extend(UserMap::parse_groups(rest)?);
+                continue;
+            }
+            if let Some(rest) = uri.strip_prefix(PATH_URI_PREFIX) {
+                let subtree = UserMap::parse_subtree(&format!("/{rest}"))?;
+                if user.subtree.is_some() {
+                    return Err("certificate names more than one subtree".into());
+                }
+                // `shardline://path/` alone restricts nothing.
+                user.subtree = subtree;
+                continue;
+            }
             let Some(rest) = uri.strip_prefix(ROLE_URI_PREFIX) else { continue };
             let (r, id) = match rest.split_once('/') {
                 Some((r, id)) => (r, Some(id)),
@@ -201,9 +276,14 @@ impl Principal {
             }
         }
         let role = role.ok_or_else(|| "certificate names no Shardline role (shardline://role/...)".to_string())?;
-        if user.is_restricted() && role != Role::Client {
-            return Err(format!("a {role} certificate cannot carry a uid/gid mapping or root squash"));
+        if user.restricts_anything() && role != Role::Client {
+            return Err(format!("a {role} certificate cannot carry a uid/gid mapping, root squash, groups or a path"));
         }
+        if !user.groups.is_empty() && user.ids.is_none() {
+            return Err("supplementary groups need a uid/gid mapping (shardline://user/UID/GID)".into());
+        }
+        user.groups.sort_unstable();
+        user.groups.dedup();
         ids.sort_unstable();
         ids.dedup();
         Ok(Principal { role, ids, name, user })
@@ -273,9 +353,9 @@ mod tests {
             String::new(),
         )
         .unwrap();
-        assert_eq!(p.user, UserMap { ids: Some((1000, 100)), root_squash: true });
+        assert_eq!(p.user, UserMap { ids: Some((1000, 100)), root_squash: true, ..Default::default() });
         assert_eq!(p.user.effective(0, 0), (1000, 100), "the certificate's ids, not the request's");
-        let squash = UserMap { ids: None, root_squash: true };
+        let squash = UserMap { root_squash: true, ..Default::default() };
         assert_eq!(squash.effective(0, 0), (NOBODY, NOBODY));
         assert_eq!(squash.effective(5, 6), (5, 6));
         assert_eq!(UserMap::default().effective(0, 0), (0, 0));
@@ -284,6 +364,38 @@ mod tests {
         assert_eq!(Principal::from_uris(uris.iter().map(String::as_str), String::new()).unwrap().user, p.user);
         for bad in [["shardline://role/admin", ROOT_SQUASH_URI], ["shardline://role/client", "shardline://user/x/1"]] {
             assert!(Principal::from_uris(bad, String::new()).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn groups_and_subtree_round_trip_and_old_certificates_stay_unrestricted() {
+        let user = UserMap {
+            ids: Some((1000, 100)),
+            groups: vec![20, 30],
+            subtree: UserMap::parse_subtree("/a/b").unwrap(),
+            ..Default::default()
+        };
+        let mut uris = user.uris();
+        assert!(uris.contains(&"shardline://path/a/b".to_string()), "{uris:?}");
+        uris.push(Role::Client.uri(None));
+        let p = Principal::from_uris(uris.iter().map(String::as_str), String::new()).unwrap();
+        assert_eq!(p.user, user);
+        assert_eq!(p.user.subtree_path().as_deref(), Some("/a/b"));
+        let path_only = Principal::from_uris(["shardline://role/client", "shardline://path/a"], String::new()).unwrap();
+        assert!(path_only.user.restricts_anything() && !path_only.user.is_restricted());
+        let old = Principal::from_uris(["shardline://role/client", "shardline://user/5/6"], String::new()).unwrap();
+        assert_eq!((old.user.subtree.clone(), old.user.groups.len()), (None, 0));
+        assert_eq!(UserMap::parse_subtree("/").unwrap(), None);
+        for bad in ["a", "/a/../b", "/a b", "/a%2F"] {
+            assert!(UserMap::parse_subtree(bad).is_err(), "{bad}");
+        }
+        for bad in [
+            vec!["shardline://role/admin", "shardline://path/a"],
+            vec!["shardline://role/client", "shardline://groups/1,2"],
+            vec!["shardline://role/client", "shardline://user/1/1", "shardline://groups/x"],
+            vec!["shardline://role/client", "shardline://path/a", "shardline://path/b"],
+        ] {
+            assert!(Principal::from_uris(bad.clone(), String::new()).is_err(), "{bad:?}");
         }
     }
 }

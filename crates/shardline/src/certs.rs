@@ -71,6 +71,14 @@ pub enum CertsCmd {
         /// setuid/setgid bits are stripped from modes it sets.
         #[arg(long)]
         root_squash: bool,
+        /// Client certificates: supplementary groups for the metadata
+        /// service's permission checks (with --uid), comma-separated.
+        #[arg(long, requires = "uid", value_delimiter = ',')]
+        groups: Vec<u32>,
+        /// Client certificates: confine every request to this subtree
+        /// (e.g. /projects/a); the metadata service refuses anything outside.
+        #[arg(long)]
+        path: Option<String>,
     },
     /// Revoke a certificate: add its serial to revoked.txt and re-sign
     /// crl.pem, which servers re-read at their next handshake.
@@ -94,7 +102,11 @@ pub fn run(cmd: CertsCmd, cluster: &Option<PathBuf>) -> Result<()> {
             dir.init(&name)?;
             println!("created the cluster CA in {} (ca.pem, ca.key 0600, crl.pem)", dir.0.display());
         }
-        CertsCmd::Issue { dir, role, ids, name, out, days, uid, gid, root_squash } => {
+        CertsCmd::Issue { dir, role, ids, name, out, days, uid, gid, root_squash, groups, path } => {
+            let subtree = match path {
+                Some(p) => UserMap::parse_subtree(&p).map_err(anyhow::Error::msg)?,
+                None => None,
+            };
             let dir = CertDir(dir.unwrap_or_else(default_dir));
             let role =
                 Role::parse(&role).with_context(|| format!("unknown role {role:?} (meta, data, client, admin)"))?;
@@ -108,7 +120,7 @@ pub fn run(cmd: CertsCmd, cluster: &Option<PathBuf>) -> Result<()> {
                     ids,
                     name,
                     valid_for: Duration::from_secs(days.saturating_mul(86_400)),
-                    user: UserMap { ids: uid.zip(gid), root_squash },
+                    user: UserMap { ids: uid.zip(gid), root_squash, groups, subtree },
                 },
                 &out,
             )?;
