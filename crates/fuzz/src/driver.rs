@@ -48,16 +48,16 @@ impl Budget {
 /// `target` returns whether the input reached its last stage (then it joins
 /// the corpus). A panic fails the calling test with the input in hex.
 pub fn run(t: Target, seeds: Vec<Vec<u8>>, mut target: impl FnMut(&[u8]) -> bool) -> u64 {
-    let seed = std::env::var("SHARDLINE_FUZZ_SEED")
-        .ok()
-        .and_then(|v| v.trim().parse::<u64>().ok())
-        .unwrap_or_else(|| match std::env::var("SHARDLINE_FUZZ_SECS") {
-            // Timed runs explore; default runs repeat exactly.
-            Ok(_) => std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_nanos() as u64)
-                .unwrap_or(1),
-            Err(_) => 0x5EED ^ t.name.len() as u64,
+    let seed =
+        std::env::var("SHARDLINE_FUZZ_SEED").ok().and_then(|v| v.trim().parse::<u64>().ok()).unwrap_or_else(|| {
+            match std::env::var("SHARDLINE_FUZZ_SECS") {
+                // Timed runs explore; default runs repeat exactly.
+                Ok(_) => std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_nanos() as u64)
+                    .unwrap_or(1),
+                Err(_) => 0x5EED ^ t.name.len() as u64,
+            }
         });
     let budget = Budget::from_env(t.default_inputs);
     let mut rng = Rng::new(seed);
