@@ -130,6 +130,7 @@ fn data_seeds() -> Vec<Vec<u8>> {
 /// server ends is dialed again).
 async fn mutated_requests(tls: &Arc<Tls>, role: Role, addr: &str, seeds: &[Vec<u8>], rng: &mut Rng, n: usize) {
     let mut conn = None;
+    let mut accepted = 0;
     for i in 0..n {
         let a = &seeds[rng.below(seeds.len())];
         let b = &seeds[rng.below(seeds.len())];
@@ -148,12 +149,14 @@ async fn mutated_requests(tls: &Arc<Tls>, role: Role, addr: &str, seeds: &[Vec<u
             Ok(Ok(Some(f))) => f,
             other => panic!("{addr}: mutated request {i} got no answer ({other:?}); header {:02x?}", frame.header),
         };
-        let decodes = match role {
-            Role::Meta => answer.decode::<pb::MetaResponse>().is_ok(),
-            _ => answer.decode::<pb::DataResponse>().is_ok(),
+        let error = match role {
+            Role::Meta => answer.decode::<pb::MetaResponse>().map(|r| r.error.is_some()),
+            _ => answer.decode::<pb::DataResponse>().map(|r| r.error.is_some()),
         };
-        assert!(decodes, "{addr}: the answer to mutated request {i} does not decode");
+        let error = error.unwrap_or_else(|e| panic!("{addr}: the answer to mutated request {i} does not decode: {e}"));
+        accepted += usize::from(!error);
     }
+    eprintln!("{addr}: {n} mutated requests answered, {accepted} of them without an error");
 }
 
 /// Every server process of the cluster is running.
@@ -257,8 +260,10 @@ fn hostile_bytes_on_every_port_kill_no_server() {
     // Idle connections held open on every port while the cluster works.
     let held: Vec<TcpStream> = rt.block_on(async {
         let mut held = Vec::new();
-        for addr in servers.iter().map(|(_, a)| a).chain(&metrics) {
-            for _ in 0..32 {
+        // Metrics endpoints serve 32 connections at once: a quarter held.
+        let ports = servers.iter().map(|(_, a)| (a, 64)).chain(metrics.iter().map(|a| (a, 8)));
+        for (addr, n) in ports {
+            for _ in 0..n {
                 held.push(TcpStream::connect(addr).await.unwrap_or_else(|e| panic!("{addr}: connect: {e}")));
             }
         }
