@@ -128,7 +128,7 @@ fn fuzz_data_requests() {
     run(t, seeds(&rt), |input| {
         // Fresh stores now and then, so they do not grow without end.
         n += 1;
-        if n % 5000 == 0 {
+        if n.is_multiple_of(5000) {
             s = services(&tls);
         }
         let Some((&first, mut rest)) = input.split_first() else { return false };

@@ -38,7 +38,7 @@ impl Budget {
         match self {
             Budget::Inputs(n) => done < *n,
             // The clock is read every 16 inputs.
-            Budget::Until(t) => done % 16 != 0 || Instant::now() < *t,
+            Budget::Until(t) => !done.is_multiple_of(16) || Instant::now() < *t,
         }
     }
 }

@@ -53,8 +53,7 @@ pub fn snapshot_message(from: u64, to: u64) -> Vec<u8> {
 
 fn snapshot(index: u64, term: u64) -> Snapshot {
     let members: BTreeMap<u64, String> = (1..=3).map(|i| (i, format!("127.0.0.1:{i}"))).collect();
-    let mut s = Snapshot::default();
-    s.data = crate::snapshot::encode(&seeded_state().0, &members).into();
+    let mut s = Snapshot { data: crate::snapshot::encode(&seeded_state().0, &members).into(), ..Default::default() };
     let meta = s.mut_metadata();
     meta.index = index;
     meta.term = term;

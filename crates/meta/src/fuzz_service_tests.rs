@@ -170,7 +170,7 @@ fn fuzz_meta_requests() {
     run(t, seeds, |input| {
         // A fresh state now and then, so it does not grow without end.
         served += 1;
-        if served % 2000 == 0 {
+        if served.is_multiple_of(2000) {
             h = harness();
         }
         let Some((&first, mut rest)) = input.split_first() else { return false };
@@ -205,9 +205,7 @@ fn fuzz_snapshot_parts() {
             clock += Duration::from_secs(u64::from(age));
             let (part, data) = match good.get(offset as usize) {
                 // Mostly the real parts, under a peer and transfer of the input's choosing.
-                Some((p, d)) if total == 0 => {
-                    (pb::SnapshotPart { transfer: u64::from(transfer % 8), ..p.clone() }, d.clone())
-                }
+                Some((p, d)) if total == 0 => (pb::SnapshotPart { transfer: u64::from(transfer % 8), ..*p }, d.clone()),
                 _ => {
                     let total = [0, 1, 100, 3000, 1 << 40, u64::MAX][total as usize % 6];
                     let offset = [0, 1, 3000, u64::MAX - 1][offset as usize % 4];
@@ -215,15 +213,12 @@ fn fuzz_snapshot_parts() {
                     (p, Bytes::from(vec![7u8; len as usize * 16]))
                 }
             };
-            match r.add_at(t0 + clock, u64::from(peer % 6), &part, &data) {
-                Ok(Some(msg)) => {
-                    assert_eq!(msg.len() as u64, part.total, "a whole message is as long as announced");
-                    if part.transfer == 5 && msg.len() == message.len() {
-                        assert_eq!(msg, message, "reassembled bytes differ");
-                    }
-                    whole = true;
+            if let Ok(Some(msg)) = r.add_at(t0 + clock, u64::from(peer % 6), &part, &data) {
+                assert_eq!(msg.len() as u64, part.total, "a whole message is as long as announced");
+                if part.transfer == 5 && msg.len() == message.len() {
+                    assert_eq!(msg, message, "reassembled bytes differ");
                 }
-                Ok(None) | Err(_) => {}
+                whole = true;
             }
             assert!(r.transfers() <= MAX_TRANSFERS, "{} transfers held", r.transfers());
         }

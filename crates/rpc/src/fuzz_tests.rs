@@ -86,7 +86,7 @@ fn fuzz_server_connection() {
     let t = Target { name: "rpc_server_connection", default_inputs: 3000 };
     run(t, frame_seeds(), |input| {
         rt.block_on(async {
-            let budget = Arc::new(Semaphore::new((limits.large_budget / 1024) as usize));
+            let budget = Arc::new(Semaphore::new(limits.large_budget / 1024));
             let mut out = Vec::new();
             let result = {
                 let mut conn = BufStream::new(tokio::io::join(input, &mut out));
