@@ -7,8 +7,9 @@
 //!
 //! Checked without state: the message is addressed to this server, comes
 //! from the peer its envelope names (not 0, not this server), is of a type
-//! peers send, carries a term (all but a forwarded read index do); a read-index message carries exactly one read context (raft-rs
-//! indexes it unchecked); an append's entries follow the index it appends after, one by one,
+//! peers send, carries a term (all but a forwarded read index do); a
+//! read-index message carries exactly one read context (raft-rs indexes it
+//! unchecked); an append's entries follow the index it appends after, one by one,
 //! with terms that never fall and never pass the message's term, and each
 //! decodes as what it claims to be (a `MetaRequest` entry in this crate's
 //! format, a conf change, a conf change v2 whose context is an address);
