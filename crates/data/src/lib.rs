@@ -69,6 +69,9 @@ mod conformance;
 #[cfg(test)]
 mod conformance_crash;
 
+#[cfg(test)]
+mod fuzz_tests;
+
 pub use error::DataError;
 pub use file_store::FileStore;
 pub use segment_store::{SegmentConfig, SegmentStore};

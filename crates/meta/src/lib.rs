@@ -48,5 +48,12 @@ pub mod transport;
 pub mod wire;
 pub mod write_stats;
 
+#[cfg(test)]
+mod fuzz_raft_tests;
+#[cfg(test)]
+mod fuzz_seeds;
+#[cfg(test)]
+mod fuzz_service_tests;
+
 pub use error::MetaError;
 pub use server::{run, MetaConfig};

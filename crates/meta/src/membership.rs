@@ -28,6 +28,9 @@ pub fn conf_change(change: &pb::MetaMembershipChange, voters: &[u64]) -> Result<
     if change.id == 0 {
         return Err(invalid("metadata server ids start at 1"));
     }
+    // Followers refuse an entry whose address is not one (raft_guard.rs):
+    // proposing it would stall replication for good.
+    crate::raft_guard::check_addr(&change.addr).map_err(|why| invalid(&why))?;
     let present = voters.contains(&change.id);
     let change_type = if change.remove {
         if !present {
@@ -117,5 +120,28 @@ mod tests {
         assert_eq!(decode_context(&encode_context("", &[1, 2, 3], &rm)), (String::new(), Some(vec![1, 2])));
         // Format 1: the address alone.
         assert_eq!(decode_context(b"h:9"), ("h:9".to_string(), None));
+    }
+
+    /// Found by `fuzz_meta_requests`: an admin's membership change whose
+    /// address held a control character (or a newline, or was too long) was
+    /// proposed, and every follower's `raft_guard` refused the entry, so
+    /// replication stalled for good. It is refused up front now.
+    #[test]
+    fn fuzz_membership_address_followers_refuse_is_refused_up_front() {
+        let long = "h".repeat(300);
+        for addr in ["127.0.0.1:9\0\0\0", "h:3\nvoters=1", "h:3\r", long.as_str()] {
+            let change = pb::MetaMembershipChange { id: 4, addr: addr.into(), remove: false };
+            let e = conf_change(&change, &[1, 2, 3]).expect_err(addr);
+            assert_eq!(e.code, ErrorCode::InvalidArgument, "{addr:?}");
+            let removal = pb::MetaMembershipChange { id: 3, addr: addr.into(), remove: true };
+            assert!(conf_change(&removal, &[1, 2, 3]).is_err(), "{addr:?}");
+        }
+        let fine = pb::MetaMembershipChange { id: 4, addr: "meta-4.example:7000".into(), remove: false };
+        let cc = conf_change(&fine, &[1, 2, 3]).expect("a real address");
+        let mut e = raft::prelude::Entry::default();
+        e.set_entry_type(raft::prelude::EntryType::EntryConfChangeV2);
+        e.data = protobuf::Message::write_to_bytes(&cc).expect("encode").into();
+        e.context = encode_context(&fine.addr, &[1, 2, 3], &cc).into();
+        assert_eq!(crate::raft_guard::check_entry(&e), Ok(()), "followers accept what the leader proposes");
     }
 }

@@ -221,23 +221,16 @@ impl Node {
     fn handle(&mut self, input: Input, reads: &mut ReadBatch) {
         match input {
             Input::Raft(msgs) => {
-                let last = self.raw.raft.raft_log.last_index();
                 let may_vote = self.lease.may_vote(Instant::now());
                 for mut m in msgs {
+                    // Read for each message: one before it (a snapshot) may have moved the log's end.
+                    let last = self.raw.raft.raft_log.last_index();
                     let vote = matches!(m.get_msg_type(), MessageType::MsgRequestVote | MessageType::MsgRequestPreVote);
                     if vote && !may_vote {
                         continue; // see lease.rs: a fresh server casts no vote yet
                     }
-                    // A server that lost its log (wiped, then re-added) may
-                    // hear a commit index beyond it; raft-rs would panic. A
-                    // lower commit hint is always safe.
-                    if m.get_msg_type() == MessageType::MsgHeartbeat && m.commit > last {
-                        m.commit = last;
-                    }
-                    // An acknowledgement of entries this log does not have
-                    // would move the commit index past its end (a raft-rs
-                    // panic); no real peer sends one.
-                    if m.get_msg_type() == MessageType::MsgAppendResponse && !m.reject && m.index > last {
+                    // Checks that need the log (raft_guard.rs).
+                    if !crate::raft_guard::fit_to_log(&mut m, last) {
                         tracing::warn!(
                             from = m.from,
                             index = m.index,

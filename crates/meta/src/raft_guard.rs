@@ -7,8 +7,9 @@
 //!
 //! Checked without state: the message is addressed to this server, comes
 //! from the peer its envelope names (not 0, not this server), is of a type
-//! peers send; a read-index message carries exactly one read context (raft-rs
-//! indexes it unchecked); an append's entries follow the index it appends after, one by one,
+//! peers send, carries a term (all but a forwarded read index do); a
+//! read-index message carries exactly one read context (raft-rs indexes it
+//! unchecked); an append's entries follow the index it appends after, one by one,
 //! with terms that never fall and never pass the message's term, and each
 //! decodes as what it claims to be (a `MetaRequest` entry in this crate's
 //! format, a conf change, a conf change v2 whose context is an address);
@@ -52,6 +53,11 @@ pub fn check(m: &Message, from: u64, me: u64) -> Result<(), String> {
     if !sent_by_peers(ty) {
         return Err(format!("raft message type {ty:?} is never sent between servers"));
     }
+    // raft-rs stamps its term on every message a peer sends but a forwarded
+    // read index; a vote (or a vote's answer) without one reaches a `fatal!`.
+    if m.term == 0 && ty != MessageType::MsgReadIndex {
+        return Err(format!("a {ty:?} without a term"));
+    }
     check_entries(m)?;
     if ty == MessageType::MsgSnapshot {
         check_snapshot(m, me)?;
@@ -59,6 +65,20 @@ pub fn check(m: &Message, from: u64, me: u64) -> Result<(), String> {
         return Err(format!("a {ty:?} carries a snapshot"));
     }
     Ok(())
+}
+
+/// The checks that need this server's log, whose last index is `last`:
+/// false when `m` must be dropped. A server that lost its log (wiped, then
+/// re-added) may hear a commit index beyond it, on which raft-rs would
+/// panic, so a heartbeat's commit hint is lowered to the log's end (a lower
+/// hint is always safe). An acknowledgement of entries this log does not
+/// have would move the commit index past its end (a raft-rs panic); no real
+/// peer sends one, so it is dropped.
+pub fn fit_to_log(m: &mut Message, last: u64) -> bool {
+    if m.get_msg_type() == MessageType::MsgHeartbeat && m.commit > last {
+        m.commit = last;
+    }
+    !(m.get_msg_type() == MessageType::MsgAppendResponse && !m.reject && m.index > last)
 }
 
 /// Types a peer sends; the rest are local to a node (hup, beat,
@@ -141,9 +161,7 @@ pub fn check_entry(e: &Entry) -> Result<(), String> {
                 Some((addr, rest)) => (addr, Some(rest)),
                 None => (text, None),
             };
-            if addr.len() > MAX_ADDR_LEN || addr.chars().any(char::is_control) {
-                return Err("conf change address is not an address".into());
-            }
+            check_addr(addr)?;
             if let Some(rest) = voters {
                 let list = rest.strip_prefix("voters=").ok_or("conf change context: no voters line")?;
                 if list.len() > MAX_ADDR_LEN || !list.split(',').all(|v| v.is_empty() || v.parse::<u64>().is_ok()) {
@@ -153,6 +171,19 @@ pub fn check_entry(e: &Entry) -> Result<(), String> {
             Ok(())
         }
     }
+}
+
+/// An address a membership change may carry: short, with no control
+/// character (a newline would split the entry's context). The leader checks
+/// the address it is asked to add with this too, so it never proposes an
+/// entry its followers refuse.
+pub fn check_addr(addr: &str) -> Result<(), String> {
+    if addr.len() > MAX_ADDR_LEN || addr.chars().any(char::is_control) {
+        return Err(format!(
+            "conf change address is not an address (at most {MAX_ADDR_LEN} bytes, no control characters)"
+        ));
+    }
+    Ok(())
 }
 
 fn check_snapshot(m: &Message, me: u64) -> Result<(), String> {

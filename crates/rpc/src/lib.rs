@@ -22,6 +22,9 @@ pub mod server;
 pub mod shard_client;
 pub mod tls;
 
+#[cfg(test)]
+mod fuzz_tests;
+
 pub use error::RpcError;
 pub use frame::{read_frame, write_frame, Frame, MAX_HEADER_LEN, MAX_PAYLOAD_LEN};
 pub use meta_client::{code_from_wire, code_to_wire, MetaCallError, MetaClient};

@@ -108,7 +108,7 @@ pub async fn serve_with<H: Handler>(listener: TcpListener, handler: Arc<H>, tls:
 }
 
 /// Serve one connection's requests in order until it ends.
-async fn connection<S, H>(
+pub(crate) async fn connection<S, H>(
     conn: &mut BufStream<S>,
     principal: &Principal,
     handler: &H,
