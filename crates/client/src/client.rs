@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use shardline_crypto::{ChunkFormat, CipherSuite, Dek, Kek};
+use shardline_crypto::{ChunkFormat, CipherSuite, Dek};
 use shardline_proto::v1 as pb;
 use shardline_proto::v1::meta_request::Body;
 use shardline_proto::v1::meta_response::Body as RBody;
@@ -81,7 +81,8 @@ pub(crate) struct Inner {
     pub cfg: ClientConfig,
     pub meta: MetaClient,
     pub pool: Arc<Pool>,
-    pub kek: Kek,
+    /// The keyring of the key file, reloaded when the file changes.
+    pub keys: crate::keys::ClientKeys,
     placement: RwLock<Arc<PlacementView>>,
     /// Directory attributes seen last (kept by the inode API).
     pub dirs: crate::dir_cache::DirAttrCache,
@@ -109,12 +110,9 @@ impl Inner {
     pub(crate) fn new_file_key(&self) -> (Dek, pb::WrappedKey) {
         let dek = Dek::generate();
         let suite = self.cfg.cipher_suite.unwrap_or_else(CipherSuite::preferred);
-        let key = pb::WrappedKey {
-            kek_id: self.kek.id().to_string(),
-            kek_version: self.kek.version(),
-            suite: i32::from(suite.id()),
-            wrapped: self.kek.wrap(&dek),
-        };
+        let ring = self.keys.ring();
+        let (kek_version, wrapped) = ring.wrap(&dek);
+        let key = pb::WrappedKey { kek_id: ring.id().to_string(), kek_version, suite: i32::from(suite.id()), wrapped };
         (dek, key)
     }
 
@@ -270,14 +268,14 @@ pub struct Client {
 impl Client {
     /// Load the key and fetch the placement map.
     pub async fn connect(cfg: ClientConfig) -> Result<Client, ClientError> {
-        let kek = Kek::load(&cfg.key_file)?;
+        let keys = crate::keys::ClientKeys::load(&cfg.key_file)?;
         let inner = Arc::new(Inner {
             meta: MetaClient::new(cfg.meta_addrs.clone(), cfg.meta_deadline, cfg.tls.clone()),
             pool: Arc::new(
                 Pool::new(cfg.tls.clone(), Role::Data, Duration::from_secs(2), cfg.shard_timeout)
                     .integrity_only(cfg.data_integrity_only),
             ),
-            kek,
+            keys,
             placement: RwLock::new(Arc::new(PlacementView::default())),
             dirs: Default::default(),
             caps: Default::default(),

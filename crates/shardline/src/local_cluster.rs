@@ -87,7 +87,7 @@ fn prepare(spec: &Spec) -> Result<ClusterFile> {
                 file.ec
             );
         }
-        Kek::load(&file.key_file).context("load the cluster's key file")?;
+        shardline_crypto::Keyring::load(&file.key_file).context("load the cluster's key file")?;
         return Ok(file);
     }
     let key_file = dir.join("kek.key");
