@@ -206,7 +206,8 @@ async fn an_interrupted_rotation_is_finished_by_running_rotate_again() {
         let dek = ring.unwrap(&old.kek_id, old.kek_version, &old.wrapped).expect("unwrap");
         let (kek_version, wrapped) = ring.wrap(&dek);
         let key = pb::WrappedKey { kek_version, wrapped, ..old.clone() };
-        let rewrap = || Body::RewrapKey(pb::RewrapKey { ino: entry.ino, expected: Some(old.clone()), key: Some(key.clone()) });
+        let rewrap =
+            || Body::RewrapKey(pb::RewrapKey { ino: entry.ino, expected: Some(old.clone()), key: Some(key.clone()) });
         admin.call(rewrap()).await.expect("rewrap");
         // The same compare-and-set again is refused: the key changed.
         match admin.call(rewrap()).await {

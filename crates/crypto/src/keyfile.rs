@@ -190,7 +190,8 @@ pub(crate) fn parse(path: &Path, raw: &[u8]) -> Result<Kek, CryptoError> {
 
 /// `key = <64 lowercase hex digits>` on line `n`, never echoed.
 pub(crate) fn parse_key_line(path: &Path, n: usize, line: &str) -> Result<[u8; KEY_LEN], CryptoError> {
-    let hex = line.strip_prefix("key = ").ok_or_else(|| malformed(path, n, "expected `key = <64 lowercase hex digits>`"))?;
+    let hex =
+        line.strip_prefix("key = ").ok_or_else(|| malformed(path, n, "expected `key = <64 lowercase hex digits>`"))?;
     let mut key = [0u8; KEY_LEN];
     if !decode_hex(hex, &mut key) {
         key.zeroize();

@@ -110,9 +110,10 @@ impl Keyring {
     /// current; the older versions stay, so what they wrap still opens.
     pub fn add_version(&mut self) -> Result<u32, CryptoError> {
         let highest = self.keks.keys().next_back().copied().unwrap_or(0);
-        let next = highest.checked_add(1).filter(|_| self.keks.len() < MAX_KEK_VERSIONS).ok_or_else(|| {
-            CryptoError::KeyringFull { kek_id: self.id.clone(), max: MAX_KEK_VERSIONS }
-        })?;
+        let next = highest
+            .checked_add(1)
+            .filter(|_| self.keks.len() < MAX_KEK_VERSIONS)
+            .ok_or_else(|| CryptoError::KeyringFull { kek_id: self.id.clone(), max: MAX_KEK_VERSIONS })?;
         let mut key = [0u8; KEY_LEN];
         OsRng.fill_bytes(&mut key);
         self.keks.insert(next, Kek { id: self.id.clone(), version: next, key });

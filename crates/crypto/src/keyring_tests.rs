@@ -116,7 +116,7 @@ fn garbled_keyrings_are_rejected_without_echoing_contents() {
         good.replace("current = 2\n", ""),
         good.replace("version = 2", "version = 1"),
         good.replace("version = 1", "version = 3"),
-        good.replace(&format!("version = 2\nkey = {b}\n"), &format!("version = 2\n")),
+        good.replace(&format!("version = 2\nkey = {b}\n"), "version = 2\n"),
         good.replace(&b, &b[..60]),
         good.replace("id = k1", "id = k 1"),
         format!("{good}version = 3\n"),

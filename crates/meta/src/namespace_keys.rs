@@ -43,7 +43,8 @@ impl Namespace {
     /// chunk is bound to them). Attributes and times are unchanged: the
     /// file's content and its DEK are the same.
     pub fn rewrap_key(&mut self, ino: Ino, expected: &FileKey, new: FileKey) -> OpResult<()> {
-        let inode = self.inodes.get_mut(&ino).ok_or_else(|| OpError::new(ErrorCode::NotFound, format!("no inode {ino}")))?;
+        let inode =
+            self.inodes.get_mut(&ino).ok_or_else(|| OpError::new(ErrorCode::NotFound, format!("no inode {ino}")))?;
         let Some(current) = inode.key.as_mut().filter(|_| inode.kind == Kind::Regular) else {
             return Err(OpError::new(ErrorCode::InvalidArgument, format!("inode {ino} is not a file with a data key")));
         };
@@ -123,13 +124,13 @@ mod tests {
         let other_id = FileKey { kek_id: "other".into(), ..key(2, 1) };
         assert_eq!(ns.rewrap_key(inos[1], &key(1, 1), other_id).expect_err("id").code, ErrorCode::InvalidArgument);
         let other_suite = FileKey { suite: 2, ..key(2, 1) };
-        assert_eq!(ns.rewrap_key(inos[1], &key(1, 1), other_suite).expect_err("suite").code, ErrorCode::InvalidArgument);
+        assert_eq!(
+            ns.rewrap_key(inos[1], &key(1, 1), other_suite).expect_err("suite").code,
+            ErrorCode::InvalidArgument
+        );
         assert_eq!(ns.get(inos[1]).expect("get").key, Some(key(1, 1)));
         assert_eq!(ns.rewrap_key(ROOT_INO, &key(1, 1), key(2, 1)).expect_err("dir").code, ErrorCode::InvalidArgument);
         assert_eq!(ns.rewrap_key(9999, &key(1, 1), key(2, 1)).expect_err("none").code, ErrorCode::NotFound);
-        assert_eq!(
-            ns.key_counts(),
-            BTreeMap::from([(("k".to_string(), 1), 1), (("k".to_string(), 2), 1)])
-        );
+        assert_eq!(ns.key_counts(), BTreeMap::from([(("k".to_string(), 1), 1), (("k".to_string(), 2), 1)]));
     }
 }

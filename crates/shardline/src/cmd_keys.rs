@@ -120,7 +120,8 @@ struct Pass {
 async fn rotate(meta: &Arc<MetaClient>, path: &Path, retire: bool, json: bool) -> Result<()> {
     let mut ring = load(path)?;
     let mut counts = counts(meta).await?;
-    let unheld: Vec<u32> = counts.keys().filter(|(id, v)| id == ring.id() && !ring.holds(*v)).map(|(_, v)| *v).collect();
+    let unheld: Vec<u32> =
+        counts.keys().filter(|(id, v)| id == ring.id() && !ring.holds(*v)).map(|(_, v)| *v).collect();
     if !unheld.is_empty() {
         bail!(
             "files are wrapped under version(s) {unheld:?} of key {}, which {} does not hold: rotate with the key file that wrapped them",
@@ -181,7 +182,11 @@ async fn rotate(meta: &Arc<MetaClient>, path: &Path, retire: bool, json: bool) -
             (None, true) => println!("key {}: finishing the rotation to version {}", ring.id(), ring.current_version()),
             (None, false) => {}
         }
-        println!("re-wrapped {} file key(s) under version {} (no data rewritten)", done.rewrapped, ring.current_version());
+        println!(
+            "re-wrapped {} file key(s) under version {} (no data rewritten)",
+            done.rewrapped,
+            ring.current_version()
+        );
         if retired.is_empty() && retire {
             println!("no version to retire");
         } else if !retired.is_empty() {
