@@ -5,7 +5,9 @@
 //! --retire` drops the old version from the keyring file and every file
 //! still reads. A rotation cut short (the new version saved, half the files
 //! re-wrapped) is finished by running `rotate` again, without a third
-//! version. The commands' error cases print one line and exit non-zero.
+//! version. A client taking its keyring from a key command reads the same
+//! files; a failing command is one clear line. The commands' error cases
+//! print one line and exit non-zero.
 
 mod harness;
 
@@ -231,4 +233,14 @@ async fn an_interrupted_rotation_is_finished_by_running_rotate_again() {
     for (p, d) in &files {
         assert_eq!(&c.get_bytes(p).expect("read after the rotation"), d, "{p}");
     }
+
+    // A client may take its keyring from a command (a KMS helper) instead.
+    let original = std::fs::read_to_string(c.cluster_file()).expect("read cluster.toml");
+    let with_command = |argv: &str| std::fs::write(c.cluster_file(), format!("key_command = {argv}\n{original}"));
+    with_command(&format!("[\"cat\", {:?}]", key_file.display().to_string())).expect("write cluster.toml");
+    assert_eq!(&c.get_bytes(&files[2].0).expect("read with a key command"), &files[2].1);
+    with_command("[\"false\"]").expect("write cluster.toml");
+    let err = refused(&c, &["get", &files[2].0, "-"]);
+    assert!(err.contains("key command `false`"), "{err}");
+    std::fs::write(c.cluster_file(), original).expect("restore cluster.toml");
 }

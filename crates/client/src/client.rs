@@ -56,6 +56,10 @@ pub struct ClientConfig {
     /// by older clients still read, and applies to XChaCha20-Poly1305 files
     /// only.
     pub chunk_format: ChunkFormat,
+    /// Take the keyring from this command's output instead of `key_file`
+    /// (a KMS helper; `shardline_crypto::KeyCommandProvider`). It is run
+    /// again when a file names a key version the keyring held lacks.
+    pub key_command: Option<Vec<String>>,
 }
 
 impl ClientConfig {
@@ -73,6 +77,7 @@ impl ClientConfig {
             chunk_list_page: 50_000,
             cipher_suite: None,
             chunk_format: ChunkFormat::V2,
+            key_command: None,
         }
     }
 }
@@ -268,7 +273,7 @@ pub struct Client {
 impl Client {
     /// Load the key and fetch the placement map.
     pub async fn connect(cfg: ClientConfig) -> Result<Client, ClientError> {
-        let keys = crate::keys::ClientKeys::load(&cfg.key_file)?;
+        let keys = crate::keys::ClientKeys::load(&cfg.key_file, cfg.key_command.as_deref())?;
         let inner = Arc::new(Inner {
             meta: MetaClient::new(cfg.meta_addrs.clone(), cfg.meta_deadline, cfg.tls.clone()),
             pool: Arc::new(

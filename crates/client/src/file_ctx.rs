@@ -29,7 +29,10 @@ impl FileCtx {
     pub fn new(inner: &Inner, attr: &pb::Attr, dek: Option<Dek>) -> Result<FileCtx, ClientError> {
         let corrupt = |detail: String| ClientError::Corrupt { file_id: attr.ino, detail };
         let wrapped = attr.key.as_ref().ok_or_else(|| corrupt("file has no data key".into()))?;
-        let ring = inner.keys.ring();
+        let mut ring = inner.keys.ring();
+        if !ring.holds(wrapped.kek_version) {
+            ring = inner.keys.reload();
+        }
         if wrapped.kek_id != ring.id() {
             return Err(corrupt(format!(
                 "file key is wrapped by key {:?}, this client holds {:?}",

@@ -62,6 +62,14 @@ pub enum CryptoError {
     #[error("wrapped DEK has {len} bytes, expected {expected}")]
     WrappedDekLength { len: usize, expected: usize },
 
+    /// No key source is configured: a client never runs without a key.
+    #[error("no key: give a key file (--key-file, or the cluster file's key_file) or a key command")]
+    NoKey,
+
+    /// The external key command failed or printed nothing usable.
+    #[error("{command}: {reason}")]
+    KeyCommand { command: String, reason: String },
+
     /// A wrapped DEK names a KEK id the keyring is not.
     #[error("the file's key is wrapped by key {kek_id:?}; this key file holds {held:?}")]
     UnknownKek { kek_id: String, held: String },

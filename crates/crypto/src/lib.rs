@@ -10,6 +10,8 @@
 //!   (key file format v2; a v1 file loads as one version): DEKs wrapped
 //!   under any held version open, new ones wrap under the current one, and
 //!   rotation adds a version then retires the old once nothing uses it.
+//! - [`KeyProvider`] — where a keyring comes from: a key file, an external
+//!   command printing it (a KMS), and a clear refusal without either.
 //! - [`Dek`] — a random per-file data key, zeroized on drop. The metadata
 //!   service only ever stores it wrapped.
 //! - [`seal_segments`] / [`open_segments`] — chunk format v2: a chunk sealed
@@ -40,6 +42,7 @@ mod error;
 mod kek;
 mod keyfile;
 mod keyring;
+mod provider;
 mod seal;
 mod segment;
 mod stream;
@@ -55,6 +58,7 @@ pub use dek::Dek;
 pub use error::CryptoError;
 pub use kek::{Kek, WRAPPED_DEK_LEN};
 pub use keyring::{Keyring, MAX_KEK_VERSIONS};
+pub use provider::{provider_from, KeyCommandProvider, KeyFileProvider, KeyProvider};
 pub use seal::{open_chunk, seal_chunk, seal_chunk_padded};
 pub use segment::{SegmentLayout, SALT_LEN, SEGMENT_OVERHEAD, SEGMENT_SIZE};
 pub use stream::{open_segments, seal_segments};

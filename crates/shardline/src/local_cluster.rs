@@ -113,6 +113,7 @@ fn prepare(spec: &Spec) -> Result<ClusterFile> {
         chunk_size: spec.layout.chunk_size,
         pg_count: spec.pg_count,
         key_file,
+        key_command: None,
         meta,
         data,
         tls: None,
