@@ -24,6 +24,14 @@ pub enum CryptoError {
     #[error("key file {path} has mode {mode:04o}; refusing a key readable or writable by group/others (chmod 600 it)")]
     KeyFileInsecure { path: PathBuf, mode: u32 },
 
+    /// The key file belongs to another user.
+    #[error("key file {path} belongs to uid {owner}, not to this user (uid {me}) or root")]
+    KeyFileOwner { path: PathBuf, owner: u32, me: u32 },
+
+    /// The key file's directory lets any user replace the file.
+    #[error("key file directory {dir} has mode {mode:04o}: any user may replace the key (chmod o-w it)")]
+    KeyDirInsecure { dir: PathBuf, mode: u32 },
+
     /// The key file is not a well-formed `shardline-kek v1` or `v2` file.
     #[error("key file {path} is malformed at line {line}: {reason}")]
     KeyFileMalformed { path: PathBuf, line: usize, reason: String },

@@ -69,12 +69,40 @@ pub(crate) fn read_private(path: &Path) -> Result<Zeroizing<Vec<u8>>, CryptoErro
     if mode & 0o077 != 0 {
         return Err(CryptoError::KeyFileInsecure { path: path.to_owned(), mode });
     }
+    check_owner_and_dir(path, &meta)?;
     let mut text = Zeroizing::new(Vec::new());
     file.take(MAX_KEY_FILE_LEN + 1).read_to_end(&mut text).map_err(|e| io("read", e))?;
     if text.len() as u64 > MAX_KEY_FILE_LEN {
         return Err(malformed(path, 0, "file is too large to be a key file"));
     }
     Ok(text)
+}
+
+/// The key file must belong to this user (or root), and its directory
+/// must not let any user replace it: not world-writable unless sticky (as
+/// /tmp). A group-writable directory is allowed (user-private groups with
+/// umask 002 make every directory so).
+fn check_owner_and_dir(path: &Path, meta: &fs::Metadata) -> Result<(), CryptoError> {
+    use std::os::unix::fs::MetadataExt;
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let me = unsafe { libc::geteuid() };
+    if meta.uid() != me && meta.uid() != 0 {
+        return Err(CryptoError::KeyFileOwner { path: path.to_owned(), owner: meta.uid(), me });
+    }
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let dmeta = fs::metadata(dir).map_err(|source| CryptoError::KeyFileIo {
+        action: "stat the directory of",
+        path: path.to_owned(),
+        source,
+    })?;
+    let dmode = dmeta.permissions().mode() & 0o7777;
+    if dmode & 0o002 != 0 && dmode & 0o1000 == 0 {
+        return Err(CryptoError::KeyDirInsecure { dir: dir.to_owned(), mode: dmode });
+    }
+    Ok(())
 }
 
 /// Write a fresh KEK to `path` without ever replacing an existing file.
@@ -287,6 +315,23 @@ mod tests {
         }
         fs::set_permissions(&path, fs::Permissions::from_mode(0o400)).expect("chmod");
         assert!(Kek::load(&path).is_ok());
+    }
+
+    #[test]
+    fn a_key_file_in_a_directory_others_may_write_is_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("kek");
+        Kek::load_or_create(&path).expect("create");
+        for (mode, ok) in [(0o777, false), (0o757, false), (0o1777, true), (0o775, true), (0o755, true)] {
+            fs::set_permissions(dir.path(), fs::Permissions::from_mode(mode)).expect("chmod dir");
+            let loaded = Kek::load(&path);
+            assert_eq!(loaded.is_ok(), ok, "directory mode {mode:o}: {:?}", loaded.err());
+            if !ok {
+                let err = loaded.expect_err("refused");
+                assert!(matches!(err, CryptoError::KeyDirInsecure { .. }), "{err}");
+            }
+        }
+        fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o700)).expect("chmod dir");
     }
 
     #[test]
