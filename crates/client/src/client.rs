@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use shardline_crypto::{ChunkFormat, CipherSuite, Dek, Kek};
+use shardline_crypto::{ChunkFormat, CipherSuite, Dek};
 use shardline_proto::v1 as pb;
 use shardline_proto::v1::meta_request::Body;
 use shardline_proto::v1::meta_response::Body as RBody;
@@ -56,6 +56,10 @@ pub struct ClientConfig {
     /// by older clients still read, and applies to XChaCha20-Poly1305 files
     /// only.
     pub chunk_format: ChunkFormat,
+    /// Take the keyring from this command's output instead of `key_file`
+    /// (a KMS helper; `shardline_crypto::KeyCommandProvider`). It is run
+    /// again when a file names a key version the keyring held lacks.
+    pub key_command: Option<Vec<String>>,
 }
 
 impl ClientConfig {
@@ -73,6 +77,7 @@ impl ClientConfig {
             chunk_list_page: 50_000,
             cipher_suite: None,
             chunk_format: ChunkFormat::V2,
+            key_command: None,
         }
     }
 }
@@ -81,7 +86,8 @@ pub(crate) struct Inner {
     pub cfg: ClientConfig,
     pub meta: MetaClient,
     pub pool: Arc<Pool>,
-    pub kek: Kek,
+    /// The keyring of the key file, reloaded when the file changes.
+    pub keys: crate::keys::ClientKeys,
     placement: RwLock<Arc<PlacementView>>,
     /// Directory attributes seen last (kept by the inode API).
     pub dirs: crate::dir_cache::DirAttrCache,
@@ -114,12 +120,9 @@ impl Inner {
     pub(crate) fn new_file_key(&self) -> (Dek, pb::WrappedKey) {
         let dek = Dek::generate();
         let suite = self.cfg.cipher_suite.unwrap_or_else(CipherSuite::preferred);
-        let key = pb::WrappedKey {
-            kek_id: self.kek.id().to_string(),
-            kek_version: self.kek.version(),
-            suite: i32::from(suite.id()),
-            wrapped: self.kek.wrap(&dek),
-        };
+        let ring = self.keys.ring();
+        let (kek_version, wrapped) = ring.wrap(&dek);
+        let key = pb::WrappedKey { kek_id: ring.id().to_string(), kek_version, suite: i32::from(suite.id()), wrapped };
         (dek, key)
     }
 
@@ -278,14 +281,14 @@ const MAX_REOPENS: usize = 8;
 impl Client {
     /// Load the key and fetch the placement map.
     pub async fn connect(cfg: ClientConfig) -> Result<Client, ClientError> {
-        let kek = Kek::load(&cfg.key_file)?;
+        let keys = crate::keys::ClientKeys::load(&cfg.key_file, cfg.key_command.as_deref())?;
         let inner = Arc::new(Inner {
             meta: MetaClient::new(cfg.meta_addrs.clone(), cfg.meta_deadline, cfg.tls.clone()),
             pool: Arc::new(
                 Pool::new(cfg.tls.clone(), Role::Data, Duration::from_secs(2), cfg.shard_timeout)
                     .integrity_only(cfg.data_integrity_only),
             ),
-            kek,
+            keys,
             placement: RwLock::new(Arc::new(PlacementView::default())),
             dirs: Default::default(),
             caps: Default::default(),

@@ -29,11 +29,15 @@ impl FileCtx {
     pub fn new(inner: &Inner, attr: &pb::Attr, dek: Option<Dek>) -> Result<FileCtx, ClientError> {
         let corrupt = |detail: String| ClientError::Corrupt { file_id: attr.ino, detail };
         let wrapped = attr.key.as_ref().ok_or_else(|| corrupt("file has no data key".into()))?;
-        if wrapped.kek_id != inner.kek.id() {
+        let mut ring = inner.keys.ring();
+        if !ring.holds(wrapped.kek_version) {
+            ring = inner.keys.reload();
+        }
+        if wrapped.kek_id != ring.id() {
             return Err(corrupt(format!(
                 "file key is wrapped by key {:?}, this client holds {:?}",
                 wrapped.kek_id,
-                inner.kek.id()
+                ring.id()
             )));
         }
         let suite = CipherSuite::from_id(wrapped.suite).map_err(|e| corrupt(e.to_string()))?;
@@ -43,7 +47,8 @@ impl FileCtx {
         }
         let dek = match dek {
             Some(d) => d,
-            None => inner.kek.unwrap(&wrapped.wrapped)?,
+            // Under the KEK version that wrapped it (stored beside it).
+            None => ring.unwrap(&wrapped.kek_id, wrapped.kek_version, &wrapped.wrapped)?,
         };
         // Format v1 has no AES-GCM: such a file is always written in v2.
         let write_format =
@@ -53,7 +58,7 @@ impl FileCtx {
             chunk_size: l.chunk_size as usize,
             codec: Codec::new(l.data_shards as usize, l.parity_shards as usize)?,
             dek,
-            key_id: inner.kek.id().to_string(),
+            key_id: ring.id().to_string(),
             suite,
             write_format,
         })

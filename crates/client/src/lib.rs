@@ -23,6 +23,10 @@
 //! granted per chunk version written, delete tokens come with released
 //! chunks.
 //!
+//! Keys: the key file is a keyring of KEK versions (`keys`), read again when
+//! it changes (key rotation), so a file re-wrapped under a new version
+//! opens and new files are wrapped under the current one.
+//!
 //! Every type is owned (`Arc` inside, no borrowed lifetimes) so that other
 //! languages' bindings can hold them.
 
@@ -40,6 +44,7 @@ mod file_ctx;
 pub mod file_handle;
 mod hedge;
 pub mod inode_api;
+mod keys;
 pub mod paths;
 pub mod placement;
 pub mod prefetch;

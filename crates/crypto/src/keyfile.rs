@@ -10,6 +10,10 @@
 //! The file must be mode 0600 (or stricter). It is created atomically — written
 //! to a private temporary file, then hard-linked into place, which fails rather
 //! than overwrite an existing key — so a reader never sees a half-written key.
+//!
+//! A client's key file may also be a keyring of several versions of one KEK
+//! (`shardline-kek v2`, `keyring.rs`); [`Kek::load`] reads format v1 only
+//! (the metadata servers' and capability keys), `Keyring::load` reads both.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Write};
@@ -22,8 +26,9 @@ use zeroize::{Zeroize, Zeroizing};
 use crate::{CryptoError, Kek, KEY_LEN};
 
 const HEADER: &str = "shardline-kek v1";
-/// Anything larger is not a key file; refuse before reading it all.
-const MAX_KEY_FILE_LEN: u64 = 4096;
+/// Anything larger is not a key file; refuse before reading it all (a
+/// keyring of many versions included).
+const MAX_KEY_FILE_LEN: u64 = 64 * 1024;
 const MAX_ID_LEN: usize = 128;
 
 impl Kek {
@@ -37,32 +42,67 @@ impl Kek {
         }
     }
 
-    /// Load the KEK from `path`. Fails clearly if the file is missing,
-    /// malformed, or accessible to group or others.
+    /// Load the KEK from `path` (format v1). Fails clearly if the file is
+    /// missing, malformed, or accessible to group or others.
     pub fn load(path: &Path) -> Result<Kek, CryptoError> {
-        let io = |action, source| CryptoError::KeyFileIo { action, path: path.to_owned(), source };
-        let file = match File::open(path) {
-            Ok(f) => f,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Err(CryptoError::KeyFileMissing { path: path.to_owned() })
-            }
-            Err(e) => return Err(io("open", e)),
-        };
-        let meta = file.metadata().map_err(|e| io("stat", e))?;
-        if !meta.is_file() {
-            return Err(malformed(path, 0, "not a regular file"));
-        }
-        let mode = meta.permissions().mode() & 0o7777;
-        if mode & 0o077 != 0 {
-            return Err(CryptoError::KeyFileInsecure { path: path.to_owned(), mode });
-        }
-        let mut text = Zeroizing::new(Vec::new());
-        file.take(MAX_KEY_FILE_LEN + 1).read_to_end(&mut text).map_err(|e| io("read", e))?;
-        if text.len() as u64 > MAX_KEY_FILE_LEN {
-            return Err(malformed(path, 0, "file is too large to be a key file"));
-        }
+        let text = read_private(path)?;
         parse(path, &text)
     }
+}
+
+/// The bytes of the key file at `path`, refused when it is missing, not a
+/// regular file, accessible to group or others, or too large.
+pub(crate) fn read_private(path: &Path) -> Result<Zeroizing<Vec<u8>>, CryptoError> {
+    let io = |action, source| CryptoError::KeyFileIo { action, path: path.to_owned(), source };
+    let file = match File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(CryptoError::KeyFileMissing { path: path.to_owned() })
+        }
+        Err(e) => return Err(io("open", e)),
+    };
+    let meta = file.metadata().map_err(|e| io("stat", e))?;
+    if !meta.is_file() {
+        return Err(malformed(path, 0, "not a regular file"));
+    }
+    let mode = meta.permissions().mode() & 0o7777;
+    if mode & 0o077 != 0 {
+        return Err(CryptoError::KeyFileInsecure { path: path.to_owned(), mode });
+    }
+    check_owner_and_dir(path, &meta)?;
+    let mut text = Zeroizing::new(Vec::new());
+    file.take(MAX_KEY_FILE_LEN + 1).read_to_end(&mut text).map_err(|e| io("read", e))?;
+    if text.len() as u64 > MAX_KEY_FILE_LEN {
+        return Err(malformed(path, 0, "file is too large to be a key file"));
+    }
+    Ok(text)
+}
+
+/// The key file must belong to this user (or root), and its directory
+/// must not let any user replace it: not world-writable unless sticky (as
+/// /tmp). A group-writable directory is allowed (user-private groups with
+/// umask 002 make every directory so).
+fn check_owner_and_dir(path: &Path, meta: &fs::Metadata) -> Result<(), CryptoError> {
+    use std::os::unix::fs::MetadataExt;
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let me = unsafe { libc::geteuid() };
+    if meta.uid() != me && meta.uid() != 0 {
+        return Err(CryptoError::KeyFileOwner { path: path.to_owned(), owner: meta.uid(), me });
+    }
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let dmeta = fs::metadata(dir).map_err(|source| CryptoError::KeyFileIo {
+        action: "stat the directory of",
+        path: path.to_owned(),
+        source,
+    })?;
+    let dmode = dmeta.permissions().mode() & 0o7777;
+    if dmode & 0o002 != 0 && dmode & 0o1000 == 0 {
+        return Err(CryptoError::KeyDirInsecure { dir: dir.to_owned(), mode: dmode });
+    }
+    Ok(())
 }
 
 /// Write a fresh KEK to `path` without ever replacing an existing file.
@@ -74,10 +114,7 @@ fn create(path: &Path) -> Result<Kek, CryptoError> {
     let kek = Kek::generate(&format!("kek-{}", random_hex(8)));
     let text = render(&kek);
 
-    let mut tmp_name = std::ffi::OsString::from(".");
-    tmp_name.push(name);
-    tmp_name.push(format!(".tmp-{}", random_hex(8)));
-    let tmp = path.with_file_name(tmp_name);
+    let tmp = tmp_path(path, name);
     let written = write_private(&tmp, text.as_bytes());
     let linked = written.and_then(|()| fs::hard_link(&tmp, path));
     // Best effort: the temporary name is never read by anyone.
@@ -93,14 +130,22 @@ fn create(path: &Path) -> Result<Kek, CryptoError> {
     }
 }
 
+/// A private temporary name beside `path` (`.<name>.tmp-<random>`).
+pub(crate) fn tmp_path(path: &Path, name: &std::ffi::OsStr) -> PathBuf {
+    let mut tmp_name = std::ffi::OsString::from(".");
+    tmp_name.push(name);
+    tmp_name.push(format!(".tmp-{}", random_hex(8)));
+    path.with_file_name(tmp_name)
+}
+
 /// Create `path` exclusively with mode 0600, write `bytes`, fsync.
-fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+pub(crate) fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let mut file = OpenOptions::new().write(true).create_new(true).mode(0o600).open(path)?;
     file.write_all(bytes)?;
     file.sync_all()
 }
 
-fn sync_parent(path: &Path) -> std::io::Result<()> {
+pub(crate) fn sync_parent(path: &Path) -> std::io::Result<()> {
     let parent = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
@@ -108,7 +153,7 @@ fn sync_parent(path: &Path) -> std::io::Result<()> {
     File::open(parent)?.sync_all()
 }
 
-fn random_hex(bytes: usize) -> String {
+pub(crate) fn random_hex(bytes: usize) -> String {
     let mut raw = vec![0u8; bytes];
     OsRng.fill_bytes(&mut raw);
     raw.iter().map(|b| format!("{b:02x}")).collect()
@@ -119,7 +164,14 @@ fn render(kek: &Kek) -> Zeroizing<String> {
     text.push_str(HEADER);
     text.push_str("\nid = ");
     text.push_str(&kek.id);
-    text.push_str("\nversion = ");
+    text.push('\n');
+    render_version(kek, &mut text);
+    text
+}
+
+/// `version = N\nkey = <hex>\n`.
+pub(crate) fn render_version(kek: &Kek, text: &mut String) {
+    text.push_str("version = ");
     text.push_str(&kek.version.to_string());
     text.push_str("\nkey = ");
     for b in kek.key {
@@ -127,23 +179,25 @@ fn render(kek: &Kek) -> Zeroizing<String> {
         text.push(hex_digit(b & 0xf));
     }
     text.push('\n');
-    text
 }
 
-fn hex_digit(nibble: u8) -> char {
+pub(crate) fn hex_digit(nibble: u8) -> char {
     char::from(b"0123456789abcdef"[usize::from(nibble & 0xf)])
 }
 
-fn malformed(path: &Path, line: usize, reason: &str) -> CryptoError {
+pub(crate) fn malformed(path: &Path, line: usize, reason: &str) -> CryptoError {
     CryptoError::KeyFileMalformed { path: PathBuf::from(path), line, reason: reason.to_owned() }
 }
 
 /// Parse the exact four-line format; anything else is an error that names the
 /// line but never echoes its contents (it may hold key bytes).
-fn parse(path: &Path, raw: &[u8]) -> Result<Kek, CryptoError> {
+pub(crate) fn parse(path: &Path, raw: &[u8]) -> Result<Kek, CryptoError> {
     let text = std::str::from_utf8(raw).map_err(|_| malformed(path, 0, "not UTF-8 text"))?;
     let body = text.strip_suffix('\n').ok_or_else(|| malformed(path, 0, "file does not end with a newline"))?;
     let lines: Vec<&str> = body.split('\n').collect();
+    if lines[0] == crate::keyring::HEADER_V2 {
+        return Err(malformed(path, 1, "a keyring (`shardline-kek v2`) where one key (`shardline-kek v1`) is needed"));
+    }
     if lines.len() != 4 {
         return Err(malformed(path, 0, "expected exactly 4 lines"));
     }
@@ -158,29 +212,34 @@ fn parse(path: &Path, raw: &[u8]) -> Result<Kek, CryptoError> {
         .strip_prefix("version = ")
         .and_then(parse_version)
         .ok_or_else(|| malformed(path, 3, "expected `version = <integer 1..=4294967295>`"))?;
-    let hex = lines[3]
-        .strip_prefix("key = ")
-        .ok_or_else(|| malformed(path, 4, "expected `key = <64 lowercase hex digits>`"))?;
-    let mut key = [0u8; KEY_LEN];
-    if !decode_hex(hex, &mut key) {
-        key.zeroize();
-        return Err(malformed(path, 4, "expected `key = <64 lowercase hex digits>`"));
-    }
+    let key = parse_key_line(path, 4, lines[3])?;
     Ok(Kek { id: id.to_owned(), version, key })
 }
 
-fn valid_id(id: &str) -> bool {
+/// `key = <64 lowercase hex digits>` on line `n`, never echoed.
+pub(crate) fn parse_key_line(path: &Path, n: usize, line: &str) -> Result<[u8; KEY_LEN], CryptoError> {
+    let hex =
+        line.strip_prefix("key = ").ok_or_else(|| malformed(path, n, "expected `key = <64 lowercase hex digits>`"))?;
+    let mut key = [0u8; KEY_LEN];
+    if !decode_hex(hex, &mut key) {
+        key.zeroize();
+        return Err(malformed(path, n, "expected `key = <64 lowercase hex digits>`"));
+    }
+    Ok(key)
+}
+
+pub(crate) fn valid_id(id: &str) -> bool {
     !id.is_empty()
         && id.len() <= MAX_ID_LEN
         && id.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-'))
 }
 
-fn parse_version(s: &str) -> Option<u32> {
+pub(crate) fn parse_version(s: &str) -> Option<u32> {
     let canonical = !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) && !s.starts_with('0');
     canonical.then(|| s.parse().ok()).flatten()
 }
 
-fn decode_hex(hex: &str, out: &mut [u8; KEY_LEN]) -> bool {
+pub(crate) fn decode_hex(hex: &str, out: &mut [u8; KEY_LEN]) -> bool {
     fn nibble(c: u8) -> Option<u8> {
         match c {
             b'0'..=b'9' => Some(c - b'0'),
@@ -256,6 +315,23 @@ mod tests {
         }
         fs::set_permissions(&path, fs::Permissions::from_mode(0o400)).expect("chmod");
         assert!(Kek::load(&path).is_ok());
+    }
+
+    #[test]
+    fn a_key_file_in_a_directory_others_may_write_is_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("kek");
+        Kek::load_or_create(&path).expect("create");
+        for (mode, ok) in [(0o777, false), (0o757, false), (0o1777, true), (0o775, true), (0o755, true)] {
+            fs::set_permissions(dir.path(), fs::Permissions::from_mode(mode)).expect("chmod dir");
+            let loaded = Kek::load(&path);
+            assert_eq!(loaded.is_ok(), ok, "directory mode {mode:o}: {:?}", loaded.err());
+            if !ok {
+                let err = loaded.expect_err("refused");
+                assert!(matches!(err, CryptoError::KeyDirInsecure { .. }), "{err}");
+            }
+        }
+        fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o700)).expect("chmod dir");
     }
 
     #[test]

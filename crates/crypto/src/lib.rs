@@ -6,6 +6,12 @@
 //! - [`Kek`] — the key-encryption key. A development key provider is a small
 //!   text key file ([`Kek::load`], [`Kek::load_or_create`]); the KEK wraps and
 //!   unwraps per-file data keys ([`Kek::wrap`], [`Kek::unwrap`]).
+//! - [`Keyring`] — the versions of one KEK a client holds, one current
+//!   (key file format v2; a v1 file loads as one version): DEKs wrapped
+//!   under any held version open, new ones wrap under the current one, and
+//!   rotation adds a version then retires the old once nothing uses it.
+//! - [`KeyProvider`] — where a keyring comes from: a key file, an external
+//!   command printing it (a KMS), and a clear refusal without either.
 //! - [`Dek`] — a random per-file data key, zeroized on drop. The metadata
 //!   service only ever stores it wrapped.
 //! - [`seal_segments`] / [`open_segments`] — chunk format v2: a chunk sealed
@@ -35,6 +41,8 @@ mod dek;
 mod error;
 mod kek;
 mod keyfile;
+mod keyring;
+mod provider;
 mod seal;
 mod segment;
 mod stream;
@@ -49,6 +57,8 @@ pub use capability::{ops as cap_ops, CapKey, Capability, CAP_FORMAT_V1, CAP_MAC_
 pub use dek::Dek;
 pub use error::CryptoError;
 pub use kek::{Kek, WRAPPED_DEK_LEN};
+pub use keyring::{Keyring, MAX_KEK_VERSIONS};
+pub use provider::{provider_from, KeyCommandProvider, KeyFileProvider, KeyProvider};
 pub use seal::{open_chunk, seal_chunk, seal_chunk_padded};
 pub use segment::{SegmentLayout, SALT_LEN, SEGMENT_OVERHEAD, SEGMENT_SIZE};
 pub use stream::{open_segments, seal_segments};

@@ -11,7 +11,7 @@
 //! | Raft batches | metadata servers, only as the id in their certificate |
 //! | Register, Heartbeat, RebuildDone, ReleaseDone | data servers, only for ids in their certificate |
 //! | ListPgChunks, CheckLive (rebuild, scrub, GC) | data servers, admin |
-//! | membership changes, server states (mark down/up), lease expiry, scrub/GC capabilities, layout policies, drain/remove/rebalance of data servers, repair and scrub switches | admin |
+//! | membership changes, server states (mark down/up), lease expiry, scrub/GC capabilities, layout policies, drain/remove/rebalance of data servers, repair and scrub switches, key rotation (listing, counting and re-wrapping files' wrapped keys) | admin |
 //! | status, placement map, statfs | any role |
 //! | namespace and chunk requests, shard capabilities (get/put) | clients, admin |
 
@@ -62,6 +62,8 @@ pub fn required_role(body: &Body) -> Rule {
         Body::Rebalance(_) => Rule::Admin { what: "a rebalance" },
         Body::SetRepair(_) => Rule::Admin { what: "stopping or starting repair" },
         Body::SetScrub(_) => Rule::Admin { what: "stopping or starting scrub" },
+        Body::ListFileKeys(_) | Body::CountFileKeys(_) => Rule::Admin { what: "listing files' wrapped keys" },
+        Body::RewrapKey(_) => Rule::Admin { what: "re-wrapping a file's key" },
         Body::GrantCaps(g) if g.ops & (cap_ops::SCRUB | cap_ops::GC) != 0 => {
             Rule::Admin { what: "a scrub or GC capability" }
         }
@@ -216,6 +218,9 @@ mod tests {
             Body::GrantAdminCap(pb::GrantAdminCap { ops: cap_ops::SCRUB }),
             Body::SetLayout(pb::SetLayout { ino: 1, layout: None }),
             Body::GrantCaps(pb::GrantCaps { ino: 2, ops: cap_ops::GC | cap_ops::GET, chunks: vec![] }),
+            Body::ListFileKeys(pb::ListFileKeys::default()),
+            Body::CountFileKeys(pb::CountFileKeys {}),
+            Body::RewrapKey(pb::RewrapKey::default()),
         ];
         for body in admin_ops {
             assert!(is_admin_only(&body), "{body:?}");

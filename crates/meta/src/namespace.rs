@@ -8,7 +8,8 @@
 //! `impl Namespace` blocks live beside it: `namespace_attrs.rs` (setattr,
 //! truncate, layout policy), `namespace_links.rs` (hard links, symlinks,
 //! special files), `namespace_xattr.rs` (extended attributes),
-//! `namespace_open.rs` (open counts keeping unlinked files alive).
+//! `namespace_open.rs` (open counts keeping unlinked files alive),
+//! `namespace_keys.rs` (files' wrapped keys for key rotation).
 //!
 //! Truncation keeps the chunk that straddles the new size with its old bytes
 //! past that size. Readers never return them (they stop at the size), but a
@@ -21,6 +22,8 @@ use shardline_types::{ErrorCode, Ino, Layout, ROOT_INO};
 
 #[path = "namespace_attrs.rs"]
 mod attrs;
+#[path = "namespace_keys.rs"]
+mod keys;
 #[path = "namespace_links.rs"]
 mod links;
 #[cfg(test)]
@@ -44,6 +47,7 @@ mod tests;
 mod xattr;
 
 pub use attrs::{SetAttrs, MAX_FILE_SIZE};
+pub use keys::MAX_KEY_PAGE;
 
 /// Most entries one ReadDir page returns (with attributes, about 2 MB).
 pub const MAX_READDIR_PAGE: usize = 10_000;

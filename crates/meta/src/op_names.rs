@@ -49,6 +49,9 @@ pub(crate) fn op_name(body: Option<&Body>) -> &'static str {
         Body::ReleaseDone(_) => "release_done",
         Body::SetRepair(_) => "set_repair",
         Body::SetScrub(_) => "set_scrub",
+        Body::ListFileKeys(_) => "list_file_keys",
+        Body::RewrapKey(_) => "rewrap_key",
+        Body::CountFileKeys(_) => "count_file_keys",
     }
 }
 

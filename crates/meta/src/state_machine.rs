@@ -81,6 +81,7 @@ pub fn is_mutation(body: &Body) -> bool {
             | Body::ReleaseDone(_)
             | Body::SetRepair(_)
             | Body::SetScrub(_)
+            | Body::RewrapKey(_)
     ) || matches!(body, Body::Rebalance(r) if !r.dry_run)
 }
 
@@ -253,6 +254,7 @@ impl StateMachine {
                 | Body::SetRepair(_)
                 | Body::SetScrub(_)),
             ) => self.apply_move(b)?,
+            Some(Body::RewrapKey(r)) => self.apply_rewrap(r)?,
             Some(Body::SetServerState(s)) => {
                 self.registry.set_state(&s.down, &s.up);
                 ok(RBody::Empty(pb::Empty {}))
@@ -399,6 +401,8 @@ impl StateMachine {
                 scrub_paused: self.registry.scrub_paused(),
             })),
             Some(Body::Rebalance(r)) if r.dry_run => self.plan_rebalance(),
+            Some(Body::ListFileKeys(l)) => self.list_file_keys(l),
+            Some(Body::CountFileKeys(_)) => self.count_file_keys(),
             _ => return Err(OpError::new(ErrorCode::InvalidArgument, "not a query")),
         })
     }
@@ -510,6 +514,9 @@ mod snapshot;
 
 #[path = "state_machine_moves.rs"]
 mod moves;
+
+#[path = "state_machine_keys.rs"]
+mod keys;
 
 #[cfg(test)]
 #[path = "state_machine_posix_tests.rs"]

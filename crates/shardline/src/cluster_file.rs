@@ -28,8 +28,14 @@ pub struct ClusterFile {
     pub chunk_size: u32,
     /// Placement groups in the map.
     pub pg_count: u32,
-    /// The key-encryption key file (mode 0600), absolute.
+    /// The key-encryption key file (mode 0600), absolute: a keyring of KEK
+    /// versions (`admin keys rotate` adds one).
     pub key_file: PathBuf,
+    /// A command (argv, no shell) printing the keyring's text, used by
+    /// clients instead of `key_file` (a KMS helper); optional, so files
+    /// without it still read. `admin keys` works on `key_file` only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_command: Option<Vec<String>>,
     /// Metadata servers.
     pub meta: Vec<Node>,
     /// Data servers.
@@ -162,6 +168,7 @@ impl ClusterFile {
         let mut cfg =
             shardline_client::ClientConfig::new(self.meta_addrs(), self.key_file.clone(), self.identity(role)?);
         cfg.data_integrity_only = self.tls.as_ref().is_some_and(|t| t.data_integrity_only);
+        cfg.key_command = self.key_command.clone();
         Ok(cfg)
     }
 

@@ -122,6 +122,13 @@ pub enum AdminCmd {
         #[arg(long)]
         json: bool,
     },
+    /// Key-encryption key rotation: `rotate` makes a new KEK version and
+    /// re-wraps every file's data key under it online; `status` shows which
+    /// versions wrap how many files.
+    Keys {
+        #[command(subcommand)]
+        command: crate::cmd_keys::KeysCmd,
+    },
     /// A directory's layout policy (chunk size, erasure code), which files
     /// and directories created in it inherit (`shardline layout` is an alias).
     Layout {
@@ -229,6 +236,7 @@ pub async fn run(cmd: AdminCmd, cluster: &Option<PathBuf>) -> Result<()> {
             crate::cmd_moves::rebalance(&load()?, dry_run, max_bandwidth.as_deref(), timeout, json).await
         }
         AdminCmd::Capacity { ec, json } => capacity(&load()?, ec.as_deref(), json).await,
+        AdminCmd::Keys { command } => crate::cmd_keys::run(&load()?, command).await,
         AdminCmd::Layout { command } => {
             let cmd = match command {
                 LayoutCmd::Get { path } => crate::Cmd::Layout { path, ec: None, chunk_size: None },

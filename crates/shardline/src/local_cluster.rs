@@ -87,7 +87,7 @@ fn prepare(spec: &Spec) -> Result<ClusterFile> {
                 file.ec
             );
         }
-        Kek::load(&file.key_file).context("load the cluster's key file")?;
+        shardline_crypto::Keyring::load(&file.key_file).context("load the cluster's key file")?;
         return Ok(file);
     }
     let key_file = dir.join("kek.key");
@@ -113,6 +113,7 @@ fn prepare(spec: &Spec) -> Result<ClusterFile> {
         chunk_size: spec.layout.chunk_size,
         pg_count: spec.pg_count,
         key_file,
+        key_command: None,
         meta,
         data,
         tls: None,

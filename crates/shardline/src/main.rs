@@ -13,6 +13,7 @@ mod cmd_admin;
 mod cmd_bench;
 mod cmd_demo;
 mod cmd_files;
+mod cmd_keys;
 mod cmd_mount;
 mod cmd_moves;
 mod cmd_servers;
