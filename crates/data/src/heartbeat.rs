@@ -55,6 +55,8 @@ pub async fn heartbeat_loop<S: ShardStore + ?Sized>(
                 rebuild_chunks_total: node.progress.chunks_total.load(Ordering::Relaxed),
                 rebuild_bytes: node.progress.bytes.load(Ordering::Relaxed),
                 store: Some(store_info(store.backend(), &me.fs_type)),
+                scrub_checked: node.scrub_progress.checked.load(Ordering::Relaxed),
+                scrub_total: node.scrub_progress.total.load(Ordering::Relaxed),
             };
             match meta.call(meta_request::Body::Heartbeat(beat)).await {
                 Ok(resp) => {

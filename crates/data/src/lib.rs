@@ -71,6 +71,8 @@ mod conformance_crash;
 
 #[cfg(test)]
 mod fuzz_tests;
+#[cfg(test)]
+mod scrub_tests;
 
 pub use error::DataError;
 pub use file_store::FileStore;

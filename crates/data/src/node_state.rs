@@ -14,6 +14,13 @@ use crate::caps::CapPolicy;
 use crate::throttle::TokenBucket;
 use crate::DataError;
 
+/// The scrub running now, reported in heartbeats (`total` 0: none).
+#[derive(Default)]
+pub struct ScrubProgress {
+    pub checked: AtomicU64,
+    pub total: AtomicU64,
+}
+
 /// Cumulative rebuild progress, reported in heartbeats.
 #[derive(Default)]
 pub struct RebuildProgress {
@@ -39,6 +46,7 @@ pub struct NodeState {
     /// A release of handed-over slots is running (`release.rs`).
     pub releasing: std::sync::atomic::AtomicBool,
     pub progress: RebuildProgress,
+    pub scrub_progress: ScrubProgress,
     /// Rebuild tasks (pg, shard index) being worked on now.
     pub running: Mutex<HashSet<(u32, u32)>>,
     /// Capability checks on shard requests, and tokens for peer reads.
@@ -72,6 +80,7 @@ impl NodeState {
             releasing: std::sync::atomic::AtomicBool::new(false),
             scrub_paused: std::sync::atomic::AtomicBool::new(false),
             progress: RebuildProgress::default(),
+            scrub_progress: ScrubProgress::default(),
             running: Mutex::new(HashSet::new()),
             epoch: AtomicU64::new(0),
             placement: RwLock::new(None),

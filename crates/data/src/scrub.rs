@@ -2,6 +2,7 @@
 //! their peers. A bad shard of a chunk version no file refers to any more is
 //! simply deleted (nothing depends on it).
 
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use shardline_proto::v1 as pb;
@@ -16,6 +17,11 @@ pub async fn scrub<S: ShardStore + ?Sized>(node: &NodeState, store: &Arc<S>) -> 
         let store = store.clone();
         tokio::task::spawn_blocking(move || store.list()).await.map_err(|e| DataError::Internal(e.to_string()))??
     };
+    // Progress for heartbeats (`admin status`), cleared however this ends.
+    let progress = &node.scrub_progress;
+    progress.checked.store(0, Ordering::Relaxed);
+    progress.total.store(keys.len() as u64, Ordering::Relaxed);
+    let _clear = ClearOnDrop(progress);
     let mut report = pb::ScrubReport::default();
     let target = node.id.to_string();
     let counted = |result: &str| shardline_metrics::scrub_shards_total().with_label_values(&[&target, result]).inc();
@@ -25,6 +31,7 @@ pub async fn scrub<S: ShardStore + ?Sized>(node: &NodeState, store: &Arc<S>) -> 
             tracing::info!(node = node.id, checked = report.checked, "scrub stopped by the operator");
             break;
         }
+        progress.checked.fetch_add(1, Ordering::Relaxed);
         let result = {
             let store = store.clone();
             tokio::task::spawn_blocking(move || store.get(&key).map(|_| ()))
@@ -54,6 +61,16 @@ pub async fn scrub<S: ShardStore + ?Sized>(node: &NodeState, store: &Arc<S>) -> 
         }
     }
     Ok(report)
+}
+
+/// Marks the scrub over when it ends, by any path.
+struct ClearOnDrop<'a>(&'a crate::node_state::ScrubProgress);
+
+impl Drop for ClearOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.total.store(0, Ordering::Relaxed);
+        self.0.checked.store(0, Ordering::Relaxed);
+    }
 }
 
 /// Rebuild one corrupt shard in place (or drop it if it is garbage).

@@ -168,6 +168,7 @@ impl MetaService {
                 info.rebuild_chunks_done = l.report.rebuild_chunks_done;
                 info.rebuild_chunks_total = l.report.rebuild_chunks_total;
                 info.rebuild_bytes = l.report.rebuild_bytes;
+                (info.scrub_checked, info.scrub_total) = (l.report.scrub_checked, l.report.scrub_total);
                 info.store = l.report.store.clone();
             }
             let heard = live.get(&s.id).is_some_and(|l| l.seen.elapsed() < self.down_after);

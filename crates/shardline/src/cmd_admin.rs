@@ -422,6 +422,7 @@ async fn status(file: &ClusterFile, json: bool) -> Result<()> {
             "rebuild_chunks_done": d.rebuild_chunks_done, "rebuild_chunks_total": d.rebuild_chunks_total,
             "rebuild_bytes": d.rebuild_bytes, "slots": d.slots, "moving_out_slots": d.moving_out,
             "moving_out_bytes": d.moving_out_bytes, "held_bytes": d.held_bytes,
+            "scrub_checked": d.scrub_checked, "scrub_total": d.scrub_total,
             "store_backend": d.store.as_ref().map(|s| s.backend.clone()),
             "direct_io": d.store.as_ref().map(|s| s.direct_io),
             "data_fs": d.store.as_ref().map(|s| s.fs_type.clone())})
@@ -485,6 +486,10 @@ async fn status(file: &ClusterFile, json: bool) -> Result<()> {
             st.moves_pending,
             human(st.moves_pending_bytes)
         );
+    }
+    for d in st.data.iter().filter(|d| d.scrub_total > 0) {
+        let pct = 100.0 * d.scrub_checked as f64 / d.scrub_total as f64;
+        println!("scrubbing data-{}: {}/{} shards checked ({pct:.0}%)", d.id, d.scrub_checked, d.scrub_total);
     }
     if st.rebuilds_pending > 0 {
         println!("rebuilding: {} shard slots pending", st.rebuilds_pending);

@@ -177,10 +177,18 @@ async fn leader_status(file: &ClusterFile) -> Result<pb::ClusterStatus> {
 /// `admin scrub status`.
 pub async fn scrub_status(file: &ClusterFile, json: bool) -> Result<()> {
     let st = leader_status(file).await?;
+    let running: Vec<&pb::DataServerInfo> = st.data.iter().filter(|d| d.scrub_total > 0).collect();
     if json {
-        println!("{}", serde_json::json!({"paused": st.scrub_paused}));
-    } else {
-        println!("scrub {}", if st.scrub_paused { "stopped" } else { "running (daily, and on request)" });
+        let servers: Vec<_> = running
+            .iter()
+            .map(|d| serde_json::json!({"id": d.id, "checked": d.scrub_checked, "total": d.scrub_total}))
+            .collect();
+        println!("{}", serde_json::json!({"paused": st.scrub_paused, "servers": servers}));
+        return Ok(());
+    }
+    println!("scrub {}", if st.scrub_paused { "stopped" } else { "running (daily, and on request)" });
+    for d in running {
+        println!("  data-{}: {}/{} shards checked", d.id, d.scrub_checked, d.scrub_total);
     }
     Ok(())
 }
