@@ -24,8 +24,8 @@
 //! | SetXattr, RemoveXattr | w (`trusted.*`: root; `system.*`: the owner) |
 //! | GetXattr | r for `user.*` (`trusted.*`: root) |
 //! | Open, GetChunks | r or w |
-//! | GrantCaps | r for get, w for put |
-//! | CommitChunk | w |
+//! | GrantCaps | r for get, w (or owning the file) for put |
+//! | CommitChunk | w, or owning the file (see `need_data_write`) |
 //! | SetLayout | the owner |
 //! | GetAttr, Readlink, ListXattr, Release | nothing |
 //!
@@ -121,6 +121,18 @@ fn need<'a>(ns: &'a Namespace, who: &Who, ino: Ino, mask: u32, what: &str) -> Op
         Ok(Some(inode))
     } else {
         Err(denied(who, format!("{what} needs {} on inode {ino}", rwx(mask))))
+    }
+}
+
+/// `who` may write `ino`'s data: w, or owning it. POSIX checks w when a
+/// file is opened, and the server keeps no open modes: an owner's file
+/// created read-only (`open(O_CREAT|O_WRONLY, 0444)`, as tar and cp -p do)
+/// or made read-only while open must still take the bytes written through
+/// that descriptor. Owning it, the caller could grant itself w anyway.
+fn need_data_write(ns: &Namespace, who: &Who, ino: Ino, what: &str) -> OpResult<()> {
+    match ns.get(ino) {
+        Ok(i) if who.owns(i) => Ok(()),
+        _ => need(ns, who, ino, W, what).map(drop),
     }
 }
 
@@ -230,11 +242,11 @@ fn check_posix(ns: &Namespace, who: &Who, body: &Body) -> OpResult<()> {
                 need(ns, who, g.ino, R, "reading chunks")?;
             }
             if g.ops & !cap_ops::GET != 0 {
-                need(ns, who, g.ino, W, "writing chunks")?;
+                need_data_write(ns, who, g.ino, "writing chunks")?;
             }
             Ok(())
         }
-        Body::CommitChunk(c) => need(ns, who, c.ino, W, "writing chunks").map(drop),
+        Body::CommitChunk(c) => need_data_write(ns, who, c.ino, "writing chunks"),
         Body::SetLayout(s) => match ns.get(s.ino) {
             Ok(i) if !who.owns(i) => Err(denied(who, format!("the layout of inode {} is its owner's", s.ino))),
             _ => Ok(()),
@@ -276,7 +288,7 @@ fn check_setattr(ns: &Namespace, who: &Who, a: &pb::SetAttr) -> OpResult<()> {
         return Err(denied(who, format!("touching inode {} needs owning it or w", a.ino)));
     }
     if a.size.is_some() {
-        need(ns, who, a.ino, W, "truncate")?;
+        need_data_write(ns, who, a.ino, "truncate")?;
     }
     Ok(())
 }

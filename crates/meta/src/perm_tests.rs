@@ -266,3 +266,20 @@ fn callers_come_from_the_certificate_mapping() {
     let c = caller_of(&path_only).unwrap();
     assert_eq!((c.uid, c.subtree), (None, vec![b"a".to_vec(), b"b".to_vec()]));
 }
+
+/// POSIX checks w at open: a file its owner created read-only (tar and
+/// `cp -p` write through `open(O_CREAT|O_WRONLY, 0444)`) must take its
+/// bytes, which reach the server as grants, commits and truncates.
+#[test]
+fn an_owner_writes_the_data_of_its_read_only_file_others_may_not() {
+    use shardline_crypto::cap_ops::PUT;
+    let mut t = tree();
+    let ro = t.ns.create(t.a, b"ro", node(0o444, 1000, 1000), true, 1).unwrap().ino;
+    let (owner, other) = (user(1000, 1000, &[]), user(3000, 3000, &[]));
+    let commit = Body::CommitChunk(pb::CommitChunk { ino: ro, ..Default::default() });
+    let truncate = Body::SetAttr(pb::SetAttr { ino: ro, size: Some(0), ..Default::default() });
+    for body in [grant(ro, PUT), commit, truncate] {
+        assert_eq!(code(check(&t.ns, &owner, &body)), None, "the owner: {body:?}");
+        assert_eq!(code(check(&t.ns, &other, &body)), DENIED, "another uid: {body:?}");
+    }
+}
