@@ -44,6 +44,9 @@ fn run(shared: Arc<Shared>, writer: WriterClient) {
         if shared.compactor.wait(shared.cfg.compact_every) {
             return;
         }
+        if !shared.cfg.background_compaction {
+            continue;
+        }
         loop {
             let next = {
                 let st = shared.lock();

@@ -71,6 +71,9 @@ pub struct SegmentConfig {
     pub compact_every: Duration,
     /// One group commit takes about this many bytes of records at most.
     pub max_batch_bytes: usize,
+    /// Compact in the background when records die (off: only when asked,
+    /// `compact_now`, for tests that need compaction at a known point).
+    pub background_compaction: bool,
 }
 
 impl Default for SegmentConfig {
@@ -84,6 +87,7 @@ impl Default for SegmentConfig {
             compact_below: 0.5,
             compact_every: Duration::from_secs(10),
             max_batch_bytes: 8 << 20,
+            background_compaction: true,
         }
     }
 }
