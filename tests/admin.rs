@@ -8,11 +8,6 @@ use std::process::Command;
 
 use harness::{content, TestCluster, BIN, CHUNK};
 
-fn json(c: &TestCluster, args: &[&str]) -> serde_json::Value {
-    let out = c.ok(args);
-    serde_json::from_str(&out).unwrap_or_else(|e| panic!("{args:?} printed no JSON ({e}): {out}"))
-}
-
 #[test]
 fn nodes_and_capacity_report_what_the_servers_hold() {
     let c = TestCluster::start(122);
@@ -23,7 +18,7 @@ fn nodes_and_capacity_report_what_the_servers_hold() {
     c.wait_status(std::time::Duration::from_secs(30), |v| {
         v["data"].as_array().is_some_and(|d| d.iter().map(|s| s["shards"].as_u64().unwrap_or(0)).sum::<u64>() == shards)
     });
-    let nodes = json(&c, &["admin", "nodes", "--json"]);
+    let nodes = c.json(&["admin", "nodes", "--json"]);
     let nodes = nodes.as_array().expect("a list of nodes");
     assert_eq!(nodes.len(), 6);
     assert_eq!(nodes.iter().map(|n| n["shards"].as_u64().unwrap()).sum::<u64>(), shards);
@@ -37,7 +32,7 @@ fn nodes_and_capacity_report_what_the_servers_hold() {
         assert_eq!(n["state"], "up");
         assert_eq!(n["domain"], format!("server-{}", n["id"]));
     }
-    let cap = json(&c, &["admin", "capacity", "--json"]);
+    let cap = c.json(&["admin", "capacity", "--json"]);
     let raw_free = cap["raw_free_bytes"].as_u64().unwrap();
     // Free space moves with the shared disk between two calls: compare
     // within one report.
@@ -48,7 +43,7 @@ fn nodes_and_capacity_report_what_the_servers_hold() {
     assert!(cap["largest_file_bytes"].as_u64().unwrap() > 0);
     // Six domains for a 4+2 code: losing any one cannot be re-protected.
     assert_eq!(cap["warnings"].as_array().unwrap().len(), 6, "{cap:#}");
-    let cap33 = json(&c, &["admin", "capacity", "--ec", "3+3", "--json"]);
+    let cap33 = c.json(&["admin", "capacity", "--ec", "3+3", "--json"]);
     assert_eq!(cap33["usable_free_bytes"].as_u64().unwrap(), cap33["raw_free_bytes"].as_u64().unwrap() / 2);
     let table = c.ok(&["admin", "capacity"]);
     assert!(table.contains("usable for new files (EC 4+2)") && table.contains("largest file"), "{table}");

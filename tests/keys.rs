@@ -27,20 +27,6 @@ use shardline_proto::v1::meta_response::Body as RBody;
 use shardline_rpc::{MetaCallError, MetaClient, Role};
 use shardline_types::ErrorCode;
 
-fn json(c: &TestCluster, args: &[&str]) -> serde_json::Value {
-    let out = c.ok(args);
-    serde_json::from_str(&out).unwrap_or_else(|e| panic!("{args:?} printed no JSON ({e}): {out}"))
-}
-
-/// Run the CLI expecting failure: its stderr, which must be one line.
-fn refused(c: &TestCluster, args: &[&str]) -> String {
-    let out = c.cli(args);
-    let err = String::from_utf8_lossy(&out.stderr).trim().to_string();
-    assert!(!out.status.success(), "{args:?} succeeded: {}", String::from_utf8_lossy(&out.stdout));
-    assert_eq!(err.lines().count(), 1, "{args:?} printed more than one line: {err}");
-    err
-}
-
 /// Files per version of the key, from `admin keys status --json`.
 fn files_per_version(status: &serde_json::Value) -> Vec<(u64, u64)> {
     status["versions"]
@@ -80,14 +66,14 @@ async fn rotate_under_reads_then_retire() {
     let key_file = meta_cluster::key_file(&c);
     let old_keys = key_lines(&key_file);
     assert_eq!(old_keys.len(), 1);
-    let before = json(&c, &["admin", "keys", "status", "--json"]);
+    let before = c.json(&["admin", "keys", "status", "--json"]);
     assert_eq!(files_per_version(&before), vec![(1, files.len() as u64)], "{before:#}");
     assert_eq!(before["current"], 1);
 
     // Error cases: one line, non-zero exit, nothing changed.
-    let err = refused(&c, &["admin", "keys", "rotate", "--key-file", "/nonexistent/kek.key"]);
+    let err = c.refused(&["admin", "keys", "rotate", "--key-file", "/nonexistent/kek.key"]);
     assert!(err.contains("does not exist"), "{err}");
-    let err = refused(&c, &["admin", "keys", "status", "--key-file", "/nonexistent/kek.key"]);
+    let err = c.refused(&["admin", "keys", "status", "--key-file", "/nonexistent/kek.key"]);
     assert!(err.contains("does not exist"), "{err}");
     let out = Command::new(BIN)
         .args(["--cluster", "/nonexistent/cluster.toml", "admin", "keys", "rotate"])
@@ -134,7 +120,7 @@ async fn rotate_under_reads_then_retire() {
     };
     tokio::task::block_in_place(|| wait_reads(files.len() as u64));
 
-    let rotated = tokio::task::block_in_place(|| json(&c, &["admin", "keys", "rotate", "--json"]));
+    let rotated = tokio::task::block_in_place(|| c.json(&["admin", "keys", "rotate", "--json"]));
     assert_eq!(rotated["new_version"], 2, "{rotated:#}");
     assert_eq!(rotated["resumed"], false, "{rotated:#}");
     assert!(rotated["rewrapped"].as_u64().unwrap() >= files.len() as u64, "{rotated:#}");
@@ -146,7 +132,7 @@ async fn rotate_under_reads_then_retire() {
     assert!(errors.is_empty(), "reads or writes failed during the rotation: {errors:?}");
     assert!(!written.is_empty());
 
-    let status = json(&c, &["admin", "keys", "status", "--json"]);
+    let status = c.json(&["admin", "keys", "status", "--json"]);
     let total = (files.len() + written.len()) as u64;
     assert_eq!(status["current"], 2, "{status:#}");
     assert_eq!(status["files"], total, "{status:#}");
@@ -158,7 +144,7 @@ async fn rotate_under_reads_then_retire() {
     assert!(table.contains("VERSION") && table.contains("held, current"), "{table}");
 
     // Retire: the old key leaves the keyring file; every file still reads.
-    let retired = json(&c, &["admin", "keys", "rotate", "--retire", "--json"]);
+    let retired = c.json(&["admin", "keys", "rotate", "--retire", "--json"]);
     assert_eq!(retired["retired"], serde_json::json!([1]), "{retired:#}");
     assert_eq!(retired["new_version"], serde_json::Value::Null, "{retired:#}");
     let ring = Keyring::load(&key_file).expect("load the keyring");
@@ -166,7 +152,7 @@ async fn rotate_under_reads_then_retire() {
     let keys_left = key_lines(&key_file);
     assert_eq!(keys_left.len(), 1);
     assert!(!keys_left.contains(&old_keys[0]), "the retired key is still in the key file");
-    let status = json(&c, &["admin", "keys", "status", "--json"]);
+    let status = c.json(&["admin", "keys", "status", "--json"]);
     assert_eq!(files_per_version(&status), vec![(2, total)], "{status:#}");
     for (p, d) in files.iter().chain(&written) {
         assert_eq!(&c.get_bytes(p).expect("read after retirement"), d, "{p}");
@@ -217,18 +203,18 @@ async fn an_interrupted_rotation_is_finished_by_running_rotate_again() {
             other => panic!("a stale re-wrap was accepted: {other:?}"),
         }
     }
-    let status = json(&c, &["admin", "keys", "status", "--json"]);
+    let status = c.json(&["admin", "keys", "status", "--json"]);
     assert_eq!(files_per_version(&status), vec![(1, 3), (2, 3)], "{status:#}");
     for (p, d) in &files {
         assert_eq!(&c.get_bytes(p).expect("read mid-rotation"), d, "{p}");
     }
 
-    let resumed = json(&c, &["admin", "keys", "rotate", "--json"]);
+    let resumed = c.json(&["admin", "keys", "rotate", "--json"]);
     assert_eq!(resumed["resumed"], true, "{resumed:#}");
     assert_eq!(resumed["new_version"], serde_json::Value::Null, "{resumed:#}");
     assert_eq!(resumed["rewrapped"], 3, "{resumed:#}");
     assert_eq!(Keyring::load(&key_file).expect("load").versions(), vec![1, 2], "no third version");
-    let status = json(&c, &["admin", "keys", "status", "--json"]);
+    let status = c.json(&["admin", "keys", "status", "--json"]);
     assert_eq!(files_per_version(&status), vec![(1, 0), (2, files.len() as u64)], "{status:#}");
     for (p, d) in &files {
         assert_eq!(&c.get_bytes(p).expect("read after the rotation"), d, "{p}");
@@ -240,7 +226,7 @@ async fn an_interrupted_rotation_is_finished_by_running_rotate_again() {
     with_command(&format!("[\"cat\", {:?}]", key_file.display().to_string())).expect("write cluster.toml");
     assert_eq!(&c.get_bytes(&files[2].0).expect("read with a key command"), &files[2].1);
     with_command("[\"false\"]").expect("write cluster.toml");
-    let err = refused(&c, &["get", &files[2].0, "-"]);
+    let err = c.refused(&["get", &files[2].0, "-"]);
     assert!(err.contains("key command `false`"), "{err}");
     std::fs::write(c.cluster_file(), original).expect("restore cluster.toml");
 }

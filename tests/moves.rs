@@ -20,20 +20,6 @@ use harness::{content, shards_in, TestCluster, BIN, CHUNK};
 
 const WAIT: Duration = Duration::from_secs(120);
 
-fn json(c: &TestCluster, args: &[&str]) -> serde_json::Value {
-    let out = c.ok(args);
-    serde_json::from_str(&out).unwrap_or_else(|e| panic!("{args:?} printed no JSON ({e}): {out}"))
-}
-
-/// Run the CLI expecting failure: its stderr, which must be one line.
-fn refused(c: &TestCluster, args: &[&str]) -> String {
-    let out = c.cli(args);
-    let err = String::from_utf8_lossy(&out.stderr).trim().to_string();
-    assert!(!out.status.success(), "{args:?} succeeded: {}", String::from_utf8_lossy(&out.stdout));
-    assert_eq!(err.lines().count(), 1, "{args:?} printed more than one line: {err}");
-    err
-}
-
 fn server(st: &serde_json::Value, id: u64) -> Option<&serde_json::Value> {
     st["data"].as_array()?.iter().find(|d| d["id"] == id)
 }
@@ -54,11 +40,11 @@ fn drain_under_reads_then_remove() {
     c.wait_status(WAIT, |v| shards_total(v) == chunks * 6);
 
     // Error cases: one line, non-zero exit.
-    let err = refused(&c, &["admin", "remove", "3"]);
+    let err = c.refused(&["admin", "remove", "3"]);
     assert!(err.contains("drain it first"), "{err}");
-    assert!(refused(&c, &["admin", "remove", "42"]).contains("no data server 42"));
-    assert!(refused(&c, &["admin", "drain", "42"]).contains("no data server 42"));
-    assert!(refused(&c, &["admin", "rebalance", "--max-bandwidth", "fast"]).contains("bad rate"));
+    assert!(c.refused(&["admin", "remove", "42"]).contains("no data server 42"));
+    assert!(c.refused(&["admin", "drain", "42"]).contains("no data server 42"));
+    assert!(c.refused(&["admin", "rebalance", "--max-bandwidth", "fast"]).contains("bad rate"));
     let out = Command::new(BIN).args(["--cluster", "/nonexistent/cluster.toml", "admin", "drain", "3"]).output();
     let out = out.expect("run shardline");
     assert!(!out.status.success());
@@ -88,20 +74,20 @@ fn drain_under_reads_then_remove() {
         // With repair stopped the drain is recorded but nothing moves yet;
         // following it again later (as after a crash of the CLI) resumes.
         c.ok(&["admin", "repair", "stop"]);
-        let started = json(&c, &["admin", "drain", "3", "--no-wait", "--json"]);
+        let started = c.json(&["admin", "drain", "3", "--no-wait", "--json"]);
         let st = c.status();
         let d3 = server(&st, 3).expect("server 3 listed");
         assert_eq!(d3["state"], "draining", "{st:#}");
         assert_eq!(d3["moving_out_bytes"], started["plan"]["bytes"], "{st:#}");
-        let repair = json(&c, &["admin", "repair", "status", "--json"]);
+        let repair = c.json(&["admin", "repair", "status", "--json"]);
         assert_eq!(repair["paused"], true);
         assert!(repair["slots_pending"].as_u64().unwrap() > 0, "{repair}");
         c.ok(&["admin", "repair", "start"]);
         c.ok(&["admin", "scrub", "stop"]);
-        assert_eq!(json(&c, &["admin", "scrub", "status", "--json"])["paused"], true);
-        assert!(refused(&c, &["admin", "scrub"]).contains("scrubbing is stopped"));
+        assert_eq!(c.json(&["admin", "scrub", "status", "--json"])["paused"], true);
+        assert!(c.refused(&["admin", "scrub"]).contains("scrubbing is stopped"));
         c.ok(&["admin", "scrub", "start"]);
-        assert_eq!(json(&c, &["admin", "scrub", "status", "--json"])["paused"], false);
+        assert_eq!(c.json(&["admin", "scrub", "status", "--json"])["paused"], false);
         let out = c.cli(&["admin", "drain", "3", "--json"]);
         stop.store(true, Ordering::Release);
         let errors = reader.join().expect("reader thread");
@@ -158,7 +144,7 @@ fn grow_six_to_nine_and_rebalance() {
     let chunks: u64 = files.iter().map(|(_, d)| d.len().div_ceil(CHUNK) as u64).sum();
     c.wait_status(WAIT, |v| shards_total(v) == chunks * 6);
     // Six servers, six shards per chunk: none may drain.
-    assert!(refused(&c, &["admin", "drain", "2"]).contains("would leave 5"));
+    assert!(c.refused(&["admin", "drain", "2"]).contains("would leave 5"));
 
     let text = std::fs::read_to_string(c.cluster_file()).expect("cluster.toml");
     let file: toml::Value = toml::from_str(&text).expect("parse cluster.toml");
@@ -169,7 +155,7 @@ fn grow_six_to_nine_and_rebalance() {
             .as_str()
             .unwrap()
             .to_string();
-        let joined = json(&c, &["admin", "data", "add", &addr, "--json"]);
+        let joined = c.json(&["admin", "data", "add", &addr, "--json"]);
         assert_eq!(joined["node"], id);
         assert_eq!(joined["slots"], 0, "a server joining a cluster with data waits for a rebalance");
     }
@@ -183,7 +169,7 @@ fn grow_six_to_nine_and_rebalance() {
     let before = c.wait_status(WAIT, |v| (7..=9).all(|id| server(v, id).is_some_and(|d| d["state"] == "up")));
     let spread_before = spread(&used(&before));
 
-    let dry = json(&c, &["admin", "rebalance", "--dry-run", "--json"]);
+    let dry = c.json(&["admin", "rebalance", "--dry-run", "--json"]);
     assert!(dry["moves"].as_u64().unwrap() > 0 && !dry["applied"].as_bool().unwrap(), "{dry}");
     assert_eq!(server(&c.status(), 7).unwrap()["slots"], 0, "a dry run moves nothing");
 

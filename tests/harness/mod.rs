@@ -302,6 +302,21 @@ impl TestCluster {
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
+    /// Run the CLI and require success and JSON on stdout.
+    pub fn json(&self, args: &[&str]) -> serde_json::Value {
+        let out = self.ok(args);
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("{args:?} printed no JSON ({e}): {out}"))
+    }
+
+    /// Run the CLI expecting failure: its stderr, which must be one line.
+    pub fn refused(&self, args: &[&str]) -> String {
+        let out = self.cli(args);
+        let err = String::from_utf8_lossy(&out.stderr).trim().to_string();
+        assert!(!out.status.success(), "{args:?} succeeded: {}", String::from_utf8_lossy(&out.stdout));
+        assert_eq!(err.lines().count(), 1, "{args:?} printed more than one line: {err}");
+        err
+    }
+
     pub fn put_bytes(&self, path: &str, data: &[u8]) {
         let local = self.dir.path().join(format!("put-{}", rand_suffix()));
         std::fs::write(&local, data).expect("write local file");
