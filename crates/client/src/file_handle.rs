@@ -107,6 +107,14 @@ impl FileHandle {
         Self::open_ino(client.inner().clone(), ino).await
     }
 
+    /// [`FileHandle::open`], with the attributes the chunk list came with:
+    /// an open that needs both costs one metadata round trip.
+    pub async fn open_with_attr(client: &Client, ino: u64) -> Result<(InodeAttr, FileHandle), ClientError> {
+        let (attr, chunks) = get_chunks(client.inner(), ino).await?;
+        let handle = Self::from_parts(client.inner().clone(), &attr, chunks)?;
+        Ok((InodeAttr::from_wire(&attr), handle))
+    }
+
     pub(crate) async fn open_ino(inner: Arc<Inner>, ino: u64) -> Result<FileHandle, ClientError> {
         let (attr, chunks) = get_chunks(&inner, ino).await?;
         Self::from_parts(inner, &attr, chunks)

@@ -21,6 +21,7 @@ use tokio::runtime::Handle;
 
 use crate::attr::{dot_attr, Caller, BLOCK_SIZE};
 use crate::error::errno;
+use crate::kernel_attrs::KernelAttrs;
 use crate::open_files::{Listing, OpenFiles};
 
 /// How long the kernel may cache what the mount tells it.
@@ -67,6 +68,8 @@ pub struct ShardlineFs {
     /// Set once the session exists: lets an open drop the kernel's cached
     /// attributes of a file another client changed (close-to-open).
     pub(crate) notifier: Arc<OnceLock<Notifier>>,
+    /// Files' attributes as last replied to the kernel.
+    pub(crate) kernel_attrs: KernelAttrs,
 }
 
 impl ShardlineFs {
@@ -74,7 +77,15 @@ impl ShardlineFs {
     pub fn new(client: Client, rt: Handle, opts: FsOptions) -> Self {
         let files = Arc::new(OpenFiles::default());
         rt.spawn(keep_lease(client.inodes(), Arc::downgrade(&files)));
-        ShardlineFs { inodes: client.inodes(), client, rt, opts, files, notifier: Arc::new(OnceLock::new()) }
+        ShardlineFs {
+            inodes: client.inodes(),
+            client,
+            rt,
+            opts,
+            files,
+            notifier: Arc::new(OnceLock::new()),
+            kernel_attrs: KernelAttrs::default(),
+        }
     }
 
     /// Where the mount puts the session's notifier.

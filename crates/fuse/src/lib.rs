@@ -5,7 +5,8 @@
 //! `block_on` per request on fuser's threads), [`ops_names`] (namespace
 //! operations, xattrs, permission checks), [`ops_files`] (open, read, write,
 //! flush, release, fallocate), [`open_files`] (handles shared by every open
-//! of an inode in this mount), [`attr`] (attributes and ownership rules) and
+//! of an inode in this mount), [`kernel_attrs`] (what the kernel was last
+//! told of each file's attributes), [`attr`] (attributes and ownership rules) and
 //! [`mount`] (checks, session options, read-ahead, unmount).
 //!
 //! Consistency is close-to-open: an open takes a fresh snapshot of the
@@ -16,6 +17,7 @@
 pub mod attr;
 pub mod error;
 pub mod fs;
+pub mod kernel_attrs;
 pub mod mount;
 pub mod open_files;
 pub mod ops_files;

@@ -44,7 +44,19 @@ impl ShardlineFs {
     /// kernel may keep its cached pages (the file is unchanged since this
     /// mount last closed it).
     pub(crate) async fn op_open(&self, ino: u64, flags: i32) -> OpResult<(u64, FopenFlags)> {
-        let attr = self.inodes.getattr(ino).await.map_err(stale)?;
+        // A file not open here: its chunk list comes with fresh attributes,
+        // so the open costs one metadata round trip. A file open here is
+        // refreshed after its attributes are checked.
+        let (attr, fresh) = if self.files.handle(ino).is_some() {
+            (self.inodes.getattr(ino).await.map_err(stale)?, None)
+        } else {
+            match FileHandle::open_with_attr(&self.client, ino).await {
+                Ok((a, h)) => (a, Some(h)),
+                // Not a regular file: the kind decides the error below.
+                Err(ClientError::NotAFile) => (self.inodes.getattr(ino).await.map_err(stale)?, None),
+                Err(e) => return Err(stale(e)),
+            }
+        };
         match attr.kind {
             FileKind::File => {}
             FileKind::Directory => return Err(Fail(Errno::EISDIR)),
@@ -56,25 +68,32 @@ impl ShardlineFs {
             }
         }
         let stamp = (attr.mtime_ns, attr.size);
-        match self.files.reopen(ino, stamp) {
-            Some(h) => {
-                if !h.has_unflushed() {
-                    // Close-to-open: see what other clients committed.
-                    if let Err(e) = h.refresh().await {
-                        let _ = self.close_inode(ino).await;
-                        return Err(e.into());
+        if let Some(h) = fresh {
+            // Another open may have won the race: its handle is shared.
+            self.files.insert(ino, h, stamp);
+        } else {
+            match self.files.reopen(ino, stamp) {
+                Some(h) => {
+                    if !h.has_unflushed() {
+                        // Close-to-open: see what other clients committed.
+                        if let Err(e) = h.refresh().await {
+                            let _ = self.close_inode(ino).await;
+                            return Err(e.into());
+                        }
                     }
                 }
-            }
-            None => {
-                let h = FileHandle::open(&self.client, ino).await?;
-                self.files.insert(ino, h, stamp);
+                None => {
+                    let h = FileHandle::open(&self.client, ino).await?;
+                    self.files.insert(ino, h, stamp);
+                }
             }
         }
         let keep = self.files.stamp_matches(ino, stamp);
-        if !keep {
-            // The file may have changed elsewhere: drop the kernel's cached
-            // size and times (only spinlocks in the kernel: safe from here).
+        // The file may have changed elsewhere: drop the kernel's cached size
+        // and times, unless what it was told already matches (only
+        // spinlocks in the kernel: safe from here).
+        if !keep && !self.kernel_attrs.matches(ino, (attr.mtime_ns, attr.ctime_ns, attr.size)) {
+            self.kernel_attrs.forget(ino);
             if let Some(n) = self.notifier.get() {
                 let _ = n.inval_inode(fuser::INodeNo(ino), -1, 0);
             }
@@ -96,7 +115,10 @@ impl ShardlineFs {
     pub(crate) async fn op_read(&self, ino: u64, offset: u64, size: u32) -> OpResult<Bytes> {
         let h = self.open_handle(ino)?;
         let data = h.read_at(offset, size as usize).await?;
-        short_read_reply(offset, size, data, |end| h.lost_growth_above(end))
+        // Once the kernel has been told the size a short read ends at
+        // (after the failure dropped its copy), that read is a plain EOF.
+        let told = self.kernel_attrs.told_size(ino);
+        short_read_reply(offset, size, data, |end| h.lost_growth_above(end) && told != Some(end))
     }
 
     pub(crate) async fn op_write(&self, ino: u64, fh: u64, offset: u64, data: &[u8], flags: i32) -> OpResult<()> {
@@ -132,6 +154,7 @@ impl ShardlineFs {
             // still count bytes that are not there (an append at that size
             // would leave a hole of zeros). Drop its cached attributes (only
             // spinlocks in the kernel: safe from here).
+            self.kernel_attrs.forget(ino);
             if let Some(n) = self.notifier.get() {
                 let _ = n.inval_inode(fuser::INodeNo(ino), -1, 0);
             }

@@ -60,7 +60,11 @@ impl ShardlineFs {
     /// The kernel's attributes, with this mount's unflushed size if any.
     pub(crate) fn attr_of(&self, a: &InodeAttr) -> FileAttr {
         let size = if a.kind == FileKind::File { self.files.size_of(a.ino) } else { None };
-        file_attr(a, size)
+        let attr = file_attr(a, size);
+        if a.kind == FileKind::File {
+            self.kernel_attrs.replied(a.ino, (a.mtime_ns, a.ctime_ns, attr.size));
+        }
+        attr
     }
 
     pub(crate) async fn op_lookup(&self, parent: u64, name: &OsStr) -> OpResult<FileAttr> {
