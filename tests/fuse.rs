@@ -216,7 +216,9 @@ fn namespace_operations_and_errors_through_the_mount() {
 #[test]
 fn two_mounts_of_one_cluster_are_close_to_open_consistent() {
     let c = TestCluster::start(42);
-    let a = Mount::start(&c, &[]);
+    // A's kernel caches attributes for a minute: only close-to-open
+    // refreshes them.
+    let a = Mount::start(&c, &["--attr-ttl-ms", "60000"]);
     let b = Mount::start(&c, &["--suid", "--dev"]);
     // Asked otherwise, B honours setuid bits and devices; A does not.
     let (a_opts, b_opts) = (mount_options(&a.path), mount_options(&b.path));
@@ -227,6 +229,7 @@ fn two_mounts_of_one_cluster_are_close_to_open_consistent() {
     assert_eq!(fs::read(b.p("shared")).unwrap(), data, "B opens after A closed");
 
     // B rewrites part of it and grows it; A's next open sees all of it.
+    assert_eq!(fs::metadata(a.p("shared")).unwrap().len(), data.len() as u64, "A's kernel caches the size");
     let mut expect = data.clone();
     let f = OpenOptions::new().write(true).open(b.p("shared")).unwrap();
     let patch = content(CHUNK + 1, 2);
@@ -235,6 +238,11 @@ fn two_mounts_of_one_cluster_are_close_to_open_consistent() {
     drop(f);
     expect.resize(expect.len().max(end), 0);
     expect[at..end].copy_from_slice(&patch);
+    let opened = File::open(a.p("shared")).unwrap();
+    let (on_a, on_b) = (opened.metadata().unwrap(), fs::metadata(b.p("shared")).unwrap());
+    assert_eq!(on_a.len(), expect.len() as u64);
+    assert_eq!(on_a.modified().unwrap(), on_b.modified().unwrap(), "A's open dropped the times its kernel cached");
+    drop(opened);
     assert_eq!(fs::read(a.p("shared")).unwrap(), expect, "A opens after B closed");
 
     // A file replaced atomically on A (the CLI's put pattern) is the new one on B.
