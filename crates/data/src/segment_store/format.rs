@@ -43,6 +43,7 @@
 
 use shardline_types::ShardKey;
 
+use super::crc_shift::CrcShift;
 use crate::le_bytes::{corrupt, u16_at, u32_at, u64_at};
 use crate::DataError;
 
@@ -265,11 +266,16 @@ fn header_crc(buf: &[u8], header_len: usize) -> u32 {
 /// Write the CRC32C of each `block_len` block of `data` into `table` (4
 /// bytes each) and return the CRC32C of the whole of `data`, in one pass.
 pub(crate) fn fill_block_table(data: &[u8], block_len: usize, table: &mut [u8]) -> u32 {
+    let shift = CrcShift::for_len(block_len);
     let mut whole = crc32c::crc32c(&[]);
     for (block, slot) in data.chunks(block_len).zip(table.chunks_exact_mut(4)) {
         let crc = crc32c::crc32c(block);
         slot.copy_from_slice(&crc.to_le_bytes());
-        whole = crc32c::crc32c_combine(whole, crc, block.len());
+        whole = if block.len() == block_len {
+            shift.combine(whole, crc)
+        } else {
+            crc32c::crc32c_combine(whole, crc, block.len())
+        };
     }
     whole
 }

@@ -3,7 +3,8 @@
 //! arrived while the previous one ran.
 //!
 //! - `format.rs`: the versioned segment and record formats (a CRC32C per
-//!   64 KiB block of payload, so a ranged read verifies only what it reads).
+//!   64 KiB block of payload, so a ranged read verifies only what it reads);
+//!   `crc_shift.rs`: the payload's CRC from its blocks' in table lookups.
 //! - `writer.rs`: the one thread that appends, syncs and acknowledges;
 //!   `io.rs`: its seam to the disk ([`SegmentIo`]), which tests make fail.
 //! - `index.rs`: key → newest record, segment → bytes still needed (pure).
@@ -23,6 +24,7 @@
 //! active segment.
 
 mod compact;
+mod crc_shift;
 mod format;
 mod index;
 mod io;
