@@ -273,8 +273,14 @@ pub(crate) fn fill_block_table(data: &[u8], block_len: usize, table: &mut [u8]) 
         slot.copy_from_slice(&crc.to_le_bytes());
         whole = if block.len() == block_len {
             shift.combine(whole, crc)
+        } else if whole == 0 {
+            // The CRC of nothing is 0, and combining with 0 shifts nothing:
+            // a payload of one short block is that block's CRC.
+            crc
         } else {
-            crc32c::crc32c_combine(whole, crc, block.len())
+            // A short last block: reading it again costs less than
+            // crc32c_combine for its length.
+            crc32c::crc32c_append(whole, block)
         };
     }
     whole
