@@ -1,10 +1,16 @@
 //! `shardline`: the one binary — servers (`meta`, `data`), a local cluster
 //! (`up`), the main job (`demo`), file commands and `admin`.
 
+mod bench_cpu;
+mod bench_degraded;
 mod bench_fuse;
 mod bench_latency;
+mod bench_list;
+mod bench_meta;
 mod bench_random;
+mod bench_report;
 mod bench_seal;
+mod bench_small;
 mod bench_store;
 mod capacity;
 mod certs;
