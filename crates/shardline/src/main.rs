@@ -80,7 +80,10 @@ enum Cmd {
     /// training shards, verify every byte, report throughput beside loopback.
     Demo(cmd_demo::DemoArgs),
     /// Measure throughput and metadata rates beside this machine's own
-    /// limits (loopback TCP, memcpy, cipher, erasure code), in one run.
+    /// limits (loopback TCP, memcpy, cipher, erasure code, the raw disk with
+    /// O_DIRECT), in one run: sequential, random and small-file I/O native
+    /// and through a mount, listing, degraded read, rebuild, and the whole
+    /// cluster's CPU seconds per GB.
     Bench(cmd_bench::BenchArgs),
     /// Run a metadata server.
     Meta(cmd_servers::MetaArgs),
