@@ -63,6 +63,7 @@ fn bench_reports_every_row_at_tiny_sizes() {
         assert!(v[k].as_f64().is_some_and(|x| x > 0.0), "{k} missing or not positive: {v}");
     }
     assert_eq!(v["small_files"], 50, "{v}");
+    assert_eq!(v["small_folders"], 50, "one folder per file below 100 files: {v}");
     let small_bytes = v["small_bytes"].as_u64().expect("small_bytes");
     assert!((50 * (64 << 10)..=50 * (128 << 10)).contains(&small_bytes), "{v}");
     assert_eq!(v["list_entries"], 200, "{v}");

@@ -174,10 +174,11 @@ fn small_files(r: &Map<String, Value>) {
         "buffered and warm: the file system refused O_DIRECT"
     };
     println!(
-        "  small files   {:.0} files of 64-128 KiB ({:.1} MB) in 100 folders, 8 threads; local disk (std::fs on the data folder's file system): \
+        "  small files   {:.0} files of 64-128 KiB ({:.1} MB) in {:.0} folders, 8 threads; local disk (std::fs on the data folder's file system): \
          write {lw:.0} files/s (create, write, close; no fsync), shuffled read {lr:.0} files/s ({local_read})",
         get("small_files"),
-        get("small_bytes") / 1e6
+        get("small_bytes") / 1e6,
+        get("small_folders")
     );
     let pct = |x: f64, of: f64| 100.0 * x / of.max(1e-9);
     if r.contains_key("small_fuse_write_files_per_s") {

@@ -79,8 +79,13 @@ impl SmallSet {
         format!("d{:02}/f{i:06}", i % FOLDERS)
     }
 
+    /// Folders the files are spread over: 100, or one per file if fewer.
+    pub fn folder_count(&self) -> usize {
+        FOLDERS.min(self.len())
+    }
+
     fn folders(&self) -> impl Iterator<Item = String> {
-        (0..FOLDERS.min(self.len())).map(|d| format!("d{d:02}"))
+        (0..self.folder_count()).map(|d| format!("d{d:02}"))
     }
 
     fn fill(&self, i: usize, buf: &mut Vec<u8>) {

@@ -336,6 +336,7 @@ async fn small_files(
     let set = SmallSet::new(a.small_files);
     report.insert("small_files".into(), set.len().into());
     report.insert("small_bytes".into(), set.bytes().into());
+    report.insert("small_folders".into(), set.folder_count().into());
     let mut put = |k: &str, v: f64| report.insert(k.into(), round1(v).into());
     if a.no_fuse {
         let w = crate::bench_small::write_native(client, "/bench/small", &set).await?;
