@@ -147,7 +147,7 @@ pub fn write_fs(root: &Path, set: &SmallSet) -> Result<Rate> {
         set.fill(i, &mut buf);
         let mut f = std::fs::File::create(root.join(SmallSet::rel(i))).context("create a small file")?;
         f.write_all(&buf).context("write a small file")?;
-        Ok(())
+        close(f).context("close a small file")
     })
 }
 
@@ -177,6 +177,18 @@ pub fn read_fs(root: &Path, set: &SmallSet, direct: bool) -> Result<(Rate, bool)
         }
     })?;
     Ok((rate, direct))
+}
+
+/// Close `f`, returning the error a file system reports at close (through
+/// the mount, where the file is committed), which dropping it would hide.
+fn close(f: std::fs::File) -> std::io::Result<()> {
+    let fd = std::os::fd::IntoRawFd::into_raw_fd(f);
+    // SAFETY: `fd` was just released from the `File` that owned it: closed
+    // exactly once, here.
+    if unsafe { libc::close(fd) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
 }
 
 fn direct_ok(path: &Path) -> bool {
