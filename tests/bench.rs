@@ -52,6 +52,8 @@ fn bench_reports_every_row_at_tiny_sizes() {
         "fuse_ls_l_entries_per_s",
         // Degraded read.
         "degraded_read_mbps",
+        "degraded_read_pct_of_healthy",
+        "fuse_read_pct_of_disk_seq",
         // CPU per GB.
         "cpu_s_per_gb_native_write",
         "cpu_s_per_gb_native_read",

@@ -226,7 +226,7 @@ pub async fn run(a: BenchArgs) -> Result<()> {
         }
         let cluster_file = cluster.cluster_path.clone();
         let (pattern, sizes, ops, root) = (pattern.clone(), sizes.clone(), a.meta_ops, mnt.clone());
-        let (fuse_levels, probe, cpu) = (levels.clone(), probe.clone(), cpu.clone());
+        let (fuse_levels, probe, cpu, disk_seq) = (levels.clone(), probe.clone(), cpu.clone(), disk.seq_mbps);
         let fuse = tokio::task::spawn_blocking(move || -> Result<Vec<(String, Value)>> {
             let mut out: Vec<(String, Value)> = Vec::new();
             let write = {
@@ -267,6 +267,7 @@ pub async fn run(a: BenchArgs) -> Result<()> {
             out.push(("cpu_s_per_gb_fuse_read".into(), round3(cpu.sample().per_gb_since(&before, read.bytes)).into()));
             out.push(("fuse_write_mbps".into(), round1(write.mbps()).into()));
             out.push(("fuse_read_mbps".into(), round1(read.mbps()).into()));
+            out.push(("fuse_read_pct_of_disk_seq".into(), round1(100.0 * read.mbps() / disk_seq.max(1e-9)).into()));
             Ok(out)
         })
         .await??;
@@ -299,6 +300,8 @@ pub async fn run(a: BenchArgs) -> Result<()> {
         report
             .insert("cpu_s_per_gb_degraded_read".into(), round3(cpu.sample().per_gb_since(&before, read.bytes)).into());
         report.insert("degraded_read_mbps".into(), round1(read.mbps()).into());
+        let healthy = report.get("read_mbps").and_then(Value::as_f64).unwrap_or(0.0);
+        report.insert("degraded_read_pct_of_healthy".into(), round1(100.0 * read.mbps() / healthy.max(1e-9)).into());
         report.insert("degraded_data_servers_down".into(), 1.into());
     }
 
