@@ -51,6 +51,13 @@ impl Mount {
     }
 }
 
+impl Mount {
+    /// The mount process's id (for CPU accounting).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
 impl Drop for Mount {
     fn drop(&mut self) {
         // SAFETY: signalling our own child; it unmounts on SIGTERM.
@@ -207,4 +214,33 @@ fn per_thread(threads: usize, n: u64, op: impl Fn(usize, u64) -> std::io::Result
         Ok(())
     })?;
     Ok((n * threads as u64) as f64 / start.elapsed().as_secs_f64())
+}
+
+/// Bytes of the files `dir/shard-{i:05}.bin` of `sizes` in the page cache
+/// (mmap + mincore, which reads nothing): 0 on a fresh mount, which is what
+/// makes its read cold. None if the mount refuses the mapping.
+pub fn cached_bytes(dir: &Path, sizes: &[u64]) -> Option<u64> {
+    // SAFETY: sysconf only reads a configuration value.
+    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) }.max(4096) as u64;
+    let mut cached = 0;
+    for (i, &size) in sizes.iter().enumerate().filter(|(_, &s)| s > 0) {
+        let f = std::fs::File::open(dir.join(format!("shard-{i:05}.bin"))).ok()?;
+        let fd = std::os::fd::AsRawFd::as_raw_fd(&f);
+        // SAFETY: a read-only shared mapping of a file we hold open, unmapped
+        // below; its memory is never touched, only passed to mincore.
+        let addr = unsafe { libc::mmap(std::ptr::null_mut(), size as usize, libc::PROT_READ, libc::MAP_SHARED, fd, 0) };
+        if addr == libc::MAP_FAILED {
+            return None;
+        }
+        let mut vec = vec![0u8; size.div_ceil(page) as usize];
+        // SAFETY: `vec` has one byte per page of the mapping.
+        let ok = unsafe { libc::mincore(addr, size as usize, vec.as_mut_ptr()) } == 0;
+        // SAFETY: unmapping exactly what mmap returned.
+        unsafe { libc::munmap(addr, size as usize) };
+        if !ok {
+            return None;
+        }
+        cached += vec.iter().filter(|&&b| b & 1 == 1).count() as u64 * page;
+    }
+    Some(cached)
 }

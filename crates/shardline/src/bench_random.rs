@@ -1,7 +1,9 @@
 //! `shardline bench` rows for random reads: 128 KiB samples at random
 //! offsets inside large files, 8 concurrent readers through the native
 //! client, beside an in-run baseline of the raw disk under the data folder
-//! doing the same reads with O_DIRECT.
+//! doing the same reads with O_DIRECT; and that disk's sequential O_DIRECT
+//! read rate (4 MiB reads, one stream), the baseline of the cold sequential
+//! read through the mount.
 //!
 //! Offsets are 4 KiB-aligned (O_DIRECT needs it; the client does not), so
 //! both sides do the same requests. Every sample read through Shardline is
@@ -27,9 +29,13 @@ pub const SAMPLE: usize = 128 << 10;
 pub const READERS: usize = 8;
 const ALIGN: u64 = 4096;
 
-/// Samples per second and whether the probe bypassed the page cache.
-pub struct RandomRate {
-    pub per_s: f64,
+/// The raw disk's rates, and whether the probe bypassed the page cache.
+pub struct RawDisk {
+    /// Sequential reads, 4 MiB at a time, one stream: MB/s.
+    pub seq_mbps: f64,
+    /// Random 128 KiB reads, `READERS` threads: reads per second (None
+    /// when no samples were asked for).
+    pub random_per_s: Option<f64>,
     pub direct_io: bool,
 }
 
@@ -70,12 +76,13 @@ pub async fn native(client: &Client, dir: &str, pattern: &Pattern, sizes: &[u64]
     Ok((per * READERS) as f64 / start.elapsed().as_secs_f64())
 }
 
-/// The raw disk's rate for the same reads: a `file_bytes` file under `dir`,
-/// written and synced, then read at random with O_DIRECT by `READERS`
-/// threads (buffered, after dropping the file from the page cache, where
-/// the file system refuses O_DIRECT).
-pub fn raw_disk(dir: &Path, file_bytes: u64, samples: usize) -> Result<RandomRate> {
-    let path = dir.join("random-read-probe.bin");
+/// The raw disk's rates: a `file_bytes` file under `dir`, written and
+/// synced, read once sequentially and then `samples` times at random (the
+/// same reads as [`native`]), with O_DIRECT (buffered, after dropping the
+/// file from the page cache before each pass, where the file system refuses
+/// O_DIRECT).
+pub fn raw_disk(dir: &Path, file_bytes: u64, samples: usize) -> Result<RawDisk> {
+    let path = dir.join("raw-disk-probe.bin");
     let file_bytes = file_bytes.max(64 * SAMPLE as u64) / ALIGN * ALIGN;
     {
         let mut f = File::create(&path).with_context(|| format!("create {}", path.display()))?;
@@ -89,17 +96,37 @@ pub fn raw_disk(dir: &Path, file_bytes: u64, samples: usize) -> Result<RandomRat
         }
         f.sync_all().context("sync the probe file")?;
     }
-    let direct = std::fs::OpenOptions::new().read(true).custom_flags(libc::O_DIRECT).open(&path);
+    let r = probe(&path, file_bytes, samples);
+    let _ = std::fs::remove_file(&path);
+    r
+}
+
+fn probe(path: &Path, file_bytes: u64, samples: usize) -> Result<RawDisk> {
+    let direct = std::fs::OpenOptions::new().read(true).custom_flags(libc::O_DIRECT).open(path);
     let (file, direct_io) = match direct {
         Ok(f) => (f, true),
-        Err(_) => {
-            let f = File::open(&path)?;
-            // Buffered fallback: start cold.
+        Err(_) => (File::open(path)?, false),
+    };
+    let drop_cache = |f: &File| {
+        if !direct_io {
             // SAFETY: plain syscall on a file descriptor we own.
-            unsafe { libc::posix_fadvise(std::os::fd::AsRawFd::as_raw_fd(&f), 0, 0, libc::POSIX_FADV_DONTNEED) };
-            (f, false)
+            unsafe { libc::posix_fadvise(std::os::fd::AsRawFd::as_raw_fd(f), 0, 0, libc::POSIX_FADV_DONTNEED) };
         }
     };
+    drop_cache(&file);
+    let mut buf = AlignedBuf::new(4 << 20);
+    let start = Instant::now();
+    let mut offset = 0;
+    while offset < file_bytes {
+        let n = (file_bytes - offset).min(buf.as_mut().len() as u64) as usize;
+        file.read_exact_at(&mut buf.as_mut()[..n], offset).context("read the probe file")?;
+        offset += n as u64;
+    }
+    let seq_mbps = file_bytes as f64 / start.elapsed().as_secs_f64() / 1e6;
+    if samples == 0 {
+        return Ok(RawDisk { seq_mbps, random_per_s: None, direct_io });
+    }
+    drop_cache(&file);
     let file = Arc::new(file);
     let per = samples.div_ceil(READERS);
     let start = Instant::now();
@@ -121,8 +148,7 @@ pub fn raw_disk(dir: &Path, file_bytes: u64, samples: usize) -> Result<RandomRat
         t.join().map_err(|_| anyhow::anyhow!("disk probe thread panicked"))?.context("read the probe file")?;
     }
     let per_s = (per * READERS) as f64 / start.elapsed().as_secs_f64();
-    let _ = std::fs::remove_file(&path);
-    Ok(RandomRate { per_s, direct_io })
+    Ok(RawDisk { seq_mbps, random_per_s: Some(per_s), direct_io })
 }
 
 /// A 4 KiB-aligned offset with a whole sample before `size`.
@@ -132,13 +158,15 @@ fn random_offset(rng: &mut impl Rng, size: u64) -> u64 {
 }
 
 /// A zeroed buffer aligned for O_DIRECT.
-struct AlignedBuf {
+pub struct AlignedBuf {
     ptr: *mut u8,
     layout: std::alloc::Layout,
 }
 
 impl AlignedBuf {
-    fn new(len: usize) -> AlignedBuf {
+    /// `len` bytes, rounded up to a multiple of 4 KiB.
+    pub fn new(len: usize) -> AlignedBuf {
+        let len = len.div_ceil(ALIGN as usize).max(1) * ALIGN as usize;
         let layout = std::alloc::Layout::from_size_align(len, ALIGN as usize).expect("valid layout");
         // SAFETY: the layout has a non-zero size.
         let ptr = unsafe { std::alloc::alloc_zeroed(layout) };
@@ -148,7 +176,7 @@ impl AlignedBuf {
         AlignedBuf { ptr, layout }
     }
 
-    fn as_mut(&mut self) -> &mut [u8] {
+    pub fn as_mut(&mut self) -> &mut [u8] {
         // SAFETY: `ptr` points to `layout.size()` initialized (zeroed) bytes
         // owned by this buffer, and `&mut self` makes the borrow unique.
         unsafe { std::slice::from_raw_parts_mut(self.ptr, self.layout.size()) }

@@ -1,14 +1,17 @@
 //! `shardline bench` row for the cipher suites: sealing and opening 4 MiB
 //! chunks in chunk format v2 on one core, per suite, beside format v1's
-//! whole-chunk open (what every read paid before segments); and what a data
-//! server's capability check costs per shard request.
+//! whole-chunk open (what every read paid before segments); what a data
+//! server's capability check costs per shard request; and the memcpy,
+//! seal and RS 4+2 encode baselines of the summary.
 
 use std::time::Instant;
 
+use bytes::Bytes;
 use shardline_crypto::{
-    cap_ops, check_cap, issue_cap, now_ms, open_chunk, open_segments, seal_chunk, seal_segments, CapKey, CapTarget,
-    Capability, ChunkAad, CipherSuite, Dek, SegmentLayout,
+    cap_ops, check_cap, issue_cap, now_ms, open_chunk, open_segments, seal_chunk, seal_chunk_padded, seal_segments,
+    CapKey, CapTarget, Capability, ChunkAad, CipherSuite, Dek, SegmentLayout, SEAL_OVERHEAD,
 };
+use shardline_erasure::Codec;
 
 const CHUNK: usize = 4 << 20;
 const ROUNDS: usize = 32;
@@ -59,4 +62,39 @@ pub fn cap_check_us() -> f64 {
         std::hint::black_box(ok.expect("a token made just now checks"));
     }
     t.elapsed().as_secs_f64() * 1e6 / f64::from(CHECKS)
+}
+
+/// memcpy of 256 MiB, 4 times (page faults of the fresh buffers included).
+pub fn memcpy_mbps() -> f64 {
+    let src = vec![7u8; 256 << 20];
+    let mut dst = vec![0u8; 256 << 20];
+    let start = Instant::now();
+    for _ in 0..4 {
+        dst.copy_from_slice(&src);
+        std::hint::black_box(&mut dst);
+    }
+    (4 * src.len()) as f64 / start.elapsed().as_secs_f64() / 1e6
+}
+
+/// Single-core seal and RS 4+2 encode throughput over 4 MiB chunks.
+pub fn codec_mbps() -> (f64, f64) {
+    let dek = Dek::generate();
+    let codec = Codec::new(4, 2).expect("4+2 is valid");
+    let chunk = vec![3u8; 4 << 20];
+    let cell = codec.cell_size(chunk.len() + SEAL_OVERHEAD);
+    let rounds = 32;
+    let start = Instant::now();
+    let mut sealed = Vec::new();
+    for i in 0..rounds {
+        let aad = ChunkAad { file_id: 1, chunk_index: i, version: 1, key_id: "bench" };
+        sealed = seal_chunk_padded(&dek, &aad, &chunk, cell * 4);
+    }
+    let seal = (rounds as usize * chunk.len()) as f64 / start.elapsed().as_secs_f64() / 1e6;
+    let sealed = Bytes::from(sealed);
+    let start = Instant::now();
+    for _ in 0..rounds {
+        std::hint::black_box(codec.encode(sealed.clone()).expect("encode"));
+    }
+    let encode = (rounds as usize * sealed.len()) as f64 / start.elapsed().as_secs_f64() / 1e6;
+    (seal, encode)
 }

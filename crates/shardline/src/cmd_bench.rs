@@ -1,29 +1,34 @@
 //! `shardline bench`: measure Shardline beside the machine's own limits, all
 //! in one run — loopback TCP (plain, and through the mutual TLS every
-//! connection uses), memcpy, the cipher and the erasure code as
-//! baselines; then on a fresh local cluster: native sequential write and
-//! read, metadata operations with 1 and 16 concurrent clients, and rebuild
-//! after a data server dies. Every number is printed next to its baseline.
+//! connection uses), memcpy, the cipher and the erasure code, the raw disk
+//! under the data folder (O_DIRECT, sequential and random) as baselines;
+//! then on a fresh local cluster: native sequential write and read,
+//! random reads, metadata operations with 1 and 16 concurrent clients, the
+//! same through a FUSE mount, small files (mount, native, local disk),
+//! listing a large directory, a degraded read with one data server down,
+//! and rebuild after it died; whole-cluster CPU per GB for the data phases.
+//! Every number is printed next to its baseline (`bench_report.rs`).
+//!
+//! The phases run in this order so each finds the cluster it needs: the
+//! degraded read kills a data server with repair stopped, and the rebuild,
+//! last, starts repair and times the rebuild of that same server.
 
 use std::path::PathBuf;
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use anyhow::{Context, Result};
-use bytes::Bytes;
+use anyhow::Result;
 use clap::Args;
-use shardline_client::inode_api::NewFile;
+use serde_json::{Map, Value};
 use shardline_client::Client;
-use shardline_crypto::{seal_chunk_padded, ChunkAad, Dek, SEAL_OVERHEAD};
-use shardline_erasure::Codec;
 use shardline_types::Layout;
-use tokio::task::JoinSet;
 
+use crate::bench_cpu::CpuMeter;
 use crate::bench_latency::{self, WriteProbe};
+use crate::bench_small::SmallSet;
 use crate::local_cluster::{LocalCluster, Spec};
 use crate::storage_report::StorageReport;
 use crate::synthetic::Pattern;
-use crate::workload::{round1, run_phase, Direction};
+use crate::workload::{round1, round3, run_phase, Direction};
 
 #[derive(Args)]
 pub struct BenchArgs {
@@ -41,10 +46,24 @@ pub struct BenchArgs {
     #[arg(long, value_delimiter = ',', default_values_t = [1usize, 16])]
     meta_clients: Vec<usize>,
     /// Random 128 KiB reads (8 readers) inside the written files; 0 skips
-    /// the row and its raw-disk baseline.
+    /// the row and its raw-disk random baseline (the raw disk's sequential
+    /// read is measured either way).
     #[arg(long, default_value_t = 2000)]
     random_samples: usize,
-    /// Skip the rebuild benchmark (it kills a data server).
+    /// Small files of 64–128 KiB (in 100 folders) written through the mount
+    /// and read back cold and shuffled, through the mount, the native
+    /// client and the local disk, 8 threads each; 0 skips the rows.
+    #[arg(long, default_value_t = 10_000)]
+    small_files: usize,
+    /// Entries of the directory listed through the mount (readdir alone,
+    /// and `ls -l`: readdir + stat of every entry); 0 skips the rows.
+    #[arg(long, default_value_t = 100_000)]
+    list_entries: usize,
+    /// Skip the degraded read (it kills a data server, with repair stopped).
+    #[arg(long)]
+    no_degraded: bool,
+    /// Skip the rebuild benchmark (it kills a data server, or reuses the
+    /// degraded read's).
     #[arg(long)]
     no_rebuild: bool,
     /// Skip the FUSE benchmarks (they need /dev/fuse and fusermount3).
@@ -61,6 +80,9 @@ pub struct BenchArgs {
     /// Keep the cluster's folder here instead of a temporary one.
     #[arg(long)]
     data_dir: Option<PathBuf>,
+    /// Loopback address the local cluster binds (tests use their own).
+    #[arg(long, default_value = "127.0.0.1", hide = true)]
+    host: String,
     /// Only benchmark the shard stores (puts/s and syncs per shard for 6
     /// concurrent writers), in a folder under --data-dir (default: here).
     #[arg(long)]
@@ -80,7 +102,7 @@ pub async fn run(a: BenchArgs) -> Result<()> {
             .await?;
     }
     crate::synthetic::Pattern::check_fits(a.files, a.size.div_ceil(a.files.max(1)))?;
-    let mut report = serde_json::Map::new();
+    let mut report = Map::new();
     let say = |msg: &str| {
         if !a.json {
             eprintln!("{msg}");
@@ -98,14 +120,14 @@ pub async fn run(a: BenchArgs) -> Result<()> {
     report.insert("loopback_tls_mbps".into(), round1(loopback_tls).into());
     report.insert("loopback_integrity_only_mbps".into(), round1(loopback_integrity).into());
     report.insert("data_integrity_only".into(), a.data_integrity_only.into());
-    let memcpy = memcpy_mbps();
-    let (seal, encode) = tokio::task::spawn_blocking(codec_mbps).await?;
+    let memcpy = crate::bench_seal::memcpy_mbps();
+    let (seal, encode) = tokio::task::spawn_blocking(crate::bench_seal::codec_mbps).await?;
     report.insert("loopback_mbps".into(), round1(loopback).into());
     report.insert("memcpy_mbps".into(), round1(memcpy).into());
     report.insert("seal_mbps_1core".into(), round1(seal).into());
     report.insert("rs_encode_mbps_1core".into(), round1(encode).into());
     let cap_check_us = tokio::task::spawn_blocking(crate::bench_seal::cap_check_us).await?;
-    report.insert("cap_check_us".into(), (((cap_check_us * 1000.0).round()) / 1000.0).into());
+    report.insert("cap_check_us".into(), round3(cap_check_us).into());
     for (k, v) in tokio::task::spawn_blocking(crate::bench_seal::suites_mbps).await? {
         report.insert(k, round1(v).into());
     }
@@ -115,14 +137,13 @@ pub async fn run(a: BenchArgs) -> Result<()> {
     let store_dir = a.data_dir.clone().unwrap_or_else(|| tmp.path().to_path_buf()).join("store-bench");
     let store = tokio::task::spawn_blocking(move || crate::bench_store::quick(&store_dir)).await??;
     report.extend(crate::bench_store::json(&store));
-    let layout = Layout::default();
     let spec = Spec {
         dir: a.data_dir.clone().unwrap_or_else(|| tmp.path().to_path_buf()),
         meta: 3,
         data: 8,
-        layout,
+        layout: Layout::default(),
         pg_count: 64,
-        host: "127.0.0.1".into(),
+        host: a.host.clone(),
         data_capacity: None,
         client_lease_ms: None,
         data_integrity_only: a.data_integrity_only,
@@ -130,14 +151,20 @@ pub async fn run(a: BenchArgs) -> Result<()> {
     say("starting a local cluster: 3 metadata + 8 data servers, RS 4+2…");
     let mut cluster = LocalCluster::start(&spec)?;
     cluster.wait_ready(Duration::from_secs(60)).await?;
+    let cpu = CpuMeter::new(cluster.pids());
+    report.insert("cpu_processes".into(), cpu.processes().into());
     let client = Client::connect(cluster.file.client_config(shardline_rpc::Role::Client)?).await?;
     client.mkdir("/bench").await?;
 
     say("native sequential write and read…");
     let pattern = Pattern::new(42);
     let sizes: Vec<u64> = (0..a.files).map(|i| a.size / a.files + u64::from(i < a.size % a.files)).collect();
+    let before = cpu.sample();
     let write = run_phase("/bench", &client, &pattern, &sizes, 2, Direction::Write).await?;
+    let cpu_write = cpu.sample().per_gb_since(&before, write.bytes);
+    let before = cpu.sample();
     let read = run_phase("/bench", &client, &pattern, &sizes, 2, Direction::Read).await?;
+    let cpu_read = cpu.sample().per_gb_since(&before, read.bytes);
     if let Some((file, offset)) = &read.first_bad {
         anyhow::bail!("verification failed: {file} differs from what was written at byte {offset}");
     }
@@ -146,6 +173,8 @@ pub async fn run(a: BenchArgs) -> Result<()> {
     report.extend(storage.json_fields());
     report.insert("write_mbps".into(), round1(write.mbps()).into());
     report.insert("read_mbps".into(), round1(read.mbps()).into());
+    report.insert("cpu_s_per_gb_native_write".into(), round3(cpu_write).into());
+    report.insert("cpu_s_per_gb_native_read".into(), round3(cpu_read).into());
 
     say("fsync latency and loopback round trip…");
     let fsync_dir = spec.dir.clone();
@@ -162,21 +191,24 @@ pub async fn run(a: BenchArgs) -> Result<()> {
     report.insert("fsync_append_latency".into(), fsync_append.json());
     report.insert("loopback_rtt".into(), rtt.json());
     let probe = WriteProbe::new(cluster.file.meta.iter().map(|n| n.dir.clone()).collect());
-    if a.random_samples > 0 {
-        say("random 128 KiB reads, native, and the raw disk's…");
-        let (dir, bytes) = (spec.dir.clone(), a.size.clamp(256 << 20, 2 << 30));
-        let samples = a.random_samples;
-        let disk = tokio::task::spawn_blocking(move || crate::bench_random::raw_disk(&dir, bytes, samples)).await??;
+
+    say("the raw disk (O_DIRECT): sequential, and random 128 KiB reads…");
+    let (dir, bytes, samples) = (spec.dir.clone(), a.size.clamp(256 << 20, 2 << 30), a.random_samples);
+    let disk = tokio::task::spawn_blocking(move || crate::bench_random::raw_disk(&dir, bytes, samples)).await??;
+    report.insert("disk_seq_read_mbps".into(), round1(disk.seq_mbps).into());
+    report.insert("disk_seq_direct_io".into(), disk.direct_io.into());
+    if let Some(per_s) = disk.random_per_s {
+        say("random 128 KiB reads, native…");
         let native = crate::bench_random::native(&client, "/bench", &pattern, &sizes, samples).await?;
         report.insert("random_128k_reads_per_s_8r".into(), round1(native).into());
-        report.insert("disk_random_128k_reads_per_s_8r".into(), round1(disk.per_s).into());
+        report.insert("disk_random_128k_reads_per_s_8r".into(), round1(per_s).into());
         report.insert("disk_random_direct_io".into(), disk.direct_io.into());
     }
 
     say("metadata operations…");
     let levels: Vec<usize> = a.meta_clients.iter().map(|&c| c.max(1)).collect();
     for &clients in &levels {
-        for (op, rate, split) in meta_bench(&client, clients, a.meta_ops, &probe).await? {
+        for (op, rate, split) in crate::bench_meta::meta_bench(&client, clients, a.meta_ops, &probe).await? {
             report.insert(format!("meta_{op}_per_s_{clients}c"), round1(rate).into());
             if let Some(split) = split {
                 report.insert(format!("meta_{op}_breakdown_{clients}c"), split);
@@ -184,23 +216,29 @@ pub async fn run(a: BenchArgs) -> Result<()> {
         }
     }
 
+    let mnt = spec.dir.join("mnt");
     if !a.no_fuse {
         say("the same through a FUSE mount…");
         // Files the mount has never seen, for the uncached stat.
         for &c in &levels {
-            make_files(&client, &format!("/bench/cold-{c}"), c, a.meta_ops / c as u64).await?;
-            make_files(&client, &format!("/bench/list-{c}"), c, a.meta_ops / c as u64).await?;
+            crate::bench_meta::make_files(&client, &format!("/bench/cold-{c}"), c, a.meta_ops / c as u64).await?;
+            crate::bench_meta::make_files(&client, &format!("/bench/list-{c}"), c, a.meta_ops / c as u64).await?;
         }
         let cluster_file = cluster.cluster_path.clone();
-        let (pattern, sizes, ops, root) = (pattern.clone(), sizes.clone(), a.meta_ops, spec.dir.join("mnt"));
-        let fuse_levels = levels.clone();
-        let probe = probe.clone();
-        let fuse = tokio::task::spawn_blocking(move || -> Result<Vec<(String, serde_json::Value)>> {
-            let mut out = Vec::new();
+        let (pattern, sizes, ops, root) = (pattern.clone(), sizes.clone(), a.meta_ops, mnt.clone());
+        let (fuse_levels, probe, cpu, disk_seq) = (levels.clone(), probe.clone(), cpu.clone(), disk.seq_mbps);
+        let fuse = tokio::task::spawn_blocking(move || -> Result<Vec<(String, Value)>> {
+            let mut out: Vec<(String, Value)> = Vec::new();
             let write = {
                 let m = crate::bench_fuse::Mount::start(&cluster_file, &root)?;
                 std::fs::create_dir(m.dir.join("fuse"))?;
+                let cpu = cpu.with(m.pid());
+                let before = cpu.sample();
                 let w = crate::bench_fuse::write_files(&m.dir.join("fuse"), &pattern, &sizes)?;
+                out.push((
+                    "cpu_s_per_gb_fuse_write".into(),
+                    round3(cpu.sample().per_gb_since(&before, w.bytes)).into(),
+                ));
                 for &c in &fuse_levels {
                     for (op, rate, split) in crate::bench_fuse::meta_ops(&m.dir, c, ops, &probe)? {
                         out.push((format!("fuse_{op}_per_s_{c}c"), round1(rate).into()));
@@ -216,22 +254,60 @@ pub async fn run(a: BenchArgs) -> Result<()> {
                 }
                 w
             };
-            // A fresh mount reads cold: nothing is in this mount's page cache.
+            // A fresh mount reads cold: a new kernel superblock (an empty
+            // page cache for its files) and a client with empty caches.
             let m = crate::bench_fuse::Mount::start(&cluster_file, &root)?;
+            out.push(("fuse_read_fresh_mount".into(), true.into()));
+            if let Some(cached) = crate::bench_fuse::cached_bytes(&m.dir.join("fuse"), &sizes) {
+                out.push(("fuse_read_page_cache_bytes_before".into(), cached.into()));
+            }
+            let cpu = cpu.with(m.pid());
+            let before = cpu.sample();
             let read = crate::bench_fuse::read_files(&m.dir.join("fuse"), &pattern, &sizes)?;
+            out.push(("cpu_s_per_gb_fuse_read".into(), round3(cpu.sample().per_gb_since(&before, read.bytes)).into()));
             out.push(("fuse_write_mbps".into(), round1(write.mbps()).into()));
             out.push(("fuse_read_mbps".into(), round1(read.mbps()).into()));
+            out.push(("fuse_read_pct_of_disk_seq".into(), round1(100.0 * read.mbps() / disk_seq.max(1e-9)).into()));
             Ok(out)
         })
         .await??;
-        for (k, v) in fuse {
-            report.insert(k, v);
-        }
+        report.extend(fuse);
+    }
+
+    if a.small_files > 0 {
+        say("small files: through the mount, the native client and the local disk…");
+        small_files(&a, &cluster, &client, &mnt, &spec.dir, &mut report).await?;
+    }
+
+    if a.list_entries > 0 && !a.no_fuse {
+        say("listing a large directory through the mount…");
+        let n = a.list_entries;
+        let create = crate::bench_list::make(&client, "/bench/ls", n).await?;
+        let (cluster_file, root) = (cluster.cluster_path.clone(), mnt.clone());
+        let (readdir, ls_l) =
+            tokio::task::spawn_blocking(move || crate::bench_list::through_mount(&cluster_file, &root, "bench/ls", n))
+                .await??;
+        report.insert("list_entries".into(), n.into());
+        report.insert("list_create_per_s".into(), round1(create).into());
+        report.insert("fuse_readdir_entries_per_s".into(), round1(readdir).into());
+        report.insert("fuse_ls_l_entries_per_s".into(), round1(ls_l).into());
+    }
+
+    if !a.no_degraded {
+        say("degraded read: one data server down, repair stopped…");
+        let before = cpu.sample();
+        let read = crate::bench_degraded::degraded_read(&mut cluster, "/bench", &pattern, &sizes).await?;
+        report
+            .insert("cpu_s_per_gb_degraded_read".into(), round3(cpu.sample().per_gb_since(&before, read.bytes)).into());
+        report.insert("degraded_read_mbps".into(), round1(read.mbps()).into());
+        let healthy = report.get("read_mbps").and_then(Value::as_f64).unwrap_or(0.0);
+        report.insert("degraded_read_pct_of_healthy".into(), round1(100.0 * read.mbps() / healthy.max(1e-9)).into());
+        report.insert("degraded_data_servers_down".into(), 1.into());
     }
 
     if !a.no_rebuild {
         say("rebuild after a data server dies…");
-        let (bytes, secs) = rebuild_bench(&mut cluster).await?;
+        let (bytes, secs) = crate::bench_degraded::rebuild(&mut cluster, !a.no_degraded).await?;
         report.insert("rebuild_bytes".into(), bytes.into());
         report.insert("rebuild_mbps".into(), round1(bytes as f64 / secs / 1e6).into());
         report.insert(
@@ -242,267 +318,56 @@ pub async fn run(a: BenchArgs) -> Result<()> {
     cluster.stop();
 
     if a.json {
-        println!("{}", serde_json::Value::Object(report));
-        return Ok(());
-    }
-    let get = |k: &str| report.get(k).and_then(|v| v.as_f64()).unwrap_or(0.0);
-    println!("shardline bench (MB/s = 10^6 bytes/s; every ratio is against a number measured in this run)");
-    println!("  storage       {}", storage.line());
-    println!("  baselines     loopback TCP {loopback:.0} MB/s, memcpy {memcpy:.0} MB/s, XChaCha20-Poly1305 seal {seal:.0} MB/s/core, RS 4+2 encode {encode:.0} MB/s/core");
-    println!(
-        "  loopback TLS  {loopback_tls:.0} MB/s ({:.1}% of loopback TCP): TLS 1.3 AES-GCM, as every Shardline connection; \
-         integrity-only {loopback_integrity:.0} MB/s ({:.1}%)",
-        100.0 * loopback_tls / loopback,
-        100.0 * loopback_integrity / loopback
-    );
-    println!("  shard store   {}", crate::bench_store::line(&store));
-    println!(
-        "  latency       fsync (256 B write + fdatasync, cluster disk) {:.3} ms median / {:.3} ms mean into preallocated space, \
-         {:.3} / {:.3} ms appending; loopback TCP round trip {:.3} ms median / {:.3} ms mean; \
-         capability check {:.2} µs per shard request ({:.1}% of the round trip)",
-        fsync.median_ms,
-        fsync.mean_ms,
-        fsync_append.median_ms,
-        fsync_append.mean_ms,
-        rtt.median_ms,
-        rtt.mean_ms,
-        cap_check_us,
-        100.0 * cap_check_us / (rtt.median_ms * 1000.0).max(1e-9)
-    );
-    println!(
-        "  native write  {:>8.1} MB/s  {:>5.1}% of loopback",
-        get("write_mbps"),
-        100.0 * get("write_mbps") / loopback
-    );
-    println!(
-        "  native read   {:>8.1} MB/s  {:>5.1}% of loopback",
-        get("read_mbps"),
-        100.0 * get("read_mbps") / loopback
-    );
-    println!(
-        "  chunk format v2, 1 core: AES-256-GCM seal {:.0} / open {:.0} MB/s, XChaCha20-Poly1305 seal {:.0} / open {:.0} MB/s (v1 whole-chunk open {:.0} MB/s)",
-        get("seal_v2_aes_mbps_1core"),
-        get("open_v2_aes_mbps_1core"),
-        get("seal_v2_xchacha_mbps_1core"),
-        get("open_v2_xchacha_mbps_1core"),
-        get("open_v1_mbps_1core")
-    );
-    if a.random_samples > 0 {
-        let (n, d) = (get("random_128k_reads_per_s_8r"), get("disk_random_128k_reads_per_s_8r"));
-        println!(
-            "  random 128 KiB reads, 8 readers: native {n:.0}/s  {:.1}% of the raw disk's {d:.0}/s",
-            100.0 * n / d.max(1e-9)
-        );
-    }
-    if !a.no_fuse {
-        let (w, r) = (get("fuse_write_mbps"), get("fuse_read_mbps"));
-        println!("  FUSE write    {w:>8.1} MB/s  {:>5.1}% of native write", 100.0 * w / get("write_mbps").max(1e-9));
-        println!("  FUSE read     {r:>8.1} MB/s  {:>5.1}% of native read", 100.0 * r / get("read_mbps").max(1e-9));
-        for &c in &levels {
-            println!(
-                "  FUSE metadata, {c:>2} thread(s): create {:.0}/s, stat {:.0}/s cached ({:.0}/s uncached, {:.0}/s listed then stat'ed), rename {:.0}/s, unlink {:.0}/s",
-                get(&format!("fuse_create_per_s_{c}c")),
-                get(&format!("fuse_stat_per_s_{c}c")),
-                get(&format!("fuse_stat_uncached_per_s_{c}c")),
-                get(&format!("fuse_list_stat_per_s_{c}c")),
-                get(&format!("fuse_rename_per_s_{c}c")),
-                get(&format!("fuse_unlink_per_s_{c}c"))
-            );
-        }
-    }
-    for &c in &levels {
-        println!(
-            "  metadata, {c:>2} client(s): create {:.0}/s, stat {:.0}/s, rename {:.0}/s, unlink {:.0}/s",
-            get(&format!("meta_create_per_s_{c}c")),
-            get(&format!("meta_stat_per_s_{c}c")),
-            get(&format!("meta_rename_per_s_{c}c")),
-            get(&format!("meta_unlink_per_s_{c}c"))
-        );
-    }
-    println!("  where a metadata write's time goes (means over the run):");
-    for &c in &levels {
-        for (via, prefix) in [("FUSE", "fuse"), ("native", "meta")] {
-            for op in ["create", "rename", "unlink"] {
-                if let Some(b) = report.get(&format!("{prefix}_{op}_breakdown_{c}c")) {
-                    println!("    {via} {op}, {c} thread(s): {}", bench_latency::describe(b));
-                }
-            }
-        }
-    }
-    if !a.no_rebuild {
-        println!(
-            "  rebuild       {:>8.1} MB/s of shards rebuilt ({:.0}% of native write; throttle {} MB/s per data server, shared by its rebuild tasks)",
-            get("rebuild_mbps"),
-            100.0 * get("rebuild_mbps") / get("write_mbps").max(1e-9),
-            shardline_data::DEFAULT_REBUILD_RATE / 1_000_000
-        );
+        println!("{}", Value::Object(report));
+    } else {
+        crate::bench_report::print(&report, &storage.line(), &crate::bench_store::line(&store), &levels);
     }
     Ok(())
 }
 
-fn memcpy_mbps() -> f64 {
-    let src = vec![7u8; 256 << 20];
-    let mut dst = vec![0u8; 256 << 20];
-    let start = Instant::now();
-    for _ in 0..4 {
-        dst.copy_from_slice(&src);
-        std::hint::black_box(&mut dst);
-    }
-    (4 * src.len()) as f64 / start.elapsed().as_secs_f64() / 1e6
-}
-
-/// Single-core seal and RS 4+2 encode throughput over 4 MiB chunks.
-fn codec_mbps() -> (f64, f64) {
-    let dek = Dek::generate();
-    let codec = Codec::new(4, 2).expect("4+2 is valid");
-    let chunk = vec![3u8; 4 << 20];
-    let cell = codec.cell_size(chunk.len() + SEAL_OVERHEAD);
-    let rounds = 32;
-    let start = Instant::now();
-    let mut sealed = Vec::new();
-    for i in 0..rounds {
-        let aad = ChunkAad { file_id: 1, chunk_index: i, version: 1, key_id: "bench" };
-        sealed = seal_chunk_padded(&dek, &aad, &chunk, cell * 4);
-    }
-    let seal = (rounds as usize * chunk.len()) as f64 / start.elapsed().as_secs_f64() / 1e6;
-    let sealed = Bytes::from(sealed);
-    let start = Instant::now();
-    for _ in 0..rounds {
-        std::hint::black_box(codec.encode(sealed.clone()).expect("encode"));
-    }
-    let encode = (rounds as usize * sealed.len()) as f64 / start.elapsed().as_secs_f64() / 1e6;
-    (seal, encode)
-}
-
-/// create, stat, rename, unlink per second with `clients` concurrent tasks;
-/// for the writes, the metadata servers' breakdown of where the time went.
-async fn meta_bench(
+/// The small-file rows: written through the mount (or the native client
+/// without one), read back cold through a fresh mount, through fresh native
+/// clients (tasks, then the prefetch API), and the local-disk baseline.
+async fn small_files(
+    a: &BenchArgs,
+    cluster: &LocalCluster,
     client: &Client,
-    clients: usize,
-    ops: u64,
-    probe: &WriteProbe,
-) -> Result<Vec<(&'static str, f64, Option<serde_json::Value>)>> {
-    let dir = client.mkdir(&format!("/bench/meta-{clients}")).await?.ino;
-    let per = (ops / clients as u64).max(1);
-    // Untimed: open one connection per client, as a long-running job has.
-    let mut warm = JoinSet::new();
-    for _ in 0..clients {
-        let inodes = client.inodes();
-        warm.spawn(async move { inodes.getattr(dir).await.map(drop) });
+    mnt: &std::path::Path,
+    data_dir: &std::path::Path,
+    report: &mut Map<String, Value>,
+) -> Result<()> {
+    let set = SmallSet::new(a.small_files);
+    report.insert("small_files".into(), set.len().into());
+    report.insert("small_bytes".into(), set.bytes().into());
+    report.insert("small_folders".into(), set.folder_count().into());
+    let mut put = |k: &str, v: f64| report.insert(k.into(), round1(v).into());
+    if a.no_fuse {
+        let w = crate::bench_small::write_native(client, "/bench/small", &set).await?;
+        put("small_native_write_files_per_s", w.files_per_s());
+        put("small_native_write_mbps", w.mbps());
+    } else {
+        let (cluster_file, mnt, s) = (cluster.cluster_path.clone(), mnt.to_path_buf(), set.clone());
+        let (w, r) = tokio::task::spawn_blocking(move || {
+            crate::bench_small::through_mount(&cluster_file, &mnt, "bench/small", &s)
+        })
+        .await??;
+        put("small_fuse_write_files_per_s", w.files_per_s());
+        put("small_fuse_write_mbps", w.mbps());
+        put("small_fuse_read_files_per_s", r.files_per_s());
+        put("small_fuse_read_mbps", r.mbps());
     }
-    while let Some(r) = warm.join_next().await {
-        r.context("warm-up task")??;
-    }
-    let mut out = Vec::new();
-    for op in ["create", "stat", "rename", "unlink"] {
-        let read = |fsync: bool| {
-            let probe = probe.clone();
-            tokio::task::spawn_blocking(move || probe.read(fsync))
-        };
-        let before = if op == "stat" { Default::default() } else { read(true).await? };
-        let start = Instant::now();
-        let mut tasks = JoinSet::new();
-        for t in 0..clients {
-            let inodes = client.inodes();
-            tasks.spawn(async move {
-                for i in 0..per {
-                    let (a, b) = (format!("f-{t}-{i}"), format!("g-{t}-{i}"));
-                    match op {
-                        "create" => inodes.create(NewFile::new(dir, &a)).await.map(drop),
-                        "stat" => inodes.lookup(dir, &a).await.map(drop),
-                        "rename" => inodes.rename(dir, &a, dir, &b).await,
-                        _ => inodes.unlink(dir, &b).await,
-                    }?;
-                }
-                Ok::<(), shardline_client::ClientError>(())
-            });
-        }
-        while let Some(r) = tasks.join_next().await {
-            r.context("benchmark task")?.with_context(|| format!("metadata {op}"))?;
-        }
-        let (n, secs) = (per * clients as u64, start.elapsed().as_secs_f64());
-        let split = if op == "stat" {
-            None
-        } else {
-            Some(bench_latency::breakdown(&before, &read(false).await?, n, 1e3 * secs * clients as f64 / n as f64))
-        };
-        out.push((op, n as f64 / secs, split));
-    }
-    Ok(out)
-}
-
-/// `threads` directories `dir/t{t}`, each with `per` empty files `f-{i}`,
-/// made through the native client.
-async fn make_files(client: &Client, dir: &str, threads: usize, per: u64) -> Result<()> {
-    client.mkdir(dir).await?;
-    let mut tasks = JoinSet::new();
-    for t in 0..threads {
-        let (client, inodes) = (client.clone(), client.inodes());
-        let dir = format!("{dir}/t{t}");
-        tasks.spawn(async move {
-            let ino = client.mkdir(&dir).await?.ino;
-            for i in 0..per {
-                inodes.create(NewFile::new(ino, format!("f-{i}"))).await?;
-            }
-            Ok::<(), shardline_client::ClientError>(())
-        });
-    }
-    while let Some(r) = tasks.join_next().await {
-        r.context("file-making task")?.context("make files for the uncached stat")?;
-    }
-    Ok(())
-}
-
-/// Kill one data server and time the rebuild of its shards elsewhere.
-async fn rebuild_bench(cluster: &mut LocalCluster) -> Result<(u64, f64)> {
-    let tls = cluster.file.identity(shardline_rpc::Role::Client)?;
-    let meta = Arc::new(shardline_rpc::MetaClient::new(cluster.file.meta_addrs(), Duration::from_secs(5), tls));
-    cluster.kill("data-1")?;
-    let addrs = cluster.file.meta_addrs();
-    // The leader's view: only it knows the data servers' progress.
-    let status = || {
-        let (meta, addrs) = (meta.clone(), addrs.clone());
-        async move {
-            for addr in &addrs {
-                let body = shardline_proto::v1::meta_request::Body::Status(Default::default());
-                if let Ok(shardline_proto::v1::MetaResponse {
-                    body: Some(shardline_proto::v1::meta_response::Body::Status(s)),
-                    ..
-                }) = meta.call_one(addr, body).await
-                {
-                    if s.meta.first().is_some_and(|m| m.role == "leader") {
-                        return Ok::<_, anyhow::Error>(s);
-                    }
-                }
-            }
-            anyhow::bail!("no metadata server reports itself leader")
-        }
+    let fresh = || async {
+        Ok::<_, anyhow::Error>(Client::connect(cluster.file.client_config(shardline_rpc::Role::Client)?).await?)
     };
-    // Rebuild starts once the server is declared down; time from the first
-    // rebuilt byte until nothing is pending.
-    let deadline = Instant::now() + Duration::from_secs(600);
-    let mut started: Option<Instant> = None;
-    loop {
-        let Ok(s) = status().await else {
-            if Instant::now() > deadline {
-                anyhow::bail!("no metadata leader during the rebuild");
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-            continue;
-        };
-        let bytes: u64 = s.data.iter().map(|d| d.rebuild_bytes).sum();
-        let down = s.data.iter().any(|d| d.id == 1 && d.state == "down");
-        if started.is_none() && down && (bytes > 0 || s.rebuilds_pending > 0) {
-            started = Some(Instant::now());
-        }
-        if let Some(t) = started {
-            if s.rebuilds_pending == 0 && bytes > 0 {
-                return Ok((bytes, t.elapsed().as_secs_f64().max(1e-3)));
-            }
-        }
-        if Instant::now() > deadline {
-            anyhow::bail!("rebuild did not finish in time");
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let r = crate::bench_small::read_native(&fresh().await?, "/bench/small", &set).await?;
+    put("small_native_read_files_per_s", r.files_per_s());
+    put("small_native_read_mbps", r.mbps());
+    let r = crate::bench_small::read_prefetch(&fresh().await?, "/bench/small", &set).await?;
+    put("small_native_prefetch_read_files_per_s", r.files_per_s());
+    let (dir, s) = (data_dir.join("small-local"), set.clone());
+    let (w, r, direct) = tokio::task::spawn_blocking(move || crate::bench_small::local(&dir, &s)).await??;
+    put("small_local_write_files_per_s", w.files_per_s());
+    put("small_local_read_files_per_s", r.files_per_s());
+    report.insert("small_local_read_direct_io".into(), direct.into());
+    Ok(())
 }

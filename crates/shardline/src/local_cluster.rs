@@ -333,6 +333,11 @@ impl LocalCluster {
         self.children.iter().filter_map(|(name, _)| name.strip_prefix("data-")?.parse().ok()).collect()
     }
 
+    /// Process ids of the running servers (for `bench`'s CPU accounting).
+    pub fn pids(&self) -> Vec<u32> {
+        self.children.iter().map(|(_, child)| child.id()).collect()
+    }
+
     /// The metadata leader's status, if a leader answers.
     pub async fn leader_status(&self) -> Option<pb::ClusterStatus> {
         crate::health::leader_status(&self.file.meta_addrs(), &self.admin).await

@@ -1,10 +1,16 @@
 //! `shardline`: the one binary — servers (`meta`, `data`), a local cluster
 //! (`up`), the main job (`demo`), file commands and `admin`.
 
+mod bench_cpu;
+mod bench_degraded;
 mod bench_fuse;
 mod bench_latency;
+mod bench_list;
+mod bench_meta;
 mod bench_random;
+mod bench_report;
 mod bench_seal;
+mod bench_small;
 mod bench_store;
 mod capacity;
 mod certs;
@@ -74,7 +80,10 @@ enum Cmd {
     /// training shards, verify every byte, report throughput beside loopback.
     Demo(cmd_demo::DemoArgs),
     /// Measure throughput and metadata rates beside this machine's own
-    /// limits (loopback TCP, memcpy, cipher, erasure code), in one run.
+    /// limits (loopback TCP, memcpy, cipher, erasure code, the raw disk with
+    /// O_DIRECT), in one run: sequential, random and small-file I/O native
+    /// and through a mount, listing, degraded read, rebuild, and the whole
+    /// cluster's CPU seconds per GB.
     Bench(cmd_bench::BenchArgs),
     /// Run a metadata server.
     Meta(cmd_servers::MetaArgs),
