@@ -266,24 +266,46 @@ fn header_crc(buf: &[u8], header_len: usize) -> u32 {
 /// Write the CRC32C of each `block_len` block of `data` into `table` (4
 /// bytes each) and return the CRC32C of the whole of `data`, in one pass.
 pub(crate) fn fill_block_table(data: &[u8], block_len: usize, table: &mut [u8]) -> u32 {
-    let shift = CrcShift::for_len(block_len);
-    let mut whole = crc32c::crc32c(&[]);
+    let mut whole = WholeCrc::new(block_len);
     for (block, slot) in data.chunks(block_len).zip(table.chunks_exact_mut(4)) {
         let crc = crc32c::crc32c(block);
         slot.copy_from_slice(&crc.to_le_bytes());
-        whole = if block.len() == block_len {
-            shift.combine(whole, crc)
-        } else if whole == 0 {
-            // The CRC of nothing is 0, and combining with 0 shifts nothing:
-            // a payload of one short block is that block's CRC.
+        whole.push(block, crc);
+    }
+    whole.crc()
+}
+
+/// The CRC32C of a payload built from its blocks' CRCs, block by block.
+pub(crate) struct WholeCrc {
+    shift: std::sync::Arc<CrcShift>,
+    block_len: usize,
+    crc: u32,
+}
+
+impl WholeCrc {
+    pub(crate) fn new(block_len: usize) -> Self {
+        WholeCrc { shift: CrcShift::for_len(block_len), block_len, crc: crc32c::crc32c(&[]) }
+    }
+
+    /// The next block (`block`, whose CRC is `crc`); only the last may be short.
+    pub(crate) fn push(&mut self, block: &[u8], crc: u32) {
+        self.crc = if block.len() == self.block_len {
+            self.shift.combine(self.crc, crc)
+        } else if self.crc == 0 {
+            // Combining onto 0 shifts nothing (the shift is linear), and
+            // the CRC of nothing is 0: a payload of one short block is
+            // that block's CRC.
             crc
         } else {
             // A short last block: reading it again costs less than
             // crc32c_combine for its length.
-            crc32c::crc32c_append(whole, block)
+            crc32c::crc32c_append(self.crc, block)
         };
     }
-    whole
+
+    pub(crate) fn crc(&self) -> u32 {
+        self.crc
+    }
 }
 
 /// Check `data`, the payload's blocks from block `first` on (the last one

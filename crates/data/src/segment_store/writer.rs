@@ -21,7 +21,7 @@ use std::thread::JoinHandle;
 use shardline_types::ShardKey;
 
 use super::format::{
-    align_up, fill_block_table, Kind, RecordHeader, SegmentHeader, BATCH_ALIGN, BUFFERED_ALIGN, DIRECT_ALIGN,
+    align_up, fill_block_table, Kind, RecordHeader, SegmentHeader, WholeCrc, BATCH_ALIGN, BUFFERED_ALIGN, DIRECT_ALIGN,
     RECORD_FIXED_LEN, SEGMENT_HEADER_LEN,
 };
 use super::index::{Observed, Pos, Rec};
@@ -52,7 +52,7 @@ impl Body {
         let len = hl + data.len();
         let mut buf = AlignedBuf::zeroed(len)?;
         let block = header.block_len();
-        let mut whole = crc32c::crc32c(&[]);
+        let mut whole = WholeCrc::new(block);
         {
             let (head, rest) = buf.as_mut_slice().split_at_mut(hl);
             let table = &mut head[RECORD_FIXED_LEN..];
@@ -62,11 +62,11 @@ impl Body {
                 dst.copy_from_slice(src);
                 let crc = crc32c::crc32c(dst);
                 table[4 * i..4 * i + 4].copy_from_slice(&crc.to_le_bytes());
-                whole = crc32c::crc32c_combine(whole, crc, src.len());
+                whole.push(dst, crc);
             }
         }
-        header.payload_crc = whole;
-        Ok((Body { buf, len, header }, whole))
+        header.payload_crc = whole.crc();
+        Ok((Body { buf, len, header }, whole.crc()))
     }
 
     /// A tombstone for `key`.
