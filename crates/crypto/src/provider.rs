@@ -243,7 +243,7 @@ mod tests {
         // Through the configuration too.
         let cmd = vec!["sh".to_string(), "-c".into(), "sleep 600".into()];
         let p = provider_from(None, Some(&cmd), Some(Duration::from_millis(200))).expect("command provider");
-        let err = p.load().err().expect("a hanging command gave a key");
+        let err = p.load().expect_err("a hanging command gave a key");
         assert!(err.to_string().contains("timeout of 200ms"), "{err}");
     }
 }
