@@ -1,6 +1,7 @@
 //! POSIX corners through the FUSE mount: mmap, special files, isatty, open
 //! files outliving unlink and rename, names that are not UTF-8, and
-//! CPython's own file-system tests run on the mount.
+//! CPython's own file-system tests run on the mount; another user working
+//! through a shared mount as itself.
 
 mod harness;
 #[path = "harness/mount.rs"]
@@ -300,4 +301,50 @@ fn cpython_os_shutil_fileio_and_tempfile_tests_pass_on_a_mount() {
     assert!(log.contains("Total test files: run=4/4"), "not every test module ran:\n{tail}");
     // Their temporary files were on the mount (the run's working directory).
     assert!(log.contains(&format!("== cwd: {}", m.path.display())), "the tests ran elsewhere:\n{log:.2000}");
+}
+
+/// Each kernel request acts at the metadata service for the user who made
+/// it (issue 12, unmapped client certificates): through a mount run by root
+/// with --allow-other, uid 1000 creates, writes, appends, chmods, renames
+/// and removes its own files, checked by the server as uid 1000 (a request
+/// claiming another uid would be refused there), and uid 1001 cannot read
+/// or remove uid 1000's 0600 file.
+#[test]
+fn another_user_works_through_a_shared_mount_as_itself() {
+    let c = TestCluster::start(135);
+    let top = tempfile::Builder::new().prefix("shardline-mnt-").tempdir().expect("temp dir");
+    fs::set_permissions(top.path(), fs::Permissions::from_mode(0o755)).expect("chmod the mount's parent");
+    let path = top.path().join("mnt");
+    fs::create_dir(&path).expect("mount point");
+    let m = Mount::start_at(&c, &path, &["--allow-other"]);
+    let u = m.p("u");
+    fs::create_dir(&u).expect("mkdir /u");
+    std::os::unix::fs::chown(&u, Some(1000), Some(1000)).expect("chown /u");
+    let as_user = |uid: &str, script: &str| {
+        Command::new("setpriv")
+            .args(["--reuid", uid, "--regid", uid, "--clear-groups", "sh", "-c", script])
+            .env("U", &u)
+            .output()
+            .expect("run setpriv")
+    };
+    let out = as_user(
+        "1000",
+        "cd \"$U\" && printf hello > f && chmod 600 f && mv f g && printf ' more' >> g && cat g && mkdir d && \
+         printf x > d/x && rm d/x && rmdir d",
+    );
+    assert!(out.status.success(), "uid 1000 in its directory: {}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(out.stdout, b"hello more");
+    let g = fs::metadata(u.join("g")).expect("stat g");
+    assert_eq!((g.uid(), g.gid(), g.mode() & 0o7777), (1000, 1000, 0o600));
+
+    let out = as_user("1001", "cat \"$U/g\"");
+    assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("Permission denied"));
+    let out = as_user("1001", "rm -f \"$U/g\"");
+    assert!(!out.status.success(), "uid 1001 removed uid 1000's file");
+    assert_eq!(fs::read(u.join("g")).expect("root reads"), b"hello more");
+
+    let out = as_user("1000", "rm \"$U/g\" && ls -A \"$U\"");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(out.stdout.is_empty(), "{}", String::from_utf8_lossy(&out.stdout));
+    drop(m);
 }

@@ -7,6 +7,11 @@
 //! nothing changes; the owners do all of it. Requests are sent by this
 //! process's native client and raw metadata client (a client that skips
 //! every check of its own), and through the `shardline` CLI.
+//!
+//! A client certificate without a uid mapping is checked as the uid its
+//! requests claim (the AUTH_SYS model; 127.0.0.134): claiming uid 1001, it
+//! is refused a 0600 file of uid 1000 and nothing changes, while uid 1000
+//! reads and writes it.
 
 mod harness;
 
@@ -247,4 +252,86 @@ fn subtree_restriction(c: &TestCluster, rt: &tokio::runtime::Runtime, in_b: &[u8
     assert_eq!(c.get_bytes("/b/data").expect("read /b/data"), in_b);
     let listing = c.ok(&["ls", "/b"]);
     assert!(listing.contains("data") && !listing.contains("new"), "{listing}");
+}
+
+/// A native client with the cluster's unmapped client certificate whose
+/// requests claim `uid` (gid the same).
+fn client_acting(c: &TestCluster, rt: &tokio::runtime::Runtime, uid: u32) -> shardline_client::Client {
+    let text = std::fs::read_to_string(c.cluster_file()).expect("read cluster.toml");
+    let v: toml::Value = toml::from_str(&text).expect("parse cluster.toml");
+    let key = c.data_dir().join(v["key_file"].as_str().expect("key_file"));
+    let mut cfg = shardline_client::ClientConfig::new(meta_addrs(c), key, c.identity(shardline_rpc::Role::Client));
+    cfg.acting = Some(shardline_rpc::acting::caller(uid, uid, vec![]));
+    rt.block_on(shardline_client::Client::connect(cfg)).expect("connect")
+}
+
+#[test]
+fn an_unmapped_client_certificate_is_checked_as_the_uid_it_claims() {
+    let mut c = TestCluster::start(134);
+    // `shardline up` made the metadata servers' key a keyring with an id
+    // (bound into every sealed log entry and snapshot).
+    let meta_key = std::fs::read_to_string(c.data_dir().join("meta.key")).expect("read meta.key");
+    assert!(meta_key.starts_with("shardline-kek v2\nid = meta-"), "meta.key is not a keyring with an id");
+    drop(meta_key);
+    let rt = runtime();
+    // This process runs as root: unchecked as in POSIX. It gives /u to uid 1000.
+    let root = client_with(&c, &rt, &c.data_dir().join("certs/client"));
+    let u = rt.block_on(root.inodes().mkdir(ROOT_INO, "u", 0o755, 1000, 1000)).expect("mkdir /u");
+    let (owner, other) = (client_acting(&c, &rt, 1000), client_acting(&c, &rt, 1001));
+
+    let secret = content(200_000, 11);
+    rt.block_on(owner.write_file("/u/private", &secret)).expect("uid 1000 writes in its directory");
+    let private = rt.block_on(owner.inodes().lookup(u.ino, "private")).expect("lookup");
+    assert_eq!(private.uid, 1000, "a new file belongs to the uid its creator acts as");
+    let chmod = SetAttrRequest { mode: Some(0o600), ..Default::default() };
+    rt.block_on(owner.inodes().setattr(private.ino, &chmod)).expect("the owner chmods");
+    assert_eq!(rt.block_on(owner.read_file("/u/private")).expect("the owner reads"), secret);
+
+    // Claiming uid 1001: no data, no wrapped key, no tokens, no change.
+    let msg = denied_client(rt.block_on(other.read_file("/u/private")), "reading a 0600 file of uid 1000");
+    assert!(msg.contains("permission denied") && msg.contains("uid 1001"), "{msg}");
+    let mut other_raw = raw(&c, c.identity(shardline_rpc::Role::Client));
+    other_raw.set_acting(shardline_rpc::acting::caller(1001, 1001, vec![]));
+    let seen = attr_of(
+        rt.block_on(other_raw.call(Body::Lookup(pb::Lookup { parent: u.ino, name: b"private".to_vec() })))
+            .expect("lookup is allowed (x on /u)"),
+    );
+    assert!(seen.key.is_none(), "the wrapped key went to a uid that may not read the file");
+    let seen = attr_of(rt.block_on(other_raw.call(Body::Getattr(pb::GetAttr { ino: private.ino }))).expect("getattr"));
+    assert!(seen.key.is_none(), "getattr handed out the wrapped key");
+    let get_chunks = Body::GetChunks(pb::GetChunks { ino: private.ino, from_index: 0, limit: 100 });
+    denied_raw(rt.block_on(other_raw.call(get_chunks)), "the chunk list");
+    let grant = |ops| {
+        Body::GrantCaps(pb::GrantCaps { ino: private.ino, ops, chunks: vec![pb::ChunkRef { index: 0, version: 1 }] })
+    };
+    denied_raw(rt.block_on(other_raw.call(grant(cap_ops::GET))), "get capabilities");
+    denied_raw(rt.block_on(other_raw.call(grant(cap_ops::PUT))), "put capabilities");
+    let truncate = Body::SetAttr(pb::SetAttr { ino: private.ino, size: Some(0), ..Default::default() });
+    denied_raw(rt.block_on(other_raw.call(truncate)), "truncate");
+    let chmod_other = Body::SetAttr(pb::SetAttr { ino: private.ino, mode: Some(0o666), ..Default::default() });
+    denied_raw(rt.block_on(other_raw.call(chmod_other)), "chmod of another's file");
+    denied_client(rt.block_on(other.write_file("/u/private", b"overwritten")), "overwrite in another's directory");
+    denied_client(rt.block_on(other.remove("/u/private")), "unlink in another's directory");
+
+    let names: Vec<String> = rt
+        .block_on(owner.list("/u"))
+        .expect("list")
+        .into_iter()
+        .map(|e| String::from_utf8_lossy(&e.name).into_owned())
+        .collect();
+    assert_eq!(names, vec!["private".to_string()], "a refused request changed /u");
+    let after = attr_of(rt.block_on(other_raw.call(Body::Getattr(pb::GetAttr { ino: private.ino }))).expect("getattr"));
+    assert_eq!((after.uid, after.mode & 0o7777, after.size), (1000, 0o600, secret.len() as u64));
+    assert_eq!(rt.block_on(owner.read_file("/u/private")).expect("the owner reads"), secret);
+
+    // The owner still writes it; root (this process, the CLI) reads it.
+    let newer = content(90_000, 12);
+    rt.block_on(owner.write_file("/u/private", &newer)).expect("the owner rewrites its file");
+    assert_eq!(rt.block_on(owner.read_file("/u/private")).expect("the owner reads"), newer);
+    assert_eq!(rt.block_on(root.read_file("/u/private")).expect("root reads"), newer);
+    drop((owner, other, other_raw, root));
+
+    // The log and snapshots written in the bound format replay after a restart.
+    c.restart();
+    assert_eq!(c.get_bytes("/u/private").expect("read after a restart"), newer);
 }

@@ -305,9 +305,10 @@ fn client_with(c: &TestCluster, rt: &tokio::runtime::Runtime, stem: &Path) -> sh
     rt.block_on(shardline_client::Client::connect(cfg)).expect("connect")
 }
 
-/// Issue 12 item 3 (in part): a root-squashed client certificate creating a
-/// setuid file as root gets a file owned by nobody without the setuid bit,
-/// and may not chown; a certificate bound to uid 1000 creates as 1000
+/// Issue 12 item 3 (in part): a root-squashed client certificate is
+/// checked as nobody (no create in root's 0755 directory); creating a
+/// setuid file as root where nobody may, it gets a file owned by nobody
+/// without the setuid bit, and may not chown; a certificate bound to uid 1000 creates as 1000
 /// whatever it claims. The metadata service decides, not the client.
 fn squashed_and_mapped_client_certificates(c: &TestCluster, rt: &tokio::runtime::Runtime) {
     use shardline_client::inode_api::{NewFile, SetAttrRequest};
@@ -321,11 +322,21 @@ fn squashed_and_mapped_client_certificates(c: &TestCluster, rt: &tokio::runtime:
         assert!(out_cmd.status.success(), "certs issue: {}", String::from_utf8_lossy(&out_cmd.stderr));
         out
     };
-    let squashed = client_with(c, rt, &issue("squashed", &["--root-squash"]));
+    // The unrestricted client certificate of `shardline up` (this process
+    // acts as root) makes a directory anyone may write: the root is root's,
+    // 0755, and the metadata service checks every client certificate's
+    // permissions, a squashed root's as nobody.
     let root = ROOT_INO;
-    let attr = rt
+    let plain = client_with(c, rt, &certs.join("client"));
+    let open = rt.block_on(plain.inodes().mkdir(root, "open", 0o777, 0, 0)).expect("mkdir");
+    let squashed = client_with(c, rt, &issue("squashed", &["--root-squash"]));
+    let err = rt
         .block_on(squashed.inodes().create(NewFile { mode: 0o4755, ..NewFile::new(root, "suid") }))
-        .expect("a squashed root may create a file");
+        .expect_err("a squashed root created a file in root's 0755 directory");
+    assert!(err.to_string().contains("acting as uid 65534"), "{err}");
+    let attr = rt
+        .block_on(squashed.inodes().create(NewFile { mode: 0o4755, ..NewFile::new(open.ino, "suid") }))
+        .expect("a squashed root may create a file where nobody may");
     assert_eq!((attr.uid, attr.gid), (65_534, 65_534), "root squashed to nobody");
     assert_eq!(attr.mode & 0o7777, 0o755, "the setuid bit is stripped: {:o}", attr.mode);
     let chmod = SetAttrRequest { mode: Some(0o6755), ..Default::default() };
@@ -338,11 +349,8 @@ fn squashed_and_mapped_client_certificates(c: &TestCluster, rt: &tokio::runtime:
     let seen = rt.block_on(squashed.inodes().getattr(attr.ino)).expect("getattr");
     assert_eq!((seen.uid, seen.mode & 0o7777), (65_534, 0o755), "nothing changed");
 
-    // The unrestricted client certificate of `shardline up` keeps its ids;
-    // it makes a directory anyone may write (the root is root's, 0755, and
-    // the metadata service checks a mapped certificate's permissions).
-    let plain = client_with(c, rt, &certs.join("client"));
-    let open = rt.block_on(plain.inodes().mkdir(root, "open", 0o777, 0, 0)).expect("mkdir");
+    // A certificate mapped to uid 1000 creates as 1000 whatever it claims;
+    // the unmapped one, acting as root, keeps the ids it asks for.
     let alice = client_with(c, rt, &issue("alice", &["--uid", "1000", "--gid", "100"]));
     let attr = rt
         .block_on(alice.inodes().create(NewFile { mode: 0o4755, uid: 0, gid: 0, ..NewFile::new(open.ino, "alice") }))

@@ -60,6 +60,13 @@ pub struct ClientConfig {
     /// (a KMS helper; `shardline_crypto::KeyCommandProvider`). It is run
     /// again when a file names a key version the keyring held lacks.
     pub key_command: Option<Vec<String>>,
+    /// How long `key_command` may run before it is killed and the load
+    /// fails (None: `shardline_crypto::DEFAULT_KEY_COMMAND_TIMEOUT`, 30 s).
+    pub key_command_timeout: Option<Duration>,
+    /// The user metadata requests act for (`shardline_rpc::acting`); None:
+    /// this process's effective uid, gid and groups. A client certificate
+    /// with a uid mapping acts as its mapping whatever this says.
+    pub acting: Option<shardline_rpc::acting::Caller>,
 }
 
 impl ClientConfig {
@@ -78,6 +85,8 @@ impl ClientConfig {
             cipher_suite: None,
             chunk_format: ChunkFormat::V2,
             key_command: None,
+            key_command_timeout: None,
+            acting: None,
         }
     }
 }
@@ -281,9 +290,15 @@ const MAX_REOPENS: usize = 8;
 impl Client {
     /// Load the key and fetch the placement map.
     pub async fn connect(cfg: ClientConfig) -> Result<Client, ClientError> {
-        let keys = crate::keys::ClientKeys::load(&cfg.key_file, cfg.key_command.as_deref())?;
+        let keys = crate::keys::ClientKeys::load(&cfg.key_file, cfg.key_command.as_deref(), cfg.key_command_timeout)?;
         let inner = Arc::new(Inner {
-            meta: MetaClient::new(cfg.meta_addrs.clone(), cfg.meta_deadline, cfg.tls.clone()),
+            meta: {
+                let mut meta = MetaClient::new(cfg.meta_addrs.clone(), cfg.meta_deadline, cfg.tls.clone());
+                if let Some(who) = &cfg.acting {
+                    meta.set_acting(who.clone());
+                }
+                meta
+            },
             pool: Arc::new(
                 Pool::new(cfg.tls.clone(), Role::Data, Duration::from_secs(2), cfg.shard_timeout)
                     .integrity_only(cfg.data_integrity_only),

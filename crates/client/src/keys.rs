@@ -44,11 +44,16 @@ pub(crate) struct ClientKeys {
 }
 
 impl ClientKeys {
-    /// Load the keyring from `key_command` if given, else from the key
-    /// file (format v1 or v2); a missing, insecure or malformed file, or a
-    /// failing command, is an error.
-    pub fn load(key_file: &Path, key_command: Option<&[String]>) -> Result<ClientKeys, CryptoError> {
-        let provider = provider_from(Some(key_file), key_command)?;
+    /// Load the keyring from `key_command` if given (killed after
+    /// `command_timeout`), else from the key file (format v1 or v2); a
+    /// missing, insecure or malformed file, or a failing or hanging
+    /// command, is an error.
+    pub fn load(
+        key_file: &Path,
+        key_command: Option<&[String]>,
+        command_timeout: Option<std::time::Duration>,
+    ) -> Result<ClientKeys, CryptoError> {
+        let provider = provider_from(Some(key_file), key_command, command_timeout)?;
         let path = provider.key_file().map(Path::to_owned);
         let before = path.as_deref().and_then(stamp);
         let ring = provider.load()?;

@@ -232,6 +232,39 @@ impl Keyring {
         }
     }
 
+    /// Load the keyring at `path`, creating a fresh one (format v2, mode
+    /// 0600, one random version, id `<prefix>-<16 hex>`) if none exists. An
+    /// existing file — v1 or v2, even malformed — is never replaced; a file
+    /// created meanwhile by someone else wins.
+    pub fn load_or_create_v2(path: &Path, prefix: &str) -> Result<Keyring, CryptoError> {
+        match Keyring::load(path) {
+            Err(CryptoError::KeyFileMissing { .. }) => {}
+            other => return other,
+        }
+        let io = |action, source| CryptoError::KeyFileIo { action, path: path.to_owned(), source };
+        let name = path.file_name().ok_or_else(|| {
+            io("create", std::io::Error::new(std::io::ErrorKind::InvalidInput, "path has no file name"))
+        })?;
+        let ring = Keyring::generate(&format!("{prefix}-{}", random_hex(8)));
+        let tmp = tmp_path(path, name);
+        let linked = write_private(&tmp, ring.render().as_bytes()).and_then(|()| fs::hard_link(&tmp, path));
+        // Best effort: the temporary name is never read by anyone.
+        let _ = fs::remove_file(&tmp);
+        match linked {
+            Ok(()) => {
+                sync_parent(path).map_err(|e| io("sync directory of", e))?;
+                Ok(ring)
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Keyring::load(path),
+            Err(e) => Err(io("create", e)),
+        }
+    }
+
+    /// Version `v` of the key, if held.
+    pub fn kek(&self, v: u32) -> Option<&Kek> {
+        self.keks.get(&v)
+    }
+
     /// A random KEK id, as new key files get.
     pub fn random_id() -> String {
         format!("kek-{}", random_hex(8))

@@ -136,3 +136,24 @@ fn debug_shows_versions_but_no_key() {
     assert!(shown.contains("k1") && shown.contains("[1, 2]"), "{shown}");
     assert!(!shown.contains("cd") && !shown.contains("205"), "{shown}");
 }
+
+#[test]
+fn load_or_create_v2_makes_a_v2_file_once_and_never_replaces_one() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("meta.key");
+    let made = Keyring::load_or_create_v2(&path, "meta").expect("create");
+    assert!(made.id().starts_with("meta-") && made.id().len() == "meta-".len() + 16, "{}", made.id());
+    assert_eq!(mode_of(&path), 0o600);
+    assert!(std::fs::read_to_string(&path).expect("read").starts_with("shardline-kek v2\nid = meta-"));
+    let again = Keyring::load_or_create_v2(&path, "meta").expect("load");
+    assert_eq!((again.id(), again.versions()), (made.id(), vec![1]));
+    assert_eq!(again.kek(1).expect("v1").key, made.kek(1).expect("v1").key);
+    assert!(again.kek(2).is_none());
+    // A v1 file already there stays as it is.
+    let v1 = dir.path().join("old.key");
+    let kek = Kek::load_or_create(&v1).expect("v1");
+    let before = std::fs::read(&v1).expect("read");
+    assert_eq!(Keyring::load_or_create_v2(&v1, "meta").expect("v1 loads").id(), kek.id());
+    assert_eq!(std::fs::read(&v1).expect("read"), before);
+    assert_eq!(std::fs::read_dir(dir.path()).expect("readdir").count(), 2, "no temporary files left");
+}

@@ -58,7 +58,7 @@ pub use dek::Dek;
 pub use error::CryptoError;
 pub use kek::{Kek, WRAPPED_DEK_LEN};
 pub use keyring::{Keyring, MAX_KEK_VERSIONS};
-pub use provider::{provider_from, KeyCommandProvider, KeyFileProvider, KeyProvider};
+pub use provider::{provider_from, KeyCommandProvider, KeyFileProvider, KeyProvider, DEFAULT_KEY_COMMAND_TIMEOUT};
 pub use seal::{open_chunk, seal_chunk, seal_chunk_padded};
 pub use segment::{SegmentLayout, SALT_LEN, SEGMENT_OVERHEAD, SEGMENT_SIZE};
 pub use stream::{open_segments, seal_segments};

@@ -102,6 +102,15 @@ impl ShardlineFs {
         result
     }
 
+    /// Like [`ShardlineFs::run_op`], with every metadata request acting for
+    /// the user who made the kernel request (`acting`).
+    fn run_as<T, E, F: Future<Output = Result<T, E>>>(&self, req: &Request, op: &'static str, f: F) -> Result<T, E> {
+        match acting(req) {
+            Some(who) => self.run_op(op, shardline_rpc::acting::acting_as(who, f)),
+            None => self.run_op(op, f),
+        }
+    }
+
     /// The listing taken at opendir (or a fresh one if the handle is unknown).
     fn listing(&self, ino: u64, fh: u64) -> OpResult<Arc<Listing>> {
         match self.files.dir(fh) {
@@ -136,6 +145,20 @@ fn caller(req: &Request) -> Caller {
     Caller { uid: req.uid(), gid: req.gid(), groups: Caller::groups_of(req.pid()) }
 }
 
+/// Who a kernel request acts for at the metadata service: the requester's
+/// uid, gid and (read from /proc, not for root) supplementary groups. None
+/// for a request the kernel sent without valid ids: it acts as the mount's
+/// process. Flushes and releases, which write what any opener of the file
+/// left buffered, always act as the mount's process.
+fn acting(req: &Request) -> Option<shardline_rpc::acting::Caller> {
+    let (uid, gid) = (req.uid(), req.gid());
+    if uid == u32::MAX || gid == u32::MAX {
+        return None;
+    }
+    let groups = if uid == 0 { Vec::new() } else { Caller::groups_of(req.pid()) };
+    Some(shardline_rpc::acting::caller(uid, gid, groups))
+}
+
 /// Who creates an entry: its owner and group.
 fn creator(req: &Request) -> Caller {
     Caller { uid: req.uid(), gid: req.gid(), groups: Vec::new() }
@@ -155,15 +178,15 @@ impl Filesystem for ShardlineFs {
         Ok(())
     }
 
-    fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
-        match self.run_op("lookup", self.op_lookup(parent.0, name)) {
+    fn lookup(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
+        match self.run_as(req, "lookup", self.op_lookup(parent.0, name)) {
             Ok(a) => reply.entry_with_ttls(&self.opts.attr_ttl, &self.opts.entry_ttl, &a, Generation(0)),
             Err(f) => reply.error(f.0),
         }
     }
 
-    fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<Fh>, reply: ReplyAttr) {
-        match self.run_op("getattr", self.op_getattr(ino.0)) {
+    fn getattr(&self, req: &Request, ino: INodeNo, _fh: Option<Fh>, reply: ReplyAttr) {
+        match self.run_as(req, "getattr", self.op_getattr(ino.0)) {
             Ok(a) => reply.attr(&self.opts.attr_ttl, &a),
             Err(f) => reply.error(f.0),
         }
@@ -188,14 +211,14 @@ impl Filesystem for ShardlineFs {
         reply: ReplyAttr,
     ) {
         let change = crate::ops_names::AttrChange { mode, uid, gid, size, atime, mtime };
-        match self.run_op("setattr", self.op_setattr(caller(req), ino.0, change)) {
+        match self.run_as(req, "setattr", self.op_setattr(caller(req), ino.0, change)) {
             Ok(a) => reply.attr(&self.opts.attr_ttl, &a),
             Err(f) => reply.error(f.0),
         }
     }
 
-    fn readlink(&self, _req: &Request, ino: INodeNo, reply: ReplyData) {
-        match self.run_op("readlink", self.inodes.readlink(ino.0)) {
+    fn readlink(&self, req: &Request, ino: INodeNo, reply: ReplyData) {
+        match self.run_as(req, "readlink", self.inodes.readlink(ino.0)) {
             Ok(t) => reply.data(&t),
             Err(e) => reply.error(Fail::from(e).0),
         }
@@ -203,9 +226,9 @@ impl Filesystem for ShardlineFs {
 
     fn mknod(&self, req: &Request, parent: INodeNo, name: &OsStr, mode: u32, umask: u32, rdev: u32, reply: ReplyEntry) {
         let result = if let Some(kind) = crate::attr::special_kind(mode) {
-            self.run_op("mknod", self.op_mknod(&creator(req), parent.0, name, kind, mode & !umask, rdev))
+            self.run_as(req, "mknod", self.op_mknod(&creator(req), parent.0, name, kind, mode & !umask, rdev))
         } else if mode & libc::S_IFMT == libc::S_IFREG {
-            self.run_op("create", self.op_create(&creator(req), parent.0, name, mode & !umask, true))
+            self.run_as(req, "create", self.op_create(&creator(req), parent.0, name, mode & !umask, true))
         } else {
             Err(Fail(Errno::EINVAL))
         };
@@ -216,22 +239,22 @@ impl Filesystem for ShardlineFs {
     }
 
     fn mkdir(&self, req: &Request, parent: INodeNo, name: &OsStr, mode: u32, umask: u32, reply: ReplyEntry) {
-        match self.run_op("mkdir", self.op_mkdir(&creator(req), parent.0, name, mode & !umask)) {
+        match self.run_as(req, "mkdir", self.op_mkdir(&creator(req), parent.0, name, mode & !umask)) {
             Ok(a) => reply.entry_with_ttls(&self.opts.attr_ttl, &self.opts.entry_ttl, &a, Generation(0)),
             Err(f) => reply.error(f.0),
         }
     }
 
-    fn unlink(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
-        empty(reply, self.run_op("unlink", self.op_unlink(parent.0, name, false)));
+    fn unlink(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        empty(reply, self.run_as(req, "unlink", self.op_unlink(parent.0, name, false)));
     }
 
-    fn rmdir(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
-        empty(reply, self.run_op("unlink", self.op_unlink(parent.0, name, true)));
+    fn rmdir(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        empty(reply, self.run_as(req, "unlink", self.op_unlink(parent.0, name, true)));
     }
 
     fn symlink(&self, req: &Request, parent: INodeNo, link_name: &OsStr, target: &Path, reply: ReplyEntry) {
-        match self.run_op("symlink", self.op_symlink(&creator(req), parent.0, link_name, target)) {
+        match self.run_as(req, "symlink", self.op_symlink(&creator(req), parent.0, link_name, target)) {
             Ok(a) => reply.entry_with_ttls(&self.opts.attr_ttl, &self.opts.entry_ttl, &a, Generation(0)),
             Err(f) => reply.error(f.0),
         }
@@ -239,7 +262,7 @@ impl Filesystem for ShardlineFs {
 
     fn rename(
         &self,
-        _req: &Request,
+        req: &Request,
         parent: INodeNo,
         name: &OsStr,
         newparent: INodeNo,
@@ -247,18 +270,18 @@ impl Filesystem for ShardlineFs {
         flags: RenameFlags,
         reply: ReplyEmpty,
     ) {
-        empty(reply, self.run_op("rename", self.op_rename(parent.0, name, newparent.0, newname, flags)));
+        empty(reply, self.run_as(req, "rename", self.op_rename(parent.0, name, newparent.0, newname, flags)));
     }
 
-    fn link(&self, _req: &Request, ino: INodeNo, newparent: INodeNo, newname: &OsStr, reply: ReplyEntry) {
-        match self.run_op("link", self.op_link(ino.0, newparent.0, newname)) {
+    fn link(&self, req: &Request, ino: INodeNo, newparent: INodeNo, newname: &OsStr, reply: ReplyEntry) {
+        match self.run_as(req, "link", self.op_link(ino.0, newparent.0, newname)) {
             Ok(a) => reply.entry_with_ttls(&self.opts.attr_ttl, &self.opts.entry_ttl, &a, Generation(0)),
             Err(f) => reply.error(f.0),
         }
     }
 
-    fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
-        match self.run_op("open", self.op_open(ino.0, flags.0)) {
+    fn open(&self, req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
+        match self.run_as(req, "open", self.op_open(ino.0, flags.0)) {
             Ok((fh, keep)) => reply.opened(Fh(fh), keep),
             Err(f) => reply.error(f.0),
         }
@@ -266,7 +289,7 @@ impl Filesystem for ShardlineFs {
 
     fn read(
         &self,
-        _req: &Request,
+        req: &Request,
         ino: INodeNo,
         _fh: Fh,
         offset: u64,
@@ -275,7 +298,7 @@ impl Filesystem for ShardlineFs {
         _lock_owner: Option<LockOwner>,
         reply: ReplyData,
     ) {
-        match self.run_op("read", self.op_read(ino.0, offset, size)) {
+        match self.run_as(req, "read", self.op_read(ino.0, offset, size)) {
             Ok(b) => {
                 shardline_metrics::payload_bytes_total().with_label_values(&["mount", "out"]).inc_by(b.len() as u64);
                 reply.data(&b)
@@ -286,7 +309,7 @@ impl Filesystem for ShardlineFs {
 
     fn write(
         &self,
-        _req: &Request,
+        req: &Request,
         ino: INodeNo,
         fh: Fh,
         offset: u64,
@@ -296,7 +319,7 @@ impl Filesystem for ShardlineFs {
         _lock_owner: Option<LockOwner>,
         reply: ReplyWrite,
     ) {
-        match self.run_op("write", self.op_write(ino.0, fh.0, offset, data, flags.0)) {
+        match self.run_as(req, "write", self.op_write(ino.0, fh.0, offset, data, flags.0)) {
             Ok(()) => {
                 shardline_metrics::payload_bytes_total().with_label_values(&["mount", "in"]).inc_by(data.len() as u64);
                 reply.written(data.len() as u32)
@@ -326,8 +349,8 @@ impl Filesystem for ShardlineFs {
         empty(reply, self.run_op("flush", self.op_flush(ino.0, fh.0, true)));
     }
 
-    fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
-        match self.run_op("list_dir", self.op_list_dir(ino.0)) {
+    fn opendir(&self, req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
+        match self.run_as(req, "list_dir", self.op_list_dir(ino.0)) {
             Ok(listing) => reply.opened(Fh(self.files.new_dir(listing)), FopenFlags::empty()),
             Err(f) => reply.error(f.0),
         }
@@ -373,8 +396,8 @@ impl Filesystem for ShardlineFs {
         reply.ok();
     }
 
-    fn statfs(&self, _req: &Request, _ino: INodeNo, reply: ReplyStatfs) {
-        match self.run_op("statfs", self.inodes.statfs()) {
+    fn statfs(&self, req: &Request, _ino: INodeNo, reply: ReplyStatfs) {
+        match self.run_as(req, "statfs", self.inodes.statfs()) {
             Ok(s) => {
                 let bsize = if s.block_size == 0 { 4096 } else { s.block_size };
                 let (blocks, free) = (s.total_bytes / bsize as u64, s.free_bytes / bsize as u64);
@@ -387,7 +410,7 @@ impl Filesystem for ShardlineFs {
 
     fn setxattr(
         &self,
-        _req: &Request,
+        req: &Request,
         ino: INodeNo,
         name: &OsStr,
         value: &[u8],
@@ -395,23 +418,23 @@ impl Filesystem for ShardlineFs {
         _position: u32,
         reply: ReplyEmpty,
     ) {
-        empty(reply, self.run_op("setxattr", self.op_setxattr(ino.0, name, value, flags)));
+        empty(reply, self.run_as(req, "setxattr", self.op_setxattr(ino.0, name, value, flags)));
     }
 
-    fn getxattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, size: u32, reply: ReplyXattr) {
-        xattr_reply(reply, size, self.run_op("getxattr", self.op_getxattr(ino.0, name)));
+    fn getxattr(&self, req: &Request, ino: INodeNo, name: &OsStr, size: u32, reply: ReplyXattr) {
+        xattr_reply(reply, size, self.run_as(req, "getxattr", self.op_getxattr(ino.0, name)));
     }
 
-    fn listxattr(&self, _req: &Request, ino: INodeNo, size: u32, reply: ReplyXattr) {
-        xattr_reply(reply, size, self.run_op("listxattr", self.op_listxattr(ino.0)));
+    fn listxattr(&self, req: &Request, ino: INodeNo, size: u32, reply: ReplyXattr) {
+        xattr_reply(reply, size, self.run_as(req, "listxattr", self.op_listxattr(ino.0)));
     }
 
-    fn removexattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, reply: ReplyEmpty) {
-        empty(reply, self.run_op("removexattr", self.op_removexattr(ino.0, name)));
+    fn removexattr(&self, req: &Request, ino: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        empty(reply, self.run_as(req, "removexattr", self.op_removexattr(ino.0, name)));
     }
 
     fn access(&self, req: &Request, ino: INodeNo, mask: AccessFlags, reply: ReplyEmpty) {
-        empty(reply, self.run_op("access", self.op_access(&caller(req), ino.0, mask.bits() as u32)));
+        empty(reply, self.run_as(req, "access", self.op_access(&caller(req), ino.0, mask.bits() as u32)));
     }
 
     fn create(
@@ -424,14 +447,15 @@ impl Filesystem for ShardlineFs {
         flags: i32,
         reply: ReplyCreate,
     ) {
-        match self.run_op("create_open", self.op_create_open(&creator(req), parent.0, name, mode & !umask, flags)) {
+        match self.run_as(req, "create_open", self.op_create_open(&creator(req), parent.0, name, mode & !umask, flags))
+        {
             Ok((attr, fh)) => reply.created(&self.opts.entry_ttl, &attr, Generation(0), Fh(fh), FopenFlags::empty()),
             Err(f) => reply.error(f.0),
         }
     }
 
-    fn fallocate(&self, _req: &Request, ino: INodeNo, _fh: Fh, offset: u64, length: u64, mode: i32, reply: ReplyEmpty) {
-        empty(reply, self.run_op("fallocate", self.op_fallocate(ino.0, offset, length, mode)));
+    fn fallocate(&self, req: &Request, ino: INodeNo, _fh: Fh, offset: u64, length: u64, mode: i32, reply: ReplyEmpty) {
+        empty(reply, self.run_as(req, "fallocate", self.op_fallocate(ino.0, offset, length, mode)));
     }
 
     /// No ioctl is supported: ENOTTY ("not a terminal", what `isatty` and

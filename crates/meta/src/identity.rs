@@ -8,8 +8,14 @@
 //! the identity the certificate allows, strips setuid/setgid bits from
 //! modes a squashed certificate sets, and refuses owner changes to ids the
 //! certificate does not hold (only root changes a file's owner, and a
-//! restricted certificate is never an unrestricted root). Certificates
-//! without a mapping (and operators) keep the request's ids.
+//! restricted certificate is never an unrestricted root).
+//!
+//! A client certificate without a uid mapping acts as the user its request
+//! claims (`perm.rs`, [`crate::perm::caller_of`]): a new inode is owned by
+//! that uid (and by the request's gid only when the caller is in that group,
+//! else by the caller's gid), as a kernel would own it; a caller acting as
+//! root (not squashed) keeps the request's ids. Operators keep the
+//! request's ids.
 //!
 //! Permission checks of the namespace itself (mode bits against the acting
 //! uid, the subtree restriction) are `perm.rs`, run by the state machine.
@@ -24,10 +30,16 @@ use crate::namespace::OpError;
 /// setuid and setgid.
 const SET_ID_BITS: u32 = 0o6000;
 
-/// Rewrite `req` to act as `user` allows; Err (PERMISSION_DENIED) for an
-/// owner change it does not allow. Nothing is changed for an unrestricted
-/// certificate.
+/// Rewrite `req` to act as `user` allows (and, for a certificate without
+/// a uid mapping, as the caller the service attached); Err
+/// (PERMISSION_DENIED) for an owner change it does not allow. Nothing is
+/// changed for an operator's or a root caller's request.
 pub fn apply(user: &UserMap, req: &mut pb::MetaRequest) -> Result<(), OpError> {
+    if user.ids.is_none() {
+        if let Some(c) = req.caller.clone() {
+            own_as_caller(&c, req);
+        }
+    }
     if !user.is_restricted() {
         return Ok(());
     }
@@ -54,6 +66,25 @@ pub fn apply(user: &UserMap, req: &mut pb::MetaRequest) -> Result<(), OpError> {
         _ => {}
     }
     Ok(())
+}
+
+/// New inodes of an unmapped certificate's request belong to the user it
+/// acts as (root keeps the request's ids).
+fn own_as_caller(c: &pb::Caller, req: &mut pb::MetaRequest) {
+    let Some(uid) = c.uid.filter(|&u| u != 0) else { return };
+    let own = |u: &mut u32, g: &mut u32| {
+        *u = uid;
+        if *g != c.gid && !c.groups.contains(g) {
+            *g = c.gid;
+        }
+    };
+    match req.body.as_mut() {
+        Some(Body::Create(x)) => own(&mut x.uid, &mut x.gid),
+        Some(Body::Mkdir(x)) => own(&mut x.uid, &mut x.gid),
+        Some(Body::Symlink(x)) => own(&mut x.uid, &mut x.gid),
+        Some(Body::Mknod(x)) => own(&mut x.uid, &mut x.gid),
+        _ => {}
+    }
 }
 
 /// A restricted certificate may "change" the owner only to the ids it acts
@@ -136,6 +167,18 @@ mod tests {
         }
         let squash = UserMap { root_squash: true, ..Default::default() };
         assert!(apply(&squash, &mut chown(Some(0), None)).is_err());
+    }
+
+    #[test]
+    fn an_unmapped_certificate_owns_new_inodes_by_the_user_it_acts_as() {
+        let acting = |uid, gid, groups: &[u32], mut r: pb::MetaRequest| {
+            r.caller = Some(pb::Caller { uid: Some(uid), gid, groups: groups.to_vec(), subtree: vec![] });
+            apply(&UserMap::default(), &mut r).unwrap();
+            created(&r)
+        };
+        assert_eq!(acting(1000, 100, &[], create(0, 0, 0o100644)), (1000, 100, 0o100644));
+        assert_eq!(acting(1000, 100, &[7], create(0, 7, 0o100644)), (1000, 7, 0o100644), "a group it is in");
+        assert_eq!(acting(0, 0, &[], create(1000, 5, 0o100644)), (1000, 5, 0o100644), "root keeps the request's");
     }
 
     #[test]

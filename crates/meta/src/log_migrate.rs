@@ -5,16 +5,20 @@
 //! (`segment_log.rs`) and says so in the state table (`log_format` = 2).
 //!
 //! A format-1 store is moved once, atomically: its entries after the log
-//! offset and its hard state are written to a fresh segment log and made
+//! offset (each opened and sealed again as [`AtRest`] writes values now,
+//! bound to its index, term and key id) and its hard state are written to
+//! a fresh segment log and made
 //! durable, then one redb transaction drops the old tables and records
 //! format 2. A crash before that transaction leaves the store in format 1
 //! (the half-written segment folder is discarded and rewritten next time).
 
 use std::path::Path;
 
+use protobuf::Message as _;
+use raft::prelude::Entry;
 use redb::{Database, TableDefinition, TableError};
 
-use crate::at_rest::AtRest;
+use crate::at_rest::{AtRest, Row};
 use crate::raft_store::{decode_u64, HARD_STATE, STATE};
 use crate::segment_log::SegmentLog;
 use crate::MetaError;
@@ -51,10 +55,12 @@ pub fn to_segments(db: &Database, log_dir: &Path, at_rest: &AtRest) -> Result<()
             for row in t.range(offset + 1..)? {
                 let (k, v) = row?;
                 let (index, value) = (k.value(), v.value());
-                rows.push((index, if sealed { value.to_vec() } else { at_rest.seal("entry", index, value) }));
+                let plain = if sealed { at_rest.open("entry", index, None, value)? } else { value.to_vec() };
+                let term = Entry::parse_from_bytes(&plain)?.term;
+                rows.push((index, term, at_rest.seal(Row::entry(index, term), &plain)));
             }
         }
-        rows.sort_by_key(|(i, _)| *i);
+        rows.sort_by_key(|(i, _, _)| *i);
         (get(HARD_STATE)?, rows, generation)
     };
     if log_dir.exists() {
@@ -65,8 +71,8 @@ pub fn to_segments(db: &Database, log_dir: &Path, at_rest: &AtRest) -> Result<()
     if let Some(hs) = &hs {
         log.push_hard_state(hs);
     }
-    for (index, value) in &rows {
-        log.push_entry(*index, value);
+    for (index, term, value) in &rows {
+        log.push_entry(*index, *term, value);
     }
     log.flush(true)?;
     drop(log);
@@ -99,7 +105,8 @@ pub mod format1 {
                 table.retain_in(first.index.., |_, _| false).unwrap();
             }
             for e in entries {
-                table.insert(e.index, at_rest.seal("entry", e.index, &e.write_to_bytes().unwrap()).as_slice()).unwrap();
+                let value = at_rest.seal_format2("entry", e.index, &e.write_to_bytes().unwrap());
+                table.insert(e.index, value.as_slice()).unwrap();
             }
             if let Some(hs) = hs {
                 txn.open_table(STATE).unwrap().insert(HARD_STATE, hs.write_to_bytes().unwrap().as_slice()).unwrap();

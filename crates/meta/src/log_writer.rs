@@ -23,7 +23,7 @@ use std::time::Instant;
 use protobuf::Message as PbMessage;
 use raft::prelude::{Entry, HardState, Message};
 
-use crate::at_rest::AtRest;
+use crate::at_rest::{AtRest, Row};
 use crate::node::Input;
 use crate::segment_log::SegmentLog;
 use crate::transport::Outbox;
@@ -204,7 +204,8 @@ fn write_group(
     }
     for b in group {
         for e in &b.entries {
-            log.push_entry(e.index, &links.at_rest.seal("entry", e.index, &e.write_to_bytes()?));
+            let sealed = links.at_rest.seal(Row::entry(e.index, e.term), &e.write_to_bytes()?);
+            log.push_entry(e.index, e.term, &sealed);
         }
         if let Some(hs) = &b.hard_state {
             log.push_hard_state(&hs.write_to_bytes()?);

@@ -4,13 +4,16 @@
 //! `fuse/src/attr.rs` check on the client side.
 //!
 //! The service puts a [`pb::Caller`] on every request from a client
-//! certificate that maps a uid (`shardline://user/UID/GID`, squashed as
-//! `identity.rs` says) or a subtree (`shardline://path/...`), replacing
-//! whatever the client sent; the state machine checks it against the inode
+//! certificate ([`caller_of`]): the ids the certificate maps
+//! (`shardline://user/UID/GID`, squashed as `identity.rs` says), or, for a
+//! certificate without a mapping, the ids the request claims (the AUTH_SYS
+//! model: trusted to say which user it acts for, checked as that user;
+//! nobody when it claims none), with the certificate's subtree
+//! (`shardline://path/...`). The state machine checks it against the inode
 //! table when it answers a query or applies a log entry (so a check and
-//! the change it guards see the same state). Operators, servers and
-//! client certificates without a mapping carry no caller and keep their
-//! rights. The rules, as Linux applies them (uid 0 bypasses the mode bits):
+//! the change it guards see the same state). Operators and servers carry
+//! no caller and keep their rights. The rules, as Linux applies them (uid
+//! 0 bypasses the mode bits):
 //!
 //! | request | needs |
 //! | --- | --- |
@@ -324,19 +327,43 @@ pub fn filter_response(caller: Option<&pb::Caller>, body: Option<&Body>, resp: &
     }
 }
 
-/// The caller a request from a client certificate with `user` carries
-/// (None: nothing to check).
-pub fn caller_of(user: &shardline_rpc::UserMap) -> Option<pb::Caller> {
-    let uid_gid = user.ids.map(|(u, g)| user.effective(u, g));
-    if uid_gid.is_none() && user.subtree.is_none() {
-        return None;
-    }
-    Some(pb::Caller {
-        uid: uid_gid.map(|(u, _)| u),
-        gid: uid_gid.map_or(0, |(_, g)| g),
-        groups: if uid_gid.is_some() { user.groups.clone() } else { Vec::new() },
+/// The caller a request from a client certificate with `user` acts as,
+/// given the caller the request `claimed`:
+///
+/// - a certificate with a uid mapping: its ids and groups, whatever the
+///   request claims;
+/// - one without (the AUTH_SYS model): the claimed uid, gid and groups (at
+///   most [`shardline_rpc::acting::MAX_GROUPS`]), or nobody when the
+///   request claims no uid; root-squashed, uid 0 and gid 0 become nobody
+///   and group 0 is dropped;
+/// - the subtree always from the certificate.
+pub fn caller_of(user: &shardline_rpc::UserMap, claimed: Option<&pb::Caller>) -> pb::Caller {
+    use shardline_rpc::principal::NOBODY;
+    let (uid, gid, groups) = match user.ids {
+        Some((u, g)) => {
+            let (u, g) = user.effective(u, g);
+            (u, g, user.groups.clone())
+        }
+        None => {
+            let (u, g, mut groups) = match claimed.and_then(|c| c.uid.map(|u| (u, c.gid, c.groups.clone()))) {
+                Some(ids) => ids,
+                None => (NOBODY, NOBODY, Vec::new()),
+            };
+            groups.truncate(shardline_rpc::acting::MAX_GROUPS);
+            if user.root_squash {
+                groups.retain(|&g| g != 0);
+                (if u == 0 { NOBODY } else { u }, if g == 0 { NOBODY } else { g }, groups)
+            } else {
+                (u, g, groups)
+            }
+        }
+    };
+    pb::Caller {
+        uid: Some(uid),
+        gid,
+        groups,
         subtree: user.subtree.iter().flatten().map(|c| c.as_bytes().to_vec()).collect(),
-    })
+    }
 }
 
 #[cfg(test)]

@@ -255,16 +255,70 @@ fn a_subtree_confines_every_request_by_inode() {
 }
 
 #[test]
-fn callers_come_from_the_certificate_mapping() {
+fn callers_come_from_the_certificate_mapping_or_else_from_the_claim() {
+    use shardline_rpc::principal::NOBODY;
     use shardline_rpc::UserMap;
-    assert_eq!(caller_of(&UserMap::default()), None, "unmapped certificates keep their rights");
-    assert_eq!(caller_of(&UserMap { root_squash: true, ..Default::default() }), None);
+    let claim = user(1000, 100, &[0, 7]);
+    let root = user(0, 0, &[0]);
+    // A mapping wins over the claim.
     let squashed_root = UserMap { ids: Some((0, 0)), root_squash: true, groups: vec![4], ..Default::default() };
-    let c = caller_of(&squashed_root).unwrap();
-    assert_eq!((c.uid, c.gid, c.groups), (Some(shardline_rpc::principal::NOBODY), 65_534, vec![4]));
+    let c = caller_of(&squashed_root, Some(&claim));
+    assert_eq!((c.uid, c.gid, c.groups), (Some(NOBODY), NOBODY, vec![4]));
+    let alice = UserMap { ids: Some((1000, 100)), ..Default::default() };
+    assert_eq!(caller_of(&alice, Some(&root)).uid, Some(1000));
+    // Unmapped: the claim (AUTH_SYS), nobody without one.
+    let c = caller_of(&UserMap::default(), Some(&claim));
+    assert_eq!((c.uid, c.gid, c.groups), (Some(1000), 100, vec![0, 7]));
+    assert_eq!(caller_of(&UserMap::default(), Some(&root)).uid, Some(0), "root, not squashed");
+    let c = caller_of(&UserMap::default(), None);
+    assert_eq!((c.uid, c.gid, c.groups), (Some(NOBODY), NOBODY, vec![]));
+    let no_uid = pb::Caller { uid: None, gid: 0, groups: vec![0], subtree: vec![] };
+    assert_eq!(caller_of(&UserMap::default(), Some(&no_uid)).uid, Some(NOBODY));
+    // Unmapped and squashed: uid 0, gid 0 and group 0 squashed.
+    let squash = UserMap { root_squash: true, ..Default::default() };
+    let c = caller_of(&squash, Some(&root));
+    assert_eq!((c.uid, c.gid, c.groups), (Some(NOBODY), NOBODY, vec![]));
+    let c = caller_of(&squash, Some(&claim));
+    assert_eq!((c.uid, c.gid, c.groups), (Some(1000), 100, vec![7]));
+    // Groups are capped; a claimed subtree is ignored, the certificate's kept.
+    let many = pb::Caller { groups: (0..1000).collect(), subtree: vec![b"x".to_vec()], ..user(5, 5, &[]) };
+    let c = caller_of(&UserMap::default(), Some(&many));
+    assert_eq!((c.groups.len(), c.subtree.len()), (shardline_rpc::acting::MAX_GROUPS, 0));
     let path_only = UserMap { subtree: Some(vec!["a".into(), "b".into()]), ..Default::default() };
-    let c = caller_of(&path_only).unwrap();
-    assert_eq!((c.uid, c.subtree), (None, vec![b"a".to_vec(), b"b".to_vec()]));
+    let c = caller_of(&path_only, Some(&claim));
+    assert_eq!((c.uid, c.subtree), (Some(1000), vec![b"a".to_vec(), b"b".to_vec()]));
+}
+
+/// An unmapped client certificate claiming uid 1001 is checked as 1001: it
+/// gets neither the wrapped key nor get tokens of a 0600 file of uid 1000.
+#[test]
+fn a_claimed_uid_is_checked_like_a_mapped_one() {
+    use shardline_crypto::cap_ops::{GET, PUT};
+    use shardline_rpc::UserMap;
+    let mut t = tree();
+    let private = t.ns.create(t.a, b"private", node(0o600, 1000, 1000), true, 1).unwrap().ino;
+    let owner = caller_of(&UserMap::default(), Some(&user(1000, 1000, &[])));
+    let other = caller_of(&UserMap::default(), Some(&user(1001, 1001, &[])));
+    let grant = |ops| Body::GrantCaps(pb::GrantCaps { ino: private, ops, ..Default::default() });
+    for body in [grant(GET), grant(PUT), Body::GetChunks(pb::GetChunks { ino: private, ..Default::default() })] {
+        assert_eq!(code(check(&t.ns, &other, &body)), DENIED, "{body:?}");
+        assert_eq!(code(check(&t.ns, &owner, &body)), None, "{body:?}");
+    }
+    let attr = |ino| pb::Attr {
+        ino,
+        mode: 0o100600,
+        uid: 1000,
+        gid: 1000,
+        key: Some(Default::default()),
+        ..Default::default()
+    };
+    let getattr = Body::Getattr(pb::GetAttr { ino: private });
+    let mut resp = pb::MetaResponse { body: Some(RBody::Attr(attr(private))), ..Default::default() };
+    filter_response(Some(&other), Some(&getattr), &mut resp);
+    assert!(matches!(&resp.body, Some(RBody::Attr(a)) if a.key.is_none()), "no wrapped key for another uid");
+    let mut resp = pb::MetaResponse { body: Some(RBody::Attr(attr(private))), ..Default::default() };
+    filter_response(Some(&owner), Some(&getattr), &mut resp);
+    assert!(matches!(&resp.body, Some(RBody::Attr(a)) if a.key.is_some()), "the owner keeps it");
 }
 
 /// POSIX checks w at open: a file its owner created read-only (tar and

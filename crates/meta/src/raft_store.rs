@@ -30,7 +30,7 @@ use raft::prelude::{ConfState, Entry, HardState, Snapshot, SnapshotMetadata};
 use redb::{Database, TableDefinition};
 use shardline_proto::v1 as pb;
 
-use crate::at_rest::AtRest;
+use crate::at_rest::{AtRest, Row};
 use crate::log_cache::LogCache;
 use crate::log_migrate;
 use crate::log_writer::{Batch, LogWriter, WriterLinks};
@@ -48,7 +48,8 @@ const CONF_STATE: &str = "conf_state";
 const LOG_OFFSET: &str = "log_offset";
 /// The latest snapshot's raft-rs metadata (index, term, conf state).
 pub(crate) const SNAPSHOT_META: &str = "snapshot_meta";
-/// The latest snapshot's data, an [`AtRest`] value of row ("snapshot", index).
+/// The latest snapshot's data, an [`AtRest`] value of row ("snapshot",
+/// index, term).
 const SNAPSHOT_DATA: &str = "snapshot_data";
 /// Metadata servers learned from membership changes (`pb::MetaMembers`).
 const MEMBERS: &str = "members";
@@ -105,7 +106,7 @@ impl RaftStore {
         if let Some(v) = get(SNAPSHOT_META)? {
             let meta = SnapshotMetadata::parse_from_bytes(&v)?;
             let stored = get(SNAPSHOT_DATA)?.ok_or_else(|| MetaError::Store("snapshot data missing".into()))?;
-            core.snapshot.data = at_rest.open("snapshot", meta.index, &stored)?.into();
+            core.snapshot.data = at_rest.open("snapshot", meta.index, Some(meta.term), &stored)?.into();
             core.snapshot.set_metadata(meta);
         }
         drop(state);
@@ -335,7 +336,7 @@ pub(crate) fn store_snapshot(
     hs: &HardState,
     generation: Option<u64>,
 ) -> Result<(), MetaError> {
-    let sealed = at_rest.seal("snapshot", meta.index, data);
+    let sealed = at_rest.seal(Row::snapshot(meta.index, meta.term), data);
     let txn = db.begin_write()?;
     {
         let mut state = txn.open_table(STATE)?;
@@ -356,13 +357,13 @@ pub(crate) fn store_snapshot(
 /// index replaces that entry and everything after it), and the last hard
 /// state written.
 fn replay(records: Vec<Record>, offset: u64, at_rest: &AtRest) -> Result<(Vec<Entry>, Option<HardState>), MetaError> {
-    let mut stored: Vec<(u64, Vec<u8>)> = Vec::new();
+    let mut stored: Vec<(u64, Option<u64>, Vec<u8>)> = Vec::new();
     let mut hs = None;
     for r in records {
         match r {
             Record::HardState(b) => hs = Some(b),
             Record::Entry { index, .. } if index <= offset => {}
-            Record::Entry { index, stored: value } => {
+            Record::Entry { index, term, stored: value } => {
                 let next = offset + 1 + stored.len() as u64;
                 if index > next {
                     return Err(MetaError::Store(format!(
@@ -371,15 +372,20 @@ fn replay(records: Vec<Record>, offset: u64, at_rest: &AtRest) -> Result<(Vec<En
                     )));
                 }
                 stored.truncate((index - offset - 1) as usize);
-                stored.push((index, value));
+                stored.push((index, term, value));
             }
         }
     }
     let mut entries = Vec::with_capacity(stored.len());
-    for (index, value) in stored {
-        let e = Entry::parse_from_bytes(&at_rest.open("entry", index, &value)?)?;
-        if e.index != index {
-            return Err(MetaError::Store(format!("raft log: the record for entry {index} holds entry {}", e.index)));
+    for (index, term, value) in stored {
+        let e = Entry::parse_from_bytes(&at_rest.open("entry", index, term, &value)?)?;
+        if e.index != index || term.is_some_and(|t| t != e.term) {
+            return Err(MetaError::Store(format!(
+                "raft log: the record for entry {index} (term {}) holds entry {} of term {}",
+                term.map_or_else(|| "unknown".to_string(), |t| t.to_string()),
+                e.index,
+                e.term
+            )));
         }
         entries.push(e);
     }

@@ -196,7 +196,7 @@ fn a_move_cut_short_is_redone_from_the_format1_store() {
     let log_dir = dir.path().join(LOG_DIR);
     {
         let (mut log, _) = SegmentLog::open(&log_dir, 0).unwrap();
-        log.push_entry(1, b"half");
+        log.push_entry(1, 1, b"half");
         log.flush(true).unwrap();
     }
     let (s, _rx) = open(dir.path(), &[1], AtRest::plain(), Outbox::default());
@@ -240,4 +240,162 @@ fn a_snapshot_job_stores_off_the_loop_and_never_overwrites_a_newer_snapshot() {
     let (s, _rx) = open(dir.path(), &[1], AtRest::plain(), Outbox::default());
     assert_eq!(s.snapshot().get_metadata().index, 40);
     assert!(crate::snapshot::decode(&s.snapshot().data).is_ok());
+}
+
+/// Replace the segment log of the (closed) store in `dir` with `records`.
+fn rewrite_log(dir: &Path, records: &[Record]) {
+    let log_dir = dir.join(LOG_DIR);
+    std::fs::remove_dir_all(&log_dir).unwrap();
+    let (mut log, _) = SegmentLog::open(&log_dir, 0).unwrap();
+    for r in records {
+        match r {
+            Record::Entry { index, term, stored } => log.push_entry(*index, term.unwrap_or(0), stored),
+            Record::HardState(b) => log.push_hard_state(b),
+        }
+    }
+    log.flush(true).unwrap();
+}
+
+fn open_err(dir: &Path, at_rest: AtRest) -> String {
+    match RaftStore::open(dir, &[1], at_rest) {
+        Ok(_) => panic!("a tampered log opened"),
+        Err(e) => e.to_string(),
+    }
+}
+
+#[test]
+fn a_log_entry_moved_to_another_term_or_index_or_sealed_under_another_key_id_fails_to_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let key_file = dir.path().join("meta.key");
+    shardline_crypto::Keyring::load_or_create_v2(&key_file, "meta").unwrap();
+    let sealed = || AtRest::load(Some(&key_file)).unwrap();
+    let store = dir.path().join("store");
+    std::fs::create_dir(&store).unwrap();
+    {
+        let (s, _rx) = open(&store, &[1], sealed(), Outbox::default());
+        let entries = vec![entry(1, 1, b"a"), entry(2, 1, b"b"), entry(3, 2, b"c")];
+        s.append(batch(1, entries, Some(hard_state(2, 1, 3)), vec![])).unwrap();
+        s.barrier().unwrap();
+    }
+    let (_, records) = SegmentLog::open(&store.join(LOG_DIR), 0).unwrap();
+    let value = |i: u64| {
+        records
+            .iter()
+            .find_map(|r| match r {
+                Record::Entry { index, stored, .. } if *index == i => Some(stored.clone()),
+                _ => None,
+            })
+            .unwrap()
+    };
+    let rec = |index, term, stored| Record::Entry { index, term: Some(term), stored };
+    // Untouched, it opens (and the terms were stored beside the entries).
+    assert!(records.iter().any(|r| matches!(r, Record::Entry { index: 3, term: Some(2), .. })), "{records:?}");
+    rewrite_log(&store, &[rec(1, 1, value(1)), rec(2, 1, value(2)), rec(3, 2, value(3))]);
+    assert_eq!(RaftStore::open(&store, &[1], sealed()).unwrap().cache().last_index().unwrap(), 3);
+
+    // Entry 2 relabelled as of term 2 (a later record would supersede the
+    // real one): refused.
+    rewrite_log(&store, &[rec(1, 1, value(1)), rec(2, 2, value(2))]);
+    let e = open_err(&store, sealed());
+    assert!(e.contains("entry 2 (term 2)") && e.contains("another index or term"), "{e}");
+    // Entry 1's value placed at index 2: refused.
+    rewrite_log(&store, &[rec(1, 1, value(1)), rec(2, 1, value(1))]);
+    let e = open_err(&store, sealed());
+    assert!(e.contains("entry 2 (term 1)") && e.contains("another index or term"), "{e}");
+    // A server holding another key id.
+    rewrite_log(&store, &[rec(1, 1, value(1))]);
+    let other = AtRest::with_keyring(shardline_crypto::Keyring::generate("meta-other"));
+    let e = open_err(&store, other);
+    assert!(e.contains("sealed under key id `meta-") && e.contains("holds key id `meta-other`"), "{e}");
+}
+
+/// A value as format 2 sealed it: AAD = kind || index (BE), no key id, no term.
+fn format2_value(key: &Kek, what: &str, index: u64, plaintext: &[u8]) -> Vec<u8> {
+    let mut aad = what.as_bytes().to_vec();
+    aad.extend_from_slice(&index.to_be_bytes());
+    let mut out = vec![2u8];
+    out.extend_from_slice(&shardline_crypto::seal_blob(key, &aad, plaintext));
+    out
+}
+
+#[test]
+#[allow(clippy::field_reassign_with_default)] // protobuf 2 structs carry private fields
+fn a_log_and_snapshot_written_in_the_old_format_replay_and_new_writes_bind_their_term() {
+    use crate::segment::{encode_record, Header, KIND_ENTRY, KIND_HARD_STATE, VERSION_1};
+    let dir = tempfile::tempdir().unwrap();
+    let key_file = dir.path().join("meta.key");
+    Kek::load_or_create(&key_file).unwrap(); // a v1 key file, as before key ids were bound
+    let key = Kek::load(&key_file).unwrap();
+    let store = dir.path().join("store");
+    std::fs::create_dir(&store).unwrap();
+    // The store as the previous format left it: a snapshot at (2, 1) sealed
+    // in format 2, then entries 3 and 4 in a version-1 segment.
+    {
+        let db = Database::create(store.join(DB_FILE)).unwrap();
+        let mut meta = SnapshotMetadata::default();
+        meta.index = 2;
+        meta.term = 1;
+        meta.set_conf_state(ConfState::from((vec![1], vec![])));
+        let txn = db.begin_write().unwrap();
+        {
+            let mut state = txn.open_table(STATE).unwrap();
+            state.insert("log_format", 2u64.to_le_bytes().as_slice()).unwrap();
+            state.insert(SNAPSHOT_META, meta.write_to_bytes().unwrap().as_slice()).unwrap();
+            state.insert(SNAPSHOT_DATA, format2_value(&key, "snapshot", 2, b"old snapshot").as_slice()).unwrap();
+            state.insert(LOG_OFFSET, encode_offset((2, 1)).as_slice()).unwrap();
+        }
+        txn.commit().unwrap();
+        let log_dir = store.join(LOG_DIR);
+        std::fs::create_dir(&log_dir).unwrap();
+        let mut seg = Header { generation: 0, seq: 1, version: VERSION_1 }.encode().to_vec();
+        encode_record(&mut seg, KIND_HARD_STATE, &[&hard_state(2, 1, 4).write_to_bytes().unwrap()]);
+        for e in [entry(3, 1, b"name-3"), entry(4, 2, b"name-4")] {
+            let value = format2_value(&key, "entry", e.index, &e.write_to_bytes().unwrap());
+            encode_record(&mut seg, KIND_ENTRY, &[&e.index.to_le_bytes(), &value]);
+        }
+        std::fs::write(log_dir.join(format!("{:020}.seg", 1)), seg).unwrap();
+    }
+    let sealed = || AtRest::load(Some(&key_file)).unwrap();
+    {
+        let (s, _rx) = open(&store, &[1], sealed(), Outbox::default());
+        assert_eq!(s.snapshot().data, b"old snapshot".to_vec());
+        let mem = s.cache();
+        assert_eq!((mem.first_index().unwrap(), mem.last_index().unwrap()), (3, 4));
+        assert_eq!((mem.term(3).unwrap(), mem.term(4).unwrap()), (1, 2));
+        assert_eq!(mem.initial_state().unwrap().hard_state.commit, 4);
+        s.append(batch(1, vec![entry(5, 2, b"name-5")], Some(hard_state(2, 1, 5)), vec![])).unwrap();
+        s.barrier().unwrap();
+    }
+    // Old records stay as they were; the new one is in a version-2
+    // segment with its term, sealed in format 3.
+    let (log, records) = SegmentLog::open(&store.join(LOG_DIR), 0).unwrap();
+    let entries: Vec<(u64, Option<u64>, u8)> = records
+        .iter()
+        .filter_map(|r| match r {
+            Record::Entry { index, term, stored } => Some((*index, *term, stored[0])),
+            Record::HardState(_) => None,
+        })
+        .collect();
+    assert_eq!(entries, vec![(3, None, 2), (4, None, 2), (5, Some(2), 3)]);
+    assert_eq!(log.segment_paths().len(), 2);
+    drop(log);
+    {
+        let (s, _rx) = open(&store, &[1], sealed(), Outbox::default());
+        let got = s.cache().entries(3, 6, None, raft::GetEntriesContext::empty(false)).unwrap();
+        assert_eq!(got.iter().map(|e| (e.index, e.term)).collect::<Vec<_>>(), vec![(3, 1), (4, 2), (5, 2)]);
+        // A new snapshot is sealed in format 3, bound to its term.
+        let mut meta = SnapshotMetadata::default();
+        meta.index = 5;
+        meta.term = 2;
+        meta.set_conf_state(ConfState::from((vec![1], vec![])));
+        s.save_snapshot(meta, b"new snapshot".to_vec(), 4).unwrap();
+    }
+    let (s, _rx) = open(&store, &[1], sealed(), Outbox::default());
+    assert_eq!(s.snapshot().data, b"new snapshot".to_vec());
+    let db = s.db.clone();
+    drop(s);
+    let stored =
+        db.begin_read().unwrap().open_table(STATE).unwrap().get(SNAPSHOT_DATA).unwrap().unwrap().value().to_vec();
+    assert_eq!(stored[0], 3, "snapshot written in format 3");
+    assert!(!stored.windows(8).any(|w| w == b"snapshot"), "sealed");
 }

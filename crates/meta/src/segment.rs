@@ -1,4 +1,5 @@
-//! The on-disk format of one Raft log segment file, version 1.
+//! The on-disk format of one Raft log segment file, version 2 (version 1
+//! still read).
 //!
 //! A segment is a header then records, appended and never rewritten:
 //!
@@ -7,10 +8,19 @@
 //!   starts a new one), its sequence number (u64 LE), CRC32C of the
 //!   preceding 28 bytes (u32 LE);
 //! - record: body length (u32 LE), CRC32C of the body (u32 LE), body =
-//!   kind (u8) then payload. Kind 1, a log entry: index (u64 LE) then the
-//!   entry as [`crate::at_rest::AtRest`] stores it (sealed under the server
-//!   key, bound to its index). Kind 2, the hard state (raft-rs protobuf:
-//!   term, vote, commit; nothing secret).
+//!   kind (u8) then payload. Kind 3 (version 2), a log entry: index (u64
+//!   LE), term (u64 LE), then the entry as [`crate::at_rest::AtRest`]
+//!   stores it (sealed under the server key, bound to its index, term and
+//!   key id). Kind 1 (version 1 only; read, never written), a log entry
+//!   without its term: index (u64 LE) then the entry as stored before the
+//!   term was bound. Kind 2, the hard state (raft-rs protobuf: term, vote,
+//!   commit; nothing secret).
+//!
+//! Version 2 exists so that a build that knows only kind 1 refuses these
+//! segments by their header ("format version 2 is not supported") instead
+//! of taking a kind-3 record for a torn tail and cutting it off. A server
+//! never appends kind-3 records to a version-1 segment: it starts a new
+//! segment instead (`segment_log.rs`).
 //!
 //! Segments are preallocated, so a segment's unwritten end reads as zeros.
 //! [`scan`] reads records until the end or the first one that does not
@@ -23,27 +33,35 @@
 use crate::MetaError;
 
 pub const MAGIC: &[u8; 8] = b"SLRAFTLG";
-pub const VERSION: u32 = 1;
+/// The version new segments are written in.
+pub const VERSION: u32 = 2;
+/// Segments written before entries carried their term (kind 1 records).
+pub const VERSION_1: u32 = 1;
 pub const HEADER_LEN: usize = 32;
 const RECORD_HEAD: usize = 8;
 /// No record is larger (a Raft entry holds one metadata request).
 pub const MAX_BODY: usize = 64 << 20;
 
+/// A log entry without its term (version 1 segments).
 pub const KIND_ENTRY: u8 = 1;
 pub const KIND_HARD_STATE: u8 = 2;
+/// A log entry with its term (version 2 segments).
+pub const KIND_ENTRY_TERM: u8 = 3;
 
 /// A segment's identity, from its header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Header {
     pub generation: u64,
     pub seq: u64,
+    /// [`VERSION`] or [`VERSION_1`].
+    pub version: u32,
 }
 
 impl Header {
     pub fn encode(&self) -> [u8; HEADER_LEN] {
         let mut h = [0u8; HEADER_LEN];
         h[..8].copy_from_slice(MAGIC);
-        h[8..12].copy_from_slice(&VERSION.to_le_bytes());
+        h[8..12].copy_from_slice(&self.version.to_le_bytes());
         h[12..20].copy_from_slice(&self.generation.to_le_bytes());
         h[20..28].copy_from_slice(&self.seq.to_le_bytes());
         let crc = crc32c::crc32c(&h[..28]);
@@ -61,10 +79,12 @@ impl Header {
             return Err(bad("checksum mismatch"));
         }
         let version = le32(&h[8..12]);
-        if version != VERSION {
-            return Err(bad(&format!("format version {version} is not supported (this server reads {VERSION})")));
+        if version != VERSION && version != VERSION_1 {
+            return Err(bad(&format!(
+                "format version {version} is not supported (this server reads {VERSION_1} and {VERSION})"
+            )));
         }
-        Ok(Header { generation: le64(&h[12..20]), seq: le64(&h[20..28]) })
+        Ok(Header { generation: le64(&h[12..20]), seq: le64(&h[20..28]), version })
     }
 }
 
@@ -142,7 +162,7 @@ fn record_at(bytes: &[u8], pos: usize) -> Option<(Found, usize)> {
         return None;
     }
     let body = bytes.get(pos + RECORD_HEAD..pos + RECORD_HEAD + len)?;
-    if !matches!(body[0], KIND_ENTRY | KIND_HARD_STATE) || crc32c::crc32c(body) != le32(&head[4..8]) {
+    if !matches!(body[0], KIND_ENTRY | KIND_HARD_STATE | KIND_ENTRY_TERM) || crc32c::crc32c(body) != le32(&head[4..8]) {
         return None;
     }
     let start = pos + RECORD_HEAD;
@@ -164,7 +184,7 @@ mod tests {
     use super::*;
 
     fn segment(records: &[(&[u8], u8)]) -> Vec<u8> {
-        let mut out = Header { generation: 3, seq: 7 }.encode().to_vec();
+        let mut out = Header { generation: 3, seq: 7, version: VERSION }.encode().to_vec();
         for (payload, kind) in records {
             encode_record(&mut out, *kind, &[payload]);
         }
@@ -173,16 +193,18 @@ mod tests {
 
     #[test]
     fn header_round_trip_and_refusals() {
-        let h = Header { generation: 3, seq: 7 };
+        let h = Header { generation: 3, seq: 7, version: VERSION };
         assert_eq!(Header::decode(&h.encode()).unwrap(), h);
+        let old = Header { version: VERSION_1, ..h };
+        assert_eq!(Header::decode(&old.encode()).unwrap(), old);
         let mut bad = h.encode();
         bad[13] ^= 1;
         assert!(Header::decode(&bad).unwrap_err().to_string().contains("checksum"));
         let mut future = h.encode();
-        future[8..12].copy_from_slice(&2u32.to_le_bytes());
+        future[8..12].copy_from_slice(&3u32.to_le_bytes());
         let crc = crc32c::crc32c(&future[..28]);
         future[28..].copy_from_slice(&crc.to_le_bytes());
-        assert!(Header::decode(&future).unwrap_err().to_string().contains("version 2"));
+        assert!(Header::decode(&future).unwrap_err().to_string().contains("version 3"));
         assert!(Header::decode(b"SLRAFT").is_err());
     }
 

@@ -19,7 +19,7 @@ use std::os::fd::AsRawFd;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
-use crate::segment::{self, Header, Tail, KIND_ENTRY, KIND_HARD_STATE};
+use crate::segment::{self, Header, Tail, KIND_ENTRY, KIND_ENTRY_TERM, KIND_HARD_STATE};
 use crate::MetaError;
 
 /// Segments are preallocated to this size and rotated once they pass it.
@@ -28,8 +28,9 @@ pub const SEGMENT_BYTES: u64 = 16 << 20;
 /// A record as replayed, in the order it was written.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Record {
-    /// A log entry as stored (sealed), at `index`.
-    Entry { index: u64, stored: Vec<u8> },
+    /// A log entry as stored (sealed), at `index`, of `term` (None: a
+    /// record of a version-1 segment, written before the term was stored).
+    Entry { index: u64, term: Option<u64>, stored: Vec<u8> },
     /// The hard state's protobuf bytes.
     HardState(Vec<u8>),
 }
@@ -98,13 +99,15 @@ impl SegmentLog {
                 std::fs::remove_file(&path)?;
                 continue;
             }
-            mine.push((seq, path, bytes));
+            mine.push((seq, path, bytes, header.version));
         }
         let mut records = Vec::new();
         let mut segments: Vec<Segment> = Vec::new();
         let count = mine.len();
         let mut end = 0;
-        for (i, (seq, path, bytes)) in mine.into_iter().enumerate() {
+        let mut active_version = segment::VERSION;
+        for (i, (seq, path, bytes, version)) in mine.into_iter().enumerate() {
+            active_version = version;
             let scan = segment::scan(&bytes);
             let last = i + 1 == count;
             match scan.tail {
@@ -134,7 +137,16 @@ impl SegmentLog {
                     KIND_ENTRY if payload.len() >= 8 => {
                         let index = segment::le64(payload);
                         last_index = last_index.max(index);
-                        Record::Entry { index, stored: payload[8..].to_vec() }
+                        Record::Entry { index, term: None, stored: payload[8..].to_vec() }
+                    }
+                    KIND_ENTRY_TERM if payload.len() >= 16 => {
+                        let index = segment::le64(payload);
+                        last_index = last_index.max(index);
+                        Record::Entry {
+                            index,
+                            term: Some(segment::le64(&payload[8..])),
+                            stored: payload[16..].to_vec(),
+                        }
                     }
                     KIND_HARD_STATE => Record::HardState(payload.to_vec()),
                     _ => return Err(MetaError::Store(format!("{}: malformed record", path.display()))),
@@ -147,6 +159,21 @@ impl SegmentLog {
             Record::Entry { .. } => None,
         });
         let (active, active_len) = match segments.last() {
+            // A version-1 segment takes no kind-3 record (an older build
+            // would cut them off as a torn tail): continue in a new one.
+            Some(s) if active_version != segment::VERSION => {
+                let (seg, f) = create_segment(dir, generation, s.seq + 1, SEGMENT_BYTES)?;
+                let mut len = segment::HEADER_LEN as u64;
+                if let Some(hs) = &hard_state {
+                    let mut rec = Vec::new();
+                    segment::encode_record(&mut rec, KIND_HARD_STATE, &[hs]);
+                    f.write_all_at(&rec, len)?;
+                    f.sync_data()?;
+                    len += rec.len() as u64;
+                }
+                segments.push(seg);
+                (f, len)
+            }
             Some(s) => {
                 let f = OpenOptions::new().read(true).write(true).open(&s.path)?;
                 preallocate(&f, SEGMENT_BYTES);
@@ -177,9 +204,9 @@ impl SegmentLog {
         self.segment_bytes = n;
     }
 
-    /// Add an entry (as stored: sealed) to the batch.
-    pub fn push_entry(&mut self, index: u64, stored: &[u8]) {
-        segment::encode_record(&mut self.buf, KIND_ENTRY, &[&index.to_le_bytes(), stored]);
+    /// Add an entry of `term` (as stored: sealed) to the batch.
+    pub fn push_entry(&mut self, index: u64, term: u64, stored: &[u8]) {
+        segment::encode_record(&mut self.buf, KIND_ENTRY_TERM, &[&index.to_le_bytes(), &term.to_le_bytes(), stored]);
         self.buf_last_index = self.buf_last_index.max(index);
     }
 
@@ -276,7 +303,7 @@ impl SegmentLog {
 fn create_segment(dir: &Path, generation: u64, seq: u64, bytes: u64) -> Result<(Segment, File), MetaError> {
     let path = dir.join(format!("{seq:020}.seg"));
     let f = OpenOptions::new().create_new(true).read(true).write(true).open(&path)?;
-    f.write_all_at(&Header { generation, seq }.encode(), 0)?;
+    f.write_all_at(&Header { generation, seq, version: segment::VERSION }.encode(), 0)?;
     preallocate(&f, bytes);
     f.sync_all()?;
     File::open(dir)?.sync_all()?;

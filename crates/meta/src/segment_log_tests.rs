@@ -8,13 +8,13 @@ use std::path::Path;
 use crate::segment_log::{Record, SegmentLog};
 
 fn entry(index: u64) -> Record {
-    Record::Entry { index, stored: format!("entry-{index}").into_bytes() }
+    Record::Entry { index, term: Some(index / 2 + 1), stored: format!("entry-{index}").into_bytes() }
 }
 
 fn write(log: &mut SegmentLog, records: &[Record]) {
     for r in records {
         match r {
-            Record::Entry { index, stored } => log.push_entry(*index, stored),
+            Record::Entry { index, term, stored } => log.push_entry(*index, term.unwrap_or(0), stored),
             Record::HardState(b) => log.push_hard_state(b),
         }
     }
@@ -193,4 +193,32 @@ fn a_bad_record_at_the_end_of_a_complete_segment_is_an_error() {
     std::fs::write(&first, &bytes).unwrap();
     let err = SegmentLog::open(dir.path(), 0).err().expect("damage must not open");
     assert!(err.to_string().contains("damaged"), "{err}");
+}
+
+/// A segment as format 1 wrote it: version-1 header, entries without terms.
+fn version1_segment(dir: &Path, seq: u64, records: &[(u64, &[u8])]) {
+    use crate::segment::{encode_record, Header, KIND_ENTRY, VERSION_1};
+    let mut bytes = Header { generation: 0, seq, version: VERSION_1 }.encode().to_vec();
+    for (index, stored) in records {
+        encode_record(&mut bytes, KIND_ENTRY, &[&index.to_le_bytes(), stored]);
+    }
+    std::fs::write(dir.join(format!("{seq:020}.seg")), bytes).unwrap();
+}
+
+#[test]
+fn a_version1_segment_is_read_and_continued_in_a_version2_segment() {
+    let dir = tempfile::tempdir().unwrap();
+    version1_segment(dir.path(), 1, &[(1, b"old-1"), (2, b"old-2")]);
+    let old = |index: u64, stored: &[u8]| Record::Entry { index, term: None, stored: stored.to_vec() };
+    {
+        let (mut log, replayed) = SegmentLog::open(dir.path(), 0).unwrap();
+        assert_eq!(replayed, vec![old(1, b"old-1"), old(2, b"old-2")]);
+        assert_eq!(log.segment_paths().len(), 2, "new records go to a new segment");
+        write(&mut log, &[entry(3)]);
+    }
+    let (log, replayed) = SegmentLog::open(dir.path(), 0).unwrap();
+    assert_eq!(replayed, vec![old(1, b"old-1"), old(2, b"old-2"), entry(3)]);
+    let paths = log.segment_paths();
+    let version = |p: &Path| crate::segment::Header::decode(&std::fs::read(p).unwrap()).unwrap().version;
+    assert_eq!((version(&paths[0]), version(&paths[1])), (crate::segment::VERSION_1, crate::segment::VERSION));
 }

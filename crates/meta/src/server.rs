@@ -163,6 +163,9 @@ pub async fn run(cfg: MetaConfig, shutdown: impl Future<Output = ()>) -> Result<
     let mut voters: Vec<u64> = if cfg.join { Vec::new() } else { cfg.peers.keys().copied().collect() };
     voters.sort_unstable();
     let at_rest = AtRest::load(cfg.key_file.as_deref())?;
+    if let Some(key_id) = at_rest.key_id() {
+        tracing::info!(id = cfg.id, key_id, "metadata at rest sealed under the server key");
+    }
     if !at_rest.is_sealed() {
         tracing::warn!(
             id = cfg.id,

@@ -460,7 +460,13 @@ impl Handler for MetaService {
             // Nothing is looked at, recorded or reassembled for a refused request.
             Ok(mut req) => match authorize(peer, &req).and_then(|()| {
                 // Who the request acts as comes from the certificate only.
-                req.caller = if peer.is(Role::Client) { crate::perm::caller_of(&peer.user) } else { None };
+                // (A certificate without a uid mapping says which user it
+                // acts for, and is checked as that user.)
+                req.caller = if peer.is(Role::Client) {
+                    Some(crate::perm::caller_of(&peer.user, req.caller.as_ref()))
+                } else {
+                    None
+                };
                 crate::identity::apply(&peer.user, &mut req)
             }) {
                 Ok(()) => self.handle_allowed(req, request.payload).await,

@@ -10,7 +10,9 @@
 //! [`Principal`]; [`pool`] keeps idle client connections per address so
 //! concurrent callers each get their own stream. Connections to data
 //! servers may opt into [`integrity`]-only records after the handshake.
+//! [`acting`] names the user a client's metadata requests act for.
 
+pub mod acting;
 pub mod error;
 pub mod frame;
 pub mod integrity;

@@ -3,7 +3,8 @@
 //! Requests go to the last known leader; a `NOT_LEADER` answer (with a hint)
 //! or an unreachable server moves on to the hinted or next server, with a
 //! short back-off, until the request's deadline. Every request carries a
-//! client id and a request id so the state machine can deduplicate retries.
+//! client id and a request id so the state machine can deduplicate retries,
+//! and the user it acts for (`acting.rs`).
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -85,6 +86,8 @@ pub struct MetaClient {
     next_request: AtomicU64,
     pool: Pool,
     deadline: Duration,
+    /// Who requests act for outside [`crate::acting::acting_as`].
+    acting: crate::acting::Caller,
 }
 
 /// How long one attempt waits for one server's answer before the request
@@ -108,7 +111,19 @@ impl MetaClient {
             next_request: AtomicU64::new(1),
             pool: Pool::new(tls, Role::Meta, Duration::from_secs(1), ATTEMPT_TIMEOUT),
             deadline,
+            acting: crate::acting::process_caller(),
         }
+    }
+
+    /// Act for `caller` (instead of this process's ids) outside
+    /// [`crate::acting::acting_as`].
+    pub fn set_acting(&mut self, caller: crate::acting::Caller) {
+        self.acting = caller;
+    }
+
+    /// The identity a request made now claims.
+    fn caller(&self) -> crate::acting::Caller {
+        crate::acting::current().unwrap_or_else(|| self.acting.clone())
     }
 
     pub fn addrs(&self) -> &[String] {
@@ -121,7 +136,7 @@ impl MetaClient {
         let req = MetaRequest {
             client_id: self.client_id,
             request_id: self.next_request.fetch_add(1, Ordering::Relaxed),
-            caller: None,
+            caller: Some(self.caller()),
             body: Some(body),
         };
         let frame = Frame::from_message(&req, Bytes::new());
@@ -192,7 +207,7 @@ impl MetaClient {
         let req = MetaRequest {
             client_id: self.client_id,
             request_id: self.next_request.fetch_add(1, Ordering::Relaxed),
-            caller: None,
+            caller: Some(self.caller()),
             body: Some(body),
         };
         let resp: MetaResponse = self.pool.call(addr, &Frame::from_message(&req, Bytes::new())).await?.decode()?;

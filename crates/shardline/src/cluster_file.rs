@@ -36,6 +36,10 @@ pub struct ClusterFile {
     /// without it still read. `admin keys` works on `key_file` only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key_command: Option<Vec<String>>,
+    /// Seconds `key_command` may run before it is killed and the client
+    /// refuses to start (default 30).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_command_timeout_s: Option<u64>,
     /// Metadata servers.
     pub meta: Vec<Node>,
     /// Data servers.
@@ -136,6 +140,9 @@ impl ClusterFile {
         if self.meta.is_empty() {
             bail!("no metadata servers listed");
         }
+        if let Some(s) = self.key_command_timeout_s.filter(|s| !(1..=3600).contains(s)) {
+            bail!("key_command_timeout_s = {s}: give 1 to 3600 seconds");
+        }
         Ok(())
     }
 
@@ -169,6 +176,7 @@ impl ClusterFile {
             shardline_client::ClientConfig::new(self.meta_addrs(), self.key_file.clone(), self.identity(role)?);
         cfg.data_integrity_only = self.tls.as_ref().is_some_and(|t| t.data_integrity_only);
         cfg.key_command = self.key_command.clone();
+        cfg.key_command_timeout = self.key_command_timeout_s.map(std::time::Duration::from_secs);
         Ok(cfg)
     }
 

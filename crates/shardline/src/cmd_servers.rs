@@ -82,9 +82,11 @@ pub struct MetaArgs {
     /// Report a data server down after this long without a heartbeat.
     #[arg(long, default_value_t = 5000)]
     down_after_ms: u64,
-    /// The metadata servers' shared key file (0600, made by `shardline
-    /// keygen`): the Raft log and snapshots, file names included, are
-    /// encrypted at rest with it. Required unless --insecure-plaintext-metadata.
+    /// The metadata servers' shared key file (0600; format v1, one key, as
+    /// `shardline keygen` makes, or v2, a keyring, as `shardline up` makes
+    /// `meta.key`): the Raft log and snapshots, file names included, are
+    /// encrypted at rest with it, each value bound to its index, term and
+    /// the key's id. Required unless --insecure-plaintext-metadata.
     #[arg(long, env = "SHARDLINE_META_KEY_FILE")]
     key_file: Option<PathBuf>,
     /// Run without a key file, storing the namespace (every file name) in

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use shardline_crypto::Kek;
+use shardline_crypto::{Kek, Keyring};
 use shardline_proto::v1 as pb;
 use shardline_rpc::{Role, Tls};
 use shardline_types::Layout;
@@ -114,6 +114,7 @@ fn prepare(spec: &Spec) -> Result<ClusterFile> {
         pg_count: spec.pg_count,
         key_file,
         key_command: None,
+        key_command_timeout_s: None,
         meta,
         data,
         tls: None,
@@ -186,7 +187,9 @@ impl LocalCluster {
         let layout = cluster.file.layout()?;
         // The metadata servers' shared key (their storage is sealed with it).
         let meta_key = cluster.cluster_path.with_file_name(META_KEY_FILE);
-        Kek::load_or_create(&meta_key).context("create the metadata servers' key file")?;
+        // A keyring file (format v2) with an id bound into every sealed
+        // value; an existing v1 file is kept and still loads.
+        Keyring::load_or_create_v2(&meta_key, "meta").context("create the metadata servers' key file")?;
         // The cluster capability key (shard tokens), 0600 like the others.
         // SHARDLINE_INSECURE_NO_CAPABILITIES=1 starts every server without
         // capabilities instead (development, and to measure their cost).
