@@ -166,7 +166,10 @@ mod tests {
     fn unwrap_with_other_kek_fails() {
         let dek = Dek::generate();
         let wrapped = Kek::generate("kek-a").wrap(&dek, WrapFormat::V1);
-        assert!(matches!(Kek::generate("kek-a").unwrap(&wrapped, WrapFormat::V1), Err(CryptoError::UnwrapFailed { .. })));
+        assert!(matches!(
+            Kek::generate("kek-a").unwrap(&wrapped, WrapFormat::V1),
+            Err(CryptoError::UnwrapFailed { .. })
+        ));
     }
 
     #[test]

@@ -77,7 +77,10 @@ fn a_dek_wrapped_under_v1_opens_after_rotation_to_v2_until_v1_is_retired() {
     let (v2, new_wrapped) = ring.wrap(&opened, crate::WrapFormat::V1);
     assert_eq!(v2, 2);
     assert_eq!(ring.unwrap(ring.id(), 2, &new_wrapped, crate::WrapFormat::V1).expect("v2").as_bytes(), dek.as_bytes());
-    assert!(ring.unwrap(ring.id(), 1, &new_wrapped, crate::WrapFormat::V1).is_err(), "the version is bound into the wrapping");
+    assert!(
+        ring.unwrap(ring.id(), 1, &new_wrapped, crate::WrapFormat::V1).is_err(),
+        "the version is bound into the wrapping"
+    );
 
     // Retired: version 1 is gone from the file; what it wrapped no longer opens.
     let mut ring = ring;
@@ -88,7 +91,10 @@ fn a_dek_wrapped_under_v1_opens_after_rotation_to_v2_until_v1_is_retired() {
     assert_eq!(ring.versions(), vec![2]);
     let err = ring.unwrap(ring.id(), 1, &old_wrapped, crate::WrapFormat::V1).expect_err("retired version opened");
     assert!(matches!(err, CryptoError::UnknownKekVersion { version: 1, .. }), "{err}");
-    assert!(matches!(ring.unwrap("other-id", 2, &new_wrapped, crate::WrapFormat::V1), Err(CryptoError::UnknownKek { .. })));
+    assert!(matches!(
+        ring.unwrap("other-id", 2, &new_wrapped, crate::WrapFormat::V1),
+        Err(CryptoError::UnknownKek { .. })
+    ));
 }
 
 #[test]
