@@ -12,7 +12,9 @@
 //! half. Every read — path API, inode handle (the mount's), prefetch —
 //! fails with an integrity error (EIO), never old bytes or a hole. Two
 //! writers of one file still merge, and a file made without a manifest
-//! (wrap format 1, as before) reads and writes as it did.
+//! (wrap format 1, as before) reads and writes as it did. A shard that
+//! passes its CRC but fails authentication is read around (another set of
+//! k shards), whole and by range.
 
 mod harness;
 #[path = "harness/meta_tamper.rs"]
@@ -26,7 +28,7 @@ use harness::{content, TestCluster, CHUNK};
 use meta_tamper::{MetaTamper, Tamper};
 use shardline_client::inode_api::SetAttrRequest;
 use shardline_client::{Client, ClientConfig, ClientError, FileHandle, PrefetchConfig, PrefetchItem, WrapFormat};
-use shardline_crypto::cap_ops;
+use shardline_crypto::{cap_ops, issue_cap, now_ms, CapKey, Capability};
 use shardline_proto::v1 as pb;
 use shardline_proto::v1::meta_request::Body;
 use shardline_proto::v1::meta_response::Body as RBody;
@@ -291,5 +293,50 @@ fn tampered_chunk_lists_and_sizes_fail_to_read_and_writers_still_merge() {
         old_data.truncate(CHUNK + 9);
         assert_eq!(honest.read_file("/legacy").await.expect("read back"), old_data);
         assert_eq!(attr(&attacker, "legacy").await.manifest, None, "still no manifest");
+
+        // A shard that passes its CRC but fails authentication (shard 0 of
+        // chunk 0 replaced by shard 0 of chunk 1, as a hostile data server
+        // could; the test mints the put token with the cluster key): the
+        // reader tries another set of k and reads the right bytes.
+        let s_data = content(2 * CHUNK, 60);
+        honest.write_file("/s", &s_data).await.expect("write /s");
+        let s = attr(&attacker, "s").await;
+        let s_chunks = chunks(&attacker, s.ino).await;
+        let shard_of = |index: u64| {
+            c.shard_files()
+                .into_iter()
+                .find(|sh| sh.key.file_id == s.ino && sh.key.chunk_index == index && sh.key.shard_index == 0)
+                .expect("shard 0")
+        };
+        let (victim, donor) = (shard_of(0), shard_of(1));
+        assert_eq!(victim.payload_len, donor.payload_len);
+        let cap_key = CapKey::load(&c.data_dir().join("cap.key")).expect("cluster capability key");
+        let epoch = s_chunks[0].cap.as_ref().expect("a get token").epoch;
+        let claim = Capability {
+            file_id: s.ino,
+            chunk_index: 0,
+            version: victim.key.version,
+            ops: cap_ops::PUT,
+            epoch,
+            expires_ms: now_ms() + 60_000,
+        };
+        let token = issue_cap(&cap_key, &claim);
+        shard_client::put(
+            &pool,
+            &data_addrs[&victim.server],
+            &victim.key,
+            donor.payload().into(),
+            Some(&token),
+            epoch,
+            (4, 2),
+        )
+        .await
+        .expect("swap the shard");
+        assert_eq!(shard_of(0).payload(), donor.payload(), "the swapped shard is what the server holds");
+        let fresh = client(&c, metas.clone(), WrapFormat::V2).await;
+        assert!(fresh.read_file("/s").await.expect("read around the bad shard") == s_data, "wrong bytes");
+        let h = FileHandle::open(&fresh, s.ino).await.expect("open /s");
+        let part = h.read_at(1000, 3000).await.expect("a range read around the bad shard");
+        assert_eq!(&part[..], &s_data[1000..4000]);
     });
 }

@@ -59,6 +59,7 @@ mod read_pattern;
 pub mod reader;
 mod stale;
 mod stripe_fetch;
+mod subset_read;
 pub mod writer;
 
 pub use client::{Client, ClientConfig, DirEntry, FileKind, FileStat};
