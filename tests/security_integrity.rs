@@ -294,6 +294,19 @@ fn tampered_chunk_lists_and_sizes_fail_to_read_and_writers_still_merge() {
         assert_eq!(honest.read_file("/legacy").await.expect("read back"), old_data);
         assert_eq!(attr(&attacker, "legacy").await.manifest, None, "still no manifest");
 
+        // Key rotation re-wraps every key in its own wrap format: files
+        // with a manifest still need it, those without still read.
+        let rotated = tokio::task::block_in_place(|| c.json(&["admin", "keys", "rotate", "--json"]));
+        assert_eq!(rotated["new_version"], 2, "{rotated:#}");
+        let (e2, l2) = (attr(&attacker, "e").await, attr(&attacker, "legacy").await);
+        let version_format = |a: &pb::Attr| a.key.as_ref().map(|k| (k.kek_version, k.format));
+        assert_eq!(version_format(&e2), Some((2, 2)), "rotation keeps wrap format 2");
+        assert_eq!(version_format(&l2), Some((2, 1)), "and format 1");
+        let after = client(&c, metas.clone(), WrapFormat::V2).await;
+        assert!(after.read_file("/e").await.expect("read /e after rotation") == want);
+        assert_eq!(after.read_file("/legacy").await.expect("read /legacy after rotation"), old_data);
+        assert_unreadable(&after, "a", a.ino, "(a) after rotation").await;
+
         // A shard that passes its CRC but fails authentication (shard 0 of
         // chunk 0 replaced by shard 0 of chunk 1, as a hostile data server
         // could; the test mints the put token with the cluster key): the
