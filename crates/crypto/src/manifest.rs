@@ -14,8 +14,8 @@
 //!
 //! ```text
 //! key    = HKDF-SHA256(salt = none, ikm = DEK, info = "shardline-manifest-v1")
-//! digest = SHA-256(count(u64 BE) || (index(u64 BE) || version(u64 BE))*)
-//!            over the chunks in ascending index order
+//! digest = SHA-256((index(u64 BE) || version(u64 BE))* || count(u64 BE))
+//!            over the chunks in strictly ascending index order
 //! mac    = HMAC-SHA256(key, "shardline-manifest" || 0x00 || format(u32 BE)
 //!            || file_id(u64 BE) || size(u64 BE) || seq(u64 BE) || digest)
 //! ```
@@ -76,8 +76,7 @@ impl ChunkDigest {
         if !self.ordered {
             return None;
         }
-        // The count goes last in the stream but is bound all the same:
-        // SHA-256 over pairs then the count is as unambiguous as count first.
+        // Pairs are fixed-size, so pairs then the count is unambiguous.
         let mut ctx = self.ctx;
         ctx.update(&self.count.to_be_bytes());
         let mut out = [0u8; 32];

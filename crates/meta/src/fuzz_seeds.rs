@@ -97,6 +97,23 @@ pub fn requests(i: Inos) -> Vec<pb::MetaRequest> {
             key: key(),
             exclusive: false,
         }),
+        // A file that needs a manifest (wrap format 2), and changes carrying one.
+        Body::Create(pb::Create {
+            manifest: Some(pb::FileManifest { format: 1, seq: 0, mac: vec![7; 32] }),
+            parent: dir,
+            name: b"m".to_vec(),
+            mode: 0o644,
+            uid: 0,
+            gid: 0,
+            key: key().map(|k| pb::WrappedKey { format: 2, ..k }),
+            exclusive: true,
+        }),
+        Body::SetAttr(pb::SetAttr {
+            ino: file,
+            size: Some(10),
+            manifest: Some(pb::FileManifest { format: 1, seq: 1, mac: vec![8; 32] }),
+            ..Default::default()
+        }),
         Body::Mkdir(pb::Mkdir { parent: ROOT_INO, name: b"e".to_vec(), mode: 0o755, uid: 5, gid: 5 }),
         Body::Unlink(pb::Unlink { parent: dir, name: b"f0".to_vec() }),
         Body::Rmdir(pb::Rmdir { parent: ROOT_INO, name: b"d".to_vec() }),
