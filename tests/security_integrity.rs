@@ -10,7 +10,8 @@
 //! compromised metadata server answering without the manifest, or as an
 //! empty file (with the key's wrap format downgraded, too), is (d)'s other
 //! half. Every read — path API, inode handle (the mount's), prefetch —
-//! fails with an integrity error (EIO), never old bytes or a hole. Two
+//! — and a mount fails with an integrity error (EIO), never old bytes or a
+//! hole. Two
 //! writers of one file still merge, and a file made without a manifest
 //! (wrap format 1, as before) reads and writes as it did. A shard that
 //! passes its CRC but fails authentication is read around (another set of
@@ -19,6 +20,8 @@
 mod harness;
 #[path = "harness/meta_tamper.rs"]
 mod meta_tamper;
+#[path = "harness/mount.rs"]
+mod mount;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -26,6 +29,7 @@ use std::time::{Duration, Instant};
 
 use harness::{content, TestCluster, CHUNK};
 use meta_tamper::{MetaTamper, Tamper};
+use mount::Mount;
 use shardline_client::inode_api::SetAttrRequest;
 use shardline_client::{Client, ClientConfig, ClientError, FileHandle, PrefetchConfig, PrefetchItem, WrapFormat};
 use shardline_crypto::{cap_ops, issue_cap, now_ms, CapKey, Capability};
@@ -191,6 +195,20 @@ fn tampered_chunk_lists_and_sizes_fail_to_read_and_writers_still_merge() {
         };
         attacker.call(Body::SetAttr(set)).await.expect("shrink");
         assert_unreadable(&honest, "c", cf.ino, "(c) size shrunk").await;
+
+        // Through a mount: EIO, for reads and for opens that refresh.
+        let m = Mount::start(&c, &[]);
+        for name in ["a", "b", "c"] {
+            let got = tokio::task::block_in_place(|| std::fs::read(m.path.join(name)));
+            assert_eq!(
+                got.map(|b| b.len()).map_err(|e| e.raw_os_error()),
+                Err(Some(libc::EIO)),
+                "/{name} through the mount"
+            );
+        }
+        let untouched = tokio::task::block_in_place(|| std::fs::read(m.path.join("d")));
+        assert!(untouched.expect("/d through the mount") == files[3].1);
+        drop(m);
 
         // (d) Without a manifest the service refuses every change of the
         // chunk list or size, and nothing changes.
