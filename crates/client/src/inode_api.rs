@@ -18,6 +18,7 @@ use shardline_proto::v1::meta_request::Body;
 use shardline_proto::v1::meta_response::Body as RBody;
 use shardline_types::Layout;
 
+use shardline_crypto::WrapFormat;
 use shardline_rpc::MetaCallError;
 
 use crate::client::{attr_of, unexpected, Inner};
@@ -326,11 +327,15 @@ impl Inodes {
                     Some(c) => Some(c),
                     None => {
                         let (attr, chunks) = crate::chunk_list::get_chunks(&self.inner, ino).await?;
-                        if FileKind::from_wire(attr.kind) == FileKind::File && attr.key.is_some() {
+                        let needs_manifest = attr.key.as_ref().is_some_and(|k| {
+                            WrapFormat::from_wire(k.format).map_or(true, WrapFormat::manifest_required)
+                        });
+                        if FileKind::from_wire(attr.kind) == FileKind::File && needs_manifest {
                             opened = FileCtx::open(&self.inner, &attr, &chunks, None)?;
                             Some(&opened)
                         } else {
-                            // Not a file with data: the service answers.
+                            // No manifest to keep (not a file with data, or
+                            // a key from before manifests): the service answers.
                             None
                         }
                     }
