@@ -191,8 +191,9 @@ async fn an_interrupted_rotation_is_finished_by_running_rotate_again() {
     assert_eq!(page.files.len(), files.len());
     for entry in page.files.iter().take(3) {
         let old = entry.key.clone().expect("key");
-        let dek = ring.unwrap(&old.kek_id, old.kek_version, &old.wrapped).expect("unwrap");
-        let (kek_version, wrapped) = ring.wrap(&dek);
+        let format = shardline_crypto::WrapFormat::from_wire(old.format).expect("wrap format");
+        let dek = ring.unwrap(&old.kek_id, old.kek_version, &old.wrapped, format).expect("unwrap");
+        let (kek_version, wrapped) = ring.wrap(&dek, format);
         let key = pb::WrappedKey { kek_version, wrapped, ..old.clone() };
         let rewrap =
             || Body::RewrapKey(pb::RewrapKey { ino: entry.ino, expected: Some(old.clone()), key: Some(key.clone()) });

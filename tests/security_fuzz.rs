@@ -85,7 +85,13 @@ fn meta_seeds() -> Vec<Vec<u8>> {
             ..Default::default()
         })
     };
-    let key = Some(pb::WrappedKey { kek_id: "k".into(), kek_version: 1, suite: 1, wrapped: vec![9; 72] });
+    let key = Some(pb::WrappedKey {
+        format: Default::default(),
+        kek_id: "k".into(),
+        kek_version: 1,
+        suite: 1,
+        wrapped: vec![9; 72],
+    });
     vec![
         r(Body::Status(pb::GetStatus {})),
         r(Body::Getattr(pb::GetAttr { ino: ROOT_INO })),
@@ -96,6 +102,7 @@ fn meta_seeds() -> Vec<Vec<u8>> {
         r(Body::GetChunks(pb::GetChunks { ino: ROOT_INO, from_index: 0, limit: 2 })),
         r(Body::Mkdir(pb::Mkdir { parent: ROOT_INO, name: b"zz-dir".to_vec(), mode: 0o755, uid: 0, gid: 0 })),
         r(Body::Create(pb::Create {
+            manifest: None,
             parent: ROOT_INO,
             name: b"zz-file".to_vec(),
             mode: 0o644,

@@ -54,7 +54,10 @@ async fn fetch(
 }
 
 /// Whether two attribute reads describe the same contents (a commit or a
-/// truncate changes size or mtime/ctime).
+/// truncate changes size or mtime/ctime, and the manifest's sequence).
 fn same_version(a: &pb::Attr, b: &pb::Attr) -> bool {
-    a.size == b.size && a.mtime_ns == b.mtime_ns && a.ctime_ns == b.ctime_ns
+    a.size == b.size
+        && a.mtime_ns == b.mtime_ns
+        && a.ctime_ns == b.ctime_ns
+        && a.manifest.as_ref().map(|m| m.seq) == b.manifest.as_ref().map(|m| m.seq)
 }

@@ -2,6 +2,9 @@
 //! fail, `stripe_fetch.rs`), decoded only when a data cell was missing,
 //! then verified and decrypted off the async threads.
 //!
+//! If the k shards read decode to bytes that fail authentication, every
+//! other set of k is tried (`subset_read.rs`) before the chunk is corrupt.
+//!
 //! Format v1 chunks (one AEAD message) are concatenated and opened whole;
 //! format v2 chunks are opened segment by segment straight out of the
 //! cells, with no concatenation pass ([`shardline_crypto::open_segments`]).
@@ -27,6 +30,15 @@ pub(crate) async fn read_chunk(
     chunk: &pb::Chunk,
 ) -> Result<Bytes, ClientError> {
     match with_fresh_map(inner, || read_once(inner, ctx, chunk)).await {
+        Err(e @ ClientError::Corrupt { .. }) => {
+            // The k shards read decoded to bytes that do not authenticate:
+            // try the other sets of k before giving up.
+            let format = chunk_format(ctx, chunk)?;
+            match crate::subset_read::open_any_k(inner, ctx, chunk, format).await {
+                Ok(Some(plain)) => Ok(Bytes::from(plain)),
+                Ok(None) | Err(_) => Err(stale::explain(inner, ctx.ino, chunk, e).await),
+            }
+        }
         Err(e) => Err(stale::explain(inner, ctx.ino, chunk, e).await),
         ok => ok,
     }

@@ -4,6 +4,11 @@
 //! tags, `shardline_crypto::seal_segments`) under the file's suite, and the
 //! commit records the format so readers pick the matching decoder.
 //!
+//! Files with a manifest (wrap format 2) commit with the manifest after the
+//! commit in the same request (`manifest.rs`); a commit refused because
+//! another writer changed the file first is re-based on the file as it is
+//! now, without sending the shards again.
+//!
 //! The chunk is sealed and coded once; if a target is down or the map moved
 //! (stale epoch), the same shards are sent again to the refreshed placement
 //! until the write window closes; a cluster with no map yet (data servers
@@ -24,6 +29,7 @@ use shardline_types::{ErrorCode, ShardKey};
 use crate::caps::write_cap;
 use crate::client::Inner;
 use crate::file_ctx::FileCtx;
+use crate::manifest::{self, Change};
 use crate::placement::targets_for_write;
 use crate::ClientError;
 
@@ -123,8 +129,25 @@ pub(crate) async fn write_chunk_gated(
                 }
                 let chunk =
                     pb::Chunk { index, version, sealed_len: sealed_len_wire, pg, format: format.to_wire(), cap: None };
-                let commit = pb::CommitChunk { ino: ctx.ino, chunk: Some(chunk), new_size, epoch: view.epoch };
-                match inner.meta.call(pb::meta_request::Body::CommitChunk(commit)).await {
+                // The manifest after this commit goes in the same request
+                // (re-based and sent again if another writer got in first).
+                let change = Change::Commit { index, version, new_size };
+                let sent = manifest::change(inner, ctx, change, |manifest| {
+                    let chunk = Some(chunk.clone());
+                    let commit = pb::CommitChunk { ino: ctx.ino, chunk, new_size, epoch: view.epoch, manifest };
+                    inner.meta.call(pb::meta_request::Body::CommitChunk(commit))
+                })
+                .await;
+                let sent = match sent {
+                    Ok(r) => r,
+                    Err(e) => {
+                        // The file's manifest could not be read or did not
+                        // verify: no commit was applied.
+                        discard_now(inner, written, cap.as_ref()).await;
+                        return Err(e);
+                    }
+                };
+                match sent {
                     Ok(resp) => {
                         if let Some(pb::meta_response::Body::Released(r)) = resp.body {
                             inner.release(r);

@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use shardline_crypto::{ChunkFormat, CipherSuite, Dek};
+use shardline_crypto::{ChunkFormat, CipherSuite, Dek, WrapFormat};
 use shardline_proto::v1 as pb;
 use shardline_proto::v1::meta_request::Body;
 use shardline_proto::v1::meta_response::Body as RBody;
@@ -56,6 +56,12 @@ pub struct ClientConfig {
     /// by older clients still read, and applies to XChaCha20-Poly1305 files
     /// only.
     pub chunk_format: ChunkFormat,
+    /// How the keys of new files are wrapped. [`WrapFormat::V2`] (the
+    /// default): the file must have an authenticated manifest, so its chunk
+    /// list and size cannot be rolled back, cut or dropped by whoever
+    /// writes metadata. [`WrapFormat::V1`] exists to test that files made
+    /// by older clients (no manifest) still read and write.
+    pub wrap_format: WrapFormat,
     /// Take the keyring from this command's output instead of `key_file`
     /// (a KMS helper; `shardline_crypto::KeyCommandProvider`). It is run
     /// again when a file names a key version the keyring held lacks.
@@ -84,6 +90,7 @@ impl ClientConfig {
             chunk_list_page: 50_000,
             cipher_suite: None,
             chunk_format: ChunkFormat::V2,
+            wrap_format: WrapFormat::V2,
             key_command: None,
             key_command_timeout: None,
             acting: None,
@@ -124,15 +131,24 @@ impl Inner {
         Ok(view)
     }
 
-    /// A fresh random data key for a new file, and its KEK-wrapped form for
-    /// the metadata service.
-    pub(crate) fn new_file_key(&self) -> (Dek, pb::WrappedKey) {
+    /// A fresh random data key for a new file, its KEK-wrapped form for
+    /// the metadata service and, for wrap format 2, the file's first
+    /// manifest (sequence 0).
+    pub(crate) fn new_file_key(&self) -> (Dek, pb::WrappedKey, Option<pb::FileManifest>) {
         let dek = Dek::generate();
         let suite = self.cfg.cipher_suite.unwrap_or_else(CipherSuite::preferred);
         let ring = self.keys.ring();
-        let (kek_version, wrapped) = ring.wrap(&dek);
-        let key = pb::WrappedKey { kek_id: ring.id().to_string(), kek_version, suite: i32::from(suite.id()), wrapped };
-        (dek, key)
+        let format = self.cfg.wrap_format;
+        let (kek_version, wrapped) = ring.wrap(&dek, format);
+        let key = pb::WrappedKey {
+            kek_id: ring.id().to_string(),
+            kek_version,
+            suite: i32::from(suite.id()),
+            wrapped,
+            format: format.to_wire(),
+        };
+        let manifest = format.manifest_required().then(|| crate::manifest::initial(&dek));
+        (dek, key, manifest)
     }
 
     pub async fn getattr(&self, ino: u64) -> Result<pb::Attr, ClientError> {
@@ -440,7 +456,7 @@ impl Client {
         tmp_name.push(b'.');
         tmp_name.extend_from_slice(name);
         tmp_name.extend_from_slice(format!(".shardline-{:016x}.tmp", rand::random::<u64>()).as_bytes());
-        let (dek, key) = self.inner.new_file_key();
+        let (dek, key, manifest) = self.inner.new_file_key();
         let resp = self
             .inner
             .meta
@@ -452,10 +468,11 @@ impl Client {
                 gid: 0,
                 key: Some(key),
                 exclusive: true,
+                manifest,
             }))
             .await?;
         let attr = attr_of(resp)?;
-        let ctx = FileCtx::new(&self.inner, &attr, Some(dek))?;
+        let ctx = FileCtx::open(&self.inner, &attr, &[], Some(dek))?;
         let rename = RenameOnFinish { parent, tmp_name, name: name.to_vec() };
         Ok(FileWriter::new(self.inner.clone(), Arc::new(ctx), Some(rename)))
     }
@@ -476,6 +493,7 @@ impl Client {
     pub async fn open(&self, path: impl AsRef<Path>) -> Result<FileReader, ClientError> {
         let parts = components(path.as_ref())?;
         let mut attempts = 0;
+        // The attributes the chunk list came with: the manifest covers both.
         let (attr, chunks) = loop {
             let attr = self.resolve_parts(&parts).await?;
             if FileKind::from_wire(attr.kind) != FileKind::File {
@@ -489,7 +507,7 @@ impl Client {
                 other => break other?,
             }
         };
-        let ctx = FileCtx::new(&self.inner, &attr, None)?;
+        let ctx = FileCtx::open(&self.inner, &attr, &chunks, None)?;
         Ok(FileReader::new(self.inner.clone(), Arc::new(ctx), attr.size, chunks))
     }
 

@@ -21,6 +21,10 @@ pub enum ClientError {
     NoPlacement(String),
     #[error("file {file_id}: {detail}")]
     Corrupt { file_id: u64, detail: String },
+    /// The chunk list or size the metadata service returned does not
+    /// match the file's authenticated manifest (or the manifest is gone).
+    #[error("file {file_id}: integrity check failed: {detail}")]
+    Integrity { file_id: u64, detail: String },
     #[error("encryption: {0}")]
     Crypto(#[from] shardline_crypto::CryptoError),
     #[error("erasure coding: {0}")]
@@ -44,7 +48,7 @@ impl ClientError {
             ClientError::Unavailable { .. } | ClientError::NoPlacement(_) => ErrorCode::Unavailable,
             ClientError::WriteFailed { detail, .. } if detail.contains("no space") => ErrorCode::NoSpace,
             ClientError::WriteFailed { .. } => ErrorCode::Unavailable,
-            ClientError::Corrupt { .. } | ClientError::Crypto(_) => ErrorCode::Corrupt,
+            ClientError::Corrupt { .. } | ClientError::Integrity { .. } | ClientError::Crypto(_) => ErrorCode::Corrupt,
             ClientError::Erasure(_) | ClientError::Internal(_) => ErrorCode::Internal,
             ClientError::TooLarge { .. } => ErrorCode::InvalidArgument,
             ClientError::Stale { .. } => ErrorCode::Stale,

@@ -130,7 +130,7 @@ impl FileHandle {
         if FileKind::from_wire(attr.kind) != FileKind::File {
             return Err(ClientError::NotAFile);
         }
-        let ctx = Arc::new(FileCtx::new(&inner, attr, None)?);
+        let ctx = Arc::new(FileCtx::open(&inner, attr, &chunks, None)?);
         let parallel = inner.cfg.write_parallelism.max(1);
         let max_cached = (CACHE_BYTES / ctx.chunk_size).max(inner.cfg.read_parallelism + 2);
         let state = State {
@@ -365,7 +365,7 @@ impl FileHandle {
                 write_chunk(&self.s.inner, &self.s.ctx, chunk.index, plain.slice(..keep), new_size).await?;
             }
         }
-        let attr = inodes.setattr(self.ino(), req).await?;
+        let attr = inodes.setattr_in(self.ino(), req, Some(&self.s.ctx)).await?;
         {
             let mut st = self.s.lock();
             st.size = attr.size;
@@ -387,6 +387,7 @@ impl Shared {
     async fn refresh(&self, reset_size: bool) -> Result<(), ClientError> {
         let seq = self.lock().commit_seq;
         let (attr, chunks) = get_chunks(&self.inner, self.ctx.ino).await?;
+        self.ctx.reverify(&attr, &chunks)?;
         let mut st = self.lock();
         let chunks: BTreeMap<u64, pb::Chunk> = chunks.into_iter().map(|c| (c.index, c)).collect();
         st.cache.retain(|idx, (v, _)| chunks.get(idx).is_some_and(|c| c.version == *v));

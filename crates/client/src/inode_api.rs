@@ -18,8 +18,13 @@ use shardline_proto::v1::meta_request::Body;
 use shardline_proto::v1::meta_response::Body as RBody;
 use shardline_types::Layout;
 
+use shardline_crypto::WrapFormat;
+use shardline_rpc::MetaCallError;
+
 use crate::client::{attr_of, unexpected, Inner};
 use crate::dir_cache::DirAttrCache;
+use crate::file_ctx::FileCtx;
+use crate::manifest::{self, Change};
 use crate::{Client, ClientError, DirEntry, FileKind};
 
 /// Every attribute of an inode.
@@ -105,6 +110,7 @@ impl SetAttrRequest {
             mtime_ns: at(self.mtime),
             atime_now: self.atime == Some(SetTime::Now),
             mtime_now: self.mtime == Some(SetTime::Now),
+            manifest: None,
         }
     }
 }
@@ -258,15 +264,26 @@ impl Client {
 
 impl Inodes {
     async fn call(&self, body: Body) -> Result<pb::MetaResponse, ClientError> {
+        let resp = self.send(body).await?;
+        Ok(self.received(resp))
+    }
+
+    /// Send `body` (forgetting the cached directories it may change).
+    async fn send(&self, body: Body) -> Result<pb::MetaResponse, MetaCallError> {
         forget_touched(&self.inner.dirs, &body);
-        let mut resp = self.inner.meta.call(body).await?;
+        self.inner.meta.call(body).await
+    }
+
+    /// What a successful answer teaches: released chunks go, directories
+    /// it carries are remembered.
+    fn received(&self, mut resp: pb::MetaResponse) -> pb::MetaResponse {
         if let Some(released) = take_released(&mut resp) {
             self.inner.release(released);
         }
         for d in resp.dirs.iter().chain(returned_attr(&resp)) {
             self.inner.dirs.record(&InodeAttr::from_wire(d));
         }
-        Ok(resp)
+        resp
     }
 
     /// A directory's attributes if this client learned them less than
@@ -287,9 +304,50 @@ impl Inodes {
         self.attr(Body::Getattr(pb::GetAttr { ino })).await
     }
 
-    /// Change attributes; ctime becomes the leader's time.
+    /// Change attributes; ctime becomes the leader's time. A size change
+    /// of a file with a manifest reads and verifies the file first (its
+    /// chunk list is what the next manifest covers).
     pub async fn setattr(&self, ino: u64, req: &SetAttrRequest) -> Result<InodeAttr, ClientError> {
-        let resp = self.call(Body::SetAttr(req.to_wire(ino))).await?;
+        self.setattr_in(ino, req, None).await
+    }
+
+    /// [`Inodes::setattr`] through an open file's context (its manifest
+    /// state saves reading the chunk list again).
+    pub(crate) async fn setattr_in(
+        &self,
+        ino: u64,
+        req: &SetAttrRequest,
+        ctx: Option<&FileCtx>,
+    ) -> Result<InodeAttr, ClientError> {
+        let resp = match req.size {
+            None => self.call(Body::SetAttr(req.to_wire(ino))).await?,
+            Some(size) => {
+                let opened;
+                let ctx = match ctx {
+                    Some(c) => Some(c),
+                    None => {
+                        let (attr, chunks) = crate::chunk_list::get_chunks(&self.inner, ino).await?;
+                        let needs_manifest = attr.key.as_ref().is_some_and(|k| {
+                            WrapFormat::from_wire(k.format).map_or(true, WrapFormat::manifest_required)
+                        });
+                        if FileKind::from_wire(attr.kind) == FileKind::File && needs_manifest {
+                            opened = FileCtx::open(&self.inner, &attr, &chunks, None)?;
+                            Some(&opened)
+                        } else {
+                            // No manifest to keep (not a file with data, or
+                            // a key from before manifests): the service answers.
+                            None
+                        }
+                    }
+                };
+                let send = |manifest| self.send(Body::SetAttr(pb::SetAttr { manifest, ..req.to_wire(ino) }));
+                let sent = match ctx {
+                    Some(ctx) => manifest::change(&self.inner, ctx, Change::Resize { size }, send).await??,
+                    None => send(None).await?,
+                };
+                self.received(sent)
+            }
+        };
         match resp.body {
             Some(RBody::AttrReleased(pb::AttrReleased { attr: Some(a), .. })) => Ok(InodeAttr::from_wire(&a)),
             _ => Err(unexpected()),
@@ -346,9 +404,9 @@ impl Inodes {
     /// [`Inodes::create`], with the attributes as the wire has them (the
     /// wrapped key and layout included).
     pub(crate) async fn create_wire(&self, f: NewFile) -> Result<pb::Attr, ClientError> {
-        let (_dek, key) = self.inner.new_file_key();
+        let (_dek, key, manifest) = self.inner.new_file_key();
         let NewFile { parent, name, mode, uid, gid, exclusive } = f;
-        let body = Body::Create(pb::Create { parent, name, mode, uid, gid, key: Some(key), exclusive });
+        let body = Body::Create(pb::Create { parent, name, mode, uid, gid, key: Some(key), exclusive, manifest });
         attr_of(self.call(body).await?)
     }
 
@@ -504,6 +562,7 @@ mod tests {
     #[test]
     fn attr_from_wire_keeps_every_field() {
         let wire = pb::Attr {
+            manifest: None,
             ino: 42,
             kind: pb::FileKind::Symlink as i32,
             mode: 0o777,

@@ -23,6 +23,10 @@
 //! granted per chunk version written, delete tokens come with released
 //! chunks.
 //!
+//! Integrity: files made by this client carry an authenticated manifest of
+//! their size and chunk versions (`manifest`); readers check the chunk list
+//! against it before reading, writers send the next one with each change.
+//!
 //! Keys: the key file is a keyring of KEK versions (`keys`), read again when
 //! it changes (key rotation), so a file re-wrapped under a new version
 //! opens and new files are wrapped under the current one.
@@ -45,6 +49,7 @@ pub mod file_handle;
 mod hedge;
 pub mod inode_api;
 mod keys;
+mod manifest;
 pub mod paths;
 pub mod placement;
 pub mod prefetch;
@@ -54,6 +59,7 @@ mod read_pattern;
 pub mod reader;
 mod stale;
 mod stripe_fetch;
+mod subset_read;
 pub mod writer;
 
 pub use client::{Client, ClientConfig, DirEntry, FileKind, FileStat};
@@ -61,5 +67,5 @@ pub use error::ClientError;
 pub use file_handle::FileHandle;
 pub use prefetch::{Prefetch, PrefetchConfig, PrefetchItem, PrefetchStats, Prefetched};
 pub use reader::FileReader;
-pub use shardline_crypto::{ChunkFormat, CipherSuite};
+pub use shardline_crypto::{ChunkFormat, CipherSuite, WrapFormat};
 pub use writer::FileWriter;

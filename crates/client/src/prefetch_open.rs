@@ -95,7 +95,7 @@ impl Opener {
             return Err(ClientError::NotAFile);
         }
         let (attr, chunks) = get_chunks(&self.inner, attr.ino).await?;
-        let ctx = FileCtx::new(&self.inner, &attr, None)?;
+        let ctx = FileCtx::open(&self.inner, &attr, &chunks, None)?;
         Ok(FileReader::new(self.inner.clone(), Arc::new(ctx), attr.size, chunks))
     }
 

@@ -98,4 +98,8 @@ pub enum CryptoError {
     /// A wrapped DEK failed to authenticate under this KEK.
     #[error("wrapped DEK failed authentication under KEK {kek_id} version {kek_version}")]
     UnwrapFailed { kek_id: String, kek_version: u32 },
+
+    /// A DEK wrap format this build does not know.
+    #[error("unknown key wrap format {format}")]
+    UnknownWrapFormat { format: u32 },
 }

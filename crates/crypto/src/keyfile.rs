@@ -281,7 +281,7 @@ mod tests {
         assert_eq!(loaded.key, created.key);
         // A DEK wrapped before reload unwraps after it.
         let dek = Dek::generate();
-        assert!(loaded.unwrap(&created.wrap(&dek)).is_ok());
+        assert!(loaded.unwrap(&created.wrap(&dek, crate::WrapFormat::V1), crate::WrapFormat::V1).is_ok());
         // No temporary files left behind.
         assert_eq!(fs::read_dir(dir.path()).expect("readdir").count(), 1);
     }

@@ -34,7 +34,7 @@ use crate::keyfile::{
     malformed, parse, parse_key_line, parse_version, random_hex, read_private, render_version, sync_parent, tmp_path,
     valid_id, write_private,
 };
-use crate::{CryptoError, Dek, Kek, KEY_LEN};
+use crate::{CryptoError, Dek, Kek, WrapFormat, KEY_LEN};
 
 /// First line of a keyring file.
 pub(crate) const HEADER_V2: &str = "shardline-kek v2";
@@ -88,13 +88,15 @@ impl Keyring {
         self.keks.contains_key(&v)
     }
 
-    /// Wrap `dek` under the current version: `(version, wrapped)`.
-    pub fn wrap(&self, dek: &Dek) -> (u32, Vec<u8>) {
-        (self.current, self.current().wrap(dek))
+    /// Wrap `dek` under the current version in wrap format `format`:
+    /// `(version, wrapped)`. Re-wrapping keeps a file's format.
+    pub fn wrap(&self, dek: &Dek, format: WrapFormat) -> (u32, Vec<u8>) {
+        (self.current, self.current().wrap(dek, format))
     }
 
-    /// Unwrap a DEK wrapped under version `version` of this keyring's id.
-    pub fn unwrap(&self, kek_id: &str, version: u32, wrapped: &[u8]) -> Result<Dek, CryptoError> {
+    /// Unwrap a DEK wrapped under version `version` of this keyring's id,
+    /// in wrap format `format`.
+    pub fn unwrap(&self, kek_id: &str, version: u32, wrapped: &[u8], format: WrapFormat) -> Result<Dek, CryptoError> {
         if kek_id != self.id {
             return Err(CryptoError::UnknownKek { kek_id: kek_id.to_owned(), held: self.id.clone() });
         }
@@ -103,7 +105,7 @@ impl Keyring {
             version,
             held: self.versions(),
         })?;
-        kek.unwrap(wrapped)
+        kek.unwrap(wrapped, format)
     }
 
     /// Add a fresh random version (one above the highest held) and make it

@@ -16,10 +16,10 @@ fn a_v1_key_file_loads_as_a_keyring_of_one_version() {
     let path = dir.path().join("kek");
     let kek = Kek::load_or_create(&path).expect("create v1");
     assert!(fs::read_to_string(&path).expect("read").starts_with("shardline-kek v1\n"));
-    let wrapped = kek.wrap(&Dek::generate());
+    let wrapped = kek.wrap(&Dek::generate(), crate::WrapFormat::V1);
     let ring = Keyring::load(&path).expect("load v1 as keyring");
     assert_eq!((ring.id(), ring.current_version(), ring.versions()), (kek.id(), 1, vec![1]));
-    assert!(ring.unwrap(kek.id(), 1, &wrapped).is_ok());
+    assert!(ring.unwrap(kek.id(), 1, &wrapped, crate::WrapFormat::V1).is_ok());
 
     // A v1 file of another version number keeps it.
     let key = "ab".repeat(32);
@@ -48,9 +48,9 @@ fn multi_version_round_trip_through_the_file() {
     }
     // New DEKs wrap under the current version.
     let dek = Dek::generate();
-    let (v, wrapped) = back.wrap(&dek);
+    let (v, wrapped) = back.wrap(&dek, crate::WrapFormat::V1);
     assert_eq!(v, 3);
-    assert_eq!(ring.unwrap(ring.id(), 3, &wrapped).expect("unwrap").as_bytes(), dek.as_bytes());
+    assert_eq!(ring.unwrap(ring.id(), 3, &wrapped, crate::WrapFormat::V1).expect("unwrap").as_bytes(), dek.as_bytes());
     // The metadata key loader refuses a keyring clearly.
     let err = Kek::load(&path).expect_err("v2 accepted as one key");
     assert!(err.to_string().contains("keyring"), "{err}");
@@ -62,7 +62,7 @@ fn a_dek_wrapped_under_v1_opens_after_rotation_to_v2_until_v1_is_retired() {
     let path = dir.path().join("kek");
     let ring = Keyring::load_or_create(&path).expect("create v1 file");
     let dek = Dek::generate();
-    let (v1, old_wrapped) = ring.wrap(&dek);
+    let (v1, old_wrapped) = ring.wrap(&dek, crate::WrapFormat::V1);
     assert_eq!(v1, 1);
 
     // Rotate: a new version, saved beside the old one.
@@ -71,13 +71,16 @@ fn a_dek_wrapped_under_v1_opens_after_rotation_to_v2_until_v1_is_retired() {
     ring.save(&path).expect("save");
     let ring = Keyring::load(&path).expect("reload");
     assert_eq!(ring.current_version(), 2);
-    let opened = ring.unwrap(ring.id(), 1, &old_wrapped).expect("v1 DEK after rotation");
+    let opened = ring.unwrap(ring.id(), 1, &old_wrapped, crate::WrapFormat::V1).expect("v1 DEK after rotation");
     assert_eq!(opened.as_bytes(), dek.as_bytes());
     // Re-wrapped under v2 it opens there, and not as version 1.
-    let (v2, new_wrapped) = ring.wrap(&opened);
+    let (v2, new_wrapped) = ring.wrap(&opened, crate::WrapFormat::V1);
     assert_eq!(v2, 2);
-    assert_eq!(ring.unwrap(ring.id(), 2, &new_wrapped).expect("v2").as_bytes(), dek.as_bytes());
-    assert!(ring.unwrap(ring.id(), 1, &new_wrapped).is_err(), "the version is bound into the wrapping");
+    assert_eq!(ring.unwrap(ring.id(), 2, &new_wrapped, crate::WrapFormat::V1).expect("v2").as_bytes(), dek.as_bytes());
+    assert!(
+        ring.unwrap(ring.id(), 1, &new_wrapped, crate::WrapFormat::V1).is_err(),
+        "the version is bound into the wrapping"
+    );
 
     // Retired: version 1 is gone from the file; what it wrapped no longer opens.
     let mut ring = ring;
@@ -86,9 +89,12 @@ fn a_dek_wrapped_under_v1_opens_after_rotation_to_v2_until_v1_is_retired() {
     ring.save(&path).expect("save");
     let ring = Keyring::load(&path).expect("reload");
     assert_eq!(ring.versions(), vec![2]);
-    let err = ring.unwrap(ring.id(), 1, &old_wrapped).expect_err("retired version opened");
+    let err = ring.unwrap(ring.id(), 1, &old_wrapped, crate::WrapFormat::V1).expect_err("retired version opened");
     assert!(matches!(err, CryptoError::UnknownKekVersion { version: 1, .. }), "{err}");
-    assert!(matches!(ring.unwrap("other-id", 2, &new_wrapped), Err(CryptoError::UnknownKek { .. })));
+    assert!(matches!(
+        ring.unwrap("other-id", 2, &new_wrapped, crate::WrapFormat::V1),
+        Err(CryptoError::UnknownKek { .. })
+    ));
 }
 
 #[test]
@@ -156,4 +162,19 @@ fn load_or_create_v2_makes_a_v2_file_once_and_never_replaces_one() {
     assert_eq!(Keyring::load_or_create_v2(&v1, "meta").expect("v1 loads").id(), kek.id());
     assert_eq!(std::fs::read(&v1).expect("read"), before);
     assert_eq!(std::fs::read_dir(dir.path()).expect("readdir").count(), 2, "no temporary files left");
+}
+
+#[test]
+fn re_wrapping_under_a_new_version_keeps_wrap_format_2() {
+    use crate::WrapFormat;
+    let mut ring = Keyring::generate("kek-m");
+    let dek = Dek::generate();
+    let (v1, old) = ring.wrap(&dek, WrapFormat::V2);
+    ring.add_version().expect("add version");
+    // What `admin keys rotate` does: unwrap in the file's format, wrap in it again.
+    let opened = ring.unwrap(ring.id(), v1, &old, WrapFormat::V2).expect("unwrap format 2");
+    let (v2, new) = ring.wrap(&opened, WrapFormat::V2);
+    assert_ne!(v1, v2);
+    assert_eq!(ring.unwrap(ring.id(), v2, &new, WrapFormat::V2).expect("v2").as_bytes(), dek.as_bytes());
+    assert!(ring.unwrap(ring.id(), v2, &new, WrapFormat::V1).is_err(), "the manifest requirement survives rotation");
 }

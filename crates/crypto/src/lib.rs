@@ -24,6 +24,10 @@
 //!   v1, XChaCha20-Poly1305 over the whole chunk: `nonce(24) || ciphertext
 //!   || tag(16)` ([`SEAL_OVERHEAD`]). Still read; written only by tests.
 //!
+//! - [`ManifestKey`] / [`Manifest`] — a file's integrity manifest: an
+//!   HMAC-SHA256, under a key derived from the file's DEK, over its size, a
+//!   sequence number and every chunk's (index, version); required for files
+//!   whose DEK is wrapped in [`WrapFormat::V2`], which binds that requirement.
 //! - [`CapKey`] / [`issue_cap`] / [`check_cap`] — capability tokens for
 //!   shard operations: HMAC-SHA256 under the cluster capability key over
 //!   chunk, version, operations, placement epoch and expiry.
@@ -42,6 +46,7 @@ mod error;
 mod kek;
 mod keyfile;
 mod keyring;
+mod manifest;
 mod provider;
 mod seal;
 mod segment;
@@ -56,8 +61,9 @@ pub use cap_token::{
 pub use capability::{ops as cap_ops, CapKey, Capability, CAP_FORMAT_V1, CAP_MAC_LEN};
 pub use dek::Dek;
 pub use error::CryptoError;
-pub use kek::{Kek, WRAPPED_DEK_LEN};
+pub use kek::{Kek, WrapFormat, WRAPPED_DEK_LEN};
 pub use keyring::{Keyring, MAX_KEK_VERSIONS};
+pub use manifest::{ChunkDigest, Manifest, ManifestKey, MANIFEST_FORMAT_V1, MANIFEST_MAC_LEN};
 pub use provider::{provider_from, KeyCommandProvider, KeyFileProvider, KeyProvider, DEFAULT_KEY_COMMAND_TIMEOUT};
 pub use seal::{open_chunk, seal_chunk, seal_chunk_padded};
 pub use segment::{SegmentLayout, SALT_LEN, SEGMENT_OVERHEAD, SEGMENT_SIZE};

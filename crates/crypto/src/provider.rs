@@ -196,8 +196,8 @@ mod tests {
         ring.save(&path).expect("save");
         let from_file = provider_from(Some(&path), None, None).expect("file provider");
         assert_eq!(from_file.key_file(), Some(path.as_path()));
-        let (v, wrapped) = from_file.load().expect("load").wrap(&Dek::generate());
-        assert!(ring.unwrap("k1", v, &wrapped).is_ok());
+        let (v, wrapped) = from_file.load().expect("load").wrap(&Dek::generate(), crate::WrapFormat::V1);
+        assert!(ring.unwrap("k1", v, &wrapped, crate::WrapFormat::V1).is_ok());
         // A command wins over a file when both are configured.
         let cmd = vec!["sh".to_string(), "-c".into(), "exit 0".into()];
         assert!(provider_from(Some(&path), Some(&cmd), None).expect("command").key_file().is_none());

@@ -13,7 +13,7 @@ pub fn req(client: u64, id: u64, body: Body) -> pb::MetaRequest {
 }
 
 fn key() -> Option<pb::WrappedKey> {
-    Some(pb::WrappedKey { kek_id: "k".into(), kek_version: 1, suite: 1, wrapped: vec![9; 72] })
+    Some(pb::WrappedKey { kek_id: "k".into(), kek_version: 1, suite: 1, wrapped: vec![9; 72], format: 0 })
 }
 
 fn ino_of(r: &pb::MetaResponse) -> u64 {
@@ -62,6 +62,7 @@ pub fn seeded_state() -> (StateMachine, Inos) {
             let chunk =
                 pb::Chunk { index: c, version: 10 + c, sealed_len: 100, pg: (i + c) as u32 % 16, format: 2, cap: None };
             let commit = pb::CommitChunk {
+                manifest: None,
                 ino: file,
                 chunk: Some(chunk),
                 new_size: c * u64::from(Layout::default().chunk_size) + 60,
@@ -87,6 +88,7 @@ pub fn requests(i: Inos) -> Vec<pb::MetaRequest> {
         Body::Getattr(pb::GetAttr { ino: file }),
         Body::Readdir(pb::ReadDir { ino: dir, after: vec![], limit: 2, with_attrs: true }),
         Body::Create(pb::Create {
+            manifest: None,
             parent: dir,
             name: b"new".to_vec(),
             mode: 0o4755,
@@ -95,11 +97,34 @@ pub fn requests(i: Inos) -> Vec<pb::MetaRequest> {
             key: key(),
             exclusive: false,
         }),
+        // A file that needs a manifest (wrap format 2), and changes carrying one.
+        Body::Create(pb::Create {
+            manifest: Some(pb::FileManifest { format: 1, seq: 0, mac: vec![7; 32] }),
+            parent: dir,
+            name: b"m".to_vec(),
+            mode: 0o644,
+            uid: 0,
+            gid: 0,
+            key: key().map(|k| pb::WrappedKey { format: 2, ..k }),
+            exclusive: true,
+        }),
+        Body::SetAttr(pb::SetAttr {
+            ino: file,
+            size: Some(10),
+            manifest: Some(pb::FileManifest { format: 1, seq: 1, mac: vec![8; 32] }),
+            ..Default::default()
+        }),
         Body::Mkdir(pb::Mkdir { parent: ROOT_INO, name: b"e".to_vec(), mode: 0o755, uid: 5, gid: 5 }),
         Body::Unlink(pb::Unlink { parent: dir, name: b"f0".to_vec() }),
         Body::Rmdir(pb::Rmdir { parent: ROOT_INO, name: b"d".to_vec() }),
         Body::GetChunks(pb::GetChunks { ino: file, from_index: 0, limit: 0 }),
-        Body::CommitChunk(pb::CommitChunk { ino: file, chunk: Some(chunk(5, 99)), new_size: 1 << 30, epoch: 1 }),
+        Body::CommitChunk(pb::CommitChunk {
+            manifest: None,
+            ino: file,
+            chunk: Some(chunk(5, 99)),
+            new_size: 1 << 30,
+            epoch: 1,
+        }),
         Body::GetPlacement(pb::GetPlacement {}),
         Body::Register(pb::RegisterDataServer {
             id: 7,

@@ -26,6 +26,8 @@ mod attrs;
 mod keys;
 #[path = "namespace_links.rs"]
 mod links;
+#[path = "namespace_manifest.rs"]
+mod manifest;
 #[cfg(test)]
 #[path = "namespace_model_tests.rs"]
 mod model_tests;
@@ -96,6 +98,29 @@ pub struct FileKey {
     pub kek_version: u32,
     pub suite: i32,
     pub wrapped: Vec<u8>,
+    /// Wrap format (`WrappedKey.format`): 0 or 1, none needed; 2, the file
+    /// must have a manifest (`namespace_manifest.rs`).
+    pub format: u32,
+}
+
+impl FileKey {
+    /// Whether the file's manifest must be kept and advanced with every
+    /// change of its chunk list or size.
+    pub fn manifest_required(&self) -> bool {
+        self.format >= WRAP_FORMAT_MANIFEST
+    }
+}
+
+/// The wrap format that makes a file need a manifest.
+pub const WRAP_FORMAT_MANIFEST: u32 = 2;
+
+/// A file's integrity manifest as kept beside its inode: opaque to the
+/// service but for the sequence number it compare-and-swaps on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredManifest {
+    pub format: u32,
+    pub seq: u64,
+    pub mac: Vec<u8>,
 }
 
 /// The committed version of one chunk.
@@ -131,6 +156,8 @@ pub struct Inode {
     pub xattrs: BTreeMap<Vec<u8>, Vec<u8>>,
     /// Character and block devices: the device number (a Linux dev_t); 0 otherwise.
     pub rdev: u64,
+    /// Regular files whose key needs one: the current manifest.
+    pub manifest: Option<StoredManifest>,
 }
 
 /// Attributes for a new inode.
@@ -140,6 +167,8 @@ pub struct NewInode {
     pub uid: u32,
     pub gid: u32,
     pub key: Option<FileKey>,
+    /// A new regular file's first manifest (sequence 0).
+    pub manifest: Option<StoredManifest>,
 }
 
 /// Chunks that no longer belong to any file (their shards are garbage).
@@ -208,6 +237,7 @@ impl Namespace {
                 target: Vec::new(),
                 xattrs: BTreeMap::new(),
                 rdev: 0,
+                manifest: None,
             },
         );
         ns.dirs.insert(ROOT_INO, BTreeMap::new());
@@ -271,8 +301,9 @@ impl Namespace {
             }
             return Ok(inode.clone());
         }
-        if attrs.key.is_none() {
-            return Err(OpError::new(ErrorCode::InvalidArgument, "a regular file needs a wrapped data key"));
+        match &attrs.key {
+            None => return Err(OpError::new(ErrorCode::InvalidArgument, "a regular file needs a wrapped data key")),
+            Some(k) => manifest::check_new(k, attrs.manifest.as_ref())?,
         }
         let layout = self.get(parent)?.layout;
         let ino = self.insert(parent, name, Kind::Regular, attrs, layout, now);
@@ -285,7 +316,8 @@ impl Namespace {
             return Err(OpError::new(ErrorCode::AlreadyExists, "entry exists"));
         }
         let layout = self.get(parent)?.layout;
-        let ino = self.insert(parent, name, Kind::Directory, NewInode { key: None, ..attrs }, layout, now);
+        let ino =
+            self.insert(parent, name, Kind::Directory, NewInode { key: None, manifest: None, ..attrs }, layout, now);
         self.dirs.insert(ino, BTreeMap::new());
         self.dir_parent.insert(ino, parent);
         if let Some(p) = self.inodes.get_mut(&parent) {
@@ -326,6 +358,7 @@ impl Namespace {
                 target: Vec::new(),
                 xattrs: BTreeMap::new(),
                 rdev: 0,
+                manifest: attrs.manifest,
             },
         );
         if let Some(entries) = self.dirs.get_mut(&parent) {
@@ -544,7 +577,16 @@ impl Namespace {
     }
 
     /// Switch a chunk to a newly written version; returns the replaced one.
-    pub fn commit_chunk(&mut self, ino: Ino, chunk: ChunkRef, new_size: u64, now: i64) -> OpResult<Released> {
+    /// `manifest`: the file's manifest after the commit, required (with the
+    /// next sequence number) when the file's key needs one.
+    pub fn commit_chunk(
+        &mut self,
+        ino: Ino,
+        chunk: ChunkRef,
+        new_size: u64,
+        manifest: Option<StoredManifest>,
+        now: i64,
+    ) -> OpResult<Released> {
         let inode =
             self.inodes.get_mut(&ino).ok_or_else(|| OpError::new(ErrorCode::NotFound, format!("no inode {ino}")))?;
         if inode.kind != Kind::Regular {
@@ -553,6 +595,10 @@ impl Namespace {
         let chunk_size = inode.layout.chunk_size as u64;
         if chunk.index.checked_mul(chunk_size).is_none_or(|start| start >= new_size) {
             return Err(OpError::new(ErrorCode::InvalidArgument, "chunk lies beyond the new file size"));
+        }
+        manifest::check_update(inode, manifest.as_ref())?;
+        if manifest.is_some() {
+            inode.manifest = manifest;
         }
         let old = inode.chunks.insert(chunk.index, chunk);
         inode.size = inode.size.max(new_size);

@@ -3,7 +3,7 @@
 
 use shardline_types::{ErrorCode, Ino, Layout};
 
-use super::{Inode, Kind, Namespace, OpError, OpResult, Released};
+use super::{Inode, Kind, Namespace, OpError, OpResult, Released, StoredManifest};
 
 /// The largest file size (off_t's maximum).
 pub const MAX_FILE_SIZE: u64 = i64::MAX as u64;
@@ -19,6 +19,9 @@ pub struct SetAttrs {
     pub size: Option<u64>,
     pub atime_ns: Option<i64>,
     pub mtime_ns: Option<i64>,
+    /// With `size`: the file's manifest after the change (required, with
+    /// the next sequence number, when the file's key needs one).
+    pub manifest: Option<StoredManifest>,
 }
 
 impl Namespace {
@@ -41,6 +44,10 @@ impl Namespace {
             }
             if size > MAX_FILE_SIZE {
                 return Err(OpError::new(ErrorCode::InvalidArgument, "file size too large"));
+            }
+            super::manifest::check_update(inode, attrs.manifest.as_ref())?;
+            if attrs.manifest.is_some() {
+                inode.manifest = attrs.manifest.clone();
             }
             let chunk_size = u64::from(inode.layout.chunk_size.max(1));
             // Chunks with index >= ceil(size / chunk_size) lie wholly past the end.

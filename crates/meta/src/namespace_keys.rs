@@ -40,7 +40,8 @@ impl Namespace {
     /// Replace file `ino`'s wrapped key with `new` if it is still exactly
     /// `expected`; refused (STALE_EPOCH, nothing changed) if it changed
     /// meanwhile. `new` must keep the KEK id and cipher suite (every sealed
-    /// chunk is bound to them). Attributes and times are unchanged: the
+    /// chunk is bound to them) and the wrap format (whether the file needs
+    /// a manifest; the manifest itself stays as it is). Attributes and times are unchanged: the
     /// file's content and its DEK are the same.
     pub fn rewrap_key(&mut self, ino: Ino, expected: &FileKey, new: FileKey) -> OpResult<()> {
         let inode =
@@ -54,10 +55,10 @@ impl Namespace {
                 format!("the wrapped key of inode {ino} changed meanwhile (now version {})", current.kek_version),
             ));
         }
-        if new.kek_id != current.kek_id || new.suite != current.suite {
+        if new.kek_id != current.kek_id || new.suite != current.suite || new.format != current.format {
             return Err(OpError::new(
                 ErrorCode::InvalidArgument,
-                "a re-wrapped key keeps the file's KEK id and cipher suite",
+                "a re-wrapped key keeps the file's KEK id, cipher suite and wrap format",
             ));
         }
         if new.wrapped.is_empty() {
@@ -75,16 +76,16 @@ mod tests {
     use shardline_types::{Layout, ROOT_INO};
 
     fn key(version: u32, byte: u8) -> FileKey {
-        FileKey { kek_id: "k".into(), kek_version: version, suite: 1, wrapped: vec![byte; 72] }
+        FileKey { kek_id: "k".into(), kek_version: version, suite: 1, wrapped: vec![byte; 72], format: 0 }
     }
 
     fn ns_with_files(n: u8) -> (Namespace, Vec<Ino>) {
         let mut ns = Namespace::new(Layout::default());
         let mut inos = Vec::new();
         for i in 0..n {
-            let attrs = NewInode { mode: 0o644, uid: 0, gid: 0, key: Some(key(1, i)) };
+            let attrs = NewInode { manifest: None, mode: 0o644, uid: 0, gid: 0, key: Some(key(1, i)) };
             inos.push(ns.create(ROOT_INO, format!("f{i}").as_bytes(), attrs, true, 0).expect("create").ino);
-            let dir = NewInode { mode: 0o755, uid: 0, gid: 0, key: None };
+            let dir = NewInode { manifest: None, mode: 0o755, uid: 0, gid: 0, key: None };
             ns.mkdir(ROOT_INO, format!("d{i}").as_bytes(), dir, 0).expect("mkdir");
         }
         (ns, inos)

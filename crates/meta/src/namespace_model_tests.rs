@@ -448,10 +448,11 @@ fn walk(ns: &Namespace, path: &[Vec<u8>]) -> OpResult<Ino> {
 
 fn key() -> NewInode {
     NewInode {
+        manifest: None,
         mode: 0o644,
         uid: 0,
         gid: 0,
-        key: Some(FileKey { kek_id: "k".into(), kek_version: 1, suite: 1, wrapped: vec![7] }),
+        key: Some(FileKey { kek_id: "k".into(), kek_version: 1, suite: 1, wrapped: vec![7], format: 0 }),
     }
 }
 
@@ -501,7 +502,7 @@ fn apply_ns(ns: &mut Namespace, op: &Op, now: i64, handles: &mut Vec<Ino>) -> Op
         }
         Op::Write(p, index, new_size) => {
             let c = ChunkRef { index: *index, version: now as u64, sealed_len: 1, pg: 0, format: 2 };
-            released(ns.commit_chunk(walk(ns, p)?, c, *new_size, now)?)
+            released(ns.commit_chunk(walk(ns, p)?, c, *new_size, None, now)?)
         }
         Op::SetXattr(p, name, mode) => {
             ns.set_xattr(walk(ns, p)?, name, b"v", *mode, now)?;

@@ -7,10 +7,11 @@ use super::*;
 
 fn attrs() -> NewInode {
     NewInode {
+        manifest: None,
         mode: 0o644,
         uid: 1,
         gid: 1,
-        key: Some(FileKey { kek_id: "k".into(), kek_version: 1, suite: 1, wrapped: vec![1] }),
+        key: Some(FileKey { kek_id: "k".into(), kek_version: 1, suite: 1, wrapped: vec![1], format: 0 }),
     }
 }
 
@@ -52,7 +53,7 @@ fn truncate_releases_whole_chunks_beyond_the_size_and_keeps_the_straddling_one()
     let mut ns = small();
     let f = ns.create(ROOT_INO, b"f", attrs(), true, 1).unwrap();
     for i in 0..4 {
-        ns.commit_chunk(f.ino, chunk(i, 10 + i), (i + 1) * 4096, 2).unwrap();
+        ns.commit_chunk(f.ino, chunk(i, 10 + i), (i + 1) * 4096, None, 2).unwrap();
     }
     let shrink = |size| SetAttrs { size: Some(size), ..Default::default() };
     // 5000 bytes: chunk 0 whole, chunk 1 straddles; 2 and 3 go.
@@ -93,7 +94,7 @@ fn hard_links_count_and_survive_unlink_of_one_name() {
     let mut ns = small();
     let d = ns.mkdir(ROOT_INO, b"d", attrs(), 1).unwrap();
     let f = ns.create(ROOT_INO, b"f", attrs(), true, 1).unwrap();
-    ns.commit_chunk(f.ino, chunk(0, 1), 10, 1).unwrap();
+    ns.commit_chunk(f.ino, chunk(0, 1), 10, None, 1).unwrap();
     let a = ns.link(f.ino, d.ino, b"g", 2).unwrap();
     assert_eq!((a.nlink, a.ctime_ns), (2, 2));
     assert_eq!(ns.lookup(d.ino, b"g").unwrap().ino, f.ino);
@@ -141,7 +142,7 @@ fn symlink_and_readlink() {
     assert_eq!(code(ns.symlink(ROOT_INO, b"t", &long, attrs(), 4)), ErrorCode::NameTooLong);
     assert_eq!(code(ns.symlink(f.ino, b"t", b"x", attrs(), 4)), ErrorCode::NotADirectory);
     // Symlinks hold no chunks.
-    assert_eq!(code(ns.commit_chunk(s.ino, chunk(0, 1), 1, 5)), ErrorCode::IsADirectory);
+    assert_eq!(code(ns.commit_chunk(s.ino, chunk(0, 1), 1, None, 5)), ErrorCode::IsADirectory);
     assert!(ns.unlink(ROOT_INO, b"s", 5).unwrap().chunks.is_empty());
 }
 
@@ -199,7 +200,7 @@ fn xattr_limits() {
 fn unlinked_open_file_stays_until_last_release() {
     let mut ns = small();
     let f = ns.create(ROOT_INO, b"f", attrs(), true, 1).unwrap();
-    ns.commit_chunk(f.ino, chunk(0, 1), 10, 1).unwrap();
+    ns.commit_chunk(f.ino, chunk(0, 1), 10, None, 1).unwrap();
     ns.open(f.ino, 1).unwrap();
     ns.open(f.ino, 1).unwrap();
     assert_eq!(ns.open_count(f.ino), 2);
@@ -208,7 +209,7 @@ fn unlinked_open_file_stays_until_last_release() {
     let orphan = ns.get(f.ino).unwrap();
     assert_eq!((orphan.nlink, orphan.chunks.len()), (0, 1));
     // Still writable and truncatable by inode.
-    ns.commit_chunk(f.ino, chunk(1, 2), 5000, 3).unwrap();
+    ns.commit_chunk(f.ino, chunk(1, 2), 5000, None, 3).unwrap();
     assert!(ns.release(f.ino, 1).unwrap().chunks.is_empty());
     assert!(ns.get(f.ino).is_ok());
     let r = ns.release(f.ino, 1).unwrap();
@@ -223,7 +224,7 @@ fn rename_over_an_open_file_keeps_it() {
     let mut ns = small();
     let a = ns.create(ROOT_INO, b"a", attrs(), true, 1).unwrap();
     let b = ns.create(ROOT_INO, b"b", attrs(), true, 1).unwrap();
-    ns.commit_chunk(b.ino, chunk(0, 7), 10, 1).unwrap();
+    ns.commit_chunk(b.ino, chunk(0, 7), 10, None, 1).unwrap();
     ns.open(b.ino, 1).unwrap();
     assert!(ns.rename(ROOT_INO, b"a", ROOT_INO, b"b", 2).unwrap().chunks.is_empty());
     assert_eq!(ns.lookup(ROOT_INO, b"b").unwrap().ino, a.ino);
@@ -403,7 +404,7 @@ fn special_files_link_unlink_rename_and_setattr_like_files() {
     assert_eq!(code(ns.set_attr(dev.ino, &truncate, 4)), ErrorCode::InvalidArgument);
     // No data and no target.
     let c = ChunkRef { index: 0, version: 1, sealed_len: 1, pg: 0, format: 2 };
-    assert_eq!(code(ns.commit_chunk(dev.ino, c, 10, 4)), ErrorCode::IsADirectory);
+    assert_eq!(code(ns.commit_chunk(dev.ino, c, 10, None, 4)), ErrorCode::IsADirectory);
     assert_eq!(code(ns.readlink(dev.ino)), ErrorCode::InvalidArgument);
     assert_eq!(code(ns.rmdir(ROOT_INO, b"dev", 4)), ErrorCode::NotADirectory);
     // Rename: over a file (which goes), never over a directory.

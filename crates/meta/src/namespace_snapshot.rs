@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use shardline_types::Layout;
 
-use super::{ChunkRef, FileKey, Inode, Kind, Namespace};
+use super::{ChunkRef, FileKey, Inode, Kind, Namespace, StoredManifest};
 use crate::snapshot::{corrupt, v1};
 use crate::MetaError;
 
@@ -57,6 +57,7 @@ fn inode_to(i: &Inode) -> v1::Inode {
             kek_version: k.kek_version,
             suite: k.suite,
             wrapped: k.wrapped.clone(),
+            format: k.format,
         }),
         chunks: i
             .chunks
@@ -72,6 +73,7 @@ fn inode_to(i: &Inode) -> v1::Inode {
         target: i.target.clone(),
         xattrs: i.xattrs.iter().map(|(n, v)| v1::Xattr { name: n.clone(), value: v.clone() }).collect(),
         rdev: i.rdev,
+        manifest: i.manifest.as_ref().map(|m| v1::Manifest { format: m.format, seq: m.seq, mac: m.mac.clone() }),
     }
 }
 
@@ -94,6 +96,7 @@ fn inode_from(i: v1::Inode) -> Result<Inode, MetaError> {
             kek_version: k.kek_version,
             suite: k.suite,
             wrapped: k.wrapped,
+            format: k.format,
         }),
         chunks: i
             .chunks
@@ -112,6 +115,7 @@ fn inode_from(i: v1::Inode) -> Result<Inode, MetaError> {
         target: i.target,
         xattrs: i.xattrs.into_iter().map(|x| (x.name, x.value)).collect(),
         rdev: i.rdev,
+        manifest: i.manifest.map(|m| StoredManifest { format: m.format, seq: m.seq, mac: m.mac }),
     })
 }
 

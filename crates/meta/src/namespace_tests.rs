@@ -4,10 +4,11 @@ use super::*;
 
 fn attrs() -> NewInode {
     NewInode {
+        manifest: None,
         mode: 0o644,
         uid: 1,
         gid: 1,
-        key: Some(FileKey { kek_id: "k".into(), kek_version: 1, suite: 1, wrapped: vec![1] }),
+        key: Some(FileKey { kek_id: "k".into(), kek_version: 1, suite: 1, wrapped: vec![1], format: 0 }),
     }
 }
 
@@ -19,7 +20,7 @@ fn create_lookup_unlink() {
     assert_eq!(ns.create(ROOT_INO, b"a", attrs(), true, 6).unwrap_err().code, ErrorCode::AlreadyExists);
     assert_eq!(ns.create(ROOT_INO, b"a", attrs(), false, 6).unwrap().ino, f.ino);
     let c = ChunkRef { index: 0, version: 9, sealed_len: 50, pg: 3, format: 2 };
-    ns.commit_chunk(f.ino, c, 10, 7).unwrap();
+    ns.commit_chunk(f.ino, c, 10, None, 7).unwrap();
     let r = ns.unlink(ROOT_INO, b"a", 8).unwrap();
     assert_eq!(r.chunks, vec![c]);
     assert_eq!(ns.lookup(ROOT_INO, b"a").unwrap_err().code, ErrorCode::NotFound);
@@ -33,10 +34,10 @@ fn commit_replaces_version_and_grows_size() {
     let v1 = ChunkRef { index: 1, version: 1, sealed_len: 50, pg: 0, format: 0 };
     let v2 = ChunkRef { version: 2, ..v1 };
     let cs = Layout::default().chunk_size as u64;
-    assert!(ns.commit_chunk(f.ino, v1, cs + 10, 2).unwrap().chunks.is_empty());
-    assert_eq!(ns.commit_chunk(f.ino, v2, cs + 5, 3).unwrap().chunks, vec![v1]);
+    assert!(ns.commit_chunk(f.ino, v1, cs + 10, None, 2).unwrap().chunks.is_empty());
+    assert_eq!(ns.commit_chunk(f.ino, v2, cs + 5, None, 3).unwrap().chunks, vec![v1]);
     assert_eq!(ns.get(f.ino).unwrap().size, cs + 10);
-    assert_eq!(ns.commit_chunk(f.ino, v2, cs, 3).unwrap_err().code, ErrorCode::InvalidArgument);
+    assert_eq!(ns.commit_chunk(f.ino, v2, cs, None, 3).unwrap_err().code, ErrorCode::InvalidArgument);
 }
 
 #[test]
@@ -151,8 +152,14 @@ fn pg_chunk_pages_walk_the_group_index_in_order() {
         let ino = ns.create(ROOT_INO, format!("f{f}").as_bytes(), attrs(), true, 1).unwrap().ino;
         for index in 0..6u64 {
             let pg = ((f + index) % 3) as u32;
-            ns.commit_chunk(ino, ChunkRef { index, version: 1, sealed_len: 9, pg, format: 2 }, (index + 1) * cs, 2)
-                .unwrap();
+            ns.commit_chunk(
+                ino,
+                ChunkRef { index, version: 1, sealed_len: 9, pg, format: 2 },
+                (index + 1) * cs,
+                None,
+                2,
+            )
+            .unwrap();
             if pg == 1 {
                 want.push((ino, index));
             }
@@ -161,7 +168,7 @@ fn pg_chunk_pages_walk_the_group_index_in_order() {
     // Replace a version (same group), truncate one file and unlink another:
     // the pages follow.
     let f0 = ns.lookup(ROOT_INO, b"f0").unwrap().ino;
-    ns.commit_chunk(f0, ChunkRef { index: 1, version: 2, sealed_len: 9, pg: 1, format: 2 }, 2 * cs, 3).unwrap();
+    ns.commit_chunk(f0, ChunkRef { index: 1, version: 2, sealed_len: 9, pg: 1, format: 2 }, 2 * cs, None, 3).unwrap();
     let f1 = ns.lookup(ROOT_INO, b"f1").unwrap().ino;
     ns.set_attr(f1, &SetAttrs { size: Some(cs), ..Default::default() }, 4).unwrap();
     want.retain(|&(ino, index)| ino != f1 || index < 1);

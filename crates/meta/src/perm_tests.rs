@@ -9,11 +9,11 @@ use super::*;
 use crate::namespace::{FileKey, NewInode};
 
 fn key() -> Option<FileKey> {
-    Some(FileKey { kek_id: "k".into(), kek_version: 1, suite: 1, wrapped: vec![7; 40] })
+    Some(FileKey { kek_id: "k".into(), kek_version: 1, suite: 1, wrapped: vec![7; 40], format: 0 })
 }
 
 fn node(mode: u32, uid: u32, gid: u32) -> NewInode {
-    NewInode { mode, uid, gid, key: key() }
+    NewInode { manifest: None, mode, uid, gid, key: key() }
 }
 
 /// / (0755 root) holding: home (0755 uid 2000) with secret (0600 uid 2000)

@@ -141,6 +141,21 @@ pub mod v1 {
         pub suite: i32,
         #[prost(bytes = "vec", tag = "4")]
         pub wrapped: Vec<u8>,
+        /// Wrap format (added compatibly: older snapshots have 0, format 1).
+        #[prost(uint32, tag = "5")]
+        pub format: u32,
+    }
+
+    /// A file's integrity manifest (added compatibly with `Inode::manifest`:
+    /// older snapshots have none, as their files need none).
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct Manifest {
+        #[prost(uint32, tag = "1")]
+        pub format: u32,
+        #[prost(uint64, tag = "2")]
+        pub seq: u64,
+        #[prost(bytes = "vec", tag = "3")]
+        pub mac: Vec<u8>,
     }
 
     #[derive(Clone, PartialEq, prost::Message)]
@@ -205,6 +220,9 @@ pub mod v1 {
         /// Devices' dev_t. Added compatibly: absent in older snapshots (0).
         #[prost(uint64, tag = "16")]
         pub rdev: u64,
+        /// The file's manifest. Added compatibly: absent in older snapshots.
+        #[prost(message, optional, tag = "17")]
+        pub manifest: Option<Manifest>,
     }
 
     #[derive(Clone, PartialEq, prost::Message)]

@@ -12,7 +12,7 @@ fn create(parent: u64, name: &str) -> Body {
         parent,
         name: name.into(),
         mode: 0o644,
-        key: Some(pb::WrappedKey { kek_id: "k".into(), kek_version: 1, suite: 1, wrapped: vec![9; 72] }),
+        key: Some(pb::WrappedKey { kek_id: "k".into(), kek_version: 1, suite: 1, wrapped: vec![9; 72], format: 0 }),
         exclusive: true,
         ..Default::default()
     })
@@ -51,6 +51,7 @@ fn busy_state() -> StateMachine {
         apply(
             &mut sm,
             Body::CommitChunk(pb::CommitChunk {
+                manifest: None,
                 ino: f.ino,
                 chunk: Some(pb::Chunk {
                     index: 0,
@@ -378,7 +379,7 @@ fn a_snapshot_written_with_string_names_decodes_with_byte_names() {
 
 #[test]
 fn raft_log_requests_written_with_string_names_decode_with_byte_names() {
-    let key = Some(pb::WrappedKey { kek_id: "k".into(), kek_version: 1, suite: 1, wrapped: vec![9; 72] });
+    let key = Some(pb::WrappedKey { kek_id: "k".into(), kek_version: 1, suite: 1, wrapped: vec![9; 72], format: 0 });
     let create = string_era::MetaRequest {
         client_id: 1,
         request_id: 1,

@@ -193,11 +193,17 @@ impl StateMachine {
         let ns = &mut self.ns;
         Ok(match body {
             Some(Body::Create(c)) => {
-                let attrs = NewInode { mode: c.mode, uid: c.uid, gid: c.gid, key: key_from_wire(c.key.as_ref()) };
+                let attrs = NewInode {
+                    mode: c.mode,
+                    uid: c.uid,
+                    gid: c.gid,
+                    key: key_from_wire(c.key.as_ref()),
+                    manifest: manifest_from_wire(c.manifest.as_ref()),
+                };
                 ok(RBody::Attr(attr_to_wire(&ns.create(c.parent, &c.name, attrs, c.exclusive, now)?)))
             }
             Some(Body::Mkdir(c)) => {
-                let attrs = NewInode { mode: c.mode, uid: c.uid, gid: c.gid, key: None };
+                let attrs = NewInode { mode: c.mode, uid: c.uid, gid: c.gid, key: None, manifest: None };
                 ok(RBody::Attr(attr_to_wire(&ns.mkdir(c.parent, &c.name, attrs, now)?)))
             }
             Some(Body::Unlink(c)) => ok(RBody::Released(released_to_wire(&ns.unlink(c.parent, &c.name, now)?))),
@@ -232,6 +238,7 @@ impl StateMachine {
                     c.ino,
                     chunk_from_wire(chunk),
                     c.new_size,
+                    manifest_from_wire(c.manifest.as_ref()),
                     now,
                 )?)))
             }
@@ -272,11 +279,11 @@ impl StateMachine {
             }
             Some(Body::Link(c)) => ok(RBody::Attr(attr_to_wire(&ns.link(c.ino, c.new_parent, &c.new_name, now)?))),
             Some(Body::Symlink(c)) => {
-                let attrs = NewInode { mode: c.mode, uid: c.uid, gid: c.gid, key: None };
+                let attrs = NewInode { mode: c.mode, uid: c.uid, gid: c.gid, key: None, manifest: None };
                 ok(RBody::Attr(attr_to_wire(&ns.symlink(c.parent, &c.name, &c.target, attrs, now)?)))
             }
             Some(Body::Mknod(c)) => {
-                let attrs = NewInode { mode: c.mode, uid: c.uid, gid: c.gid, key: None };
+                let attrs = NewInode { mode: c.mode, uid: c.uid, gid: c.gid, key: None, manifest: None };
                 let kind = kind_from_wire(c.kind)?;
                 ok(RBody::Attr(attr_to_wire(&ns.mknod(c.parent, &c.name, kind, attrs, c.rdev, now)?)))
             }
@@ -519,6 +526,9 @@ mod moves;
 mod keys;
 
 #[cfg(test)]
+#[path = "state_machine_manifest_tests.rs"]
+mod manifest_tests;
+#[cfg(test)]
 #[path = "state_machine_posix_tests.rs"]
 mod posix_tests;
 
@@ -536,7 +546,13 @@ mod tests {
                 parent: ROOT_INO,
                 name: name.into(),
                 mode: 0o644,
-                key: Some(pb::WrappedKey { kek_id: "k".into(), kek_version: 1, suite: 1, wrapped: vec![1, 2] }),
+                key: Some(pb::WrappedKey {
+                    kek_id: "k".into(),
+                    kek_version: 1,
+                    suite: 1,
+                    wrapped: vec![1, 2],
+                    format: 0,
+                }),
                 exclusive: true,
                 ..Default::default()
             })),

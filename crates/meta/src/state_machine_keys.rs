@@ -14,7 +14,13 @@ use crate::namespace::{FileKey, OpError};
 use crate::wire::ok;
 
 fn key_to_wire(k: &FileKey) -> pb::WrappedKey {
-    pb::WrappedKey { kek_id: k.kek_id.clone(), kek_version: k.kek_version, suite: k.suite, wrapped: k.wrapped.clone() }
+    pb::WrappedKey {
+        kek_id: k.kek_id.clone(),
+        kek_version: k.kek_version,
+        suite: k.suite,
+        wrapped: k.wrapped.clone(),
+        format: k.format,
+    }
 }
 
 fn key_from_wire(k: Option<&pb::WrappedKey>, what: &str) -> Result<FileKey, OpError> {
@@ -56,7 +62,7 @@ mod tests {
     use shardline_types::{Layout, ROOT_INO};
 
     fn wk(version: u32, byte: u8) -> pb::WrappedKey {
-        pb::WrappedKey { kek_id: "k".into(), kek_version: version, suite: 1, wrapped: vec![byte; 72] }
+        pb::WrappedKey { kek_id: "k".into(), kek_version: version, suite: 1, wrapped: vec![byte; 72], format: 0 }
     }
 
     fn req(id: u64, body: Body) -> pb::MetaRequest {

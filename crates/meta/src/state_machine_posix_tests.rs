@@ -17,7 +17,7 @@ fn create(sm: &mut StateMachine, name: &str, id: u64) -> pb::Attr {
         parent: ROOT_INO,
         name: name.into(),
         mode: 0o644,
-        key: Some(pb::WrappedKey { kek_id: "k".into(), kek_version: 1, suite: 1, wrapped: vec![1] }),
+        key: Some(pb::WrappedKey { kek_id: "k".into(), kek_version: 1, suite: 1, wrapped: vec![1], format: 0 }),
         exclusive: true,
         ..Default::default()
     });
@@ -57,6 +57,7 @@ fn retried_setattr_returns_the_original_outcome() {
     let f = create(&mut sm, "f", 1);
     for i in 0..3u64 {
         let commit = Body::CommitChunk(pb::CommitChunk {
+            manifest: None,
             ino: f.ino,
             chunk: Some(pb::Chunk { index: i, version: 7, sealed_len: 10, pg: 1, format: 2, cap: None }),
             new_size: (i + 1) * 4096,
@@ -276,8 +277,13 @@ fn the_chunk_list_of_a_huge_file_comes_in_pages_that_fit_a_frame() {
         // Versions are random 64-bit numbers, as clients pick them.
         let version = shardline_types::placement::mix64(i) | 1 << 63;
         let chunk = pb::Chunk { index: i, version, sealed_len: 4 << 20, pg: (i % 64) as u32, format: 2, cap: None };
-        let body =
-            Body::CommitChunk(pb::CommitChunk { ino: f.ino, chunk: Some(chunk), new_size: (i + 1) * cs, epoch: 0 });
+        let body = Body::CommitChunk(pb::CommitChunk {
+            manifest: None,
+            ino: f.ino,
+            chunk: Some(chunk),
+            new_size: (i + 1) * cs,
+            epoch: 0,
+        });
         assert_eq!(code_of(&sm.apply(&req(2, i + 1, body), 2)), None);
     }
     let get = |from_index, limit| {
@@ -310,6 +316,7 @@ fn capabilities_are_granted_only_for_regular_files_and_never_to_overwrite_a_live
     let mut sm = StateMachine::new(Layout { chunk_size: 4096, data_shards: 4, parity_shards: 2 }, 16);
     let f = create(&mut sm, "f", 1);
     let commit = Body::CommitChunk(pb::CommitChunk {
+        manifest: None,
         ino: f.ino,
         chunk: Some(pb::Chunk { index: 0, version: 7, sealed_len: 10, pg: 1, format: 2, cap: None }),
         new_size: 4096,
@@ -394,6 +401,7 @@ fn a_commit_written_for_targets_that_changed_since_is_refused_as_stale() {
     let kept = (0..16u32).find(|pg| sm.registry.pg_epoch(*pg) < Some(sm.epoch())).expect("a group kept its targets");
     let commit = |index: u64, pg: u32, epoch: u64| {
         Body::CommitChunk(pb::CommitChunk {
+            manifest: None,
             ino: f.ino,
             chunk: Some(pb::Chunk { index, version: 7, sealed_len: 10, pg, format: 2, cap: None }),
             new_size: (index + 1) * 4096,
@@ -431,6 +439,7 @@ fn entries_of_format_one_replay_without_the_stale_check_and_joins_take_slots() {
     assert!(sm.apply_with(&req(5, 100, down), 2, ApplyRules::V1).error.is_none());
     let moved = (0..16u32).find(|pg| sm.registry.pg_epoch(*pg) == Some(sm.epoch())).expect("a group changed");
     let commit = Body::CommitChunk(pb::CommitChunk {
+        manifest: None,
         ino: f.ino,
         chunk: Some(pb::Chunk { index: 0, version: 7, sealed_len: 10, pg: moved, format: 2, cap: None }),
         new_size: 4096,

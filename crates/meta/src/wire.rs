@@ -6,7 +6,7 @@ use shardline_types::Layout;
 
 use shardline_types::ErrorCode;
 
-use crate::namespace::{ChunkRef, FileKey, Inode, Kind, OpError, Released, SetAttrs, XattrMode};
+use crate::namespace::{ChunkRef, FileKey, Inode, Kind, OpError, Released, SetAttrs, StoredManifest, XattrMode};
 
 pub fn layout_to_wire(l: &Layout) -> pb::Layout {
     pb::Layout { chunk_size: l.chunk_size, data_shards: l.data_shards, parity_shards: l.parity_shards }
@@ -44,7 +44,16 @@ pub fn key_from_wire(k: Option<&pb::WrappedKey>) -> Option<FileKey> {
         kek_version: k.kek_version,
         suite: k.suite,
         wrapped: k.wrapped.clone(),
+        format: k.format,
     })
+}
+
+pub fn manifest_from_wire(m: Option<&pb::FileManifest>) -> Option<StoredManifest> {
+    m.map(|m| StoredManifest { format: m.format, seq: m.seq, mac: m.mac.clone() })
+}
+
+pub fn manifest_to_wire(m: &StoredManifest) -> pb::FileManifest {
+    pb::FileManifest { format: m.format, seq: m.seq, mac: m.mac.clone() }
 }
 
 pub fn attr_to_wire(i: &Inode) -> pb::Attr {
@@ -65,8 +74,10 @@ pub fn attr_to_wire(i: &Inode) -> pb::Attr {
             kek_version: k.kek_version,
             suite: k.suite,
             wrapped: k.wrapped.clone(),
+            format: k.format,
         }),
         rdev: i.rdev,
+        manifest: i.manifest.as_ref().map(manifest_to_wire),
     }
 }
 
@@ -95,6 +106,7 @@ pub fn set_attrs_from_wire(s: &pb::SetAttr, now: i64) -> SetAttrs {
         size: s.size,
         atime_ns: if s.atime_now { Some(now) } else { s.atime_ns },
         mtime_ns: if s.mtime_now { Some(now) } else { s.mtime_ns },
+        manifest: manifest_from_wire(s.manifest.as_ref()),
     }
 }
 

@@ -26,7 +26,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use clap::Subcommand;
-use shardline_crypto::Keyring;
+use shardline_crypto::{Keyring, WrapFormat};
 use shardline_proto::v1 as pb;
 use shardline_proto::v1::meta_request::Body;
 use shardline_proto::v1::meta_response::Body as RBody;
@@ -253,12 +253,15 @@ fn tally(r: Option<Result<Result<Outcome>, tokio::task::JoinError>>, done: &mut 
 /// Unwrap file `ino`'s DEK under its version, wrap it under the current
 /// one, and store it if the file's key is still `old`.
 async fn rewrap_one(meta: &MetaClient, ring: &Keyring, ino: u64, old: pb::WrappedKey) -> Result<Outcome> {
+    // The wrap format (whether the file needs a manifest) is bound into the
+    // wrapping: unwrapped in it and wrapped again in it, so rotation keeps it.
+    let format = WrapFormat::from_wire(old.format).with_context(|| format!("the data key of inode {ino}"))?;
     let dek = ring
-        .unwrap(&old.kek_id, old.kek_version, &old.wrapped)
+        .unwrap(&old.kek_id, old.kek_version, &old.wrapped, format)
         .with_context(|| format!("unwrap the data key of inode {ino}"))?;
-    let (kek_version, wrapped) = ring.wrap(&dek);
+    let (kek_version, wrapped) = ring.wrap(&dek, format);
     drop(dek);
-    let key = pb::WrappedKey { kek_id: old.kek_id.clone(), kek_version, suite: old.suite, wrapped };
+    let key = pb::WrappedKey { kek_id: old.kek_id.clone(), kek_version, suite: old.suite, wrapped, format: old.format };
     let body = Body::RewrapKey(pb::RewrapKey { ino, expected: Some(old), key: Some(key) });
     match meta.call(body).await {
         Ok(_) => Ok(Outcome::Rewrapped),
