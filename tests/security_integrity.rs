@@ -369,5 +369,76 @@ fn tampered_chunk_lists_and_sizes_fail_to_read_and_writers_still_merge() {
         let h = FileHandle::open(&fresh, s.ino).await.expect("open /s");
         let part = h.read_at(1000, 3000).await.expect("a range read around the bad shard");
         assert_eq!(&part[..], &s_data[1000..4000]);
+
+        // The other shard tamperings, each stored with a valid CRC and a
+        // valid put token in place of shard 0 of chunk 0: another file's
+        // shard, the shard with one tag byte flipped (the last 16 bytes of
+        // a cell are the tag of its last segment), the shard cut short.
+        // Each is read around; then with three of the four data shards
+        // tampered, fewer than k authenticate and the read fails: never
+        // wrong bytes.
+        honest.write_file("/t", &content(2 * CHUNK, 61)).await.expect("write /t");
+        let t = attr(&attacker, "t").await;
+        let other_file = c
+            .shard_files()
+            .into_iter()
+            .find(|sh| sh.key.file_id == t.ino && sh.key.chunk_index == 0 && sh.key.shard_index == 0)
+            .expect("shard 0 of /t")
+            .payload();
+        let good = victim.payload();
+        let mut flipped_tag = good.clone();
+        let last = flipped_tag.len() - 1;
+        flipped_tag[last] ^= 0x01;
+        let truncated = good[..good.len() - 4096].to_vec();
+        let put_as = |index: u32, bytes: Vec<u8>| {
+            let (pool, data_addrs, cap_key) = (&pool, &data_addrs, &cap_key);
+            let sh = c
+                .shard_files()
+                .into_iter()
+                .find(|sh| sh.key.file_id == s.ino && sh.key.chunk_index == 0 && sh.key.shard_index == index)
+                .expect("the shard");
+            async move {
+                let claim = Capability { version: sh.key.version, ..claim };
+                shard_client::put(
+                    pool,
+                    &data_addrs[&sh.server],
+                    &sh.key,
+                    bytes.into(),
+                    Some(&issue_cap(cap_key, &claim)),
+                    epoch,
+                    (4, 2),
+                )
+                .await
+                .expect("put a tampered shard");
+            }
+        };
+        for (what, bytes) in [
+            ("another file's shard", other_file),
+            ("a flipped tag byte", flipped_tag),
+            ("a truncated shard", truncated),
+        ] {
+            put_as(0, bytes).await;
+            let fresh = client(&c, metas.clone(), WrapFormat::V2).await;
+            let whole = fresh.read_file("/s").await.unwrap_or_else(|e| panic!("read around {what}: {e}"));
+            assert!(whole == s_data, "wrong bytes read around {what}");
+            let h = FileHandle::open(&fresh, s.ino).await.expect("open /s");
+            let part = h.read_at(1000, 3000).await.unwrap_or_else(|e| panic!("range read around {what}: {e}"));
+            assert_eq!(&part[..], &s_data[1000..4000], "range read around {what}");
+        }
+        for index in 1..3 {
+            let sh = c
+                .shard_files()
+                .into_iter()
+                .find(|sh| sh.key.file_id == s.ino && sh.key.chunk_index == 0 && sh.key.shard_index == index)
+                .expect("the shard");
+            let mut bad = sh.payload();
+            bad[0] ^= 0x80;
+            put_as(index, bad).await;
+        }
+        let fresh = client(&c, metas.clone(), WrapFormat::V2).await;
+        match fresh.read_file("/s").await {
+            Ok(bytes) => panic!("three tampered data shards read as {} bytes, equal: {}", bytes.len(), bytes == s_data),
+            Err(e) => assert!(!e.to_string().is_empty()),
+        }
     });
 }
