@@ -3,6 +3,8 @@
 //! client runs in the test, some behind frame-aware proxies that end TLS).
 
 mod harness;
+#[path = "harness/meta_proxy.rs"]
+mod meta_proxy;
 #[path = "harness/reply_dropper.rs"]
 mod reply_dropper;
 

@@ -25,14 +25,7 @@ fn runtime() -> tokio::runtime::Runtime {
 
 /// The servers' addresses by kind and id, from `cluster.toml`.
 fn addrs(c: &TestCluster, kind: &str) -> HashMap<u64, String> {
-    let text = std::fs::read_to_string(c.cluster_file()).expect("read cluster.toml");
-    let file: toml::Value = toml::from_str(&text).expect("parse cluster.toml");
-    file[kind]
-        .as_array()
-        .expect("servers")
-        .iter()
-        .map(|n| (n["id"].as_integer().expect("id") as u64, n["addr"].as_str().expect("addr").to_string()))
-        .collect()
+    c.servers(kind).into_iter().collect()
 }
 
 fn meta_client(c: &TestCluster) -> MetaClient {

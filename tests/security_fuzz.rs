@@ -35,10 +35,7 @@ fn runtime() -> tokio::runtime::Runtime {
 
 /// Listen addresses of every server of `kind` in cluster.toml.
 fn addrs(c: &TestCluster, kind: &str) -> Vec<String> {
-    let text = std::fs::read_to_string(c.cluster_file()).expect("read cluster.toml");
-    let v: toml::Value = toml::from_str(&text).expect("parse cluster.toml");
-    let list = v[kind].as_array().expect("servers");
-    list.iter().map(|n| n["addr"].as_str().expect("addr").to_string()).collect()
+    c.servers(kind).into_iter().map(|(_, a)| a).collect()
 }
 
 /// Every server's metrics address (`<server dir>/metrics.addr`).

@@ -18,6 +18,8 @@
 //! k shards), whole and by range.
 
 mod harness;
+#[path = "harness/meta_proxy.rs"]
+mod meta_proxy;
 #[path = "harness/meta_tamper.rs"]
 mod meta_tamper;
 #[path = "harness/mount.rs"]
@@ -42,14 +44,7 @@ use shardline_types::{ErrorCode, ROOT_INO};
 
 /// The servers' addresses by kind and id, from `cluster.toml`.
 fn addrs(c: &TestCluster, kind: &str) -> HashMap<u64, String> {
-    let text = std::fs::read_to_string(c.cluster_file()).expect("read cluster.toml");
-    let file: toml::Value = toml::from_str(&text).expect("parse cluster.toml");
-    file[kind]
-        .as_array()
-        .expect("servers")
-        .iter()
-        .map(|n| (n["id"].as_integer().expect("id") as u64, n["addr"].as_str().expect("addr").to_string()))
-        .collect()
+    c.servers(kind).into_iter().collect()
 }
 
 fn key_file(c: &TestCluster) -> PathBuf {

@@ -34,9 +34,7 @@ fn runtime() -> tokio::runtime::Runtime {
 }
 
 fn meta_addrs(c: &TestCluster) -> Vec<String> {
-    let text = std::fs::read_to_string(c.cluster_file()).expect("read cluster.toml");
-    let v: toml::Value = toml::from_str(&text).expect("parse cluster.toml");
-    v["meta"].as_array().expect("meta").iter().map(|m| m["addr"].as_str().expect("addr").to_string()).collect()
+    c.servers("meta").into_iter().map(|(_, a)| a).collect()
 }
 
 /// Issue a client certificate with `extra` flags through the CLI.

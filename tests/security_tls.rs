@@ -26,18 +26,6 @@ fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime")
 }
 
-/// (id, address) of every server of `kind` in cluster.toml.
-fn servers(c: &TestCluster, kind: &str) -> Vec<(u64, String)> {
-    let text = std::fs::read_to_string(c.cluster_file()).expect("read cluster.toml");
-    let v: toml::Value = toml::from_str(&text).expect("parse cluster.toml");
-    v[kind]
-        .as_array()
-        .expect("servers")
-        .iter()
-        .map(|n| (n["id"].as_integer().expect("id") as u64, n["addr"].as_str().expect("addr").to_string()))
-        .collect()
-}
-
 fn ca_pem(c: &TestCluster) -> String {
     std::fs::read_to_string(c.data_dir().join("certs/ca.pem")).expect("read the CA certificate")
 }
@@ -101,7 +89,7 @@ fn connections_without_a_valid_certificate_are_refused() {
     let c = TestCluster::start(100);
     let data = content(100_000, 1);
     c.put_bytes("/kept", &data);
-    let (meta, store) = (servers(&c, "meta")[0].1.clone(), servers(&c, "data")[0].1.clone());
+    let (meta, store) = (c.servers("meta")[0].1.clone(), c.servers("data")[0].1.clone());
     let ca = ca_pem(&c);
     let certs = c.data_dir().join("certs");
     let rt = runtime();
@@ -157,8 +145,8 @@ fn a_client_certificate_cannot_speak_for_servers_or_operators() {
     let c = TestCluster::start(101);
     let data = content(200_000, 2);
     c.put_bytes("/kept", &data);
-    let metas = servers(&c, "meta");
-    let stores = servers(&c, "data");
+    let metas = c.servers("meta");
+    let stores = c.servers("data");
     let before = c.status();
     let leader = c.meta_leader(Duration::from_secs(30));
     let (follower, follower_addr) = metas.iter().find(|(id, _)| *id != leader).cloned().expect("a follower");
@@ -369,10 +357,11 @@ fn garbage_truncated_frames_and_oversized_lengths_kill_no_server() {
     c.put_bytes("/before", &data);
     let client = c.identity(Role::Client);
     let rt = runtime();
-    let all: Vec<(Role, String)> = servers(&c, "meta")
+    let all: Vec<(Role, String)> = c
+        .servers("meta")
         .into_iter()
         .map(|(_, a)| (Role::Meta, a))
-        .chain(servers(&c, "data").into_iter().map(|(_, a)| (Role::Data, a)))
+        .chain(c.servers("data").into_iter().map(|(_, a)| (Role::Data, a)))
         .collect();
     let preamble = |header_len: u32, payload_len: u32| {
         let mut p = b"SHL\x01".to_vec();
@@ -461,8 +450,8 @@ fn integrity_only_data_connections_are_opt_in_and_carry_files_whole() {
     let client = c.identity(Role::Client);
     let rt = runtime();
     rt.block_on(async {
-        let (_, store) = &servers(&c, "data")[0];
-        let (_, meta) = &servers(&c, "meta")[0];
+        let (_, store) = &c.servers("data")[0];
+        let (_, meta) = &c.servers("meta")[0];
         for (addr, role, offer, expect) in
             [(store, Role::Data, true, true), (store, Role::Data, false, false), (meta, Role::Meta, true, false)]
         {

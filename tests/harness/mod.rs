@@ -133,6 +133,19 @@ impl TestCluster {
         self.data_dir().join("cluster.toml")
     }
 
+    /// (id, listen address) of every server of `kind` (`meta` or `data`),
+    /// as cluster.toml lists them.
+    pub fn servers(&self, kind: &str) -> Vec<(u64, String)> {
+        let text = std::fs::read_to_string(self.cluster_file()).expect("read cluster.toml");
+        let file: toml::Value = toml::from_str(&text).expect("parse cluster.toml");
+        file[kind]
+            .as_array()
+            .expect("servers")
+            .iter()
+            .map(|n| (n["id"].as_integer().expect("id") as u64, n["addr"].as_str().expect("addr").to_string()))
+            .collect()
+    }
+
     fn up_command(&self) -> Command {
         let mut cmd = Command::new(BIN);
         cmd.args(["up", "--chunk-size", &CHUNK.to_string(), "--host", &self.host, "--data-dir"])
@@ -516,13 +529,7 @@ impl TestCluster {
     /// folder's `log`. The environment is inherited (e.g.
     /// SHARDLINE_META_SNAPSHOT_EVERY). Drop kills it through its pid file.
     pub fn start_meta(&self, id: u64, extra: &[&str]) -> Child {
-        let text = std::fs::read_to_string(self.cluster_file()).expect("read cluster.toml");
-        let file: toml::Value = toml::from_str(&text).expect("parse cluster.toml");
-        let metas = file["meta"].as_array().expect("meta servers");
-        let peers: Vec<(u64, String)> = metas
-            .iter()
-            .map(|m| (m["id"].as_integer().expect("id") as u64, m["addr"].as_str().expect("addr").to_string()))
-            .collect();
+        let peers = self.servers("meta");
         let me = peers.iter().find(|(i, _)| *i == id).expect("meta server in cluster.toml").1.clone();
         self.start_meta_with(id, &me, &peers, extra)
     }
