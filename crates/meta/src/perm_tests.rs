@@ -337,3 +337,33 @@ fn an_owner_writes_the_data_of_its_read_only_file_others_may_not() {
         assert_eq!(code(check(&t.ns, &other, &body)), DENIED, "another uid: {body:?}");
     }
 }
+
+/// pjdfstest's `ftruncate::affected_create_flags_only`: a file created with
+/// mode 0 through `open(O_CREAT|O_RDWR, 0)` is still truncated and written
+/// through that descriptor, which needs its chunk list and key; the owner
+/// gets them whatever the mode (it could grant itself r), nobody else does.
+#[test]
+fn the_owner_of_a_mode_0_file_still_gets_its_chunk_list_and_key() {
+    let mut t = tree();
+    let zero = t.ns.create(t.a, b"zero", node(0, 1000, 1000), true, 1).unwrap().ino;
+    let (owner, other) = (user(1000, 1000, &[]), user(2000, 2000, &[]));
+    let read = Body::GetChunks(pb::GetChunks { ino: zero, ..Default::default() });
+    assert_eq!(code(check(&t.ns, &owner, &read)), None);
+    assert_eq!(code(check(&t.ns, &other, &read)), DENIED, "mode 0 of another uid");
+    let list = |chunk_cap| pb::ChunkList {
+        attr: Some(crate::wire::attr_to_wire(t.ns.get(zero).unwrap())),
+        chunks: vec![pb::Chunk { cap: chunk_cap, ..Default::default() }],
+        more: false,
+    };
+    let mut resp =
+        pb::MetaResponse { body: Some(RBody::Chunks(list(Some(pb::ShardCap::default())))), ..Default::default() };
+    filter_response(Some(&owner), Some(&read), &mut resp);
+    let Some(RBody::Chunks(l)) = &resp.body else { panic!("chunks") };
+    assert!(l.attr.as_ref().is_some_and(|a| a.key.is_some()), "the owner keeps the key");
+    assert!(l.chunks[0].cap.is_none(), "but no get capability without r");
+    let mut resp =
+        pb::MetaResponse { body: Some(RBody::Chunks(list(Some(pb::ShardCap::default())))), ..Default::default() };
+    filter_response(Some(&other), Some(&read), &mut resp);
+    let Some(RBody::Chunks(l)) = &resp.body else { panic!("chunks") };
+    assert!(l.attr.as_ref().is_some_and(|a| a.key.is_none()), "no key for another uid");
+}
