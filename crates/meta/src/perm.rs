@@ -310,7 +310,8 @@ pub fn filter_response(caller: Option<&pb::Caller>, body: Option<&Body>, resp: &
     }
     let may = |a: &pb::Attr, mask: u32| who.may(a.kind == pb::FileKind::Directory as i32, a.mode, a.uid, a.gid, mask);
     let keep = |a: &mut pb::Attr| {
-        if a.key.is_some() && !may(a, R) && !may(a, W) && !(who.root() || who.uid == a.uid) {
+        let owner = who.root() || who.uid == a.uid;
+        if a.key.is_some() && !owner && !may(a, R) && !may(a, W) {
             a.key = None;
         }
     };
