@@ -128,12 +128,13 @@ impl Drop for DaemonMount {
     }
 }
 
-#[test]
-fn a_mount_serves_its_operations_bytes_and_cache_lookups() {
-    let c = TestCluster::start(121);
-    let port = std::net::TcpListener::bind("127.0.0.121:0").expect("free port").local_addr().expect("addr").port();
-    let addr = format!("127.0.0.121:{port}");
-    let mnt = c.dir.path().join("mnt");
+/// Mount `c` at `<test dir>/<name>` in the background with its metrics on
+/// a free port of 127.0.0.`octet`, plus `extra` mount flags.
+fn daemon_mount(c: &TestCluster, octet: u8, name: &str, extra: &[&str]) -> (DaemonMount, std::path::PathBuf, String) {
+    let host = format!("127.0.0.{octet}");
+    let port = std::net::TcpListener::bind((host.as_str(), 0)).expect("free port").local_addr().expect("addr").port();
+    let addr = format!("{host}:{port}");
+    let mnt = c.dir.path().join(name);
     std::fs::create_dir(&mnt).expect("mount point");
     let mut mount = DaemonMount { path: mnt.clone(), pid: None };
     let out = Command::new(BIN)
@@ -142,13 +143,21 @@ fn a_mount_serves_its_operations_bytes_and_cache_lookups() {
         .arg("mount")
         .arg(&mnt)
         .args(["--daemon", "--metrics-listen", &addr])
+        .args(extra)
         .arg("--log-file")
-        .arg(c.dir.path().join("mount.log"))
+        .arg(c.dir.path().join(format!("{name}.log")))
         .output()
         .expect("run shardline mount");
     let said = String::from_utf8_lossy(&out.stdout).to_string();
     mount.pid = said.split("(pid ").nth(1).and_then(|r| r.split(',').next()).and_then(|p| p.parse().ok());
     assert!(out.status.success(), "mount failed: {said} {}", String::from_utf8_lossy(&out.stderr));
+    (mount, mnt, addr)
+}
+
+#[test]
+fn a_mount_serves_its_operations_bytes_and_cache_lookups() {
+    let c = TestCluster::start(121);
+    let (mount, mnt, addr) = daemon_mount(&c, 121, "mnt", &[]);
 
     let data = content(300_000, 9);
     std::fs::create_dir(mnt.join("d")).expect("mkdir");
@@ -162,6 +171,39 @@ fn a_mount_serves_its_operations_bytes_and_cache_lookups() {
     assert!(sum(&page, "shardline_requests_total", &[("server", "mount"), ("op", "mkdir"), ("outcome", "ok")]) == 1.0);
     let lookups = sum(&page, "shardline_client_cache_lookups_total", &[("cache", "dir_attr")]);
     assert!(lookups >= 1.0, "the directory-attribute cache was consulted, saw {lookups}");
+    drop(mount);
+}
+
+/// `ls -l` of a directory another client made: every entry's attributes
+/// come with the listing (READDIRPLUS on every batch, not only the first),
+/// so the stats after it ask the mount for no lookups.
+#[test]
+fn a_long_listing_of_a_large_directory_needs_no_lookup_per_entry() {
+    const FILES: usize = 12_000;
+    let c = TestCluster::start(128);
+    let (maker, made, _) = daemon_mount(&c, 128, "maker", &[]);
+    std::fs::create_dir(made.join("big")).expect("mkdir");
+    for i in 0..FILES {
+        std::fs::File::create(made.join(format!("big/entry-{i:05}"))).expect("create through the mount");
+    }
+    drop(maker);
+    // A fresh mount whose kernel keeps names and attributes long enough
+    // that nothing expires between the listing and the stats.
+    let ttl = ["--attr-ttl-ms", "600000", "--entry-ttl-ms", "600000"];
+    let (mount, mnt, addr) = daemon_mount(&c, 128, "reader", &ttl);
+    let lookups = |page: &Scrape| sum(page, "shardline_requests_total", &[("server", "mount"), ("op", "lookup")]);
+    let before = lookups(&scrape(&addr));
+    let names: Vec<_> =
+        std::fs::read_dir(mnt.join("big")).expect("list").map(|e| e.expect("entry").file_name()).collect();
+    assert_eq!(names.len(), FILES);
+    for n in &names {
+        let md = std::fs::symlink_metadata(mnt.join("big").join(n)).expect("lstat");
+        assert!(md.is_file() && md.len() == 0);
+    }
+    let asked = lookups(&scrape(&addr)) - before;
+    // With READDIRPLUS_AUTO (plus only for what the kernel reads first)
+    // this was 5,762 of 12,000 on kernel 6.18.
+    assert!(asked <= 5.0, "{asked} lookups for an ls -l of {FILES} listed entries");
     drop(mount);
 }
 

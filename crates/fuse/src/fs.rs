@@ -172,9 +172,12 @@ impl Filesystem for ShardlineFs {
         }
         let _ = config.set_max_background(64);
         let _ = config.add_capabilities(InitFlags::FUSE_PARALLEL_DIROPS);
-        // Listings carry attributes: `ls -l` and dataset scans need no
-        // lookup per entry (the kernel picks READDIRPLUS when it helps).
-        let _ = config.add_capabilities(InitFlags::FUSE_DO_READDIRPLUS | InitFlags::FUSE_READDIRPLUS_AUTO);
+        // Listings always carry attributes, so `ls -l`, `find` and dataset
+        // scans need no lookup per entry. Not READDIRPLUS_AUTO: with it the
+        // kernel uses READDIRPLUS only for a listing's first batch, or
+        // after a lookup in between, so `ls -l` (every getdents first, then
+        // every lstat) paid one lookup per entry past the first batch.
+        let _ = config.add_capabilities(InitFlags::FUSE_DO_READDIRPLUS);
         Ok(())
     }
 

@@ -6,7 +6,7 @@
 //! Lengths are bounded so that a hostile or corrupt peer cannot make us
 //! allocate without limit.
 
-use bytes::{Bytes, BytesMut};
+use bytes::{BufMut, Bytes, BytesMut};
 use std::io;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
@@ -98,9 +98,16 @@ pub async fn read_body<R: AsyncRead + Unpin>(r: &mut R, pre: Preamble) -> io::Re
     Ok(Frame { header, payload })
 }
 
+/// Read exactly `len` bytes into a fresh buffer, straight into its spare
+/// capacity: no zero-fill pass over bytes about to be overwritten.
 async fn read_exact_bytes<R: AsyncRead + Unpin>(r: &mut R, len: usize) -> io::Result<Bytes> {
-    let mut buf = BytesMut::zeroed(len);
-    r.read_exact(&mut buf).await?;
+    let mut buf = BytesMut::with_capacity(len);
+    while buf.len() < len {
+        let want = len - buf.len();
+        if r.read_buf(&mut (&mut buf).limit(want)).await? == 0 {
+            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "stream ended inside a frame"));
+        }
+    }
     Ok(buf.freeze())
 }
 
@@ -146,6 +153,29 @@ mod tests {
         assert_eq!(&got.header[..], &[1, 2, 3]);
         assert_eq!(got.payload.len(), 100_000);
         assert!(got.payload.iter().all(|&x| x == 9));
+    }
+
+    #[tokio::test]
+    async fn a_payload_arriving_in_small_pieces_is_read_whole_and_a_cut_one_is_an_error() {
+        // A 64-byte pipe hands the reader the payload a few bytes at a time.
+        let (mut a, mut b) = tokio::io::duplex(64);
+        let payload: Vec<u8> = (0..300_000u32).map(|i| (i * 7 % 251) as u8).collect();
+        let f = Frame::new(vec![5u8; 40], payload.clone());
+        let writer = tokio::spawn(async move { write_frame(&mut a, &f).await });
+        let got = read_frame(&mut b).await.unwrap().unwrap();
+        writer.await.unwrap().unwrap();
+        assert_eq!(&got.header[..], &[5u8; 40]);
+        assert_eq!(&got.payload[..], &payload[..]);
+
+        let (mut a, mut b) = tokio::io::duplex(1 << 20);
+        let mut bytes = b"SHL\x01".to_vec();
+        bytes.extend_from_slice(&2u32.to_le_bytes());
+        bytes.extend_from_slice(&1000u32.to_le_bytes());
+        bytes.extend_from_slice(&[1, 2]);
+        bytes.extend_from_slice(&[7u8; 999]);
+        a.write_all(&bytes).await.unwrap();
+        drop(a);
+        assert_eq!(read_frame(&mut b).await.unwrap_err().kind(), io::ErrorKind::UnexpectedEof);
     }
 
     #[tokio::test]

@@ -3,14 +3,15 @@
 //! client, beside an in-run baseline of the raw disk under the data folder
 //! doing the same reads with O_DIRECT; and that disk's sequential O_DIRECT
 //! read rate (4 MiB reads, one stream), the baseline of the cold sequential
-//! read through the mount.
+//! read through the mount; and its sequential O_DIRECT write rate with
+//! [`WRITE_STREAMS`] streams and a final fdatasync, the ceiling of what
+//! a write through Shardline (every byte stored (k+m)/k times) can reach.
 //!
 //! Offsets are 4 KiB-aligned (O_DIRECT needs it; the client does not), so
 //! both sides do the same requests. Every sample read through Shardline is
 //! verified against the synthetic pattern it was written with.
 
 use std::fs::File;
-use std::io::Write;
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::Path;
 use std::sync::Arc;
@@ -29,8 +30,15 @@ pub const SAMPLE: usize = 128 << 10;
 pub const READERS: usize = 8;
 const ALIGN: u64 = 4096;
 
+/// Concurrent writers of the raw disk's write probe: one per data server
+/// of the bench's cluster, each appending its own region.
+pub const WRITE_STREAMS: usize = 8;
+
 /// The raw disk's rates, and whether the probe bypassed the page cache.
 pub struct RawDisk {
+    /// Sequential writes, 1 MiB at a time from [`WRITE_STREAMS`] threads
+    /// into their own regions of one file, until fdatasync returned: MB/s.
+    pub seq_write_mbps: f64,
     /// Sequential reads, 4 MiB at a time, one stream: MB/s.
     pub seq_mbps: f64,
     /// Random 128 KiB reads, `READERS` threads: reads per second (None
@@ -84,24 +92,52 @@ pub async fn native(client: &Client, dir: &str, pattern: &Pattern, sizes: &[u64]
 pub fn raw_disk(dir: &Path, file_bytes: u64, samples: usize) -> Result<RawDisk> {
     let path = dir.join("raw-disk-probe.bin");
     let file_bytes = file_bytes.max(64 * SAMPLE as u64) / ALIGN * ALIGN;
-    {
-        let mut f = File::create(&path).with_context(|| format!("create {}", path.display()))?;
-        let mut block = vec![0u8; 4 << 20];
-        rand::thread_rng().fill(&mut block[..]);
-        let mut left = file_bytes;
-        while left > 0 {
-            let n = left.min(block.len() as u64) as usize;
-            f.write_all(&block[..n]).context("write the probe file")?;
-            left -= n as u64;
-        }
-        f.sync_all().context("sync the probe file")?;
-    }
-    let r = probe(&path, file_bytes, samples);
+    let written = write_probe(&path, file_bytes);
+    let r = written.and_then(|seq_write_mbps| probe(&path, file_bytes, samples, seq_write_mbps));
     let _ = std::fs::remove_file(&path);
     r
 }
 
-fn probe(path: &Path, file_bytes: u64, samples: usize) -> Result<RawDisk> {
+/// Write the probe file: [`WRITE_STREAMS`] threads, each its own contiguous
+/// region in 1 MiB `O_DIRECT` writes of random bytes (buffered where the
+/// file system refuses O_DIRECT), then one `fdatasync`. MB/s.
+fn write_probe(path: &Path, file_bytes: u64) -> Result<f64> {
+    const WRITE: usize = 1 << 20;
+    let direct =
+        std::fs::OpenOptions::new().write(true).create(true).truncate(true).custom_flags(libc::O_DIRECT).open(path);
+    let file = match direct {
+        Ok(f) => f,
+        Err(_) => File::create(path).with_context(|| format!("create {}", path.display()))?,
+    };
+    let file = Arc::new(file);
+    let per_stream = (file_bytes / WRITE_STREAMS as u64).div_ceil(WRITE as u64) * WRITE as u64;
+    let mut block = AlignedBuf::new(WRITE);
+    rand::thread_rng().fill(block.as_mut());
+    let block = Arc::new(block.as_mut().to_vec());
+    let start = Instant::now();
+    let threads: Vec<_> = (0..WRITE_STREAMS as u64)
+        .map(|t| {
+            let (file, block) = (file.clone(), block.clone());
+            std::thread::spawn(move || -> std::io::Result<()> {
+                let mut buf = AlignedBuf::new(WRITE);
+                buf.as_mut().copy_from_slice(&block);
+                let mut offset = t * per_stream;
+                while offset < (t + 1) * per_stream {
+                    file.write_all_at(buf.as_mut(), offset)?;
+                    offset += WRITE as u64;
+                }
+                Ok(())
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().map_err(|_| anyhow::anyhow!("disk probe thread panicked"))?.context("write the probe file")?;
+    }
+    file.sync_data().context("sync the probe file")?;
+    Ok((per_stream * WRITE_STREAMS as u64) as f64 / start.elapsed().as_secs_f64() / 1e6)
+}
+
+fn probe(path: &Path, file_bytes: u64, samples: usize, seq_write_mbps: f64) -> Result<RawDisk> {
     let direct = std::fs::OpenOptions::new().read(true).custom_flags(libc::O_DIRECT).open(path);
     let (file, direct_io) = match direct {
         Ok(f) => (f, true),
@@ -124,7 +160,7 @@ fn probe(path: &Path, file_bytes: u64, samples: usize) -> Result<RawDisk> {
     }
     let seq_mbps = file_bytes as f64 / start.elapsed().as_secs_f64() / 1e6;
     if samples == 0 {
-        return Ok(RawDisk { seq_mbps, random_per_s: None, direct_io });
+        return Ok(RawDisk { seq_write_mbps, seq_mbps, random_per_s: None, direct_io });
     }
     drop_cache(&file);
     let file = Arc::new(file);
@@ -148,7 +184,7 @@ fn probe(path: &Path, file_bytes: u64, samples: usize) -> Result<RawDisk> {
         t.join().map_err(|_| anyhow::anyhow!("disk probe thread panicked"))?.context("read the probe file")?;
     }
     let per_s = (per * READERS) as f64 / start.elapsed().as_secs_f64();
-    Ok(RawDisk { seq_mbps, random_per_s: Some(per_s), direct_io })
+    Ok(RawDisk { seq_write_mbps, seq_mbps, random_per_s: Some(per_s), direct_io })
 }
 
 /// A 4 KiB-aligned offset with a whole sample before `size`.

@@ -37,7 +37,9 @@ pub fn print(r: &Map<String, Value>, storage: &str, store: &str, levels: &[usize
         }
     };
     println!(
-        "  raw disk      sequential read {:.0} MB/s (4 MiB reads, {}){}",
+        "  raw disk      sequential write {:.0} MB/s ({} streams of 1 MiB writes, then fdatasync), sequential read {:.0} MB/s (4 MiB reads, {}){}",
+        get("disk_seq_write_mbps"),
+        get("disk_write_streams"),
         get("disk_seq_read_mbps"),
         direct("disk_seq_direct_io"),
         if has("disk_random_128k_reads_per_s_8r") {
@@ -61,8 +63,18 @@ pub fn print(r: &Map<String, Value>, storage: &str, store: &str, levels: &[usize
         pct(cap, lat("loopback_rtt", "median_ms") * 1000.0)
     );
     let (write, read) = (get("write_mbps"), get("read_mbps"));
-    println!("  native write  {write:>8.1} MB/s  {:>5.1}% of loopback", pct(write, loopback));
-    println!("  native read   {read:>8.1} MB/s  {:>5.1}% of loopback", pct(read, loopback));
+    // RS 4+2: every byte written lands on the data servers' disks 1.5 times.
+    let on_disk = write * 1.5;
+    println!(
+        "  native write  {write:>8.1} MB/s  {:>5.1}% of loopback; {on_disk:.0} MB/s of shards to disk = {:.1}% of the raw disk's write",
+        pct(write, loopback),
+        pct(on_disk, get("disk_seq_write_mbps"))
+    );
+    println!(
+        "  native read   {read:>8.1} MB/s  {:>5.1}% of loopback, {:.1}% of loopback TLS",
+        pct(read, loopback),
+        pct(read, tls)
+    );
     println!(
         "  chunk format v2, 1 core: AES-256-GCM seal {:.0} / open {:.0} MB/s, XChaCha20-Poly1305 seal {:.0} / open {:.0} MB/s (v1 whole-chunk open {:.0} MB/s)",
         get("seal_v2_aes_mbps_1core"),

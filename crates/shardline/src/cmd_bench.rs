@@ -192,10 +192,23 @@ pub async fn run(a: BenchArgs) -> Result<()> {
     report.insert("loopback_rtt".into(), rtt.json());
     let probe = WriteProbe::new(cluster.file.meta.iter().map(|n| n.dir.clone()).collect());
 
-    say("the raw disk (O_DIRECT): sequential, and random 128 KiB reads…");
+    say("the raw disk (O_DIRECT): sequential write and read, and random 128 KiB reads…");
     let (dir, bytes, samples) = (spec.dir.clone(), a.size.clamp(256 << 20, 2 << 30), a.random_samples);
     let disk = tokio::task::spawn_blocking(move || crate::bench_random::raw_disk(&dir, bytes, samples)).await??;
     report.insert("disk_seq_read_mbps".into(), round1(disk.seq_mbps).into());
+    report.insert("disk_seq_write_mbps".into(), round1(disk.seq_write_mbps).into());
+    report.insert("disk_write_streams".into(), crate::bench_random::WRITE_STREAMS.into());
+    if let Some(w) = report.get("write_mbps").and_then(serde_json::Value::as_f64) {
+        // RS 4+2: each byte written is stored 1.5 times.
+        let pct = 100.0 * w * 1.5 / disk.seq_write_mbps.max(1e-9);
+        report.insert("write_on_disk_pct_of_disk_seq_write".into(), round1(pct).into());
+    }
+    if let (Some(r), Some(tls)) = (
+        report.get("read_mbps").and_then(serde_json::Value::as_f64),
+        report.get("loopback_tls_mbps").and_then(serde_json::Value::as_f64),
+    ) {
+        report.insert("read_pct_of_loopback_tls".into(), round1(100.0 * r / tls.max(1e-9)).into());
+    }
     report.insert("disk_seq_direct_io".into(), disk.direct_io.into());
     if let Some(per_s) = disk.random_per_s {
         say("random 128 KiB reads, native…");

@@ -322,6 +322,42 @@ pub(crate) fn verify_blocks(table: &[u8], first: usize, data: &[u8], block_len: 
     Ok(())
 }
 
+/// [`verify_blocks`] over the concatenation of `parts`, without joining
+/// them: each block's CRC is carried across the parts it spans.
+pub(crate) fn verify_blocks_in_parts(
+    table: &[u8],
+    first: usize,
+    parts: &[&[u8]],
+    block_len: usize,
+) -> Result<(), DataError> {
+    let check = |block: usize, crc: u32| {
+        let at = 4 * (first + block);
+        let want = table.get(at..at + 4).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]));
+        if want != Some(crc) {
+            return Err(DataError::Corrupt(format!("payload block {} checksum mismatch", first + block)));
+        }
+        Ok(())
+    };
+    let (mut block, mut crc, mut filled) = (0usize, 0u32, 0usize);
+    for part in parts {
+        let mut rest: &[u8] = part;
+        while !rest.is_empty() {
+            let take = rest.len().min(block_len - filled);
+            crc = crc32c::crc32c_append(crc, &rest[..take]);
+            filled += take;
+            rest = &rest[take..];
+            if filled == block_len {
+                check(block, crc)?;
+                (block, crc, filled) = (block + 1, 0, 0);
+            }
+        }
+    }
+    if filled > 0 {
+        check(block, crc)?;
+    }
+    Ok(())
+}
+
 /// `n` rounded up to a multiple of `align` (a power of two).
 pub(crate) fn align_up(n: u64, align: u64) -> u64 {
     n.next_multiple_of(align)
@@ -413,6 +449,27 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn blocks_split_across_parts_verify_as_if_joined() {
+        let data: Vec<u8> = (0..300_000usize).map(|i| (i * 13 % 251) as u8).collect();
+        let mut table = vec![0u8; 4 * data.len().div_ceil(65_536)];
+        fill_block_table(&data, 65_536, &mut table);
+        // Cuts inside blocks, on block edges, and empty parts.
+        for (a, b) in [(0, 0), (1, 299_999), (65_536, 131_072), (100, 65_536), (70_000, 300_000), (5, 5)] {
+            let parts: [&[u8]; 3] = [&data[..a], &data[a..b], &data[b..]];
+            verify_blocks_in_parts(&table, 0, &parts, 65_536).unwrap();
+            let mut bad = data.clone();
+            bad[200_000] ^= 0x80;
+            let parts: [&[u8]; 3] = [&bad[..a], &bad[a..b], &bad[b..]];
+            assert!(
+                matches!(verify_blocks_in_parts(&table, 0, &parts, 65_536), Err(DataError::Corrupt(m)) if m.contains("block 3")),
+                "cut at {a}..{b}"
+            );
+        }
+        // A span starting at block 1.
+        verify_blocks_in_parts(&table, 1, &[&data[65_536..70_000], &data[70_000..]], 65_536).unwrap();
     }
 
     #[test]

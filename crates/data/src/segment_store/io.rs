@@ -74,25 +74,68 @@ pub(crate) fn pwritev_all(file: &File, bufs: &[&[u8]], mut offset: u64) -> io::R
 
 /// Read exactly `bufs`' lengths, back to back, from `offset` (`preadv`).
 /// An early end of file is `UnexpectedEof`.
-pub(crate) fn preadv_exact(file: &File, bufs: &mut [&mut [u8]], mut offset: u64) -> io::Result<()> {
+pub(crate) fn preadv_exact(file: &File, bufs: &mut [&mut [u8]], offset: u64) -> io::Result<()> {
+    let mut parts: Vec<(*mut u8, usize)> = bufs.iter_mut().map(|b| (b.as_mut_ptr(), b.len())).collect();
+    // SAFETY: every part is a distinct slice mutably borrowed by `bufs` for
+    // the whole call, with its exact length.
+    unsafe { preadv_exact_raw(file, &mut parts, offset) }
+}
+
+/// `head.len()` bytes into `head`, then `len` more into a new vector, from
+/// `offset`: the vector is filled straight from the file, never zeroed
+/// first (it is read whole or not returned).
+pub(crate) fn pread_head_and_vec(file: &File, head: &mut [u8], len: usize, offset: u64) -> io::Result<Vec<u8>> {
+    let mut data: Vec<u8> = Vec::with_capacity(len);
+    let mut parts = [(head.as_mut_ptr(), head.len()), (data.as_mut_ptr(), len)];
+    // SAFETY: `head` is borrowed mutably for the call; `data` owns at least
+    // `len` bytes of capacity, which `preadv` only writes to.
+    unsafe { preadv_exact_raw(file, &mut parts, offset)? };
+    // SAFETY: the call above succeeded, so all `len` bytes were written.
+    unsafe { data.set_len(len) };
+    Ok(data)
+}
+
+/// `lead.len()` bytes into `lead`, `len` more into a new vector (never
+/// zeroed first), then `tail.len()` into `tail`, back to back from `offset`.
+pub(crate) fn pread_parts_and_vec(
+    file: &File,
+    lead: &mut [u8],
+    len: usize,
+    tail: &mut [u8],
+    offset: u64,
+) -> io::Result<Vec<u8>> {
+    let mut data: Vec<u8> = Vec::with_capacity(len);
+    let mut parts = [(lead.as_mut_ptr(), lead.len()), (data.as_mut_ptr(), len), (tail.as_mut_ptr(), tail.len())];
+    // SAFETY: `lead` and `tail` are borrowed mutably for the call; `data`
+    // owns at least `len` bytes of capacity, which `preadv` only writes to.
+    unsafe { preadv_exact_raw(file, &mut parts, offset)? };
+    // SAFETY: the call above succeeded, so all `len` bytes were written.
+    unsafe { data.set_len(len) };
+    Ok(data)
+}
+
+/// The loop under all three: `parts` are (pointer, length) pairs of writable
+/// memory, filled back to back.
+///
+/// # Safety
+/// Every part must point to `len` bytes writable for the whole call, and
+/// no two parts may overlap.
+unsafe fn preadv_exact_raw(file: &File, parts: &mut [(*mut u8, usize)], mut offset: u64) -> io::Result<()> {
     let mut first = 0;
     let mut done_in_first = 0;
-    while first < bufs.len() {
-        if bufs[first].len() == done_in_first {
+    while first < parts.len() {
+        if parts[first].1 == done_in_first {
             first += 1;
             done_in_first = 0;
             continue;
         }
-        let mut iov: Vec<libc::iovec> = Vec::with_capacity((bufs.len() - first).min(MAX_IOVECS));
-        for (i, b) in bufs[first..].iter_mut().enumerate().take(MAX_IOVECS) {
+        let mut iov: Vec<libc::iovec> = Vec::with_capacity((parts.len() - first).min(MAX_IOVECS));
+        for (i, &(ptr, len)) in parts[first..].iter().enumerate().take(MAX_IOVECS) {
             let skip = if i == 0 { done_in_first } else { 0 };
-            let rest = &mut b[skip..];
-            iov.push(libc::iovec { iov_base: rest.as_mut_ptr() as *mut libc::c_void, iov_len: rest.len() });
+            iov.push(libc::iovec { iov_base: ptr.add(skip) as *mut libc::c_void, iov_len: len - skip });
         }
         let off = libc::off_t::try_from(offset).map_err(|_| io::Error::from_raw_os_error(libc::EFBIG))?;
-        // SAFETY: every iovec points into a distinct slice mutably borrowed
-        // by `bufs` for the whole call, with its exact remaining length.
-        let n = unsafe { libc::preadv(file.as_raw_fd(), iov.as_ptr(), iov.len() as libc::c_int, off) };
+        let n = libc::preadv(file.as_raw_fd(), iov.as_ptr(), iov.len() as libc::c_int, off);
         if n < 0 {
             let e = io::Error::last_os_error();
             if e.kind() == io::ErrorKind::Interrupted {
@@ -105,8 +148,8 @@ pub(crate) fn preadv_exact(file: &File, bufs: &mut [&mut [u8]], mut offset: u64)
         }
         let mut n = n as usize;
         offset += n as u64;
-        while n > 0 && first < bufs.len() {
-            let left = bufs[first].len() - done_in_first;
+        while n > 0 && first < parts.len() {
+            let left = parts[first].1 - done_in_first;
             if n >= left {
                 n -= left;
                 first += 1;

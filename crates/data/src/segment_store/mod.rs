@@ -46,7 +46,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use shardline_types::ShardKey;
 
-use self::format::{align_up, verify_blocks, RecordHeader, BUFFERED_ALIGN, DIRECT_ALIGN, RECORD_FIXED_LEN};
+use self::format::{
+    align_up, verify_blocks, verify_blocks_in_parts, RecordHeader, BUFFERED_ALIGN, DIRECT_ALIGN, RECORD_FIXED_LEN,
+};
 use self::index::{Index, Rec};
 pub use self::io::{FaultyIo, OsIo, SegmentIo};
 use self::legacy::LegacyFile;
@@ -421,8 +423,7 @@ impl ShardStore for SegmentStore {
         let blocks = rec.payload_len.div_ceil(1 << rec.block_log2) as usize;
         let mut head = vec![0u8; RECORD_FIXED_LEN + 4 * blocks];
         let len = usize::try_from(rec.payload_len).map_err(|_| DataError::Corrupt("shard too large".into()))?;
-        let mut data = vec![0u8; len];
-        io::preadv_exact(&file, &mut [&mut head, &mut data], rec.pos.offset).map_err(read_err)?;
+        let data = io::pread_head_and_vec(&file, &mut head, len, rec.pos.offset).map_err(read_err)?;
         let h = check_header(key, &rec, &head)?;
         verify_blocks(&head[RECORD_FIXED_LEN..], 0, &data, h.block_len())?;
         Ok((data, h.payload_crc))
@@ -448,13 +449,14 @@ impl ShardStore for SegmentStore {
         let first = start as u64 / block;
         let span_start = first * block;
         let span_end = align_up(end as u64, block).min(rec.payload_len);
-        let mut data = vec![0u8; (span_end - span_start) as usize];
+        // The bytes before and after the range (within its first and last
+        // blocks) are read into their own buffers, so the range lands at
+        // the start of its own vector: no copy to cut it out.
         let at = rec.pos.offset + h.header_len() as u64 + span_start;
-        io::preadv_exact(&file, &mut [&mut data], at).map_err(read_err)?;
-        verify_blocks(&head[RECORD_FIXED_LEN..], first as usize, &data, block as usize)?;
-        let (from, to) = (start - span_start as usize, end - span_start as usize);
-        data.truncate(to);
-        data.drain(..from);
+        let mut lead = vec![0u8; start - span_start as usize];
+        let mut tail = vec![0u8; span_end as usize - end];
+        let data = io::pread_parts_and_vec(&file, &mut lead, end - start, &mut tail, at).map_err(read_err)?;
+        verify_blocks_in_parts(&head[RECORD_FIXED_LEN..], first as usize, &[&lead, &data, &tail], block as usize)?;
         Ok((data, rec.payload_len))
     }
 
