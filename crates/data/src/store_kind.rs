@@ -6,7 +6,7 @@ use std::str::FromStr;
 use std::sync::Arc;
 
 use crate::uring_store::uring_available;
-use crate::{DataError, FileStore, SegmentStore, ShardStore, UringStore};
+use crate::{DataError, FileStore, SegmentConfig, SegmentStore, ShardStore, UringStore};
 
 /// A shard store backend, as configured.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -16,6 +16,10 @@ pub enum StoreKind {
     /// stores.
     #[default]
     Segment,
+    /// [`StoreKind::Segment`] with its segments written `O_DIRECT` (records
+    /// padded to 4 KiB; no copy into the page cache), falling back to
+    /// buffered writes where the file system refuses `O_DIRECT`.
+    SegmentDirect,
     /// One file per shard: io_uring with `O_DIRECT` when the kernel allows
     /// it, else the portable file store (with a warning).
     Auto,
@@ -31,12 +35,13 @@ impl FromStr for StoreKind {
     fn from_str(s: &str) -> Result<StoreKind, DataError> {
         match s {
             "segment" => Ok(StoreKind::Segment),
+            "segment-direct" => Ok(StoreKind::SegmentDirect),
             "auto" => Ok(StoreKind::Auto),
             "uring" => Ok(StoreKind::Uring),
             "file" => Ok(StoreKind::File),
-            other => {
-                Err(DataError::Config(format!("unknown store kind {other:?}: expected segment, auto, uring or file")))
-            }
+            other => Err(DataError::Config(format!(
+                "unknown store kind {other:?}: expected segment, segment-direct, auto, uring or file"
+            ))),
         }
     }
 }
@@ -45,6 +50,7 @@ impl fmt::Display for StoreKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             StoreKind::Segment => "segment",
+            StoreKind::SegmentDirect => "segment-direct",
             StoreKind::Auto => "auto",
             StoreKind::Uring => "uring",
             StoreKind::File => "file",
@@ -56,8 +62,9 @@ impl fmt::Display for StoreKind {
 /// runtime). `Auto` falls back to [`FileStore`] only when io_uring is
 /// unavailable; any other failure is returned.
 pub fn open_store(kind: StoreKind, dir: &Path, capacity_bytes: Option<u64>) -> Result<Arc<dyn ShardStore>, DataError> {
-    if kind == StoreKind::Segment {
-        let store = SegmentStore::open(dir, capacity_bytes)?;
+    if matches!(kind, StoreKind::Segment | StoreKind::SegmentDirect) {
+        let cfg = SegmentConfig { direct_io: kind == StoreKind::SegmentDirect, ..SegmentConfig::default() };
+        let store = SegmentStore::open_with(dir, capacity_bytes, cfg, Arc::new(crate::segment_store::OsIo))?;
         tracing::info!(backend = "segment", direct = store.is_direct(), "opened shard store");
         return Ok(Arc::new(store));
     }
@@ -92,7 +99,7 @@ mod tests {
 
     #[test]
     fn parses_and_prints_every_kind() {
-        for kind in [StoreKind::Segment, StoreKind::Auto, StoreKind::Uring, StoreKind::File] {
+        for kind in [StoreKind::Segment, StoreKind::SegmentDirect, StoreKind::Auto, StoreKind::Uring, StoreKind::File] {
             assert_eq!(kind.to_string().parse::<StoreKind>().unwrap(), kind);
         }
         assert_eq!(StoreKind::default(), StoreKind::Segment);
@@ -101,7 +108,7 @@ mod tests {
 
     #[test]
     fn every_kind_opens_a_working_store() {
-        for kind in [StoreKind::Segment, StoreKind::Auto, StoreKind::Uring, StoreKind::File] {
+        for kind in [StoreKind::Segment, StoreKind::SegmentDirect, StoreKind::Auto, StoreKind::Uring, StoreKind::File] {
             if kind == StoreKind::Uring && uring_available().is_err() {
                 eprintln!("skipping the uring store kind: io_uring is unavailable here");
                 continue;
@@ -112,6 +119,21 @@ mod tests {
             let key = shardline_types::ShardKey { file_id: 1, chunk_index: 0, version: 1, shard_index: 0 };
             store.put(&key, &data, crc32c::crc32c(&data)).unwrap();
             assert_eq!(store.get(&key).unwrap().0, data, "{kind}");
+            let backend = store.backend();
+            if matches!(kind, StoreKind::Segment | StoreKind::SegmentDirect) {
+                // O_DIRECT exactly when asked for and the file system takes it.
+                let probe = dir.path().join("direct-probe");
+                let takes_direct = std::os::unix::fs::OpenOptionsExt::custom_flags(
+                    std::fs::OpenOptions::new().write(true).create(true),
+                    libc::O_DIRECT,
+                )
+                .open(&probe)
+                .is_ok();
+                assert_eq!(
+                    (backend.name, backend.direct_io),
+                    ("segment", kind == StoreKind::SegmentDirect && takes_direct)
+                );
+            }
         }
     }
 }

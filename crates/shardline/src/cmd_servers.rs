@@ -153,7 +153,8 @@ pub struct DataArgs {
     capacity: Option<u64>,
     /// Shard store: segment (shards appended to segment files, one fsync
     /// shared by every shard that arrived meanwhile; migrates a folder of
-    /// the per-file stores), or one file per shard: auto (io_uring with
+    /// the per-file stores), segment-direct (the same, written O_DIRECT:
+    /// no copy into the page cache), or one file per shard: auto (io_uring with
     /// O_DIRECT when the kernel allows it, else buffered files), uring, or
     /// file.
     #[arg(long, env = "SHARDLINE_DATA_STORE", default_value = "segment")]
