@@ -207,6 +207,40 @@ fn a_long_listing_of_a_large_directory_needs_no_lookup_per_entry() {
     drop(mount);
 }
 
+/// Writing a small file through the mount asks the metadata service for no
+/// attributes at close: the commit's answer carries them. The page cache
+/// kept from that stamp still serves a reopen, and another client's change
+/// still drops it.
+#[test]
+fn a_file_written_through_the_mount_closes_without_asking_for_its_attributes() {
+    const FILES: usize = 20;
+    let c = TestCluster::start(129);
+    let meta_addrs: Vec<String> = (1..=3).map(|i| metrics_addr(&c.data_dir().join(format!("meta-{i}")))).collect();
+    let meta_ops = |op: &str| {
+        let pages: Vec<Scrape> = meta_addrs.iter().map(|a| scrape(a)).collect();
+        total(&pages, "shardline_requests_total", &[("server", "meta"), ("op", op)])
+    };
+    let (mount, mnt, _) = daemon_mount(&c, 129, "mnt", &[]);
+    std::fs::create_dir(mnt.join("w")).expect("mkdir");
+    let (getattrs, commits) = (meta_ops("getattr"), meta_ops("commit_chunk"));
+    for i in 0..FILES {
+        std::fs::write(mnt.join(format!("w/f{i}")), content(100_000 + i, i as u64)).expect("write through the mount");
+    }
+    let committed = meta_ops("commit_chunk") - commits;
+    assert!(committed >= FILES as f64, "{committed} commits for {FILES} files");
+    let asked = meta_ops("getattr") - getattrs;
+    // Before, every close asked once (FILES in all).
+    assert!(asked < (FILES / 2) as f64, "{asked} getattr requests for {FILES} files written and closed");
+    for i in 0..FILES {
+        let got = std::fs::read(mnt.join(format!("w/f{i}"))).expect("read back");
+        assert_eq!(got, content(100_000 + i, i as u64), "f{i}");
+    }
+    // Another client rewrites one: the mount's next open reads the new bytes.
+    c.put_bytes("/w/f3", b"rewritten elsewhere");
+    assert_eq!(std::fs::read(mnt.join("w/f3")).expect("reopen"), b"rewritten elsewhere");
+    drop(mount);
+}
+
 #[test]
 fn the_grafana_dashboard_names_only_metrics_that_exist() {
     let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");

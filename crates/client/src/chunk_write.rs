@@ -42,13 +42,15 @@ pub(crate) async fn write_chunk(
     plaintext: Bytes,
     new_size: u64,
 ) -> Result<(), ClientError> {
-    write_chunk_gated(inner, ctx, index, plaintext, new_size, std::future::ready(Ok(()))).await
+    write_chunk_gated(inner, ctx, index, plaintext, new_size, std::future::ready(Ok(()))).await.map(|_| ())
 }
 
 /// [`write_chunk`], with the commit held until `gate` resolves (awaited
 /// once, after every shard is stored): open files commit chunks that grow
 /// the file in order, so the size never covers bytes not committed yet. A
-/// gate that fails abandons the version (its shards are deleted).
+/// gate that fails abandons the version (its shards are deleted). On
+/// success, the file's attributes right after the commit, if the metadata
+/// service sent them.
 pub(crate) async fn write_chunk_gated(
     inner: &Arc<Inner>,
     ctx: &Arc<FileCtx>,
@@ -56,7 +58,7 @@ pub(crate) async fn write_chunk_gated(
     plaintext: Bytes,
     new_size: u64,
     gate: impl std::future::Future<Output = Result<(), ClientError>>,
-) -> Result<(), ClientError> {
+) -> Result<Option<pb::Attr>, ClientError> {
     let mut gate = Some(gate);
     let version = loop {
         let v = rand::random::<u64>();
@@ -149,7 +151,9 @@ pub(crate) async fn write_chunk_gated(
                 };
                 match sent {
                     Ok(resp) => {
-                        if let Some(pb::meta_response::Body::Released(r)) = resp.body {
+                        let mut attr = None;
+                        if let Some(pb::meta_response::Body::Released(mut r)) = resp.body {
+                            attr = r.attr.take();
                             inner.release(r);
                         }
                         // Shards left on targets that are no longer in the
@@ -157,7 +161,7 @@ pub(crate) async fn write_chunk_gated(
                         let keep: Vec<(String, ShardKey)> =
                             targets.iter().enumerate().map(|(i, a)| (a.clone(), key(i))).collect();
                         discard(inner, written.into_iter().filter(|w| !keep.contains(w)).collect(), cap);
-                        return Ok(());
+                        return Ok(attr);
                     }
                     Err(MetaCallError::Service { code: ErrorCode::StaleEpoch, message }) => message,
                     Err(e) => {

@@ -64,6 +64,13 @@ struct State {
     pattern: ReadPattern,
     /// Whether this handle wrote or set attributes since it was opened.
     changed: bool,
+    /// The attributes the latest of this handle's commits left the file
+    /// with, as the metadata service answered it; None when not known (a
+    /// commit failed or came back without them, or attributes were set).
+    committed_attr: Option<pb::Attr>,
+    /// A commit failed or attributes were set since the handle opened:
+    /// [`FileHandle::stamp_after_commits`] then knows nothing.
+    stamp_unknown: bool,
     /// A commit that would have grown the file failed: later chunks must
     /// not grow it over the gap (cleared once a flush has seen every
     /// commit end).
@@ -146,6 +153,8 @@ impl FileHandle {
             error: None,
             pattern: ReadPattern::default(),
             changed: false,
+            committed_attr: None,
+            stamp_unknown: false,
             growth_failed: false,
             cut_from: 0,
             error_seq: 0,
@@ -190,6 +199,20 @@ impl FileHandle {
     /// (if not, the file's attributes at open still describe what it read).
     pub fn changed(&self) -> bool {
         self.s.lock().changed
+    }
+
+    /// Once every write is flushed: the file's (mtime, size) right after
+    /// this handle's latest commit, from the commits' own answers — None
+    /// if any commit failed or went unanswered, attributes were set
+    /// through the handle, or writes are still pending (ask the metadata
+    /// service then). A stamp from an older commit than the latest can only
+    /// differ from the file's current one, never match it wrongly.
+    pub fn stamp_after_commits(&self) -> Option<(i64, u64)> {
+        let st = self.s.lock();
+        if st.stamp_unknown || st.outstanding > 0 || !st.dirty.is_empty() {
+            return None;
+        }
+        st.committed_attr.as_ref().map(|a| (a.mtime_ns, a.size))
     }
 
     /// Whether writes are buffered or committing.
@@ -347,7 +370,11 @@ impl FileHandle {
     /// a shrink rewrites the chunk straddling the new size, cut to it (so a
     /// later extension reads zeros there, not old bytes).
     pub async fn set_attr(&self, inodes: &Inodes, req: &SetAttrRequest) -> Result<InodeAttr, ClientError> {
-        self.s.lock().changed = true;
+        {
+            let mut st = self.s.lock();
+            st.changed = true;
+            st.stamp_unknown = true;
+        }
         let Some(new_size) = req.size else {
             return inodes.setattr(self.ino(), req).await;
         };
@@ -434,8 +461,18 @@ impl Shared {
                 st.outstanding -= 1;
                 let failed_growth = result.is_err() && new_size > st.committed_size;
                 match result {
-                    Ok(()) => st.committed_size = st.committed_size.max(new_size),
+                    Ok(attr) => {
+                        st.committed_size = st.committed_size.max(new_size);
+                        match attr {
+                            Some(a) if st.committed_attr.as_ref().is_none_or(|b| later(&a, b)) => {
+                                st.committed_attr = Some(a)
+                            }
+                            Some(_) => {}
+                            None => st.stamp_unknown = true,
+                        }
+                    }
                     Err(e) => {
+                        st.stamp_unknown = true;
                         tracing::warn!(file_id = me.ctx.ino, chunk = idx, error = %e, "chunk commit failed");
                         if new_size > st.committed_size {
                             st.growth_failed = true;
@@ -695,4 +732,13 @@ impl Shared {
 /// Bytes of chunk `idx` below `size`.
 fn extent(size: u64, idx: u64, cs: u64) -> usize {
     size.saturating_sub(idx * cs).min(cs) as usize
+}
+
+/// Whether commit answer `a` describes the file after commit answer `b`:
+/// by manifest sequence where both have one, else by change time.
+fn later(a: &pb::Attr, b: &pb::Attr) -> bool {
+    match (&a.manifest, &b.manifest) {
+        (Some(x), Some(y)) => x.seq > y.seq,
+        _ => a.ctime_ns > b.ctime_ns,
+    }
 }

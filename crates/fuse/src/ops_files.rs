@@ -194,6 +194,9 @@ impl ShardlineFs {
         if !h.changed() {
             // The cached pages are what the file was at open.
             self.files.set_stamp(ino, opened_stamp);
+        } else if let (Ok(()), Some(stamp)) = (&flushed, h.stamp_after_commits()) {
+            // The last commit's answer carried the file's attributes.
+            self.files.set_stamp(ino, stamp);
         } else if let Ok(a) = self.inodes.getattr(ino).await {
             self.files.set_stamp(ino, (a.mtime_ns, a.size));
         }

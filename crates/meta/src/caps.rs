@@ -154,7 +154,7 @@ mod tests {
             assert!(check_cap(&key, c.cap.as_ref(), t, cap_ops::PUT, now_ms()).is_err(), "a read token writes");
         }
         let mut released = pb::MetaResponse {
-            body: Some(RBody::Released(pb::Released { chunks: vec![chunk(2, 7)], file_id: 9 })),
+            body: Some(RBody::Released(pb::Released { chunks: vec![chunk(2, 7)], file_id: 9, attr: None })),
             ..Default::default()
         };
         issuer.attach(Some(&Body::Unlink(pb::Unlink::default())), &mut released, 4);

@@ -234,13 +234,16 @@ impl StateMachine {
                         ),
                     ));
                 }
-                ok(RBody::Released(released_to_wire(&ns.commit_chunk(
+                let released = ns.commit_chunk(
                     c.ino,
                     chunk_from_wire(chunk),
                     c.new_size,
                     manifest_from_wire(c.manifest.as_ref()),
                     now,
-                )?)))
+                )?;
+                let mut wire = released_to_wire(&released);
+                wire.attr = Some(pb::Attr { key: None, ..attr_to_wire(ns.get(c.ino)?) });
+                ok(RBody::Released(wire))
             }
             Some(Body::Register(r)) => {
                 // Before any data exists a joining server takes slots at once;

@@ -90,7 +90,7 @@ pub fn chunk_from_wire(c: &pb::Chunk) -> ChunkRef {
 }
 
 pub fn released_to_wire(r: &Released) -> pb::Released {
-    pb::Released { file_id: r.file_id, chunks: r.chunks.iter().map(chunk_to_wire).collect() }
+    pb::Released { file_id: r.file_id, chunks: r.chunks.iter().map(chunk_to_wire).collect(), attr: None }
 }
 
 pub fn layout_from_wire(l: &pb::Layout) -> Layout {
