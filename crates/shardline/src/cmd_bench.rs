@@ -283,6 +283,8 @@ pub async fn run(a: BenchArgs) -> Result<()> {
         say("listing a large directory through the mount…");
         let n = a.list_entries;
         let create = crate::bench_list::make(&client, "/bench/ls", n).await?;
+        say("the large directory natively: listing, lookups, creates into it…");
+        report.extend(crate::bench_bigdir::native(&client, "bench/ls", n).await?);
         let (cluster_file, root) = (cluster.cluster_path.clone(), mnt.clone());
         let (readdir, ls_l) =
             tokio::task::spawn_blocking(move || crate::bench_list::through_mount(&cluster_file, &root, "bench/ls", n))
