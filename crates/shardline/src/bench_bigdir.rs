@@ -1,5 +1,6 @@
 //! The native rows of `shardline bench`'s large directory (made by
-//! `bench_list::make`): the whole directory listed page by page through
+//! `bench_list::make`, run after the listings through the mount since the
+//! creates add entries): the whole directory listed page by page through
 //! the native client, without and with attributes; lookups of random
 //! names in it; and creates into it while it is full. So a directory of
 //! 1,000,000 entries (`--list-entries 1000000`) shows whether listing,
