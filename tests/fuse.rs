@@ -336,3 +336,29 @@ fn a_daemon_mount_returns_once_mounted_and_serves_files() {
     assert_eq!(dev_of(&path), parent_dev, "SIGTERM unmounts");
     assert!(options.iter().any(|o| o == "nosuid") && options.iter().any(|o| o == "nodev"), "{options:?}");
 }
+
+#[test]
+fn a_listing_of_many_pages_is_whole_in_order_and_carries_attributes() {
+    // More entries than three of the metadata service's pages (1,000 each):
+    // the mount reads them a page at a time as readdir reaches them.
+    const N: usize = 2_600;
+    let c = TestCluster::start(152);
+    let a = Mount::start(&c, &[]);
+    fs::create_dir(a.p("many")).unwrap();
+    for i in 0..N {
+        fs::write(a.p(&format!("many/e{i:05}")), if i % 7 == 0 { &b"seven"[..] } else { &b""[..] }).unwrap();
+    }
+    drop(a);
+    let m = Mount::start(&c, &[]);
+    let listed: Vec<(String, u64)> = fs::read_dir(m.p("many"))
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            (e.file_name().into_string().unwrap(), e.metadata().unwrap().len())
+        })
+        .collect();
+    let expect: Vec<(String, u64)> = (0..N).map(|i| (format!("e{i:05}"), if i % 7 == 0 { 5 } else { 0 })).collect();
+    assert_eq!(listed.len(), N, "every entry once");
+    assert_eq!(listed, expect, "in name order, each with its size");
+    drop(m);
+}

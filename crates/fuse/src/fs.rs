@@ -111,12 +111,16 @@ impl ShardlineFs {
         }
     }
 
-    /// The listing taken at opendir (or a fresh one if the handle is unknown).
-    fn listing(&self, ino: u64, fh: u64) -> OpResult<Arc<Listing>> {
-        match self.files.dir(fh) {
-            Some(l) => Ok(l),
-            None => Ok(Arc::new(self.run_op("list_dir", self.op_list_dir(ino))?)),
-        }
+    /// The listing begun at opendir (or a fresh one if the handle is
+    /// unknown), read at least past `offset` unless the directory ends.
+    fn listing(&self, ino: u64, fh: u64, offset: u64) -> OpResult<Arc<Listing>> {
+        let listing = match self.files.dir(fh) {
+            Some(l) => l,
+            None => Arc::new(self.run_op("list_dir", self.op_list_dir(ino))?),
+        };
+        let offset = usize::try_from(offset).unwrap_or(usize::MAX);
+        self.run_op("list_dir", self.op_list_more(ino, &listing, offset))?;
+        Ok(listing)
     }
 }
 
@@ -360,11 +364,11 @@ impl Filesystem for ShardlineFs {
     }
 
     fn readdir(&self, _req: &Request, ino: INodeNo, fh: Fh, offset: u64, mut reply: ReplyDirectory) {
-        let listing = match self.listing(ino.0, fh.0) {
+        let listing = match self.listing(ino.0, fh.0, offset) {
             Ok(l) => l,
             Err(f) => return reply.error(f.0),
         };
-        for (i, item) in listing.items.iter().enumerate().skip(offset as usize) {
+        for (i, item) in listing.lock().items.iter().enumerate().skip(offset as usize) {
             if reply.add(INodeNo(item.ino), i as u64 + 1, item.kind, &item.name) {
                 break;
             }
@@ -373,14 +377,14 @@ impl Filesystem for ShardlineFs {
     }
 
     fn readdirplus(&self, _req: &Request, ino: INodeNo, fh: Fh, offset: u64, mut reply: ReplyDirectoryPlus) {
-        let listing = match self.listing(ino.0, fh.0) {
+        let listing = match self.listing(ino.0, fh.0, offset) {
             Ok(l) => l,
             Err(f) => return reply.error(f.0),
         };
-        // The attributes are as old as the listing: cached only for what is
-        // left of the TTL.
-        let ttl = self.opts.attr_ttl.min(self.opts.entry_ttl).saturating_sub(listing.taken.elapsed());
-        for (i, item) in listing.items.iter().enumerate().skip(offset as usize) {
+        for (i, item) in listing.lock().items.iter().enumerate().skip(offset as usize) {
+            // The attributes are as old as their page: cached only for what
+            // is left of the TTL.
+            let ttl = self.opts.attr_ttl.min(self.opts.entry_ttl).saturating_sub(item.taken.elapsed());
             let attr = item.attr.as_ref().map_or_else(|| dot_attr(item.ino), |a| self.attr_of(a));
             if reply.add(INodeNo(item.ino), i as u64 + 1, &item.name, &ttl, &attr, Generation(0)) {
                 break;

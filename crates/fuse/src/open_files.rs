@@ -6,7 +6,8 @@
 //! metadata service lazily: only when this mount unlinks or renames over a
 //! file it has open is the file *pinned* (one replicated open), so it stays
 //! readable until the last local close; plain open/close costs no Raft
-//! write. Directory handles hold a listing taken at opendir.
+//! write. Directory handles hold a listing read a page at a time as
+//! readdir reaches it (`ops_names.rs::op_list_more`).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -17,7 +18,7 @@ use fuser::FileType;
 use shardline_client::inode_api::InodeAttr;
 use shardline_client::FileHandle;
 
-/// One directory entry as listed at opendir.
+/// One directory entry as listed.
 #[derive(Debug, Clone)]
 pub struct DirItem {
     pub ino: u64,
@@ -26,13 +27,38 @@ pub struct DirItem {
     pub name: std::ffi::OsString,
     /// Its attributes when listed (none for "." and "..").
     pub attr: Option<InodeAttr>,
+    /// When its page was listed: its attributes are that old.
+    pub taken: Instant,
 }
 
-/// A directory's entries as listed at one instant.
+/// A directory's entries, read from the metadata service one page at a
+/// time as readdir reaches them, so each page's attributes are fresh when
+/// the kernel gets them (a listing of 1,000,000 entries read whole at
+/// opendir was older than the attribute TTL before `ls -l` used any).
+/// Offsets are positions in `items`, which only grows: they stay valid.
 #[derive(Debug)]
 pub struct Listing {
+    loaded: Mutex<Loaded>,
+}
+
+/// What a listing has read so far.
+#[derive(Debug, Clone, Default)]
+pub struct Loaded {
     pub items: Vec<DirItem>,
-    pub taken: Instant,
+    /// The last name read (the next page starts after it).
+    pub after: Vec<u8>,
+    /// Whether entries follow.
+    pub more: bool,
+}
+
+impl Listing {
+    pub fn new(loaded: Loaded) -> Self {
+        Listing { loaded: Mutex::new(loaded) }
+    }
+
+    pub fn lock(&self) -> MutexGuard<'_, Loaded> {
+        lock(&self.loaded)
+    }
 }
 
 struct OpenFile {

@@ -13,7 +13,7 @@ use shardline_types::ErrorCode;
 
 use crate::attr::{check_setattr, chmod_mode, dev_from_kernel, file_attr, file_type, may_access, ns_of, Caller};
 use crate::fs::{Fail, OpResult, ShardlineFs};
-use crate::open_files::{DirItem, Listing};
+use crate::open_files::{DirItem, Listing, Loaded};
 
 /// The longest name a directory entry may have.
 pub const NAME_MAX: usize = 255;
@@ -195,23 +195,40 @@ impl ShardlineFs {
         Ok(self.attr_of(&a))
     }
 
-    /// The whole listing of a directory, with "." and "..", each entry with
-    /// its attributes (for READDIRPLUS).
+    /// A directory's listing with "." and ".." and its first page of
+    /// entries, each with its attributes (for READDIRPLUS); readdir reads
+    /// the rest as it reaches it ([`ShardlineFs::op_list_more`]).
     pub(crate) async fn op_list_dir(&self, ino: u64) -> OpResult<Listing> {
         let taken = Instant::now();
-        let dot = |name: &str| DirItem { ino, kind: fuser::FileType::Directory, name: name.into(), attr: None };
-        let mut items = vec![dot("."), dot("..")];
-        let mut after = Vec::new();
+        let dot = |name: &str| DirItem { ino, kind: fuser::FileType::Directory, name: name.into(), attr: None, taken };
+        let listing = Listing::new(Loaded { items: vec![dot("."), dot("..")], after: Vec::new(), more: true });
+        self.op_list_more(ino, &listing, 0).await?;
+        Ok(listing)
+    }
+
+    /// Read pages of `ino` into `listing` until it holds the item at
+    /// `offset` or the directory ends.
+    pub(crate) async fn op_list_more(&self, ino: u64, listing: &Listing, offset: usize) -> OpResult<()> {
         loop {
+            let after = {
+                let loaded = listing.lock();
+                if loaded.items.len() > offset || !loaded.more {
+                    return Ok(());
+                }
+                loaded.after.clone()
+            };
+            let taken = Instant::now();
             let page = self.inodes.readdir(ino, &after, 0, true).await?;
+            let mut loaded = listing.lock();
+            if loaded.after != after || !loaded.more {
+                continue; // another readdir of this handle read that page
+            }
             for e in page.entries {
-                after.clone_from(&e.name);
+                loaded.after.clone_from(&e.name);
                 let name = OsString::from_vec(e.name);
-                items.push(DirItem { ino: e.ino, kind: file_type(e.kind), name, attr: e.attr });
+                loaded.items.push(DirItem { ino: e.ino, kind: file_type(e.kind), name, attr: e.attr, taken });
             }
-            if !page.more {
-                return Ok(Listing { items, taken });
-            }
+            loaded.more = page.more;
         }
     }
 

@@ -49,6 +49,8 @@ pub mod wire;
 pub mod write_stats;
 
 #[cfg(test)]
+mod bigdir_tests;
+#[cfg(test)]
 mod fuzz_raft_tests;
 #[cfg(test)]
 mod fuzz_seeds;

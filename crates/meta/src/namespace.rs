@@ -18,6 +18,7 @@
 
 use std::collections::BTreeMap;
 
+use imbl::OrdMap;
 use shardline_types::{ErrorCode, Ino, Layout, ROOT_INO};
 
 #[path = "namespace_attrs.rs"]
@@ -149,7 +150,9 @@ pub struct Inode {
     /// Files: their layout. Directories: the policy new files inherit.
     pub layout: Layout,
     pub key: Option<FileKey>,
-    pub chunks: BTreeMap<u64, ChunkRef>,
+    /// A persistent map, so a copy of the inode table for a snapshot
+    /// never copies a large file's chunk list.
+    pub chunks: OrdMap<u64, ChunkRef>,
     /// Symlinks: the target (empty for other kinds).
     pub target: Vec<u8>,
     /// Extended attributes, by name (bytes, as on Linux).
@@ -186,19 +189,25 @@ pub const S_ISGID: u32 = 0o2000;
 /// One page of a directory listing: (name, inode, kind) entries and whether more follow.
 pub type DirPage = (Vec<(Vec<u8>, Ino, Kind)>, bool);
 
+/// Every large table is a persistent map (`imbl::OrdMap`, a B-tree whose
+/// nodes are shared between copies): `clone` is O(1), and a write after it
+/// copies only the few nodes on its path. So the Ready loop's copy for a
+/// snapshot costs microseconds whatever the namespace's size, and the copy
+/// stays the state at its index while the loop applies on. Iteration is in
+/// key order, as with `BTreeMap`: listings and snapshots are unchanged.
 #[derive(Debug, Clone)]
 pub struct Namespace {
-    inodes: BTreeMap<Ino, Inode>,
+    inodes: OrdMap<Ino, Inode>,
     /// Each directory's entries by name. Names are bytes (any but `/` and
     /// NUL, as on Linux), not necessarily UTF-8; ordered bytewise, which is
     /// also the order of UTF-8 strings.
-    dirs: BTreeMap<Ino, BTreeMap<Vec<u8>, Ino>>,
+    dirs: OrdMap<Ino, OrdMap<Vec<u8>, Ino>>,
     /// Each directory's parent (directories have exactly one; the root none).
-    dir_parent: BTreeMap<Ino, Ino>,
+    dir_parent: OrdMap<Ino, Ino>,
     /// Who has each file open, and how many times (absent: nobody). A file
     /// whose last link goes while it is open stays, with nlink 0, until the
     /// last release (or until its holders' leases run out).
-    open: BTreeMap<Ino, BTreeMap<u64, u32>>,
+    open: OrdMap<Ino, BTreeMap<u64, u32>>,
     next_ino: Ino,
     /// Every chunk by placement group (derived from `inodes`).
     pg_index: pg_index::PgIndex,
@@ -210,10 +219,10 @@ impl Namespace {
     /// A namespace holding only the root directory, with `layout` as its policy.
     pub fn new(layout: Layout) -> Self {
         let mut ns = Namespace {
-            inodes: BTreeMap::new(),
-            dirs: BTreeMap::new(),
-            dir_parent: BTreeMap::new(),
-            open: BTreeMap::new(),
+            inodes: OrdMap::new(),
+            dirs: OrdMap::new(),
+            dir_parent: OrdMap::new(),
+            open: OrdMap::new(),
             next_ino: ROOT_INO + 1,
             pg_index: pg_index::PgIndex::default(),
             file_parents: parents::FileParents::default(),
@@ -233,14 +242,14 @@ impl Namespace {
                 ctime_ns: 0,
                 layout,
                 key: None,
-                chunks: BTreeMap::new(),
+                chunks: OrdMap::new(),
                 target: Vec::new(),
                 xattrs: BTreeMap::new(),
                 rdev: 0,
                 manifest: None,
             },
         );
-        ns.dirs.insert(ROOT_INO, BTreeMap::new());
+        ns.dirs.insert(ROOT_INO, OrdMap::new());
         ns
     }
 
@@ -252,7 +261,7 @@ impl Namespace {
         self.inodes.get(&ino).ok_or_else(|| OpError::new(ErrorCode::NotFound, format!("no inode {ino}")))
     }
 
-    fn dir(&self, ino: Ino) -> OpResult<&BTreeMap<Vec<u8>, Ino>> {
+    fn dir(&self, ino: Ino) -> OpResult<&OrdMap<Vec<u8>, Ino>> {
         let inode = self.get(ino)?;
         if inode.kind != Kind::Directory {
             return Err(OpError::new(ErrorCode::NotADirectory, format!("inode {ino} is not a directory")));
@@ -276,7 +285,7 @@ impl Namespace {
         let entries = self.dir(ino)?;
         let limit = limit.clamp(1, MAX_READDIR_PAGE);
         let mut out = Vec::new();
-        let range = entries.range::<[u8], _>((std::ops::Bound::Excluded(after), std::ops::Bound::Unbounded));
+        let range = entries.range::<_, [u8]>((std::ops::Bound::Excluded(after), std::ops::Bound::Unbounded));
         let mut more = false;
         for (name, child) in range {
             if out.len() == limit {
@@ -318,7 +327,7 @@ impl Namespace {
         let layout = self.get(parent)?.layout;
         let ino =
             self.insert(parent, name, Kind::Directory, NewInode { key: None, manifest: None, ..attrs }, layout, now);
-        self.dirs.insert(ino, BTreeMap::new());
+        self.dirs.insert(ino, OrdMap::new());
         self.dir_parent.insert(ino, parent);
         if let Some(p) = self.inodes.get_mut(&parent) {
             p.nlink += 1;
@@ -354,7 +363,7 @@ impl Namespace {
                 ctime_ns: now,
                 layout,
                 key: attrs.key,
-                chunks: BTreeMap::new(),
+                chunks: OrdMap::new(),
                 target: Vec::new(),
                 xattrs: BTreeMap::new(),
                 rdev: 0,
@@ -411,7 +420,7 @@ impl Namespace {
         match self.inodes.remove(&ino) {
             Some(inode) => {
                 self.pg_index.remove_all(&inode);
-                Released { file_id: ino, chunks: inode.chunks.into_values().collect() }
+                Released { file_id: ino, chunks: inode.chunks.values().copied().collect() }
             }
             None => Released::default(),
         }

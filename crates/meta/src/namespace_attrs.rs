@@ -51,9 +51,9 @@ impl Namespace {
             }
             let chunk_size = u64::from(inode.layout.chunk_size.max(1));
             // Chunks with index >= ceil(size / chunk_size) lie wholly past the end.
-            let beyond = inode.chunks.split_off(&size.div_ceil(chunk_size));
-            released.chunks = beyond.into_values().collect();
+            released.chunks = inode.chunks.range(size.div_ceil(chunk_size)..).map(|(_, c)| *c).collect();
             for c in &released.chunks {
+                inode.chunks.remove(&c.index);
                 self.pg_index.remove(ino, c);
             }
             if size != inode.size {

@@ -7,11 +7,13 @@
 
 use std::collections::BTreeMap;
 
+use imbl::OrdMap;
 use shardline_types::Ino;
 
-/// Non-directory inode → (directory → names of it there).
+/// Non-directory inode → (directory → names of it there). Persistent at
+/// the top (one entry per file), so a snapshot's copy of it is O(1).
 #[derive(Debug, Clone, Default)]
-pub(super) struct FileParents(BTreeMap<Ino, BTreeMap<Ino, u32>>);
+pub(super) struct FileParents(OrdMap<Ino, BTreeMap<Ino, u32>>);
 
 impl FileParents {
     /// Built from every directory's entries (after a snapshot is loaded).

@@ -2,10 +2,14 @@
 //! through a group's chunks (`ListPgChunks`); with this index a page costs
 //! its own size instead of a scan of every chunk in the namespace.
 //!
-//! Derived state: not in snapshots, rebuilt from the inodes on load.
+//! Derived state: not in snapshots, rebuilt from the inodes on load. Each
+//! group's set is persistent (`imbl::OrdSet`), so copying the namespace for
+//! a snapshot copies one pointer per group, not every chunk.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::ops::Bound;
+
+use imbl::OrdSet;
 
 use shardline_types::Ino;
 
@@ -13,7 +17,7 @@ use super::{ChunkRef, Inode};
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct PgIndex {
-    by_pg: BTreeMap<u32, BTreeSet<(Ino, u64)>>,
+    by_pg: BTreeMap<u32, OrdSet<(Ino, u64)>>,
 }
 
 impl PgIndex {

@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 
+use imbl::OrdMap;
 use shardline_types::Layout;
 
 use super::{ChunkRef, FileKey, Inode, Kind, Namespace, StoredManifest};
@@ -146,12 +147,12 @@ impl Namespace {
     }
 
     pub(crate) fn from_snapshot(s: v1::Namespace) -> Result<Namespace, MetaError> {
-        let mut inodes = BTreeMap::new();
+        let mut inodes = OrdMap::new();
         for i in s.inodes {
             let inode = inode_from(i)?;
             inodes.insert(inode.ino, inode);
         }
-        let mut dirs = BTreeMap::new();
+        let mut dirs = OrdMap::new();
         for d in s.dirs {
             if d.names.len() != d.inos.len() {
                 return Err(corrupt("directory names and inodes differ in length"));
@@ -162,12 +163,12 @@ impl Namespace {
             if d.inos.iter().any(|i| !inodes.contains_key(i)) {
                 return Err(corrupt("directory entry names a missing inode"));
             }
-            dirs.insert(d.ino, d.names.into_iter().zip(d.inos).collect::<BTreeMap<_, _>>());
+            dirs.insert(d.ino, d.names.into_iter().zip(d.inos).collect::<OrdMap<_, _>>());
         }
         if inodes.values().any(|i| i.kind == Kind::Directory && !dirs.contains_key(&i.ino)) {
             return Err(corrupt("directory without an entry table"));
         }
-        let mut open: BTreeMap<u64, BTreeMap<u64, u32>> = BTreeMap::new();
+        let mut open: OrdMap<u64, BTreeMap<u64, u32>> = OrdMap::new();
         for p in s.open {
             let count = u32::try_from(p.b).map_err(|_| corrupt("open count out of range"))?;
             open.entry(p.a).or_default().insert(0, count);

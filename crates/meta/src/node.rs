@@ -15,8 +15,9 @@
 //! holds its read lease (`lease.rs`, renewed by each ReadIndex round)
 //! queries skip the round.
 //!
-//! Every `snapshot_every` applied entries the loop copies the state machine
-//! and a job (`snapshot_job.rs`) encodes and stores it off the loop; the
+//! Every `snapshot_every` applied entries (more in a large namespace:
+//! [`snapshot_job::interval`]) the loop copies the state machine (O(1): its
+//! tables are persistent maps) and a job (`snapshot_job.rs`) encodes and stores it off the loop; the
 //! loop then compacts the log behind it, keeping half an interval of
 //! entries for followers that are only a little behind. A follower further
 //! behind receives the snapshot, and the loop replaces its state machine
@@ -76,7 +77,7 @@ pub struct Node {
     /// Reads to answer once the state machine has applied their index.
     reads_waiting: Vec<(u64, ReadBatch)>,
     read_seq: u64,
-    /// Take a snapshot every this many applied entries.
+    /// Take a snapshot every this many applied entries (at least).
     snapshot_every: u64,
     /// Index of the latest snapshot (taken or received).
     snapshot_index: u64,
@@ -428,7 +429,10 @@ impl Node {
         let applied = self.raw.raft.raft_log.applied;
         if self.snapshot_running.is_some()
             || applied <= self.snapshot_index
-            || (!self.snapshot_soon && applied < self.snapshot_index + self.snapshot_every)
+            || (!self.snapshot_soon
+                && applied
+                    < self.snapshot_index
+                        + snapshot_job::interval(self.snapshot_every, self.view.sm().ns.inode_count()))
         {
             return Ok(());
         }

@@ -46,7 +46,8 @@ pub struct MetaConfig {
     /// clear when there is no key file (development only; never the default).
     pub insecure_plaintext: bool,
     /// Snapshot the state machine and compact the log every this many
-    /// applied entries.
+    /// applied entries, or more in a large namespace
+    /// ([`crate::snapshot_job::interval`]).
     pub snapshot_every: u64,
     /// Join a running cluster: a new store starts with no members (so this
     /// server never campaigns) and waits to be added with

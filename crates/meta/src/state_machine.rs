@@ -4,7 +4,7 @@
 //! deterministic functions of the state, the request and (for `apply`) the
 //! leader-assigned time, with no I/O.
 
-use std::collections::{BTreeMap, VecDeque};
+use imbl::{OrdMap, Vector};
 
 use shardline_proto::v1 as pb;
 use shardline_proto::v1::meta_request::Body;
@@ -23,18 +23,20 @@ const DEDUP_PER_CLIENT: usize = 128;
 pub const DEDUP_CLIENTS: usize = 4096;
 
 /// One client's recent responses, oldest first, and when (leader time, ns)
-/// its last mutation was applied.
+/// its last mutation was applied. Persistent, like the namespace's tables
+/// (`namespace.rs`), so a snapshot's copy of thousands of clients' responses
+/// is O(1).
 #[derive(Clone, Default)]
 pub(crate) struct ClientRecent {
     pub last_ns: i64,
-    pub responses: VecDeque<(u64, pb::MetaResponse)>,
+    pub responses: Vector<(u64, pb::MetaResponse)>,
 }
 
 #[derive(Clone)]
 pub struct StateMachine {
     pub ns: Namespace,
     pub registry: Registry,
-    recent: BTreeMap<u64, ClientRecent>,
+    recent: OrdMap<u64, ClientRecent>,
     /// The rules of the entry being applied (not state: set per entry).
     rules: ApplyRules,
 }
@@ -97,7 +99,7 @@ impl StateMachine {
         StateMachine {
             ns: Namespace::new(layout),
             registry: Registry::new(layout.width(), pg_count),
-            recent: BTreeMap::new(),
+            recent: OrdMap::new(),
             rules: ApplyRules::V2,
         }
     }

@@ -1,7 +1,7 @@
 //! StateMachine ⇄ snapshot v1 conversion (a child of `state_machine` so it
 //! sees the dedup map).
 
-use std::collections::VecDeque;
+use imbl::Vector;
 
 use super::{ClientRecent, StateMachine};
 use crate::namespace::Namespace;
@@ -39,7 +39,7 @@ impl StateMachine {
             .recent
             .into_iter()
             .map(|c| {
-                let responses: VecDeque<_> =
+                let responses: Vector<_> =
                     c.responses.into_iter().map(|r| (r.request_id, r.response.unwrap_or_default())).collect();
                 (c.client_id, ClientRecent { last_ns: c.last_ns, responses })
             })

@@ -121,6 +121,15 @@ pub fn print(r: &Map<String, Value>, storage: &str, store: &str, levels: &[usize
             get("list_create_per_s")
         );
     }
+    if has("list_lookup_per_s") {
+        println!(
+            "  large dir     natively: readdir {:.0}/s, with attributes {:.0}/s; lookup of random names {:.0}/s, create into it {:.0}/s (32 in flight)",
+            get("list_native_readdir_entries_per_s"),
+            get("list_native_readdirplus_entries_per_s"),
+            get("list_lookup_per_s"),
+            get("list_create_into_full_per_s")
+        );
+    }
     for &c in levels {
         println!(
             "  metadata, {c:>2} client(s): create {:.0}/s, stat {:.0}/s, rename {:.0}/s, unlink {:.0}/s",

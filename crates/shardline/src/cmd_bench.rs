@@ -304,6 +304,9 @@ pub async fn run(a: BenchArgs) -> Result<()> {
         report.insert("list_create_per_s".into(), round1(create).into());
         report.insert("fuse_readdir_entries_per_s".into(), round1(readdir).into());
         report.insert("fuse_ls_l_entries_per_s".into(), round1(ls_l).into());
+        // After the listings: its creates add entries to the directory.
+        say("the large directory natively: listing, lookups, creates into it…");
+        report.extend(crate::bench_bigdir::native(&client, "bench/ls", n).await?);
     }
 
     if !a.no_degraded {

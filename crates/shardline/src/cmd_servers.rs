@@ -93,7 +93,9 @@ pub struct MetaArgs {
     /// plaintext on disk. For development only.
     #[arg(long, conflicts_with = "key_file")]
     insecure_plaintext_metadata: bool,
-    /// Snapshot the namespace and compact the Raft log every this many entries.
+    /// Snapshot the namespace and compact the Raft log every this many entries
+    /// (or one per 4 inodes when that is more: a snapshot's cost grows with
+    /// the namespace).
     #[arg(long, env = "SHARDLINE_META_SNAPSHOT_EVERY", default_value_t = shardline_meta::server::DEFAULT_SNAPSHOT_EVERY)]
     snapshot_every: u64,
     /// Join a running cluster: start with no members and wait to be added

@@ -1,6 +1,7 @@
 //! `shardline`: the one binary — servers (`meta`, `data`), a local cluster
 //! (`up`), the main job (`demo`), file commands and `admin`.
 
+mod bench_bigdir;
 mod bench_cpu;
 mod bench_degraded;
 mod bench_fuse;
