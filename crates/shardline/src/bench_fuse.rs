@@ -35,7 +35,7 @@ impl Mount {
             .spawn()
             .context("start shardline mount")?;
         let mut m = Mount { child, dir: dir.to_path_buf() };
-        let deadline = Instant::now() + Duration::from_secs(30);
+        let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             if std::fs::metadata(dir).map(|md| md.dev() != parent_dev).unwrap_or(false) {
                 return Ok(m);
@@ -44,7 +44,7 @@ impl Mount {
                 bail!("shardline mount exited ({status}); is /dev/fuse available and fuse3 installed?");
             }
             if Instant::now() > deadline {
-                bail!("the mount did not appear within 30 s");
+                bail!("the mount did not appear within 60 s");
             }
             std::thread::sleep(Duration::from_millis(20));
         }
