@@ -607,6 +607,7 @@ impl Node {
             }),
             body: None,
             dirs: Vec::new(),
+            ..Default::default()
         }
     }
 }
