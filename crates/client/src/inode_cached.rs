@@ -34,9 +34,12 @@ pub(crate) fn is_change(body: &Body) -> bool {
     )
 }
 
+/// An entry a change makes (true) or removes (false): (directory, name, made).
+type NamedEntry = (u64, Vec<u8>, bool);
+
 /// The inodes a change names (the answer adds those it resolved by name)
-/// and the entry it makes or removes: (directory, name, made).
-fn named(body: &Body) -> (Vec<u64>, Option<(u64, Vec<u8>, bool)>) {
+/// and the entry it makes or removes.
+fn named(body: &Body) -> (Vec<u64>, Option<NamedEntry>) {
     match body {
         Body::Create(c) => (vec![c.parent], Some((c.parent, c.name.clone(), true))),
         Body::Mkdir(c) => (vec![c.parent], Some((c.parent, c.name.clone(), true))),

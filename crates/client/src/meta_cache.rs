@@ -57,6 +57,8 @@ impl Coverage {
 }
 
 type Caller = u64;
+/// (caller, name) → the inode, or None: known absent.
+type DirEntries = HashMap<(Caller, Vec<u8>), Option<u64>>;
 
 #[derive(Default)]
 struct State {
@@ -72,7 +74,7 @@ struct State {
     floor: u64,
     attrs: HashMap<u64, HashMap<Caller, pb::Attr>>,
     /// Directory → (caller, name) → the inode, or None: known absent.
-    entries: HashMap<u64, HashMap<(Caller, Vec<u8>), Option<u64>>>,
+    entries: HashMap<u64, DirEntries>,
     items: usize,
 }
 

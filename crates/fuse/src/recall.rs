@@ -26,10 +26,13 @@ const MAX_NAMES: usize = 1 << 20;
 /// When the second pass runs.
 const SECOND_PASS: Duration = Duration::from_millis(30);
 
+/// Names per directory, and how many in all.
+type NamesByDir = (HashMap<u64, HashSet<Vec<u8>>>, usize);
+
 /// Names the kernel was told, with a nonzero entry TTL, per directory.
 #[derive(Default)]
 pub struct KernelNames {
-    map: Mutex<(HashMap<u64, HashSet<Vec<u8>>>, usize)>,
+    map: Mutex<NamesByDir>,
 }
 
 impl KernelNames {
