@@ -9,7 +9,7 @@ use shardline_proto::v1::meta_request::Body;
 use shardline_proto::v1::meta_response::Body as RBody;
 use shardline_rpc::{code_from_wire, MetaCallError};
 
-use crate::client::attr_of;
+use crate::client::{attr_of, Inner};
 use crate::inode_api::{InodeAttr, Inodes};
 use crate::meta_cache::Coverage;
 use crate::ClientError;
@@ -69,6 +69,21 @@ fn error_of(resp: &pb::MetaResponse) -> Option<ClientError> {
 
 fn is_not_found(resp: &pb::MetaResponse) -> bool {
     resp.error.as_ref().is_some_and(|e| e.code == pb::ErrorCode::NotFound as i32)
+}
+
+impl Inner {
+    /// Send a change of `ino` this client's cache does not learn from
+    /// (a commit): as its own, so the leader does not recall this client's
+    /// copies; the cache forgets `ino` instead.
+    pub(crate) async fn send_own_change(&self, ino: u64, body: Body) -> Result<pb::MetaResponse, MetaCallError> {
+        let sent = self.meta.call_cached(body, self.mcache.open()).await;
+        self.mcache.changed([ino]);
+        let resp = sent?;
+        match resp.error.as_ref() {
+            Some(e) => Err(MetaCallError::Service { code: code_from_wire(e.code), message: e.message.clone() }),
+            None => Ok(resp),
+        }
+    }
 }
 
 impl Inodes {

@@ -11,12 +11,12 @@
 //! acknowledges after a bounded wait anyway: the kernel was told nothing
 //! covered for longer than the lease.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use fuser::{INodeNo, Notifier};
 use shardline_client::meta_cache_watch::RecallHook;
@@ -57,24 +57,42 @@ impl KernelNames {
 }
 
 type Job = (Vec<u64>, tokio::sync::oneshot::Sender<()>);
+/// When, and the inodes and names to drop again.
+type SecondPass = (Instant, Vec<u64>, Vec<(u64, Vec<u8>)>);
 
 /// The hook the client calls on each recall, and the thread serving it.
 pub fn hook(notifier: Arc<OnceLock<Notifier>>, names: Arc<KernelNames>) -> std::io::Result<RecallHook> {
     let (tx, rx) = mpsc::channel::<Job>();
     std::thread::Builder::new().name("fuse-recall".into()).spawn(move || {
-        for (inos, done) in rx {
-            let Some(n) = notifier.get() else {
-                let _ = done.send(());
-                continue;
+        // Second passes due, oldest first.
+        let mut later: VecDeque<SecondPass> = VecDeque::new();
+        loop {
+            let job = match later.front() {
+                Some((due, ..)) => rx.recv_timeout(due.saturating_duration_since(Instant::now())),
+                None => rx.recv().map_err(|_| mpsc::RecvTimeoutError::Disconnected),
             };
-            let mut entries = Vec::new();
-            for &ino in &inos {
-                entries.extend(names.take(ino).into_iter().map(|name| (ino, name)));
+            match job {
+                Ok((inos, done)) => {
+                    let Some(n) = notifier.get() else {
+                        let _ = done.send(());
+                        continue;
+                    };
+                    let mut entries = Vec::new();
+                    for &ino in &inos {
+                        entries.extend(names.take(ino).into_iter().map(|name| (ino, name)));
+                    }
+                    invalidate(n, &inos, &entries);
+                    let _ = done.send(());
+                    later.push_back((Instant::now() + SECOND_PASS, inos, entries));
+                }
+                Err(mpsc::RecvTimeoutError::Timeout) => {}
+                Err(mpsc::RecvTimeoutError::Disconnected) => return,
             }
-            invalidate(n, &inos, &entries);
-            let _ = done.send(());
-            std::thread::sleep(SECOND_PASS);
-            invalidate(n, &inos, &entries);
+            while later.front().is_some_and(|(due, ..)| *due <= Instant::now()) {
+                if let (Some((_, inos, entries)), Some(n)) = (later.pop_front(), notifier.get()) {
+                    invalidate(n, &inos, &entries);
+                }
+            }
         }
     })?;
     let tx = Mutex::new(tx);
@@ -88,8 +106,9 @@ fn invalidate(n: &Notifier, inos: &[u64], entries: &[(u64, Vec<u8>)]) {
     for (dir, name) in entries {
         let _ = n.inval_entry(INodeNo(*dir), OsStr::from_bytes(name));
     }
+    // Attributes only (offset -1): file data stays close-to-open, as before.
     for &ino in inos {
-        let _ = n.inval_inode(INodeNo(ino), 0, 0);
+        let _ = n.inval_inode(INodeNo(ino), -1, 0);
     }
 }
 
