@@ -45,6 +45,9 @@ struct State {
     /// Grows with every recall (see the module comment).
     counter: u64,
     incarnations: u64,
+    /// Inodes a change under way may touch, with how many changes: reads
+    /// of them are answered only once those changes' recalls are over.
+    busy: HashMap<u64, usize>,
     /// The leadership stint the sessions belong to, and how many stints
     /// there were.
     stint: Option<Instant>,
@@ -99,7 +102,8 @@ impl CacheLeases {
         let mut s = self.lock();
         if s.stint != leader_since {
             let (counter, incarnations, stints) = (s.counter + 1, s.incarnations, s.stints + 1);
-            *s = State { counter, incarnations, stint: leader_since, stints, ..State::default() };
+            let busy = std::mem::take(&mut s.busy);
+            *s = State { counter, incarnations, stint: leader_since, stints, busy, ..State::default() };
             drop(s);
             self.acks.notify_waiters();
         }
@@ -252,6 +256,35 @@ impl CacheLeases {
     /// checking [`CacheLeases::outstanding`] so no wake-up is missed.
     pub fn acked(&self) -> tokio::sync::futures::Notified<'_> {
         self.acks.notified()
+    }
+
+    /// A change that may touch `inos` is about to be proposed.
+    pub fn mark_busy(&self, inos: &[u64]) {
+        let mut s = self.lock();
+        for &ino in inos {
+            *s.busy.entry(ino).or_default() += 1;
+        }
+    }
+
+    /// That change's recalls are over (or it failed).
+    pub fn clear_busy(&self, inos: &[u64]) {
+        let mut s = self.lock();
+        for ino in inos {
+            if let Some(n) = s.busy.get_mut(ino) {
+                *n -= 1;
+                if *n == 0 {
+                    s.busy.remove(ino);
+                }
+            }
+        }
+        drop(s);
+        self.acks.notify_waiters();
+    }
+
+    /// Whether a change under way may touch any of `inos`.
+    pub fn is_busy(&self, inos: &[u64]) -> bool {
+        let s = self.lock();
+        inos.iter().any(|i| s.busy.contains_key(i))
     }
 
     /// Sessions held now (tests, metrics).

@@ -133,3 +133,18 @@ fn waits_outlive_a_leadership_change_until_their_deadline() {
     assert_eq!(c.outstanding(&waits, t0 + ms(999)).len(), 1, "its client may still serve the old value");
     assert!(c.outstanding(&waits, t0 + ms(1000)).is_empty());
 }
+
+#[test]
+fn inodes_are_busy_while_any_change_touching_them_is_under_way() {
+    let c = CacheLeases::new(L);
+    c.mark_busy(&[1, 2]);
+    c.mark_busy(&[2]);
+    assert!(c.is_busy(&[2, 9]) && c.is_busy(&[1]));
+    c.clear_busy(&[1, 2]);
+    assert!(!c.is_busy(&[1]));
+    assert!(c.is_busy(&[2]), "the second change is still under way");
+    c.check_stint(None);
+    assert!(c.is_busy(&[2]), "a leadership change does not end a change under way");
+    c.clear_busy(&[2]);
+    assert!(!c.is_busy(&[2]));
+}

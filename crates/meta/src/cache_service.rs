@@ -23,11 +23,39 @@ fn margin(lease: Duration) -> Duration {
 }
 
 /// A change's sender and the state of the sessions before it was proposed.
-pub(super) struct ChangeStart {
+pub(super) struct ChangeStart<'a> {
     client: u64,
     cache: bool,
     seen: u64,
     stint: Option<Instant>,
+    _busy: Option<Busy<'a>>,
+}
+
+/// Inodes marked busy for a change, cleared when it is dropped (the change
+/// answered, or its handler gone).
+struct Busy<'a> {
+    leases: &'a CacheLeases,
+    inos: Vec<u64>,
+}
+
+impl Drop for Busy<'_> {
+    fn drop(&mut self) {
+        self.leases.clear_busy(&self.inos);
+    }
+}
+
+/// The inodes whose state a read reveals (none: not a namespace read).
+pub(super) fn read_inos(body: &Body) -> Vec<u64> {
+    match body {
+        Body::Lookup(l) => vec![l.parent],
+        Body::Getattr(g) => vec![g.ino],
+        Body::Readdir(r) => vec![r.ino],
+        Body::GetChunks(g) => vec![g.ino],
+        Body::Readlink(r) => vec![r.ino],
+        Body::GetXattr(x) => vec![x.ino],
+        Body::ListXattr(x) => vec![x.ino],
+        _ => Vec::new(),
+    }
 }
 
 impl MetaService {
@@ -42,13 +70,42 @@ impl MetaService {
         self.leases().map_or(0, CacheLeases::counter)
     }
 
-    /// What [`MetaService::after_change`] needs from before a change is proposed.
-    pub(super) fn change_start(&self, req: &pb::MetaRequest) -> ChangeStart {
+    /// What [`MetaService::after_change`] needs from before a change is
+    /// proposed; marks what it may touch busy until its recalls are over.
+    pub(super) fn change_start(&self, req: &pb::MetaRequest) -> ChangeStart<'_> {
+        let busy = self.leases().map(|leases| {
+            let inos = self.view.sm().touched_by(req.body.as_ref());
+            leases.mark_busy(&inos);
+            Busy { leases, inos }
+        });
         ChangeStart {
             client: req.client_id,
             cache: req.cache,
             seen: self.cache_counter(),
             stint: *self.shared.leader_since.lock().unwrap_or_else(|e| e.into_inner()),
+            _busy: busy,
+        }
+    }
+
+    /// Before a read of `inos` is answered: wait while a change that may
+    /// touch them is under way (it may be visible here already while other
+    /// clients still serve the old value), and while a new leader's
+    /// predecessor's grants may live.
+    pub(super) async fn settle(&self, inos: &[u64]) {
+        let Some(leases) = self.leases().filter(|_| !inos.is_empty()) else { return };
+        let full = leases.lease() + margin(leases.lease());
+        if let Some(wait) = self.leader_for().map(|led| full.saturating_sub(led)).filter(|w| !w.is_zero()) {
+            tokio::time::sleep(wait).await;
+        }
+        let deadline = Instant::now() + 2 * full;
+        loop {
+            let acked = leases.acked();
+            tokio::pin!(acked);
+            acked.as_mut().enable();
+            if !leases.is_busy(inos) || Instant::now() >= deadline {
+                return;
+            }
+            let _ = tokio::time::timeout_at(deadline.into(), acked).await;
         }
     }
 
@@ -94,8 +151,8 @@ impl MetaService {
     /// touched and wait for them (never for more than the lease), hold the
     /// answer until a new leader's lease has passed, then grant the writer
     /// what its answer says.
-    pub(super) async fn after_change(&self, start: ChangeStart, resp: &mut pb::MetaResponse) {
-        let ChangeStart { client, cache, seen, stint } = start;
+    pub(super) async fn after_change(&self, start: ChangeStart<'_>, resp: &mut pb::MetaResponse) {
+        let ChangeStart { client, cache, seen, stint, _busy } = start;
         let Some(leases) = self.leases().filter(|_| !resp.touched.is_empty()) else { return };
         let writer = cache.then_some(client);
         let (waits, counter) = leases.recall(&resp.touched, writer, Instant::now());

@@ -399,8 +399,12 @@ impl MetaService {
                 resp
             }
             Body::CacheWatch(w) => self.cache_watch(req.client_id, w).await,
-            _ if req.cache => self.cached_query(req).await,
-            _ => self.query(req).await,
+            b => {
+                let inos = cache_service::read_inos(b);
+                let resp = if req.cache { self.cached_query(req).await } else { self.query(req).await };
+                self.settle(&inos).await;
+                resp
+            }
         }
     }
 

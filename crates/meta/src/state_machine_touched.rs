@@ -10,7 +10,7 @@ use super::StateMachine;
 
 impl StateMachine {
     /// The inodes `body` would touch if applied now.
-    pub(super) fn touched_by(&self, body: Option<&Body>) -> Vec<u64> {
+    pub(crate) fn touched_by(&self, body: Option<&Body>) -> Vec<u64> {
         let child = |parent: u64, name: &[u8]| self.ns.lookup(parent, name).ok().map(|i| i.ino);
         let mut out = match body {
             Some(Body::Create(c)) => vec![c.parent],
