@@ -268,19 +268,15 @@ impl Inodes {
         Ok(self.received(resp))
     }
 
-    /// Send `body` (forgetting the cached directories it may change; a
-    /// change also updates the metadata cache, `inode_cached.rs`).
+    /// Send `body` (forgetting the cached directories it may change).
     async fn send(&self, body: Body) -> Result<pb::MetaResponse, MetaCallError> {
         forget_touched(&self.inner.dirs, &body);
-        if !crate::inode_cached::is_change(&body) {
-            return self.inner.meta.call(body).await;
-        }
-        self.send_change(body).await
+        self.inner.meta.call(body).await
     }
 
     /// What a successful answer teaches: released chunks go, directories
     /// it carries are remembered.
-    pub(crate) fn received(&self, mut resp: pb::MetaResponse) -> pb::MetaResponse {
+    fn received(&self, mut resp: pb::MetaResponse) -> pb::MetaResponse {
         if let Some(released) = take_released(&mut resp) {
             self.inner.release(released);
         }
@@ -296,16 +292,16 @@ impl Inodes {
         self.inner.dirs.fresh(ino, max_age)
     }
 
-    pub(crate) async fn attr(&self, body: Body) -> Result<InodeAttr, ClientError> {
+    async fn attr(&self, body: Body) -> Result<InodeAttr, ClientError> {
         Ok(InodeAttr::from_wire(&attr_of(self.call(body).await?)?))
     }
 
     pub async fn lookup(&self, parent: u64, name: impl AsRef<[u8]>) -> Result<InodeAttr, ClientError> {
-        Ok(self.lookup_covered(parent, name.as_ref()).await?.0)
+        self.attr(Body::Lookup(pb::Lookup { parent, name: name.as_ref().to_vec() })).await
     }
 
     pub async fn getattr(&self, ino: u64) -> Result<InodeAttr, ClientError> {
-        Ok(self.getattr_covered(ino).await?.0)
+        self.attr(Body::Getattr(pb::GetAttr { ino })).await
     }
 
     /// Change attributes; ctime becomes the leader's time. A size change
@@ -369,7 +365,7 @@ impl Inodes {
         with_attrs: bool,
     ) -> Result<DirPage, ClientError> {
         let req = pb::ReadDir { ino, after: after.as_ref().to_vec(), limit, with_attrs };
-        let resp = self.readdir_cached(req).await?;
+        let resp = self.call(Body::Readdir(req)).await?;
         let Some(RBody::Entries(page)) = resp.body else {
             return Err(unexpected());
         };

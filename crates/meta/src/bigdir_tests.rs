@@ -89,7 +89,7 @@ fn many_entries_list_in_order_look_up_and_survive_a_snapshot() {
 }
 
 fn req(id: u64, body: Body) -> pb::MetaRequest {
-    pb::MetaRequest { client_id: 5, request_id: id, caller: None, cache: false, body: Some(body) }
+    pb::MetaRequest { client_id: 5, request_id: id, caller: None, body: Some(body) }
 }
 
 fn create(parent: u64, name: &str) -> Body {

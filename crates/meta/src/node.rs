@@ -611,7 +611,6 @@ impl Node {
             }),
             body: None,
             dirs: Vec::new(),
-            ..Default::default()
         }
     }
 }

@@ -41,14 +41,10 @@ impl ReadView {
         *self.until.lock().unwrap_or_else(|e| e.into_inner()) = until;
     }
 
-    /// Whether this server is the leader and its read lease holds now.
-    pub fn allowed(&self) -> bool {
-        self.until.lock().unwrap_or_else(|e| e.into_inner()).is_some_and(|u| Instant::now() < u)
-    }
-
     /// Answer a query here if allowed now.
     pub fn read(&self, req: &pb::MetaRequest) -> Option<pb::MetaResponse> {
-        self.allowed().then(|| self.sm().read(req))
+        let allowed = self.until.lock().unwrap_or_else(|e| e.into_inner()).is_some_and(|u| Instant::now() < u);
+        allowed.then(|| self.sm().read(req))
     }
 }
 

@@ -129,10 +129,9 @@ pub fn error_response(e: &OpError) -> pb::MetaResponse {
         }),
         body: None,
         dirs: Vec::new(),
-        ..Default::default()
     }
 }
 
 pub fn ok(body: pb::meta_response::Body) -> pb::MetaResponse {
-    pb::MetaResponse { error: None, body: Some(body), dirs: Vec::new(), ..Default::default() }
+    pb::MetaResponse { error: None, body: Some(body), dirs: Vec::new() }
 }
