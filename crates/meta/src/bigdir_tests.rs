@@ -12,19 +12,11 @@ use shardline_proto::v1 as pb;
 use shardline_proto::v1::meta_request::Body;
 use shardline_types::{Layout, ROOT_INO};
 
-use crate::namespace::{FileKey, NewInode, MAX_READDIR_PAGE};
+use crate::namespace::tests::attrs;
+use crate::namespace::MAX_READDIR_PAGE;
 use crate::snapshot;
+use crate::snapshot::tests::create;
 use crate::state_machine::StateMachine;
-
-fn attrs() -> NewInode {
-    NewInode {
-        manifest: None,
-        mode: 0o644,
-        uid: 1,
-        gid: 1,
-        key: Some(FileKey { kek_id: "k".into(), kek_version: 1, suite: 1, wrapped: vec![7; 72], format: 0 }),
-    }
-}
 
 fn name(i: usize) -> Vec<u8> {
     // Not in creation order bytewise: "f10" sorts before "f2".
@@ -89,18 +81,7 @@ fn many_entries_list_in_order_look_up_and_survive_a_snapshot() {
 }
 
 fn req(id: u64, body: Body) -> pb::MetaRequest {
-    pb::MetaRequest { client_id: 5, request_id: id, caller: None, body: Some(body) }
-}
-
-fn create(parent: u64, name: &str) -> Body {
-    Body::Create(pb::Create {
-        parent,
-        name: name.into(),
-        mode: 0o644,
-        key: Some(pb::WrappedKey { kek_id: "k".into(), kek_version: 1, suite: 1, wrapped: vec![9; 72], format: 0 }),
-        exclusive: true,
-        ..Default::default()
-    })
+    crate::snapshot::tests::req(5, id, body)
 }
 
 fn attr_ino(r: &pb::MetaResponse) -> u64 {

@@ -45,7 +45,7 @@ mod pg_index;
 mod snapshot;
 #[cfg(test)]
 #[path = "namespace_tests.rs"]
-mod tests;
+pub(crate) mod tests;
 #[path = "namespace_xattr.rs"]
 mod xattr;
 

@@ -3,17 +3,8 @@
 
 use shardline_types::{ErrorCode, Layout, ROOT_INO};
 
+use super::tests::attrs;
 use super::*;
-
-fn attrs() -> NewInode {
-    NewInode {
-        manifest: None,
-        mode: 0o644,
-        uid: 1,
-        gid: 1,
-        key: Some(FileKey { kek_id: "k".into(), kek_version: 1, suite: 1, wrapped: vec![1], format: 0 }),
-    }
-}
 
 fn small() -> Namespace {
     Namespace::new(Layout { chunk_size: 4096, data_shards: 4, parity_shards: 2 })

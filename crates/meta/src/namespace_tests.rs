@@ -2,7 +2,8 @@
 
 use super::*;
 
-fn attrs() -> NewInode {
+/// Attributes of a test file (shared by the namespace and state-machine tests).
+pub(crate) fn attrs() -> NewInode {
     NewInode {
         manifest: None,
         mode: 0o644,

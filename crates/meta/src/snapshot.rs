@@ -324,4 +324,4 @@ pub fn decode(data: &[u8]) -> Result<(StateMachine, BTreeMap<u64, String>), Meta
 
 #[cfg(test)]
 #[path = "snapshot_tests.rs"]
-mod tests;
+pub(crate) mod tests;

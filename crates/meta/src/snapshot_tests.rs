@@ -3,11 +3,11 @@ use shardline_proto::v1 as pb;
 use shardline_proto::v1::meta_request::Body;
 use shardline_types::{Layout, ROOT_INO};
 
-fn req(client: u64, id: u64, body: Body) -> pb::MetaRequest {
+pub(crate) fn req(client: u64, id: u64, body: Body) -> pb::MetaRequest {
     pb::MetaRequest { client_id: client, request_id: id, caller: None, body: Some(body) }
 }
 
-fn create(parent: u64, name: &str) -> Body {
+pub(crate) fn create(parent: u64, name: &str) -> Body {
     Body::Create(pb::Create {
         parent,
         name: name.into(),
