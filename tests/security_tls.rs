@@ -36,7 +36,13 @@ async fn probe(tls: Arc<Tls>, role: Role, addr: &str) -> Result<(), RpcError> {
     let pool = Pool::new(tls, role, Duration::from_secs(5), Duration::from_secs(10));
     let frame = match role {
         Role::Meta => Frame::from_message(
-            &pb::MetaRequest { client_id: 1, request_id: 1, caller: None, body: Some(Body::Status(pb::GetStatus {})) },
+            &pb::MetaRequest {
+                client_id: 1,
+                request_id: 1,
+                caller: None,
+                cache: false,
+                body: Some(Body::Status(pb::GetStatus {})),
+            },
             Bytes::new(),
         ),
         _ => {

@@ -137,7 +137,7 @@ pub(crate) async fn write_chunk_gated(
                 let sent = manifest::change(inner, ctx, change, |manifest| {
                     let chunk = Some(chunk.clone());
                     let commit = pb::CommitChunk { ino: ctx.ino, chunk, new_size, epoch: view.epoch, manifest };
-                    inner.meta.call(pb::meta_request::Body::CommitChunk(commit))
+                    inner.send_own_change(ctx.ino, pb::meta_request::Body::CommitChunk(commit))
                 })
                 .await;
                 let sent = match sent {

@@ -73,6 +73,9 @@ pub struct ClientConfig {
     /// this process's effective uid, gid and groups. A client certificate
     /// with a uid mapping acts as its mapping whatever this says.
     pub acting: Option<shardline_rpc::acting::Caller>,
+    /// Serve lookups and stats from the coherent metadata cache while the
+    /// leader grants it (docs/metadata-cache.md); on by default.
+    pub metadata_cache: bool,
 }
 
 impl ClientConfig {
@@ -94,6 +97,7 @@ impl ClientConfig {
             key_command: None,
             key_command_timeout: None,
             acting: None,
+            metadata_cache: true,
         }
     }
 }
@@ -114,6 +118,9 @@ pub(crate) struct Inner {
     /// Shard fetches sent as hedges (another shard asked for bytes a slow
     /// one had not sent yet).
     pub hedged: std::sync::atomic::AtomicU64,
+    /// The coherent metadata cache and where a mount hooks its recalls.
+    pub mcache: crate::meta_cache::MetaCache,
+    pub recall_hook: crate::meta_cache_watch::HookSlot,
 }
 
 impl Inner {
@@ -325,9 +332,14 @@ impl Client {
             caps: Default::default(),
             latencies: Default::default(),
             hedged: Default::default(),
+            mcache: if cfg.metadata_cache { Default::default() } else { crate::meta_cache::MetaCache::disabled() },
+            recall_hook: Default::default(),
             cfg,
         });
         inner.refresh_placement().await?;
+        if inner.cfg.metadata_cache {
+            tokio::spawn(crate::meta_cache_watch::run(Arc::downgrade(&inner)));
+        }
         Ok(Client { inner })
     }
 
@@ -343,6 +355,18 @@ impl Client {
 
     /// Shard fetches this client sent as hedges: another shard asked for
     /// bytes a slow one had not sent within the hedging threshold.
+    pub fn metadata_cache_stats(&self) -> (u64, u64) {
+        self.inner.mcache.stats()
+    }
+
+    /// Have `hook` told of every recall before it is acknowledged (a mount
+    /// drops the kernel's copies; see [`crate::meta_cache_watch`]).
+    pub fn set_recall_hook(&self, hook: crate::meta_cache_watch::RecallHook) {
+        self.inner.recall_hook.set(hook);
+    }
+
+    /// Lookups and stats the metadata cache answered, and those it did not.
+    /// (Below: shard fetches sent as hedges.)
     pub fn hedged_fetches(&self) -> u64 {
         self.inner.hedged.load(std::sync::atomic::Ordering::Relaxed)
     }

@@ -268,15 +268,19 @@ impl Inodes {
         Ok(self.received(resp))
     }
 
-    /// Send `body` (forgetting the cached directories it may change).
+    /// Send `body` (forgetting the cached directories it may change; a
+    /// change also updates the metadata cache, `inode_cached.rs`).
     async fn send(&self, body: Body) -> Result<pb::MetaResponse, MetaCallError> {
         forget_touched(&self.inner.dirs, &body);
-        self.inner.meta.call(body).await
+        if !crate::inode_cached::is_change(&body) {
+            return self.inner.meta.call(body).await;
+        }
+        self.send_change(body).await
     }
 
     /// What a successful answer teaches: released chunks go, directories
     /// it carries are remembered.
-    fn received(&self, mut resp: pb::MetaResponse) -> pb::MetaResponse {
+    pub(crate) fn received(&self, mut resp: pb::MetaResponse) -> pb::MetaResponse {
         if let Some(released) = take_released(&mut resp) {
             self.inner.release(released);
         }
@@ -292,16 +296,16 @@ impl Inodes {
         self.inner.dirs.fresh(ino, max_age)
     }
 
-    async fn attr(&self, body: Body) -> Result<InodeAttr, ClientError> {
+    pub(crate) async fn attr(&self, body: Body) -> Result<InodeAttr, ClientError> {
         Ok(InodeAttr::from_wire(&attr_of(self.call(body).await?)?))
     }
 
     pub async fn lookup(&self, parent: u64, name: impl AsRef<[u8]>) -> Result<InodeAttr, ClientError> {
-        self.attr(Body::Lookup(pb::Lookup { parent, name: name.as_ref().to_vec() })).await
+        Ok(self.lookup_covered(parent, name.as_ref()).await?.0)
     }
 
     pub async fn getattr(&self, ino: u64) -> Result<InodeAttr, ClientError> {
-        self.attr(Body::Getattr(pb::GetAttr { ino })).await
+        Ok(self.getattr_covered(ino).await?.0)
     }
 
     /// Change attributes; ctime becomes the leader's time. A size change
@@ -365,7 +369,7 @@ impl Inodes {
         with_attrs: bool,
     ) -> Result<DirPage, ClientError> {
         let req = pb::ReadDir { ino, after: after.as_ref().to_vec(), limit, with_attrs };
-        let resp = self.call(Body::Readdir(req)).await?;
+        let resp = self.readdir_cached(req).await?;
         let Some(RBody::Entries(page)) = resp.body else {
             return Err(unexpected());
         };

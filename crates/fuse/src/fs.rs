@@ -23,6 +23,9 @@ use crate::attr::{dot_attr, Caller, BLOCK_SIZE};
 use crate::error::errno;
 use crate::kernel_attrs::KernelAttrs;
 use crate::open_files::{Listing, OpenFiles};
+use crate::recall::KernelNames;
+use shardline_client::meta_cache::Coverage;
+use std::os::unix::ffi::OsStrExt;
 
 /// How long the kernel may cache what the mount tells it.
 #[derive(Debug, Clone, Copy)]
@@ -70,6 +73,10 @@ pub struct ShardlineFs {
     pub(crate) notifier: Arc<OnceLock<Notifier>>,
     /// Files' attributes as last replied to the kernel.
     pub(crate) kernel_attrs: KernelAttrs,
+    /// Names told to the kernel under a grant (dropped on recall, `recall.rs`).
+    names: Arc<KernelNames>,
+    /// Whether recalls reach the kernel (else it caches nothing covered).
+    hooked: bool,
 }
 
 impl ShardlineFs {
@@ -77,14 +84,53 @@ impl ShardlineFs {
     pub fn new(client: Client, rt: Handle, opts: FsOptions) -> Self {
         let files = Arc::new(OpenFiles::default());
         rt.spawn(keep_lease(client.inodes(), Arc::downgrade(&files)));
+        let (notifier, names) = (Arc::new(OnceLock::new()), Arc::new(KernelNames::default()));
+        let hooked = match crate::recall::hook(notifier.clone(), names.clone()) {
+            Ok(hook) => {
+                client.set_recall_hook(hook);
+                true
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "no recall thread: the kernel caches nothing from the metadata cache");
+                false
+            }
+        };
         ShardlineFs {
             inodes: client.inodes(),
             client,
             rt,
             opts,
             files,
-            notifier: Arc::new(OnceLock::new()),
+            notifier,
             kernel_attrs: KernelAttrs::default(),
+            names,
+            hooked,
+        }
+    }
+
+    /// How long the kernel may keep attributes under `cov`.
+    fn attr_ttl(&self, cov: Coverage) -> Duration {
+        match cov {
+            Coverage::Until(_) if !self.hooked => Duration::ZERO,
+            cov => cov.ttl(self.opts.attr_ttl),
+        }
+    }
+
+    /// How long the kernel may keep the entry `parent/name` under `cov`.
+    fn entry_ttl(&self, cov: Coverage, parent: u64, name: &OsStr) -> Duration {
+        match cov {
+            Coverage::Until(_) if !self.hooked || !self.names.told(parent, name.as_bytes()) => Duration::ZERO,
+            cov => cov.ttl(self.opts.entry_ttl),
+        }
+    }
+
+    /// TTLs for answers outside the metadata cache's grants (a change's
+    /// own answer, a listing): the usual ones with caching off, else none.
+    fn plain(&self, ttl: Duration) -> Duration {
+        if self.inodes.cache_off() {
+            ttl
+        } else {
+            Duration::ZERO
         }
     }
 
@@ -187,14 +233,17 @@ impl Filesystem for ShardlineFs {
 
     fn lookup(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
         match self.run_as(req, "lookup", self.op_lookup(parent.0, name)) {
-            Ok(a) => reply.entry_with_ttls(&self.opts.attr_ttl, &self.opts.entry_ttl, &a, Generation(0)),
+            Ok((a, cov)) => {
+                let (attr_ttl, entry_ttl) = (self.attr_ttl(cov), self.entry_ttl(cov, parent.0, name));
+                reply.entry_with_ttls(&attr_ttl, &entry_ttl, &a, Generation(0))
+            }
             Err(f) => reply.error(f.0),
         }
     }
 
     fn getattr(&self, req: &Request, ino: INodeNo, _fh: Option<Fh>, reply: ReplyAttr) {
         match self.run_as(req, "getattr", self.op_getattr(ino.0)) {
-            Ok(a) => reply.attr(&self.opts.attr_ttl, &a),
+            Ok((a, cov)) => reply.attr(&self.attr_ttl(cov), &a),
             Err(f) => reply.error(f.0),
         }
     }
@@ -219,7 +268,7 @@ impl Filesystem for ShardlineFs {
     ) {
         let change = crate::ops_names::AttrChange { mode, uid, gid, size, atime, mtime };
         match self.run_as(req, "setattr", self.op_setattr(caller(req), ino.0, change)) {
-            Ok(a) => reply.attr(&self.opts.attr_ttl, &a),
+            Ok(a) => reply.attr(&self.plain(self.opts.attr_ttl), &a),
             Err(f) => reply.error(f.0),
         }
     }
@@ -240,14 +289,24 @@ impl Filesystem for ShardlineFs {
             Err(Fail(Errno::EINVAL))
         };
         match result {
-            Ok(a) => reply.entry_with_ttls(&self.opts.attr_ttl, &self.opts.entry_ttl, &a, Generation(0)),
+            Ok(a) => reply.entry_with_ttls(
+                &self.plain(self.opts.attr_ttl),
+                &self.plain(self.opts.entry_ttl),
+                &a,
+                Generation(0),
+            ),
             Err(f) => reply.error(f.0),
         }
     }
 
     fn mkdir(&self, req: &Request, parent: INodeNo, name: &OsStr, mode: u32, umask: u32, reply: ReplyEntry) {
         match self.run_as(req, "mkdir", self.op_mkdir(&creator(req), parent.0, name, mode & !umask)) {
-            Ok(a) => reply.entry_with_ttls(&self.opts.attr_ttl, &self.opts.entry_ttl, &a, Generation(0)),
+            Ok(a) => reply.entry_with_ttls(
+                &self.plain(self.opts.attr_ttl),
+                &self.plain(self.opts.entry_ttl),
+                &a,
+                Generation(0),
+            ),
             Err(f) => reply.error(f.0),
         }
     }
@@ -262,7 +321,12 @@ impl Filesystem for ShardlineFs {
 
     fn symlink(&self, req: &Request, parent: INodeNo, link_name: &OsStr, target: &Path, reply: ReplyEntry) {
         match self.run_as(req, "symlink", self.op_symlink(&creator(req), parent.0, link_name, target)) {
-            Ok(a) => reply.entry_with_ttls(&self.opts.attr_ttl, &self.opts.entry_ttl, &a, Generation(0)),
+            Ok(a) => reply.entry_with_ttls(
+                &self.plain(self.opts.attr_ttl),
+                &self.plain(self.opts.entry_ttl),
+                &a,
+                Generation(0),
+            ),
             Err(f) => reply.error(f.0),
         }
     }
@@ -282,7 +346,12 @@ impl Filesystem for ShardlineFs {
 
     fn link(&self, req: &Request, ino: INodeNo, newparent: INodeNo, newname: &OsStr, reply: ReplyEntry) {
         match self.run_as(req, "link", self.op_link(ino.0, newparent.0, newname)) {
-            Ok(a) => reply.entry_with_ttls(&self.opts.attr_ttl, &self.opts.entry_ttl, &a, Generation(0)),
+            Ok(a) => reply.entry_with_ttls(
+                &self.plain(self.opts.attr_ttl),
+                &self.plain(self.opts.entry_ttl),
+                &a,
+                Generation(0),
+            ),
             Err(f) => reply.error(f.0),
         }
     }
@@ -383,8 +452,8 @@ impl Filesystem for ShardlineFs {
         };
         for (i, item) in listing.lock().items.iter().enumerate().skip(offset as usize) {
             // The attributes are as old as their page: cached only for what
-            // is left of the TTL.
-            let ttl = self.opts.attr_ttl.min(self.opts.entry_ttl).saturating_sub(item.taken.elapsed());
+            // is left of the TTL (none while the coherent cache is on).
+            let ttl = self.plain(self.opts.attr_ttl.min(self.opts.entry_ttl)).saturating_sub(item.taken.elapsed());
             let attr = item.attr.as_ref().map_or_else(|| dot_attr(item.ino), |a| self.attr_of(a));
             if reply.add(INodeNo(item.ino), i as u64 + 1, &item.name, &ttl, &attr, Generation(0)) {
                 break;
@@ -456,7 +525,9 @@ impl Filesystem for ShardlineFs {
     ) {
         match self.run_as(req, "create_open", self.op_create_open(&creator(req), parent.0, name, mode & !umask, flags))
         {
-            Ok((attr, fh)) => reply.created(&self.opts.entry_ttl, &attr, Generation(0), Fh(fh), FopenFlags::empty()),
+            Ok((attr, fh)) => {
+                reply.created(&self.plain(self.opts.entry_ttl), &attr, Generation(0), Fh(fh), FopenFlags::empty())
+            }
             Err(f) => reply.error(f.0),
         }
     }

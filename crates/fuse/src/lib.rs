@@ -22,6 +22,7 @@ pub mod mount;
 pub mod open_files;
 pub mod ops_files;
 pub mod ops_names;
+pub mod recall;
 
 pub use error::FuseError;
 pub use fs::{FsOptions, ShardlineFs};

@@ -8,6 +8,7 @@ use std::time::Instant;
 
 use fuser::{Errno, FileAttr, RenameFlags, TimeOrNow};
 use shardline_client::inode_api::{InodeAttr, NewFile, SetAttrRequest, SetTime, XattrMode};
+use shardline_client::meta_cache::Coverage;
 use shardline_client::{ClientError, FileHandle, FileKind};
 use shardline_types::ErrorCode;
 
@@ -67,17 +68,21 @@ impl ShardlineFs {
         attr
     }
 
-    pub(crate) async fn op_lookup(&self, parent: u64, name: &OsStr) -> OpResult<FileAttr> {
-        let a = self.inodes.lookup(parent, name_bytes(name)?).await?;
-        Ok(self.attr_of(&a))
+    pub(crate) async fn op_lookup(&self, parent: u64, name: &OsStr) -> OpResult<(FileAttr, Coverage)> {
+        let (a, cov) = self.inodes.lookup_covered(parent, name_bytes(name)?).await?;
+        Ok((self.attr_of(&a), cov))
     }
 
-    pub(crate) async fn op_getattr(&self, ino: u64) -> OpResult<FileAttr> {
-        // A directory this mount just changed: the change returned it.
-        if let Some(a) = self.inodes.recent_dir_attr(ino, self.opts.attr_ttl) {
-            return Ok(self.attr_of(&a));
+    pub(crate) async fn op_getattr(&self, ino: u64) -> OpResult<(FileAttr, Coverage)> {
+        // A directory this mount just changed: the change returned it (only
+        // without the coherent cache, which keeps such answers itself).
+        if self.inodes.cache_off() {
+            if let Some(a) = self.inodes.recent_dir_attr(ino, self.opts.attr_ttl) {
+                return Ok((self.attr_of(&a), Coverage::Inactive));
+            }
         }
-        Ok(self.attr_of(&self.inodes.getattr(ino).await.map_err(crate::ops_files::stale)?))
+        let (a, cov) = self.inodes.getattr_covered(ino).await.map_err(crate::ops_files::stale)?;
+        Ok((self.attr_of(&a), cov))
     }
 
     pub(crate) async fn op_setattr(&self, caller: Caller, ino: u64, c: AttrChange) -> OpResult<FileAttr> {

@@ -89,7 +89,8 @@ pub fn required_role(body: &Body) -> Rule {
         | Body::RemoveXattr(_)
         | Body::Open(_)
         | Body::Release(_)
-        | Body::Mknod(_) => Rule::ClientOrAdmin,
+        | Body::Mknod(_)
+        | Body::CacheWatch(_) => Rule::ClientOrAdmin,
     }
 }
 
@@ -156,7 +157,7 @@ mod tests {
     }
 
     fn req(body: Body) -> pb::MetaRequest {
-        pb::MetaRequest { client_id: 1, request_id: 1, caller: None, body: Some(body) }
+        pb::MetaRequest { client_id: 1, request_id: 1, caller: None, cache: false, body: Some(body) }
     }
 
     fn denied(p: &Principal, body: Body) -> bool {

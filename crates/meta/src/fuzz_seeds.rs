@@ -9,7 +9,7 @@ use shardline_types::{Layout, ROOT_INO};
 use crate::state_machine::StateMachine;
 
 pub fn req(client: u64, id: u64, body: Body) -> pb::MetaRequest {
-    pb::MetaRequest { client_id: client, request_id: id, body: Some(body), caller: None }
+    pb::MetaRequest { client_id: client, request_id: id, body: Some(body), caller: None, cache: false }
 }
 
 fn key() -> Option<pb::WrappedKey> {

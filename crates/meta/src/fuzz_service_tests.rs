@@ -124,6 +124,7 @@ fn harness() -> Harness {
         data_shards: 4,
         self_addr: "127.0.0.1:1".into(),
         client_lease: Duration::from_secs(60),
+        cache_lease: Duration::from_secs(1),
         caps: CapIssuer::with_key(Some(key), Duration::from_secs(300)),
     };
     Harness { service: MetaService::new(cfg, tx, Arc::new(Shared::default()), view), faults }

@@ -124,7 +124,7 @@ mod tests {
     use shardline_rpc::principal::NOBODY;
 
     fn req(body: Body) -> pb::MetaRequest {
-        pb::MetaRequest { client_id: 1, request_id: 1, caller: None, body: Some(body) }
+        pb::MetaRequest { client_id: 1, request_id: 1, caller: None, cache: false, body: Some(body) }
     }
 
     fn create(uid: u32, gid: u32, mode: u32) -> pb::MetaRequest {

@@ -15,6 +15,7 @@
 
 pub mod at_rest;
 pub mod authz;
+pub mod cache_leases;
 pub mod caps;
 pub mod error;
 pub mod fs_usage;

@@ -611,6 +611,7 @@ impl Node {
             }),
             body: None,
             dirs: Vec::new(),
+            ..Default::default()
         }
     }
 }

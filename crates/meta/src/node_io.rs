@@ -125,6 +125,7 @@ pub fn unavailable(msg: &str) -> pb::MetaResponse {
         }),
         body: None,
         dirs: Vec::new(),
+        ..Default::default()
     }
 }
 
@@ -159,6 +160,7 @@ mod tests {
             client_id: 3,
             request_id: 4,
             caller: None,
+            cache: false,
             body: Some(pb::meta_request::Body::Status(pb::GetStatus {})),
         }
     }
@@ -183,7 +185,7 @@ mod tests {
     #[test]
     fn a_caller_is_written_as_format_three_and_ignored_in_older_formats() {
         let caller = pb::Caller { uid: Some(1000), gid: 100, ..Default::default() };
-        let with = pb::MetaRequest { caller: Some(caller), ..request() };
+        let with = pb::MetaRequest { caller: Some(caller), cache: false, ..request() };
         let data = encode_entry(&with);
         assert_eq!(data[0], ENTRY_FORMAT_V3);
         let (_, req, rules) = decode_entry(&data).expect("decode a format-3 entry");

@@ -52,6 +52,7 @@ pub(crate) fn op_name(body: Option<&Body>) -> &'static str {
         Body::ListFileKeys(_) => "list_file_keys",
         Body::RewrapKey(_) => "rewrap_key",
         Body::CountFileKeys(_) => "count_file_keys",
+        Body::CacheWatch(_) => "cache_watch",
     }
 }
 

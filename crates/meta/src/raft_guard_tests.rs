@@ -35,6 +35,7 @@ fn request() -> Vec<u8> {
         client_id: 1,
         request_id: 1,
         caller: None,
+        cache: false,
         body: Some(pb::meta_request::Body::Mkdir(pb::Mkdir { parent: 1, name: b"d".to_vec(), ..Default::default() })),
     };
     encode_entry(&req)

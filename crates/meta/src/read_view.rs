@@ -41,10 +41,14 @@ impl ReadView {
         *self.until.lock().unwrap_or_else(|e| e.into_inner()) = until;
     }
 
+    /// Whether this server is the leader and its read lease holds now.
+    pub fn allowed(&self) -> bool {
+        self.until.lock().unwrap_or_else(|e| e.into_inner()).is_some_and(|u| Instant::now() < u)
+    }
+
     /// Answer a query here if allowed now.
     pub fn read(&self, req: &pb::MetaRequest) -> Option<pb::MetaResponse> {
-        let allowed = self.until.lock().unwrap_or_else(|e| e.into_inner()).is_some_and(|u| Instant::now() < u);
-        allowed.then(|| self.sm().read(req))
+        self.allowed().then(|| self.sm().read(req))
     }
 }
 

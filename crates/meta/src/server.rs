@@ -71,6 +71,11 @@ pub struct MetaConfig {
     pub insecure_no_capabilities: bool,
     /// How long the capabilities issued here live.
     pub cap_ttl: Duration,
+    /// The metadata cache lease (docs/metadata-cache.md): how long a client
+    /// may serve what it cached without hearing from the leader, the longest
+    /// a change waits for an unreachable client, and what a new leader adds
+    /// to failover. Zero turns client caching off.
+    pub cache_lease: Duration,
 }
 
 /// Default for [`MetaConfig::cap_ttl`].
@@ -79,6 +84,11 @@ pub const DEFAULT_CAP_TTL: Duration = Duration::from_secs(300);
 /// a request and the clock skew data servers allow, short enough that a
 /// leaked token soon stops working.
 pub const CAP_TTL_RANGE: std::ops::RangeInclusive<Duration> = Duration::from_secs(10)..=Duration::from_secs(86_400);
+
+/// Default for [`MetaConfig::cache_lease`].
+pub const DEFAULT_CACHE_LEASE: Duration = Duration::from_secs(1);
+/// The longest cache lease allowed: failover must stay under 3 s.
+pub const MAX_CACHE_LEASE: Duration = Duration::from_secs(2);
 
 /// Default for [`MetaConfig::client_lease`].
 pub const DEFAULT_CLIENT_LEASE: Duration = Duration::from_secs(30);
@@ -116,6 +126,13 @@ impl MetaConfig {
         }
         if self.client_lease < MIN_CLIENT_LEASE {
             return Err(MetaError::Config(format!("the client lease must be at least {MIN_CLIENT_LEASE:?}")));
+        }
+        if self.cache_lease > MAX_CACHE_LEASE
+            || (!self.cache_lease.is_zero() && self.cache_lease < Duration::from_millis(100))
+        {
+            return Err(MetaError::Config(format!(
+                "the cache lease must be 0 (off) or between 100 ms and {MAX_CACHE_LEASE:?}"
+            )));
         }
         if self.pg_count == 0 {
             return Err(MetaError::Config("pg_count must be at least 1".into()));
@@ -209,6 +226,7 @@ pub async fn run(cfg: MetaConfig, shutdown: impl Future<Output = ()>) -> Result<
         self_addr: cfg.listen.clone(),
         client_lease: cfg.client_lease,
         caps,
+        cache_lease: cfg.cache_lease,
     };
     let stop = shared.clone();
     let service = Arc::new(MetaService::new(service_cfg, tx, shared, view));
@@ -258,6 +276,7 @@ mod tests {
             cap_key_file: Some(PathBuf::from("cap.key")),
             insecure_no_capabilities: false,
             cap_ttl: DEFAULT_CAP_TTL,
+            cache_lease: DEFAULT_CACHE_LEASE,
         }
     }
 

@@ -68,6 +68,8 @@ pub struct MetaService {
     view: Arc<ReadView>,
     /// Shard capabilities added to chunk lists, released chunks and grants.
     caps: CapIssuer,
+    /// Metadata cache sessions (None: caching is off).
+    leases: Option<crate::cache_leases::CacheLeases>,
 }
 
 /// What the request handlers are told at start.
@@ -82,6 +84,8 @@ pub struct ServiceConfig {
     pub client_lease: Duration,
     /// Issues shard capabilities (none when capabilities are off).
     pub caps: CapIssuer,
+    /// The metadata cache lease (zero: clients may not cache).
+    pub cache_lease: Duration,
 }
 
 impl MetaService {
@@ -100,6 +104,7 @@ impl MetaService {
             clients_seen: Mutex::new(HashMap::new()),
             view,
             caps: cfg.caps,
+            leases: (!cfg.cache_lease.is_zero()).then(|| crate::cache_leases::CacheLeases::new(cfg.cache_lease)),
         }
     }
 
@@ -293,6 +298,7 @@ impl MetaService {
             client_id: MONITOR_CLIENT_ID ^ self.id,
             request_id: rand_request_id(&self.monitor_seq),
             caller: None,
+            cache: false,
             body: Some(body),
         };
         let resp = self.ask(|reply| Input::Propose { req, reply, queued: Instant::now() }).await;
@@ -386,11 +392,19 @@ impl MetaService {
             )),
             b if is_mutation(b) => {
                 let queued = Instant::now();
-                let resp = self.ask(|reply| Input::Propose { req, reply, queued }).await;
+                let before = self.change_start(&req);
+                let mut resp = self.ask(|reply| Input::Propose { req, reply, queued }).await;
+                self.after_change(before, &mut resp).await;
                 self.shared.stats.record(Stage::Total, queued.elapsed());
                 resp
             }
-            _ => self.query(req).await,
+            Body::CacheWatch(w) => self.cache_watch(req.client_id, w).await,
+            b => {
+                let inos = cache_service::read_inos(b);
+                let resp = if req.cache { self.cached_query(req).await } else { self.query(req).await };
+                self.settle(&inos).await;
+                resp
+            }
         }
     }
 
@@ -480,6 +494,9 @@ impl Handler for MetaService {
         Frame::from_message(&resp, bytes::Bytes::new())
     }
 }
+
+#[path = "cache_service.rs"]
+mod cache_service;
 
 #[cfg(test)]
 mod tests {

@@ -4,7 +4,7 @@ use shardline_proto::v1::meta_request::Body;
 use shardline_types::{Layout, ROOT_INO};
 
 pub(crate) fn req(client: u64, id: u64, body: Body) -> pb::MetaRequest {
-    pb::MetaRequest { client_id: client, request_id: id, caller: None, body: Some(body) }
+    pb::MetaRequest { client_id: client, request_id: id, caller: None, cache: false, body: Some(body) }
 }
 
 pub(crate) fn create(parent: u64, name: &str) -> Body {

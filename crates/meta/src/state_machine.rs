@@ -120,9 +120,11 @@ impl StateMachine {
             return resp.1.clone();
         }
         let allowed = self.permitted(req);
+        let touched = self.touched_by(req.body.as_ref());
         let resp = match allowed.and_then(|()| self.apply_body(req.body.as_ref(), req.client_id, now)) {
             Ok(mut r) => {
                 r.dirs = self.changed_dirs(req.body.as_ref());
+                r.touched = touched;
                 r
             }
             Err(e) => error_response(&e),
@@ -530,6 +532,9 @@ mod moves;
 #[path = "state_machine_keys.rs"]
 mod keys;
 
+#[path = "state_machine_touched.rs"]
+mod touched;
+
 #[cfg(test)]
 #[path = "state_machine_manifest_tests.rs"]
 mod manifest_tests;
@@ -547,6 +552,7 @@ mod tests {
             client_id: client,
             request_id: id,
             caller: None,
+            cache: false,
             body: Some(Body::Create(pb::Create {
                 parent: ROOT_INO,
                 name: name.into(),

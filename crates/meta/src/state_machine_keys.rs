@@ -66,7 +66,7 @@ mod tests {
     }
 
     fn req(id: u64, body: Body) -> pb::MetaRequest {
-        pb::MetaRequest { client_id: 9, request_id: id, body: Some(body), caller: None }
+        pb::MetaRequest { client_id: 9, request_id: id, body: Some(body), caller: None, cache: false }
     }
 
     #[test]

@@ -12,7 +12,7 @@ use super::StateMachine;
 use crate::snapshot::{decode, encode, v1};
 
 fn req(id: u64, body: Body) -> pb::MetaRequest {
-    pb::MetaRequest { client_id: 1, request_id: id, caller: None, body: Some(body) }
+    pb::MetaRequest { client_id: 1, request_id: id, caller: None, cache: false, body: Some(body) }
 }
 
 fn key(format: u32) -> pb::WrappedKey {

@@ -9,7 +9,7 @@ use shardline_types::{ErrorCode, Layout, ROOT_INO};
 use super::{is_mutation, ApplyRules, StateMachine};
 
 fn req(client_id: u64, request_id: u64, body: Body) -> pb::MetaRequest {
-    pb::MetaRequest { client_id, request_id, caller: None, body: Some(body) }
+    pb::MetaRequest { client_id, request_id, caller: None, cache: false, body: Some(body) }
 }
 
 fn create(sm: &mut StateMachine, name: &str, id: u64) -> pb::Attr {

@@ -196,6 +196,7 @@ impl Link {
             client_id: 0,
             request_id: 0,
             caller: None,
+            cache: false,
             body: Some(pb::meta_request::Body::Raft(pb::RaftBatch { from: self.from, messages, snapshot_part })),
         };
         let sent = self.pool.call_with_timeout(&self.addr, &Frame::from_message(&req, payload), timeout).await;

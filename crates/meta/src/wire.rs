@@ -129,9 +129,10 @@ pub fn error_response(e: &OpError) -> pb::MetaResponse {
         }),
         body: None,
         dirs: Vec::new(),
+        ..Default::default()
     }
 }
 
 pub fn ok(body: pb::meta_response::Body) -> pb::MetaResponse {
-    pb::MetaResponse { error: None, body: Some(body), dirs: Vec::new() }
+    pb::MetaResponse { error: None, body: Some(body), dirs: Vec::new(), ..Default::default() }
 }

@@ -133,10 +133,34 @@ impl MetaClient {
     /// Send one request (retrying across servers) and return the response
     /// body, or the service's error.
     pub async fn call(&self, body: meta_request::Body) -> Result<MetaResponse, MetaCallError> {
+        self.call_cached(body, false).await
+    }
+
+    /// This client's id (also its metadata cache session's).
+    pub fn client_id(&self) -> u64 {
+        self.client_id
+    }
+
+    /// A fingerprint of the identity a request made now claims: what a
+    /// metadata cache keys answers by, since answers depend on the caller.
+    pub fn caller_key(&self) -> u64 {
+        use std::hash::{Hash, Hasher};
+        let c = self.caller();
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        (c.uid, c.gid, &c.groups, &c.subtree).hash(&mut h);
+        h.finish()
+    }
+
+    /// [`MetaClient::call`], saying whether this client holds a metadata
+    /// cache session the answer may be granted under (`cache`). With
+    /// `cache`, an answer that is the service's final error comes back as
+    /// `Ok` with its `error` set: a granted "no such entry" is cached too.
+    pub async fn call_cached(&self, body: meta_request::Body, cache: bool) -> Result<MetaResponse, MetaCallError> {
         let req = MetaRequest {
             client_id: self.client_id,
             request_id: self.next_request.fetch_add(1, Ordering::Relaxed),
             caller: Some(self.caller()),
+            cache,
             body: Some(body),
         };
         let frame = Frame::from_message(&req, Bytes::new());
@@ -165,6 +189,9 @@ impl MetaClient {
                             // would only be refused again.
                             if !code.retryable() || code == ErrorCode::StaleEpoch {
                                 self.leader.store(idx, Ordering::Relaxed);
+                                if cache {
+                                    return Ok(resp);
+                                }
                                 return Err(MetaCallError::Service { code, message: e.message.clone() });
                             }
                             last_err = e.message.clone();
@@ -208,6 +235,7 @@ impl MetaClient {
             client_id: self.client_id,
             request_id: self.next_request.fetch_add(1, Ordering::Relaxed),
             caller: Some(self.caller()),
+            cache: false,
             body: Some(body),
         };
         let resp: MetaResponse = self.pool.call(addr, &Frame::from_message(&req, Bytes::new())).await?.decode()?;

@@ -106,6 +106,11 @@ pub struct MetaArgs {
     /// long loses its opens (a crashed mount's unlinked files are freed).
     #[arg(long, env = "SHARDLINE_META_CLIENT_LEASE_MS", default_value_t = shardline_meta::server::DEFAULT_CLIENT_LEASE.as_millis() as u64)]
     client_lease_ms: u64,
+    /// The metadata cache lease: clients serve lookups and stats from memory
+    /// for at most this long without hearing from the leader; a change waits
+    /// at most this long for an unreachable client. 0 turns client caching off.
+    #[arg(long, env = "SHARDLINE_META_CACHE_LEASE_MS", default_value_t = shardline_meta::server::DEFAULT_CACHE_LEASE.as_millis() as u64)]
+    cache_lease_ms: u64,
     /// Send snapshots to peers in parts of at most this many bytes.
     #[arg(long, env = "SHARDLINE_META_SNAPSHOT_PART_BYTES", default_value_t = shardline_meta::snapshot_stream::DEFAULT_PART_BYTES)]
     snapshot_part_bytes: usize,
@@ -254,6 +259,7 @@ pub async fn run_meta(a: MetaArgs) -> Result<()> {
         snapshot_every: a.snapshot_every,
         snapshot_part_bytes: a.snapshot_part_bytes,
         client_lease: Duration::from_millis(a.client_lease_ms),
+        cache_lease: Duration::from_millis(a.cache_lease_ms),
         join: a.join,
         tls: a.me.tls.load(false)?,
         cap_key_file: a.caps.cap_key_file,

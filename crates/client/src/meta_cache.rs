@@ -1,0 +1,271 @@
+//! The coherent metadata cache (docs/metadata-cache.md): attributes by
+//! inode and entries by (directory, name), negative ones included, filled
+//! only from answers the metadata leader granted under this client's cache
+//! session, dropped when the leader recalls them, and served only while the
+//! session's lease holds on this client's own clock.
+//!
+//! The rules that keep it from serving a value older than a change that
+//! completed before the read began:
+//! - it serves nothing past `valid_until`: the send time of the last watch
+//!   whose answer arrived, plus the lease, less a margin
+//!   (`meta_cache_watch.rs` runs the watches);
+//! - an answer is kept only if its grant seq is at least `floor`, the
+//!   newest recall processed (or own change answered), so a read answered
+//!   before a recall, arriving after it, is used once and not kept;
+//! - an answer is kept only if no own change was answered, and no session
+//!   opened or lost, while it was in flight (`epoch`): the leader does not
+//!   recall a writer's own copies;
+//! - entries and attributes are keyed by the caller too: answers depend on
+//!   who asks.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use shardline_proto::v1 as pb;
+
+/// Entries and attributes kept at most; past it, everything is dropped.
+const MAX_ITEMS: usize = 1 << 20;
+
+/// Handed out before a read is sent; needed to keep its answer.
+#[derive(Debug, Clone, Copy)]
+pub struct Ticket {
+    epoch: u64,
+}
+
+/// What the mount may tell the kernel about an answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Coverage {
+    /// Caching is off (here or on the cluster): the kernel's usual TTLs.
+    Inactive,
+    /// Not under a grant: the kernel must not cache it.
+    Uncovered,
+    /// Under a grant until then: recalls reach the kernel before that.
+    Until(Instant),
+}
+
+impl Coverage {
+    /// How long the kernel may cache it (`inactive`: the usual TTL).
+    pub fn ttl(self, inactive: Duration) -> Duration {
+        match self {
+            Coverage::Inactive => inactive,
+            Coverage::Uncovered => Duration::ZERO,
+            Coverage::Until(t) => t.saturating_duration_since(Instant::now()),
+        }
+    }
+}
+
+type Caller = u64;
+/// (caller, name) → the inode, or None: known absent.
+type DirEntries = HashMap<(Caller, Vec<u8>), Option<u64>>;
+
+#[derive(Default)]
+struct State {
+    /// Caching is off: in this client's config, or on the cluster.
+    off: bool,
+    /// A session is open.
+    open: bool,
+    epoch: u64,
+    valid_until: Option<Instant>,
+    /// Recalls processed up to here (what the next watch acknowledges).
+    acked: u64,
+    /// Answers granted below this are not kept.
+    floor: u64,
+    attrs: HashMap<u64, HashMap<Caller, pb::Attr>>,
+    /// Directory → (caller, name) → the inode, or None: known absent.
+    entries: HashMap<u64, DirEntries>,
+    items: usize,
+}
+
+impl State {
+    fn drop_all(&mut self) {
+        self.attrs.clear();
+        self.entries.clear();
+        self.items = 0;
+        self.epoch += 1;
+    }
+
+    fn drop_ino(&mut self, ino: u64) {
+        self.attrs.remove(&ino);
+        self.entries.remove(&ino);
+    }
+
+    fn valid(&self, now: Instant) -> Option<Instant> {
+        self.valid_until.filter(|u| self.open && now < *u)
+    }
+}
+
+/// See the module comment. One per client.
+#[derive(Default)]
+pub struct MetaCache {
+    state: Mutex<State>,
+    hits: AtomicU64,
+    misses: AtomicU64,
+}
+
+impl MetaCache {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn count(&self, hit: bool) {
+        let (counter, label) = if hit { (&self.hits, "hit") } else { (&self.misses, "miss") };
+        counter.fetch_add(1, Ordering::Relaxed);
+        shardline_metrics::client_cache_lookups_total().with_label_values(&["meta", label]).inc();
+    }
+
+    /// Lookups and stats served from memory, and those that were not.
+    pub fn stats(&self) -> (u64, u64) {
+        (self.hits.load(Ordering::Relaxed), self.misses.load(Ordering::Relaxed))
+    }
+
+    /// A cache that is off for good (this client's config).
+    pub fn disabled() -> Self {
+        let cache = MetaCache::default();
+        cache.off();
+        cache
+    }
+
+    /// Whether a session is open.
+    pub fn open(&self) -> bool {
+        self.lock().open
+    }
+
+    /// Before a cacheable read: None when nothing could be kept (no session).
+    pub fn ticket(&self) -> Option<Ticket> {
+        let s = self.lock();
+        s.open.then_some(Ticket { epoch: s.epoch })
+    }
+
+    /// The coverage of an answer not kept.
+    pub fn uncovered(&self) -> Coverage {
+        if self.lock().off {
+            Coverage::Inactive
+        } else {
+            Coverage::Uncovered
+        }
+    }
+
+    /// `ino`'s attributes as `caller` was told them, while valid.
+    pub fn attr(&self, ino: u64, caller: Caller) -> Option<(pb::Attr, Instant)> {
+        let found = {
+            let s = self.lock();
+            s.valid(Instant::now()).and_then(|u| Some((s.attrs.get(&ino)?.get(&caller)?.clone(), u)))
+        };
+        self.count(found.is_some());
+        found
+    }
+
+    /// `parent/name` as `caller` was told it: Some(None) when known absent.
+    pub fn entry(&self, parent: u64, name: &[u8], caller: Caller) -> Option<(Option<pb::Attr>, Instant)> {
+        let found = {
+            let s = self.lock();
+            s.valid(Instant::now()).and_then(|u| match *s.entries.get(&parent)?.get(&(caller, name.to_vec()))? {
+                None => Some((None, u)),
+                Some(ino) => Some((Some(s.attrs.get(&ino)?.get(&caller)?.clone()), u)),
+            })
+        };
+        self.count(found.is_some());
+        found
+    }
+
+    /// Keep what a granted answer says: `attrs`, and `entries` (directory,
+    /// name, inode or None for absent). `ticket`: from before the read was
+    /// sent (None: an answer to this client's own change).
+    pub fn keep(
+        &self,
+        ticket: Option<Ticket>,
+        resp: &pb::MetaResponse,
+        caller: Caller,
+        attrs: &[&pb::Attr],
+        entries: &[(u64, &[u8], Option<u64>)],
+    ) -> Coverage {
+        let mut s = self.lock();
+        if s.off {
+            return Coverage::Inactive;
+        }
+        let now = Instant::now();
+        let fresh = ticket.is_none_or(|t| t.epoch == s.epoch);
+        let Some(until) = s.valid(now).filter(|_| resp.lease_ms > 0 && resp.grant_seq >= s.floor && fresh) else {
+            return Coverage::Uncovered;
+        };
+        if ticket.is_none() {
+            s.floor = s.floor.max(resp.grant_seq);
+        }
+        if s.items + attrs.len() + entries.len() > MAX_ITEMS {
+            s.drop_all();
+            return Coverage::Uncovered;
+        }
+        s.items += attrs.len() + entries.len();
+        for a in attrs {
+            s.attrs.entry(a.ino).or_default().insert(caller, (*a).clone());
+        }
+        for (parent, name, ino) in entries {
+            s.entries.entry(*parent).or_default().insert((caller, name.to_vec()), *ino);
+        }
+        Coverage::Until(until)
+    }
+
+    /// This client changed `inos`: forget them, and keep no answer to a
+    /// read that was in flight meanwhile.
+    pub fn changed(&self, inos: impl IntoIterator<Item = u64>) {
+        let mut s = self.lock();
+        for ino in inos {
+            s.drop_ino(ino);
+        }
+        s.epoch += 1;
+    }
+
+    /// The leader recalled `inos` (recall sequence up to `seq`).
+    pub fn recalled(&self, seq: u64, inos: &[u64]) {
+        let mut s = self.lock();
+        for &ino in inos {
+            s.drop_ino(ino);
+        }
+        s.acked = s.acked.max(seq);
+        s.floor = s.floor.max(seq);
+    }
+
+    /// The recall sequence the next watch acknowledges.
+    pub fn acked(&self) -> u64 {
+        self.lock().acked
+    }
+
+    /// A watch sent at `sent` was answered: serve until `sent` + lease − margin.
+    pub fn renewed(&self, sent: Instant, lease_ms: u32) {
+        let lease = Duration::from_millis(u64::from(lease_ms));
+        let until = sent + lease - lease / 8;
+        let mut s = self.lock();
+        if s.valid_until.is_none_or(|u| u < until) {
+            s.valid_until = Some(until);
+        }
+    }
+
+    /// A new session is open (the watch that opened it was sent at `sent`).
+    pub fn opened(&self, sent: Instant, lease_ms: u32) {
+        {
+            let mut s = self.lock();
+            s.drop_all();
+            (s.off, s.open, s.acked, s.floor, s.valid_until) = (false, true, 0, 0, None);
+        }
+        self.renewed(sent, lease_ms);
+    }
+
+    /// The session is gone: drop everything until a new one is open.
+    pub fn lost(&self) {
+        let mut s = self.lock();
+        s.drop_all();
+        (s.open, s.acked, s.floor, s.valid_until) = (false, 0, 0, None);
+    }
+
+    /// The cluster does not cache: drop everything, the kernel's usual TTLs apply.
+    pub fn off(&self) {
+        self.lost();
+        self.lock().off = true;
+    }
+}
+
+#[cfg(test)]
+#[path = "meta_cache_tests.rs"]
+mod tests;

@@ -1,0 +1,89 @@
+//! Unit tests of `meta_cache.rs`: what is kept, for how long, and what a
+//! recall, a lost session or an own change does.
+
+use super::*;
+
+fn attr(ino: u64, mode: u32) -> pb::Attr {
+    pb::Attr { ino, mode, ..Default::default() }
+}
+
+fn granted(seq: u64) -> pb::MetaResponse {
+    pb::MetaResponse { lease_ms: 1000, grant_seq: seq, ..Default::default() }
+}
+
+fn open_cache() -> MetaCache {
+    let c = MetaCache::default();
+    c.opened(Instant::now(), 1000);
+    c
+}
+
+#[test]
+fn granted_answers_are_served_until_recalled() {
+    let c = open_cache();
+    let t = c.ticket();
+    let cov = c.keep(t, &granted(0), 7, &[&attr(5, 0o644)], &[(1, b"f", Some(5))]);
+    assert!(matches!(cov, Coverage::Until(_)));
+    assert_eq!(c.attr(5, 7).map(|(a, _)| a.mode), Some(0o644));
+    assert_eq!(c.entry(1, b"f", 7).map(|(a, _)| a.map(|a| a.ino)), Some(Some(5)));
+    assert!(c.attr(5, 8).is_none(), "another caller was not told it");
+    c.recalled(1, &[5]);
+    assert!(c.attr(5, 7).is_none());
+    assert!(c.entry(1, b"f", 7).is_none(), "the entry's inode is gone");
+    assert_eq!(c.acked(), 1);
+    assert_eq!(c.stats(), (2, 3));
+}
+
+#[test]
+fn an_answer_granted_before_a_processed_recall_is_not_kept() {
+    let c = open_cache();
+    let t = c.ticket();
+    c.recalled(3, &[5]);
+    assert_eq!(c.keep(t, &granted(2), 7, &[&attr(5, 0o600)], &[]), Coverage::Uncovered);
+    assert!(c.attr(5, 7).is_none());
+    assert!(matches!(c.keep(c.ticket(), &granted(3), 7, &[&attr(5, 0o600)], &[]), Coverage::Until(_)));
+}
+
+#[test]
+fn an_own_change_voids_reads_in_flight_and_orders_its_own_answers() {
+    let c = open_cache();
+    let t = c.ticket();
+    c.changed([5]);
+    assert_eq!(c.keep(t, &granted(0), 7, &[&attr(5, 0o600)], &[]), Coverage::Uncovered);
+    // Two own changes answered out of order: the older is not kept.
+    assert!(matches!(c.keep(None, &granted(2), 7, &[&attr(5, 0o640)], &[]), Coverage::Until(_)));
+    assert_eq!(c.keep(None, &granted(1), 7, &[&attr(5, 0o600)], &[]), Coverage::Uncovered);
+    assert_eq!(c.attr(5, 7).map(|(a, _)| a.mode), Some(0o640));
+    assert_eq!(c.acked(), 0, "own answers acknowledge no recall");
+}
+
+#[test]
+fn negative_entries_and_ungranted_answers() {
+    let c = open_cache();
+    c.keep(c.ticket(), &granted(0), 7, &[], &[(1, b"gone", None)]);
+    assert_eq!(c.entry(1, b"gone", 7).map(|(a, _)| a.is_none()), Some(true));
+    let ungranted = pb::MetaResponse::default();
+    assert_eq!(c.keep(c.ticket(), &ungranted, 7, &[&attr(9, 0)], &[]), Coverage::Uncovered);
+    assert!(c.attr(9, 7).is_none());
+}
+
+#[test]
+fn nothing_is_served_past_the_lease_or_after_the_session_is_lost() {
+    let c = MetaCache::default();
+    assert!(c.ticket().is_none(), "no session yet");
+    assert_eq!(c.uncovered(), Coverage::Uncovered);
+    // Opened by a watch sent long enough ago that its lease has run out.
+    c.opened(Instant::now() - Duration::from_millis(900), 1000);
+    c.keep(c.ticket(), &granted(0), 7, &[&attr(5, 0)], &[]);
+    assert!(c.attr(5, 7).is_none(), "past send time + lease - margin");
+    c.renewed(Instant::now(), 1000);
+    assert!(c.attr(5, 7).is_none(), "the lapsed answer was not kept");
+    c.keep(c.ticket(), &granted(0), 7, &[&attr(5, 0)], &[]);
+    assert!(c.attr(5, 7).is_some());
+    c.lost();
+    assert!(c.attr(5, 7).is_none());
+    assert!(c.ticket().is_none());
+    c.off();
+    assert_eq!(c.uncovered(), Coverage::Inactive);
+    assert_eq!(Coverage::Inactive.ttl(Duration::from_secs(1)), Duration::from_secs(1));
+    assert_eq!(Coverage::Uncovered.ttl(Duration::from_secs(1)), Duration::ZERO);
+}
