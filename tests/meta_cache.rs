@@ -96,6 +96,14 @@ async fn another_clients_change_is_seen_by_the_next_lookup_or_stat() {
     a.inodes().setattr(again.ino, &SetAttrRequest { mode: Some(0o640), ..Default::default() }).await.expect("chmod");
     assert_eq!(a.inodes().getattr(again.ino).await.expect("stat").mode, 0o640);
     assert_eq!(b.inodes().getattr(again.ino).await.expect("stat").mode, 0o640);
+
+    // Its own rename between two links to one inode changes nothing (POSIX):
+    // both names stay, in its cache too (the nemesis found this one).
+    a.inodes().link(again.ino, ROOT_INO, "h").await.expect("link");
+    cached_lookup(&a, "h").await;
+    a.inodes().rename(ROOT_INO, "h", ROOT_INO, "f").await.expect("rename onto its own link");
+    assert_eq!(a.inodes().lookup(ROOT_INO, "h").await.expect("both names stay").ino, again.ino);
+    assert_eq!(a.inodes().lookup(ROOT_INO, "f").await.expect("both names stay").ino, again.ino);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -4,6 +4,8 @@
 //! changes applied to the cache from their answers. [`Coverage`] tells the
 //! mount how long the kernel may keep an answer.
 
+use std::time::Instant;
+
 use shardline_proto::v1 as pb;
 use shardline_proto::v1::meta_request::Body;
 use shardline_proto::v1::meta_response::Body as RBody;
@@ -48,10 +50,9 @@ fn named(body: &Body) -> (Vec<u64>, Option<NamedEntry>) {
         Body::Link(c) => (vec![c.ino, c.new_parent], Some((c.new_parent, c.new_name.clone(), true))),
         Body::Unlink(c) => (vec![c.parent], Some((c.parent, c.name.clone(), false))),
         Body::Rmdir(c) => (vec![c.parent], Some((c.parent, c.name.clone(), false))),
-        Body::Rename(c) => {
-            let moved = (c.parent, &c.name) != (c.new_parent, &c.new_name);
-            (vec![c.parent, c.new_parent], moved.then(|| (c.parent, c.name.clone(), false)))
-        }
+        // No entry learnt: a rename between two links to one inode leaves
+        // both names in place (POSIX), so the source name is not known absent.
+        Body::Rename(c) => (vec![c.parent, c.new_parent], None),
         Body::SetAttr(c) => (vec![c.ino], None),
         Body::SetXattr(c) => (vec![c.ino], None),
         Body::RemoveXattr(c) => (vec![c.ino], None),
@@ -147,12 +148,11 @@ impl Inodes {
         }
     }
 
-    /// How long the kernel may keep the entry `parent/name` → `ino`.
-    pub fn entry_coverage(&self, parent: u64, name: &[u8], ino: u64) -> Coverage {
-        match self.inner.mcache.entry(parent, name, self.caller_key()) {
-            Some((Some(a), until)) if a.ino == ino => Coverage::Until(until),
-            _ => self.inner.mcache.uncovered(),
-        }
+    /// The entry `parent/name` → `ino` with its attributes as cached now,
+    /// and until when (not counted as a lookup).
+    pub fn entry_cached(&self, parent: u64, name: &[u8], ino: u64) -> Option<(InodeAttr, Instant)> {
+        let (a, until) = self.inner.mcache.entry_until(parent, name, ino, self.caller_key())?;
+        Some((InodeAttr::from_wire(&a), until))
     }
 
     /// A page of a directory; with attributes, kept when granted.

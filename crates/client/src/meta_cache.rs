@@ -170,6 +170,18 @@ impl MetaCache {
         found
     }
 
+    /// Until when `parent/name` → `ino` (with its attributes) is cached
+    /// for `caller`, not counted as a lookup: for the mount, which checks
+    /// this after it noted the name for recalls and before it tells the
+    /// kernel, so a recall in between is never missed.
+    pub fn entry_until(&self, parent: u64, name: &[u8], ino: u64, caller: Caller) -> Option<(pb::Attr, Instant)> {
+        let s = self.lock();
+        let until = s.valid(Instant::now())?;
+        let cached = *s.entries.get(&parent)?.get(&(caller, name.to_vec()))?;
+        let attr = s.attrs.get(&ino)?.get(&caller)?;
+        (cached == Some(ino)).then(|| (attr.clone(), until))
+    }
+
     /// Keep what a granted answer says: `attrs`, and `entries` (directory,
     /// name, inode or None for absent). `ticket`: from before the read was
     /// sent (None: an answer to this client's own change).

@@ -14,7 +14,7 @@ use fuser::{
     ReplyDirectory, ReplyDirectoryPlus, ReplyEmpty, ReplyEntry, ReplyIoctl, ReplyOpen, ReplyStatfs, ReplyWrite,
     ReplyXattr, Request, TimeOrNow, WriteFlags,
 };
-use shardline_client::inode_api::Inodes;
+use shardline_client::inode_api::{InodeAttr, Inodes};
 use shardline_client::{Client, ClientError};
 use shardline_types::ROOT_INO;
 use tokio::runtime::Handle;
@@ -22,7 +22,7 @@ use tokio::runtime::Handle;
 use crate::attr::{dot_attr, Caller, BLOCK_SIZE};
 use crate::error::errno;
 use crate::kernel_attrs::KernelAttrs;
-use crate::open_files::{Listing, OpenFiles};
+use crate::open_files::{DirItem, Listing, OpenFiles};
 use crate::recall::KernelNames;
 use shardline_client::meta_cache::Coverage;
 use std::os::unix::ffi::OsStrExt;
@@ -116,12 +116,66 @@ impl ShardlineFs {
         }
     }
 
-    /// How long the kernel may keep the entry `parent/name` under `cov`.
-    fn entry_ttl(&self, cov: Coverage, parent: u64, name: &OsStr) -> Duration {
+    /// How long the kernel may keep an entry under `cov` (from
+    /// [`ShardlineFs::entry_covered`]).
+    fn entry_ttl(&self, cov: Coverage) -> Duration {
         match cov {
-            Coverage::Until(_) if !self.hooked || !self.names.told(parent, name.as_bytes()) => Duration::ZERO,
+            Coverage::Until(_) if !self.hooked => Duration::ZERO,
             cov => cov.ttl(self.opts.entry_ttl),
         }
+    }
+
+    /// The coverage of `parent/name` → `ino` the kernel may be told: the
+    /// name is first noted for recalls, then the cache checked again, so a
+    /// recall either finds the name or has already dropped the entry.
+    pub(crate) fn entry_covered(&self, cov: Coverage, parent: u64, name: &[u8], ino: u64) -> Coverage {
+        match cov {
+            Coverage::Until(_) if self.hooked && self.names.told(parent, name) => {
+                match self.inodes.entry_cached(parent, name, ino) {
+                    Some((_, until)) => Coverage::Until(until),
+                    None => Coverage::Uncovered,
+                }
+            }
+            Coverage::Until(_) => Coverage::Uncovered,
+            cov => cov,
+        }
+    }
+
+    /// A listed entry as the coherent cache holds it now (its attributes
+    /// may be newer than the page's), and how long the kernel may keep it;
+    /// None: not covered. The name is noted for recalls first.
+    fn covered_item(&self, dir: u64, item: &DirItem) -> Option<(InodeAttr, Duration)> {
+        let name = item.name.as_bytes();
+        if item.attr.is_none() || !self.hooked || !self.names.told(dir, name) {
+            return None;
+        }
+        let (a, until) = self.inodes.entry_cached(dir, name, item.ino)?;
+        Some((a, until.saturating_duration_since(std::time::Instant::now())))
+    }
+
+    /// Add `listing`'s items from `offset` to a READDIRPLUS reply until it is full.
+    fn fill_plus(&self, dir: u64, listing: &Listing, offset: u64, reply: &mut ReplyDirectoryPlus) -> OpResult<()> {
+        for (i, item) in listing.lock().items.iter().enumerate().skip(offset as usize) {
+            // The attributes are as old as their page: cached only for what
+            // is left of the TTL, or, with the coherent cache on, while the
+            // cache holds the entry (its attributes may be newer than the page's).
+            let mut attr = item.attr.as_ref().map_or_else(|| dot_attr(item.ino), |a| self.attr_of(a));
+            let ttl = if self.inodes.cache_off() {
+                self.opts.attr_ttl.min(self.opts.entry_ttl).saturating_sub(item.taken.elapsed())
+            } else {
+                match self.covered_item(dir, item) {
+                    Some((a, ttl)) => {
+                        attr = self.attr_of(&a);
+                        ttl
+                    }
+                    None => Duration::ZERO,
+                }
+            };
+            if reply.add(INodeNo(item.ino), i as u64 + 1, &item.name, &ttl, &attr, Generation(0)) {
+                break;
+            }
+        }
+        Ok(())
     }
 
     /// TTLs for answers outside the metadata cache's grants (a change's
@@ -159,13 +213,13 @@ impl ShardlineFs {
 
     /// The listing begun at opendir (or a fresh one if the handle is
     /// unknown), read at least past `offset` unless the directory ends.
-    fn listing(&self, ino: u64, fh: u64, offset: u64) -> OpResult<Arc<Listing>> {
+    fn listing(&self, req: &Request, ino: u64, fh: u64, offset: u64) -> OpResult<Arc<Listing>> {
         let listing = match self.files.dir(fh) {
             Some(l) => l,
-            None => Arc::new(self.run_op("list_dir", self.op_list_dir(ino))?),
+            None => Arc::new(self.run_as(req, "list_dir", self.op_list_dir(ino))?),
         };
         let offset = usize::try_from(offset).unwrap_or(usize::MAX);
-        self.run_op("list_dir", self.op_list_more(ino, &listing, offset))?;
+        self.run_as(req, "list_dir", self.op_list_more(ino, &listing, offset))?;
         Ok(listing)
     }
 }
@@ -234,7 +288,7 @@ impl Filesystem for ShardlineFs {
     fn lookup(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
         match self.run_as(req, "lookup", self.op_lookup(parent.0, name)) {
             Ok((a, cov)) => {
-                let (attr_ttl, entry_ttl) = (self.attr_ttl(cov), self.entry_ttl(cov, parent.0, name));
+                let (attr_ttl, entry_ttl) = (self.attr_ttl(cov), self.entry_ttl(cov));
                 reply.entry_with_ttls(&attr_ttl, &entry_ttl, &a, Generation(0))
             }
             Err(f) => reply.error(f.0),
@@ -432,8 +486,8 @@ impl Filesystem for ShardlineFs {
         }
     }
 
-    fn readdir(&self, _req: &Request, ino: INodeNo, fh: Fh, offset: u64, mut reply: ReplyDirectory) {
-        let listing = match self.listing(ino.0, fh.0, offset) {
+    fn readdir(&self, req: &Request, ino: INodeNo, fh: Fh, offset: u64, mut reply: ReplyDirectory) {
+        let listing = match self.listing(req, ino.0, fh.0, offset) {
             Ok(l) => l,
             Err(f) => return reply.error(f.0),
         };
@@ -445,20 +499,13 @@ impl Filesystem for ShardlineFs {
         reply.ok();
     }
 
-    fn readdirplus(&self, _req: &Request, ino: INodeNo, fh: Fh, offset: u64, mut reply: ReplyDirectoryPlus) {
-        let listing = match self.listing(ino.0, fh.0, offset) {
+    fn readdirplus(&self, req: &Request, ino: INodeNo, fh: Fh, offset: u64, mut reply: ReplyDirectoryPlus) {
+        let listing = match self.listing(req, ino.0, fh.0, offset) {
             Ok(l) => l,
             Err(f) => return reply.error(f.0),
         };
-        for (i, item) in listing.lock().items.iter().enumerate().skip(offset as usize) {
-            // The attributes are as old as their page: cached only for what
-            // is left of the TTL (none while the coherent cache is on).
-            let ttl = self.plain(self.opts.attr_ttl.min(self.opts.entry_ttl)).saturating_sub(item.taken.elapsed());
-            let attr = item.attr.as_ref().map_or_else(|| dot_attr(item.ino), |a| self.attr_of(a));
-            if reply.add(INodeNo(item.ino), i as u64 + 1, &item.name, &ttl, &attr, Generation(0)) {
-                break;
-            }
-        }
+        // As the requester: the coherent cache keeps answers per caller.
+        let _ = self.run_as(req, "readdirplus", async { self.fill_plus(ino.0, &listing, offset, &mut reply) });
         reply.ok();
     }
 

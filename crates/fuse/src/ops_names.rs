@@ -70,6 +70,7 @@ impl ShardlineFs {
 
     pub(crate) async fn op_lookup(&self, parent: u64, name: &OsStr) -> OpResult<(FileAttr, Coverage)> {
         let (a, cov) = self.inodes.lookup_covered(parent, name_bytes(name)?).await?;
+        let cov = self.entry_covered(cov, parent, name.as_bytes(), a.ino);
         Ok((self.attr_of(&a), cov))
     }
 

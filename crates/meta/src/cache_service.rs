@@ -217,7 +217,9 @@ impl MetaService {
             match leases.poll(client, acked) {
                 WatchPoll::Lost => return lost(),
                 WatchPoll::Recalls(seq, inos) => break (seq, inos),
-                WatchPoll::Idle(seq) if Instant::now() >= until => break (seq, Vec::new()),
+                // A session just opened is answered at once: its client
+                // caches from then on (a mount's first listing, say).
+                WatchPoll::Idle(seq) if w.open || Instant::now() >= until => break (seq, Vec::new()),
                 WatchPoll::Idle(_) => {
                     let _ = tokio::time::timeout_at(until.into(), woken).await;
                 }
