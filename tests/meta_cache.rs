@@ -104,6 +104,31 @@ async fn another_clients_change_is_seen_by_the_next_lookup_or_stat() {
     a.inodes().rename(ROOT_INO, "h", ROOT_INO, "f").await.expect("rename onto its own link");
     assert_eq!(a.inodes().lookup(ROOT_INO, "h").await.expect("both names stay").ino, again.ino);
     assert_eq!(a.inodes().lookup(ROOT_INO, "f").await.expect("both names stay").ino, again.ino);
+
+    // A directory it made is known empty: names it has not made there are
+    // absent without asking (the kernel's lookup before each create), and
+    // its own creates keep it so; another client's create is seen at once.
+    let d = a.inodes().mkdir(ROOT_INO, "fresh", 0o755, 0, 0).await.expect("mkdir").ino;
+    let (hits, misses) = a.metadata_cache_stats();
+    assert!(not_found(a.inodes().lookup(d, "x").await));
+    a.inodes().create(NewFile::new(d, "x")).await.expect("create x");
+    assert!(not_found(a.inodes().lookup(d, "y").await));
+    assert_eq!(a.metadata_cache_stats(), (hits + 2, misses), "both absent names answered from memory");
+    let y = b.inodes().create(NewFile::new(d, "y")).await.expect("create y elsewhere");
+    assert_eq!(a.inodes().lookup(d, "y").await.expect("seen at once").ino, y.ino);
+    // A whole listing (with attributes) of a directory another client made does the same.
+    let e = b.inodes().mkdir(ROOT_INO, "made-elsewhere", 0o755, 0, 0).await.expect("mkdir").ino;
+    for n in ["p", "q", "r"] {
+        b.inodes().create(NewFile::new(e, n)).await.expect("create");
+    }
+    let listed = a.inodes().readdir(e, "", 0, true).await.expect("list");
+    assert_eq!(listed.entries.len(), 3);
+    let (hits, misses) = a.metadata_cache_stats();
+    assert!(not_found(a.inodes().lookup(e, "s").await));
+    assert_eq!(a.inodes().lookup(e, "q").await.expect("listed").ino, listed.entries[1].ino);
+    assert_eq!(a.metadata_cache_stats(), (hits + 2, misses), "answered from the listing");
+    let s = b.inodes().create(NewFile::new(e, "s")).await.expect("create s elsewhere");
+    assert_eq!(a.inodes().lookup(e, "s").await.expect("seen at once").ino, s.ino);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

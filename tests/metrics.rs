@@ -211,7 +211,8 @@ fn a_long_listing_of_a_large_directory_needs_no_lookup_per_entry() {
 }
 
 /// Writing a small file through the mount asks the metadata service for no
-/// attributes at close: the commit's answer carries them. The page cache
+/// attributes at close (the commit's answer carries them), nor for the
+/// lookup before the create (the mount made the directory). The page cache
 /// kept from that stamp still serves a reopen, and another client's change
 /// still drops it.
 #[test]
@@ -225,7 +226,7 @@ fn a_file_written_through_the_mount_closes_without_asking_for_its_attributes() {
     };
     let (mount, mnt, _) = daemon_mount(&c, 129, "mnt", &[]);
     std::fs::create_dir(mnt.join("w")).expect("mkdir");
-    let (getattrs, commits) = (meta_ops("getattr"), meta_ops("commit_chunk"));
+    let (getattrs, commits, lookups) = (meta_ops("getattr"), meta_ops("commit_chunk"), meta_ops("lookup"));
     for i in 0..FILES {
         std::fs::write(mnt.join(format!("w/f{i}")), content(100_000 + i, i as u64)).expect("write through the mount");
     }
@@ -234,6 +235,10 @@ fn a_file_written_through_the_mount_closes_without_asking_for_its_attributes() {
     let asked = meta_ops("getattr") - getattrs;
     // Before, every close asked once (FILES in all).
     assert!(asked < (FILES / 2) as f64, "{asked} getattr requests for {FILES} files written and closed");
+    // The kernel's lookup before each create is answered by the mount: the
+    // directory is one it made, known complete (docs/metadata-cache.md).
+    let looked = meta_ops("lookup") - lookups;
+    assert!(looked < (FILES / 2) as f64, "{looked} lookups for {FILES} files created in a directory the mount made");
     for i in 0..FILES {
         let got = std::fs::read(mnt.join(format!("w/f{i}"))).expect("read back");
         assert_eq!(got, content(100_000 + i, i as u64), "f{i}");

@@ -92,6 +92,18 @@ impl Inodes {
         self.inner.meta.caller_key()
     }
 
+    /// Whether the caller may look names up in directory `a` (search
+    /// permission), as far as this client can tell; else a name not there
+    /// is not simply absent for it.
+    fn may_search(&self, a: &pb::Attr) -> bool {
+        let c = self.inner.meta.acting_caller();
+        match c.uid {
+            Some(0) => true,
+            Some(uid) if uid == a.uid => a.mode & 0o100 != 0,
+            _ => a.mode & 0o001 != 0 && a.mode & 0o010 != 0,
+        }
+    }
+
     /// Whether caching is off (the kernel's usual TTLs apply).
     pub fn cache_off(&self) -> bool {
         self.inner.mcache.uncovered() == Coverage::Inactive
@@ -159,17 +171,19 @@ impl Inodes {
     pub(crate) async fn readdir_cached(&self, req: pb::ReadDir) -> Result<pb::MetaResponse, ClientError> {
         let (caller, cache) = (self.caller_key(), &self.inner.mcache);
         let ticket = cache.ticket().filter(|_| req.with_attrs);
-        let dir = req.ino;
+        let (dir, after) = (req.ino, req.after.clone());
         let resp = self.inner.meta.call_cached(Body::Readdir(req), ticket.is_some()).await?;
         if let Some(e) = error_of(&resp) {
             return Err(e);
         }
-        if let Some(RBody::Entries(page)) = &resp.body {
+        if let (Some(RBody::Entries(page)), Some(_)) = (&resp.body, ticket) {
             let attrs: Vec<&pb::Attr> = page.entries.iter().filter_map(|e| e.attr.as_ref()).collect();
             let entries: Vec<(u64, &[u8], Option<u64>)> =
                 page.entries.iter().filter(|e| e.attr.is_some()).map(|e| (dir, &e.name[..], Some(e.ino))).collect();
-            if !attrs.is_empty() {
-                cache.keep(ticket, &resp, caller, &attrs, &entries);
+            // Every entry must come with its attributes to count towards a whole listing.
+            if attrs.len() == page.entries.len() {
+                let last = page.entries.last().map_or(&after[..], |e| &e.name[..]);
+                cache.listed(ticket, &resp, caller, dir, (&after, last, page.more), &attrs, &entries);
             }
         }
         Ok(self.received(resp))
@@ -191,8 +205,9 @@ impl Inodes {
                 return Err(e);
             }
         };
-        cache.changed(inos.into_iter().chain(resp.touched.iter().copied()));
+        let touched: Vec<u64> = inos.into_iter().chain(resp.touched.iter().copied()).collect();
         if let Some(e) = resp.error.as_ref() {
+            cache.changed(touched);
             return Err(MetaCallError::Service { code: code_from_wire(e.code), message: e.message.clone() });
         }
         let answered = match resp.body.as_ref() {
@@ -201,12 +216,17 @@ impl Inodes {
             _ => None,
         };
         let attrs: Vec<&pb::Attr> = resp.dirs.iter().chain(answered).collect();
-        let entries: Vec<(u64, &[u8], Option<u64>)> = match (&entry, answered) {
-            (Some((dir, name, true)), Some(a)) => vec![(*dir, &name[..], Some(a.ino))],
-            (Some((dir, name, false)), _) => vec![(*dir, &name[..], None)],
-            _ => Vec::new(),
+        let delta = match (&entry, answered) {
+            (Some((dir, name, true)), Some(a)) => Some((*dir, &name[..], Some(a.ino))),
+            (Some((dir, name, false)), _) => Some((*dir, &name[..], None)),
+            _ => None,
         };
-        cache.keep(None, &resp, caller, &attrs, &entries);
+        // A directory it made is empty: complete, if the caller may search it.
+        let new_dir = answered
+            .filter(|a| a.kind == pb::FileKind::Directory as i32 && self.may_search(a))
+            .filter(|_| matches!(entry, Some((_, _, true))))
+            .map(|a| a.ino);
+        cache.own_change(&resp, caller, &touched, delta, &attrs, new_dir);
         Ok(resp)
     }
 }

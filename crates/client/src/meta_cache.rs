@@ -18,7 +18,7 @@
 //! - entries and attributes are keyed by the caller too: answers depend on
 //!   who asks.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -75,6 +75,12 @@ struct State {
     attrs: HashMap<u64, HashMap<Caller, pb::Attr>>,
     /// Directory → (caller, name) → the inode, or None: known absent.
     entries: HashMap<u64, DirEntries>,
+    /// Directories whose every entry is in `entries`, for these callers:
+    /// a name not there is known absent (an own mkdir, or a whole listing).
+    complete: HashMap<u64, HashSet<Caller>>,
+    /// Listings under way, granted page after page: directory → caller →
+    /// the last name kept.
+    listing: HashMap<u64, HashMap<Caller, Vec<u8>>>,
     items: usize,
 }
 
@@ -82,6 +88,8 @@ impl State {
     fn drop_all(&mut self) {
         self.attrs.clear();
         self.entries.clear();
+        self.complete.clear();
+        self.listing.clear();
         self.items = 0;
         self.epoch += 1;
     }
@@ -89,6 +97,32 @@ impl State {
     fn drop_ino(&mut self, ino: u64) {
         self.attrs.remove(&ino);
         self.entries.remove(&ino);
+        self.complete.remove(&ino);
+        self.listing.remove(&ino);
+    }
+
+    /// Whether an answer may be kept: the session valid, the answer
+    /// granted, not older than a recall or own change processed, and (for
+    /// a read) no own change or session change while it was in flight.
+    fn granted(&self, ticket: Option<Ticket>, resp: &pb::MetaResponse, now: Instant) -> Option<Instant> {
+        let fresh = ticket.is_none_or(|t| t.epoch == self.epoch);
+        self.valid(now).filter(|_| resp.lease_ms > 0 && resp.grant_seq >= self.floor && fresh)
+    }
+
+    /// Keep `attrs` and `entries` for `caller`; false when full (all dropped).
+    fn insert(&mut self, caller: Caller, attrs: &[&pb::Attr], entries: &[(u64, &[u8], Option<u64>)]) -> bool {
+        if self.items + attrs.len() + entries.len() > MAX_ITEMS {
+            self.drop_all();
+            return false;
+        }
+        self.items += attrs.len() + entries.len();
+        for a in attrs {
+            self.attrs.entry(a.ino).or_default().insert(caller, (*a).clone());
+        }
+        for (parent, name, ino) in entries {
+            self.entries.entry(*parent).or_default().insert((caller, name.to_vec()), *ino);
+        }
+        true
     }
 
     fn valid(&self, now: Instant) -> Option<Instant> {
@@ -161,9 +195,14 @@ impl MetaCache {
     pub fn entry(&self, parent: u64, name: &[u8], caller: Caller) -> Option<(Option<pb::Attr>, Instant)> {
         let found = {
             let s = self.lock();
-            s.valid(Instant::now()).and_then(|u| match *s.entries.get(&parent)?.get(&(caller, name.to_vec()))? {
-                None => Some((None, u)),
-                Some(ino) => Some((Some(s.attrs.get(&ino)?.get(&caller)?.clone()), u)),
+            s.valid(Instant::now()).and_then(|u| {
+                let known = s.entries.get(&parent).and_then(|e| e.get(&(caller, name.to_vec())));
+                match known {
+                    Some(None) => Some((None, u)),
+                    Some(Some(ino)) => Some((Some(s.attrs.get(ino)?.get(&caller)?.clone()), u)),
+                    // Not among a directory's every entry: absent.
+                    None => s.complete.get(&parent)?.contains(&caller).then_some((None, u)),
+                }
             })
         };
         self.count(found.is_some());
@@ -197,24 +236,107 @@ impl MetaCache {
         if s.off {
             return Coverage::Inactive;
         }
-        let now = Instant::now();
-        let fresh = ticket.is_none_or(|t| t.epoch == s.epoch);
-        let Some(until) = s.valid(now).filter(|_| resp.lease_ms > 0 && resp.grant_seq >= s.floor && fresh) else {
+        let Some(until) = s.granted(ticket, resp, Instant::now()) else {
             return Coverage::Uncovered;
         };
         if ticket.is_none() {
             s.floor = s.floor.max(resp.grant_seq);
         }
-        if s.items + attrs.len() + entries.len() > MAX_ITEMS {
-            s.drop_all();
+        if !s.insert(caller, attrs, entries) {
             return Coverage::Uncovered;
         }
-        s.items += attrs.len() + entries.len();
-        for a in attrs {
-            s.attrs.entry(a.ino).or_default().insert(caller, (*a).clone());
+        Coverage::Until(until)
+    }
+
+    /// Keep a page of `dir`'s listing read from after `after` (its
+    /// entries and attributes in `attrs` and `entries`, the last name
+    /// `last`, `more` if pages follow). A listing granted page after page
+    /// from the start to its end makes the directory complete: a name not
+    /// in it is known absent while the grant holds.
+    #[allow(clippy::too_many_arguments)]
+    pub fn listed(
+        &self,
+        ticket: Option<Ticket>,
+        resp: &pb::MetaResponse,
+        caller: Caller,
+        dir: u64,
+        (after, last, more): (&[u8], &[u8], bool),
+        attrs: &[&pb::Attr],
+        entries: &[(u64, &[u8], Option<u64>)],
+    ) -> Coverage {
+        let mut s = self.lock();
+        if s.off {
+            return Coverage::Inactive;
         }
-        for (parent, name, ino) in entries {
-            s.entries.entry(*parent).or_default().insert((caller, name.to_vec()), *ino);
+        let continues = |s: &State| {
+            after.is_empty() || s.listing.get(&dir).and_then(|l| l.get(&caller)).is_some_and(|p| p == after)
+        };
+        let until = s.granted(ticket, resp, Instant::now());
+        let Some(until) = until.filter(|_| ticket.is_some() && s.insert(caller, attrs, entries)) else {
+            if let Some(l) = s.listing.get_mut(&dir) {
+                l.remove(&caller);
+            }
+            return Coverage::Uncovered;
+        };
+        if continues(&s) {
+            if more {
+                s.listing.entry(dir).or_default().insert(caller, last.to_vec());
+            } else {
+                if let Some(l) = s.listing.get_mut(&dir) {
+                    l.remove(&caller);
+                }
+                s.complete.entry(dir).or_default().insert(caller);
+            }
+        }
+        Coverage::Until(until)
+    }
+
+    /// This client's own change was answered: forget what it touched
+    /// (`inos`), and keep no answer to a read in flight meanwhile. If the
+    /// answer is granted, keep what it says (`attrs`, the entry it made or
+    /// removed in `delta`), and `delta`'s directory keeps what it knew of
+    /// its other entries (no other change came between: the leader grants
+    /// a writer its answer only then); `new_dir` is a directory it made,
+    /// empty and so complete for `caller`.
+    pub fn own_change(
+        &self,
+        resp: &pb::MetaResponse,
+        caller: Caller,
+        inos: &[u64],
+        delta: Option<(u64, &[u8], Option<u64>)>,
+        attrs: &[&pb::Attr],
+        new_dir: Option<u64>,
+    ) -> Coverage {
+        let mut s = self.lock();
+        s.epoch += 1;
+        let until = if s.off { None } else { s.granted(None, resp, Instant::now()) };
+        for &ino in inos {
+            match delta {
+                Some((dir, name, _)) if until.is_some() && dir == ino => {
+                    // The name as anyone was told it goes; the directory
+                    // stays complete only for `caller`, who learns the change.
+                    s.attrs.remove(&dir);
+                    s.listing.remove(&dir);
+                    if let Some(e) = s.entries.get_mut(&dir) {
+                        e.retain(|(_, n), _| n.as_slice() != name);
+                    }
+                    if let Some(c) = s.complete.get_mut(&dir) {
+                        c.retain(|c| *c == caller);
+                    }
+                }
+                _ => s.drop_ino(ino),
+            }
+        }
+        if s.off {
+            return Coverage::Inactive;
+        }
+        let Some(until) = until else { return Coverage::Uncovered };
+        s.floor = s.floor.max(resp.grant_seq);
+        if !s.insert(caller, attrs, delta.as_slice()) {
+            return Coverage::Uncovered;
+        }
+        if let Some(dir) = new_dir {
+            s.complete.entry(dir).or_default().insert(caller);
         }
         Coverage::Until(until)
     }

@@ -87,3 +87,52 @@ fn nothing_is_served_past_the_lease_or_after_the_session_is_lost() {
     assert_eq!(Coverage::Inactive.ttl(Duration::from_secs(1)), Duration::from_secs(1));
     assert_eq!(Coverage::Uncovered.ttl(Duration::from_secs(1)), Duration::ZERO);
 }
+
+#[test]
+fn a_whole_granted_listing_makes_absent_names_known_until_recalled() {
+    let c = open_cache();
+    let (a5, a6) = (attr(5, 0o644), attr(6, 0o644));
+    let cov = c.listed(c.ticket(), &granted(0), 7, 1, (b"", b"a", true), &[&a5], &[(1, b"a", Some(5))]);
+    assert!(matches!(cov, Coverage::Until(_)));
+    assert!(c.entry(1, b"zz", 7).is_none(), "half a listing says nothing of other names");
+    c.listed(c.ticket(), &granted(0), 7, 1, (b"a", b"b", false), &[&a6], &[(1, b"b", Some(6))]);
+    assert_eq!(c.entry(1, b"zz", 7).map(|(a, _)| a.is_none()), Some(true), "known absent");
+    assert_eq!(c.entry(1, b"b", 7).map(|(a, _)| a.map(|a| a.ino)), Some(Some(6)));
+    assert!(c.entry(1, b"zz", 8).is_none(), "another caller listed nothing");
+    c.recalled(1, &[1]);
+    assert!(c.entry(1, b"zz", 7).is_none(), "a recall of the directory ends it");
+}
+
+#[test]
+fn a_listing_broken_by_an_ungranted_page_or_a_recall_is_not_whole() {
+    let c = open_cache();
+    let (a5, a6) = (attr(5, 0o644), attr(6, 0o644));
+    c.listed(c.ticket(), &granted(0), 7, 1, (b"", b"a", true), &[&a5], &[(1, b"a", Some(5))]);
+    let ungranted = pb::MetaResponse::default();
+    c.listed(c.ticket(), &ungranted, 7, 1, (b"a", b"b", true), &[&a6], &[(1, b"b", Some(6))]);
+    c.listed(c.ticket(), &granted(0), 7, 1, (b"b", b"c", false), &[], &[]);
+    assert!(c.entry(1, b"zz", 7).is_none());
+    // A recall between two pages.
+    c.listed(c.ticket(), &granted(0), 7, 2, (b"", b"a", true), &[&a5], &[(2, b"a", Some(5))]);
+    c.recalled(1, &[2]);
+    c.listed(c.ticket(), &granted(1), 7, 2, (b"a", b"b", false), &[&a6], &[(2, b"b", Some(6))]);
+    assert!(c.entry(2, b"zz", 7).is_none());
+}
+
+#[test]
+fn own_changes_keep_a_complete_directory_complete_for_their_caller_only() {
+    let c = open_cache();
+    let d = pb::Attr { ino: 2, kind: pb::FileKind::Directory as i32, mode: 0o755, ..Default::default() };
+    c.own_change(&granted(1), 7, &[1], Some((1, b"d", Some(2))), &[&d], Some(2));
+    assert_eq!(c.entry(2, b"f", 7).map(|(a, _)| a.is_none()), Some(true), "a new directory is empty");
+    c.listed(c.ticket(), &granted(1), 8, 2, (b"", b"", false), &[], &[]);
+    assert_eq!(c.entry(2, b"f", 8).map(|(a, _)| a.is_none()), Some(true));
+    let f = attr(3, 0o644);
+    c.own_change(&granted(2), 7, &[2], Some((2, b"f", Some(3))), &[&f], None);
+    assert_eq!(c.entry(2, b"f", 7).map(|(a, _)| a.map(|a| a.ino)), Some(Some(3)), "its own create");
+    assert_eq!(c.entry(2, b"g", 7).map(|(a, _)| a.is_none()), Some(true), "still complete");
+    assert!(c.entry(2, b"f", 8).is_none(), "another caller was not told: not absent for it");
+    // An ungranted answer (another change came between) drops the directory.
+    c.own_change(&pb::MetaResponse::default(), 7, &[2], Some((2, b"g", Some(4))), &[], None);
+    assert!(c.entry(2, b"h", 7).is_none());
+}

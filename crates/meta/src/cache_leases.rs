@@ -8,9 +8,11 @@
 //!   renews it to arrival + lease. Held only in the leader's memory, for one
 //!   leadership stint ([`CacheLeases::check_stint`]).
 //! - A grant records that a session holds inodes. It is taken only if no
-//!   recall happened since the answer was read ([`CacheLeases::counter`]
-//!   before the read, [`CacheLeases::grant`] after), so a recall can never
-//!   slip between reading a value and recording that it is held.
+//!   recall of any of them happened since the answer was read
+//!   ([`CacheLeases::counter`] before the read, [`CacheLeases::grant`]
+//!   after; the last [`RECENT`] recalls are remembered, an answer older
+//!   than those is refused), so a recall can never slip between reading a
+//!   value and recording that it is held.
 //! - A recall queues, per holding session, a new sequence number with the
 //!   inodes and drops those holdings. The change waits until each session
 //!   acknowledged that number, or is gone, or the lease has passed since
@@ -18,11 +20,14 @@
 //!   last answered watch + lease (less a margin), and every watch answered
 //!   after the recall carries it, so after that no client serves the old value.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use tokio::sync::Notify;
+
+/// Recalls remembered for [`CacheLeases::grant`]'s check.
+pub const RECENT: usize = 4096;
 
 struct Session {
     /// Distinguishes a session from an earlier one under the same id.
@@ -44,6 +49,8 @@ struct State {
     holders: HashMap<u64, HashSet<u64>>,
     /// Grows with every recall (see the module comment).
     counter: u64,
+    /// The last [`RECENT`] recalls: (counter after it, inodes).
+    recent: VecDeque<(u64, Vec<u64>)>,
     incarnations: u64,
     /// Inodes a change under way may touch, with how many changes: reads
     /// of them are answered only once those changes' recalls are over.
@@ -171,12 +178,14 @@ impl CacheLeases {
     }
 
     /// Record that session `id` holds `inos` as read after [`counter`]
-    /// returned `seen`: the session's recall seq if granted.
+    /// returned `seen`: the session's recall seq if granted. `own`: the
+    /// recall of the session's own change whose answer this is (not
+    /// counted against it).
     ///
     /// [`counter`]: CacheLeases::counter
-    pub fn grant(&self, id: u64, inos: &[u64], seen: u64, now: Instant) -> Option<u64> {
+    pub fn grant(&self, id: u64, inos: &[u64], seen: u64, own: Option<u64>, now: Instant) -> Option<u64> {
         let mut s = self.lock();
-        if s.counter != seen || s.sessions.get(&id).is_none_or(|x| x.expiry <= now) {
+        if !untouched_since(&s, seen, own, inos) || s.sessions.get(&id).is_none_or(|x| x.expiry <= now) {
             return None;
         }
         for &ino in inos {
@@ -200,6 +209,11 @@ impl CacheLeases {
             return (Vec::new(), s.counter);
         }
         s.counter += 1;
+        let counter = s.counter;
+        s.recent.push_back((counter, inos.to_vec()));
+        if s.recent.len() > RECENT {
+            s.recent.pop_front();
+        }
         let mut hit: HashMap<u64, Vec<u64>> = HashMap::new();
         for &ino in inos {
             let Some(holders) = s.holders.get_mut(&ino) else { continue };
@@ -291,6 +305,19 @@ impl CacheLeases {
     pub fn sessions(&self) -> usize {
         self.lock().sessions.len()
     }
+}
+
+/// Whether no recall after counter `seen` (but `own`) named any of `inos`;
+/// false when some of those recalls are no longer remembered.
+fn untouched_since(s: &State, seen: u64, own: Option<u64>, inos: &[u64]) -> bool {
+    if s.counter == seen {
+        return true;
+    }
+    if s.recent.front().is_none_or(|(c, _)| *c > seen + 1) {
+        return false;
+    }
+    let later = s.recent.iter().rev().take_while(|(c, _)| *c > seen);
+    later.filter(|(c, _)| Some(*c) != own).all(|(_, touched)| !touched.iter().any(|t| inos.contains(t)))
 }
 
 fn remove_session(s: &mut State, id: u64) {

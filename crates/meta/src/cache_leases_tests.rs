@@ -15,8 +15,8 @@ fn a_recall_reaches_holders_but_not_the_writer_and_ends_on_ack() {
     c.open(1, t0);
     c.open(2, t0);
     let seen = c.counter();
-    assert_eq!(c.grant(1, &[10, 11], seen, t0), Some(0));
-    assert_eq!(c.grant(2, &[10], seen, t0), Some(0));
+    assert_eq!(c.grant(1, &[10, 11], seen, None, t0), Some(0));
+    assert_eq!(c.grant(2, &[10], seen, None, t0), Some(0));
     let (waits, counter) = c.recall(&[10], Some(2), t0 + ms(1));
     assert_eq!(counter, seen + 1);
     assert_eq!(waits.len(), 1, "the writer's own session is not recalled");
@@ -40,7 +40,7 @@ fn a_recall_reaches_holders_but_not_the_writer_and_ends_on_ack() {
 fn an_unacknowledged_recall_ends_after_the_lease_and_a_silent_session_expires() {
     let (t0, c) = (Instant::now(), CacheLeases::new(L));
     c.open(1, t0);
-    c.grant(1, &[5], c.counter(), t0);
+    c.grant(1, &[5], c.counter(), None, t0);
     let (waits, _) = c.recall(&[5], None, t0 + ms(100));
     assert_eq!(c.outstanding(&waits, t0 + ms(1099)).len(), 1);
     assert!(c.outstanding(&waits, t0 + ms(1100)).is_empty(), "the lease passed since the recall");
@@ -50,18 +50,18 @@ fn an_unacknowledged_recall_ends_after_the_lease_and_a_silent_session_expires() 
     // Silent for the lease: gone, and its next watch learns it.
     assert!(c.renew(1, 0, t0 + ms(1900)).is_none());
     assert_eq!(c.poll(1, 0), WatchPoll::Lost);
-    assert!(c.grant(1, &[5], c.counter(), t0 + ms(1900)).is_none(), "no grant without a session");
+    assert!(c.grant(1, &[5], c.counter(), None, t0 + ms(1900)).is_none(), "no grant without a session");
 }
 
 #[test]
 fn an_expired_session_is_dropped_by_the_next_recall() {
     let (t0, c) = (Instant::now(), CacheLeases::new(L));
     c.open(1, t0);
-    c.grant(1, &[5], c.counter(), t0);
+    c.grant(1, &[5], c.counter(), None, t0);
     let (waits, _) = c.recall(&[5], None, t0 + ms(1001));
     assert!(waits.is_empty(), "an expired session holds nothing");
     assert_eq!(c.sessions(), 0);
-    assert!(c.grant(1, &[5], c.counter(), t0 + ms(500)).is_none());
+    assert!(c.grant(1, &[5], c.counter(), None, t0 + ms(500)).is_none());
 }
 
 #[test]
@@ -69,13 +69,25 @@ fn a_recall_between_read_and_grant_refuses_the_grant() {
     let (t0, c) = (Instant::now(), CacheLeases::new(L));
     c.open(1, t0);
     let seen = c.counter();
-    // Another client's change to any inode lands while the read is in flight.
+    // Another client's change to the inode lands while the read is in flight.
+    c.recall(&[7], None, t0);
+    assert!(c.grant(1, &[7], seen, None, t0).is_none());
+    // A change to another inode does not refuse it; a writer's own does not either.
+    let seen = c.counter();
     c.recall(&[99], None, t0);
-    assert!(c.grant(1, &[7], seen, t0).is_none());
+    let (_, own) = c.recall(&[7], Some(1), t0);
+    assert_eq!(c.grant(1, &[7], seen, Some(own), t0), Some(1));
+    assert!(c.grant(1, &[99], seen, Some(own), t0).is_none());
+    // An answer older than every recall remembered is refused.
+    let seen = c.counter();
+    for i in 0..=RECENT as u64 {
+        c.recall(&[1000 + i], None, t0);
+    }
+    assert!(c.grant(1, &[7], seen, None, t0).is_none());
     // A change that touches nothing does not move the counter.
     let seen = c.counter();
     c.recall(&[], None, t0);
-    assert_eq!(c.grant(1, &[7], seen, t0), Some(0));
+    assert_eq!(c.grant(1, &[7], seen, None, t0), Some(1), "the session's seq moved with its own change");
 }
 
 #[test]
@@ -84,10 +96,10 @@ fn a_grant_answered_before_a_recall_carries_an_older_seq() {
     // seq is at least the newest recall it processed.
     let (t0, c) = (Instant::now(), CacheLeases::new(L));
     c.open(1, t0);
-    let old = c.grant(1, &[3], c.counter(), t0).unwrap_or(u64::MAX);
+    let old = c.grant(1, &[3], c.counter(), None, t0).unwrap_or(u64::MAX);
     let (waits, _) = c.recall(&[3], None, t0);
     assert!(old < waits[0].seq, "a reply from before the recall is recognisably older");
-    let new = c.grant(1, &[3], c.counter(), t0).unwrap_or(0);
+    let new = c.grant(1, &[3], c.counter(), None, t0).unwrap_or(0);
     assert_eq!(new, waits[0].seq, "a reply read after the recall may be cached");
 }
 
@@ -97,12 +109,12 @@ fn reopening_or_a_new_stint_forgets_and_releases_waiters() {
     let stint = Some(t0);
     c.check_stint(stint);
     c.open(1, t0);
-    c.grant(1, &[4], c.counter(), t0);
+    c.grant(1, &[4], c.counter(), None, t0);
     let (waits, _) = c.recall(&[4], None, t0);
     c.open(1, t0 + ms(10));
     assert!(c.outstanding(&waits, t0 + ms(10)).is_empty(), "the old session is gone");
     assert_eq!(c.poll(1, 0), WatchPoll::Idle(0));
-    c.grant(1, &[4], c.counter(), t0 + ms(10));
+    c.grant(1, &[4], c.counter(), None, t0 + ms(10));
     let seen = c.counter();
     c.check_stint(stint);
     assert_eq!(c.sessions(), 1, "the same stint keeps sessions");
@@ -117,7 +129,7 @@ fn acknowledging_beyond_the_newest_seq_is_capped() {
     let (t0, c) = (Instant::now(), CacheLeases::new(L));
     c.open(1, t0);
     c.renew(1, 50, t0);
-    c.grant(1, &[8], c.counter(), t0);
+    c.grant(1, &[8], c.counter(), None, t0);
     let (waits, _) = c.recall(&[8], None, t0);
     assert_eq!(c.outstanding(&waits, t0).len(), 1, "a claimed future ack does not cover a later recall");
 }
@@ -127,7 +139,7 @@ fn waits_outlive_a_leadership_change_until_their_deadline() {
     let (t0, c) = (Instant::now(), CacheLeases::new(L));
     c.check_stint(Some(t0));
     c.open(1, t0);
-    c.grant(1, &[4], c.counter(), t0);
+    c.grant(1, &[4], c.counter(), None, t0);
     let (waits, _) = c.recall(&[4], None, t0);
     c.check_stint(None);
     assert_eq!(c.outstanding(&waits, t0 + ms(999)).len(), 1, "its client may still serve the old value");

@@ -115,12 +115,12 @@ impl MetaService {
 
     /// Record that `client`'s session holds `inos` (read after the counter
     /// was `seen`) and say so in `resp`; only while the read lease holds.
-    fn grant(&self, client: u64, inos: &[u64], seen: u64, resp: &mut pb::MetaResponse) {
+    fn grant(&self, client: u64, inos: &[u64], (seen, own): (u64, Option<u64>), resp: &mut pb::MetaResponse) {
         let Some(leases) = self.leases() else { return };
         if !self.view.allowed() {
             return;
         }
-        if let Some(seq) = leases.grant(client, inos, seen, Instant::now()) {
+        if let Some(seq) = leases.grant(client, inos, seen, own, Instant::now()) {
             resp.grant_seq = seq;
             resp.lease_ms = Self::lease_ms(leases);
         }
@@ -143,7 +143,7 @@ impl MetaService {
             }
             _ => return resp,
         };
-        self.grant(client, &inos, seen, &mut resp);
+        self.grant(client, &inos, (seen, None), &mut resp);
         resp
     }
 
@@ -175,8 +175,7 @@ impl MetaService {
         if let Some(wait) = self.leader_for().map(|led| full.saturating_sub(led)).filter(|w| !w.is_zero()) {
             tokio::time::sleep(wait).await;
         }
-        let own = counter == seen + u64::from(!resp.touched.is_empty());
-        if resp.error.is_some() || !cache || !own {
+        if resp.error.is_some() || !cache {
             return;
         }
         let answered = match resp.body.as_ref() {
@@ -186,8 +185,9 @@ impl MetaService {
         };
         let inos: Vec<u64> =
             resp.touched.iter().copied().chain(resp.dirs.iter().map(|d| d.ino)).chain(answered).collect();
-        let seen = counter;
-        self.grant(client, &inos, seen, resp);
+        // Granted only if no other change touched these inodes since this
+        // one began (its answer is then exactly their state now).
+        self.grant(client, &inos, (seen, Some(counter)), resp);
     }
 
     /// The recall channel's long poll.

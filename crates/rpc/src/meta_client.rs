@@ -143,6 +143,11 @@ impl MetaClient {
 
     /// A fingerprint of the identity a request made now claims: what a
     /// metadata cache keys answers by, since answers depend on the caller.
+    /// The identity requests made now act for.
+    pub fn acting_caller(&self) -> crate::acting::Caller {
+        self.caller()
+    }
+
     pub fn caller_key(&self) -> u64 {
         use std::hash::{Hash, Hasher};
         let c = self.caller();

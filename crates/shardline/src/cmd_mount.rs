@@ -11,7 +11,7 @@ use clap::Args;
 use shardline_fuse::{FsOptions, MountOptions, ShardlineFs};
 use tokio::signal::unix::{signal, SignalKind};
 
-use crate::connect;
+use crate::connect_long_lived;
 
 #[derive(Args, Debug)]
 pub struct MountArgs {
@@ -78,7 +78,7 @@ pub async fn run(args: MountArgs, cluster: &Option<PathBuf>) -> Result<()> {
     if !args.no_auto_unmount && which("fusermount3").is_none() {
         anyhow::bail!("auto-unmount needs fusermount3 (apt-get install fuse3), or pass --no-auto-unmount");
     }
-    let client = connect(cluster).await?;
+    let client = connect_long_lived(cluster).await?;
     let metrics = crate::metrics_endpoint::start(args.metrics_listen.as_deref(), None)?;
     let fs_opts = FsOptions {
         attr_ttl: Duration::from_millis(args.attr_ttl_ms),

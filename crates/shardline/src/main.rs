@@ -139,19 +139,34 @@ fn cluster_path(cli: &Option<PathBuf>) -> PathBuf {
     cli.clone().unwrap_or_else(|| PathBuf::from("shardline-data/cluster.toml"))
 }
 
+/// A client for one command (`put`, `get`, `ls`…): without a metadata
+/// cache session, which a process that exits at once would not use, and
+/// whose holdings would hold up other clients' changes for up to a lease
+/// after it is gone.
 async fn connect(cluster: &Option<PathBuf>) -> Result<Client> {
     connect_as(cluster, shardline_rpc::Role::Client).await
 }
 
 /// A client presenting the `role` certificate of the cluster file (the
-/// client's, or the operator's for operator requests such as layout policies).
+/// client's, or the operator's for operator requests such as layout
+/// policies), for one command.
 async fn connect_as(cluster: &Option<PathBuf>, role: shardline_rpc::Role) -> Result<Client> {
+    connect_with(cluster, role, false).await
+}
+
+/// A client that lives on (a mount), caching metadata under the coherent
+/// cache's leases (docs/metadata-cache.md).
+async fn connect_long_lived(cluster: &Option<PathBuf>) -> Result<Client> {
+    connect_with(cluster, shardline_rpc::Role::Client, true).await
+}
+
+async fn connect_with(cluster: &Option<PathBuf>, role: shardline_rpc::Role, cache: bool) -> Result<Client> {
     let path = cluster_path(cluster);
     let file = cluster_file::ClusterFile::load(&path)
         .context("no cluster to talk to (start one with `shardline up`, or pass --cluster)")?;
-    let client = Client::connect(file.client_config(role)?)
-        .await
-        .with_context(|| format!("connect to the cluster in {}", path.display()))?;
+    let mut cfg = file.client_config(role)?;
+    cfg.metadata_cache = cache;
+    let client = Client::connect(cfg).await.with_context(|| format!("connect to the cluster in {}", path.display()))?;
     Ok(client)
 }
 
