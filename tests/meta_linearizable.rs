@@ -395,8 +395,12 @@ fn namespace_history_is_linearizable_across_leader_kills() {
             for i in &stuck {
                 eprintln!("  could not place #{i}: {:?}", h[*i]);
             }
-            let from = stuck.iter().map(|i| h[*i].call).min().unwrap_or(0).saturating_sub(200_000_000);
-            for (i, o) in h.iter().enumerate().filter(|(_, o)| o.call >= from).take(60) {
+            // Every operation from 300 ms before the first stuck one, in call order.
+            let from = stuck.iter().map(|i| h[*i].call).min().unwrap_or(0).saturating_sub(300_000_000);
+            let mut around: Vec<(usize, &Operation<NsIn, NsOut>)> =
+                h.iter().enumerate().filter(|(_, o)| o.call >= from).collect();
+            around.sort_by_key(|(_, o)| o.call);
+            for (i, o) in around.into_iter().take(150) {
                 eprintln!("  #{i}: {o:?}");
             }
             panic!("history is not linearizable (deepest linearized prefix: {deepest} operations)");

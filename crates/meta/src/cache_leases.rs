@@ -185,7 +185,10 @@ impl CacheLeases {
     /// [`counter`]: CacheLeases::counter
     pub fn grant(&self, id: u64, inos: &[u64], seen: u64, own: Option<u64>, now: Instant) -> Option<u64> {
         let mut s = self.lock();
-        if !untouched_since(&s, seen, own, inos) || s.sessions.get(&id).is_none_or(|x| x.expiry <= now) {
+        // Nor while a recall of one of them is pending for the session: an
+        // own change's answer would be kept beside what that recall drops.
+        let stale = |x: &Session| x.expiry <= now || x.pending.iter().any(|(_, i)| inos.contains(i));
+        if !untouched_since(&s, seen, own, inos) || s.sessions.get(&id).is_none_or(stale) {
             return None;
         }
         for &ino in inos {
@@ -215,6 +218,17 @@ impl CacheLeases {
             s.recent.pop_front();
         }
         let mut hit: HashMap<u64, Vec<u64>> = HashMap::new();
+        // A session with an earlier recall of one of these still pending
+        // may serve its copy until it acknowledges: this change waits for
+        // it too (it no longer holds the inode, so it is not recalled below).
+        for (id, x) in &s.sessions {
+            if Some(*id) != except {
+                let pending: Vec<u64> = x.pending.iter().map(|(_, i)| *i).filter(|i| inos.contains(i)).collect();
+                if !pending.is_empty() {
+                    hit.insert(*id, pending);
+                }
+            }
+        }
         for &ino in inos {
             let Some(holders) = s.holders.get_mut(&ino) else { continue };
             holders.retain(|id| {

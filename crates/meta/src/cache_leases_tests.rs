@@ -99,8 +99,27 @@ fn a_grant_answered_before_a_recall_carries_an_older_seq() {
     let old = c.grant(1, &[3], c.counter(), None, t0).unwrap_or(u64::MAX);
     let (waits, _) = c.recall(&[3], None, t0);
     assert!(old < waits[0].seq, "a reply from before the recall is recognisably older");
+    assert!(c.grant(1, &[3], c.counter(), None, t0).is_none(), "not while that recall is pending");
+    c.renew(1, waits[0].seq, t0);
     let new = c.grant(1, &[3], c.counter(), None, t0).unwrap_or(0);
     assert_eq!(new, waits[0].seq, "a reply read after the recall may be cached");
+}
+
+#[test]
+fn a_change_waits_for_a_session_that_has_not_yet_dropped_an_earlier_recall() {
+    let (t0, c) = (Instant::now(), CacheLeases::new(L));
+    c.open(1, t0);
+    c.grant(1, &[3], c.counter(), None, t0);
+    let (first, _) = c.recall(&[3], None, t0);
+    // The session no longer holds 3, but may serve it until it acknowledges.
+    let (second, _) = c.recall(&[3], None, t0);
+    assert_eq!(second.len(), 1, "the second change waits for it too");
+    assert!(!c.outstanding(&second, t0).is_empty());
+    c.renew(1, first[0].seq, t0);
+    assert!(c.outstanding(&first, t0).is_empty());
+    assert!(!c.outstanding(&second, t0).is_empty(), "its own recall is still pending");
+    c.renew(1, second[0].seq, t0);
+    assert!(c.outstanding(&second, t0).is_empty());
 }
 
 #[test]

@@ -31,6 +31,13 @@ pub(super) struct ChangeStart<'a> {
     _busy: Option<Busy<'a>>,
 }
 
+impl ChangeStart<'_> {
+    /// The inodes the change may touch (marked busy while it is under way).
+    pub(super) fn inos(&self) -> Vec<u64> {
+        self._busy.as_ref().map(|b| b.inos.clone()).unwrap_or_default()
+    }
+}
+
 /// Inodes marked busy for a change, cleared when it is dropped (the change
 /// answered, or its handler gone).
 struct Busy<'a> {

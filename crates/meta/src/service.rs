@@ -393,8 +393,15 @@ impl MetaService {
             b if is_mutation(b) => {
                 let queued = Instant::now();
                 let before = self.change_start(&req);
+                let named = before.inos();
                 let mut resp = self.ask(|reply| Input::Propose { req, reply, queued }).await;
                 self.after_change(before, &mut resp).await;
+                // A change that failed changed nothing but saw the state
+                // (no such name, one already there): like a read, it is
+                // answered only once other changes' recalls of it are over.
+                if resp.error.is_some() {
+                    self.settle(&named).await;
+                }
                 self.shared.stats.record(Stage::Total, queued.elapsed());
                 resp
             }
