@@ -86,7 +86,7 @@ pub const DEFAULT_CAP_TTL: Duration = Duration::from_secs(300);
 pub const CAP_TTL_RANGE: std::ops::RangeInclusive<Duration> = Duration::from_secs(10)..=Duration::from_secs(86_400);
 
 /// Default for [`MetaConfig::cache_lease`].
-pub const DEFAULT_CACHE_LEASE: Duration = Duration::from_secs(1);
+pub const DEFAULT_CACHE_LEASE: Duration = Duration::from_millis(500);
 /// The longest cache lease allowed: failover must stay under 3 s.
 pub const MAX_CACHE_LEASE: Duration = Duration::from_secs(2);
 
