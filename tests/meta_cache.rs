@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use harness::TestCluster;
 use mount::Mount;
-use shardline_client::inode_api::{InodeAttr, NewFile, SetAttrRequest};
+use shardline_client::inode_api::{InodeAttr, NewFile, SetAttrRequest, XattrMode};
 use shardline_client::{Client, ClientError, FileHandle};
 use shardline_types::{ErrorCode, ROOT_INO};
 
@@ -129,6 +129,18 @@ async fn another_clients_change_is_seen_by_the_next_lookup_or_stat() {
     assert_eq!(a.metadata_cache_stats(), (hits + 2, misses), "answered from the listing");
     let s = b.inodes().create(NewFile::new(e, "s")).await.expect("create s elsewhere");
     assert_eq!(a.inodes().lookup(e, "s").await.expect("seen at once").ino, s.ino);
+
+    // Extended attributes a file lacks (`ls -l` asks for two per entry)
+    // are known absent from its cached names; another client's setxattr is
+    // seen at once.
+    let absent =
+        |r: Result<Vec<u8>, ClientError>| matches!(r, Err(ClientError::Meta(e)) if e.code() == ErrorCode::NotFound);
+    assert!(absent(a.inodes().getxattr(s.ino, "user.a").await));
+    let (hits, misses) = a.metadata_cache_stats();
+    assert!(absent(a.inodes().getxattr(s.ino, "security.selinux").await));
+    assert_eq!(a.metadata_cache_stats(), (hits + 1, misses), "answered from the cached names");
+    b.inodes().setxattr(s.ino, "user.a", b"v", XattrMode::Any).await.expect("setxattr elsewhere");
+    assert_eq!(a.inodes().getxattr(s.ino, "user.a").await.expect("seen at once"), b"v");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use shardline_proto::v1 as pb;
 use shardline_proto::v1::meta_request::Body;
 use shardline_proto::v1::meta_response::Body as RBody;
-use shardline_types::Layout;
+use shardline_types::{ErrorCode, Layout};
 
 use shardline_crypto::WrapFormat;
 use shardline_rpc::MetaCallError;
@@ -513,6 +513,13 @@ impl Inodes {
 
     /// A missing attribute is NotFound (ENODATA for the mount).
     pub async fn getxattr(&self, ino: u64, name: impl AsRef<[u8]>) -> Result<Vec<u8>, ClientError> {
+        // A name the coherent cache knows is absent costs no round trip.
+        if let Some(names) = self.xattr_names_cached(ino).await {
+            if !names.iter().any(|n| n.as_slice() == name.as_ref()) {
+                let message = "no such attribute".to_string();
+                return Err(MetaCallError::Service { code: ErrorCode::NotFound, message }.into());
+            }
+        }
         match self.call(Body::GetXattr(pb::GetXattr { ino, name: name.as_ref().to_vec() })).await?.body {
             Some(RBody::XattrValue(v)) => Ok(v.value),
             _ => Err(unexpected()),
@@ -521,10 +528,7 @@ impl Inodes {
 
     /// Attribute names (bytes), in byte order.
     pub async fn listxattr(&self, ino: u64) -> Result<Vec<Vec<u8>>, ClientError> {
-        match self.call(Body::ListXattr(pb::ListXattr { ino })).await?.body {
-            Some(RBody::XattrNames(n)) => Ok(n.names),
-            _ => Err(unexpected()),
-        }
+        self.listxattr_cached(ino).await
     }
 
     pub async fn removexattr(&self, ino: u64, name: impl AsRef<[u8]>) -> Result<(), ClientError> {

@@ -167,6 +167,34 @@ impl Inodes {
         Some((InodeAttr::from_wire(&a), until))
     }
 
+    /// `ino`'s extended attribute names through the cache (asked for and
+    /// kept when granted).
+    pub(crate) async fn listxattr_cached(&self, ino: u64) -> Result<Vec<Vec<u8>>, ClientError> {
+        let (caller, cache) = (self.caller_key(), &self.inner.mcache);
+        if let Some(names) = cache.xattr_names(ino, caller) {
+            return Ok(names);
+        }
+        let ticket = cache.ticket();
+        let resp = self.inner.meta.call_cached(Body::ListXattr(pb::ListXattr { ino }), ticket.is_some()).await?;
+        if let Some(e) = error_of(&resp) {
+            return Err(e);
+        }
+        cache.keep_xattr_names(ticket, &resp, caller, ino);
+        match self.received(resp).body {
+            Some(RBody::XattrNames(n)) => Ok(n.names),
+            _ => Err(crate::client::unexpected()),
+        }
+    }
+
+    /// `ino`'s extended attribute names when the cache holds or can be
+    /// granted them (None: caching is off or no session, ask for the value).
+    pub(crate) async fn xattr_names_cached(&self, ino: u64) -> Option<Vec<Vec<u8>>> {
+        if !self.inner.mcache.open() {
+            return None;
+        }
+        self.listxattr_cached(ino).await.ok()
+    }
+
     /// A page of a directory; with attributes, kept when granted.
     pub(crate) async fn readdir_cached(&self, req: pb::ReadDir) -> Result<pb::MetaResponse, ClientError> {
         let (caller, cache) = (self.caller_key(), &self.inner.mcache);

@@ -81,6 +81,9 @@ struct State {
     /// Listings under way, granted page after page: directory → caller →
     /// the last name kept.
     listing: HashMap<u64, HashMap<Caller, Vec<u8>>>,
+    /// Extended attribute names by inode (`ls -l` asks for two that are
+    /// rarely there, for every entry).
+    xattr_names: HashMap<u64, HashMap<Caller, Vec<Vec<u8>>>>,
     items: usize,
 }
 
@@ -90,6 +93,7 @@ impl State {
         self.entries.clear();
         self.complete.clear();
         self.listing.clear();
+        self.xattr_names.clear();
         self.items = 0;
         self.epoch += 1;
     }
@@ -99,6 +103,7 @@ impl State {
         self.entries.remove(&ino);
         self.complete.remove(&ino);
         self.listing.remove(&ino);
+        self.xattr_names.remove(&ino);
     }
 
     /// Whether an answer may be kept: the session valid, the answer
@@ -219,6 +224,31 @@ impl MetaCache {
         let cached = *s.entries.get(&parent)?.get(&(caller, name.to_vec()))?;
         let attr = s.attrs.get(&ino)?.get(&caller)?;
         (cached == Some(ino)).then(|| (attr.clone(), until))
+    }
+
+    /// `ino`'s extended attribute names as `caller` was told them, while valid.
+    pub fn xattr_names(&self, ino: u64, caller: Caller) -> Option<Vec<Vec<u8>>> {
+        let found = {
+            let s = self.lock();
+            s.valid(Instant::now()).and_then(|_| s.xattr_names.get(&ino)?.get(&caller).cloned())
+        };
+        self.count(found.is_some());
+        found
+    }
+
+    /// Keep a granted answer to a ListXattr of `ino`.
+    pub fn keep_xattr_names(&self, ticket: Option<Ticket>, resp: &pb::MetaResponse, caller: Caller, ino: u64) {
+        let mut s = self.lock();
+        if s.off || ticket.is_none() || s.granted(ticket, resp, Instant::now()).is_none() {
+            return;
+        }
+        let Some(pb::meta_response::Body::XattrNames(n)) = &resp.body else { return };
+        if s.items + 1 > MAX_ITEMS {
+            s.drop_all();
+            return;
+        }
+        s.items += 1;
+        s.xattr_names.entry(ino).or_default().insert(caller, n.names.clone());
     }
 
     /// Keep what a granted answer says: `attrs`, and `entries` (directory,

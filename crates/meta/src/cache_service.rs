@@ -145,6 +145,7 @@ impl MetaService {
             // A name known absent: held through its directory.
             (Some(Body::Lookup(l)), _) if not_found => vec![l.parent],
             (Some(Body::Getattr(g)), Some(RBody::Attr(_))) if resp.error.is_none() => vec![g.ino],
+            (Some(Body::ListXattr(x)), Some(RBody::XattrNames(_))) if resp.error.is_none() => vec![x.ino],
             (Some(Body::Readdir(r)), Some(RBody::Entries(page))) if resp.error.is_none() && r.with_attrs => {
                 std::iter::once(r.ino).chain(page.entries.iter().map(|e| e.ino)).collect()
             }
