@@ -114,6 +114,23 @@ impl State {
         self.valid(now).filter(|_| resp.lease_ms > 0 && resp.grant_seq >= self.floor && fresh)
     }
 
+    /// Keep a granted answer's `attrs` and `entries` for `caller` (see
+    /// [`State::granted`]): until when, None when not granted or full.
+    fn keep(
+        &mut self,
+        ticket: Option<Ticket>,
+        resp: &pb::MetaResponse,
+        caller: Caller,
+        attrs: &[&pb::Attr],
+        entries: &[(u64, &[u8], Option<u64>)],
+    ) -> Option<Instant> {
+        let until = self.granted(ticket, resp, Instant::now())?;
+        if ticket.is_none() {
+            self.floor = self.floor.max(resp.grant_seq);
+        }
+        self.insert(caller, attrs, entries).then_some(until)
+    }
+
     /// Keep `attrs` and `entries` for `caller`; false when full (all dropped).
     fn insert(&mut self, caller: Caller, attrs: &[&pb::Attr], entries: &[(u64, &[u8], Option<u64>)]) -> bool {
         if self.items + attrs.len() + entries.len() > MAX_ITEMS {
@@ -266,16 +283,7 @@ impl MetaCache {
         if s.off {
             return Coverage::Inactive;
         }
-        let Some(until) = s.granted(ticket, resp, Instant::now()) else {
-            return Coverage::Uncovered;
-        };
-        if ticket.is_none() {
-            s.floor = s.floor.max(resp.grant_seq);
-        }
-        if !s.insert(caller, attrs, entries) {
-            return Coverage::Uncovered;
-        }
-        Coverage::Until(until)
+        s.keep(ticket, resp, caller, attrs, entries).map_or(Coverage::Uncovered, Coverage::Until)
     }
 
     /// Keep a page of `dir`'s listing read from after `after` (its
@@ -301,8 +309,8 @@ impl MetaCache {
         let continues = |s: &State| {
             after.is_empty() || s.listing.get(&dir).and_then(|l| l.get(&caller)).is_some_and(|p| p == after)
         };
-        let until = s.granted(ticket, resp, Instant::now());
-        let Some(until) = until.filter(|_| ticket.is_some() && s.insert(caller, attrs, entries)) else {
+        // Only reads (with a ticket) count towards a whole listing.
+        let Some(until) = ticket.and_then(|_| s.keep(ticket, resp, caller, attrs, entries)) else {
             if let Some(l) = s.listing.get_mut(&dir) {
                 l.remove(&caller);
             }
