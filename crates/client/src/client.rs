@@ -347,16 +347,21 @@ impl Client {
         &self.inner
     }
 
-    /// Re-read the placement map (after servers joined, say).
     /// Connections dialed and requests sent to data servers so far.
     pub fn shard_connection_stats(&self) -> shardline_rpc::PoolStats {
         self.inner.pool.stats()
     }
 
-    /// Shard fetches this client sent as hedges: another shard asked for
-    /// bytes a slow one had not sent within the hedging threshold.
+    /// Lookups and stats the metadata cache answered, and those it did not.
     pub fn metadata_cache_stats(&self) -> (u64, u64) {
         self.inner.mcache.stats()
+    }
+
+    /// Wait until this client's metadata cache session is open (it opens
+    /// in the background after connecting); false after `timeout`, or at
+    /// once when caching is off.
+    pub async fn wait_metadata_cache(&self, timeout: Duration) -> bool {
+        self.inner.mcache.wait_open(timeout).await
     }
 
     /// Have `hook` told of every recall before it is acknowledged (a mount
@@ -365,8 +370,8 @@ impl Client {
         self.inner.recall_hook.set(hook);
     }
 
-    /// Lookups and stats the metadata cache answered, and those it did not.
-    /// (Below: shard fetches sent as hedges.)
+    /// Shard fetches this client sent as hedges: another shard asked for
+    /// bytes a slow one had not sent within the hedging threshold.
     pub fn hedged_fetches(&self) -> u64 {
         self.inner.hedged.load(std::sync::atomic::Ordering::Relaxed)
     }

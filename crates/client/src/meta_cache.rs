@@ -158,6 +158,8 @@ pub struct MetaCache {
     state: Mutex<State>,
     hits: AtomicU64,
     misses: AtomicU64,
+    /// Woken when a session opens.
+    opened: tokio::sync::Notify,
 }
 
 impl MetaCache {
@@ -422,6 +424,26 @@ impl MetaCache {
             (s.off, s.open, s.acked, s.floor, s.valid_until) = (false, true, 0, 0, None);
         }
         self.renewed(sent, lease_ms);
+        self.opened.notify_waiters();
+    }
+
+    /// Wait until a session is open: false after `timeout`, or when off.
+    pub async fn wait_open(&self, timeout: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let woken = self.opened.notified();
+            tokio::pin!(woken);
+            woken.as_mut().enable();
+            {
+                let s = self.lock();
+                if s.open || s.off {
+                    return s.open;
+                }
+            }
+            if tokio::time::timeout_at(deadline, woken).await.is_err() {
+                return false;
+            }
+        }
     }
 
     /// The session is gone: drop everything until a new one is open.

@@ -136,3 +136,15 @@ fn own_changes_keep_a_complete_directory_complete_for_their_caller_only() {
     c.own_change(&pb::MetaResponse::default(), 7, &[2], Some((2, b"g", Some(4))), &[], None);
     assert!(c.entry(2, b"h", 7).is_none());
 }
+
+#[tokio::test]
+async fn waiting_for_a_session_ends_when_one_opens_or_caching_is_off() {
+    let c = std::sync::Arc::new(MetaCache::default());
+    assert!(!c.wait_open(Duration::from_millis(20)).await, "none opened");
+    let opener = c.clone();
+    let waiter = tokio::spawn(async move { opener.wait_open(Duration::from_secs(20)).await });
+    tokio::task::yield_now().await;
+    c.opened(Instant::now(), 1000);
+    assert!(waiter.await.expect("waiter"), "woken by the session opening");
+    assert!(!MetaCache::disabled().wait_open(Duration::from_secs(20)).await, "off: at once, false");
+}
