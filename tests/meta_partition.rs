@@ -101,12 +101,15 @@ fn max_applied(c: &TestCluster) -> u64 {
 }
 
 /// Kill and restart leaders other than `target` until `target` leads.
+/// Each round first waits for `target` to have applied what the others
+/// have: a server whose log lags cannot win the election that follows.
 fn make_leader(c: &TestCluster, target: u64, restarted: &mut Vec<Child>) {
-    for _ in 0..12 {
+    for _ in 0..24 {
         let leader = c.meta_leader(Duration::from_secs(60));
         if leader == target {
             return;
         }
+        wait_applied(c, target, max_applied(c));
         meta_cluster::kill_meta_reaped(c, leader, restarted);
         let start = Instant::now();
         while c.meta_leader(Duration::from_secs(60)) == leader {
