@@ -1,7 +1,7 @@
 //! Black-box: the coherent metadata cache (docs/metadata-cache.md) on a
 //! real cluster. Two clients (native, or a mount and a native client): one
-//! caches a file's entry and attributes — a repeated lookup is answered
-//! from memory —, the other changes it (chmod, a write that grows it, a
+//! caches a file's entry, attributes and chunk list — a repeated lookup
+//! or open is answered from memory —, the other changes it (chmod, a write that grows it, a
 //! rename over it, an unlink), and the first sees the change on its very
 //! next lookup or stat. A mount stopped with SIGSTOP delays another client's
 //! change by about the lease, not forever, and serves no old value when it
@@ -48,6 +48,23 @@ async fn cached_lookup(a: &Client, name: &str) -> InodeAttr {
     }
 }
 
+/// Open `ino` on `a` until a repeated open is answered from its cache (no
+/// chunk list asked for), and return that handle; retried as
+/// [`cached_lookup`] is.
+async fn cached_open(a: &Client, ino: u64) -> FileHandle {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        FileHandle::open(a, ino).await.expect("open");
+        let (hits, misses) = a.metadata_cache_stats();
+        let again = FileHandle::open(a, ino).await.expect("open again");
+        if a.metadata_cache_stats() == (hits + 1, misses) {
+            return again;
+        }
+        assert!(Instant::now() < deadline, "no open was ever answered from the cache");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 fn not_found(r: Result<InodeAttr, ClientError>) -> bool {
     matches!(r, Err(ClientError::Meta(e)) if e.code() == ErrorCode::NotFound)
 }
@@ -75,6 +92,15 @@ async fn another_clients_change_is_seen_by_the_next_lookup_or_stat() {
     h.flush().await.expect("flush");
     assert_eq!(a.inodes().getattr(f.ino).await.expect("stat").size, 5000, "growth seen at once");
     assert_eq!(a.inodes().lookup(ROOT_INO, "f").await.expect("lookup").size, 5000);
+
+    // Opening the unchanged file again is answered from memory (its chunk
+    // list is cached); another client's rewrite is read at the next open.
+    let opened = cached_open(&a, f.ino).await;
+    assert_eq!(&opened.read_at(0, 10_000).await.expect("read")[..], &[7u8; 5000][..]);
+    h.write_at(0, &[9u8; 6000]).await.expect("rewrite");
+    h.flush().await.expect("flush");
+    let reopened = FileHandle::open(&a, f.ino).await.expect("reopen");
+    assert_eq!(&reopened.read_at(0, 10_000).await.expect("read")[..], &[9u8; 6000][..], "the rewrite at once");
 
     // A rename over it.
     cached_lookup(&a, "f").await;

@@ -249,6 +249,61 @@ fn a_file_written_through_the_mount_closes_without_asking_for_its_attributes() {
     drop(mount);
 }
 
+/// A dataset read again in a later epoch does not load the metadata
+/// servers (issue 11): the mount's coherent cache answers the stats, the
+/// kernel's lookups and the opens (the files' chunk lists are cached too),
+/// so a second pass over the same files asks them nothing.
+#[test]
+fn an_epoch_that_stats_and_opens_the_same_files_again_asks_the_metadata_servers_nothing() {
+    const FILES: usize = 20;
+    let c = TestCluster::start(145);
+    let (maker, made, _) = daemon_mount(&c, 145, "maker", &[]);
+    std::fs::create_dir(made.join("set")).expect("mkdir");
+    for i in 0..FILES {
+        std::fs::write(made.join(format!("set/f{i}")), content(50_000 + i, i as u64)).expect("write");
+    }
+    drop(maker);
+    let meta_addrs: Vec<String> = (1..=3).map(|i| metrics_addr(&c.data_dir().join(format!("meta-{i}")))).collect();
+    const READS: [&str; 10] = [
+        "lookup",
+        "getattr",
+        "readdir",
+        "get_chunks",
+        "open",
+        "release",
+        "grant_caps",
+        "get_xattr",
+        "list_xattr",
+        "get_placement",
+    ];
+    let asked = || -> f64 {
+        let pages: Vec<Scrape> = meta_addrs.iter().map(|a| scrape(a)).collect();
+        READS.iter().map(|op| total(&pages, "shardline_requests_total", &[("server", "meta"), ("op", op)])).sum()
+    };
+    let (reader, mnt, _) = daemon_mount(&c, 145, "reader", &[]);
+    let epoch = || {
+        for i in 0..FILES {
+            let path = mnt.join(format!("set/f{i}"));
+            assert_eq!(std::fs::metadata(&path).expect("stat").len(), (50_000 + i) as u64);
+            assert_eq!(std::fs::read(&path).expect("read"), content(50_000 + i, i as u64), "f{i}");
+        }
+    };
+    // The first pass asks (and may run before the mount's cache session
+    // is open); a later one must ask nothing at all.
+    let mut per_pass = Vec::new();
+    for _ in 0..5 {
+        let before = asked();
+        epoch();
+        per_pass.push(asked() - before);
+        if per_pass.last() == Some(&0.0) {
+            break;
+        }
+    }
+    assert_eq!(per_pass.last(), Some(&0.0), "metadata requests per pass over {FILES} files: {per_pass:?}");
+    assert!(per_pass[0] >= FILES as f64, "the first pass read every file's metadata: {per_pass:?}");
+    drop(reader);
+}
+
 #[test]
 fn the_grafana_dashboard_names_only_metrics_that_exist() {
     let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");

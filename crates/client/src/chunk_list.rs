@@ -4,10 +4,18 @@
 //! service caps it), so a file of any size opens. Pages are separate reads:
 //! if the file changes between them (its attributes differ from the first
 //! page's), the walk starts again, so the list is one version of the file.
+//!
+//! A list that came whole in one granted page is kept in the coherent
+//! metadata cache (`meta_cache_chunks.rs`): opening the unchanged file
+//! again costs no round trip.
 
 use shardline_proto::v1 as pb;
 use shardline_proto::v1::meta_request::Body;
 use shardline_proto::v1::meta_response::Body as RBody;
+
+use std::sync::Arc;
+
+use shardline_rpc::{code_from_wire, MetaCallError};
 
 use crate::client::{unexpected, Inner};
 use crate::ClientError;
@@ -17,9 +25,14 @@ const MAX_RESTARTS: usize = 8;
 
 /// The attributes and every committed chunk of `ino`, in index order.
 pub(crate) async fn get_chunks(inner: &Inner, ino: u64) -> Result<(pb::Attr, Vec<pb::Chunk>), ClientError> {
+    let caller = inner.meta.caller_key();
+    let epoch = inner.placement().epoch;
+    if let Some(list) = inner.mcache.chunk_list(ino, caller, shardline_crypto::now_ms(), epoch) {
+        return Ok((*list).clone());
+    }
     let page = inner.cfg.chunk_list_page.max(1);
     'restart: for _ in 0..MAX_RESTARTS {
-        let (attr, mut chunks, mut more) = fetch(inner, ino, 0, page).await?;
+        let (attr, mut chunks, mut more) = first_page(inner, ino, page, caller).await?;
         while more {
             let from = chunks.last().map_or(0, |c| c.index + 1);
             let (next_attr, next, next_more) = fetch(inner, ino, from, page).await?;
@@ -38,6 +51,34 @@ pub(crate) async fn get_chunks(inner: &Inner, ino: u64) -> Result<(pb::Attr, Vec
         code: shardline_types::ErrorCode::Unavailable,
         message: format!("file {ino} kept changing while its chunk list was read"),
     }))
+}
+
+/// The first page of `ino`'s list, asked under the cache session if one
+/// is open; a whole list granted is kept for `caller`.
+async fn first_page(
+    inner: &Inner,
+    ino: u64,
+    limit: u32,
+    caller: u64,
+) -> Result<(pb::Attr, Vec<pb::Chunk>, bool), ClientError> {
+    let ticket = inner.mcache.ticket();
+    let body = Body::GetChunks(pb::GetChunks { ino, from_index: 0, limit });
+    let resp = inner.meta.call_cached(body, ticket.is_some()).await?;
+    if let Some(e) = resp.error.as_ref() {
+        return Err(MetaCallError::Service { code: code_from_wire(e.code), message: e.message.clone() }.into());
+    }
+    let Some(RBody::Chunks(list)) = resp.body.as_ref() else {
+        return Err(unexpected());
+    };
+    let attr = list.attr.clone().ok_or_else(unexpected)?;
+    if ticket.is_some() && !list.more && attr.ino == ino {
+        let kept = Arc::new((attr.clone(), list.chunks.clone()));
+        inner.mcache.keep_chunk_list(ticket, &resp, caller, kept);
+    }
+    let Some(RBody::Chunks(list)) = resp.body else {
+        return Err(unexpected());
+    };
+    Ok((attr, list.chunks, list.more))
 }
 
 async fn fetch(

@@ -1,5 +1,6 @@
 //! The coherent metadata cache (docs/metadata-cache.md): attributes by
-//! inode and entries by (directory, name), negative ones included, filled
+//! inode and entries by (directory, name), negative ones included, and
+//! whole chunk lists (`meta_cache_chunks.rs`), filled
 //! only from answers the metadata leader granted under this client's cache
 //! session, dropped when the leader recalls them, and served only while the
 //! session's lease holds on this client's own clock.
@@ -84,6 +85,8 @@ struct State {
     /// Extended attribute names by inode (`ls -l` asks for two that are
     /// rarely there, for every entry).
     xattr_names: HashMap<u64, HashMap<Caller, Vec<Vec<u8>>>>,
+    /// Whole chunk lists by inode (`meta_cache_chunks.rs`).
+    chunk_lists: HashMap<u64, HashMap<Caller, chunks::ChunkList>>,
     items: usize,
 }
 
@@ -94,6 +97,7 @@ impl State {
         self.complete.clear();
         self.listing.clear();
         self.xattr_names.clear();
+        self.chunk_lists.clear();
         self.items = 0;
         self.epoch += 1;
     }
@@ -104,6 +108,7 @@ impl State {
         self.complete.remove(&ino);
         self.listing.remove(&ino);
         self.xattr_names.remove(&ino);
+        self.chunk_lists.remove(&ino);
     }
 
     /// Whether an answer may be kept: the session valid, the answer
@@ -459,6 +464,10 @@ impl MetaCache {
         self.lock().off = true;
     }
 }
+
+#[path = "meta_cache_chunks.rs"]
+mod chunks;
+pub use chunks::{ChunkList, TOKEN_MARGIN_MS};
 
 #[cfg(test)]
 #[path = "meta_cache_tests.rs"]

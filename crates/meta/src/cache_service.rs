@@ -1,5 +1,6 @@
 //! The metadata cache's requests on the leader (docs/metadata-cache.md):
-//! grants on answers to Lookup, GetAttr and ReadDir (and on a change's own
+//! grants on answers to Lookup, GetAttr, ReadDir, ListXattr and GetChunks
+//! (and on a change's own
 //! answer to its writer), the `CacheWatch` long poll, and every change
 //! waiting for its recalls before it is acknowledged. The bookkeeping is
 //! `cache_leases.rs`.
@@ -133,7 +134,8 @@ impl MetaService {
         }
     }
 
-    /// A Lookup, GetAttr or ReadDir from a client with a cache session:
+    /// A Lookup, GetAttr, ReadDir, ListXattr or GetChunks from a client
+    /// with a cache session:
     /// answered as any query, then granted.
     pub(super) async fn cached_query(&self, req: pb::MetaRequest) -> pb::MetaResponse {
         let (client, body) = (req.client_id, req.body.clone());
@@ -146,6 +148,7 @@ impl MetaService {
             (Some(Body::Lookup(l)), _) if not_found => vec![l.parent],
             (Some(Body::Getattr(g)), Some(RBody::Attr(_))) if resp.error.is_none() => vec![g.ino],
             (Some(Body::ListXattr(x)), Some(RBody::XattrNames(_))) if resp.error.is_none() => vec![x.ino],
+            (Some(Body::GetChunks(g)), Some(RBody::Chunks(_))) if resp.error.is_none() => vec![g.ino],
             (Some(Body::Readdir(r)), Some(RBody::Entries(page))) if resp.error.is_none() && r.with_attrs => {
                 std::iter::once(r.ino).chain(page.entries.iter().map(|e| e.ino)).collect()
             }
