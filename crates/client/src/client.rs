@@ -357,6 +357,12 @@ impl Client {
         self.inner.mcache.stats()
     }
 
+    /// How many metadata cache sessions this client has opened: 1 while
+    /// its first lives (a lost session drops the whole cache).
+    pub fn metadata_cache_sessions(&self) -> u64 {
+        self.inner.mcache.sessions_opened()
+    }
+
     /// Wait until this client's metadata cache session is open (it opens
     /// in the background after connecting); false after `timeout`, or at
     /// once when caching is off.

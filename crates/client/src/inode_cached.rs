@@ -154,8 +154,8 @@ impl Inodes {
 
     /// How long the kernel may keep `ino`'s attributes as cached now.
     pub fn attr_coverage(&self, ino: u64) -> Coverage {
-        match self.inner.mcache.attr(ino, self.caller_key()) {
-            Some((_, until)) => Coverage::Until(until),
+        match self.inner.mcache.attr_until(ino, self.caller_key()) {
+            Some(until) => Coverage::Until(until),
             None => self.inner.mcache.uncovered(),
         }
     }
@@ -163,8 +163,7 @@ impl Inodes {
     /// The entry `parent/name` → `ino` with its attributes as cached now,
     /// and until when (not counted as a lookup).
     pub fn entry_cached(&self, parent: u64, name: &[u8], ino: u64) -> Option<(InodeAttr, Instant)> {
-        let (a, until) = self.inner.mcache.entry_until(parent, name, ino, self.caller_key())?;
-        Some((InodeAttr::from_wire(&a), until))
+        self.inner.mcache.entry_until(parent, name, ino, self.caller_key(), InodeAttr::from_wire)
     }
 
     /// `ino`'s extended attribute names through the cache (asked for and

@@ -54,6 +54,7 @@ mod manifest;
 pub mod meta_cache;
 pub mod meta_cache_watch;
 pub mod paths;
+mod per_caller;
 pub mod placement;
 pub mod prefetch;
 mod prefetch_open;

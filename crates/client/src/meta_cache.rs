@@ -26,6 +26,8 @@ use std::time::{Duration, Instant};
 
 use shardline_proto::v1 as pb;
 
+use crate::per_caller::{set_in, PerCaller};
+
 /// Entries and attributes kept at most; past it, everything is dropped.
 const MAX_ITEMS: usize = 1 << 20;
 
@@ -58,8 +60,8 @@ impl Coverage {
 }
 
 type Caller = u64;
-/// (caller, name) → the inode, or None: known absent.
-type DirEntries = HashMap<(Caller, Vec<u8>), Option<u64>>;
+/// name → caller → the inode, or None: known absent.
+type DirEntries = HashMap<Vec<u8>, PerCaller<Option<u64>>>;
 
 #[derive(Default)]
 struct State {
@@ -73,8 +75,8 @@ struct State {
     acked: u64,
     /// Answers granted below this are not kept.
     floor: u64,
-    attrs: HashMap<u64, HashMap<Caller, pb::Attr>>,
-    /// Directory → (caller, name) → the inode, or None: known absent.
+    attrs: HashMap<u64, PerCaller<pb::Attr>>,
+    /// Directory → name → caller → the inode, or None: known absent.
     entries: HashMap<u64, DirEntries>,
     /// Directories whose every entry is in `entries`, for these callers:
     /// a name not there is known absent (an own mkdir, or a whole listing).
@@ -144,17 +146,40 @@ impl State {
         }
         self.items += attrs.len() + entries.len();
         for a in attrs {
-            self.attrs.entry(a.ino).or_default().insert(caller, (*a).clone());
+            set_in(&mut self.attrs, a.ino, caller, bare(a));
         }
         for (parent, name, ino) in entries {
-            self.entries.entry(*parent).or_default().insert((caller, name.to_vec()), *ino);
+            let dir = self.entries.entry(*parent).or_default();
+            match dir.get_mut(*name) {
+                Some(known) => known.set(caller, *ino),
+                None => {
+                    dir.insert(name.to_vec(), PerCaller::new(caller, *ino));
+                }
+            }
         }
         true
+    }
+
+    /// `ino`'s attributes as `caller` was told them (validity not checked).
+    fn attr_of(&self, ino: u64, caller: Caller) -> Option<&pb::Attr> {
+        self.attrs.get(&ino)?.get(caller)
+    }
+
+    /// What `parent/name` is for `caller` (validity not checked).
+    fn entry_of(&self, parent: u64, name: &[u8], caller: Caller) -> Option<Option<u64>> {
+        self.entries.get(&parent)?.get(name)?.get(caller).copied()
     }
 
     fn valid(&self, now: Instant) -> Option<Instant> {
         self.valid_until.filter(|u| self.open && now < *u)
     }
+}
+
+/// What the cache keeps of attributes: all that a stat shows; the wrapped
+/// key and the manifest (which an open reads with the chunk list) are left
+/// out, the key's presence kept. A copy then allocates nothing.
+fn bare(a: &pb::Attr) -> pb::Attr {
+    pb::Attr { key: a.key.as_ref().map(|_| pb::WrappedKey::default()), manifest: None, ..*a }
 }
 
 /// See the module comment. One per client.
@@ -163,6 +188,7 @@ pub struct MetaCache {
     state: Mutex<State>,
     hits: AtomicU64,
     misses: AtomicU64,
+    sessions: AtomicU64,
     /// Woken when a session opens.
     opened: tokio::sync::Notify,
 }
@@ -181,6 +207,11 @@ impl MetaCache {
     /// Lookups and stats served from memory, and those that were not.
     pub fn stats(&self) -> (u64, u64) {
         (self.hits.load(Ordering::Relaxed), self.misses.load(Ordering::Relaxed))
+    }
+
+    /// Sessions opened so far.
+    pub fn sessions_opened(&self) -> u64 {
+        self.sessions.load(Ordering::Relaxed)
     }
 
     /// A cache that is off for good (this client's config).
@@ -214,7 +245,7 @@ impl MetaCache {
     pub fn attr(&self, ino: u64, caller: Caller) -> Option<(pb::Attr, Instant)> {
         let found = {
             let s = self.lock();
-            s.valid(Instant::now()).and_then(|u| Some((s.attrs.get(&ino)?.get(&caller)?.clone(), u)))
+            s.valid(Instant::now()).and_then(|u| Some((s.attr_of(ino, caller)?.clone(), u)))
         };
         self.count(found.is_some());
         found
@@ -225,10 +256,9 @@ impl MetaCache {
         let found = {
             let s = self.lock();
             s.valid(Instant::now()).and_then(|u| {
-                let known = s.entries.get(&parent).and_then(|e| e.get(&(caller, name.to_vec())));
-                match known {
+                match s.entry_of(parent, name, caller) {
                     Some(None) => Some((None, u)),
-                    Some(Some(ino)) => Some((Some(s.attrs.get(ino)?.get(&caller)?.clone()), u)),
+                    Some(Some(ino)) => Some((Some(s.attr_of(ino, caller)?.clone()), u)),
                     // Not among a directory's every entry: absent.
                     None => s.complete.get(&parent)?.contains(&caller).then_some((None, u)),
                 }
@@ -238,16 +268,29 @@ impl MetaCache {
         found
     }
 
-    /// Until when `parent/name` → `ino` (with its attributes) is cached
-    /// for `caller`, not counted as a lookup: for the mount, which checks
-    /// this after it noted the name for recalls and before it tells the
-    /// kernel, so a recall in between is never missed.
-    pub fn entry_until(&self, parent: u64, name: &[u8], ino: u64, caller: Caller) -> Option<(pb::Attr, Instant)> {
+    /// Until when `parent/name` → `ino` (with its attributes, as `view`
+    /// sees them) is cached for `caller`, not counted as a lookup: for the
+    /// mount, which checks this after it noted the name for recalls and
+    /// before it tells the kernel, so a recall in between is never missed.
+    pub fn entry_until<R>(
+        &self,
+        parent: u64,
+        name: &[u8],
+        ino: u64,
+        caller: Caller,
+        view: impl FnOnce(&pb::Attr) -> R,
+    ) -> Option<(R, Instant)> {
         let s = self.lock();
         let until = s.valid(Instant::now())?;
-        let cached = *s.entries.get(&parent)?.get(&(caller, name.to_vec()))?;
-        let attr = s.attrs.get(&ino)?.get(&caller)?;
-        (cached == Some(ino)).then(|| (attr.clone(), until))
+        let attr = s.attr_of(ino, caller).filter(|_| s.entry_of(parent, name, caller) == Some(Some(ino)))?;
+        Some((view(attr), until))
+    }
+
+    /// Until when `ino`'s attributes are cached for `caller`, not counted
+    /// as a lookup.
+    pub fn attr_until(&self, ino: u64, caller: Caller) -> Option<Instant> {
+        let s = self.lock();
+        s.valid(Instant::now()).filter(|_| s.attr_of(ino, caller).is_some())
     }
 
     /// `ino`'s extended attribute names as `caller` was told them, while valid.
@@ -363,7 +406,7 @@ impl MetaCache {
                     s.attrs.remove(&dir);
                     s.listing.remove(&dir);
                     if let Some(e) = s.entries.get_mut(&dir) {
-                        e.retain(|(_, n), _| n.as_slice() != name);
+                        e.remove(name);
                     }
                     if let Some(c) = s.complete.get_mut(&dir) {
                         c.retain(|c| *c == caller);
@@ -429,6 +472,7 @@ impl MetaCache {
             (s.off, s.open, s.acked, s.floor, s.valid_until) = (false, true, 0, 0, None);
         }
         self.renewed(sent, lease_ms);
+        self.sessions.fetch_add(1, Ordering::Relaxed);
         self.opened.notify_waiters();
     }
 

@@ -155,12 +155,13 @@ impl ShardlineFs {
 
     /// Add `listing`'s items from `offset` to a READDIRPLUS reply until it is full.
     fn fill_plus(&self, dir: u64, listing: &Listing, offset: u64, reply: &mut ReplyDirectoryPlus) -> OpResult<()> {
+        let cache_off = self.inodes.cache_off();
         for (i, item) in listing.lock().items.iter().enumerate().skip(offset as usize) {
             // The attributes are as old as their page: cached only for what
             // is left of the TTL, or, with the coherent cache on, while the
             // cache holds the entry (its attributes may be newer than the page's).
             let mut attr = item.attr.as_ref().map_or_else(|| dot_attr(item.ino), |a| self.attr_of(a));
-            let ttl = if self.inodes.cache_off() {
+            let ttl = if cache_off {
                 self.opts.attr_ttl.min(self.opts.entry_ttl).saturating_sub(item.taken.elapsed())
             } else {
                 match self.covered_item(dir, item) {

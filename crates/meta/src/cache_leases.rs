@@ -26,6 +26,8 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::Notify;
 
+use crate::session_set::SessionSet;
+
 /// Recalls remembered for [`CacheLeases::grant`]'s check.
 pub const RECENT: usize = 4096;
 
@@ -46,7 +48,7 @@ struct Session {
 #[derive(Default)]
 struct State {
     sessions: HashMap<u64, Session>,
-    holders: HashMap<u64, HashSet<u64>>,
+    holders: HashMap<u64, SessionSet>,
     /// Grows with every recall (see the module comment).
     counter: u64,
     /// The last [`RECENT`] recalls: (counter after it, inodes).
@@ -120,6 +122,10 @@ impl CacheLeases {
     pub fn open(&self, id: u64, now: Instant) -> Arc<Notify> {
         let mut s = self.lock();
         remove_session(&mut s, id);
+        // Sessions of clients gone for good (unmounted) are forgotten here
+        // too, not only at the next change: a read-only cluster would
+        // otherwise keep their holdings forever.
+        remove_expired(&mut s, now);
         s.incarnations += 1;
         let wake = Arc::new(Notify::new());
         let session = Session {
@@ -204,10 +210,7 @@ impl CacheLeases {
     /// the counter after this recall.
     pub fn recall(&self, inos: &[u64], except: Option<u64>, now: Instant) -> (Vec<RecallWait>, u64) {
         let mut s = self.lock();
-        let expired: Vec<u64> = s.sessions.iter().filter(|(_, x)| x.expiry <= now).map(|(id, _)| *id).collect();
-        for id in expired {
-            remove_session(&mut s, id);
-        }
+        remove_expired(&mut s, now);
         if inos.is_empty() {
             return (Vec::new(), s.counter);
         }
@@ -232,8 +235,8 @@ impl CacheLeases {
         for &ino in inos {
             let Some(holders) = s.holders.get_mut(&ino) else { continue };
             holders.retain(|id| {
-                Some(*id) == except || {
-                    hit.entry(*id).or_default().push(ino);
+                Some(id) == except || {
+                    hit.entry(id).or_default().push(ino);
                     false
                 }
             });
@@ -334,11 +337,18 @@ fn untouched_since(s: &State, seen: u64, own: Option<u64>, inos: &[u64]) -> bool
     later.filter(|(c, _)| Some(*c) != own).all(|(_, touched)| !touched.iter().any(|t| inos.contains(t)))
 }
 
+fn remove_expired(s: &mut State, now: Instant) {
+    let expired: Vec<u64> = s.sessions.iter().filter(|(_, x)| x.expiry <= now).map(|(id, _)| *id).collect();
+    for id in expired {
+        remove_session(s, id);
+    }
+}
+
 fn remove_session(s: &mut State, id: u64) {
     let Some(x) = s.sessions.remove(&id) else { return };
     for ino in x.held {
         if let Some(h) = s.holders.get_mut(&ino) {
-            h.remove(&id);
+            h.remove(id);
             if h.is_empty() {
                 s.holders.remove(&ino);
             }

@@ -65,6 +65,19 @@ fn an_expired_session_is_dropped_by_the_next_recall() {
 }
 
 #[test]
+fn an_expired_session_is_dropped_when_another_opens() {
+    let (t0, c) = (Instant::now(), CacheLeases::new(L));
+    c.open(1, t0);
+    c.grant(1, &[5, 6], c.counter(), None, t0);
+    c.open(2, t0 + ms(999));
+    assert_eq!(c.sessions(), 2, "session 1 still lives");
+    c.open(3, t0 + ms(1001));
+    assert_eq!(c.sessions(), 2, "session 1 expired and went when session 3 opened");
+    let (waits, _) = c.recall(&[5, 6], None, t0 + ms(1002));
+    assert!(waits.is_empty(), "its holdings went with it");
+}
+
+#[test]
 fn a_recall_between_read_and_grant_refuses_the_grant() {
     let (t0, c) = (Instant::now(), CacheLeases::new(L));
     c.open(1, t0);

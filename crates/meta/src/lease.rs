@@ -61,6 +61,14 @@ impl ReadLease {
         self.until.is_some_and(|u| now < u)
     }
 
+    /// Whether the leader should start a round now to keep the lease from
+    /// lapsing: less than half of it left, and no round started for that
+    /// purpose (`last_round`) in the last quarter of its length.
+    pub fn wants_refresh(&self, now: Instant, last_round: Option<Instant>) -> bool {
+        let low = self.until.is_none_or(|u| u < now + self.length / 2);
+        low && last_round.is_none_or(|r| now >= r + self.length / 4)
+    }
+
     /// Whether this server may answer vote requests yet.
     pub fn may_vote(&self, now: Instant) -> bool {
         now >= self.votes_from
@@ -88,6 +96,19 @@ mod tests {
         assert!(!l.holds(t0 + Duration::from_millis(1175)));
         l.end();
         assert!(!l.holds(t0 + Duration::from_millis(600)));
+    }
+
+    #[test]
+    fn a_refresh_is_wanted_once_half_the_lease_is_left_and_not_more_often_than_a_quarter() {
+        let t0 = Instant::now();
+        let mut l = ReadLease::new(TICK, 10, t0);
+        assert!(l.wants_refresh(t0, None), "no lease yet");
+        l.confirmed(t0);
+        assert!(!l.wants_refresh(t0 + Duration::from_millis(337), None), "more than half left");
+        assert!(l.wants_refresh(t0 + Duration::from_millis(338), None));
+        let r = t0 + Duration::from_millis(338);
+        assert!(!l.wants_refresh(r + Duration::from_millis(168), Some(r)), "a round just started");
+        assert!(l.wants_refresh(r + Duration::from_millis(169), Some(r)), "that round did not renew it");
     }
 
     #[test]

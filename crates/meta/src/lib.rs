@@ -41,6 +41,7 @@ pub mod segment;
 pub mod segment_log;
 pub mod server;
 pub mod service;
+mod session_set;
 pub mod snapshot;
 pub mod snapshot_job;
 pub mod snapshot_stream;

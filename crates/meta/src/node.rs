@@ -77,6 +77,8 @@ pub struct Node {
     /// Reads to answer once the state machine has applied their index.
     reads_waiting: Vec<(u64, ReadBatch)>,
     read_seq: u64,
+    /// When the last round that only keeps the read lease started.
+    lease_round: Option<Instant>,
     /// Take a snapshot every this many applied entries (at least).
     snapshot_every: u64,
     /// Index of the latest snapshot (taken or received).
@@ -145,6 +147,7 @@ impl Node {
             lease: ReadLease::new(tick, ELECTION_TICK, Instant::now()),
             reads_waiting: Vec::new(),
             read_seq: 0,
+            lease_round: None,
             snapshot_every: snapshot_every.max(1),
             snapshot_index,
             pending_conf: PendingChange::default(),
@@ -192,6 +195,7 @@ impl Node {
                     next_tick = Instant::now() + tick;
                 }
             }
+            self.refresh_lease();
             self.on_ready(&rx)?;
             self.publish_read_permission();
         }
@@ -313,6 +317,24 @@ impl Node {
         let started = Instant::now();
         self.raw.read_index(ctx.clone());
         self.reads_to_index.insert(ctx, (started, reads));
+    }
+
+    /// Keep the read lease from lapsing while this server leads: with less
+    /// than half of it left, a ReadIndex round that serves no read (one
+    /// heartbeat exchange). Otherwise only a read that found the lease
+    /// lapsed started a round, so an idle leader lost it every 0.7 s, and
+    /// what needs it in the request handlers — lease reads, the metadata
+    /// cache's grants and watches — failed or waited meanwhile.
+    fn refresh_lease(&mut self) {
+        let now = Instant::now();
+        if self.raw.raft.state != StateRole::Leader || !self.lease.wants_refresh(now, self.lease_round) {
+            return;
+        }
+        self.lease_round = Some(now);
+        self.read_seq += 1;
+        let ctx = self.read_seq.to_le_bytes().to_vec();
+        self.raw.read_index(ctx.clone());
+        self.reads_to_index.insert(ctx, (now, Vec::new()));
     }
 
     /// Whether an input arrived since the loop last looked (kept for the
