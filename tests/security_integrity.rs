@@ -238,7 +238,16 @@ fn tampered_chunk_lists_and_sizes_fail_to_read_and_writers_still_merge() {
             c.server_identity("meta", leader),
             c.identity(Role::Client),
         );
-        let fooled = client(&c, vec![proxy.addr.clone()], WrapFormat::V2).await;
+        // Without the metadata cache: each read asks the proxy again. (A
+        // cached chunk list from the honest answer would be served until
+        // the file changes — authentic, but it would not exercise the
+        // tampering.)
+        let fooled = {
+            let mut cfg = ClientConfig::new(vec![proxy.addr.clone()], key_file(&c), c.identity(Role::Client));
+            cfg.wrap_format = WrapFormat::V2;
+            cfg.metadata_cache = false;
+            Client::connect(cfg).await.expect("connect through the proxy")
+        };
         assert_eq!(fooled.read_file("/d").await.expect("through the honest proxy"), files[3].1);
         proxy.set(d.ino, Tamper::DropManifest);
         assert_unreadable(&fooled, "d", d.ino, "(d) manifest dropped").await;
