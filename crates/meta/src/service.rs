@@ -136,7 +136,12 @@ impl MetaService {
         self.shared.leader_since.lock().unwrap_or_else(|e| e.into_inner()).map(|t| t.elapsed())
     }
 
-    pub(crate) async fn status(&self) -> pb::MetaResponse {
+    /// The cluster's status. `with_bytes`: add the shard bytes servers
+    /// hold and have yet to hand off, which sums the bytes of every chunk in
+    /// the namespace — for an operator's request, not for the gauges the
+    /// monitor refreshes every second (with millions of chunks that scan
+    /// held a request thread for a noticeable time, every second).
+    pub(crate) async fn status(&self, with_bytes: bool) -> pb::MetaResponse {
         let Some(st) = self.node_status().await else { return unavailable("metadata server is shutting down") };
         let me = pb::MetaServerInfo {
             id: st.id,
@@ -150,7 +155,7 @@ impl MetaService {
         if st.role != "leader" {
             return ok(RBody::Status(status));
         }
-        let moves = self.moves_summary();
+        let moves = self.moves_summary(with_bytes);
         status.moves_pending = moves.pending;
         status.moves_pending_bytes = moves.pending_bytes;
         status.move_rate = moves.rate;
@@ -205,10 +210,11 @@ impl MetaService {
         ok(RBody::Status(status))
     }
 
-    /// Hand-offs and held bytes per server, from the state machine.
-    fn moves_summary(&self) -> MovesSummary {
+    /// Hand-offs (and with `with_bytes` held and moving bytes) per server,
+    /// from the state machine.
+    fn moves_summary(&self, with_bytes: bool) -> MovesSummary {
         let sm = self.view.sm();
-        let bytes = sm.pg_bytes();
+        let bytes = if with_bytes { sm.pg_bytes() } else { Vec::new() };
         let r = &sm.registry;
         let mut out = MovesSummary { rate: r.move_rate(), repair_paused: r.repair_paused(), ..Default::default() };
         for s in r.servers() {
@@ -358,7 +364,7 @@ impl MetaService {
                 self.send(Input::Raft(msgs));
                 ok(RBody::Empty(pb::Empty {}))
             }
-            Body::Status(_) => self.status().await,
+            Body::Status(_) => self.status(true).await,
             Body::Statfs(_) => {
                 let mut resp = self.query(req).await;
                 if let Some(RBody::FsStats(stats)) = resp.body.take() {
