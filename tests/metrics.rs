@@ -177,6 +177,28 @@ fn a_mount_serves_its_operations_bytes_and_cache_lookups() {
     drop(mount);
 }
 
+/// The metrics addresses of the cluster's three metadata servers.
+fn meta_metrics_addrs(c: &TestCluster) -> Vec<String> {
+    (1..=3).map(|i| metrics_addr(&c.data_dir().join(format!("meta-{i}")))).collect()
+}
+
+/// Requests of the kinds `ops` the metadata servers have answered so far.
+fn meta_requests(addrs: &[String], ops: &[&str]) -> f64 {
+    let pages: Vec<Scrape> = addrs.iter().map(|a| scrape(a)).collect();
+    ops.iter().map(|op| total(&pages, "shardline_requests_total", &[("server", "meta"), ("op", op)])).sum()
+}
+
+/// Make directory `dir` and `files` files in it through a mount of its
+/// own (on 127.0.0.`octet`), unmounted after: another client's files.
+fn made_by_another_mount(c: &TestCluster, octet: u8, dir: &str, files: usize, write: impl Fn(&Path, usize)) {
+    let (maker, made, _) = daemon_mount(c, octet, "maker", &[]);
+    std::fs::create_dir(made.join(dir)).expect("mkdir");
+    for i in 0..files {
+        write(&made.join(dir), i);
+    }
+    drop(maker);
+}
+
 /// `ls -l` of a directory another client made: every entry's attributes
 /// come with the listing (READDIRPLUS on every batch, not only the first),
 /// so the stats after it ask the mount for no lookups.
@@ -184,12 +206,9 @@ fn a_mount_serves_its_operations_bytes_and_cache_lookups() {
 fn a_long_listing_of_a_large_directory_needs_no_lookup_per_entry() {
     const FILES: usize = 12_000;
     let c = TestCluster::start(128);
-    let (maker, made, _) = daemon_mount(&c, 128, "maker", &[]);
-    std::fs::create_dir(made.join("big")).expect("mkdir");
-    for i in 0..FILES {
-        std::fs::File::create(made.join(format!("big/entry-{i:05}"))).expect("create through the mount");
-    }
-    drop(maker);
+    made_by_another_mount(&c, 128, "big", FILES, |dir, i| {
+        std::fs::File::create(dir.join(format!("entry-{i:05}"))).expect("create through the mount");
+    });
     // A fresh mount whose kernel keeps names and attributes long enough
     // that nothing expires between the listing and the stats.
     let ttl = ["--attr-ttl-ms", "600000", "--entry-ttl-ms", "600000"];
@@ -219,11 +238,8 @@ fn a_long_listing_of_a_large_directory_needs_no_lookup_per_entry() {
 fn a_file_written_through_the_mount_closes_without_asking_for_its_attributes() {
     const FILES: usize = 20;
     let c = TestCluster::start(129);
-    let meta_addrs: Vec<String> = (1..=3).map(|i| metrics_addr(&c.data_dir().join(format!("meta-{i}")))).collect();
-    let meta_ops = |op: &str| {
-        let pages: Vec<Scrape> = meta_addrs.iter().map(|a| scrape(a)).collect();
-        total(&pages, "shardline_requests_total", &[("server", "meta"), ("op", op)])
-    };
+    let meta_addrs = meta_metrics_addrs(&c);
+    let meta_ops = |op: &str| meta_requests(&meta_addrs, &[op]);
     let (mount, mnt, _) = daemon_mount(&c, 129, "mnt", &[]);
     std::fs::create_dir(mnt.join("w")).expect("mkdir");
     let (getattrs, commits, lookups) = (meta_ops("getattr"), meta_ops("commit_chunk"), meta_ops("lookup"));
@@ -257,13 +273,10 @@ fn a_file_written_through_the_mount_closes_without_asking_for_its_attributes() {
 fn an_epoch_that_stats_and_opens_the_same_files_again_asks_the_metadata_servers_nothing() {
     const FILES: usize = 20;
     let c = TestCluster::start(145);
-    let (maker, made, _) = daemon_mount(&c, 145, "maker", &[]);
-    std::fs::create_dir(made.join("set")).expect("mkdir");
-    for i in 0..FILES {
-        std::fs::write(made.join(format!("set/f{i}")), content(50_000 + i, i as u64)).expect("write");
-    }
-    drop(maker);
-    let meta_addrs: Vec<String> = (1..=3).map(|i| metrics_addr(&c.data_dir().join(format!("meta-{i}")))).collect();
+    made_by_another_mount(&c, 145, "set", FILES, |dir, i| {
+        std::fs::write(dir.join(format!("f{i}")), content(50_000 + i, i as u64)).expect("write");
+    });
+    let meta_addrs = meta_metrics_addrs(&c);
     const READS: [&str; 10] = [
         "lookup",
         "getattr",
@@ -276,10 +289,7 @@ fn an_epoch_that_stats_and_opens_the_same_files_again_asks_the_metadata_servers_
         "list_xattr",
         "get_placement",
     ];
-    let asked = || -> f64 {
-        let pages: Vec<Scrape> = meta_addrs.iter().map(|a| scrape(a)).collect();
-        READS.iter().map(|op| total(&pages, "shardline_requests_total", &[("server", "meta"), ("op", op)])).sum()
-    };
+    let asked = || meta_requests(&meta_addrs, &READS);
     let (reader, mnt, _) = daemon_mount(&c, 145, "reader", &[]);
     let epoch = || {
         for i in 0..FILES {

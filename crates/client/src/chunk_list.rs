@@ -9,12 +9,11 @@
 //! metadata cache (`meta_cache_chunks.rs`): opening the unchanged file
 //! again costs no round trip.
 
+use std::sync::Arc;
+
 use shardline_proto::v1 as pb;
 use shardline_proto::v1::meta_request::Body;
 use shardline_proto::v1::meta_response::Body as RBody;
-
-use std::sync::Arc;
-
 use shardline_rpc::{code_from_wire, MetaCallError};
 
 use crate::client::{unexpected, Inner};

@@ -88,7 +88,7 @@ struct State {
     /// rarely there, for every entry).
     xattr_names: HashMap<u64, HashMap<Caller, Vec<Vec<u8>>>>,
     /// Whole chunk lists by inode (`meta_cache_chunks.rs`).
-    chunk_lists: HashMap<u64, HashMap<Caller, chunks::ChunkList>>,
+    chunk_lists: HashMap<u64, PerCaller<chunks::ChunkList>>,
     items: usize,
 }
 

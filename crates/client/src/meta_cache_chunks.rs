@@ -37,7 +37,7 @@ impl MetaCache {
         let found = {
             let s = self.lock();
             s.valid(std::time::Instant::now())
-                .and_then(|_| s.chunk_lists.get(&ino)?.get(&caller).cloned())
+                .and_then(|_| s.chunk_lists.get(&ino)?.get(caller).cloned())
                 .filter(|l| tokens_fresh(&l.1, now_ms, epoch))
         };
         self.count(found.is_some());
@@ -56,7 +56,8 @@ impl MetaCache {
             return;
         }
         s.items += cost;
-        s.chunk_lists.entry(list.0.ino).or_default().insert(caller, list);
+        let ino = list.0.ino;
+        super::set_in(&mut s.chunk_lists, ino, caller, list);
     }
 }
 
