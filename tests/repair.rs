@@ -79,6 +79,62 @@ fn repair_restores_every_shard_and_survives_two_more_failures() {
 }
 
 #[test]
+fn small_files_are_stored_as_copies_that_survive_two_failures_and_are_rebuilt() {
+    let c = TestCluster::start_with(147, &["--data", "8"]);
+    // Files ending inside their first chunk, at most 128 KiB (the default):
+    // one chunk each, stored as 3 whole copies (shards 0, 1, 2) instead of
+    // 4+2 cells. The large file's chunks stay 4+2.
+    let small: Vec<(String, Vec<u8>)> = [1, 4000, 30_000, CHUNK - 1]
+        .iter()
+        .enumerate()
+        .map(|(i, &n)| (format!("/s{i}"), content(n, 40 + i as u64)))
+        .collect();
+    let large = ("/large".to_string(), content(3 * CHUNK + 100, 50));
+    for (p, d) in small.iter().chain([&large]) {
+        c.put_bytes(p, d);
+    }
+    let copies = |census: &BTreeMap<String, (BTreeSet<u32>, BTreeSet<u64>)>| {
+        census.values().filter(|(shards, servers)| shards == &BTreeSet::from([0, 1, 2]) && servers.len() == 3).count()
+    };
+    let full = |census: &BTreeMap<String, (BTreeSet<u32>, BTreeSet<u64>)>| {
+        census.values().filter(|(shards, servers)| shards.len() == 6 && servers.len() == 6).count()
+    };
+    let census = shard_census(&c, &[]);
+    assert_eq!((copies(&census), full(&census), census.len()), (4, 4, 8), "{census:?}");
+
+    // `small_file_max = 0` in the cluster file: its clients erasure-code every file.
+    let toml = std::fs::read_to_string(c.cluster_file()).unwrap();
+    std::fs::write(c.cluster_file(), format!("small_file_max = 0\n{toml}")).unwrap();
+    c.put_bytes("/coded", &content(4000, 60));
+    std::fs::write(c.cluster_file(), &toml).unwrap();
+    let census = shard_census(&c, &[]);
+    assert_eq!((copies(&census), full(&census), census.len()), (4, 5, 9), "{census:?}");
+
+    // Two of one small file's three holders die: every file still reads.
+    let holders: Vec<u64> = census.values().find(|(shards, _)| shards.len() == 3).unwrap().1.iter().copied().collect();
+    let dead = [holders[0], holders[1]];
+    c.kill_data(dead[0]);
+    c.kill_data(dead[1]);
+    for (p, d) in small.iter().chain([&large]) {
+        assert_eq!(&c.get_bytes(p).unwrap(), d, "{p} with servers {dead:?} down");
+    }
+    // Repair brings every chunk back to full strength on live servers:
+    // copies are rebuilt as copies, and slots past a chunk's 3 shards are
+    // done without anything to rebuild.
+    c.wait_status(Duration::from_secs(90), |v| {
+        healthy(v) && v["data"].as_array().unwrap().iter().filter(|d| d["state"] == "down").count() == 2
+    });
+    let census = shard_census(&c, &dead);
+    assert_eq!((copies(&census), full(&census), census.len()), (4, 5, 9), "after repair: {census:?}");
+    let more: Vec<u64> = census.values().find(|(shards, _)| shards.len() == 3).unwrap().1.iter().copied().collect();
+    c.kill_data(more[0]);
+    c.kill_data(more[1]);
+    for (p, d) in small.iter().chain([&large]) {
+        assert_eq!(&c.get_bytes(p).unwrap(), d, "{p} after four failures with repair in between");
+    }
+}
+
+#[test]
 fn scrub_finds_and_repairs_bit_rot_and_reads_stay_correct() {
     let c = TestCluster::start(22);
     let data = content(6 * CHUNK, 9);

@@ -46,22 +46,25 @@ pub(crate) async fn read_chunk(
 
 async fn read_once(inner: &Arc<Inner>, ctx: &Arc<FileCtx>, chunk: &pb::Chunk) -> Result<Bytes, FetchFailure> {
     let format = chunk_format(ctx, chunk)?;
-    let k = ctx.codec.data_shards();
+    let codec = ctx.codec_of(chunk)?;
+    let k = codec.data_shards();
     let sealed_len = chunk.sealed_len as usize;
-    let cell = ctx.codec.cell_size(sealed_len);
+    let cell = codec.cell_size(sealed_len);
     let stripe = fetch_cells(inner, ctx, chunk, 0..k, ShardSpan::Whole { cell }).await?;
     let ctx = ctx.clone();
     let (index, version) = (chunk.index, chunk.version);
+    let chunk = chunk.clone();
     let plain = tokio::task::spawn_blocking(move || -> Result<Vec<u8>, ClientError> {
+        let codec = ctx.codec_of(&chunk)?;
         let aad = ChunkAad { file_id: ctx.ino, chunk_index: index, version, key_id: &ctx.key_id };
         let opened = match format {
             ChunkFormat::V1 => {
-                let sealed = ctx.codec.decode(stripe.into_slots(), sealed_len)?;
+                let sealed = codec.decode(stripe.into_slots(), sealed_len)?;
                 open_chunk(&ctx.dek, &aad, &sealed)
             }
             ChunkFormat::V2 => {
                 let layout = SegmentLayout::from_sealed_len(sealed_len).map_err(|e| corrupt(&ctx, index, e))?;
-                let cells = stripe.into_cells(&ctx.codec)?;
+                let cells = stripe.into_cells(codec)?;
                 let parts: Vec<&[u8]> = cells.iter().map(|c| &c[..]).collect();
                 open_segments(&ctx.dek, ctx.suite, &aad, &layout, 0..layout.segment_count(), &parts)
             }

@@ -72,10 +72,13 @@ pub(crate) async fn write_chunk_gated(
         ChunkFormat::V2 => SegmentLayout::for_plaintext(plaintext.len()).sealed_len(),
     };
     let sealed_len_wire = u32::try_from(sealed_len).map_err(|_| ClientError::TooLarge { size: sealed_len as u64 })?;
+    let small = SmallFile { max: inner.cfg.small_file_max, chunk_size: ctx.chunk_size, k: ctx.codec.data_shards() };
+    let as_copies = small.stored_as_copies(index, new_size, plaintext.len());
     let encode = {
         let ctx = ctx.clone();
         tokio::task::spawn_blocking(move || {
-            let padded = ctx.codec.cell_size(sealed_len) * ctx.codec.data_shards();
+            let codec = if as_copies { &ctx.copies } else { &ctx.codec };
+            let padded = codec.cell_size(sealed_len) * codec.data_shards();
             let aad = ChunkAad { file_id: ctx.ino, chunk_index: index, version, key_id: &ctx.key_id };
             let sealed = match format {
                 ChunkFormat::V1 => seal_chunk_padded(&ctx.dek, &aad, &plaintext, padded),
@@ -89,7 +92,7 @@ pub(crate) async fn write_chunk_gated(
                     out
                 }
             };
-            ctx.codec.encode(Bytes::from(sealed))
+            codec.encode(Bytes::from(sealed))
         })
     };
     // The put capability is asked for while the chunk is sealed and coded,
@@ -97,7 +100,10 @@ pub(crate) async fn write_chunk_gated(
     let (shards, first_cap) = tokio::join!(encode, write_cap(inner, ctx.ino, index, version));
     let shards = shards.map_err(|e| ClientError::Internal(format!("encode task: {e}")))??;
     let mut next_cap = Some(first_cap?);
-    let ec = (ctx.codec.data_shards() as u32, ctx.codec.parity_shards() as u32);
+    let codec = if as_copies { &ctx.copies } else { &ctx.codec };
+    let ec = (codec.data_shards() as u32, codec.parity_shards() as u32);
+    // 0 on the wire: the file's layout (as every chunk before copies).
+    let data_shards = if as_copies { 1 } else { 0 };
     let key = |i: usize| ShardKey { file_id: ctx.ino, chunk_index: index, version, shard_index: i as u32 };
     let deadline = Instant::now() + inner.cfg.write_retry_window;
     let mut written: Vec<(String, ShardKey)> = Vec::new();
@@ -129,8 +135,15 @@ pub(crate) async fn write_chunk_gated(
                         return Err(e);
                     }
                 }
-                let chunk =
-                    pb::Chunk { index, version, sealed_len: sealed_len_wire, pg, format: format.to_wire(), cap: None };
+                let chunk = pb::Chunk {
+                    index,
+                    version,
+                    sealed_len: sealed_len_wire,
+                    pg,
+                    format: format.to_wire(),
+                    cap: None,
+                    data_shards,
+                };
                 // The manifest after this commit goes in the same request
                 // (re-based and sent again if another writer got in first).
                 let change = Change::Commit { index, version, new_size };
@@ -249,4 +262,45 @@ fn discard(inner: &Arc<Inner>, shards: Vec<(String, ShardKey)>, cap: Option<pb::
             let _ = shard_io::delete(&inner.pool, &addr, &key, cap.as_ref()).await;
         }
     });
+}
+
+/// Which chunks of a file are stored as m+1 whole copies instead of k+m
+/// cells: the one chunk of a file of at most `max` bytes (0: never) that
+/// ends inside its first chunk, under a layout with k > 1. A read of it is
+/// then one shard get instead of k (docs/performance.md, "Small files
+/// stored as copies"); it takes (m+1)·k/(k+m) times the raw space of k+m
+/// cells (2× under 4+2) and survives the same m lost servers. A file that
+/// grows past the limit later rewrites the chunk in its layout.
+struct SmallFile {
+    max: u64,
+    chunk_size: usize,
+    k: usize,
+}
+
+impl SmallFile {
+    /// Chunk `index` holding `plain_len` bytes, of a file whose size becomes
+    /// at least `new_size`.
+    fn stored_as_copies(&self, index: u64, new_size: u64, plain_len: usize) -> bool {
+        index == 0 && self.k > 1 && plain_len < self.chunk_size && new_size.max(plain_len as u64) <= self.max
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::SmallFile;
+
+    #[test]
+    fn only_the_one_chunk_of_a_small_file_is_stored_as_copies() {
+        let small = SmallFile { max: 128 << 10, chunk_size: 4 << 20, k: 4 };
+        assert!(small.stored_as_copies(0, 100 << 10, 100 << 10));
+        assert!(small.stored_as_copies(0, 128 << 10, 1), "the limit is inclusive");
+        assert!(!small.stored_as_copies(0, (128 << 10) + 1, 1), "a file past the limit");
+        assert!(!small.stored_as_copies(0, 10, 4 << 20), "a whole chunk rewritten by a short write");
+        assert!(!small.stored_as_copies(1, 10, 10), "a later chunk of a sparse file");
+        let tiny_chunks = SmallFile { chunk_size: 64 << 10, ..small };
+        assert!(!tiny_chunks.stored_as_copies(0, 64 << 10, 64 << 10), "the first of several chunks");
+        assert!(tiny_chunks.stored_as_copies(0, 1000, 1000));
+        assert!(!SmallFile { max: 0, ..small }.stored_as_copies(0, 10, 10), "0 turns copies off");
+        assert!(!SmallFile { k: 1, ..small }.stored_as_copies(0, 10, 10), "a k=1 layout is copies already");
+    }
 }

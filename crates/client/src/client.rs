@@ -76,7 +76,18 @@ pub struct ClientConfig {
     /// Serve lookups and stats from the coherent metadata cache while the
     /// leader grants it (docs/metadata-cache.md); on by default.
     pub metadata_cache: bool,
+    /// A file whose size is at most this many bytes when its first chunk is
+    /// written has that chunk stored as m+1 whole copies on the first m+1
+    /// targets of its group instead of k+m cells: a cold read of it is one
+    /// shard get instead of k, for (m+1)·k/(k+m) times the raw space (2×
+    /// under 4+2); it survives the same m lost servers. 0: never.
+    /// Default [`DEFAULT_SMALL_FILE_MAX`].
+    pub small_file_max: u64,
 }
+
+/// Files of at most 128 KiB are stored as copies by default
+/// ([`ClientConfig::small_file_max`]).
+pub const DEFAULT_SMALL_FILE_MAX: u64 = 128 << 10;
 
 impl ClientConfig {
     pub fn new(meta_addrs: Vec<String>, key_file: PathBuf, tls: Arc<Tls>) -> Self {
@@ -98,6 +109,7 @@ impl ClientConfig {
             key_command_timeout: None,
             acting: None,
             metadata_cache: true,
+            small_file_max: DEFAULT_SMALL_FILE_MAX,
         }
     }
 }

@@ -17,7 +17,11 @@ use crate::ClientError;
 pub(crate) struct FileCtx {
     pub ino: u64,
     pub chunk_size: usize,
+    /// The file's layout's k+m codec.
     pub codec: Codec,
+    /// 1+m: chunks stored as m+1 whole copies (`Chunk.data_shards` 1, a
+    /// small file's only chunk).
+    pub copies: Codec,
     pub dek: Dek,
     pub key_id: String,
     /// The file's cipher suite (from its wrapped key).
@@ -79,6 +83,7 @@ impl FileCtx {
             ino: attr.ino,
             chunk_size: l.chunk_size as usize,
             codec: Codec::new(l.data_shards as usize, l.parity_shards as usize)?,
+            copies: Codec::new(1, l.parity_shards as usize)?,
             dek,
             key_id: ring.id().to_string(),
             suite,
@@ -86,6 +91,25 @@ impl FileCtx {
             manifest_key,
             manifest: tokio::sync::Mutex::new(verified),
         })
+    }
+
+    /// The codec `chunk` was stored with: its own k when it has one (1:
+    /// copies), else the file's layout.
+    pub fn codec_of(&self, chunk: &pb::Chunk) -> Result<&Codec, ClientError> {
+        match chunk.data_shards as usize {
+            0 => Ok(&self.codec),
+            k if k == self.codec.data_shards() => Ok(&self.codec),
+            1 => Ok(&self.copies),
+            k => Err(ClientError::Corrupt {
+                file_id: self.ino,
+                detail: format!(
+                    "chunk {} claims {k} data shards under a {}+{} layout",
+                    chunk.index,
+                    self.codec.data_shards(),
+                    self.codec.parity_shards()
+                ),
+            }),
+        }
     }
 
     /// Check a fresh read of this file's attributes and chunk list against

@@ -637,7 +637,7 @@ mod tests {
 
     #[test]
     fn released_chunks_are_taken_from_either_response() {
-        let chunk = pb::Chunk { index: 1, version: 2, sealed_len: 3, pg: 4, format: 2, cap: None };
+        let chunk = pb::Chunk { index: 1, version: 2, sealed_len: 3, pg: 4, format: 2, cap: None, data_shards: 0 };
         let released = pb::Released { chunks: vec![chunk], file_id: 9, attr: None };
         let mut plain = pb::MetaResponse { body: Some(RBody::Released(released.clone())), ..Default::default() };
         assert_eq!(take_released(&mut plain), Some(released.clone()));

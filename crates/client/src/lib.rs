@@ -66,7 +66,7 @@ mod stripe_fetch;
 mod subset_read;
 pub mod writer;
 
-pub use client::{Client, ClientConfig, DirEntry, FileKind, FileStat};
+pub use client::{Client, ClientConfig, DirEntry, FileKind, FileStat, DEFAULT_SMALL_FILE_MAX};
 pub use error::ClientError;
 pub use file_handle::FileHandle;
 pub use prefetch::{Prefetch, PrefetchConfig, PrefetchItem, PrefetchStats, Prefetched};

@@ -64,7 +64,7 @@ async fn read_segments(
     if segs.is_empty() {
         return Ok(Bytes::new());
     }
-    let pieces = cell_pieces(layout.sealed_range(segs.clone()), ctx.codec.cell_size(sealed_len));
+    let pieces = cell_pieces(layout.sealed_range(segs.clone()), ctx.codec_of(chunk)?.cell_size(sealed_len));
     let stripes = with_fresh_map(inner, || {
         try_join_all(pieces.iter().map(|&(cell, ref r)| {
             let span = ShardSpan::Range { offset: r.start, len: r.len() };
@@ -74,10 +74,12 @@ async fn read_segments(
     .await?;
     let ctx = ctx.clone();
     let (index, version) = (chunk.index, chunk.version);
+    let chunk = chunk.clone();
     tokio::task::spawn_blocking(move || -> Result<Bytes, ClientError> {
+        let codec = ctx.codec_of(&chunk)?;
         let mut parts = Vec::with_capacity(stripes.len());
         for s in stripes {
-            parts.extend(s.into_cells(&ctx.codec)?);
+            parts.extend(s.into_cells(codec)?);
         }
         let refs: Vec<&[u8]> = parts.iter().map(|p| &p[..]).collect();
         let aad = ChunkAad { file_id: ctx.ino, chunk_index: index, version, key_id: &ctx.key_id };

@@ -86,8 +86,9 @@ pub(crate) async fn fetch_cells(
     wanted: Range<usize>,
     span: ShardSpan,
 ) -> Result<Stripe, FetchFailure> {
-    let k = ctx.codec.data_shards();
-    let width = k + ctx.codec.parity_shards();
+    let codec = ctx.codec_of(chunk)?;
+    let k = codec.data_shards();
+    let width = k + codec.parity_shards();
     let view = inner.placement();
     let targets = view.targets(chunk.pg, width)?;
     let key = |i: usize| ShardKey {

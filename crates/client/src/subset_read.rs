@@ -30,12 +30,13 @@ pub(crate) async fn open_any_k(
     chunk: &pb::Chunk,
     format: ChunkFormat,
 ) -> Result<Option<Vec<u8>>, ClientError> {
-    let (k, width) = (ctx.codec.data_shards(), ctx.codec.data_shards() + ctx.codec.parity_shards());
+    let codec = ctx.codec_of(chunk)?;
+    let (k, width) = (codec.data_shards(), codec.data_shards() + codec.parity_shards());
     let view = inner.placement();
     let targets = view.targets(chunk.pg, width)?;
     let cap = read_cap(inner, ctx.ino, chunk, view.epoch).await?;
     let sealed_len = chunk.sealed_len as usize;
-    let cell = ctx.codec.cell_size(sealed_len);
+    let cell = codec.cell_size(sealed_len);
     let epoch = view.epoch;
     let fetched = join_all((0..width).map(|i| {
         let key =
@@ -49,6 +50,7 @@ pub(crate) async fn open_any_k(
         return Ok(None);
     }
     let (ctx, index, version) = (ctx.clone(), chunk.index, chunk.version);
+    let codec = codec.clone();
     tokio::task::spawn_blocking(move || {
         let present: Vec<usize> = (0..width).filter(|&i| shards[i].is_some()).collect();
         let aad = ChunkAad { file_id: ctx.ino, chunk_index: index, version, key_id: &ctx.key_id };
@@ -59,11 +61,11 @@ pub(crate) async fn open_any_k(
             }
             let opened = match format {
                 ChunkFormat::V1 => {
-                    ctx.codec.decode(slots, sealed_len).ok().and_then(|s| open_chunk(&ctx.dek, &aad, &s).ok())
+                    codec.decode(slots, sealed_len).ok().and_then(|s| open_chunk(&ctx.dek, &aad, &s).ok())
                 }
                 ChunkFormat::V2 => {
                     let Ok(layout) = SegmentLayout::from_sealed_len(sealed_len) else { return None };
-                    ctx.codec.reconstruct_data(slots).ok().and_then(|cells| {
+                    codec.reconstruct_data(slots).ok().and_then(|cells| {
                         let parts: Vec<&[u8]> = cells.iter().map(|c| &c[..]).collect();
                         open_segments(&ctx.dek, ctx.suite, &aad, &layout, 0..layout.segment_count(), &parts).ok()
                     })

@@ -79,10 +79,13 @@ async fn run_task<S: ShardStore + ?Sized>(
                         version: c.version,
                         shard_index: shard,
                     };
-                    if store.modified(&key).is_some() {
+                    let (k, m) = (c.data_shards as usize, c.parity_shards as usize);
+                    // A chunk narrower than the group (a small file's
+                    // copies, or a directory with a narrower layout) has no
+                    // shard in this slot: nothing to rebuild.
+                    if shard as usize >= k + m || store.modified(&key).is_some() {
                         return (c, Ok(0));
                     }
-                    let (k, m) = (c.data_shards as usize, c.parity_shards as usize);
                     let r = rebuild_shard(&node, &store, key, k, m, &targets, &previous).await;
                     if let Ok(n) = r {
                         // Every task of this server draws on one budget.

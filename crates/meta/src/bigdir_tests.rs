@@ -106,7 +106,7 @@ fn a_snapshot_copy_sees_exactly_the_state_at_its_index() {
         Body::CommitChunk(pb::CommitChunk {
             manifest: None,
             ino: f,
-            chunk: Some(pb::Chunk { index: 0, version, sealed_len: 100, pg: 3, format: 0, cap: None }),
+            chunk: Some(pb::Chunk { index: 0, version, sealed_len: 100, pg: 3, format: 0, cap: None, data_shards: 0 }),
             new_size: 60,
             epoch: 0,
         })

@@ -59,8 +59,15 @@ pub fn seeded_state() -> (StateMachine, Inos) {
         };
         file = ino_of(&apply(&mut sm, Body::Create(create)));
         for c in 0..3 {
-            let chunk =
-                pb::Chunk { index: c, version: 10 + c, sealed_len: 100, pg: (i + c) as u32 % 16, format: 2, cap: None };
+            let chunk = pb::Chunk {
+                index: c,
+                version: 10 + c,
+                sealed_len: 100,
+                pg: (i + c) as u32 % 16,
+                format: 2,
+                cap: None,
+                data_shards: 0,
+            };
             let commit = pb::CommitChunk {
                 manifest: None,
                 ino: file,
@@ -81,7 +88,8 @@ pub fn seeded_state() -> (StateMachine, Inos) {
 /// One valid request of every kind (Raft batches apart: `fuzz_raft_tests.rs`).
 pub fn requests(i: Inos) -> Vec<pb::MetaRequest> {
     let (dir, file) = (i.dir, i.file);
-    let chunk = |index, version| pb::Chunk { index, version, sealed_len: 100, pg: 1, format: 2, cap: None };
+    let chunk =
+        |index, version| pb::Chunk { index, version, sealed_len: 100, pg: 1, format: 2, cap: None, data_shards: 0 };
     let cv = |version| pb::ChunkVersion { file_id: file, chunk_index: 0, version };
     let bodies = vec![
         Body::Lookup(pb::Lookup { parent: dir, name: b"f1".to_vec() }),

@@ -133,6 +133,21 @@ pub struct ChunkRef {
     pub pg: u32,
     /// The chunk's ciphertext layout (`Chunk.format`; kept, not interpreted).
     pub format: u32,
+    /// The chunk's own k (`Chunk.data_shards`): 0, the file's layout's; 1,
+    /// stored as m+1 whole copies (a small file). Checked at commit to be at
+    /// most the file's k.
+    pub data_shards: u32,
+}
+
+impl ChunkRef {
+    /// The chunk's k under its file's `layout`.
+    pub fn k(&self, layout: &Layout) -> u32 {
+        if self.data_shards == 0 {
+            layout.data_shards
+        } else {
+            self.data_shards
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -570,10 +585,9 @@ impl Namespace {
     pub fn pg_shard_bytes(&self, pg_count: u32) -> Vec<u64> {
         let mut bytes = vec![0u64; pg_count as usize];
         for inode in self.inodes.values() {
-            let k = u64::from(inode.layout.data_shards.max(1));
             for c in inode.chunks.values() {
                 if let Some(b) = bytes.get_mut(c.pg as usize) {
-                    *b += u64::from(c.sealed_len).div_ceil(k);
+                    *b += u64::from(c.sealed_len).div_ceil(u64::from(c.k(&inode.layout).max(1)));
                 }
             }
         }
@@ -604,6 +618,9 @@ impl Namespace {
         let chunk_size = inode.layout.chunk_size as u64;
         if chunk.index.checked_mul(chunk_size).is_none_or(|start| start >= new_size) {
             return Err(OpError::new(ErrorCode::InvalidArgument, "chunk lies beyond the new file size"));
+        }
+        if chunk.data_shards > inode.layout.data_shards {
+            return Err(OpError::new(ErrorCode::InvalidArgument, "chunk has more data shards than its file's layout"));
         }
         manifest::check_update(inode, manifest.as_ref())?;
         if manifest.is_some() {

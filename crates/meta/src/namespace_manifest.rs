@@ -92,7 +92,7 @@ mod tests {
     }
 
     fn chunk(index: u64, version: u64) -> ChunkRef {
-        ChunkRef { index, version, sealed_len: 100, pg: 0, format: 2 }
+        ChunkRef { index, version, sealed_len: 100, pg: 0, format: 2, data_shards: 0 }
     }
 
     fn file(ns: &mut Namespace, name: &[u8], format: u32, manifest: Option<StoredManifest>) -> OpResult<u64> {

@@ -501,7 +501,7 @@ fn apply_ns(ns: &mut Namespace, op: &Op, now: i64, handles: &mut Vec<Ino>) -> Op
             released(ns.set_attr(walk(ns, p)?, &attrs, now)?.1)
         }
         Op::Write(p, index, new_size) => {
-            let c = ChunkRef { index: *index, version: now as u64, sealed_len: 1, pg: 0, format: 2 };
+            let c = ChunkRef { index: *index, version: now as u64, sealed_len: 1, pg: 0, format: 2, data_shards: 0 };
             released(ns.commit_chunk(walk(ns, p)?, c, *new_size, None, now)?)
         }
         Op::SetXattr(p, name, mode) => {

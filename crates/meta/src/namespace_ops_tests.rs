@@ -11,7 +11,7 @@ fn small() -> Namespace {
 }
 
 fn chunk(index: u64, version: u64) -> ChunkRef {
-    ChunkRef { index, version, sealed_len: 100, pg: 0, format: 2 }
+    ChunkRef { index, version, sealed_len: 100, pg: 0, format: 2, data_shards: 0 }
 }
 
 fn code<T: std::fmt::Debug>(r: OpResult<T>) -> ErrorCode {
@@ -394,7 +394,7 @@ fn special_files_link_unlink_rename_and_setattr_like_files() {
     let truncate = SetAttrs { size: Some(0), ..Default::default() };
     assert_eq!(code(ns.set_attr(dev.ino, &truncate, 4)), ErrorCode::InvalidArgument);
     // No data and no target.
-    let c = ChunkRef { index: 0, version: 1, sealed_len: 1, pg: 0, format: 2 };
+    let c = ChunkRef { index: 0, version: 1, sealed_len: 1, pg: 0, format: 2, data_shards: 0 };
     assert_eq!(code(ns.commit_chunk(dev.ino, c, 10, None, 4)), ErrorCode::IsADirectory);
     assert_eq!(code(ns.readlink(dev.ino)), ErrorCode::InvalidArgument);
     assert_eq!(code(ns.rmdir(ROOT_INO, b"dev", 4)), ErrorCode::NotADirectory);

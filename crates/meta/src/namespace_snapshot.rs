@@ -69,6 +69,7 @@ fn inode_to(i: &Inode) -> v1::Inode {
                 sealed_len: c.sealed_len,
                 pg: c.pg,
                 format: c.format,
+                data_shards: c.data_shards,
             })
             .collect(),
         target: i.target.clone(),
@@ -109,6 +110,7 @@ fn inode_from(i: v1::Inode) -> Result<Inode, MetaError> {
                     sealed_len: c.sealed_len,
                     pg: c.pg,
                     format: c.format,
+                    data_shards: c.data_shards,
                 };
                 (c.index, chunk)
             })

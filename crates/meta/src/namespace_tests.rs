@@ -20,7 +20,7 @@ fn create_lookup_unlink() {
     assert_eq!(ns.lookup(ROOT_INO, b"a").unwrap().ino, f.ino);
     assert_eq!(ns.create(ROOT_INO, b"a", attrs(), true, 6).unwrap_err().code, ErrorCode::AlreadyExists);
     assert_eq!(ns.create(ROOT_INO, b"a", attrs(), false, 6).unwrap().ino, f.ino);
-    let c = ChunkRef { index: 0, version: 9, sealed_len: 50, pg: 3, format: 2 };
+    let c = ChunkRef { index: 0, version: 9, sealed_len: 50, pg: 3, format: 2, data_shards: 0 };
     ns.commit_chunk(f.ino, c, 10, None, 7).unwrap();
     let r = ns.unlink(ROOT_INO, b"a", 8).unwrap();
     assert_eq!(r.chunks, vec![c]);
@@ -32,7 +32,7 @@ fn create_lookup_unlink() {
 fn commit_replaces_version_and_grows_size() {
     let mut ns = Namespace::new(Layout::default());
     let f = ns.create(ROOT_INO, b"a", attrs(), true, 1).unwrap();
-    let v1 = ChunkRef { index: 1, version: 1, sealed_len: 50, pg: 0, format: 0 };
+    let v1 = ChunkRef { index: 1, version: 1, sealed_len: 50, pg: 0, format: 0, data_shards: 0 };
     let v2 = ChunkRef { version: 2, ..v1 };
     let cs = Layout::default().chunk_size as u64;
     assert!(ns.commit_chunk(f.ino, v1, cs + 10, None, 2).unwrap().chunks.is_empty());
@@ -155,7 +155,7 @@ fn pg_chunk_pages_walk_the_group_index_in_order() {
             let pg = ((f + index) % 3) as u32;
             ns.commit_chunk(
                 ino,
-                ChunkRef { index, version: 1, sealed_len: 9, pg, format: 2 },
+                ChunkRef { index, version: 1, sealed_len: 9, pg, format: 2, data_shards: 0 },
                 (index + 1) * cs,
                 None,
                 2,
@@ -169,7 +169,14 @@ fn pg_chunk_pages_walk_the_group_index_in_order() {
     // Replace a version (same group), truncate one file and unlink another:
     // the pages follow.
     let f0 = ns.lookup(ROOT_INO, b"f0").unwrap().ino;
-    ns.commit_chunk(f0, ChunkRef { index: 1, version: 2, sealed_len: 9, pg: 1, format: 2 }, 2 * cs, None, 3).unwrap();
+    ns.commit_chunk(
+        f0,
+        ChunkRef { index: 1, version: 2, sealed_len: 9, pg: 1, format: 2, data_shards: 0 },
+        2 * cs,
+        None,
+        3,
+    )
+    .unwrap();
     let f1 = ns.lookup(ROOT_INO, b"f1").unwrap().ino;
     ns.set_attr(f1, &SetAttrs { size: Some(cs), ..Default::default() }, 4).unwrap();
     want.retain(|&(ino, index)| ino != f1 || index < 1);

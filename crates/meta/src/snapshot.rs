@@ -171,6 +171,10 @@ pub mod v1 {
         /// Chunk format (added compatibly: older snapshots have 0, format 1).
         #[prost(uint32, tag = "5")]
         pub format: u32,
+        /// The chunk's own k (added compatibly: older snapshots have 0, the
+        /// file's layout's k).
+        #[prost(uint32, tag = "6")]
+        pub data_shards: u32,
     }
 
     #[derive(Clone, PartialEq, prost::Message)]

@@ -60,6 +60,7 @@ fn busy_state() -> StateMachine {
                     pg: 3,
                     format: (i % 3) as u32,
                     cap: None,
+                    data_shards: 0,
                 }),
                 new_size: 60,
                 epoch: 0,

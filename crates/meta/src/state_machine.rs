@@ -376,7 +376,7 @@ impl StateMachine {
                             chunk_index: c.index,
                             version: c.version,
                             sealed_len: c.sealed_len,
-                            data_shards: inode.layout.data_shards,
+                            data_shards: c.k(&inode.layout),
                             parity_shards: inode.layout.parity_shards,
                         })
                         .collect(),

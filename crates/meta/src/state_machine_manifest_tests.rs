@@ -36,7 +36,7 @@ fn create(name: &str, format: u32, m: Option<pb::FileManifest>) -> Body {
 }
 
 fn commit(ino: u64, index: u64, version: u64, m: Option<pb::FileManifest>) -> Body {
-    let chunk = pb::Chunk { index, version, sealed_len: 100, pg: 1, format: 2, cap: None };
+    let chunk = pb::Chunk { index, version, sealed_len: 100, pg: 1, format: 2, cap: None, data_shards: 0 };
     Body::CommitChunk(pb::CommitChunk { ino, chunk: Some(chunk), new_size: index * 4096 + 10, epoch: 0, manifest: m })
 }
 
@@ -132,7 +132,7 @@ fn log_entries_from_before_manifests_replay_as_they_applied() {
     let legacy = attr(&sm.apply(&req(1, create("legacy", 0, None)), 1));
     let modern = attr(&sm.apply(&req(2, create("modern", 2, Some(manifest(0)))), 2));
     let entry = |ino, id| {
-        let chunk = pb::Chunk { index: 0, version: 7, sealed_len: 100, pg: 1, format: 2, cap: None };
+        let chunk = pb::Chunk { index: 0, version: 7, sealed_len: 100, pg: 1, format: 2, cap: None, data_shards: 0 };
         let bytes = OldRequest {
             client_id: 1,
             request_id: id,

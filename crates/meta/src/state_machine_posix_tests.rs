@@ -59,7 +59,15 @@ fn retried_setattr_returns_the_original_outcome() {
         let commit = Body::CommitChunk(pb::CommitChunk {
             manifest: None,
             ino: f.ino,
-            chunk: Some(pb::Chunk { index: i, version: 7, sealed_len: 10, pg: 1, format: 2, cap: None }),
+            chunk: Some(pb::Chunk {
+                index: i,
+                version: 7,
+                sealed_len: 10,
+                pg: 1,
+                format: 2,
+                cap: None,
+                data_shards: 0,
+            }),
             new_size: (i + 1) * 4096,
             epoch: 0,
         });
@@ -276,7 +284,15 @@ fn the_chunk_list_of_a_huge_file_comes_in_pages_that_fit_a_frame() {
     for i in 0..n {
         // Versions are random 64-bit numbers, as clients pick them.
         let version = shardline_types::placement::mix64(i) | 1 << 63;
-        let chunk = pb::Chunk { index: i, version, sealed_len: 4 << 20, pg: (i % 64) as u32, format: 2, cap: None };
+        let chunk = pb::Chunk {
+            index: i,
+            version,
+            sealed_len: 4 << 20,
+            pg: (i % 64) as u32,
+            format: 2,
+            cap: None,
+            data_shards: 0,
+        };
         let body = Body::CommitChunk(pb::CommitChunk {
             manifest: None,
             ino: f.ino,
@@ -318,7 +334,7 @@ fn capabilities_are_granted_only_for_regular_files_and_never_to_overwrite_a_live
     let commit = Body::CommitChunk(pb::CommitChunk {
         manifest: None,
         ino: f.ino,
-        chunk: Some(pb::Chunk { index: 0, version: 7, sealed_len: 10, pg: 1, format: 2, cap: None }),
+        chunk: Some(pb::Chunk { index: 0, version: 7, sealed_len: 10, pg: 1, format: 2, cap: None, data_shards: 0 }),
         new_size: 4096,
         epoch: 0,
     });
@@ -403,7 +419,7 @@ fn a_commit_written_for_targets_that_changed_since_is_refused_as_stale() {
         Body::CommitChunk(pb::CommitChunk {
             manifest: None,
             ino: f.ino,
-            chunk: Some(pb::Chunk { index, version: 7, sealed_len: 10, pg, format: 2, cap: None }),
+            chunk: Some(pb::Chunk { index, version: 7, sealed_len: 10, pg, format: 2, cap: None, data_shards: 0 }),
             new_size: (index + 1) * 4096,
             epoch,
         })
@@ -441,7 +457,15 @@ fn entries_of_format_one_replay_without_the_stale_check_and_joins_take_slots() {
     let commit = Body::CommitChunk(pb::CommitChunk {
         manifest: None,
         ino: f.ino,
-        chunk: Some(pb::Chunk { index: 0, version: 7, sealed_len: 10, pg: moved, format: 2, cap: None }),
+        chunk: Some(pb::Chunk {
+            index: 0,
+            version: 7,
+            sealed_len: 10,
+            pg: moved,
+            format: 2,
+            cap: None,
+            data_shards: 0,
+        }),
         new_size: 4096,
         epoch: before,
     });

@@ -82,11 +82,26 @@ pub fn attr_to_wire(i: &Inode) -> pb::Attr {
 }
 
 pub fn chunk_to_wire(c: &ChunkRef) -> pb::Chunk {
-    pb::Chunk { index: c.index, version: c.version, sealed_len: c.sealed_len, pg: c.pg, format: c.format, cap: None }
+    pb::Chunk {
+        index: c.index,
+        version: c.version,
+        sealed_len: c.sealed_len,
+        pg: c.pg,
+        format: c.format,
+        cap: None,
+        data_shards: c.data_shards,
+    }
 }
 
 pub fn chunk_from_wire(c: &pb::Chunk) -> ChunkRef {
-    ChunkRef { index: c.index, version: c.version, sealed_len: c.sealed_len, pg: c.pg, format: c.format }
+    ChunkRef {
+        index: c.index,
+        version: c.version,
+        sealed_len: c.sealed_len,
+        pg: c.pg,
+        format: c.format,
+        data_shards: c.data_shards,
+    }
 }
 
 pub fn released_to_wire(r: &Released) -> pb::Released {

@@ -28,6 +28,9 @@ struct ClusterFile {
     meta: Vec<MetaNode>,
     /// The TLS files (every connection is mutual TLS).
     tls: Option<TlsSection>,
+    /// Files of at most this many bytes are stored as copies (absent: the
+    /// client's default).
+    small_file_max: Option<u64>,
 }
 
 /// The `[tls]` section: the cluster CA and the client certificate.
@@ -59,6 +62,7 @@ pub struct Spec {
     data_integrity_only: bool,
     read_parallelism: Option<usize>,
     threads: usize,
+    small_file_max: Option<u64>,
 }
 
 impl Spec {
@@ -106,6 +110,7 @@ impl Spec {
             data_integrity_only: tls.data_integrity_only,
             read_parallelism,
             threads,
+            small_file_max: file.small_file_max,
         })
     }
 }
@@ -130,6 +135,9 @@ impl Conn {
         })?;
         let mut cfg = ClientConfig::new(spec.meta_addrs.clone(), spec.key_file.clone(), tls);
         cfg.data_integrity_only = spec.data_integrity_only;
+        if let Some(max) = spec.small_file_max {
+            cfg.small_file_max = max;
+        }
         if let Some(n) = spec.read_parallelism {
             cfg.read_parallelism = n.max(1);
         }

@@ -48,6 +48,12 @@ pub struct ClusterFile {
     /// written before TLS).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tls: Option<TlsSection>,
+    /// Clients of this file store a file of at most this many bytes as
+    /// m+1 copies of its one chunk instead of k+m cells (one shard get per
+    /// cold read; twice the raw space under 4+2). Absent: the client's
+    /// default, 128 KiB; 0: never.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub small_file_max: Option<u64>,
 }
 
 /// The TLS files a cluster's clients and operators use.
@@ -177,6 +183,9 @@ impl ClusterFile {
         cfg.data_integrity_only = self.tls.as_ref().is_some_and(|t| t.data_integrity_only);
         cfg.key_command = self.key_command.clone();
         cfg.key_command_timeout = self.key_command_timeout_s.map(std::time::Duration::from_secs);
+        if let Some(max) = self.small_file_max {
+            cfg.small_file_max = max;
+        }
         Ok(cfg)
     }
 

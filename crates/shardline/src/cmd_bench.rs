@@ -74,6 +74,11 @@ pub struct BenchArgs {
     /// docs/security.md), to compare with the default full TLS.
     #[arg(long)]
     data_integrity_only: bool,
+    /// Files of at most this many bytes are stored as copies instead of
+    /// K+M cells (`shardline up --small-file-max`; 0: every file
+    /// erasure-coded, to compare). Default: the client's, 128 KiB.
+    #[arg(long)]
+    small_file_max: Option<u64>,
     /// Print one JSON object.
     #[arg(long)]
     json: bool,
@@ -120,6 +125,8 @@ pub async fn run(a: BenchArgs) -> Result<()> {
     report.insert("loopback_tls_mbps".into(), round1(loopback_tls).into());
     report.insert("loopback_integrity_only_mbps".into(), round1(loopback_integrity).into());
     report.insert("data_integrity_only".into(), a.data_integrity_only.into());
+    let small_file_max = a.small_file_max.unwrap_or(shardline_client::DEFAULT_SMALL_FILE_MAX);
+    report.insert("small_file_max".into(), small_file_max.into());
     let memcpy = crate::bench_seal::memcpy_mbps();
     let (seal, encode) = tokio::task::spawn_blocking(crate::bench_seal::codec_mbps).await?;
     report.insert("loopback_mbps".into(), round1(loopback).into());
@@ -147,6 +154,7 @@ pub async fn run(a: BenchArgs) -> Result<()> {
         data_capacity: None,
         client_lease_ms: None,
         data_integrity_only: a.data_integrity_only,
+        small_file_max: a.small_file_max,
     };
     say("starting a local cluster: 3 metadata + 8 data servers, RS 4+2…");
     let mut cluster = LocalCluster::start(&spec)?;

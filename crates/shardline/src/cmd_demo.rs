@@ -67,6 +67,7 @@ pub async fn run(a: DemoArgs) -> Result<()> {
         data_capacity: None,
         client_lease_ms: None,
         data_integrity_only: false,
+        small_file_max: None,
     };
     say(&format!("starting a local cluster: 3 metadata + {} data servers, RS {}, encrypted…", spec.data, layout.ec()));
     let mut cluster = LocalCluster::start(&spec)?;

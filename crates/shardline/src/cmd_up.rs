@@ -47,6 +47,13 @@ pub struct UpArgs {
     /// end to end already). Default: fully encrypted. See docs/security.md.
     #[arg(long)]
     pub data_integrity_only: bool,
+    /// Clients of this cluster store a file of at most this many bytes as
+    /// M+1 whole copies of its one chunk instead of K+M cells: a cold read
+    /// is one shard get instead of K, for twice the raw space under 4+2
+    /// (same M lost servers survived). 0: every file erasure-coded. Written
+    /// to cluster.toml (`small_file_max`); default: the client's, 128 KiB.
+    #[arg(long)]
+    pub small_file_max: Option<u64>,
     /// Detach: start the cluster in the background and return once it is
     /// ready (exit 0), or failed or not healthy in time (non-zero). Its
     /// output goes to --log-file.
@@ -86,6 +93,7 @@ impl UpArgs {
             data_capacity: self.data_capacity,
             client_lease_ms: self.client_lease_ms,
             data_integrity_only: self.data_integrity_only,
+            small_file_max: self.small_file_max,
         })
     }
 }

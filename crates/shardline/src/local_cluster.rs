@@ -40,6 +40,9 @@ pub struct Spec {
     pub client_lease_ms: Option<u64>,
     /// Data servers accept, and clients offer, the integrity-only transport.
     pub data_integrity_only: bool,
+    /// Clients store files of at most this many bytes as copies (None: the
+    /// client's default; written to cluster.toml).
+    pub small_file_max: Option<u64>,
 }
 
 /// How waiting for a started cluster ended.
@@ -118,6 +121,7 @@ fn prepare(spec: &Spec) -> Result<ClusterFile> {
         meta,
         data,
         tls: None,
+        small_file_max: spec.small_file_max,
     };
     crate::certs::ensure_local(&mut file, &dir, spec.data_integrity_only)?;
     file.validate()?;
