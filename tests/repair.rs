@@ -244,7 +244,7 @@ fn garbage_collection_deletes_orphan_shards_and_keeps_live_ones() {
     // Overwriting a file releases the old version's shards.
     c.put_bytes("/keep", b"new");
     c.ok(&["admin", "gc", "--grace-ms", "0"]);
-    assert_eq!(c.shard_files().len(), 6);
+    assert_eq!(c.shard_files().len(), 3, "3 bytes are stored as 3 copies (a small file)");
 }
 
 /// Kills a child process when dropped.

@@ -194,8 +194,12 @@ fn small_files(r: &Map<String, Value>) {
     } else {
         "buffered and warm: the file system refused O_DIRECT"
     };
+    let stored = match get("small_file_max") as u64 {
+        0 => "every file RS 4+2".to_string(),
+        max => format!("files of at most {} KiB stored as 3 copies, the rest RS 4+2", max >> 10),
+    };
     println!(
-        "  small files   {:.0} files of 64-128 KiB ({:.1} MB) in {:.0} folders, 8 threads; local disk (std::fs on the data folder's file system): \
+        "  small files   {:.0} files of 64-128 KiB ({:.1} MB) in {:.0} folders, 8 threads ({stored}); local disk (std::fs on the data folder's file system): \
          write {lw:.0} files/s (create, write, close; no fsync), shuffled read {lr:.0} files/s ({local_read})",
         get("small_files"),
         get("small_bytes") / 1e6,

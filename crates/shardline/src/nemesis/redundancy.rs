@@ -1,7 +1,8 @@
 //! After the heal: is every committed chunk fully redundant again? For each
 //! file's chunks (their versions and groups from the metadata service) and
-//! the placement map, every shard index must be stored by the data server
-//! its group names for it, as found behind the servers' backs in their
+//! the placement map, every shard index of the chunk (k+m of them, m+1 for
+//! a small file's copies) must be stored by the data server its group
+//! names for it, as found behind the servers' backs in their
 //! folders (`shardline_data::segment_store::inspect`). A healthy status
 //! with shards missing means the next failures can lose data silently.
 
@@ -45,11 +46,15 @@ pub async fn check(
         loop {
             let body = Body::GetChunks(pb::GetChunks { ino, from_index: from, limit: 10_000 });
             let Some(RBody::Chunks(list)) = meta.call(body).await?.body else { bail!("no chunk list for {ino}") };
+            let Some(layout) = list.attr.as_ref().and_then(|a| a.layout) else { bail!("no layout for {ino}") };
             for c in &list.chunks {
                 out.chunks += 1;
                 from = c.index + 1;
                 let Some(group) = map.groups.iter().find(|g| g.id == c.pg) else { bail!("no group {}", c.pg) };
-                for (i, target) in group.targets.iter().enumerate() {
+                // A small file's copies (`data_shards` 1) take the first m+1 slots.
+                let k = if c.data_shards == 0 { layout.data_shards } else { c.data_shards };
+                let width = (k + layout.parity_shards) as usize;
+                for (i, target) in group.targets.iter().enumerate().take(width) {
                     let key =
                         ShardKey { file_id: ino, chunk_index: c.index, version: c.version, shard_index: i as u32 };
                     if !stored.get(target).is_some_and(|s| s.contains(&key)) {
