@@ -29,6 +29,20 @@ fn create_lookup_unlink() {
 }
 
 #[test]
+fn a_chunk_stored_as_copies_is_kept_and_a_wider_one_refused() {
+    let mut ns = Namespace::new(Layout::default());
+    let f = ns.create(ROOT_INO, b"a", attrs(), true, 1).unwrap();
+    let copies = ChunkRef { index: 0, version: 1, sealed_len: 50, pg: 3, format: 2, data_shards: 1 };
+    ns.commit_chunk(f.ino, copies, 10, None, 2).unwrap();
+    assert_eq!(ns.get(f.ino).unwrap().chunks[&0].k(&Layout::default()), 1);
+    // One shard (the whole sealed chunk) per slot of the group.
+    assert_eq!(ns.pg_shard_bytes(8)[3], 50);
+    let wider = ChunkRef { version: 2, data_shards: Layout::default().data_shards + 1, ..copies };
+    assert_eq!(ns.commit_chunk(f.ino, wider, 10, None, 3).unwrap_err().code, ErrorCode::InvalidArgument);
+    assert_eq!(ns.get(f.ino).unwrap().chunks[&0].version, 1, "nothing changed");
+}
+
+#[test]
 fn commit_replaces_version_and_grows_size() {
     let mut ns = Namespace::new(Layout::default());
     let f = ns.create(ROOT_INO, b"a", attrs(), true, 1).unwrap();

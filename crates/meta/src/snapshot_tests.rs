@@ -60,7 +60,8 @@ fn busy_state() -> StateMachine {
                     pg: 3,
                     format: (i % 3) as u32,
                     cap: None,
-                    data_shards: 0,
+                    // Odd files: a small file's copies.
+                    data_shards: (i % 2) as u32,
                 }),
                 new_size: 60,
                 epoch: 0,
@@ -104,6 +105,15 @@ fn round_trip_preserves_everything() {
     assert_eq!(back.placement_map(), sm.placement_map());
     let lookup = req(3, 1, Body::Lookup(pb::Lookup { parent: ROOT_INO, name: "d".into() }));
     assert_eq!(back.read(&lookup), sm.read(&lookup));
+    // How each chunk is stored survives: copies (1) and the file's layout (0).
+    let Some(pb::meta_response::Body::Attr(d)) = back.read(&lookup).body else { panic!("lookup d") };
+    for (name, data_shards) in [("f1", 1), ("f2", 0)] {
+        let f = req(4, 1, Body::Lookup(pb::Lookup { parent: d.ino, name: name.into() }));
+        let Some(pb::meta_response::Body::Attr(f)) = back.read(&f).body else { panic!("lookup {name}") };
+        let chunks = req(5, 1, Body::GetChunks(pb::GetChunks { ino: f.ino, from_index: 0, limit: 10 }));
+        let Some(pb::meta_response::Body::Chunks(list)) = back.read(&chunks).body else { panic!("chunks of {name}") };
+        assert_eq!(list.chunks.iter().map(|c| c.data_shards).collect::<Vec<_>>(), [data_shards], "{name}");
+    }
 }
 
 #[test]
