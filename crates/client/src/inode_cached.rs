@@ -78,7 +78,7 @@ impl Inner {
     /// copies; the cache forgets `ino` instead.
     pub(crate) async fn send_own_change(&self, ino: u64, body: Body) -> Result<pb::MetaResponse, MetaCallError> {
         let sent = self.meta.call_cached(body, self.mcache.open()).await;
-        self.mcache.changed([ino]);
+        self.mcache.changed_at([ino], sent.as_ref().map_or(0, |r| r.grant_seq));
         let resp = sent?;
         match resp.error.as_ref() {
             Some(e) => Err(MetaCallError::Service { code: code_from_wire(e.code), message: e.message.clone() }),

@@ -10,9 +10,12 @@
 //! - it serves nothing past `valid_until`: the send time of the last watch
 //!   whose answer arrived, plus the lease, less a margin
 //!   (`meta_cache_watch.rs` runs the watches);
-//! - an answer is kept only if its grant seq is at least `floor`, the
+//! - a read's answer is kept only if its grant seq is at least `floor`, the
 //!   newest recall processed (or own change answered), so a read answered
 //!   before a recall, arriving after it, is used once and not kept;
+//! - an own change's answer is kept only if nothing newer was processed of
+//!   the inodes it names (`SeqByIno`): own changes to other inodes,
+//!   answered in another order by concurrent threads, do not void it;
 //! - an answer is kept only if no own change was answered, and no session
 //!   opened or lost, while it was in flight (`epoch`): the leader does not
 //!   recall a writer's own copies;
@@ -30,6 +33,37 @@ use crate::per_caller::{set_in, PerCaller};
 
 /// Entries and attributes kept at most; past it, everything is dropped.
 const MAX_ITEMS: usize = 1 << 20;
+
+/// Inodes whose newest processed seq is tracked one by one; past it, the
+/// highest is kept for all (as one floor).
+const MAX_TRACKED: usize = 1 << 16;
+
+/// By inode, the newest session seq of a recall or own change's answer
+/// processed that named it: an own change's answer granted below it is
+/// older than what this client already learned of that inode.
+#[derive(Default)]
+struct SeqByIno {
+    seqs: HashMap<u64, u64>,
+    /// The seq of every inode not in `seqs`.
+    base: u64,
+}
+
+impl SeqByIno {
+    fn newest(&self, inos: impl IntoIterator<Item = u64>) -> u64 {
+        inos.into_iter().map(|i| self.seqs.get(&i).copied().unwrap_or(self.base)).max().unwrap_or(self.base)
+    }
+
+    fn note(&mut self, inos: impl IntoIterator<Item = u64>, seq: u64) {
+        for i in inos {
+            let s = self.seqs.entry(i).or_insert(self.base);
+            *s = (*s).max(seq);
+        }
+        if self.seqs.len() > MAX_TRACKED {
+            self.base = self.seqs.values().copied().max().unwrap_or(0).max(self.base);
+            self.seqs.clear();
+        }
+    }
+}
 
 /// Handed out before a read is sent; needed to keep its answer.
 #[derive(Debug, Clone, Copy)]
@@ -73,8 +107,10 @@ struct State {
     valid_until: Option<Instant>,
     /// Recalls processed up to here (what the next watch acknowledges).
     acked: u64,
-    /// Answers granted below this are not kept.
+    /// Reads' answers granted below this are not kept.
     floor: u64,
+    /// Own changes' answers granted below the seq of an inode they name are not kept.
+    seen: SeqByIno,
     attrs: HashMap<u64, PerCaller<pb::Attr>>,
     /// Directory → name → caller → the inode, or None: known absent.
     entries: HashMap<u64, DirEntries>,
@@ -114,11 +150,16 @@ impl State {
     }
 
     /// Whether an answer may be kept: the session valid, the answer
-    /// granted, not older than a recall or own change processed, and (for
-    /// a read) no own change or session change while it was in flight.
-    fn granted(&self, ticket: Option<Ticket>, resp: &pb::MetaResponse, now: Instant) -> Option<Instant> {
-        let fresh = ticket.is_none_or(|t| t.epoch == self.epoch);
-        self.valid(now).filter(|_| resp.lease_ms > 0 && resp.grant_seq >= self.floor && fresh)
+    /// granted, and (a read) not older than a recall or own change
+    /// processed, with no own change or session change while it was in
+    /// flight; (an own change's, `ticket` None) not older than what was
+    /// processed of any inode it names (`inos`).
+    fn granted(&self, ticket: Option<Ticket>, resp: &pb::MetaResponse, inos: &[u64], now: Instant) -> Option<Instant> {
+        let ordered = match ticket {
+            Some(t) => t.epoch == self.epoch && resp.grant_seq >= self.floor,
+            None => self.seen.newest(inos.iter().copied()) <= resp.grant_seq,
+        };
+        self.valid(now).filter(|_| resp.lease_ms > 0 && ordered)
     }
 
     /// Keep a granted answer's `attrs` and `entries` for `caller` (see
@@ -131,9 +172,11 @@ impl State {
         attrs: &[&pb::Attr],
         entries: &[(u64, &[u8], Option<u64>)],
     ) -> Option<Instant> {
-        let until = self.granted(ticket, resp, Instant::now())?;
+        let inos: Vec<u64> = attrs.iter().map(|a| a.ino).chain(entries.iter().map(|e| e.0)).collect();
+        let until = self.granted(ticket, resp, &inos, Instant::now())?;
         if ticket.is_none() {
             self.floor = self.floor.max(resp.grant_seq);
+            self.seen.note(inos, resp.grant_seq);
         }
         self.insert(caller, attrs, entries).then_some(until)
     }
@@ -306,7 +349,7 @@ impl MetaCache {
     /// Keep a granted answer to a ListXattr of `ino`.
     pub fn keep_xattr_names(&self, ticket: Option<Ticket>, resp: &pb::MetaResponse, caller: Caller, ino: u64) {
         let mut s = self.lock();
-        if s.off || ticket.is_none() || s.granted(ticket, resp, Instant::now()).is_none() {
+        if s.off || ticket.is_none() || s.granted(ticket, resp, &[ino], Instant::now()).is_none() {
             return;
         }
         let Some(pb::meta_response::Body::XattrNames(n)) = &resp.body else { return };
@@ -397,7 +440,19 @@ impl MetaCache {
     ) -> Coverage {
         let mut s = self.lock();
         s.epoch += 1;
-        let until = if s.off { None } else { s.granted(None, resp, Instant::now()) };
+        let named: Vec<u64> = inos
+            .iter()
+            .copied()
+            .chain(attrs.iter().map(|a| a.ino))
+            .chain(delta.map(|d| d.0))
+            .chain(delta.and_then(|d| d.2))
+            .chain(new_dir)
+            .collect();
+        let until = if s.off { None } else { s.granted(None, resp, &named, Instant::now()) };
+        // Granted or not, an older answer naming these inodes, arriving
+        // later, must not be kept (an ungranted answer's seq is the
+        // session's when it was answered, or 0 from older leaders).
+        s.seen.note(named, resp.grant_seq);
         for &ino in inos {
             match delta {
                 Some((dir, name, _)) if until.is_some() && dir == ino => {
@@ -432,10 +487,18 @@ impl MetaCache {
     /// This client changed `inos`: forget them, and keep no answer to a
     /// read that was in flight meanwhile.
     pub fn changed(&self, inos: impl IntoIterator<Item = u64>) {
+        self.changed_at(inos, 0);
+    }
+
+    /// [`MetaCache::changed`], by a change answered at session seq `seq`:
+    /// an older own answer naming `inos`, arriving later, is not kept.
+    pub fn changed_at(&self, inos: impl IntoIterator<Item = u64>, seq: u64) {
         let mut s = self.lock();
-        for ino in inos {
+        let inos: Vec<u64> = inos.into_iter().collect();
+        for &ino in &inos {
             s.drop_ino(ino);
         }
+        s.seen.note(inos, seq);
         s.epoch += 1;
     }
 
@@ -445,6 +508,7 @@ impl MetaCache {
         for &ino in inos {
             s.drop_ino(ino);
         }
+        s.seen.note(inos.iter().copied(), seq);
         s.acked = s.acked.max(seq);
         s.floor = s.floor.max(seq);
     }
@@ -470,6 +534,7 @@ impl MetaCache {
             let mut s = self.lock();
             s.drop_all();
             (s.off, s.open, s.acked, s.floor, s.valid_until) = (false, true, 0, 0, None);
+            s.seen = SeqByIno::default();
         }
         self.renewed(sent, lease_ms);
         self.sessions.fetch_add(1, Ordering::Relaxed);
@@ -500,6 +565,7 @@ impl MetaCache {
         let mut s = self.lock();
         s.drop_all();
         (s.open, s.acked, s.floor, s.valid_until) = (false, 0, 0, None);
+        s.seen = SeqByIno::default();
     }
 
     /// The cluster does not cache: drop everything, the kernel's usual TTLs apply.

@@ -47,7 +47,7 @@ impl MetaCache {
     /// Keep a granted `GetChunks` answer that held `ino`'s whole list.
     pub fn keep_chunk_list(&self, ticket: Option<Ticket>, resp: &pb::MetaResponse, caller: Caller, list: ChunkList) {
         let mut s = self.lock();
-        if s.off || ticket.is_none() || s.granted(ticket, resp, std::time::Instant::now()).is_none() {
+        if s.off || ticket.is_none() || s.granted(ticket, resp, &[list.0.ino], std::time::Instant::now()).is_none() {
             return;
         }
         let cost = 1 + list.1.len();

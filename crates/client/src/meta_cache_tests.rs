@@ -137,6 +137,47 @@ fn own_changes_keep_a_complete_directory_complete_for_their_caller_only() {
     assert!(c.entry(2, b"h", 7).is_none());
 }
 
+#[test]
+fn own_answers_out_of_order_are_kept_unless_they_name_an_inode_known_newer() {
+    let c = open_cache();
+    let dir = |ino| pb::Attr { ino, kind: pb::FileKind::Directory as i32, mode: 0o755, ..Default::default() };
+    // Two folders made by this client: complete.
+    c.own_change(&granted(1), 7, &[1], Some((1, b"a", Some(2))), &[&dir(2)], Some(2));
+    c.own_change(&granted(2), 7, &[1], Some((1, b"b", Some(3))), &[&dir(3)], Some(3));
+    // Two threads create in each folder; the answer granted later (seq 5)
+    // arrives first. The older one (seq 4) names other inodes: kept, and
+    // folder 3 stays complete (it was dropped before, and every later name
+    // in it was looked up at the leader).
+    c.own_change(&granted(5), 7, &[2], Some((2, b"x", Some(10))), &[&attr(10, 0o644)], None);
+    c.own_change(&granted(4), 7, &[3], Some((3, b"y", Some(11))), &[&attr(11, 0o644)], None);
+    assert_eq!(c.entry(3, b"y", 7).map(|(a, _)| a.map(|a| a.ino)), Some(Some(11)));
+    assert_eq!(c.entry(3, b"z", 7).map(|(a, _)| a.is_none()), Some(true), "folder 3 still complete");
+    assert_eq!(c.entry(2, b"z", 7).map(|(a, _)| a.is_none()), Some(true), "folder 2 still complete");
+    // An older answer naming an inode a newer one named: not kept.
+    c.own_change(&granted(3), 7, &[2], Some((2, b"w", Some(12))), &[&attr(12, 0o644)], None);
+    assert!(c.entry(2, b"z", 7).is_none(), "folder 2 dropped: its newest known state is seq 5");
+    assert!(c.attr(12, 7).is_none());
+}
+
+#[test]
+fn a_newer_ungranted_answer_a_commit_or_a_recall_voids_older_own_answers_of_its_inodes_only() {
+    let c = open_cache();
+    // Not granted (another change came between), answered at seq 6.
+    let ungranted = pb::MetaResponse { grant_seq: 6, ..Default::default() };
+    c.own_change(&ungranted, 7, &[5], None, &[], None);
+    assert_eq!(c.keep(None, &granted(5), 7, &[&attr(5, 0o600)], &[]), Coverage::Uncovered);
+    assert!(c.attr(5, 7).is_none(), "older than the ungranted change of inode 5");
+    // A commit answered at seq 8 (the cache learns nothing from it).
+    c.changed_at([6], 8);
+    assert_eq!(c.keep(None, &granted(7), 7, &[&attr(6, 0o600)], &[]), Coverage::Uncovered);
+    // A recall of inode 9 at seq 9.
+    c.recalled(9, &[9]);
+    assert_eq!(c.keep(None, &granted(8), 7, &[&attr(9, 0o600)], &[]), Coverage::Uncovered);
+    // None of them named inode 4: an answer of seq 1 about it is kept.
+    assert!(matches!(c.keep(None, &granted(1), 7, &[&attr(4, 0o600)], &[]), Coverage::Until(_)));
+    assert_eq!(c.attr(4, 7).map(|(a, _)| a.mode), Some(0o600));
+}
+
 #[tokio::test]
 async fn waiting_for_a_session_ends_when_one_opens_or_caching_is_off() {
     let c = std::sync::Arc::new(MetaCache::default());

@@ -205,6 +205,11 @@ impl CacheLeases {
         Some(x.seq)
     }
 
+    /// Session `id`'s newest seq, if it has a session.
+    pub fn seq_of(&self, id: u64) -> Option<u64> {
+        self.lock().sessions.get(&id).map(|x| x.seq)
+    }
+
     /// A change touched `inos`: queue a recall to every other session
     /// holding any of them, and return what the change must wait for and
     /// the counter after this recall.

@@ -23,6 +23,7 @@ fn a_recall_reaches_holders_but_not_the_writer_and_ends_on_ack() {
     assert_eq!((waits[0].id, waits[0].seq), (1, 1));
     assert_eq!(c.poll(1, 0), WatchPoll::Recalls(1, vec![10]));
     assert_eq!(c.poll(2, 0), WatchPoll::Idle(1), "the writer's seq moves with nothing to recall");
+    assert_eq!((c.seq_of(2), c.seq_of(3)), (Some(1), None), "an ungranted answer carries it");
     assert_eq!(c.outstanding(&waits, t0 + ms(2)).len(), 1);
     assert!(c.renew(1, 1, t0 + ms(3)).is_some());
     assert!(c.outstanding(&waits, t0 + ms(3)).is_empty(), "acknowledged");

@@ -199,6 +199,12 @@ impl MetaService {
         // Granted only if no other change touched these inodes since this
         // one began (its answer is then exactly their state now).
         self.grant(client, &inos, (seen, Some(counter)), resp);
+        if resp.lease_ms == 0 {
+            // Not granted: the session's seq still orders this answer after
+            // every earlier one, so the client keeps no older answer of
+            // these inodes that arrives after it.
+            resp.grant_seq = leases.seq_of(client).unwrap_or(0);
+        }
     }
 
     /// The recall channel's long poll.
