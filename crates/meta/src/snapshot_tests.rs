@@ -442,3 +442,35 @@ fn chunk_formats_survive_commit_and_snapshot() {
     let (back, _) = decode(&encode(&sm, &members())).unwrap();
     assert_eq!(formats(&back), want);
 }
+
+/// A chunk as written before `data_shards` (Raft log entries' `Chunk`,
+/// snapshots' `Chunk`): tags 1–5 only.
+#[derive(Clone, PartialEq, prost::Message)]
+struct ChunkBeforeCopies {
+    #[prost(uint64, tag = "1")]
+    index: u64,
+    #[prost(uint64, tag = "2")]
+    version: u64,
+    #[prost(uint32, tag = "3")]
+    sealed_len: u32,
+    #[prost(uint32, tag = "4")]
+    pg: u32,
+    #[prost(uint32, tag = "5")]
+    format: u32,
+}
+
+#[test]
+fn chunks_written_before_copies_read_as_their_files_layout() {
+    use prost::Message;
+    let old = ChunkBeforeCopies { index: 2, version: 9, sealed_len: 300, pg: 5, format: 2 }.encode_to_vec();
+    let layout = Layout::default();
+    // In a Raft log entry (CommitChunk) and in a snapshot.
+    let logged = crate::wire::chunk_from_wire(&pb::Chunk::decode(&old[..]).unwrap());
+    let snap = v1::Chunk::decode(&old[..]).unwrap();
+    assert_eq!((logged.index, logged.version, logged.sealed_len, logged.pg), (2, 9, 300, 5));
+    assert_eq!((logged.data_shards, logged.k(&layout)), (0, layout.data_shards));
+    assert_eq!((snap.index, snap.data_shards), (2, 0));
+    // A chunk of the file's layout is written exactly as before.
+    let now = crate::wire::chunk_to_wire(&logged);
+    assert_eq!(pb::Chunk { cap: None, ..now }.encode_to_vec(), old);
+}
