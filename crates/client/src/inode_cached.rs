@@ -50,8 +50,9 @@ fn named(body: &Body) -> (Vec<u64>, Option<NamedEntry>) {
         Body::Link(c) => (vec![c.ino, c.new_parent], Some((c.new_parent, c.new_name.clone(), true))),
         Body::Unlink(c) => (vec![c.parent], Some((c.parent, c.name.clone(), false))),
         Body::Rmdir(c) => (vec![c.parent], Some((c.parent, c.name.clone(), false))),
-        // No entry learnt: a rename between two links to one inode leaves
-        // both names in place (POSIX), so the source name is not known absent.
+        // The entries come from the answer: a rename between two links to
+        // one inode leaves both names in place (POSIX), and then the
+        // answer names no moved inode.
         Body::Rename(c) => (vec![c.parent, c.new_parent], None),
         Body::SetAttr(c) => (vec![c.ino], None),
         Body::SetXattr(c) => (vec![c.ino], None),
@@ -221,6 +222,10 @@ impl Inodes {
     /// never this one's).
     pub(crate) async fn send_change(&self, body: Body) -> Result<pb::MetaResponse, MetaCallError> {
         let (inos, entry) = named(&body);
+        let moved = match &body {
+            Body::Rename(r) => Some(r.clone()),
+            _ => None,
+        };
         let cache = &self.inner.mcache;
         let caller = self.caller_key();
         let flagged = cache.open();
@@ -240,20 +245,25 @@ impl Inodes {
         let answered = match resp.body.as_ref() {
             Some(RBody::Attr(a)) => Some(a),
             Some(RBody::AttrReleased(r)) => r.attr.as_ref(),
+            // A rename's moved inode: its old name is gone (servers send it only then).
+            Some(RBody::Released(r)) if moved.is_some() => r.attr.as_ref(),
             _ => None,
         };
         let attrs: Vec<&pb::Attr> = resp.dirs.iter().chain(answered).collect();
-        let delta = match (&entry, answered) {
-            (Some((dir, name, true)), Some(a)) => Some((*dir, &name[..], Some(a.ino))),
-            (Some((dir, name, false)), _) => Some((*dir, &name[..], None)),
-            _ => None,
+        let deltas: Vec<(u64, &[u8], Option<u64>)> = match (&entry, answered, &moved) {
+            (Some((dir, name, true)), Some(a), _) => vec![(*dir, &name[..], Some(a.ino))],
+            (Some((dir, name, false)), _, _) => vec![(*dir, &name[..], None)],
+            (None, Some(a), Some(m)) => {
+                vec![(m.parent, &m.name[..], None), (m.new_parent, &m.new_name[..], Some(a.ino))]
+            }
+            _ => Vec::new(),
         };
         // A directory it made is empty: complete, if the caller may search it.
         let new_dir = answered
             .filter(|a| a.kind == pb::FileKind::Directory as i32 && self.may_search(a))
             .filter(|_| matches!(entry, Some((_, _, true))))
             .map(|a| a.ino);
-        cache.own_change(&resp, caller, &touched, delta, &attrs, new_dir);
+        cache.own_change(&resp, caller, &touched, &deltas, &attrs, new_dir);
         Ok(resp)
     }
 }

@@ -424,17 +424,18 @@ impl MetaCache {
 
     /// This client's own change was answered: forget what it touched
     /// (`inos`), and keep no answer to a read in flight meanwhile. If the
-    /// answer is granted, keep what it says (`attrs`, the entry it made or
-    /// removed in `delta`), and `delta`'s directory keeps what it knew of
-    /// its other entries (no other change came between: the leader grants
-    /// a writer its answer only then); `new_dir` is a directory it made,
-    /// empty and so complete for `caller`.
+    /// answer is granted, keep what it says (`attrs`, the entries it made
+    /// or removed in `deltas`: directory, name, inode or None for gone),
+    /// and each delta's directory keeps what it knew of its other entries
+    /// (no other change came between: the leader grants a writer its
+    /// answer only then); `new_dir` is a directory it made, empty and so
+    /// complete for `caller`.
     pub fn own_change(
         &self,
         resp: &pb::MetaResponse,
         caller: Caller,
         inos: &[u64],
-        delta: Option<(u64, &[u8], Option<u64>)>,
+        deltas: &[(u64, &[u8], Option<u64>)],
         attrs: &[&pb::Attr],
         new_dir: Option<u64>,
     ) -> Coverage {
@@ -444,8 +445,8 @@ impl MetaCache {
             .iter()
             .copied()
             .chain(attrs.iter().map(|a| a.ino))
-            .chain(delta.map(|d| d.0))
-            .chain(delta.and_then(|d| d.2))
+            .chain(deltas.iter().map(|d| d.0))
+            .chain(deltas.iter().filter_map(|d| d.2))
             .chain(new_dir)
             .collect();
         let until = if s.off { None } else { s.granted(None, resp, &named, Instant::now()) };
@@ -454,20 +455,21 @@ impl MetaCache {
         // session's when it was answered, or 0 from older leaders).
         s.seen.note(named, resp.grant_seq);
         for &ino in inos {
-            match delta {
-                Some((dir, name, _)) if until.is_some() && dir == ino => {
-                    // The name as anyone was told it goes; the directory
-                    // stays complete only for `caller`, who learns the change.
-                    s.attrs.remove(&dir);
-                    s.listing.remove(&dir);
-                    if let Some(e) = s.entries.get_mut(&dir) {
-                        e.remove(name);
-                    }
-                    if let Some(c) = s.complete.get_mut(&dir) {
-                        c.retain(|c| *c == caller);
+            if until.is_some() && deltas.iter().any(|d| d.0 == ino) {
+                // The names as anyone was told them go; the directory
+                // stays complete only for `caller`, who learns the change.
+                s.attrs.remove(&ino);
+                s.listing.remove(&ino);
+                if let Some(e) = s.entries.get_mut(&ino) {
+                    for (_, name, _) in deltas.iter().filter(|d| d.0 == ino) {
+                        e.remove(*name);
                     }
                 }
-                _ => s.drop_ino(ino),
+                if let Some(c) = s.complete.get_mut(&ino) {
+                    c.retain(|c| *c == caller);
+                }
+            } else {
+                s.drop_ino(ino);
             }
         }
         if s.off {
@@ -475,7 +477,7 @@ impl MetaCache {
         }
         let Some(until) = until else { return Coverage::Uncovered };
         s.floor = s.floor.max(resp.grant_seq);
-        if !s.insert(caller, attrs, delta.as_slice()) {
+        if !s.insert(caller, attrs, deltas) {
             return Coverage::Uncovered;
         }
         if let Some(dir) = new_dir {

@@ -123,18 +123,37 @@ fn a_listing_broken_by_an_ungranted_page_or_a_recall_is_not_whole() {
 fn own_changes_keep_a_complete_directory_complete_for_their_caller_only() {
     let c = open_cache();
     let d = pb::Attr { ino: 2, kind: pb::FileKind::Directory as i32, mode: 0o755, ..Default::default() };
-    c.own_change(&granted(1), 7, &[1], Some((1, b"d", Some(2))), &[&d], Some(2));
+    c.own_change(&granted(1), 7, &[1], &[(1, b"d", Some(2))], &[&d], Some(2));
     assert_eq!(c.entry(2, b"f", 7).map(|(a, _)| a.is_none()), Some(true), "a new directory is empty");
     c.listed(c.ticket(), &granted(1), 8, 2, (b"", b"", false), &[], &[]);
     assert_eq!(c.entry(2, b"f", 8).map(|(a, _)| a.is_none()), Some(true));
     let f = attr(3, 0o644);
-    c.own_change(&granted(2), 7, &[2], Some((2, b"f", Some(3))), &[&f], None);
+    c.own_change(&granted(2), 7, &[2], &[(2, b"f", Some(3))], &[&f], None);
     assert_eq!(c.entry(2, b"f", 7).map(|(a, _)| a.map(|a| a.ino)), Some(Some(3)), "its own create");
     assert_eq!(c.entry(2, b"g", 7).map(|(a, _)| a.is_none()), Some(true), "still complete");
     assert!(c.entry(2, b"f", 8).is_none(), "another caller was not told: not absent for it");
     // An ungranted answer (another change came between) drops the directory.
-    c.own_change(&pb::MetaResponse::default(), 7, &[2], Some((2, b"g", Some(4))), &[], None);
+    c.own_change(&pb::MetaResponse::default(), 7, &[2], &[(2, b"g", Some(4))], &[], None);
     assert!(c.entry(2, b"h", 7).is_none());
+}
+
+#[test]
+fn an_own_rename_moves_the_name_and_keeps_both_directories_complete() {
+    let c = open_cache();
+    let dir = |ino| pb::Attr { ino, kind: pb::FileKind::Directory as i32, mode: 0o755, ..Default::default() };
+    c.own_change(&granted(1), 7, &[1], &[(1, b"a", Some(2))], &[&dir(2)], Some(2));
+    c.own_change(&granted(2), 7, &[1], &[(1, b"b", Some(3))], &[&dir(3)], Some(3));
+    c.own_change(&granted(3), 7, &[2], &[(2, b"f", Some(10))], &[&attr(10, 0o644)], None);
+    // a/f → b/g, granted: the answer names the moved inode.
+    let moved = attr(10, 0o640);
+    c.own_change(&granted(4), 7, &[2, 3, 10], &[(2, b"f", None), (3, b"g", Some(10))], &[&moved], None);
+    assert_eq!(c.entry(2, b"f", 7).map(|(a, _)| a.is_none()), Some(true), "the old name is gone");
+    assert_eq!(c.entry(3, b"g", 7).map(|(a, _)| a.map(|a| (a.ino, a.mode))), Some(Some((10, 0o640))));
+    assert_eq!(c.entry(2, b"z", 7).map(|(a, _)| a.is_none()), Some(true), "the source folder stays complete");
+    assert_eq!(c.entry(3, b"z", 7).map(|(a, _)| a.is_none()), Some(true), "the target folder stays complete");
+    // Not granted: both folders are dropped, nothing is learnt.
+    c.own_change(&pb::MetaResponse::default(), 7, &[2, 3, 10], &[(3, b"g", None), (2, b"h", Some(10))], &[], None);
+    assert!(c.entry(2, b"h", 7).is_none() && c.entry(3, b"g", 7).is_none() && c.entry(2, b"z", 7).is_none());
 }
 
 #[test]
@@ -142,19 +161,19 @@ fn own_answers_out_of_order_are_kept_unless_they_name_an_inode_known_newer() {
     let c = open_cache();
     let dir = |ino| pb::Attr { ino, kind: pb::FileKind::Directory as i32, mode: 0o755, ..Default::default() };
     // Two folders made by this client: complete.
-    c.own_change(&granted(1), 7, &[1], Some((1, b"a", Some(2))), &[&dir(2)], Some(2));
-    c.own_change(&granted(2), 7, &[1], Some((1, b"b", Some(3))), &[&dir(3)], Some(3));
+    c.own_change(&granted(1), 7, &[1], &[(1, b"a", Some(2))], &[&dir(2)], Some(2));
+    c.own_change(&granted(2), 7, &[1], &[(1, b"b", Some(3))], &[&dir(3)], Some(3));
     // Two threads create in each folder; the answer granted later (seq 5)
     // arrives first. The older one (seq 4) names other inodes: kept, and
     // folder 3 stays complete (it was dropped before, and every later name
     // in it was looked up at the leader).
-    c.own_change(&granted(5), 7, &[2], Some((2, b"x", Some(10))), &[&attr(10, 0o644)], None);
-    c.own_change(&granted(4), 7, &[3], Some((3, b"y", Some(11))), &[&attr(11, 0o644)], None);
+    c.own_change(&granted(5), 7, &[2], &[(2, b"x", Some(10))], &[&attr(10, 0o644)], None);
+    c.own_change(&granted(4), 7, &[3], &[(3, b"y", Some(11))], &[&attr(11, 0o644)], None);
     assert_eq!(c.entry(3, b"y", 7).map(|(a, _)| a.map(|a| a.ino)), Some(Some(11)));
     assert_eq!(c.entry(3, b"z", 7).map(|(a, _)| a.is_none()), Some(true), "folder 3 still complete");
     assert_eq!(c.entry(2, b"z", 7).map(|(a, _)| a.is_none()), Some(true), "folder 2 still complete");
     // An older answer naming an inode a newer one named: not kept.
-    c.own_change(&granted(3), 7, &[2], Some((2, b"w", Some(12))), &[&attr(12, 0o644)], None);
+    c.own_change(&granted(3), 7, &[2], &[(2, b"w", Some(12))], &[&attr(12, 0o644)], None);
     assert!(c.entry(2, b"z", 7).is_none(), "folder 2 dropped: its newest known state is seq 5");
     assert!(c.attr(12, 7).is_none());
 }
@@ -164,7 +183,7 @@ fn a_newer_ungranted_answer_a_commit_or_a_recall_voids_older_own_answers_of_its_
     let c = open_cache();
     // Not granted (another change came between), answered at seq 6.
     let ungranted = pb::MetaResponse { grant_seq: 6, ..Default::default() };
-    c.own_change(&ungranted, 7, &[5], None, &[], None);
+    c.own_change(&ungranted, 7, &[5], &[], &[], None);
     assert_eq!(c.keep(None, &granted(5), 7, &[&attr(5, 0o600)], &[]), Coverage::Uncovered);
     assert!(c.attr(5, 7).is_none(), "older than the ungranted change of inode 5");
     // A commit answered at seq 8 (the cache learns nothing from it).

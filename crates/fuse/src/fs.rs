@@ -189,6 +189,18 @@ impl ShardlineFs {
         }
     }
 
+    /// How long the kernel may keep an entry this mount just made and its
+    /// attributes: while the change's own granted answer is cached (the
+    /// name noted for recalls first), else as [`ShardlineFs::plain`]. A
+    /// file just created then needs no GETATTR for the `fstat` after `open`.
+    fn made_ttl(&self, parent: u64, name: &[u8], ino: u64) -> Duration {
+        if self.inodes.cache_off() {
+            return self.opts.entry_ttl.min(self.opts.attr_ttl);
+        }
+        let granted = Coverage::Until(std::time::Instant::now());
+        self.entry_ttl(self.entry_covered(granted, parent, name, ino))
+    }
+
     /// Where the mount puts the session's notifier.
     pub fn notifier_slot(&self) -> Arc<OnceLock<Notifier>> {
         self.notifier.clone()
@@ -574,7 +586,8 @@ impl Filesystem for ShardlineFs {
         match self.run_as(req, "create_open", self.op_create_open(&creator(req), parent.0, name, mode & !umask, flags))
         {
             Ok((attr, fh)) => {
-                reply.created(&self.plain(self.opts.entry_ttl), &attr, Generation(0), Fh(fh), FopenFlags::empty())
+                let ttl = self.made_ttl(parent.0, name.as_bytes(), attr.ino.0);
+                reply.created(&ttl, &attr, Generation(0), Fh(fh), FopenFlags::empty())
             }
             Err(f) => reply.error(f.0),
         }

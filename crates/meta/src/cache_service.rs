@@ -192,6 +192,7 @@ impl MetaService {
         let answered = match resp.body.as_ref() {
             Some(RBody::Attr(a)) => Some(a.ino),
             Some(RBody::AttrReleased(r)) => r.attr.as_ref().map(|a| a.ino),
+            Some(RBody::Released(r)) => r.attr.as_ref().map(|a| a.ino),
             _ => None,
         };
         let inos: Vec<u64> =

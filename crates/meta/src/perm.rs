@@ -318,6 +318,7 @@ pub fn filter_response(caller: Option<&pb::Caller>, body: Option<&Body>, resp: &
     match resp.body.as_mut() {
         Some(RBody::Attr(a)) => keep(a),
         Some(RBody::AttrReleased(pb::AttrReleased { attr: Some(a), .. })) => keep(a),
+        Some(RBody::Released(pb::Released { attr: Some(a), .. })) => keep(a),
         Some(RBody::Entries(e)) => e.entries.iter_mut().filter_map(|e| e.attr.as_mut()).for_each(keep),
         Some(RBody::Chunks(list)) => {
             if let Some(a) = list.attr.as_mut() {

@@ -216,7 +216,13 @@ impl StateMachine {
                 ok(RBody::Empty(pb::Empty {}))
             }
             Some(Body::Rename(c)) => {
-                ok(RBody::Released(released_to_wire(&ns.rename(c.parent, &c.name, c.new_parent, &c.new_name, now)?)))
+                let mut wire = released_to_wire(&ns.rename(c.parent, &c.name, c.new_parent, &c.new_name, now)?);
+                // The moved inode as it is now, so the writer's cache learns
+                // both names; not when both stay (two links to one inode).
+                if ns.lookup(c.parent, &c.name).is_err() {
+                    wire.attr = ns.lookup(c.new_parent, &c.new_name).ok().map(attr_to_wire);
+                }
+                ok(RBody::Released(wire))
             }
             Some(Body::CommitChunk(c)) => {
                 let chunk =

@@ -242,6 +242,30 @@ fn namespace_changes_return_the_directories_they_changed() {
     assert!(lookup.dirs.is_empty(), "reads return none");
 }
 
+/// A rename's answer names the moved inode (with its key, as a lookup
+/// answers) so the writer's cache learns the old name gone and the new one;
+/// between two links to one inode both names stay, and it names none.
+#[test]
+fn a_rename_answers_the_moved_inode_unless_both_names_stay() {
+    let mut sm = StateMachine::new(Layout::default(), 16);
+    let f = create(&mut sm, "f", 1);
+    let rename = |from: &str, to: &str| {
+        Body::Rename(pb::Rename { parent: ROOT_INO, name: from.into(), new_parent: ROOT_INO, new_name: to.into() })
+    };
+    let resp = sm.apply(&req(1, 2, rename("f", "g")), 10);
+    let Some(RBody::Released(r)) = &resp.body else { panic!("rename: {resp:?}") };
+    let moved = r.attr.as_ref().expect("the moved inode");
+    assert_eq!((moved.ino, moved.ctime_ns), (f.ino, 10));
+    assert!(moved.key.is_some(), "with its key, as a lookup of the new name answers");
+    // Two links to one inode: a rename between them changes nothing.
+    let link = Body::Link(pb::Link { ino: f.ino, new_parent: ROOT_INO, new_name: "h".into() });
+    assert!(sm.apply(&req(1, 3, link), 11).error.is_none());
+    let resp = sm.apply(&req(1, 4, rename("g", "h")), 12);
+    let Some(RBody::Released(r)) = &resp.body else { panic!("rename: {resp:?}") };
+    assert!(r.attr.is_none(), "both names stay: no moved inode");
+    assert!(sm.ns.lookup(ROOT_INO, b"g").is_ok() && sm.ns.lookup(ROOT_INO, b"h").is_ok());
+}
+
 #[test]
 fn opens_are_held_per_client_and_expire_with_their_holder() {
     let mut sm = StateMachine::new(Layout::default(), 16);
