@@ -229,6 +229,43 @@ fn a_long_listing_of_a_large_directory_needs_no_lookup_per_entry() {
     drop(mount);
 }
 
+/// Stats of files another client made, one after another in one
+/// directory: after a few lookups miss, the mount lists the directory ahead
+/// (statahead), so most stats ask the metadata servers nothing; what it
+/// listed is still recalled when another client changes the directory.
+#[test]
+fn stats_of_files_another_client_made_list_their_directory_ahead_and_stay_coherent() {
+    const FILES: usize = 300;
+    let c = TestCluster::start(148);
+    // Names unpadded: the stats' order is not the listing's (byte) order.
+    made_by_another_mount(&c, 148, "ds", FILES, |dir, i| {
+        std::fs::write(dir.join(format!("f-{i}")), [i as u8; 3]).expect("write through the mount");
+    });
+    let meta_addrs = meta_metrics_addrs(&c);
+    let meta_ops = |op: &str| meta_requests(&meta_addrs, &[op]);
+    let (reader, mnt, _) = daemon_mount(&c, 148, "reader", &[]);
+    let (lookups, readdirs) = (meta_ops("lookup"), meta_ops("readdir"));
+    for i in 0..FILES {
+        let md = std::fs::metadata(mnt.join(format!("ds/f-{i}"))).expect("stat");
+        assert!(md.is_file() && md.len() == 3, "f-{i}: {md:?}");
+    }
+    assert!(std::fs::metadata(mnt.join("ds/absent")).is_err(), "a name never made is absent");
+    let (asked, listed) = (meta_ops("lookup") - lookups, meta_ops("readdir") - readdirs);
+    // One lookup per stat without statahead: 301.
+    assert!(asked < 60.0 && listed >= 1.0, "{asked} lookups and {listed} pages for {FILES} stats");
+
+    // Another client changes the directory: the reader sees it at once.
+    let (writer, w, _) = daemon_mount(&c, 148, "writer", &[]);
+    std::fs::write(w.join("ds/new"), b"new").expect("create elsewhere");
+    std::fs::remove_file(w.join("ds/f-7")).expect("unlink elsewhere");
+    assert_eq!(std::fs::metadata(mnt.join("ds/new")).expect("stat of a file made elsewhere").len(), 3);
+    let gone = std::fs::metadata(mnt.join("ds/f-7")).expect_err("a file removed elsewhere is gone");
+    assert_eq!(gone.kind(), std::io::ErrorKind::NotFound);
+    assert!(std::fs::metadata(mnt.join("ds/f-8")).is_ok());
+    drop(writer);
+    drop(reader);
+}
+
 /// Writing a small file through the mount asks the metadata service for no
 /// attributes at close (the commit's answer carries them), nor for the
 /// lookup before the create (the mount made the directory). The page cache

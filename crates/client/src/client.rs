@@ -133,6 +133,8 @@ pub(crate) struct Inner {
     /// The coherent metadata cache and where a mount hooks its recalls.
     pub mcache: crate::meta_cache::MetaCache,
     pub recall_hook: crate::meta_cache_watch::HookSlot,
+    /// Lookups that missed per directory, for listing ahead.
+    pub(crate) statahead: crate::statahead::Statahead,
 }
 
 impl Inner {
@@ -346,6 +348,7 @@ impl Client {
             hedged: Default::default(),
             mcache: if cfg.metadata_cache { Default::default() } else { crate::meta_cache::MetaCache::disabled() },
             recall_hook: Default::default(),
+            statahead: Default::default(),
             cfg,
         });
         inner.refresh_placement().await?;

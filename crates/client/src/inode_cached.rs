@@ -69,6 +69,11 @@ fn error_of(resp: &pb::MetaResponse) -> Option<ClientError> {
     Some(MetaCallError::Service { code: code_from_wire(e.code), message: e.message.clone() }.into())
 }
 
+fn not_found() -> ClientError {
+    let message = "no such entry".to_string();
+    MetaCallError::Service { code: shardline_types::ErrorCode::NotFound, message }.into()
+}
+
 fn is_not_found(resp: &pb::MetaResponse) -> bool {
     resp.error.as_ref().is_some_and(|e| e.code == pb::ErrorCode::NotFound as i32)
 }
@@ -116,11 +121,17 @@ impl Inodes {
         let cache = &self.inner.mcache;
         match cache.entry(parent, name, caller) {
             Some((Some(a), until)) => return Ok((InodeAttr::from_wire(&a), Coverage::Until(until))),
-            Some((None, _)) => {
-                let msg = "no such entry".to_string();
-                return Err(MetaCallError::Service { code: shardline_types::ErrorCode::NotFound, message: msg }.into());
-            }
+            Some((None, _)) => return Err(not_found()),
             None => {}
+        }
+        if cache.open() {
+            self.list_ahead(parent, name).await;
+            if let Some((found, until)) = cache.entry(parent, name, caller) {
+                return match found {
+                    Some(a) => Ok((InodeAttr::from_wire(&a), Coverage::Until(until))),
+                    None => Err(not_found()),
+                };
+            }
         }
         let ticket = cache.ticket();
         let body = Body::Lookup(pb::Lookup { parent, name: name.to_vec() });

@@ -18,6 +18,10 @@
 //! [`prefetch`] is the data-loader API: an epoch's files or ranges read
 //! with a bounded window in flight, in order.
 //!
+//! Metadata reads go through the coherent cache ([`meta_cache`],
+//! `inode_cached`); lookups that keep missing in one directory list it
+//! ahead (`statahead`).
+//!
 //! Every shard request carries a capability token from the metadata
 //! service (`caps`): get tokens come with chunk lists, put tokens are
 //! granted per chunk version written, delete tokens come with released
@@ -62,6 +66,7 @@ mod range_read;
 mod read_pattern;
 pub mod reader;
 mod stale;
+mod statahead;
 mod stripe_fetch;
 mod subset_read;
 pub mod writer;

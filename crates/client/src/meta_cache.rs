@@ -213,6 +213,15 @@ impl State {
         self.entries.get(&parent)?.get(name)?.get(caller).copied()
     }
 
+    /// Whether every entry of `dir` up to `name` (in the servers' byte
+    /// order) is known for `caller`: the directory is complete, or a
+    /// listing of it reached `name` (its pages continuous and granted;
+    /// a recall or own change of the directory ends it).
+    fn listed_past(&self, dir: u64, name: &[u8], caller: Caller) -> bool {
+        self.complete.get(&dir).is_some_and(|c| c.contains(&caller))
+            || self.listing.get(&dir).and_then(|l| l.get(&caller)).is_some_and(|last| name <= &last[..])
+    }
+
     fn valid(&self, now: Instant) -> Option<Instant> {
         self.valid_until.filter(|u| self.open && now < *u)
     }
@@ -302,8 +311,10 @@ impl MetaCache {
                 match s.entry_of(parent, name, caller) {
                     Some(None) => Some((None, u)),
                     Some(Some(ino)) => Some((Some(s.attr_of(ino, caller)?.clone()), u)),
-                    // Not among a directory's every entry: absent.
-                    None => s.complete.get(&parent)?.contains(&caller).then_some((None, u)),
+                    // Not among a directory's every entry, or not among
+                    // those of a listing granted page after page from the
+                    // start up to a name at or past it: absent.
+                    None => s.listed_past(parent, name, caller).then_some((None, u)),
                 }
             })
         };
@@ -377,6 +388,13 @@ impl MetaCache {
             return Coverage::Inactive;
         }
         s.keep(ticket, resp, caller, attrs, entries).map_or(Coverage::Uncovered, Coverage::Until)
+    }
+
+    /// Where a listing of `dir` for `caller` continues: after the last
+    /// name of the pages granted so far, or from the start.
+    pub fn listing_from(&self, dir: u64, caller: Caller) -> Vec<u8> {
+        let s = self.lock();
+        s.listing.get(&dir).and_then(|l| l.get(&caller)).cloned().unwrap_or_default()
     }
 
     /// Keep a page of `dir`'s listing read from after `after` (its

@@ -104,6 +104,25 @@ fn a_whole_granted_listing_makes_absent_names_known_until_recalled() {
 }
 
 #[test]
+fn a_listing_under_way_knows_names_up_to_its_last_page_are_absent() {
+    let c = open_cache();
+    let (a5, a6) = (attr(5, 0o644), attr(6, 0o644));
+    c.listed(c.ticket(), &granted(0), 7, 1, (b"", b"m", true), &[&a5, &a6], &[(1, b"a", Some(5)), (1, b"m", Some(6))]);
+    assert_eq!(c.listing_from(1, 7), b"m".to_vec(), "the next page starts after the last name kept");
+    assert_eq!(c.entry(1, b"b", 7).map(|(a, _)| a.is_none()), Some(true), "between listed names: absent");
+    assert_eq!(c.entry(1, b"m", 7).map(|(a, _)| a.map(|a| a.ino)), Some(Some(6)));
+    assert!(c.entry(1, b"n", 7).is_none(), "past the last page: unknown");
+    assert!(c.entry(1, b"b", 8).is_none(), "another caller listed nothing");
+    // An own change in the directory ends the listing (its pages no longer
+    // continue what the directory holds now).
+    c.own_change(&granted(1), 7, &[1], &[(1, b"c", Some(9))], &[&attr(9, 0o644)], None);
+    assert!(c.entry(1, b"b", 7).is_none() && c.listing_from(1, 7).is_empty());
+    c.listed(c.ticket(), &granted(1), 7, 1, (b"", b"m", true), &[&a5, &a6], &[(1, b"a", Some(5)), (1, b"m", Some(6))]);
+    c.recalled(2, &[1]);
+    assert!(c.entry(1, b"b", 7).is_none() && c.listing_from(1, 7).is_empty(), "a recall ends it");
+}
+
+#[test]
 fn a_listing_broken_by_an_ungranted_page_or_a_recall_is_not_whole() {
     let c = open_cache();
     let (a5, a6) = (attr(5, 0o644), attr(6, 0o644));
