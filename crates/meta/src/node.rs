@@ -3,8 +3,10 @@
 //! Order per Ready (raft-rs's five_mem_node, with its asynchronous ready):
 //! send messages (a leader's appends leave before its own write, so
 //! followers write while it does, Raft thesis §10.2.1) → apply a snapshot →
-//! apply committed entries → hand entries and hard state to the log →
-//! `advance_append_async` → `on_persist_ready` once the log is durable.
+//! apply committed entries (a leader; a follower applies them last, after
+//! its acknowledgement of the new entries left) → hand entries and hard
+//! state to the log → `advance_append_async` → `on_persist_ready` once the
+//! log is durable.
 //! The log is written here when nothing else waits (no hand-over between
 //! threads on the path of a lone request); when more input waits, the log
 //! writer thread (`log_writer.rs`) writes while the loop goes on, and
@@ -394,7 +396,14 @@ impl Node {
                 self.reads_waiting.push((rs.index, batch));
             }
         }
-        self.apply(ready.take_committed_entries())?;
+        // A leader applies first: its answers wait for that. A follower
+        // learns of a commit with the next append (commits are not broadcast
+        // on their own), and nobody waits for its apply: it acknowledges the
+        // new entries first.
+        let committed = ready.take_committed_entries();
+        let (apply_now, apply_after) =
+            if self.raw.raft.state == StateRole::Leader { (committed, Vec::new()) } else { (Vec::new(), committed) };
+        self.apply(apply_now)?;
         let number = ready.number();
         let batch = Batch {
             number,
@@ -430,6 +439,7 @@ impl Node {
             self.store.append(batch)?;
             self.handed = number;
         }
+        self.apply(apply_after)?;
         self.raw.advance_apply();
         Ok(())
     }
