@@ -144,6 +144,9 @@ impl Inodes {
         }
         let a = attr_of(self.received(resp.clone()))?;
         let cov = cache.keep(ticket, &resp, caller, &[&a], &[(parent, name, Some(a.ino))]);
+        if ticket.is_some() {
+            self.found_by_lookup(parent);
+        }
         Ok((InodeAttr::from_wire(&a), cov))
     }
 

@@ -5,6 +5,10 @@
 //! `rsync`) pays for a few pages instead of a round trip per name. Lustre's
 //! statahead and the NFS client's READDIRPLUS heuristics do the same.
 //!
+//! Only lookups that missed and found an entry count: the lookups before
+//! creates (of names not there) would earn listings that this client's own
+//! creates end at once.
+//!
 //! The cost stays bounded whatever the access pattern (a ski-rental rule):
 //! a directory is listed ahead only while the entries listed there stay
 //! within [`ENTRIES_PER_MISS`] times the lookups that missed there, and an
@@ -58,15 +62,20 @@ impl Statahead {
         self.dirs.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// A lookup missed in `dir`: how many entries to list ahead now, if any
-    /// (then [`Statahead::finished`] must follow).
-    fn missed(&self, dir: u64) -> Option<u64> {
+    /// A lookup that missed the cache in `dir` found an entry there.
+    fn found(&self, dir: u64) {
         let mut dirs = self.lock();
         if dirs.len() >= MAX_DIRS && !dirs.contains_key(&dir) {
             dirs.clear();
         }
-        let s = dirs.entry(dir).or_default();
-        s.misses += 1;
+        dirs.entry(dir).or_default().misses += 1;
+    }
+
+    /// A lookup missed the cache in `dir`: how many entries to list ahead
+    /// now, if any (then [`Statahead::finished`] must follow).
+    fn plan(&self, dir: u64) -> Option<u64> {
+        let mut dirs = self.lock();
+        let s = dirs.get_mut(&dir)?;
         if s.running || s.refused || s.misses < MIN_MISSES {
             return None;
         }
@@ -91,12 +100,18 @@ impl Statahead {
 }
 
 impl Inodes {
+    /// A lookup that missed the cache found `dir`'s entry: counted towards
+    /// listing `dir` ahead.
+    pub(crate) fn found_by_lookup(&self, dir: u64) {
+        self.inner.statahead.found(dir);
+    }
+
     /// A lookup of `name` in `dir` missed the cache: list `dir` ahead if
     /// statahead says so, from where the cache's listing of it stands,
     /// until `name`'s place is covered, the listing ends or the budget is
     /// spent. The caller then asks the cache again.
     pub(crate) async fn list_ahead(&self, dir: u64, name: &[u8]) {
-        let Some(budget) = self.inner.statahead.missed(dir) else { return };
+        let Some(budget) = self.inner.statahead.plan(dir) else { return };
         let mut after = self.inner.mcache.listing_from(dir, self.inner.meta.caller_key());
         let (mut listed, mut refused) = (0u64, false);
         while listed < budget {
@@ -130,43 +145,49 @@ mod tests {
     #[test]
     fn lists_ahead_only_after_enough_misses_and_within_the_budget() {
         let s = Statahead::default();
+        assert_eq!(s.plan(7), None, "nothing found by lookups yet");
         for _ in 1..MIN_MISSES {
-            assert_eq!(s.missed(7), None, "too few misses to list ahead");
+            s.found(7);
+            assert_eq!(s.plan(7), None, "too few misses to list ahead");
         }
-        let first = s.missed(7).expect("lists ahead at the threshold");
+        s.found(7);
+        let first = s.plan(7).expect("lists ahead at the threshold");
         assert_eq!(first, MIN_MISSES * ENTRIES_PER_MISS);
-        assert_eq!(s.missed(7), None, "one listing at a time per directory");
+        assert_eq!(s.plan(7), None, "one listing at a time per directory");
         s.finished(7, first, false);
         // The budget grows with misses, less what was listed.
         let mut next = None;
         for _ in 0..10 {
-            next = next.or(s.missed(7));
+            s.found(7);
+            next = next.or(s.plan(7));
         }
         let listed_then = next.expect("more misses earn another listing");
         assert!(listed_then <= 14 * ENTRIES_PER_MISS - first, "{listed_then}");
-        assert_eq!(s.missed(8), None, "counted per directory");
+        assert_eq!(s.plan(8), None, "counted per directory");
     }
 
     #[test]
     fn a_refused_directory_is_not_listed_again_and_big_ones_stop() {
         let s = Statahead::default();
-        for _ in 0..MIN_MISSES - 1 {
-            s.missed(1);
+        for _ in 0..MIN_MISSES {
+            s.found(1);
         }
-        let b = s.missed(1).expect("lists ahead");
+        let b = s.plan(1).expect("lists ahead");
         s.finished(1, 0, true);
         for _ in 0..1000 {
-            assert_eq!(s.missed(1), None, "the caller may not list it");
+            s.found(1);
+            assert_eq!(s.plan(1), None, "the caller may not list it");
         }
         let t = Statahead::default();
         let mut total = 0;
         for _ in 0..MAX_ENTRIES_PER_DIR {
-            if let Some(b) = t.missed(2) {
+            t.found(2);
+            if let Some(b) = t.plan(2) {
                 t.finished(2, b, false);
                 total += b;
             }
         }
         assert!(b > 0 && total <= MAX_ENTRIES_PER_DIR, "listed {total}");
-        assert_eq!(t.missed(2), None, "nothing past the cap");
+        assert_eq!(t.plan(2), None, "nothing past the cap");
     }
 }
