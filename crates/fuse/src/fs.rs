@@ -201,6 +201,11 @@ impl ShardlineFs {
         self.entry_ttl(self.entry_covered(granted, parent, name, ino))
     }
 
+    /// The runtime the mount's requests run on.
+    pub(crate) fn rt(&self) -> &Handle {
+        &self.rt
+    }
+
     /// Where the mount puts the session's notifier.
     pub fn notifier_slot(&self) -> Arc<OnceLock<Notifier>> {
         self.notifier.clone()
@@ -229,7 +234,7 @@ impl ShardlineFs {
     fn listing(&self, req: &Request, ino: u64, fh: u64, offset: u64) -> OpResult<Arc<Listing>> {
         let listing = match self.files.dir(fh) {
             Some(l) => l,
-            None => Arc::new(self.run_as(req, "list_dir", self.op_list_dir(ino))?),
+            None => self.run_as(req, "list_dir", self.op_list_dir(ino))?,
         };
         let offset = usize::try_from(offset).unwrap_or(usize::MAX);
         self.run_as(req, "list_dir", self.op_list_more(ino, &listing, offset))?;

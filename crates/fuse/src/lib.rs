@@ -3,7 +3,8 @@
 //! Owns the translation from kernel FUSE requests to the client's inode API
 //! and by-inode file handles: [`fs`] (the `fuser::Filesystem`, one tokio
 //! `block_on` per request on fuser's threads), [`ops_names`] (namespace
-//! operations, xattrs, permission checks), [`ops_files`] (open, read, write,
+//! operations, xattrs, permission checks), `listing` (directory listings
+//! read a page at a time, one page ahead), [`ops_files`] (open, read, write,
 //! flush, release, fallocate), [`open_files`] (handles shared by every open
 //! of an inode in this mount), [`kernel_attrs`] (what the kernel was last
 //! told of each file's attributes), [`attr`] (attributes and ownership rules) and
@@ -18,6 +19,7 @@ pub mod attr;
 pub mod error;
 pub mod fs;
 pub mod kernel_attrs;
+mod listing;
 pub mod mount;
 pub mod open_files;
 pub mod ops_files;

@@ -39,6 +39,8 @@ pub struct DirItem {
 #[derive(Debug)]
 pub struct Listing {
     loaded: Mutex<Loaded>,
+    /// Woken when a page in flight arrived (or failed).
+    fetched: tokio::sync::Notify,
 }
 
 /// What a listing has read so far.
@@ -49,15 +51,27 @@ pub struct Loaded {
     pub after: Vec<u8>,
     /// Whether entries follow.
     pub more: bool,
+    /// A page is in flight (`listing.rs`).
+    pub fetching: bool,
 }
 
 impl Listing {
     pub fn new(loaded: Loaded) -> Self {
-        Listing { loaded: Mutex::new(loaded) }
+        Listing { loaded: Mutex::new(loaded), fetched: tokio::sync::Notify::new() }
     }
 
     pub fn lock(&self) -> MutexGuard<'_, Loaded> {
         lock(&self.loaded)
+    }
+
+    /// Completes when the page in flight arrives or fails: woken by a
+    /// [`Listing::wake_waiters`] made at any time after this call.
+    pub fn fetched(&self) -> tokio::sync::futures::Notified<'_> {
+        self.fetched.notified()
+    }
+
+    pub fn wake_waiters(&self) {
+        self.fetched.notify_waiters();
     }
 }
 
@@ -209,9 +223,9 @@ impl OpenFiles {
         lock(&self.stamps).insert(ino, stamp);
     }
 
-    pub fn new_dir(&self, listing: Listing) -> u64 {
+    pub fn new_dir(&self, listing: Arc<Listing>) -> u64 {
         let fh = self.next_fh.fetch_add(1, Ordering::Relaxed) + 1;
-        lock(&self.dirs).insert(fh, Arc::new(listing));
+        lock(&self.dirs).insert(fh, listing);
         fh
     }
 

@@ -1,10 +1,9 @@
 //! Namespace operations: lookup, attributes, create, mkdir, unlink, rename,
 //! links, directory listings, xattrs and access checks.
 
-use std::ffi::{OsStr, OsString};
-use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
-use std::time::Instant;
 
 use fuser::{Errno, FileAttr, RenameFlags, TimeOrNow};
 use shardline_client::inode_api::{InodeAttr, NewFile, SetAttrRequest, SetTime, XattrMode};
@@ -12,9 +11,8 @@ use shardline_client::meta_cache::Coverage;
 use shardline_client::{ClientError, FileHandle, FileKind};
 use shardline_types::ErrorCode;
 
-use crate::attr::{check_setattr, chmod_mode, dev_from_kernel, file_attr, file_type, may_access, ns_of, Caller};
+use crate::attr::{check_setattr, chmod_mode, dev_from_kernel, file_attr, may_access, ns_of, Caller};
 use crate::fs::{Fail, OpResult, ShardlineFs};
-use crate::open_files::{DirItem, Listing, Loaded};
 
 /// The longest name a directory entry may have.
 pub const NAME_MAX: usize = 255;
@@ -199,43 +197,6 @@ impl ShardlineFs {
     pub(crate) async fn op_link(&self, ino: u64, new_parent: u64, new_name: &OsStr) -> OpResult<FileAttr> {
         let a = self.inodes.link(ino, new_parent, name_bytes(new_name)?).await?;
         Ok(self.attr_of(&a))
-    }
-
-    /// A directory's listing with "." and ".." and its first page of
-    /// entries, each with its attributes (for READDIRPLUS); readdir reads
-    /// the rest as it reaches it ([`ShardlineFs::op_list_more`]).
-    pub(crate) async fn op_list_dir(&self, ino: u64) -> OpResult<Listing> {
-        let taken = Instant::now();
-        let dot = |name: &str| DirItem { ino, kind: fuser::FileType::Directory, name: name.into(), attr: None, taken };
-        let listing = Listing::new(Loaded { items: vec![dot("."), dot("..")], after: Vec::new(), more: true });
-        self.op_list_more(ino, &listing, 0).await?;
-        Ok(listing)
-    }
-
-    /// Read pages of `ino` into `listing` until it holds the item at
-    /// `offset` or the directory ends.
-    pub(crate) async fn op_list_more(&self, ino: u64, listing: &Listing, offset: usize) -> OpResult<()> {
-        loop {
-            let after = {
-                let loaded = listing.lock();
-                if loaded.items.len() > offset || !loaded.more {
-                    return Ok(());
-                }
-                loaded.after.clone()
-            };
-            let taken = Instant::now();
-            let page = self.inodes.readdir(ino, &after, 0, true).await?;
-            let mut loaded = listing.lock();
-            if loaded.after != after || !loaded.more {
-                continue; // another readdir of this handle read that page
-            }
-            for e in page.entries {
-                loaded.after.clone_from(&e.name);
-                let name = OsString::from_vec(e.name);
-                loaded.items.push(DirItem { ino: e.ino, kind: file_type(e.kind), name, attr: e.attr, taken });
-            }
-            loaded.more = page.more;
-        }
     }
 
     pub(crate) async fn op_setxattr(&self, ino: u64, name: &OsStr, value: &[u8], flags: i32) -> OpResult<()> {
