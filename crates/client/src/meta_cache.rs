@@ -22,7 +22,7 @@
 //! - entries and attributes are keyed by the caller too: answers depend on
 //!   who asks.
 
-use std::collections::{HashMap, HashSet};
+use foldhash::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};

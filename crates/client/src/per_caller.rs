@@ -35,8 +35,8 @@ impl<T> PerCaller<T> {
 }
 
 /// `map[key]` for `caller` becomes `value`.
-pub(crate) fn set_in<K: std::hash::Hash + Eq, T>(
-    map: &mut std::collections::HashMap<K, PerCaller<T>>,
+pub(crate) fn set_in<K: std::hash::Hash + Eq, T, S: std::hash::BuildHasher>(
+    map: &mut std::collections::HashMap<K, PerCaller<T>, S>,
     key: K,
     caller: u64,
     value: T,

@@ -22,8 +22,9 @@
 //! entry is only re-recorded while nothing was ever left out, since the
 //! kernel may hold attributes of a file left out.
 
-use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard};
+
+use foldhash::HashMap;
 
 /// Files recorded at most.
 const MAX_ENTRIES: usize = 256 << 10;

@@ -11,13 +11,14 @@
 //! acknowledges after a bounded wait anyway: the kernel was told nothing
 //! covered for longer than the lease.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::VecDeque;
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
+use foldhash::{HashMap, HashSet};
 use fuser::{INodeNo, Notifier};
 use shardline_client::meta_cache_watch::RecallHook;
 
