@@ -1,7 +1,8 @@
 //! POSIX corners through the FUSE mount: mmap, special files, isatty, open
 //! files outliving unlink and rename, names that are not UTF-8, and
 //! CPython's own file-system tests run on the mount; another user working
-//! through a shared mount as itself.
+//! through a shared mount as itself, and clearing the set-id bits of a file
+//! it writes but does not own.
 
 mod harness;
 #[path = "harness/mount.rs"]
@@ -346,5 +347,54 @@ fn another_user_works_through_a_shared_mount_as_itself() {
     let out = as_user("1000", "rm \"$U/g\" && ls -A \"$U\"");
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(out.stdout.is_empty(), "{}", String::from_utf8_lossy(&out.stdout));
+    drop(m);
+}
+
+/// pjdfstest chmod/12.t: a write by a user who may write a set-user-ID or
+/// set-group-ID file but does not own it failed with EPERM: the kernel drops
+/// the set-id bits with a setattr made as the writer, and the mount and the
+/// metadata service refused it as a chmod by someone not the owner. Such a
+/// write or truncate now succeeds and clears the bits, as on Linux; a chmod
+/// by that user is still refused, and root's writes keep the bits.
+#[test]
+fn a_write_by_a_user_not_the_owner_clears_set_id_bits() {
+    let c = TestCluster::start(171);
+    let top = tempfile::Builder::new().prefix("shardline-mnt-").tempdir().expect("temp dir");
+    fs::set_permissions(top.path(), fs::Permissions::from_mode(0o755)).expect("chmod the mount's parent");
+    let path = top.path().join("mnt");
+    fs::create_dir(&path).expect("mount point");
+    let m = Mount::start_at(&c, &path, &["--allow-other"]);
+    let d = m.p("d");
+    fs::create_dir(&d).expect("mkdir /d");
+    fs::set_permissions(&d, fs::Permissions::from_mode(0o777)).expect("chmod /d");
+    let as_user = |script: &str| {
+        Command::new("setpriv")
+            .args(["--reuid", "1000", "--regid", "1000", "--clear-groups", "sh", "-c", script])
+            .env("D", &d)
+            .output()
+            .expect("run setpriv")
+    };
+    let mode = |name: &str| fs::metadata(d.join(name)).expect("stat").mode() & 0o7777;
+    for (name, bits) in [("u", 0o4777), ("g", 0o2777), ("ug", 0o6777), ("t", 0o6777)] {
+        fs::write(d.join(name), b"").expect("create as root");
+        fs::set_permissions(d.join(name), fs::Permissions::from_mode(bits)).expect("chmod as root");
+        assert_eq!(mode(name), bits);
+    }
+    let out = as_user("cd \"$D\" && printf x >> u && printf x >> g && printf x >> ug && truncate -s 3 t");
+    assert!(out.status.success(), "a write by uid 1000: {}", String::from_utf8_lossy(&out.stderr));
+    for name in ["u", "g", "ug", "t"] {
+        assert_eq!(mode(name), 0o777, "{name}: the set-id bits stay after a write by another user");
+    }
+    assert_eq!(fs::read(d.join("ug")).expect("read"), b"x");
+    assert_eq!(fs::metadata(d.join("t")).expect("stat").len(), 3);
+
+    // Only clearing: a chmod by uid 1000 is still refused.
+    fs::set_permissions(d.join("t"), fs::Permissions::from_mode(0o6777)).expect("chmod as root");
+    let out = as_user("chmod 777 \"$D/t\"");
+    assert!(!out.status.success(), "uid 1000 chmodded root's file");
+    assert_eq!(mode("t"), 0o6777);
+    // Root (CAP_FSETID) writes and keeps them.
+    OpenOptions::new().append(true).open(d.join("t")).expect("open").write_all(b"y").expect("write as root");
+    assert_eq!(mode("t"), 0o6777);
     drop(m);
 }

@@ -153,10 +153,21 @@ pub fn may_access(a: &InodeAttr, caller: &Caller, mask: u32) -> bool {
     bits & mask == mask
 }
 
+/// Whether `mode` is `a`'s mode with some of its set-user-ID and
+/// set-group-ID bits cleared and nothing else changed: what the kernel asks,
+/// as the writer, when a write or truncate by someone without CAP_FSETID
+/// drops them (`file_remove_privs`). Anyone who may write the file may.
+pub fn clears_setid_only(a: &InodeAttr, mode: u32) -> bool {
+    const SETID: u32 = 0o6000;
+    let (old, new) = (a.mode & 0o7777, mode & 0o7777);
+    new & !SETID == old & !SETID && new & !old == 0
+}
+
 /// A setattr's ownership rules, as errno on refusal: only the owner or root
-/// may chmod or set explicit times; only root may change the owner; the
-/// owner may change the group to one of its own; "now" times also need
-/// write access.
+/// may chmod (others who may write the file may only clear its set-id bits,
+/// see [`clears_setid_only`]) or set explicit times; only root may change
+/// the owner; the owner may change the group to one of its own; "now" times
+/// also need write access.
 pub fn check_setattr(
     a: &InodeAttr,
     caller: &Caller,
@@ -168,7 +179,7 @@ pub fn check_setattr(
 ) -> Result<(), i32> {
     let root = caller.uid == 0;
     let owner = root || caller.uid == a.uid;
-    if mode.is_some() && !owner {
+    if mode.is_some_and(|m| !(clears_setid_only(a, m) && may_access(a, caller, 2))) && !owner {
         return Err(libc::EPERM);
     }
     if uid.is_some_and(|u| u != a.uid) && !root {
@@ -189,10 +200,14 @@ pub fn check_setattr(
     Ok(())
 }
 
-/// A chmod by someone outside the file's group drops the set-group-id bit.
+/// A chmod by someone outside the file's group drops the set-group-id bit
+/// (not when it only clears set-id bits: the mode the kernel asks for then
+/// is the one to keep).
 pub fn chmod_mode(a: &InodeAttr, caller: &Caller, mode: u32) -> u32 {
     let mode = mode & 0o7777;
-    if caller.uid != 0 && !caller.in_group(a.gid) {
+    if clears_setid_only(a, mode) {
+        mode
+    } else if caller.uid != 0 && !caller.in_group(a.gid) {
         mode & !0o2000
     } else {
         mode
@@ -294,5 +309,29 @@ mod tests {
         assert_eq!(check_setattr(&writable, &caller(11, 21), None, None, None, false, true), Ok(()));
         assert_eq!(chmod_mode(&a, &caller(11, 21), 0o2755), 0o755);
         assert_eq!(chmod_mode(&a, &caller(11, 20), 0o2755), 0o2755);
+    }
+
+    /// pjdfstest chmod/12.t: a write by a non-owner failed with EPERM (the
+    /// kernel's setattr dropping the set-id bits was refused as a chmod).
+    #[test]
+    fn a_writer_who_is_not_the_owner_may_only_clear_set_id_bits() {
+        let a = attr(0o6777, 10, 20);
+        let other = caller(11, 21);
+        for kill in [0o777, 0o2777, 0o4777, 0o6777] {
+            assert_eq!(check_setattr(&a, &other, Some(kill), None, None, false, false), Ok(()), "{kill:o}");
+        }
+        assert_eq!(check_setattr(&a, &other, Some(0o100_777), None, None, false, false), Ok(()), "with the file type");
+        assert_eq!(check_setattr(&a, &other, Some(0o775), None, None, false, false), Err(libc::EPERM));
+        assert_eq!(
+            check_setattr(&attr(0o777, 10, 20), &other, Some(0o4777), None, None, false, false),
+            Err(libc::EPERM)
+        );
+        assert_eq!(
+            check_setattr(&attr(0o6755, 10, 20), &other, Some(0o755), None, None, false, false),
+            Err(libc::EPERM)
+        );
+        // Set-group-id without group x is kept by the kernel: kept here too.
+        let locking = attr(0o6767, 10, 20);
+        assert_eq!(chmod_mode(&locking, &other, 0o2767), 0o2767);
     }
 }

@@ -23,7 +23,7 @@
 //! | Unlink, Rmdir | w+x on the parent, and in a sticky directory: owning the entry or the directory |
 //! | Rename | the same on both parents; w on a directory moving to another parent |
 //! | Link | w+x on the new parent; owning the file or r+w on it (protected hard links) |
-//! | SetAttr | chmod, explicit times, chown: the owner (a real owner change: root); chgrp to a group of the caller's; setgid only in the file's group; "now" times: the owner or w; size: w |
+//! | SetAttr | chmod, explicit times, chown: the owner (a real owner change: root); chgrp to a group of the caller's; setgid only in the file's group; a mode that only clears set-id bits (a write's): also w; "now" times: the owner or w; size: w |
 //! | SetXattr, RemoveXattr | w (`trusted.*`: root; `system.*`: the owner) |
 //! | GetXattr | r for `user.*` (`trusted.*`: root) |
 //! | Open, GetChunks | r or w |
@@ -266,10 +266,13 @@ fn check_setattr(ns: &Namespace, who: &Who, a: &pb::SetAttr) -> OpResult<()> {
     let Ok(i) = ns.get(a.ino) else { return Ok(()) };
     let owner = who.owns(i);
     let no = |what: &str| Err(denied(who, format!("{what} of inode {} is its owner's", a.ino)));
-    if a.mode.is_some() && !owner {
-        return no("changing the mode");
-    }
-    if let Some(mode) = a.mode {
+    if let Some(mode) = a.mode.filter(|_| !owner) {
+        // What the kernel asks, as the writer, when a write or truncate by
+        // someone without CAP_FSETID drops the file's set-id bits.
+        if !(clears_setid_only(i.mode, mode) && who.may_inode(i, W)) {
+            return no("changing the mode");
+        }
+    } else if let Some(mode) = a.mode.filter(|&m| !clears_setid_only(i.mode, m)) {
         let group = a.gid.unwrap_or(i.gid);
         if mode & SETGID != 0 && i.kind != Kind::Directory && !who.root() && !who.in_group(group) {
             return Err(denied(who, format!("setgid on inode {} needs membership of its group", a.ino)));
@@ -297,6 +300,15 @@ fn check_setattr(ns: &Namespace, who: &Who, a: &pb::SetAttr) -> OpResult<()> {
         need_data_write(ns, who, a.ino, "truncate")?;
     }
     Ok(())
+}
+
+/// Whether `new` is the mode `old` with some of its set-user-ID and
+/// set-group-ID bits cleared and nothing else changed (as
+/// `fuse/src/attr.rs::clears_setid_only`).
+fn clears_setid_only(old: u32, new: u32) -> bool {
+    const SETID: u32 = 0o6000;
+    let (old, new) = (old & 0o7777, new & 0o7777);
+    new & !SETID == old & !SETID && new & !old == 0
 }
 
 /// Remove from an answer to `caller` the wrapped keys of files it may

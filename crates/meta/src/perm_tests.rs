@@ -159,6 +159,20 @@ fn setattr_follows_the_owner_rules() {
     assert_eq!(code(check(&t.ns, &user(2000, 1, &[]), &setgid)), DENIED, "setgid outside the file's group");
     let utimes = set(pb::SetAttr { mtime_ns: Some(5), ..Default::default() });
     assert_eq!(code(check(&t.ns, &alice, &utimes)), DENIED, "explicit times: owner only");
+    let same = set(pb::SetAttr { mode: Some(0o666), ..Default::default() });
+    assert_eq!(code(check(&t.ns, &alice, &same)), None, "no change, for a writer: as harmless as its write");
+    assert_eq!(code(check(&t.ns, &alice, &set(pb::SetAttr { mode: Some(0o664), ..Default::default() }))), DENIED);
+    assert_eq!(code(check(&t.ns, &owner, &set(pb::SetAttr { mode: Some(0o6666), ..Default::default() }))), None);
+    let mut suid = t.ns.clone();
+    suid.set_attr(t.f, &crate::namespace::SetAttrs { mode: Some(0o6777), ..Default::default() }, 2).unwrap();
+    // A writer without CAP_FSETID: the kernel drops the set-id bits, as the writer.
+    let kill = |mode| set(pb::SetAttr { mode: Some(mode), ..Default::default() });
+    assert_eq!(code(check(&suid, &alice, &kill(0o777))), None, "a writer clears set-id bits");
+    assert_eq!(code(check(&suid, &alice, &kill(0o2777))), None, "a writer clears set-user-id only");
+    assert_eq!(code(check(&suid, &alice, &kill(0o775))), DENIED, "and nothing else");
+    let mut ro = suid.clone();
+    ro.set_attr(t.f, &crate::namespace::SetAttrs { mode: Some(0o6755), ..Default::default() }, 3).unwrap();
+    assert_eq!(code(check(&ro, &alice, &kill(0o755))), DENIED, "only someone who may write");
     let touch = set(pb::SetAttr { mtime_now: true, ..Default::default() });
     assert_eq!(code(check(&t.ns, &alice, &touch)), None, "now: w is enough (0666)");
     let truncate = Body::SetAttr(pb::SetAttr { ino: t.secret, size: Some(0), ..Default::default() });
