@@ -39,6 +39,7 @@
 //! languages' bindings can hold them.
 
 mod batch;
+mod cached_attr;
 mod caps;
 mod chunk_list;
 pub mod chunk_read;

@@ -29,6 +29,7 @@ use std::time::{Duration, Instant};
 
 use shardline_proto::v1 as pb;
 
+use crate::cached_attr::CachedAttr;
 use crate::per_caller::{set_in, PerCaller};
 
 /// Entries and attributes kept at most; past it, everything is dropped.
@@ -111,7 +112,7 @@ struct State {
     floor: u64,
     /// Own changes' answers granted below the seq of an inode they name are not kept.
     seen: SeqByIno,
-    attrs: HashMap<u64, PerCaller<pb::Attr>>,
+    attrs: HashMap<u64, PerCaller<CachedAttr>>,
     /// Directory → name → caller → the inode, or None: known absent.
     entries: HashMap<u64, DirEntries>,
     /// Directories whose every entry is in `entries`, for these callers:
@@ -189,7 +190,7 @@ impl State {
         }
         self.items += attrs.len() + entries.len();
         for a in attrs {
-            set_in(&mut self.attrs, a.ino, caller, bare(a));
+            set_in(&mut self.attrs, a.ino, caller, CachedAttr::new(a));
         }
         for (parent, name, ino) in entries {
             let dir = self.entries.entry(*parent).or_default();
@@ -204,7 +205,7 @@ impl State {
     }
 
     /// `ino`'s attributes as `caller` was told them (validity not checked).
-    fn attr_of(&self, ino: u64, caller: Caller) -> Option<&pb::Attr> {
+    fn attr_of(&self, ino: u64, caller: Caller) -> Option<&CachedAttr> {
         self.attrs.get(&ino)?.get(caller)
     }
 
@@ -225,13 +226,6 @@ impl State {
     fn valid(&self, now: Instant) -> Option<Instant> {
         self.valid_until.filter(|u| self.open && now < *u)
     }
-}
-
-/// What the cache keeps of attributes: all that a stat shows; the wrapped
-/// key and the manifest (which an open reads with the chunk list) are left
-/// out, the key's presence kept. A copy then allocates nothing.
-fn bare(a: &pb::Attr) -> pb::Attr {
-    pb::Attr { key: a.key.as_ref().map(|_| pb::WrappedKey::default()), manifest: None, ..*a }
 }
 
 /// See the module comment. One per client.
@@ -297,7 +291,7 @@ impl MetaCache {
     pub fn attr(&self, ino: u64, caller: Caller) -> Option<(pb::Attr, Instant)> {
         let found = {
             let s = self.lock();
-            s.valid(Instant::now()).and_then(|u| Some((s.attr_of(ino, caller)?.clone(), u)))
+            s.valid(Instant::now()).and_then(|u| Some((s.attr_of(ino, caller)?.to_wire(), u)))
         };
         self.count(found.is_some());
         found
@@ -310,7 +304,7 @@ impl MetaCache {
             s.valid(Instant::now()).and_then(|u| {
                 match s.entry_of(parent, name, caller) {
                     Some(None) => Some((None, u)),
-                    Some(Some(ino)) => Some((Some(s.attr_of(ino, caller)?.clone()), u)),
+                    Some(Some(ino)) => Some((Some(s.attr_of(ino, caller)?.to_wire()), u)),
                     // Not among a directory's every entry, or not among
                     // those of a listing granted page after page from the
                     // start up to a name at or past it: absent.
@@ -337,7 +331,7 @@ impl MetaCache {
         let s = self.lock();
         let until = s.valid(Instant::now())?;
         let attr = s.attr_of(ino, caller).filter(|_| s.entry_of(parent, name, caller) == Some(Some(ino)))?;
-        Some((view(attr), until))
+        Some((view(&attr.to_wire()), until))
     }
 
     /// Until when `ino`'s attributes are cached for `caller`, not counted

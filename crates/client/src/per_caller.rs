@@ -3,16 +3,17 @@
 //! kept inline and only further callers take an allocation (a listing of
 //! 100,000 entries otherwise made 100,000 one-element hash maps).
 
-/// Values by caller key, the first inline.
+/// Values by caller key, the first inline; the rest (rare) in a boxed
+/// slice, a word smaller than a vector.
 #[derive(Debug, Clone)]
 pub(crate) struct PerCaller<T> {
     first: (u64, T),
-    rest: Vec<(u64, T)>,
+    rest: Box<[(u64, T)]>,
 }
 
 impl<T> PerCaller<T> {
     pub(crate) fn new(caller: u64, value: T) -> Self {
-        PerCaller { first: (caller, value), rest: Vec::new() }
+        PerCaller { first: (caller, value), rest: Box::new([]) }
     }
 
     pub(crate) fn get(&self, caller: u64) -> Option<&T> {
@@ -29,7 +30,9 @@ impl<T> PerCaller<T> {
         } else if let Some(slot) = self.rest.iter_mut().find(|(c, _)| *c == caller) {
             slot.1 = value;
         } else {
-            self.rest.push((caller, value));
+            let mut rest = std::mem::take(&mut self.rest).into_vec();
+            rest.push((caller, value));
+            self.rest = rest.into_boxed_slice();
         }
     }
 }
