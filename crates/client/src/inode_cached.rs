@@ -181,6 +181,12 @@ impl Inodes {
         self.inner.mcache.entry_until(parent, name, ino, self.caller_key(), InodeAttr::from_wire)
     }
 
+    /// [`Inodes::entry_cached`] for many entries of `parent` (name and
+    /// inode each), in order: one lock of the cache, one caller key.
+    pub fn entries_cached(&self, parent: u64, items: &[(&[u8], u64)]) -> Vec<Option<(InodeAttr, Instant)>> {
+        self.inner.mcache.entries_until(parent, items, self.caller_key(), InodeAttr::from_wire)
+    }
+
     /// `ino`'s extended attribute names through the cache (asked for and
     /// kept when granted).
     pub(crate) async fn listxattr_cached(&self, ino: u64) -> Result<Vec<Vec<u8>>, ClientError> {

@@ -334,6 +334,30 @@ impl MetaCache {
         Some((view(&attr.to_wire()), until))
     }
 
+    /// [`MetaCache::entry_until`] for many entries of `parent` (name and
+    /// inode each) under one lock, in order.
+    pub fn entries_until<R>(
+        &self,
+        parent: u64,
+        items: &[(&[u8], u64)],
+        caller: Caller,
+        view: impl Fn(&pb::Attr) -> R,
+    ) -> Vec<Option<(R, Instant)>> {
+        let s = self.lock();
+        let Some(until) = s.valid(Instant::now()) else {
+            return items.iter().map(|_| None).collect();
+        };
+        let dir = s.entries.get(&parent);
+        items
+            .iter()
+            .map(|&(name, ino)| {
+                let listed = dir?.get(name)?.get(caller) == Some(&Some(ino));
+                let attr = s.attr_of(ino, caller).filter(|_| listed)?;
+                Some((view(&attr.to_wire()), until))
+            })
+            .collect()
+    }
+
     /// Until when `ino`'s attributes are cached for `caller`, not counted
     /// as a lookup.
     pub fn attr_until(&self, ino: u64, caller: Caller) -> Option<Instant> {

@@ -227,3 +227,28 @@ async fn waiting_for_a_session_ends_when_one_opens_or_caching_is_off() {
     assert!(waiter.await.expect("waiter"), "woken by the session opening");
     assert!(!MetaCache::disabled().wait_open(Duration::from_secs(20)).await, "off: at once, false");
 }
+
+#[test]
+fn many_listed_entries_are_checked_at_once_each_as_one_would_be() {
+    let c = open_cache();
+    let (a5, a6) = (attr(5, 0o644), attr(6, 0o600));
+    c.listed(c.ticket(), &granted(0), 7, 1, (b"", b"m", true), &[&a5, &a6], &[(1, b"a", Some(5)), (1, b"m", Some(6))]);
+    let items: [(&[u8], u64); 4] = [(b"a", 5), (b"m", 6), (b"m", 5), (b"zz", 8)];
+    let modes = |caller| -> Vec<Option<u32>> {
+        c.entries_until(1, &items, caller, |a| a.mode).into_iter().map(|f| f.map(|(m, _)| m)).collect()
+    };
+    assert_eq!(
+        modes(7),
+        vec![Some(0o644), Some(0o600), None, None],
+        "a name under another inode, or unknown: not covered"
+    );
+    for (i, (name, ino)) in items.iter().enumerate() {
+        let one = c.entry_until(1, name, *ino, 7, |a| a.mode).map(|(m, _)| m);
+        assert_eq!(one, modes(7)[i], "the batch answers as one lookup would");
+    }
+    assert_eq!(modes(8), vec![None; 4], "another caller was told nothing");
+    c.recalled(1, &[6]);
+    assert_eq!(modes(7), vec![Some(0o644), None, None, None], "a recalled inode is not covered");
+    c.lost();
+    assert_eq!(modes(7), vec![None; 4], "nothing without a session");
+}

@@ -141,40 +141,55 @@ impl ShardlineFs {
         }
     }
 
-    /// A listed entry as the coherent cache holds it now (its attributes
-    /// may be newer than the page's), and how long the kernel may keep it;
-    /// None: not covered. The name is noted for recalls first.
-    fn covered_item(&self, dir: u64, item: &DirItem) -> Option<(InodeAttr, Duration)> {
-        let name = item.name.as_bytes();
-        if item.attr.is_none() || !self.hooked || !self.names.told(dir, name) {
-            return None;
+    /// Listed entries as the coherent cache holds them now (their
+    /// attributes may be newer than the page's), and how long the kernel
+    /// may keep each; None: not covered. The names are noted for recalls
+    /// first. One lock of each map for the whole batch.
+    fn covered_items(&self, dir: u64, items: &[DirItem]) -> Vec<Option<(InodeAttr, Duration)>> {
+        let mut covered: Vec<Option<(InodeAttr, Duration)>> = items.iter().map(|_| None).collect();
+        if !self.hooked {
+            return covered;
         }
-        let (a, until) = self.inodes.entry_cached(dir, name, item.ino)?;
-        Some((a, until.saturating_duration_since(std::time::Instant::now())))
+        let listed: Vec<usize> = (0..items.len()).filter(|&i| items[i].attr.is_some()).collect();
+        let told = self.names.told_all(dir, listed.iter().map(|&i| items[i].name.as_bytes()));
+        let asked: Vec<usize> = listed.into_iter().zip(told).filter_map(|(i, t)| t.then_some(i)).collect();
+        let query: Vec<(&[u8], u64)> = asked.iter().map(|&i| (items[i].name.as_bytes(), items[i].ino)).collect();
+        let now = std::time::Instant::now();
+        for (i, found) in asked.into_iter().zip(self.inodes.entries_cached(dir, &query)) {
+            covered[i] = found.map(|(a, until)| (a, until.saturating_duration_since(now)));
+        }
+        covered
     }
 
-    /// Add `listing`'s items from `offset` to a READDIRPLUS reply until it is full.
+    /// Add `listing`'s items from `offset` to a READDIRPLUS reply until it
+    /// is full, looking them up in the cache a batch at a time.
     fn fill_plus(&self, dir: u64, listing: &Listing, offset: u64, reply: &mut ReplyDirectoryPlus) -> OpResult<()> {
+        /// Items looked up in the cache at once (a reply holds about 1,000).
+        const BATCH: usize = 128;
         let cache_off = self.inodes.cache_off();
-        for (i, item) in listing.lock().items.iter().enumerate().skip(offset as usize) {
-            // The attributes are as old as their page: cached only for what
-            // is left of the TTL, or, with the coherent cache on, while the
-            // cache holds the entry (its attributes may be newer than the page's).
-            let mut attr = item.attr.as_ref().map_or_else(|| dot_attr(item.ino), |a| self.attr_of(a));
-            let ttl = if cache_off {
-                self.opts.attr_ttl.min(self.opts.entry_ttl).saturating_sub(item.taken.elapsed())
-            } else {
-                match self.covered_item(dir, item) {
-                    Some((a, ttl)) => {
-                        attr = self.attr_of(&a);
-                        ttl
+        let loaded = listing.lock();
+        let mut start = offset as usize;
+        while start < loaded.items.len() {
+            let batch = &loaded.items[start..(start + BATCH).min(loaded.items.len())];
+            let mut covered = if cache_off { Vec::new() } else { self.covered_items(dir, batch) };
+            for (j, item) in batch.iter().enumerate() {
+                // The attributes are as old as their page: cached only for
+                // what is left of the TTL, or, with the coherent cache on,
+                // while the cache holds the entry.
+                let page_attr = || item.attr.as_ref().map_or_else(|| dot_attr(item.ino), |a| self.attr_of(a));
+                let (attr, ttl) = if cache_off {
+                    (page_attr(), self.opts.attr_ttl.min(self.opts.entry_ttl).saturating_sub(item.taken.elapsed()))
+                } else {
+                    match covered.get_mut(j).and_then(Option::take) {
+                        Some((a, ttl)) => (self.attr_of(&a), ttl),
+                        None => (page_attr(), Duration::ZERO),
                     }
-                    None => Duration::ZERO,
+                };
+                if reply.add(INodeNo(item.ino), (start + j) as u64 + 1, &item.name, &ttl, &attr, Generation(0)) {
+                    return Ok(());
                 }
-            };
-            if reply.add(INodeNo(item.ino), i as u64 + 1, &item.name, &ttl, &attr, Generation(0)) {
-                break;
             }
+            start += batch.len();
         }
         Ok(())
     }

@@ -49,6 +49,29 @@ impl KernelNames {
         true
     }
 
+    /// [`KernelNames::told`] for each of `names` under `parent`, under one lock.
+    pub fn told_all<'a>(&self, parent: u64, names: impl Iterator<Item = &'a [u8]>) -> Vec<bool> {
+        let mut m = self.map.lock().unwrap_or_else(|e| e.into_inner());
+        let (by_dir, count) = &mut *m;
+        let known = by_dir.entry(parent).or_default();
+        let told = names
+            .map(|name| {
+                if *count >= MAX_NAMES {
+                    return known.contains(name);
+                }
+                if !known.contains(name) {
+                    known.insert(name.to_vec());
+                    *count += 1;
+                }
+                true
+            })
+            .collect();
+        if known.is_empty() {
+            by_dir.remove(&parent);
+        }
+        told
+    }
+
     fn take(&self, dir: u64) -> Vec<Vec<u8>> {
         let mut m = self.map.lock().unwrap_or_else(|e| e.into_inner());
         let names: Vec<Vec<u8>> = m.0.remove(&dir).map(|s| s.into_iter().collect()).unwrap_or_default();
@@ -128,5 +151,18 @@ mod tests {
         assert_eq!(got, vec![b"a".to_vec(), b"b".to_vec()]);
         assert!(k.take(1).is_empty());
         assert_eq!(k.take(2), vec![b"a".to_vec()]);
+    }
+
+    #[test]
+    fn names_told_in_a_batch_are_noted_as_one_by_one() {
+        let k = KernelNames::default();
+        assert!(k.told(1, b"a"));
+        let names: [&[u8]; 3] = [b"a", b"b", b"c"];
+        assert_eq!(k.told_all(1, names.into_iter()), vec![true; 3]);
+        let mut got = k.take(1);
+        got.sort();
+        assert_eq!(got, vec![b"a".to_vec(), b"b".to_vec(), b"c".to_vec()], "each name once");
+        assert!(k.told_all(2, std::iter::empty()).is_empty());
+        assert!(k.take(2).is_empty());
     }
 }
