@@ -304,6 +304,17 @@ fn cpython_os_shutil_fileio_and_tempfile_tests_pass_on_a_mount() {
     assert!(log.contains(&format!("== cwd: {}", m.path.display())), "the tests ran elsewhere:\n{log:.2000}");
 }
 
+/// A mount with --allow-other under a folder other users may enter (the
+/// folder is removed when the returned guard drops, after the mount).
+fn shared_mount(c: &TestCluster) -> (tempfile::TempDir, Mount) {
+    let top = tempfile::Builder::new().prefix("shardline-mnt-").tempdir().expect("temp dir");
+    fs::set_permissions(top.path(), fs::Permissions::from_mode(0o755)).expect("chmod the mount's parent");
+    let path = top.path().join("mnt");
+    fs::create_dir(&path).expect("mount point");
+    let m = Mount::start_at(c, &path, &["--allow-other"]);
+    (top, m)
+}
+
 /// Each kernel request acts at the metadata service for the user who made
 /// it (issue 12, unmapped client certificates): through a mount run by root
 /// with --allow-other, uid 1000 creates, writes, appends, chmods, renames
@@ -313,11 +324,7 @@ fn cpython_os_shutil_fileio_and_tempfile_tests_pass_on_a_mount() {
 #[test]
 fn another_user_works_through_a_shared_mount_as_itself() {
     let c = TestCluster::start(135);
-    let top = tempfile::Builder::new().prefix("shardline-mnt-").tempdir().expect("temp dir");
-    fs::set_permissions(top.path(), fs::Permissions::from_mode(0o755)).expect("chmod the mount's parent");
-    let path = top.path().join("mnt");
-    fs::create_dir(&path).expect("mount point");
-    let m = Mount::start_at(&c, &path, &["--allow-other"]);
+    let (_top, m) = shared_mount(&c);
     let u = m.p("u");
     fs::create_dir(&u).expect("mkdir /u");
     std::os::unix::fs::chown(&u, Some(1000), Some(1000)).expect("chown /u");
@@ -359,11 +366,7 @@ fn another_user_works_through_a_shared_mount_as_itself() {
 #[test]
 fn a_write_by_a_user_not_the_owner_clears_set_id_bits() {
     let c = TestCluster::start(171);
-    let top = tempfile::Builder::new().prefix("shardline-mnt-").tempdir().expect("temp dir");
-    fs::set_permissions(top.path(), fs::Permissions::from_mode(0o755)).expect("chmod the mount's parent");
-    let path = top.path().join("mnt");
-    fs::create_dir(&path).expect("mount point");
-    let m = Mount::start_at(&c, &path, &["--allow-other"]);
+    let (_top, m) = shared_mount(&c);
     let d = m.p("d");
     fs::create_dir(&d).expect("mkdir /d");
     fs::set_permissions(&d, fs::Permissions::from_mode(0o777)).expect("chmod /d");
