@@ -315,6 +315,16 @@ fn shared_mount(c: &TestCluster) -> (tempfile::TempDir, Mount) {
     (top, m)
 }
 
+/// `sh -c script` as user and group `uid` with no other groups, with the
+/// environment variable `var.0` naming the folder `var.1`.
+fn sh_as(uid: &str, var: (&str, &std::path::Path), script: &str) -> std::process::Output {
+    Command::new("setpriv")
+        .args(["--reuid", uid, "--regid", uid, "--clear-groups", "sh", "-c", script])
+        .env(var.0, var.1)
+        .output()
+        .expect("run setpriv")
+}
+
 /// Each kernel request acts at the metadata service for the user who made
 /// it (issue 12, unmapped client certificates): through a mount run by root
 /// with --allow-other, uid 1000 creates, writes, appends, chmods, renames
@@ -328,13 +338,7 @@ fn another_user_works_through_a_shared_mount_as_itself() {
     let u = m.p("u");
     fs::create_dir(&u).expect("mkdir /u");
     std::os::unix::fs::chown(&u, Some(1000), Some(1000)).expect("chown /u");
-    let as_user = |uid: &str, script: &str| {
-        Command::new("setpriv")
-            .args(["--reuid", uid, "--regid", uid, "--clear-groups", "sh", "-c", script])
-            .env("U", &u)
-            .output()
-            .expect("run setpriv")
-    };
+    let as_user = |uid: &str, script: &str| sh_as(uid, ("U", &u), script);
     let out = as_user(
         "1000",
         "cd \"$U\" && printf hello > f && chmod 600 f && mv f g && printf ' more' >> g && cat g && mkdir d && \
@@ -370,13 +374,7 @@ fn a_write_by_a_user_not_the_owner_clears_set_id_bits() {
     let d = m.p("d");
     fs::create_dir(&d).expect("mkdir /d");
     fs::set_permissions(&d, fs::Permissions::from_mode(0o777)).expect("chmod /d");
-    let as_user = |script: &str| {
-        Command::new("setpriv")
-            .args(["--reuid", "1000", "--regid", "1000", "--clear-groups", "sh", "-c", script])
-            .env("D", &d)
-            .output()
-            .expect("run setpriv")
-    };
+    let as_user = |script: &str| sh_as("1000", ("D", &d), script);
     let mode = |name: &str| fs::metadata(d.join(name)).expect("stat").mode() & 0o7777;
     for (name, bits) in [("u", 0o4777), ("g", 0o2777), ("ug", 0o6777), ("t", 0o6777)] {
         fs::write(d.join(name), b"").expect("create as root");
