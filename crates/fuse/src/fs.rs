@@ -9,10 +9,10 @@ use std::sync::{Arc, OnceLock, Weak};
 use std::time::{Duration, SystemTime};
 
 use fuser::{
-    AccessFlags, BsdFileFlags, Errno, FileHandle as Fh, Filesystem, FopenFlags, Generation, INodeNo, InitFlags,
-    IoctlFlags, KernelConfig, LockOwner, Notifier, OpenFlags, RenameFlags, ReplyAttr, ReplyCreate, ReplyData,
-    ReplyDirectory, ReplyDirectoryPlus, ReplyEmpty, ReplyEntry, ReplyIoctl, ReplyOpen, ReplyStatfs, ReplyWrite,
-    ReplyXattr, Request, TimeOrNow, WriteFlags,
+    AccessFlags, BsdFileFlags, CopyFileRangeFlags, Errno, FileHandle as Fh, Filesystem, FopenFlags, Generation,
+    INodeNo, InitFlags, IoctlFlags, KernelConfig, LockOwner, Notifier, OpenFlags, RenameFlags, ReplyAttr, ReplyCreate,
+    ReplyData, ReplyDirectory, ReplyDirectoryPlus, ReplyEmpty, ReplyEntry, ReplyIoctl, ReplyOpen, ReplyStatfs,
+    ReplyWrite, ReplyXattr, Request, TimeOrNow, WriteFlags,
 };
 use shardline_client::inode_api::{InodeAttr, Inodes};
 use shardline_client::{Client, ClientError};
@@ -20,6 +20,7 @@ use shardline_types::ROOT_INO;
 use tokio::runtime::Handle;
 
 use crate::attr::{dot_attr, Caller, BLOCK_SIZE};
+use crate::copy_range::CopyRange;
 use crate::error::errno;
 use crate::kernel_attrs::KernelAttrs;
 use crate::open_files::{DirItem, Listing, OpenFiles};
@@ -615,6 +616,28 @@ impl Filesystem for ShardlineFs {
 
     fn fallocate(&self, req: &Request, ino: INodeNo, _fh: Fh, offset: u64, length: u64, mode: i32, reply: ReplyEmpty) {
         empty(reply, self.run_as(req, "fallocate", self.op_fallocate(ino.0, offset, length, mode)));
+    }
+
+    /// See `copy_range.rs`. fuser's default answers ENOSYS with a warning
+    /// per mount; the kernel then copies through read and write.
+    fn copy_file_range(
+        &self,
+        req: &Request,
+        ino_in: INodeNo,
+        _fh_in: Fh,
+        offset_in: u64,
+        ino_out: INodeNo,
+        fh_out: Fh,
+        offset_out: u64,
+        len: u64,
+        _flags: CopyFileRangeFlags,
+        reply: ReplyWrite,
+    ) {
+        let c = CopyRange { ino_in: ino_in.0, offset_in, ino_out: ino_out.0, fh_out: fh_out.0, offset_out, len };
+        match self.run_as(req, "copy_file_range", self.op_copy_range(c)) {
+            Ok(n) => reply.written(n as u32),
+            Err(f) => reply.error(f.0),
+        }
     }
 
     /// No ioctl is supported: ENOTTY ("not a terminal", what `isatty` and

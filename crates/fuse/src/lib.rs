@@ -16,6 +16,7 @@
 //! it. No file name or file data is ever logged.
 
 pub mod attr;
+mod copy_range;
 pub mod error;
 pub mod fs;
 pub mod kernel_attrs;
