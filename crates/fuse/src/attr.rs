@@ -6,6 +6,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use fuser::{FileAttr, FileType, INodeNo};
 use shardline_client::inode_api::InodeAttr;
 use shardline_client::FileKind;
+use shardline_types::mode::clears_setid_only;
 
 /// st_blksize: the preferred I/O size (also the mount's max_write).
 pub const BLOCK_SIZE: u32 = 1 << 20;
@@ -153,19 +154,9 @@ pub fn may_access(a: &InodeAttr, caller: &Caller, mask: u32) -> bool {
     bits & mask == mask
 }
 
-/// Whether `mode` is `a`'s mode with some of its set-user-ID and
-/// set-group-ID bits cleared and nothing else changed: what the kernel asks,
-/// as the writer, when a write or truncate by someone without CAP_FSETID
-/// drops them (`file_remove_privs`). Anyone who may write the file may.
-pub fn clears_setid_only(a: &InodeAttr, mode: u32) -> bool {
-    const SETID: u32 = 0o6000;
-    let (old, new) = (a.mode & 0o7777, mode & 0o7777);
-    new & !SETID == old & !SETID && new & !old == 0
-}
-
 /// A setattr's ownership rules, as errno on refusal: only the owner or root
 /// may chmod (others who may write the file may only clear its set-id bits,
-/// see [`clears_setid_only`]) or set explicit times; only root may change
+/// see `shardline_types::mode::clears_setid_only`) or set explicit times; only root may change
 /// the owner; the owner may change the group to one of its own; "now" times
 /// also need write access.
 pub fn check_setattr(
@@ -179,7 +170,7 @@ pub fn check_setattr(
 ) -> Result<(), i32> {
     let root = caller.uid == 0;
     let owner = root || caller.uid == a.uid;
-    if mode.is_some_and(|m| !(clears_setid_only(a, m) && may_access(a, caller, 2))) && !owner {
+    if mode.is_some_and(|m| !(clears_setid_only(a.mode, m) && may_access(a, caller, 2))) && !owner {
         return Err(libc::EPERM);
     }
     if uid.is_some_and(|u| u != a.uid) && !root {
@@ -205,7 +196,7 @@ pub fn check_setattr(
 /// is the one to keep).
 pub fn chmod_mode(a: &InodeAttr, caller: &Caller, mode: u32) -> u32 {
     let mode = mode & 0o7777;
-    if clears_setid_only(a, mode) {
+    if clears_setid_only(a.mode, mode) {
         mode
     } else if caller.uid != 0 && !caller.in_group(a.gid) {
         mode & !0o2000

@@ -39,6 +39,7 @@
 use shardline_proto::v1 as pb;
 use shardline_proto::v1::meta_request::Body;
 use shardline_proto::v1::meta_response::Body as RBody;
+use shardline_types::mode::clears_setid_only;
 use shardline_types::{ErrorCode, Ino};
 
 use crate::namespace::{Inode, Kind, Namespace, OpError, OpResult};
@@ -300,15 +301,6 @@ fn check_setattr(ns: &Namespace, who: &Who, a: &pb::SetAttr) -> OpResult<()> {
         need_data_write(ns, who, a.ino, "truncate")?;
     }
     Ok(())
-}
-
-/// Whether `new` is the mode `old` with some of its set-user-ID and
-/// set-group-ID bits cleared and nothing else changed (as
-/// `fuse/src/attr.rs::clears_setid_only`).
-fn clears_setid_only(old: u32, new: u32) -> bool {
-    const SETID: u32 = 0o6000;
-    let (old, new) = (old & 0o7777, new & 0o7777);
-    new & !SETID == old & !SETID && new & !old == 0
 }
 
 /// Remove from an answer to `caller` the wrapped keys of files it may

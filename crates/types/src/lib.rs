@@ -1,4 +1,5 @@
-//! Shardline's vocabulary: identifiers, layouts, error codes and placement.
+//! Shardline's vocabulary: identifiers, layouts, error codes, placement and
+//! file mode rules.
 //!
 //! The bottom layer: no I/O, no async, no wire types. Everything here is a
 //! plain value or a pure function, so every other crate can share it and
@@ -7,6 +8,7 @@
 pub mod error;
 pub mod ids;
 pub mod layout;
+pub mod mode;
 pub mod placement;
 
 pub use error::ErrorCode;
