@@ -194,6 +194,18 @@ fn a_mount_serves_its_operations_bytes_and_cache_lookups() {
     assert!(ops >= 1.0, "the mount served copy_file_range itself, saw {ops}");
     let moved_in = sum(&after, "shardline_payload_bytes_total", &[("server", "mount"), ("direction", "in")]);
     assert_eq!(moved_in, written, "no byte of the copy came from the kernel");
+
+    // A read-only open's close costs the kernel no FLUSH (nothing of its
+    // own to commit); a close after writing still flushes.
+    let flushes = |page: &Scrape| sum(page, "shardline_requests_total", &[("server", "mount"), ("op", "flush")]);
+    let before = flushes(&scrape(&addr));
+    for _ in 0..3 {
+        assert_eq!(std::fs::read(mnt.join("d/f")).expect("read back"), data);
+    }
+    assert_eq!(flushes(&scrape(&addr)), before, "closes of read-only opens sent no FLUSH");
+    std::fs::write(mnt.join("d/h"), b"written").expect("write another file");
+    assert!(flushes(&scrape(&addr)) > before, "a close after writing flushes");
+    assert_eq!(std::fs::read(mnt.join("d/h")).expect("read it"), b"written");
     drop(mount);
 }
 

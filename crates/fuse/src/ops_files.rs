@@ -100,7 +100,7 @@ impl ShardlineFs {
         }
         let errors_seen = self.files.handle(ino).map_or(0, |h| h.error_seq());
         let fh = self.files.new_fh(OpenedAs { ino, flags, errors_seen });
-        Ok((fh, if keep { FopenFlags::FOPEN_KEEP_CACHE } else { FopenFlags::empty() }))
+        Ok((fh, open_flags(keep, flags)))
     }
 
     fn open_handle(&self, ino: u64) -> OpResult<FileHandle> {
@@ -245,6 +245,20 @@ impl ShardlineFs {
     }
 }
 
+/// What an open tells the kernel: keep its page cache when the file is
+/// unchanged, and skip the FLUSH at close of a read-only open. Such a close
+/// has nothing of its own to commit (other opens' writes are committed at
+/// their own closes) and locks are the kernel's (the mount does not take
+/// POSIX locks), so the FLUSH would be a round trip through the kernel for
+/// nothing, one per file a loader reads.
+fn open_flags(keep_cache: bool, flags: i32) -> FopenFlags {
+    let mut out = if keep_cache { FopenFlags::FOPEN_KEEP_CACHE } else { FopenFlags::empty() };
+    if flags & libc::O_ACCMODE == libc::O_RDONLY {
+        out |= FopenFlags::FOPEN_NOFLUSH;
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -254,6 +268,16 @@ mod tests {
     /// failed to commit. The handle had cut its size back, the mount
     /// replied short, and the kernel, which still believed the grown size,
     /// filled the rest of the read with zeros.
+    #[test]
+    fn only_read_only_opens_skip_the_flush_at_close() {
+        let noflush = |flags| open_flags(false, flags).contains(FopenFlags::FOPEN_NOFLUSH);
+        assert!(noflush(libc::O_RDONLY));
+        assert!(noflush(libc::O_RDONLY | libc::O_NOATIME));
+        assert!(!noflush(libc::O_WRONLY) && !noflush(libc::O_RDWR) && !noflush(libc::O_WRONLY | libc::O_APPEND));
+        assert!(open_flags(true, libc::O_RDWR).contains(FopenFlags::FOPEN_KEEP_CACHE));
+        assert!(!open_flags(false, libc::O_RDONLY).contains(FopenFlags::FOPEN_KEEP_CACHE));
+    }
+
     #[test]
     fn a_short_read_over_a_failed_growth_is_eio_not_kernel_zeros() {
         let cut = 65_536u64;
