@@ -34,12 +34,17 @@ async fn connect(c: &TestCluster) -> Client {
 /// held after an election, a recall under way), which no event announces:
 /// retried.
 async fn cached_lookup(a: &Client, name: &str) -> InodeAttr {
+    cached_lookup_in(a, ROOT_INO, name).await
+}
+
+/// [`cached_lookup`] of `name` in the folder `dir`.
+async fn cached_lookup_in(a: &Client, dir: u64, name: &str) -> InodeAttr {
     assert!(a.wait_metadata_cache(Duration::from_secs(20)).await, "no metadata cache session opened");
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        let first = a.inodes().lookup(ROOT_INO, name).await.expect("lookup");
+        let first = a.inodes().lookup(dir, name).await.expect("lookup");
         let (hits, misses) = a.metadata_cache_stats();
-        let again = a.inodes().lookup(ROOT_INO, name).await.expect("lookup again");
+        let again = a.inodes().lookup(dir, name).await.expect("lookup again");
         if a.metadata_cache_stats() == (hits + 1, misses) {
             assert_eq!(first, again, "a cached answer is the answer");
             return again;
@@ -161,16 +166,23 @@ async fn another_clients_change_is_seen_by_the_next_lookup_or_stat() {
     assert_eq!(a.inodes().lookup(e, "s").await.expect("seen at once").ino, s.ino);
 
     // Extended attributes a file lacks (`ls -l` asks for two per entry)
-    // are known absent from its cached names; another client's setxattr is
-    // seen at once.
+    // are known absent from its cached attributes, which say it has none:
+    // no request, not even for its names. Another client's setxattr and
+    // removexattr are seen at once.
     let absent =
         |r: Result<Vec<u8>, ClientError>| matches!(r, Err(ClientError::Meta(e)) if e.code() == ErrorCode::NotFound);
-    assert!(absent(a.inodes().getxattr(s.ino, "user.a").await));
+    cached_lookup_in(&a, e, "s").await;
     let (hits, misses) = a.metadata_cache_stats();
+    assert!(absent(a.inodes().getxattr(s.ino, "user.a").await));
     assert!(absent(a.inodes().getxattr(s.ino, "security.selinux").await));
-    assert_eq!(a.metadata_cache_stats(), (hits + 1, misses), "answered from the cached names");
+    assert!(a.inodes().listxattr(s.ino).await.expect("listxattr").is_empty());
+    assert_eq!(a.metadata_cache_stats(), (hits + 3, misses), "answered from the cached attributes");
     b.inodes().setxattr(s.ino, "user.a", b"v", XattrMode::Any).await.expect("setxattr elsewhere");
     assert_eq!(a.inodes().getxattr(s.ino, "user.a").await.expect("seen at once"), b"v");
+    assert_eq!(a.inodes().listxattr(s.ino).await.expect("listxattr"), vec![b"user.a".to_vec()]);
+    assert!(absent(a.inodes().getxattr(s.ino, "security.selinux").await));
+    b.inodes().removexattr(s.ino, "user.a").await.expect("removexattr elsewhere");
+    assert!(absent(a.inodes().getxattr(s.ino, "user.a").await), "a removal is seen at once");
 }
 
 /// An idle client keeps its session: the leader keeps its read lease

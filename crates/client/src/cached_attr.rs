@@ -3,7 +3,8 @@
 //! bytes, most of them the wrapped key and the manifest). A listing of
 //! 100,000 entries keeps 100,000 of these. The wrapped key and the manifest
 //! are left out and the key's presence is kept: an open reads those with
-//! the chunk list.
+//! the chunk list. Whether the file has no extended attributes is kept
+//! too: it answers `ls -l`'s two getxattr calls per entry.
 
 use shardline_proto::v1 as pb;
 
@@ -23,6 +24,7 @@ pub(crate) struct CachedAttr {
     nlink: u32,
     layout: Option<pb::Layout>,
     has_key: bool,
+    no_xattrs: bool,
 }
 
 impl CachedAttr {
@@ -41,6 +43,7 @@ impl CachedAttr {
             nlink: a.nlink,
             layout: a.layout,
             has_key: a.key.is_some(),
+            no_xattrs: a.no_xattrs,
         }
     }
 
@@ -62,6 +65,7 @@ impl CachedAttr {
             key: self.has_key.then(pb::WrappedKey::default),
             rdev: self.rdev,
             manifest: None,
+            no_xattrs: self.no_xattrs,
         }
     }
 }
@@ -71,7 +75,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn keeps_all_a_stat_shows_and_whether_there_is_a_key_in_less_than_half_the_bytes() {
+    fn keeps_all_a_stat_shows_whether_there_is_a_key_and_no_xattrs_in_less_than_half_the_bytes() {
         let key = pb::WrappedKey { kek_id: "kek-1".into(), kek_version: 3, wrapped: vec![1; 60], ..Default::default() };
         let manifest = pb::FileManifest::default();
         let a = pb::Attr {
@@ -89,11 +93,14 @@ mod tests {
             key: Some(key),
             rdev: 0x0803,
             manifest: Some(manifest),
+            no_xattrs: true,
         };
         let back = CachedAttr::new(&a).to_wire();
         assert_eq!(back, pb::Attr { key: Some(pb::WrappedKey::default()), manifest: None, ..a.clone() });
         let keyless = pb::Attr { key: None, manifest: None, ..a };
         assert_eq!(CachedAttr::new(&keyless).to_wire(), keyless);
+        let with_xattrs = pb::Attr { no_xattrs: false, ..keyless };
+        assert_eq!(CachedAttr::new(&with_xattrs).to_wire(), with_xattrs);
         assert!(std::mem::size_of::<CachedAttr>() * 2 <= std::mem::size_of::<pb::Attr>() + 16);
     }
 }

@@ -514,6 +514,10 @@ impl Inodes {
     /// A missing attribute is NotFound (ENODATA for the mount).
     pub async fn getxattr(&self, ino: u64, name: impl AsRef<[u8]>) -> Result<Vec<u8>, ClientError> {
         // A name the coherent cache knows is absent costs no round trip.
+        if self.known_without_xattrs(ino) {
+            let message = "no such attribute".to_string();
+            return Err(MetaCallError::Service { code: ErrorCode::NotFound, message }.into());
+        }
         if let Some(names) = self.xattr_names_cached(ino).await {
             if !names.iter().any(|n| n.as_slice() == name.as_ref()) {
                 let message = "no such attribute".to_string();
@@ -528,6 +532,9 @@ impl Inodes {
 
     /// Attribute names (bytes), in byte order.
     pub async fn listxattr(&self, ino: u64) -> Result<Vec<Vec<u8>>, ClientError> {
+        if self.known_without_xattrs(ino) {
+            return Ok(Vec::new());
+        }
         self.listxattr_cached(ino).await
     }
 
@@ -584,6 +591,7 @@ mod tests {
             layout: Some(pb::Layout { chunk_size: 8192, data_shards: 3, parity_shards: 1 }),
             key: None,
             rdev: 0,
+            no_xattrs: true,
         };
         let a = InodeAttr::from_wire(&wire);
         assert_eq!(

@@ -206,6 +206,13 @@ impl Inodes {
         }
     }
 
+    /// Whether the cache holds `ino`'s attributes for this caller and they
+    /// say it has no extended attributes (a listing's entries come so:
+    /// `ls -l` then asks for two per entry, answered here).
+    pub(crate) fn known_without_xattrs(&self, ino: u64) -> bool {
+        self.inner.mcache.attr(ino, self.caller_key()).is_some_and(|(a, _)| a.no_xattrs)
+    }
+
     /// `ino`'s extended attribute names when the cache holds or can be
     /// granted them (None: caching is off or no session, ask for the value).
     pub(crate) async fn xattr_names_cached(&self, ino: u64) -> Option<Vec<Vec<u8>>> {

@@ -78,6 +78,7 @@ pub fn attr_to_wire(i: &Inode) -> pb::Attr {
         }),
         rdev: i.rdev,
         manifest: i.manifest.as_ref().map(manifest_to_wire),
+        no_xattrs: i.xattrs.is_empty(),
     }
 }
 

@@ -114,10 +114,11 @@ pub fn print(r: &Map<String, Value>, storage: &str, store: &str, levels: &[usize
     small_files(r);
     if has("fuse_ls_l_entries_per_s") {
         println!(
-            "  listing       {:.0} entries, one thread through the mount, each on a fresh mount: readdir {:.0}/s, ls -l (readdir + lstat of each) {:.0}/s (made natively at {:.0} creates/s)",
+            "  listing       {:.0} entries, one thread through the mount, each on a fresh mount: readdir {:.0}/s, ls -l (readdir + lstat of each) {:.0}/s, as GNU ls -l (also two getxattr of each) {:.0}/s (made natively at {:.0} creates/s)",
             get("list_entries"),
             get("fuse_readdir_entries_per_s"),
             get("fuse_ls_l_entries_per_s"),
+            get("fuse_gnu_ls_l_entries_per_s"),
             get("list_create_per_s")
         );
     }

@@ -305,13 +305,14 @@ pub async fn run(a: BenchArgs) -> Result<()> {
         let n = a.list_entries;
         let create = crate::bench_list::make(&client, "/bench/ls", n).await?;
         let (cluster_file, root) = (cluster.cluster_path.clone(), mnt.clone());
-        let (readdir, ls_l) =
+        let rates =
             tokio::task::spawn_blocking(move || crate::bench_list::through_mount(&cluster_file, &root, "bench/ls", n))
                 .await??;
         report.insert("list_entries".into(), n.into());
         report.insert("list_create_per_s".into(), round1(create).into());
-        report.insert("fuse_readdir_entries_per_s".into(), round1(readdir).into());
-        report.insert("fuse_ls_l_entries_per_s".into(), round1(ls_l).into());
+        report.insert("fuse_readdir_entries_per_s".into(), round1(rates.readdir).into());
+        report.insert("fuse_ls_l_entries_per_s".into(), round1(rates.stat).into());
+        report.insert("fuse_gnu_ls_l_entries_per_s".into(), round1(rates.gnu_ls_l).into());
         // After the listings: its creates add entries to the directory.
         say("the large directory natively: listing, lookups, creates into it…");
         report.extend(crate::bench_bigdir::native(&client, "bench/ls", n).await?);
