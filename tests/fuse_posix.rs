@@ -318,8 +318,19 @@ fn shared_mount(c: &TestCluster) -> (tempfile::TempDir, Mount) {
 /// `sh -c script` as user and group `uid` with no other groups, with the
 /// environment variable `var.0` naming the folder `var.1`.
 fn sh_as(uid: &str, var: (&str, &std::path::Path), script: &str) -> std::process::Output {
+    sh_as_in(uid, None, var, script)
+}
+
+/// [`sh_as`] with the supplementary groups `groups` (comma-separated) if given.
+fn sh_as_in(uid: &str, groups: Option<&str>, var: (&str, &std::path::Path), script: &str) -> std::process::Output {
+    let groups = match groups {
+        Some(g) => vec!["--groups", g],
+        None => vec!["--clear-groups"],
+    };
     Command::new("setpriv")
-        .args(["--reuid", uid, "--regid", uid, "--clear-groups", "sh", "-c", script])
+        .args(["--reuid", uid, "--regid", uid])
+        .args(groups)
+        .args(["sh", "-c", script])
         .env(var.0, var.1)
         .output()
         .expect("run setpriv")
@@ -358,6 +369,20 @@ fn another_user_works_through_a_shared_mount_as_itself() {
     let out = as_user("1000", "rm \"$U/g\" && ls -A \"$U\"");
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(out.stdout.is_empty(), "{}", String::from_utf8_lossy(&out.stdout));
+
+    // Supplementary groups are claimed too (read from /proc, kept a second
+    // per process): a 0640 file of group 4242 reads for a member of it, not
+    // for the same user without it. The server checks the claim: without
+    // the group it would refuse the chunk list the kernel allowed.
+    fs::write(u.join("grp"), b"for the group").expect("write as root");
+    std::os::unix::fs::chown(u.join("grp"), Some(0), Some(4242)).expect("chown grp");
+    fs::set_permissions(u.join("grp"), fs::Permissions::from_mode(0o640)).expect("chmod grp");
+    let cat = "cat \"$U/grp\" && cat \"$U/grp\"";
+    let out = sh_as_in("1001", Some("4242"), ("U", &u), cat);
+    assert!(out.status.success(), "a member of 4242: {}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(out.stdout, b"for the groupfor the group");
+    let out = sh_as_in("1001", Some("4243"), ("U", &u), cat);
+    assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("Permission denied"));
     drop(m);
 }
 

@@ -126,14 +126,10 @@ impl Caller {
         self.gid == gid || self.groups.contains(&gid)
     }
 
-    /// Supplementary groups of process `pid`, from /proc (empty if gone).
-    pub fn groups_of(pid: u32) -> Vec<u32> {
-        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix("Groups:"))
-            .map(|g| g.split_whitespace().filter_map(|n| n.parse().ok()).collect())
-            .unwrap_or_default()
+    /// Supplementary groups of process `pid` acting as `uid`/`gid`, from
+    /// /proc, at most a second old (`caller_groups.rs`).
+    pub fn groups_of(pid: u32, uid: u32, gid: u32) -> Vec<u32> {
+        crate::caller_groups::groups_of(pid, uid, gid)
     }
 }
 

@@ -280,7 +280,7 @@ const LEASE_RENEWAL: Duration = Duration::from_secs(1);
 /// Who asks, with supplementary groups (read from /proc: only for
 /// permission checks).
 fn caller(req: &Request) -> Caller {
-    Caller { uid: req.uid(), gid: req.gid(), groups: Caller::groups_of(req.pid()) }
+    Caller { uid: req.uid(), gid: req.gid(), groups: Caller::groups_of(req.pid(), req.uid(), req.gid()) }
 }
 
 /// Who a kernel request acts for at the metadata service: the requester's
@@ -293,7 +293,7 @@ fn acting(req: &Request) -> Option<shardline_rpc::acting::Caller> {
     if uid == u32::MAX || gid == u32::MAX {
         return None;
     }
-    let groups = if uid == 0 { Vec::new() } else { Caller::groups_of(req.pid()) };
+    let groups = if uid == 0 { Vec::new() } else { Caller::groups_of(req.pid(), uid, gid) };
     Some(shardline_rpc::acting::caller(uid, gid, groups))
 }
 

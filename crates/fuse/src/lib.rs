@@ -16,6 +16,7 @@
 //! it. No file name or file data is ever logged.
 
 pub mod attr;
+mod caller_groups;
 mod copy_range;
 pub mod error;
 pub mod fs;
