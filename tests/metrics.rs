@@ -332,11 +332,18 @@ fn a_file_written_through_the_mount_closes_without_asking_for_its_attributes() {
     let (mount, mnt, _) = daemon_mount(&c, 129, "mnt", &[]);
     std::fs::create_dir(mnt.join("w")).expect("mkdir");
     let (getattrs, commits, lookups) = (meta_ops("getattr"), meta_ops("commit_chunk"), meta_ops("lookup"));
+    let (creates, grants) = (meta_ops("create"), meta_ops("grant_caps"));
     for i in 0..FILES {
         std::fs::write(mnt.join(format!("w/f{i}")), content(100_000 + i, i as u64)).expect("write through the mount");
     }
     let committed = meta_ops("commit_chunk") - commits;
     assert!(committed >= FILES as f64, "{committed} commits for {FILES} files");
+    // The create's answer carries the put capability of the file's first
+    // chunk version: each file here is two chunks (the test cluster's
+    // chunks are 64 KiB), and only the second is granted (before, both).
+    assert_eq!(meta_ops("create") - creates, FILES as f64);
+    let granted = meta_ops("grant_caps") - grants;
+    assert_eq!(granted, FILES as f64, "{granted} GrantCaps requests for {FILES} files of two chunks");
     let asked = meta_ops("getattr") - getattrs;
     // Before, every close asked once (FILES in all).
     assert!(asked < (FILES / 2) as f64, "{asked} getattr requests for {FILES} files written and closed");

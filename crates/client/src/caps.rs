@@ -35,6 +35,12 @@ pub(crate) struct CapCache {
     off: AtomicBool,
 }
 
+/// Whether a token is still well before its expiry (its epoch is checked
+/// by the data server, which refuses one from an older map).
+pub(crate) fn fresh(cap: &pb::ShardCap) -> bool {
+    cap.expires_ms > now_ms().saturating_add(EXPIRY_MARGIN_MS)
+}
+
 fn usable(cap: &pb::ShardCap, view_epoch: u64, now: u64) -> bool {
     cap.expires_ms > now.saturating_add(EXPIRY_MARGIN_MS) && cap.epoch >= view_epoch
 }

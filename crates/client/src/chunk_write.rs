@@ -33,6 +33,16 @@ use crate::manifest::{self, Change};
 use crate::placement::targets_for_write;
 use crate::ClientError;
 
+/// A fresh chunk version: random, never 0.
+pub(crate) fn new_version() -> u64 {
+    loop {
+        let v = rand::random::<u64>();
+        if v != 0 {
+            return v;
+        }
+    }
+}
+
 /// Write `plaintext` as a new version of chunk `index` of the file and
 /// commit it with the file's size becoming at least `new_size`.
 pub(crate) async fn write_chunk(
@@ -60,12 +70,11 @@ pub(crate) async fn write_chunk_gated(
     gate: impl std::future::Future<Output = Result<(), ClientError>>,
 ) -> Result<Option<pb::Attr>, ClientError> {
     let mut gate = Some(gate);
-    let version = loop {
-        let v = rand::random::<u64>();
-        if v != 0 {
-            break v;
-        }
-    };
+    // A new file's first chunk: the version its create was given a put
+    // capability for (used while well before its expiry).
+    let first_put = if index == 0 { ctx.take_first_put() } else { None };
+    let first_put = first_put.filter(|(_, cap)| crate::caps::fresh(cap));
+    let version = first_put.as_ref().map_or_else(new_version, |(v, _)| *v);
     let format = ctx.write_format;
     let sealed_len = match format {
         ChunkFormat::V1 => plaintext.len() + SEAL_OVERHEAD,
@@ -97,7 +106,13 @@ pub(crate) async fn write_chunk_gated(
     };
     // The put capability is asked for while the chunk is sealed and coded,
     // so its round trip to the metadata service costs no time of its own.
-    let (shards, first_cap) = tokio::join!(encode, write_cap(inner, ctx.ino, index, version));
+    let ask_cap = async {
+        match first_put {
+            Some((_, cap)) => Ok(Some(cap)),
+            None => write_cap(inner, ctx.ino, index, version).await,
+        }
+    };
+    let (shards, first_cap) = tokio::join!(encode, ask_cap);
     let shards = shards.map_err(|e| ClientError::Internal(format!("encode task: {e}")))??;
     let mut next_cap = Some(first_cap?);
     let codec = if as_copies { &ctx.copies } else { &ctx.codec };

@@ -519,6 +519,7 @@ impl Client {
                 key: Some(key),
                 exclusive: true,
                 manifest,
+                first_version: 0,
             }))
             .await?;
         let attr = attr_of(resp)?;

@@ -11,8 +11,14 @@ impl Inodes {
     /// wrapped key and layout, and an empty file has no chunks. An existing
     /// file with data (`exclusive` false) is opened as [`FileHandle::open`]
     /// would.
+    ///
+    /// The create also asks for the put capability of the new file's first
+    /// chunk version, so a small file written and closed next costs no
+    /// `GrantCaps` round trip (issue 10: one round of puts and one commit
+    /// after the create).
     pub async fn create_open(&self, f: NewFile) -> Result<(InodeAttr, FileHandle), ClientError> {
-        let wire = self.create_wire(f).await?;
+        let first_version = crate::chunk_write::new_version();
+        let (wire, first_put) = self.create_wire(f, first_version).await?;
         let attr = InodeAttr::from_wire(&wire);
         if attr.kind != FileKind::File {
             return Err(ClientError::NotAFile);
@@ -23,6 +29,9 @@ impl Inodes {
         } else {
             FileHandle::open_ino(self.inner.clone(), attr.ino).await?
         };
+        if let Some(cap) = first_put {
+            handle.offer_first_put(first_version, cap);
+        }
         Ok((attr, handle))
     }
 }

@@ -34,6 +34,10 @@ pub(crate) struct FileCtx {
     /// file again before the next change). Held across a change, so one
     /// open file's changes go to the metadata service one at a time.
     pub manifest: tokio::sync::Mutex<Option<ManifestState>>,
+    /// A file this client just created: the version its chunk 0 is first
+    /// written at and the put capability the create's answer carried for
+    /// it. Taken by that first write (a later one picks a new version).
+    first_put: std::sync::Mutex<Option<(u64, pb::ShardCap)>>,
 }
 
 impl FileCtx {
@@ -90,6 +94,7 @@ impl FileCtx {
             write_format,
             manifest_key,
             manifest: tokio::sync::Mutex::new(verified),
+            first_put: std::sync::Mutex::new(None),
         })
     }
 
@@ -110,6 +115,16 @@ impl FileCtx {
                 ),
             }),
         }
+    }
+
+    /// Offer the first write of chunk 0 a version and its put capability.
+    pub fn offer_first_put(&self, version: u64, cap: pb::ShardCap) {
+        *self.first_put.lock().unwrap_or_else(|e| e.into_inner()) = Some((version, cap));
+    }
+
+    /// The offered version and capability, once.
+    pub fn take_first_put(&self) -> Option<(u64, pb::ShardCap)> {
+        self.first_put.lock().unwrap_or_else(|e| e.into_inner()).take()
     }
 
     /// Check a fresh read of this file's attributes and chunk list against

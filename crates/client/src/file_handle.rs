@@ -129,6 +129,11 @@ impl FileHandle {
 
     /// A handle over `attr` and its committed `chunks`, as the metadata
     /// service returned them.
+    /// See [`FileCtx::offer_first_put`].
+    pub(crate) fn offer_first_put(&self, version: u64, cap: pb::ShardCap) {
+        self.s.ctx.offer_first_put(version, cap);
+    }
+
     pub(crate) fn from_parts(
         inner: Arc<Inner>,
         attr: &pb::Attr,

@@ -402,16 +402,24 @@ impl Inodes {
     /// Create a regular file with a fresh wrapped data key. Not exclusive and
     /// already there: the existing file's attributes (its key is kept).
     pub async fn create(&self, f: NewFile) -> Result<InodeAttr, ClientError> {
-        Ok(InodeAttr::from_wire(&self.create_wire(f).await?))
+        Ok(InodeAttr::from_wire(&self.create_wire(f, 0).await?.0))
     }
 
     /// [`Inodes::create`], with the attributes as the wire has them (the
-    /// wrapped key and layout included).
-    pub(crate) async fn create_wire(&self, f: NewFile) -> Result<pb::Attr, ClientError> {
+    /// wrapped key and layout included). With `first_version` (not 0), and
+    /// if the file was made here, also the put capability for chunk 0 at
+    /// that version.
+    pub(crate) async fn create_wire(
+        &self,
+        f: NewFile,
+        first_version: u64,
+    ) -> Result<(pb::Attr, Option<pb::ShardCap>), ClientError> {
         let (_dek, key, manifest) = self.inner.new_file_key();
         let NewFile { parent, name, mode, uid, gid, exclusive } = f;
-        let body = Body::Create(pb::Create { parent, name, mode, uid, gid, key: Some(key), exclusive, manifest });
-        attr_of(self.call(body).await?)
+        let create = pb::Create { parent, name, mode, uid, gid, key: Some(key), exclusive, manifest, first_version };
+        let mut resp = self.call(Body::Create(create)).await?;
+        let first_put = resp.first_put.take();
+        Ok((attr_of(resp)?, first_put))
     }
 
     pub async fn unlink(&self, parent: u64, name: impl AsRef<[u8]>) -> Result<(), ClientError> {

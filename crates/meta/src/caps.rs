@@ -74,6 +74,12 @@ impl CapIssuer {
                 let ops = granted_ops(g.ops).unwrap_or(0);
                 caps.caps = g.chunks.iter().filter_map(|c| self.mint(g.ino, c.index, c.version, ops, epoch)).collect();
             }
+            // A file this create made (its key is the one the request
+            // carried: an existing file has its own) belongs to the creator,
+            // who may always write its data: the first version's put token.
+            (Some(Body::Create(c)), Some(RBody::Attr(a))) if c.first_version != 0 && made_by(c, a) => {
+                resp.first_put = self.mint(a.ino, 0, c.first_version, cap_ops::PUT, epoch);
+            }
             (_, Some(RBody::Released(r))) => self.released(r, epoch),
             (_, Some(RBody::AttrReleased(a))) => {
                 if let Some(r) = a.released.as_mut() {
@@ -100,6 +106,13 @@ impl CapIssuer {
         }
         Ok(pb::Caps { caps: self.mint(0, 0, 0, g.ops, epoch).into_iter().collect() })
     }
+}
+
+/// Whether the answer `a` to `c` is the file `c` made: it carries the
+/// wrapped key `c` supplied (wrapped keys are random: an existing file's
+/// differs).
+fn made_by(c: &pb::Create, a: &pb::Attr) -> bool {
+    matches!((&c.key, &a.key), (Some(sent), Some(kept)) if !sent.wrapped.is_empty() && sent.wrapped == kept.wrapped)
 }
 
 /// The operations a `GrantCaps` for `asked` yields: get, or put with delete
@@ -179,6 +192,29 @@ mod tests {
         off.attach(Some(&req), &mut resp, 1);
         let Some(RBody::Chunks(list)) = &resp.body else { panic!("body") };
         assert!(list.chunks[0].cap.is_none());
+    }
+
+    #[test]
+    fn a_create_that_made_the_file_carries_the_put_token_of_its_first_chunk_version() {
+        let (issuer, key) = issuer();
+        let wrapped = |b: u8| Some(pb::WrappedKey { wrapped: vec![b; 40], ..Default::default() });
+        let create = |first_version| pb::Create { key: wrapped(1), first_version, ..Default::default() };
+        let answer = |key| pb::MetaResponse {
+            body: Some(RBody::Attr(pb::Attr { ino: 9, key, ..Default::default() })),
+            ..Default::default()
+        };
+        let mut made = answer(wrapped(1));
+        issuer.attach(Some(&Body::Create(create(77))), &mut made, 3);
+        let t = CapTarget { file_id: 9, chunk_index: 0, version: 77 };
+        assert!(check_cap(&key, made.first_put.as_ref(), t, cap_ops::PUT, now_ms()).is_ok());
+        assert!(check_cap(&key, made.first_put.as_ref(), t, cap_ops::GET, now_ms()).is_err());
+        // An existing file (another key): nothing; nor without a version.
+        let mut existing = answer(wrapped(2));
+        issuer.attach(Some(&Body::Create(create(77))), &mut existing, 3);
+        assert!(existing.first_put.is_none());
+        let mut unasked = answer(wrapped(1));
+        issuer.attach(Some(&Body::Create(create(0))), &mut unasked, 3);
+        assert!(unasked.first_put.is_none());
     }
 
     #[test]

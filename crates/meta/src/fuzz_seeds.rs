@@ -104,6 +104,7 @@ pub fn requests(i: Inos) -> Vec<pb::MetaRequest> {
             gid: 0,
             key: key(),
             exclusive: false,
+            first_version: 0,
         }),
         // A file that needs a manifest (wrap format 2), and changes carrying one.
         Body::Create(pb::Create {
@@ -115,6 +116,7 @@ pub fn requests(i: Inos) -> Vec<pb::MetaRequest> {
             gid: 0,
             key: key().map(|k| pb::WrappedKey { format: 2, ..k }),
             exclusive: true,
+            first_version: 5,
         }),
         Body::SetAttr(pb::SetAttr {
             ino: file,
