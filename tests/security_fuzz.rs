@@ -107,6 +107,7 @@ fn meta_seeds() -> Vec<Vec<u8>> {
             gid: 0,
             key,
             exclusive: false,
+            first_version: 0,
         })),
         r(Body::GetXattr(pb::GetXattr { ino: ROOT_INO, name: b"user.zz".to_vec() })),
         r(Body::GrantCaps(pb::GrantCaps {
