@@ -356,7 +356,10 @@ fn a_file_written_through_the_mount_closes_without_asking_for_its_attributes() {
         assert_eq!(got, content(100_000 + i, i as u64), "f{i}");
     }
     // Another client rewrites one: the mount's next open reads the new bytes.
+    // Its one chunk is put with the token its create's answer carried.
+    let grants = meta_ops("grant_caps");
     c.put_bytes("/w/f3", b"rewritten elsewhere");
+    assert_eq!(meta_ops("grant_caps"), grants, "a one-chunk put through the native client asked for a put token");
     assert_eq!(std::fs::read(mnt.join("w/f3")).expect("reopen"), b"rewritten elsewhere");
     // Renames and unlinks after a listing (which the cache keeps whole):
     // the kernel's lookups of the old name, of the new one (absent) and, at

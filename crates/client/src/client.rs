@@ -507,7 +507,9 @@ impl Client {
         tmp_name.extend_from_slice(name);
         tmp_name.extend_from_slice(format!(".shardline-{:016x}.tmp", rand::random::<u64>()).as_bytes());
         let (dek, key, manifest) = self.inner.new_file_key();
-        let resp = self
+        // The answer carries the put token for chunk 0's first version.
+        let first_version = crate::chunk_write::new_version();
+        let mut resp = self
             .inner
             .meta
             .call(Body::Create(pb::Create {
@@ -519,11 +521,15 @@ impl Client {
                 key: Some(key),
                 exclusive: true,
                 manifest,
-                first_version: 0,
+                first_version,
             }))
             .await?;
+        let first_put = resp.first_put.take();
         let attr = attr_of(resp)?;
         let ctx = FileCtx::open(&self.inner, &attr, &[], Some(dek))?;
+        if let Some(cap) = first_put {
+            ctx.offer_first_put(first_version, cap);
+        }
         let rename = RenameOnFinish { parent, tmp_name, name: name.to_vec() };
         Ok(FileWriter::new(self.inner.clone(), Arc::new(ctx), Some(rename)))
     }
