@@ -35,14 +35,19 @@ pub(crate) struct CapCache {
     off: AtomicBool,
 }
 
-/// Whether a token is still well before its expiry (its epoch is checked
-/// by the data server, which refuses one from an older map).
+/// Whether a token is still well before its expiry at `now` (its epoch is
+/// checked by the data server, which refuses one from an older map).
+fn before_expiry(cap: &pb::ShardCap, now: u64) -> bool {
+    cap.expires_ms > now.saturating_add(EXPIRY_MARGIN_MS)
+}
+
+/// [`before_expiry`] now.
 pub(crate) fn fresh(cap: &pb::ShardCap) -> bool {
-    cap.expires_ms > now_ms().saturating_add(EXPIRY_MARGIN_MS)
+    before_expiry(cap, now_ms())
 }
 
 fn usable(cap: &pb::ShardCap, view_epoch: u64, now: u64) -> bool {
-    cap.expires_ms > now.saturating_add(EXPIRY_MARGIN_MS) && cap.epoch >= view_epoch
+    before_expiry(cap, now) && cap.epoch >= view_epoch
 }
 
 impl CapCache {

@@ -127,13 +127,13 @@ impl FileHandle {
         Self::from_parts(inner, &attr, chunks)
     }
 
-    /// A handle over `attr` and its committed `chunks`, as the metadata
-    /// service returned them.
     /// See [`FileCtx::offer_first_put`].
     pub(crate) fn offer_first_put(&self, version: u64, cap: pb::ShardCap) {
         self.s.ctx.offer_first_put(version, cap);
     }
 
+    /// A handle over `attr` and its committed `chunks`, as the metadata
+    /// service returned them.
     pub(crate) fn from_parts(
         inner: Arc<Inner>,
         attr: &pb::Attr,

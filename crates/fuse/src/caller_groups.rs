@@ -30,14 +30,24 @@ struct GroupsCache {
 }
 
 impl GroupsCache {
-    /// The groups of `key` read at most [`TTL`] before `now`, or `read()`.
+    /// The groups of `key` if read at most [`TTL`] before `now`.
+    fn fresh(&self, key: Key, now: Instant) -> Option<Arc<[u32]>> {
+        let (at, groups) = self.entries.get(&key)?;
+        (now.saturating_duration_since(*at) < TTL).then(|| groups.clone())
+    }
+
+    /// The groups of `key` read at most [`TTL`] before `now`, or `read()`:
+    /// what [`groups_of`] does, with the clock and the reader given.
+    #[cfg(test)]
     fn get(&mut self, key: Key, now: Instant, read: impl FnOnce() -> Vec<u32>) -> Arc<[u32]> {
-        if let Some((at, groups)) = self.entries.get(&key) {
-            if now.saturating_duration_since(*at) < TTL {
-                return groups.clone();
-            }
+        match self.fresh(key, now) {
+            Some(groups) => groups,
+            None => self.keep(key, now, read().into()),
         }
-        let groups: Arc<[u32]> = read().into();
+    }
+
+    /// Remember `groups` read for `key` at `now`.
+    fn keep(&mut self, key: Key, now: Instant, groups: Arc<[u32]>) -> Arc<[u32]> {
         if self.entries.len() >= MAX_PROCESSES {
             self.entries.retain(|_, (at, _)| now.saturating_duration_since(*at) < TTL);
             if self.entries.len() >= MAX_PROCESSES {
@@ -52,10 +62,15 @@ impl GroupsCache {
 static CACHE: LazyLock<Mutex<GroupsCache>> = LazyLock::new(Mutex::default);
 
 /// Supplementary groups of process `pid` acting as `uid`/`gid` (empty if it
-/// is gone), read from /proc at most a second ago.
+/// is gone), read from /proc at most a second ago. The file is read without the lock held, so other requests go on meanwhile.
 pub fn groups_of(pid: u32, uid: u32, gid: u32) -> Vec<u32> {
-    let mut cache = CACHE.lock().unwrap_or_else(|e| e.into_inner());
-    cache.get((pid, uid, gid), Instant::now(), || read_groups(pid)).to_vec()
+    let (key, now) = ((pid, uid, gid), Instant::now());
+    let lock = || CACHE.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(groups) = lock().fresh(key, now) {
+        return groups.to_vec();
+    }
+    let groups: Arc<[u32]> = read_groups(pid).into();
+    lock().keep(key, now, groups).to_vec()
 }
 
 /// Supplementary groups of process `pid`, from /proc (empty if gone).

@@ -263,11 +263,7 @@ fn open_flags(keep_cache: bool, flags: i32) -> FopenFlags {
 mod tests {
     use super::*;
 
-    /// Nemesis, long profile (seed 0x1eaf2): reads through the mount
-    /// returned zeros at a chunk boundary while a write growing the file
-    /// failed to commit. The handle had cut its size back, the mount
-    /// replied short, and the kernel, which still believed the grown size,
-    /// filled the rest of the read with zeros.
+    /// A read-only open's close sends no FLUSH; every other open's does.
     #[test]
     fn only_read_only_opens_skip_the_flush_at_close() {
         let noflush = |flags| open_flags(false, flags).contains(FopenFlags::FOPEN_NOFLUSH);
@@ -278,6 +274,11 @@ mod tests {
         assert!(!open_flags(false, libc::O_RDONLY).contains(FopenFlags::FOPEN_KEEP_CACHE));
     }
 
+    /// Nemesis, long profile (seed 0x1eaf2): reads through the mount
+    /// returned zeros at a chunk boundary while a write growing the file
+    /// failed to commit. The handle had cut its size back, the mount
+    /// replied short, and the kernel, which still believed the grown size,
+    /// filled the rest of the read with zeros.
     #[test]
     fn a_short_read_over_a_failed_growth_is_eio_not_kernel_zeros() {
         let cut = 65_536u64;
