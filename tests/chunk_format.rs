@@ -1,6 +1,6 @@
 //! Chunk format v2 and the cipher suites end to end, on a real cluster:
 //! files written by older clients (format v1) still read, whole, by range
-//! and degraded; both suites read back; a small read inside a large file
+//! (into the caller's buffer too) and degraded; both suites read back; a small read inside a large file
 //! asks one shard for its bytes instead of k shards for the whole chunk.
 
 mod harness;
@@ -68,6 +68,10 @@ async fn check_reads(client: &Client, path: &str, data: &[u8]) {
         let got =
             handle.read_at(off, len).await.unwrap_or_else(|e| panic!("{path}: handle read_at({off}, {len}): {e}"));
         assert!(got == want, "{path}: handle read_at({off}, {len}) returned wrong bytes");
+        let mut buf = vec![0xEE; len];
+        let n =
+            reader.read_into(off, &mut buf).await.unwrap_or_else(|e| panic!("{path}: read_into({off}, {len}): {e}"));
+        assert!(n == want.len() && buf[..n] == *want, "{path}: read_into({off}, {len}) returned wrong bytes");
     }
 }
 
@@ -202,6 +206,9 @@ fn a_range_read_over_rotten_bytes_is_served_from_other_shards() {
             let want = &data[off as usize..off as usize + 4096];
             assert!(reader.read_at(off, 4096).await.expect("read") == want, "read_at({off})");
             assert!(handle.read_at(off, 4096).await.expect("read") == want, "handle read_at({off})");
+            let mut buf = vec![0; 4096];
+            assert_eq!(reader.read_into(off, &mut buf).await.expect("read"), 4096);
+            assert!(buf == want, "read_into({off})");
         }
     });
 }

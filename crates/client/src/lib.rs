@@ -11,12 +11,14 @@
 //! reads a chunk's k data cells (`stripe_fetch`: parity stands in for any
 //! missing or corrupt one), decodes and decrypts off the async threads. A
 //! byte range (`range_read`) fetches and decrypts only the segments holding
-//! it, with ranged shard reads. Chunks written in format v1 (whole-chunk
+//! it, with ranged shard reads, straight into the caller's buffer
+//! ([`FileReader::read_into`]). Chunks written in format v1 (whole-chunk
 //! sealing, by older clients) still read. [`file_handle`] serves the mount:
 //! sequential streams read ahead in whole chunks, random reads by range
 //! (`read_pattern`). [`client`] holds the namespace operations by path.
 //! [`prefetch`] is the data-loader API: an epoch's files or ranges read
-//! with a bounded window in flight, in order.
+//! with a bounded window in flight, in order, into buffers the caller may
+//! recycle.
 //!
 //! Metadata reads go through the coherent cache ([`meta_cache`],
 //! `inode_cached`); lookups that keep missing in one directory list it

@@ -4,9 +4,9 @@
 //!
 //! [`Client::prefetch`] returns a [`Prefetch`] stream. Reads use the
 //! client's path-API read path ([`FileReader`](crate::FileReader)): a whole
-//! file reads its chunks several at a time; a range fetches and decrypts
-//! only the segments holding it (`range_read.rs`). Files are opened once per
-//! stream and directories resolved once (`prefetch_open.rs`).
+//! file reads its chunks several at a time, whole; a range fetches and
+//! decrypts only the segments holding it (`range_read.rs`). Files are
+//! opened once per stream and directories resolved once (`prefetch_open.rs`).
 //!
 //! The window is bounded twice ([`PrefetchConfig`]):
 //! - **items**: at most `window_items` items are started and not yet taken
@@ -20,6 +20,19 @@
 //! Bytes held by an item are returned when the caller takes it. Errors are
 //! per item (a missing file fails its item, not the stream). Dropping the
 //! stream cancels what is still in flight.
+//!
+//! Buffers: each item is read into one `Vec<u8>`, decrypted straight into
+//! it ([`FileReader::read_into`](crate::FileReader::read_into)).
+//! [`Prefetch::next`] hands it over as `Bytes` (no copy);
+//! [`Prefetch::next_buf`] as the `Vec` itself, which the caller passes back
+//! with [`Prefetch::recycle`] once done with it. Items that get their bytes
+//! after that are read into recycled buffers instead of fresh allocations
+//! (the smallest one large enough, else the largest, grown), so a loop of
+//! `next_buf`, use, `recycle` keeps about `window_items + 1` buffers in
+//! circulation and allocates nothing once they have grown to the items'
+//! size. A buffer's length and contents on recycling do not matter. Idle
+//! recycled buffers hold at most `window_bytes` of capacity; one past that
+//! is dropped. An item that fails puts its buffer back.
 
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
@@ -70,13 +83,14 @@ impl Default for PrefetchConfig {
     }
 }
 
-/// One item's outcome.
+/// One item's outcome: its bytes as `Bytes` ([`Prefetch::next`]) or in
+/// the `Vec` they were read into ([`Prefetch::next_buf`]).
 #[derive(Debug)]
-pub struct Prefetched {
+pub struct Prefetched<T = Bytes> {
     /// Its position in the list given.
     pub index: usize,
     pub item: PrefetchItem,
-    pub data: Result<Bytes, ClientError>,
+    pub data: Result<T, ClientError>,
 }
 
 /// The most a stream has held at once (for tests and tuning).
@@ -96,6 +110,7 @@ impl Client {
         let shared = Arc::new(Shared {
             opener: Opener::new(self.inner().clone(), cfg.open_files),
             budget,
+            pool: Pool::new(cfg.window_bytes),
             items_held: AtomicUsize::new(0),
             max_items: AtomicUsize::new(0),
         });
@@ -121,12 +136,13 @@ struct Task {
     item: PrefetchItem,
     /// Bytes granted to it, returned when the caller takes it.
     held: Arc<AtomicU64>,
-    handle: JoinHandle<Result<Bytes, ClientError>>,
+    handle: JoinHandle<Result<Vec<u8>, ClientError>>,
 }
 
 struct Shared {
     opener: Opener,
     budget: Budget,
+    pool: Pool,
     items_held: AtomicUsize,
     max_items: AtomicUsize,
 }
@@ -136,6 +152,14 @@ impl Prefetch {
     /// Cancel-safe: dropping the future before it completes loses nothing
     /// (the item is still the next one).
     pub async fn next(&mut self) -> Option<Prefetched> {
+        let got = self.next_buf().await?;
+        Some(Prefetched { index: got.index, item: got.item, data: got.data.map(Bytes::from) })
+    }
+
+    /// [`next`](Self::next), with the item's bytes in the buffer they were
+    /// read into: a recycled one if there was one (pass it back with
+    /// [`recycle`](Self::recycle) when done with it). Cancel-safe too.
+    pub async fn next_buf(&mut self) -> Option<Prefetched<Vec<u8>>> {
         self.fill();
         let front = self.in_flight.front_mut()?;
         let joined = (&mut front.handle).await;
@@ -153,6 +177,14 @@ impl Prefetch {
         self.shared.items_held.fetch_sub(1, Ordering::AcqRel);
         self.fill();
         Some(Prefetched { index: task.index, item: task.item, data })
+    }
+
+    /// Give a buffer back for later items to be read into (its length and
+    /// contents do not matter; it is grown if an item needs more). Dropped
+    /// instead if the recycled buffers waiting would then hold more than
+    /// `window_bytes` of capacity.
+    pub fn recycle(&self, buf: Vec<u8>) {
+        self.shared.pool.put(buf);
     }
 
     /// Items not yet taken (in flight or not started).
@@ -189,13 +221,14 @@ impl Drop for Prefetch {
     }
 }
 
-/// Open, wait for this item's bytes (its turn is its index), read.
+/// Open, wait for this item's bytes (its turn is its index), read them into
+/// a recycled buffer or a fresh one.
 async fn read_item(
     shared: Arc<Shared>,
     index: usize,
     item: PrefetchItem,
     held: Arc<AtomicU64>,
-) -> Result<Bytes, ClientError> {
+) -> Result<Vec<u8>, ClientError> {
     let opened = shared.opener.open(item.path()).await;
     let want = match (&opened, &item) {
         (Err(_), _) => 0,
@@ -204,12 +237,72 @@ async fn read_item(
     };
     held.store(shared.budget.acquire(index, want).await, Ordering::Release);
     let reader = opened?;
-    match item {
-        PrefetchItem::File(_) => Ok(Bytes::from(reader.read_all().await?)),
-        PrefetchItem::Range { offset, .. } => {
-            let len = usize::try_from(want).map_err(|_| ClientError::TooLarge { size: want })?;
-            reader.read_at(offset, len).await
+    let offset = match item {
+        PrefetchItem::File(_) => 0,
+        PrefetchItem::Range { offset, .. } => offset,
+    };
+    // The size comes from the metadata service (a sparse file can claim far
+    // more than fits): memory is asked for, and a refusal is an error.
+    let len = usize::try_from(want).map_err(|_| ClientError::TooLarge { size: want })?;
+    let mut buf = shared.pool.take(len);
+    let read = match resize(&mut buf, len) {
+        Ok(()) => reader.read_into(offset, &mut buf).await,
+        Err(e) => Err(e),
+    };
+    match read {
+        Ok(n) => {
+            buf.truncate(n);
+            Ok(buf)
         }
+        Err(e) => {
+            shared.pool.put(buf);
+            Err(e)
+        }
+    }
+}
+
+/// Make `buf` `len` bytes long: cut, or grown with zeros (a recycled
+/// buffer's old bytes are overwritten by the read, so only growth is zeroed).
+fn resize(buf: &mut Vec<u8>, len: usize) -> Result<(), ClientError> {
+    if buf.len() >= len {
+        buf.truncate(len);
+        return Ok(());
+    }
+    buf.try_reserve_exact(len - buf.len()).map_err(|_| ClientError::TooLarge { size: len as u64 })?;
+    buf.resize(len, 0);
+    Ok(())
+}
+
+/// Buffers the caller gave back, waiting for items to be read into them.
+struct Pool {
+    bufs: Mutex<Vec<Vec<u8>>>,
+    /// Capacity the waiting buffers may hold in all.
+    limit: u64,
+}
+
+impl Pool {
+    fn new(limit: u64) -> Self {
+        Pool { bufs: Mutex::new(Vec::new()), limit }
+    }
+
+    fn put(&self, buf: Vec<u8>) {
+        if buf.capacity() == 0 {
+            return;
+        }
+        let mut bufs = self.bufs.lock().unwrap_or_else(|e| e.into_inner());
+        let held: u64 = bufs.iter().map(|b| b.capacity() as u64).sum();
+        if held + buf.capacity() as u64 <= self.limit {
+            bufs.push(buf);
+        }
+    }
+
+    /// The smallest buffer holding `len` bytes without growing, else the
+    /// largest; an empty one if none is waiting.
+    fn take(&self, len: usize) -> Vec<u8> {
+        let mut bufs = self.bufs.lock().unwrap_or_else(|e| e.into_inner());
+        let fits = bufs.iter().enumerate().filter(|(_, b)| b.capacity() >= len).min_by_key(|(_, b)| b.capacity());
+        let pick = fits.or_else(|| bufs.iter().enumerate().max_by_key(|(_, b)| b.capacity())).map(|(i, _)| i);
+        pick.map(|i| bufs.swap_remove(i)).unwrap_or_default()
     }
 }
 
@@ -285,8 +378,37 @@ impl Budget {
 
 #[cfg(test)]
 mod tests {
-    use super::Budget;
+    use super::{resize, Budget, Pool};
     use std::sync::Arc;
+
+    #[test]
+    fn the_pool_hands_out_the_smallest_buffer_that_fits_and_keeps_within_its_limit() {
+        let pool = Pool::new(1000);
+        let (small, big) = (Vec::<u8>::with_capacity(100), Vec::<u8>::with_capacity(500));
+        let (small_at, big_at) = (small.as_ptr(), big.as_ptr());
+        pool.put(big);
+        pool.put(small);
+        pool.put(Vec::with_capacity(600)); // 1200 in all: dropped
+        pool.put(Vec::new()); // nothing to keep
+        assert_eq!(pool.bufs.lock().expect("lock").len(), 2);
+        let first = pool.take(50);
+        assert_eq!((first.as_ptr(), first.capacity()), (small_at, 100), "the smallest that fits");
+        let second = pool.take(800);
+        assert_eq!((second.as_ptr(), second.capacity()), (big_at, 500), "none fits: the largest, to grow");
+        assert_eq!(pool.take(10).capacity(), 0, "empty pool: a fresh buffer");
+    }
+
+    #[test]
+    fn a_recycled_buffer_is_cut_or_grown_with_zeros_in_place() {
+        let mut b = Vec::with_capacity(64);
+        b.extend_from_slice(&[7u8; 40]);
+        let at = b.as_ptr();
+        resize(&mut b, 10).expect("cut");
+        assert_eq!((b.len(), b.as_ptr()), (10, at));
+        resize(&mut b, 64).expect("grow within capacity");
+        assert_eq!((b.as_ptr(), &b[..10], &b[10..]), (at, &[7u8; 10][..], &[0u8; 54][..]));
+        assert!(resize(&mut b, usize::MAX).is_err(), "an impossible size is an error, not an abort");
+    }
 
     #[tokio::test]
     async fn bytes_are_granted_in_turn_order_and_never_past_the_total() {

@@ -1,21 +1,22 @@
 //! File reader: whole chunks fetched several at a time, in order, for
-//! streaming ([`FileReader::for_each_chunk`]); ranges read on their own,
-//! only the segments they need ([`FileReader::read_at`]).
+//! streaming ([`FileReader::for_each_chunk`], decrypted on the blocking
+//! pool); ranges read on their own, only the segments they need, decrypted
+//! straight into a caller's buffer ([`FileReader::read_into`]) or into one
+//! of their own ([`FileReader::read_at`], which fills a fresh buffer
+//! through `read_into`).
 
 use std::collections::BTreeMap;
-use std::ops::Range;
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
-use futures::future::try_join_all;
-use futures::stream::{self, StreamExt};
+use futures::stream::{self, StreamExt, TryStreamExt};
 use shardline_crypto::{ChunkFormat, CipherSuite};
 use shardline_proto::v1 as pb;
 
 use crate::chunk_read::read_chunk;
 use crate::client::Inner;
 use crate::file_ctx::FileCtx;
-use crate::range_read::read_chunk_range;
+use crate::range_read::read_chunk_range_into;
 use crate::ClientError;
 
 /// A snapshot of one file's layout and chunk versions, ready to read.
@@ -95,56 +96,72 @@ impl FileReader {
         Ok(())
     }
 
-    /// `len` bytes from `offset` (fewer at the end of the file). Chunks the
-    /// range covers whole are read whole; a part of a chunk is read on its
-    /// own, fetching and decrypting only the segments that hold it (a 128 KiB
-    /// sample moves about 192 KiB, not the chunk). The chunks of a range
-    /// spanning several are read concurrently.
+    /// `len` bytes from `offset` (fewer at the end of the file): a buffer
+    /// of that size filled by [`read_into`](Self::read_into). Memory for it
+    /// is asked for up front and a refusal is a clear error.
     pub async fn read_at(&self, offset: u64, len: usize) -> Result<Bytes, ClientError> {
-        if offset >= self.size || len == 0 {
-            return Ok(Bytes::new());
-        }
-        let end = offset.saturating_add(len as u64).min(self.size);
-        let cs = self.ctx.chunk_size as u64;
-        let part = |index: u64| {
-            let cstart = index * cs;
-            let from = offset.saturating_sub(cstart) as usize;
-            let to = ((end - cstart) as usize).min(cs as usize);
-            self.read_part(index, from..to)
-        };
-        let (first, last) = (offset / cs, (end - 1) / cs);
-        if first == last {
-            return part(first).await;
-        }
-        let parts = try_join_all((first..=last).map(part)).await?;
+        let n = self.size.saturating_sub(offset).min(len as u64);
+        let n = usize::try_from(n).map_err(|_| ClientError::TooLarge { size: n })?;
         let mut out = Vec::new();
-        out.try_reserve_exact((end - offset) as usize).map_err(|_| ClientError::TooLarge { size: self.size })?;
-        for p in parts {
-            out.extend_from_slice(&p);
-        }
+        out.try_reserve_exact(n).map_err(|_| ClientError::TooLarge { size: n as u64 })?;
+        out.resize(n, 0);
+        let got = self.read_into(offset, &mut out).await?;
+        out.truncate(got);
         Ok(Bytes::from(out))
     }
 
-    /// Bytes `want` of chunk `index` (within the file's size).
-    async fn read_part(&self, index: u64, want: Range<usize>) -> Result<Bytes, ClientError> {
+    /// Fill `buf` with the file's bytes from `offset`; returns how many were
+    /// written: all of `buf`, fewer at the end of the file, 0 past it.
+    ///
+    /// The plaintext is decrypted straight into `buf`: each segment's
+    /// ciphertext is copied into its place there and opened in place
+    /// (`range_read.rs`). Chunks the range covers whole are fetched whole;
+    /// a part of a chunk fetches only the segments holding it (a 128 KiB
+    /// sample moves about 192 KiB, not the chunk). Up to `read_parallelism`
+    /// chunks are fetched at once, and each is decrypted, as it arrives, on
+    /// the thread polling this future (the buffer is borrowed, so it cannot
+    /// go to the blocking pool; on a multi-threaded runtime, large chunks
+    /// under `block_in_place`).
+    ///
+    /// Bytes pass through a scratch buffer only where they must: a 64 KiB
+    /// segment only partly inside the range (at most the first and last of
+    /// each chunk read in part), a degraded read's decoded ciphertext, a
+    /// chunk in format v1 (opened whole, then copied), and a chunk whose
+    /// shards fail authentication (read whole from another set of k, then
+    /// copied). Holes read as zeros.
+    pub async fn read_into(&self, offset: u64, buf: &mut [u8]) -> Result<usize, ClientError> {
+        if offset >= self.size || buf.is_empty() {
+            return Ok(0);
+        }
+        // At most `buf.len()` bytes, so it fits in a usize.
+        let n = (self.size - offset).min(buf.len() as u64) as usize;
         let cs = self.ctx.chunk_size as u64;
-        let extent = (self.size - index * cs).min(cs) as usize;
-        if want.start == 0 && want.end >= extent {
-            return self.read_chunk(index).await;
+        // `buf` cut at chunk boundaries (a loop, not iterator closures:
+        // those trip rustc's higher-ranked lifetime check on `Send` futures).
+        let mut reads = Vec::new();
+        let (mut at, mut rest) = (offset, &mut buf[..n]);
+        while !rest.is_empty() {
+            let (index, from) = (at / cs, (at % cs) as usize);
+            let len = (cs as usize - from).min(rest.len());
+            let (out, tail) = std::mem::take(&mut rest).split_at_mut(len);
+            at += out.len() as u64;
+            reads.push(self.read_part_into(index, from, out));
+            rest = tail;
         }
-        let wanted = want.len();
-        let Some(chunk) = self.chunks.get(&index) else {
-            return Ok(Bytes::from(vec![0u8; wanted]));
+        stream::iter(reads).buffer_unordered(self.inner.cfg.read_parallelism.max(1)).try_collect::<()>().await?;
+        Ok(n)
+    }
+
+    /// Bytes `from..from + out.len()` of chunk `index` (within the file's
+    /// size) into `out`.
+    async fn read_part_into(&self, index: u64, from: usize, out: &mut [u8]) -> Result<(), ClientError> {
+        let got = match self.chunks.get(&index) {
+            Some(chunk) => read_chunk_range_into(&self.inner, &self.ctx, chunk, from, out).await?,
+            None => 0,
         };
-        let got = read_chunk_range(&self.inner, &self.ctx, chunk, want).await?;
-        if got.len() == wanted {
-            return Ok(got);
-        }
-        // The chunk was written shorter than the file extends: the rest is a hole.
-        let mut v = Vec::with_capacity(wanted);
-        v.extend_from_slice(&got);
-        v.resize(wanted, 0);
-        Ok(Bytes::from(v))
+        // A hole, or a chunk written shorter than the file extends: zeros.
+        out[got..].fill(0);
+        Ok(())
     }
 
     /// The whole file. Memory for it is asked for up front and a refusal is

@@ -54,6 +54,10 @@ pub enum CryptoError {
     #[error("segments {segments:?} asked of a chunk of {count} segments")]
     SegmentOutOfRange { segments: std::ops::Range<usize>, count: usize },
 
+    /// Plaintext bytes asked for that the chunk does not hold.
+    #[error("plaintext bytes {range:?} asked of a chunk of {len} bytes")]
+    PlainOutOfRange { range: std::ops::Range<usize>, len: usize },
+
     /// A v2 sealed length that no plaintext seals to.
     #[error("sealed length {sealed_len} is not a valid chunk format v2 length")]
     BadSealedLength { sealed_len: usize },

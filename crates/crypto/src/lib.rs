@@ -16,7 +16,8 @@
 //!   service only ever stores it wrapped.
 //! - [`seal_segments`] / [`open_segments`] — chunk format v2: a chunk sealed
 //!   as a STREAM of 64 KiB segments ([`SegmentLayout`]), each with its own
-//!   tag, so a byte range opens without the rest of the chunk. Two suites
+//!   tag, so a byte range opens without the rest of the chunk
+//!   ([`open_segments_into`] opens one straight into a caller's buffer). Two suites
 //!   ([`CipherSuite`]): AES-256-GCM (ring; a key derived per sealed chunk
 //!   with HKDF-SHA256, the default on CPUs with AES instructions) and
 //!   XChaCha20-Poly1305.
@@ -67,7 +68,7 @@ pub use manifest::{ChunkDigest, Manifest, ManifestKey, MANIFEST_FORMAT_V1, MANIF
 pub use provider::{provider_from, KeyCommandProvider, KeyFileProvider, KeyProvider, DEFAULT_KEY_COMMAND_TIMEOUT};
 pub use seal::{open_chunk, seal_chunk, seal_chunk_padded};
 pub use segment::{SegmentLayout, SALT_LEN, SEGMENT_OVERHEAD, SEGMENT_SIZE};
-pub use stream::{open_segments, seal_segments};
+pub use stream::{open_segments, open_segments_into, seal_segments};
 pub use suite::{aes_instructions, ChunkFormat, CipherSuite};
 
 /// Length of the XChaCha20-Poly1305 nonce that prefixes every sealed blob.

@@ -170,11 +170,108 @@ pub fn open_segments(
     segs: Range<usize>,
     sealed: &[&[u8]],
 ) -> Result<Vec<u8>, CryptoError> {
+    let mut out = Vec::with_capacity(layout.plain_range(segs.clone()).len());
+    open_each(dek, suite, aad, layout, segs, sealed, &mut out)?;
+    Ok(out)
+}
+
+/// Verify and decrypt plaintext bytes `at..at + out.len()` of a v2 chunk
+/// with layout `layout` into `out` (a caller's buffer).
+///
+/// `sealed` holds the sealed bytes of the segments holding that range,
+/// `layout.sealed_range(layout.segments_for(at..at + out.len()))`, in parts
+/// as for [`open_segments`]. A segment wholly inside the range is copied
+/// into its place in `out` and decrypted there; a segment only partly inside
+/// it (at most the first and the last: a segment authenticates only whole)
+/// is decrypted in a scratch buffer of one segment and its part copied out.
+/// A range past the chunk's plaintext is an error.
+pub fn open_segments_into(
+    dek: &Dek,
+    suite: CipherSuite,
+    aad: &ChunkAad,
+    layout: &SegmentLayout,
+    at: usize,
+    sealed: &[&[u8]],
+    out: &mut [u8],
+) -> Result<(), CryptoError> {
+    let plain = at..at.saturating_add(out.len());
+    if plain.end > layout.plain_len() {
+        return Err(CryptoError::PlainOutOfRange { range: plain, len: layout.plain_len() });
+    }
+    let segs = layout.segments_for(plain.clone());
+    let mut sink = Window { out, plain, layout, scratch: Vec::new(), partial: false };
+    open_each(dek, suite, aad, layout, segs, sealed, &mut sink)
+}
+
+/// Where [`open_each`] puts each segment to decrypt it in place.
+trait SegmentSink {
+    /// Copy segment `i`'s `len` ciphertext bytes out of `sealed` into the
+    /// place it is decrypted in, and return that place.
+    fn place(&mut self, i: usize, len: usize, sealed: &mut Cursor) -> Result<&mut [u8], CryptoError>;
+    /// The segment placed last is now plaintext.
+    fn opened(&mut self, i: usize);
+}
+
+/// Appended to a growing output: nothing zero-filled first.
+impl SegmentSink for Vec<u8> {
+    fn place(&mut self, _: usize, len: usize, sealed: &mut Cursor) -> Result<&mut [u8], CryptoError> {
+        let start = self.len();
+        sealed.append(len, self)?;
+        Ok(&mut self[start..])
+    }
+
+    fn opened(&mut self, _: usize) {}
+}
+
+/// Plaintext bytes `plain` of the chunk, written into `out`.
+struct Window<'a> {
+    out: &'a mut [u8],
+    plain: Range<usize>,
+    layout: &'a SegmentLayout,
+    /// One segment only partly inside `plain`, decrypted here.
+    scratch: Vec<u8>,
+    partial: bool,
+}
+
+impl SegmentSink for Window<'_> {
+    fn place(&mut self, i: usize, len: usize, sealed: &mut Cursor) -> Result<&mut [u8], CryptoError> {
+        let seg = self.layout.plain_range(i..i + 1);
+        self.partial = seg.start < self.plain.start || seg.end > self.plain.end;
+        if self.partial {
+            self.scratch.clear();
+            sealed.append(len, &mut self.scratch)?;
+            return Ok(&mut self.scratch[..]);
+        }
+        let dst = &mut self.out[seg.start - self.plain.start..seg.end - self.plain.start];
+        sealed.copy_to(dst)?;
+        Ok(dst)
+    }
+
+    fn opened(&mut self, i: usize) {
+        if !self.partial {
+            return;
+        }
+        let seg = self.layout.plain_range(i..i + 1);
+        let (from, to) = (seg.start.max(self.plain.start), seg.end.min(self.plain.end));
+        self.out[from - self.plain.start..to - self.plain.start]
+            .copy_from_slice(&self.scratch[from - seg.start..to - seg.start]);
+    }
+}
+
+/// Verify and decrypt segments `segs`, each where `sink` places it.
+fn open_each(
+    dek: &Dek,
+    suite: CipherSuite,
+    aad: &ChunkAad,
+    layout: &SegmentLayout,
+    segs: Range<usize>,
+    sealed: &[&[u8]],
+    sink: &mut impl SegmentSink,
+) -> Result<(), CryptoError> {
     let n = layout.segment_count();
     if segs.end > n || segs.start > segs.end {
         return Err(CryptoError::SegmentOutOfRange { segments: segs, count: n });
     }
-    let mut out = Vec::with_capacity(layout.plain_range(segs.clone()).len());
     let mut cursor = Cursor { parts: sealed, part: 0, at: 0 };
     let mut seg_aad = aad.encode_segment(suite);
     let mut cipher: Option<SegmentCipher> = None;
@@ -185,16 +282,15 @@ pub fn open_segments(
         if cipher.as_ref().is_none_or(|c| c.salt() != &salt) {
             cipher = Some(SegmentCipher::new(dek, suite, aad, salt));
         }
-        let start = out.len();
-        cursor.append(plain_len, &mut out)?;
+        let c = cipher.as_ref().expect("set above");
+        let buf = sink.place(i, plain_len, &mut cursor)?;
         let mut tag = [0u8; TAG_LEN];
         cursor.copy_to(&mut tag)?;
         ChunkAad::set_segment(&mut seg_aad, segment_index(i), i + 1 == n);
-        let c = cipher.as_ref().expect("set above");
-        c.open(segment_index(i), &seg_aad, &mut out[start..], &tag)
-            .map_err(|()| CryptoError::SegmentAuthFailed { segment: i })?;
+        c.open(segment_index(i), &seg_aad, buf, &tag).map_err(|()| CryptoError::SegmentAuthFailed { segment: i })?;
+        sink.opened(i);
     }
-    Ok(out)
+    Ok(())
 }
 
 /// Reads the logical concatenation of `parts` front to back.

@@ -191,3 +191,50 @@ fn the_default_segment_size_is_used_by_the_public_layout() {
         assert_eq!(mid, pt[back.plain_range(1..3)]);
     }
 }
+
+#[test]
+fn any_plaintext_range_opens_into_a_callers_buffer() {
+    let dek = Dek::generate();
+    for suite in SUITES {
+        let pt = sample(4 * SEG + 9);
+        let (layout, sealed) = seal(&dek, suite, &AAD, &pt);
+        // Every start and end, on and off segment boundaries, including
+        // empty ranges and the chunk's last byte.
+        for from in 0..=pt.len() {
+            for to in [from, from + 1, from + SEG - 1, from + SEG, from + 2 * SEG + 3, pt.len()] {
+                let to = to.min(pt.len());
+                if to < from {
+                    continue;
+                }
+                let bytes = &sealed[layout.sealed_range(layout.segments_for(from..to))];
+                let (x, y) = bytes.split_at(bytes.len() / 2);
+                let mut out = vec![0xAA; to - from];
+                open_segments_into(&dek, suite, &AAD, &layout, from, &[x, y], &mut out).expect("open into");
+                assert!(out == pt[from..to], "{suite:?} bytes {from}..{to}");
+            }
+        }
+    }
+}
+
+#[test]
+fn opening_into_a_buffer_fails_on_tampering_and_past_the_chunk() {
+    let dek = Dek::generate();
+    for suite in SUITES {
+        let pt = sample(3 * SEG);
+        let (layout, mut sealed) = seal(&dek, suite, &AAD, &pt);
+        let mut out = vec![0; 10];
+        assert!(matches!(
+            open_segments_into(&dek, suite, &AAD, &layout, 3 * SEG - 5, &[&sealed], &mut out),
+            Err(CryptoError::PlainOutOfRange { .. })
+        ));
+        // A byte of the middle segment flipped: a range inside it (scratch)
+        // and one covering it whole (in place) both fail.
+        sealed[SEG + SEGMENT_OVERHEAD + SALT_LEN + 7] ^= 1;
+        for (at, len) in [(SEG + 3, 10), (0, 3 * SEG)] {
+            let mut out = vec![0; len];
+            let bytes = &sealed[layout.sealed_range(layout.segments_for(at..at + len))];
+            let got = open_segments_into(&dek, suite, &AAD, &layout, at, &[bytes], &mut out);
+            assert!(matches!(got, Err(CryptoError::SegmentAuthFailed { segment: 1 })), "{suite:?} {at}+{len}");
+        }
+    }
+}

@@ -40,9 +40,11 @@ pub fn bench_read(
             let mut stream = native.prefetch(share, cfg);
             let (b, n) = (b.clone(), n.clone());
             tasks.push(tokio::spawn(async move {
-                while let Some(got) = stream.next().await {
-                    b.fetch_add(got.data?.len() as u64, Ordering::Relaxed);
+                while let Some(got) = stream.next_buf().await {
+                    let buf = got.data?;
+                    b.fetch_add(buf.len() as u64, Ordering::Relaxed);
                     n.fetch_add(1, Ordering::Relaxed);
+                    stream.recycle(buf);
                 }
                 Ok::<(), ClientError>(())
             }));

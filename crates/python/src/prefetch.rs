@@ -4,6 +4,11 @@
 //! waits. A failed item raises its error from `__next__` (the stream goes
 //! on with the next item when iterated again), or with
 //! `raise_errors=False` is yielded as `(index, exception)`.
+//!
+//! Each item is read into a native buffer (`Prefetch::next_buf`) and copied
+//! once into its `bytes`; the buffer then goes back to the stream
+//! (`Prefetch::recycle`, at the next `__next__`) for a later item, so a
+//! stream allocates no native buffers once it has a window's worth.
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -43,6 +48,8 @@ pub struct PyPrefetch {
     total: usize,
     raise_errors: bool,
     taken: Mutex<usize>,
+    /// The last item's native buffer, recycled at the next `__next__`.
+    spare: Mutex<Option<Vec<u8>>>,
 }
 
 impl PyPrefetch {
@@ -65,6 +72,7 @@ impl PyPrefetch {
             total,
             raise_errors,
             taken: Mutex::new(0),
+            spare: Mutex::new(None),
         })
     }
 }
@@ -80,12 +88,24 @@ impl PyPrefetch {
             return Err(forked("prefetch stream"));
         }
         let stream = self.stream.clone();
-        let Some(got) = self.conn.run(py, async move { stream.lock().await.next().await }) else {
+        let spare = self.spare.lock().unwrap_or_else(|e| e.into_inner()).take();
+        let got = self.conn.run(py, async move {
+            let mut stream = stream.lock().await;
+            if let Some(buf) = spare {
+                stream.recycle(buf);
+            }
+            stream.next_buf().await
+        });
+        let Some(got) = got else {
             return Ok(None);
         };
         *self.taken.lock().unwrap_or_else(|e| e.into_inner()) += 1;
         match got.data {
-            Ok(bytes) => Ok(Some((got.index, PyBytes::new(py, &bytes).into_any()))),
+            Ok(buf) => {
+                let bytes = PyBytes::new(py, &buf).into_any();
+                *self.spare.lock().unwrap_or_else(|e| e.into_inner()) = Some(buf);
+                Ok(Some((got.index, bytes)))
+            }
             Err(e) => {
                 let err = client_err(e, Some(got.item.path()));
                 if self.raise_errors {

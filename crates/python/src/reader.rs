@@ -4,9 +4,12 @@
 //! again on its own connection.
 //!
 //! `readinto` fills the caller's buffer (a bytearray, memoryview, numpy
-//! array... any writable C-contiguous buffer) with the GIL released: the
-//! decrypted bytes are copied once, straight into it, with no intermediate
-//! Python object.
+//! array... any writable C-contiguous buffer) with the GIL released, through
+//! `FileReader::read_into`: the ciphertext is copied into the buffer and
+//! decrypted there, in place, on the calling thread, with no intermediate
+//! Rust or Python buffer (but for the few cases `read_into` lists: segments
+//! only partly inside the range, format v1 chunks, chunks re-read after
+//! failing authentication).
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -35,14 +38,16 @@ struct Dest(*mut u8, usize);
 unsafe impl Send for Dest {}
 
 impl Dest {
-    /// Copy the start of `data` in; returns the bytes copied.
-    fn fill(self, data: &[u8]) -> usize {
-        let n = data.len().min(self.1);
-        // SAFETY: `self.0` points at `self.1` writable bytes of a buffer
-        // exported to the caller (see above) and `n` is within them; `data`
-        // is the client's own memory, so the two cannot overlap.
-        unsafe { std::ptr::copy_nonoverlapping(data.as_ptr(), self.0, n) };
-        n
+    /// The buffer's bytes.
+    ///
+    /// # Safety
+    /// `self.0` must point at `self.1 > 0` writable bytes that stay exported
+    /// (neither resized nor freed) and that nothing else in Rust touches for
+    /// as long as the slice is used.
+    unsafe fn into_slice<'a>(self) -> &'a mut [u8] {
+        // SAFETY: as the caller promises; a u8 has no alignment or validity
+        // requirement beyond the bytes being there.
+        unsafe { std::slice::from_raw_parts_mut(self.0, self.1) }
     }
 }
 
@@ -105,8 +110,16 @@ impl PyReader {
         let dest = Dest(buf.buf_ptr().cast::<u8>(), len);
         let (conn, reader) = self.current(py)?;
         let got = conn.run(py, async move {
-            let data = reader.read_at(offset, len).await?;
-            Ok::<usize, shardline_client::ClientError>(dest.fill(&data))
+            // SAFETY: `buf` (the export of this writable, C-contiguous buffer
+            // of `len` > 0 bytes) is dropped only after `run` returns, and
+            // `run` returns only once this future has completed or been
+            // dropped. `read_into` writes the slice only while it is polled,
+            // on the polling thread (no task or blocking-pool job holds it),
+            // so no write outlives the future. Python code writing the same
+            // buffer from another thread meanwhile races, as with any
+            // `readinto` that releases the GIL.
+            let out = unsafe { dest.into_slice() };
+            reader.read_into(offset, out).await
         });
         drop(buf);
         got.map_err(|e| client_err(e, Some(&self.path)))
