@@ -151,6 +151,8 @@ impl TestCluster {
         cmd.args(["up", "--chunk-size", &CHUNK.to_string(), "--host", &self.host, "--data-dir"])
             .arg(self.data_dir())
             .args(&self.up_args)
+            // Tests count on 6 data servers (K+M) unless they ask otherwise.
+            .args(if self.up_args.iter().any(|a| a == "--data") { &[][..] } else { &["--data", "6"][..] })
             .envs(self.up_env.iter().map(|(k, v)| (k, v)))
             .env("SHARDLINE_LOG", "warn");
         // SAFETY: prctl is async-signal-safe. If the test process dies

@@ -1,6 +1,6 @@
 //! `shardline demo`: the main job on an embedded default.
 //!
-//! Starts a fresh local cluster (3 meta + 6 data processes, RS 4+2, encrypted)
+//! Starts a fresh local cluster (3 meta + 8 data processes, RS 4+2, encrypted)
 //! in a temporary folder, writes synthetic training shards through the native
 //! client, reads them all back verifying every byte, stops the cluster, and
 //! reports throughput beside the loopback bandwidth measured in the same run.
@@ -60,7 +60,7 @@ pub async fn run(a: DemoArgs) -> Result<()> {
     let spec = Spec {
         dir,
         meta: 3,
-        data: layout.width().max(6),
+        data: layout.width() + crate::cmd_up::SPARE_DATA_SERVERS,
         layout,
         pg_count: 64,
         host: "127.0.0.1".into(),

@@ -23,9 +23,12 @@ pub struct UpArgs {
     /// Metadata servers (Raft replicas).
     #[arg(long, default_value_t = 3)]
     pub meta: usize,
-    /// Data servers.
-    #[arg(long, default_value_t = 6)]
-    pub data: usize,
+    /// Data servers (default: K+M+2, 8 for 4+2, or as many as the folder's
+    /// cluster.toml already lists). With exactly K+M, a dead data server
+    /// stops writes until it is back: its placement-group slots have no
+    /// spare to move to.
+    #[arg(long)]
+    pub data: Option<usize>,
     /// Erasure code K+M of the root directory.
     #[arg(long, default_value = "4+2")]
     pub ec: String,
@@ -68,14 +71,30 @@ pub struct UpArgs {
     pub ready_fd: Option<i32>,
 }
 
+/// Data servers a new local cluster has beyond its layout's K+M: a dead
+/// server's placement-group slots move to a spare once it is marked down,
+/// so writes go on (with exactly K+M they stop until it is back).
+pub const SPARE_DATA_SERVERS: usize = 2;
+
+/// How many data servers the cluster file in `dir` lists, if there is one
+/// (`up` on an existing folder restarts that cluster as it is).
+fn servers_listed(dir: &std::path::Path) -> Option<usize> {
+    let path = dir.join("cluster.toml");
+    path.exists().then(|| crate::cluster_file::ClusterFile::load(&path).ok()).flatten().map(|f| f.data.len())
+}
+
 /// How long `up` waits for the cluster to become ready.
 const READY_TIMEOUT: Duration = Duration::from_secs(60);
 
 impl UpArgs {
     pub fn spec(&self) -> Result<Spec> {
         let layout = Layout { chunk_size: self.chunk_size, ..Layout::default() }.with_ec(&self.ec)?;
-        if self.data < layout.width() {
-            anyhow::bail!("EC {} needs at least {} data servers, --data is {}", layout.ec(), layout.width(), self.data);
+        let data = match self.data {
+            Some(n) => n,
+            None => servers_listed(&self.data_dir).unwrap_or(layout.width() + SPARE_DATA_SERVERS),
+        };
+        if data < layout.width() {
+            anyhow::bail!("EC {} needs at least {} data servers, --data is {data}", layout.ec(), layout.width());
         }
         if self.meta == 0 {
             anyhow::bail!("--meta must be at least 1");
@@ -86,7 +105,7 @@ impl UpArgs {
         Ok(Spec {
             dir: self.data_dir.clone(),
             meta: self.meta,
-            data: self.data,
+            data,
             layout,
             pg_count: 64,
             host: self.host.clone(),
@@ -166,4 +185,48 @@ pub async fn run(args: UpArgs) -> Result<()> {
 /// keep running.
 fn report_exit(name: &str, pid: u32, status: &str) {
     println!("{name} (pid {pid}) exited: {status}; the other servers keep running (see its log file)");
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::UpArgs;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        up: UpArgs,
+    }
+
+    fn data_servers(args: &[&str]) -> usize {
+        let cli = Cli::try_parse_from(std::iter::once("up").chain(args.iter().copied())).expect("parse");
+        cli.up.spec().expect("spec").data
+    }
+
+    #[test]
+    fn a_new_cluster_has_two_spare_data_servers_unless_told() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let d = dir.path().to_str().expect("utf-8 path");
+        assert_eq!(data_servers(&["--data-dir", d]), 8);
+        assert_eq!(data_servers(&["--data-dir", d, "--ec", "8+3"]), 13);
+        assert_eq!(data_servers(&["--data-dir", d, "--data", "6"]), 6);
+        let too_few = Cli::try_parse_from(["up", "--data-dir", d, "--data", "5"]).expect("parse");
+        assert!(too_few.up.spec().is_err(), "4+2 on 5 data servers must be refused");
+    }
+
+    #[test]
+    fn an_existing_cluster_keeps_its_own_count() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let head = "version = 1\nec = \"4+2\"\nchunk_size = 65536\npg_count = 64\nkey_file = \"/x/kek.key\"\n\
+            [[meta]]\nid = 1\naddr = \"127.0.0.1:7000\"\ndir = \"/x/meta-1\"\n";
+        let data: String = (1..=6)
+            .map(|i| format!("[[data]]\nid = {i}\naddr = \"127.0.0.1:710{i}\"\ndir = \"/x/data-{i}\"\n"))
+            .collect();
+        let listed = format!("{head}{data}");
+        std::fs::write(dir.path().join("cluster.toml"), listed).expect("write cluster.toml");
+        let d = dir.path().to_str().expect("utf-8 path");
+        assert_eq!(data_servers(&["--data-dir", d]), 6);
+        assert_eq!(data_servers(&["--data-dir", d, "--data", "9"]), 9);
+    }
 }
