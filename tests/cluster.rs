@@ -146,7 +146,9 @@ fn demo_runs_end_to_end_and_reports_json() {
 /// O_DIRECT or buffered I/O, and the file system under their folders.
 fn demo_json_says_what_stored_the_data(v: &serde_json::Value, dir: &std::path::Path) {
     let each = v["data_server_storage"].as_array().expect("data_server_storage");
-    assert_eq!(each.len(), 6, "every data server reported: {v}");
+    // K+M+2 for 4+2: two spares, so a dead server's slots can move.
+    assert_eq!(v["data_servers"], 8, "{v}");
+    assert_eq!(each.len(), 8, "every data server reported: {v}");
     let backend = v["store_backend"].as_str().expect("store_backend");
     assert!(backend == "segment" || backend == "io_uring" || backend == "file", "{v}");
     assert!(v["direct_io"].is_boolean(), "{v}");
