@@ -136,6 +136,9 @@ fn demo_runs_end_to_end_and_reports_json() {
     assert_eq!(v["first_bad"], serde_json::Value::Null);
     assert_eq!(v["encrypted"], true);
     assert_eq!(v["ec"], "4+2");
+    // The suite the files record: AES-256-GCM where the CPU has AES instructions.
+    let suite = if shardline_crypto::aes_instructions() { "aes-256-gcm" } else { "xchacha20-poly1305" };
+    assert_eq!(v["cipher"], suite, "{v}");
     for k in ["write_mbps", "read_mbps", "loopback_mbps"] {
         assert!(v[k].as_f64().unwrap() > 0.0, "{k}: {v}");
     }
